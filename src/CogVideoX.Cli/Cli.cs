@@ -1,0 +1,46 @@
+using System.CommandLine;
+using CogVideoX.Cli.Commands;
+using CogVideoX.Engine;
+
+namespace CogVideoX.Cli;
+
+/// <summary>Builds the command tree and turns failures into messages: no stack traces for the user.</summary>
+public static class Cli
+{
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand("CogVideoX text-to-video in .NET: generate videos, run experiment studies, benchmark.");
+        // Each command lives in Commands/<Name>Command.cs and is added here.
+        root.Subcommands.Add(VersionCommand.Create());
+        return root;
+    }
+
+    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
+    {
+        stdout ??= Console.Out;
+        stderr ??= Console.Error;
+        var root = BuildRoot();
+        var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
+        try
+        {
+            return root.Parse(args).Invoke(config);
+        }
+        catch (CogVideoXException e)
+        {
+            stderr.WriteLine($"error: {e.Message}");
+            return e.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            stderr.WriteLine("cancelled");
+            return 130;
+        }
+        catch (Exception e)
+        {
+            stderr.WriteLine($"internal error ({e.GetType().Name}): {e.Message}");
+            if (Environment.GetEnvironmentVariable("COGVIDEOX_DEBUG") == "1") stderr.WriteLine(e);
+            else stderr.WriteLine("Set COGVIDEOX_DEBUG=1 for details and please report this.");
+            return 70;
+        }
+    }
+}

@@ -1,0 +1,3 @@
+using CogVideoX.Cli;
+
+return Cli.Run(args);

@@ -1,0 +1,153 @@
+using System.Runtime.CompilerServices;
+
+namespace CogVideoX.Engine;
+
+public sealed unsafe partial class CpuBackend
+{
+    public void Copy(Tensor source, Tensor destination)
+    {
+        if (!source.Shape.SequenceEqual(destination.Shape))
+            throw new ArgumentException($"copy: shapes differ ({source.ShapeString} → {destination.ShapeString})");
+        long count = destination.ElementCount;
+        if (count == 0) return;
+        var (shape, ss, ds) = Collapse(destination.Shape, source.Layout.Strides, destination.Layout.Strides);
+        byte* sp = BasePointer(source);
+        byte* dp = BasePointer(destination);
+        long sOff = source.Layout.Offset, dOff = destination.Layout.Offset;
+        var st = source.DType;
+        var dt = destination.DType;
+        int inner = shape[^1];
+        long sInner = ss[^1], dInner = ds[^1];
+        long rows = count / inner;
+        ParallelRange(rows, Math.Max(1, 32768 / inner), (r0, r1) =>
+        {
+            Span<int> idx = stackalloc int[shape.Length];
+            for (long r = r0; r < r1; r++)
+            {
+                long rem = r, so = sOff, doff = dOff;
+                for (int d = shape.Length - 2; d >= 0; d--)
+                {
+                    long i = rem % shape[d];
+                    rem /= shape[d];
+                    so += i * ss[d];
+                    doff += i * ds[d];
+                }
+                CopyRow(sp, st, so, sInner, dp, dt, doff, dInner, inner);
+            }
+        });
+    }
+
+    /// <summary>Merges adjacent dims that are contiguous in both layouts and drops size-1 dims.</summary>
+    internal static (int[] Shape, long[] A, long[] B) Collapse(ReadOnlySpan<int> shape, ReadOnlySpan<long> a, ReadOnlySpan<long> b)
+    {
+        var s = new List<int>();
+        var sa = new List<long>();
+        var sb = new List<long>();
+        for (int i = 0; i < shape.Length; i++)
+        {
+            if (shape[i] == 1) continue;
+            if (s.Count > 0 && sa[^1] == a[i] * shape[i] && sb[^1] == b[i] * shape[i])
+            {
+                s[^1] *= shape[i];
+                sa[^1] = a[i];
+                sb[^1] = b[i];
+                continue;
+            }
+            s.Add(shape[i]);
+            sa.Add(a[i]);
+            sb.Add(b[i]);
+        }
+        if (s.Count == 0) { s.Add(1); sa.Add(1); sb.Add(1); }
+        return (s.ToArray(), sa.ToArray(), sb.ToArray());
+    }
+
+    private static void CopyRow(byte* sp, DType st, long so, long sInc, byte* dp, DType dt, long doff, long dInc, int n)
+    {
+        if (st == dt && sInc == 1 && dInc == 1)
+        {
+            int size = st.SizeOf();
+            Buffer.MemoryCopy(sp + so * size, dp + doff * size, (long)n * size, (long)n * size);
+            return;
+        }
+        if (st == DType.F32 && dt == DType.F32)
+        {
+            float* s = (float*)sp + so;
+            float* d = (float*)dp + doff;
+            if (sInc == 0)
+            {
+                float v = *s;
+                if (dInc == 1) new Span<float>(d, n).Fill(v);
+                else for (int i = 0; i < n; i++) d[i * dInc] = v;
+                return;
+            }
+            for (int i = 0; i < n; i++) d[i * dInc] = s[i * sInc];
+            return;
+        }
+        if (st == DType.I64 || dt == DType.I64)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                long v = st == DType.I64 ? ((long*)sp)[so + i * sInc] : (long)ReadFloat(sp, st, so + i * sInc);
+                if (dt == DType.I64) ((long*)dp)[doff + i * dInc] = v;
+                else WriteFloat(dp, dt, doff + i * dInc, v);
+            }
+            return;
+        }
+        for (int i = 0; i < n; i++)
+            WriteFloat(dp, dt, doff + i * dInc, ReadFloat(sp, st, so + i * sInc));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ReadFloat(byte* p, DType t, long i) => t switch
+    {
+        DType.F32 => ((float*)p)[i],
+        DType.F16 => (float)((Half*)p)[i],
+        DType.BF16 => DTypes.BF16ToFloat(((ushort*)p)[i]),
+        _ => ((long*)p)[i],
+    };
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WriteFloat(byte* p, DType t, long i, float v)
+    {
+        switch (t)
+        {
+            case DType.F32: ((float*)p)[i] = v; break;
+            case DType.F16: ((Half*)p)[i] = (Half)v; break;
+            case DType.BF16: ((ushort*)p)[i] = DTypes.FloatToBF16(v); break;
+            default: ((long*)p)[i] = (long)v; break;
+        }
+    }
+
+    public void Fill(Tensor destination, double value)
+    {
+        if (destination.ElementCount == 0) return;
+        if (!destination.IsContiguous)
+        {
+            using var one = Tensor.Full(this, destination.DType, value, 1);
+            using var b = one.BroadcastTo(destination.ShapeArray());
+            Copy(b, destination);
+            return;
+        }
+        byte* p = BasePointer(destination);
+        long off = destination.Layout.Offset, n = destination.ElementCount;
+        switch (destination.DType)
+        {
+            case DType.F32: Fill(new IntPtr((float*)p + off), n, (float)value); break;
+            case DType.F16: Fill(new IntPtr((Half*)p + off), n, (Half)value); break;
+            case DType.BF16: Fill(new IntPtr((ushort*)p + off), n, DTypes.FloatToBF16((float)value)); break;
+            default: Fill(new IntPtr((long*)p + off), n, (long)value); break;
+        }
+    }
+
+    private static void Fill<T>(IntPtr start, long n, T value) where T : unmanaged
+    {
+        T* p = (T*)start;
+        while (n > 0)
+        {
+            int chunk = (int)Math.Min(n, int.MaxValue / 4);
+            new Span<T>(p, chunk).Fill(value);
+            p += chunk;
+            n -= chunk;
+        }
+    }
+}

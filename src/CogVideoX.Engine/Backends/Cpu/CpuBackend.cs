@@ -1,0 +1,115 @@
+using System.Runtime.InteropServices;
+
+namespace CogVideoX.Engine;
+
+/// <summary>
+/// The reference backend: managed, vectorised, multi-threaded, float32 compute. F16/BF16 inputs are widened to
+/// float32 before a kernel runs, and results are narrowed when the output is stored in a half type.
+/// </summary>
+public sealed unsafe partial class CpuBackend : IBackend
+{
+    public static readonly CpuBackend Instance = new();
+
+    private CpuBackend() { }
+
+    public string Name => "cpu";
+
+    public Device Device => Device.Cpu;
+
+    public void Dispose() { }
+
+    public Storage Allocate(DType dtype, long elementCount)
+    {
+        if (elementCount < 0) throw new ArgumentOutOfRangeException(nameof(elementCount));
+        return new CpuStorage(this, dtype, elementCount);
+    }
+
+    /// <summary>Wraps memory owned elsewhere (e.g. a memory-mapped file), released through owner.</summary>
+    public Storage Wrap(DType dtype, long elementCount, IntPtr pointer, IDisposable? owner) =>
+        new CpuStorage(this, dtype, elementCount, pointer, owner);
+
+    public void CopyFromHost(ReadOnlySpan<byte> source, Storage destination, long destinationByteOffset)
+    {
+        var s = (CpuStorage)destination;
+        if (destinationByteOffset < 0 || destinationByteOffset + source.Length > s.ByteLength)
+            throw new ArgumentOutOfRangeException(nameof(destinationByteOffset));
+        source.CopyTo(new Span<byte>((byte*)s.Pointer + destinationByteOffset, source.Length));
+    }
+
+    public void CopyToHost(Storage source, long sourceByteOffset, Span<byte> destination)
+    {
+        var s = (CpuStorage)source;
+        if (sourceByteOffset < 0 || sourceByteOffset + destination.Length > s.ByteLength)
+            throw new ArgumentOutOfRangeException(nameof(sourceByteOffset));
+        new ReadOnlySpan<byte>((byte*)s.Pointer + sourceByteOffset, destination.Length).CopyTo(destination);
+    }
+
+    public void Synchronize() { }
+
+    // ---- memory access helpers ----
+
+    internal static byte* BasePointer(Tensor t) => (byte*)((CpuStorage)t.Storage).Pointer;
+
+    /// <summary>The element at storage index 0 of a tensor's view (offset applied).</summary>
+    internal static T* Ptr<T>(Tensor t) where T : unmanaged => (T*)BasePointer(t) + t.Layout.Offset;
+
+    /// <summary>The bytes of a contiguous CPU tensor.</summary>
+    public static Span<byte> Bytes(Tensor t)
+    {
+        if (t.Backend is not CpuBackend) throw new ArgumentException($"{t} is not on the CPU");
+        if (!t.IsContiguous) throw new ArgumentException($"{t} is not contiguous");
+        long n = t.ElementCount * t.DType.SizeOf();
+        if (n > int.MaxValue) throw new NotSupportedException($"{t} is too large for one span");
+        return new Span<byte>(BasePointer(t) + t.Layout.Offset * t.DType.SizeOf(), (int)n);
+    }
+
+    /// <summary>The values of a contiguous F32 CPU tensor.</summary>
+    public static Span<float> Floats(Tensor t)
+    {
+        if (t.DType != DType.F32) throw new ArgumentException($"{t} is not F32");
+        return MemoryMarshal.Cast<byte, float>(Bytes(t));
+    }
+
+    /// <summary>A contiguous F32 version of t: t itself (new reference) when it already is one.</summary>
+    internal static Tensor F32(Tensor t)
+    {
+        if (t.DType == DType.F32 && t.IsContiguous) return t.Alias();
+        var y = Tensor.Empty(Instance, DType.F32, t.ShapeArray());
+        if (y.ElementCount > 0) Instance.Copy(t, y);
+        return y;
+    }
+
+    /// <summary>Runs a kernel that writes a contiguous F32 result, then stores it into y (narrowing if needed).</summary>
+    private static void WriteF32(Tensor y, Action<Span<float>> kernel)
+    {
+        if (y.DType == DType.F32 && y.IsContiguous)
+        {
+            kernel(Floats(y));
+            return;
+        }
+        using var tmp = Tensor.Empty(Instance, DType.F32, y.ShapeArray());
+        kernel(Floats(tmp));
+        Instance.Copy(tmp, y);
+    }
+
+    internal static int Threads => Environment.ProcessorCount;
+
+    /// <summary>Runs body over [0, count) in about Threads × 4 chunks, inline when small.</summary>
+    internal static void ParallelRange(long count, long minPerChunk, Action<long, long> body)
+    {
+        if (count <= 0) return;
+        int chunks = (int)Math.Min(Math.Max(1, count / Math.Max(minPerChunk, 1)), Threads * 4L);
+        if (chunks <= 1)
+        {
+            body(0, count);
+            return;
+        }
+        long per = (count + chunks - 1) / chunks;
+        Parallel.For(0, chunks, c =>
+        {
+            long start = c * per;
+            long end = Math.Min(count, start + per);
+            if (start < end) body(start, end);
+        });
+    }
+}

@@ -1,0 +1,214 @@
+namespace CogVideoX.Engine;
+
+public static partial class Ops
+{
+    /// <summary>act(x · weightᵀ + bias) over the last dim: x [..., K], weight [N, K], bias [N] → [..., N].</summary>
+    public static Tensor Linear(this Tensor x, Tensor weight, Tensor? bias = null, Activation activation = Activation.None)
+    {
+        SameBackend(x, weight, "linear");
+        SameDType(x, weight, "linear");
+        Float(x, "linear");
+        RankAtLeast(x, 1, "linear", "input");
+        Rank(weight, 2, "linear", "weight");
+        int k = x.Dim(-1), n = weight.Dim(0);
+        if (weight.Dim(1) != k)
+            throw new ArgumentException($"linear: input {x.ShapeString} has {k} features but weight {weight.ShapeString} expects {weight.Dim(1)}");
+        if (bias is not null)
+        {
+            SameBackend(x, bias, "linear");
+            SameDType(x, bias, "linear");
+            if (bias.Rank != 1 || bias.Dim(0) != n)
+                throw new ArgumentException($"linear: bias {bias.ShapeString} does not match {n} outputs");
+        }
+        var outShape = x.ShapeArray();
+        outShape[^1] = n;
+        long m = 1;
+        foreach (var d in outShape[..^1]) m *= d;
+        using var x2 = x.Reshape((int)m, k);
+        var y = Tensor.Empty(x.Backend, x.DType, (int)m, n);
+        if (y.ElementCount > 0)
+        {
+            if (k == 0) throw new ArgumentException("linear: input has zero features");
+            x.Backend.Linear(x2, weight, bias, activation, y);
+        }
+        using (y) return y.Reshape(outShape);
+    }
+
+    /// <summary>Batched matrix product with broadcast batch dims: a [..., M, K] · b [..., K, N].</summary>
+    public static Tensor MatMul(this Tensor a, Tensor b)
+    {
+        SameBackend(a, b, "matmul");
+        SameDType(a, b, "matmul");
+        Float(a, "matmul");
+        RankAtLeast(a, 2, "matmul", "a");
+        RankAtLeast(b, 2, "matmul", "b");
+        int m = a.Dim(-2), k = a.Dim(-1), n = b.Dim(-1);
+        if (b.Dim(-2) != k)
+            throw new ArgumentException($"matmul: {a.ShapeString} · {b.ShapeString}: inner dims {k} and {b.Dim(-2)} differ");
+        var batch = BroadcastShape(a.Shape[..^2], b.Shape[..^2]);
+        var outShape = batch.Concat(new[] { m, n }).ToArray();
+        var y = Like(a, outShape);
+        if (y.ElementCount == 0) return y;
+        if (k == 0) { a.Backend.Fill(y, 0); return y; }
+        using var ab = a.BroadcastTo(batch.Concat(new[] { m, k }).ToArray());
+        using var bb = b.BroadcastTo(batch.Concat(new[] { k, n }).ToArray());
+        a.Backend.MatMul(ab, bb, y);
+        return y;
+    }
+
+    /// <summary>3D convolution with zero padding: x [N, Cin, T, H, W], weight [Cout, Cin, kT, kH, kW].</summary>
+    public static Tensor Conv3d(this Tensor x, Tensor weight, Tensor? bias, Conv3dParams p)
+    {
+        SameBackend(x, weight, "conv3d");
+        SameDType(x, weight, "conv3d");
+        Float(x, "conv3d");
+        Rank(x, 5, "conv3d", "input");
+        Rank(weight, 5, "conv3d", "weight");
+        if (x.Dim(1) != weight.Dim(1))
+            throw new ArgumentException($"conv3d: input {x.ShapeString} has {x.Dim(1)} channels, weight {weight.ShapeString} expects {weight.Dim(1)}");
+        if (bias is not null && (bias.Rank != 1 || bias.Dim(0) != weight.Dim(0)))
+            throw new ArgumentException($"conv3d: bias {bias.ShapeString} does not match {weight.Dim(0)} output channels");
+        if (p.StrideT < 1 || p.StrideH < 1 || p.StrideW < 1 || p.PadT < 0 || p.PadH < 0 || p.PadW < 0)
+            throw new ArgumentException($"conv3d: invalid stride/padding {p}");
+        int to = (x.Dim(2) + 2 * p.PadT - weight.Dim(2)) / p.StrideT + 1;
+        int ho = (x.Dim(3) + 2 * p.PadH - weight.Dim(3)) / p.StrideH + 1;
+        int wo = (x.Dim(4) + 2 * p.PadW - weight.Dim(4)) / p.StrideW + 1;
+        if (to <= 0 || ho <= 0 || wo <= 0)
+            throw new ArgumentException($"conv3d: kernel {weight.ShapeString} is larger than the padded input {x.ShapeString}");
+        var y = Like(x, new[] { x.Dim(0), weight.Dim(0), to, ho, wo });
+        if (y.ElementCount > 0) x.Backend.Conv3d(x, weight, bias, p, y);
+        return y;
+    }
+
+    /// <summary>2D convolution: x [N, Cin, H, W], weight [Cout, Cin, kH, kW] (run as a 3D convolution with kT = 1).</summary>
+    public static Tensor Conv2d(this Tensor x, Tensor weight, Tensor? bias, int stride = 1, int padding = 0)
+    {
+        Rank(x, 4, "conv2d", "input");
+        Rank(weight, 4, "conv2d", "weight");
+        using var x5 = x.Unsqueeze(2);
+        using var w5 = weight.Unsqueeze(2);
+        using var y5 = x5.Conv3d(w5, bias, new Conv3dParams(1, stride, stride, 0, padding, padding));
+        return y5.Squeeze(2);
+    }
+
+    public static Tensor GroupNorm(this Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps, Activation activation = Activation.None)
+    {
+        Float(x, "group_norm");
+        RankAtLeast(x, 2, "group_norm", "input");
+        int c = x.Dim(1);
+        if (groups < 1 || c % groups != 0)
+            throw new ArgumentException($"group_norm: {c} channels do not split into {groups} groups");
+        CheckAffine(x, gamma, c, "group_norm", "gamma");
+        CheckAffine(x, beta, c, "group_norm", "beta");
+        var y = Like(x);
+        if (y.ElementCount > 0) x.Backend.GroupNorm(x, groups, gamma, beta, eps, activation, y);
+        return y;
+    }
+
+    public static Tensor LayerNorm(this Tensor x, Tensor? gamma, Tensor? beta, float eps)
+    {
+        Float(x, "layer_norm");
+        RankAtLeast(x, 1, "layer_norm", "input");
+        CheckAffine(x, gamma, x.Dim(-1), "layer_norm", "gamma");
+        CheckAffine(x, beta, x.Dim(-1), "layer_norm", "beta");
+        var y = Like(x);
+        if (y.ElementCount > 0) x.Backend.LayerNorm(x, gamma, beta, eps, y);
+        return y;
+    }
+
+    public static Tensor RmsNorm(this Tensor x, Tensor? gamma, float eps)
+    {
+        Float(x, "rms_norm");
+        RankAtLeast(x, 1, "rms_norm", "input");
+        CheckAffine(x, gamma, x.Dim(-1), "rms_norm", "gamma");
+        var y = Like(x);
+        if (y.ElementCount > 0) x.Backend.RmsNorm(x, gamma, eps, y);
+        return y;
+    }
+
+    private static void CheckAffine(Tensor x, Tensor? p, int size, string op, string what)
+    {
+        if (p is null) return;
+        SameBackend(x, p, op);
+        if (p.Rank != 1 || p.Dim(0) != size)
+            throw new ArgumentException($"{op}: {what} {p.ShapeString} does not match {size} features of {x.ShapeString}");
+    }
+
+    public static Tensor Softmax(this Tensor x)
+    {
+        Float(x, "softmax");
+        RankAtLeast(x, 1, "softmax", "input");
+        var y = Like(x);
+        if (y.ElementCount > 0) x.Backend.Softmax(x, y);
+        return y;
+    }
+
+    /// <summary>
+    /// Scaled dot-product attention, q [B, H, Nq, D], k/v [B, H, Nk, D], optional additive bias broadcastable to
+    /// [B, H, Nq, Nk]. When <paramref name="output"/> is given (shape [B, H, Nq, D], any strides) the result is written
+    /// there and it is returned as a new reference; otherwise a contiguous [B, H, Nq, D] tensor is returned.
+    /// </summary>
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor? output = null)
+    {
+        SameBackend(q, k, "attention");
+        SameBackend(q, v, "attention");
+        SameDType(q, k, "attention");
+        SameDType(q, v, "attention");
+        Float(q, "attention");
+        Rank(q, 4, "attention", "q");
+        Rank(k, 4, "attention", "k");
+        Rank(v, 4, "attention", "v");
+        int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3), nk = k.Dim(2);
+        if (k.Dim(0) != b || k.Dim(1) != h || k.Dim(3) != d || !v.Shape.SequenceEqual(k.Shape))
+            throw new ArgumentException($"attention: q {q.ShapeString}, k {k.ShapeString}, v {v.ShapeString} do not agree");
+        Tensor? biasView = null;
+        if (bias is not null)
+        {
+            SameBackend(q, bias, "attention");
+            SameDType(q, bias, "attention");
+            biasView = bias.BroadcastTo(b, h, nq, nk);
+        }
+        using (biasView)
+        {
+            var y = output?.Alias() ?? Like(q, new[] { b, h, nq, d });
+            if (!y.Shape.SequenceEqual(new[] { b, h, nq, d }))
+                throw new ArgumentException($"attention: output {y.ShapeString} must be [{b}, {h}, {nq}, {d}]");
+            if (y.ElementCount > 0)
+            {
+                if (nk == 0) q.Backend.Fill(y, 0);
+                else q.Backend.Attention(q, k, v, biasView, scale, y);
+            }
+            return y;
+        }
+    }
+
+    /// <summary>Interleaved-pair rotary embedding (diffusers' use_real_unbind_dim=-1): x [B, H, N, D], cos/sin [N, D].</summary>
+    public static Tensor Rotary(this Tensor x, Tensor cos, Tensor sin)
+    {
+        SameBackend(x, cos, "rotary");
+        SameBackend(x, sin, "rotary");
+        SameDType(x, cos, "rotary");
+        SameDType(x, sin, "rotary");
+        Rank(x, 4, "rotary", "x");
+        int n = x.Dim(2), d = x.Dim(3);
+        if (d % 2 != 0) throw new ArgumentException($"rotary: head dim {d} must be even");
+        if (cos.Rank != 2 || cos.Dim(0) != n || cos.Dim(1) != d || !sin.Shape.SequenceEqual(cos.Shape))
+            throw new ArgumentException($"rotary: cos {cos.ShapeString} / sin {sin.ShapeString} must be [{n}, {d}] for x {x.ShapeString}");
+        var y = Like(x);
+        if (y.ElementCount > 0) x.Backend.Rotary(x, cos, sin, y);
+        return y;
+    }
+
+    /// <summary>Embedding lookup: table [V, D], ids I64 of any shape → [..ids, D].</summary>
+    public static Tensor Embedding(this Tensor table, Tensor ids)
+    {
+        SameBackend(table, ids, "embedding");
+        Rank(table, 2, "embedding", "table");
+        if (ids.DType != DType.I64) throw new ArgumentException($"embedding: ids must be I64, got {ids.DType.Name()}");
+        var shape = ids.ShapeArray().Append(table.Dim(1)).ToArray();
+        using var flat = ids.Reshape(-1);
+        var y = Tensor.Empty(table.Backend, table.DType, (int)ids.ElementCount, table.Dim(1));
+        if (y.ElementCount > 0) table.Backend.Gather(table, flat, y);
+        using (y) return y.Reshape(shape);
+    }
+}
