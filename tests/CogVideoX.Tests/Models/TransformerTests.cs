@@ -82,7 +82,7 @@ public class TransformerTests
     public void BuildsFromPublishedConfigs(string name, int layers, int heads, int hidden, bool rotary)
     {
         var config = TransformerConfig.Load(Fixtures.GoldenFile("real_configs", name, "transformer", "config.json"));
-        var shapes = CogVideoX.Models.Transformer.CogVideoXTransformer.ParameterShapes(config).ToDictionary(p => p.Name, p => p.Shape);
+        var shapes = CogVideoXTransformer.ParameterShapes(config).ToDictionary(p => p.Name, p => p.Shape);
         Assert.Equal(rotary, config.UseRotaryPositionalEmbeddings);
         Assert.Equal([hidden, 16, 2, 2], shapes["patch_embed.proj.weight"]);
         Assert.Equal([hidden, 4096], shapes["patch_embed.text_proj.weight"]);
@@ -96,7 +96,7 @@ public class TransformerTests
         Assert.Equal(heads * 64, hidden);
         // 24 tensors per block and 16 outside them.
         Assert.Equal(24 * layers + 16, shapes.Count);
-        // The published models hold ~1.69 and ~5.57 billion transformer parameters (3.4 GB fp16 / 11.1 GB bf16).
+        // The published transformers are the "2B" and "5B" of the model names (about 1.7 and 5.6 billion parameters).
         long count = shapes.Values.Sum(s => s.Aggregate(1L, (a, d) => a * d));
         _output.WriteLine($"{name}: {count:N0} parameters");
         Assert.InRange(count, rotary ? 5.5e9 : 1.65e9, rotary ? 5.6e9 : 1.72e9);
