@@ -41,10 +41,7 @@ public sealed unsafe partial class CpuBackend
             case UnaryOp.Abs: TensorPrimitives.Abs(x, y); break;
             case UnaryOp.Square: TensorPrimitives.Multiply(x, x, y); break;
             case UnaryOp.Relu: TensorPrimitives.Max(x, 0f, y); break;
-            case UnaryOp.Silu:
-                TensorPrimitives.Sigmoid(x, y);
-                TensorPrimitives.Multiply(x, y, y);
-                break;
+            case UnaryOp.Silu: Silu(x, y); break;
             case UnaryOp.GeluTanh: GeluTanh(x, y); break;
             case UnaryOp.Gelu:
                 for (int i = 0; i < x.Length; i++) y[i] = 0.5f * x[i] * (1f + Erf(x[i] * 0.70710678118654752f));
@@ -53,17 +50,42 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
-    /// <summary>0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), as PyTorch's approximate="tanh".</summary>
+    // Fused epilogues call these in place (y is x), so x is read again only through a scratch block.
+    private const int ScratchBlock = 1024;
+
+    /// <summary>x·sigmoid(x); y may be x.</summary>
+    internal static void Silu(ReadOnlySpan<float> x, Span<float> y)
+    {
+        Span<float> tmp = stackalloc float[ScratchBlock];
+        for (int at = 0; at < x.Length; at += ScratchBlock)
+        {
+            int n = Math.Min(ScratchBlock, x.Length - at);
+            var xs = x.Slice(at, n);
+            var t = tmp[..n];
+            TensorPrimitives.Sigmoid(xs, t);
+            TensorPrimitives.Multiply(xs, t, y.Slice(at, n));
+        }
+    }
+
+    /// <summary>0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), as PyTorch's approximate="tanh"; y may be x.</summary>
     internal static void GeluTanh(ReadOnlySpan<float> x, Span<float> y)
     {
         const float k = 0.7978845608028654f;
-        for (int i = 0; i < x.Length; i++)
+        Span<float> tmp = stackalloc float[ScratchBlock];
+        for (int at = 0; at < x.Length; at += ScratchBlock)
         {
-            float v = x[i];
-            y[i] = k * (v + 0.044715f * v * v * v);
+            int n = Math.Min(ScratchBlock, x.Length - at);
+            var xs = x.Slice(at, n);
+            var t = tmp[..n];
+            for (int i = 0; i < n; i++)
+            {
+                float v = xs[i];
+                t[i] = k * (v + 0.044715f * v * v * v);
+            }
+            TensorPrimitives.Tanh(t, t);
+            var ys = y.Slice(at, n);
+            for (int i = 0; i < n; i++) ys[i] = 0.5f * xs[i] * (1f + t[i]);
         }
-        TensorPrimitives.Tanh(y, y);
-        for (int i = 0; i < x.Length; i++) y[i] = 0.5f * x[i] * (1f + y[i]);
     }
 
     /// <summary>erf with |error| &lt; 1.2e-7 (W. J. Cody's rational approximations), enough for float32.</summary>
