@@ -41,10 +41,7 @@ public sealed unsafe partial class CpuBackend
             case UnaryOp.Abs: TensorPrimitives.Abs(x, y); break;
             case UnaryOp.Square: TensorPrimitives.Multiply(x, x, y); break;
             case UnaryOp.Relu: TensorPrimitives.Max(x, 0f, y); break;
-            case UnaryOp.Silu:
-                TensorPrimitives.Sigmoid(x, y);
-                TensorPrimitives.Multiply(x, y, y);
-                break;
+            case UnaryOp.Silu: Silu(x, y); break;
             case UnaryOp.GeluTanh: GeluTanh(x, y); break;
             case UnaryOp.Gelu:
                 for (int i = 0; i < x.Length; i++) y[i] = 0.5f * x[i] * (1f + Erf(x[i] * 0.70710678118654752f));
@@ -53,17 +50,42 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
-    /// <summary>0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), as PyTorch's approximate="tanh".</summary>
+    // Two-pass activations keep their intermediate in a block on the stack, not in y: fused GEMM epilogues call
+    // them in place (x and y the same memory), where writing y first would destroy x.
+    private const int ActivationBlock = 256;
+
+    /// <summary>x·sigmoid(x); x and y may be the same memory.</summary>
+    internal static void Silu(ReadOnlySpan<float> x, Span<float> y)
+    {
+        Span<float> sigmoid = stackalloc float[ActivationBlock];
+        for (int start = 0; start < x.Length; start += ActivationBlock)
+        {
+            int n = Math.Min(ActivationBlock, x.Length - start);
+            var xs = x.Slice(start, n);
+            TensorPrimitives.Sigmoid(xs, sigmoid[..n]);
+            TensorPrimitives.Multiply(xs, sigmoid[..n], y.Slice(start, n));
+        }
+    }
+
+    /// <summary>0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), as PyTorch's approximate="tanh"; x and y may be the same memory.</summary>
     internal static void GeluTanh(ReadOnlySpan<float> x, Span<float> y)
     {
         const float k = 0.7978845608028654f;
-        for (int i = 0; i < x.Length; i++)
+        Span<float> t = stackalloc float[ActivationBlock];
+        for (int start = 0; start < x.Length; start += ActivationBlock)
         {
-            float v = x[i];
-            y[i] = k * (v + 0.044715f * v * v * v);
+            int n = Math.Min(ActivationBlock, x.Length - start);
+            var xs = x.Slice(start, n);
+            var ts = t[..n];
+            for (int i = 0; i < n; i++)
+            {
+                float v = xs[i];
+                ts[i] = k * (v + 0.044715f * v * v * v);
+            }
+            TensorPrimitives.Tanh(ts, ts);
+            var ys = y.Slice(start, n);
+            for (int i = 0; i < n; i++) ys[i] = 0.5f * xs[i] * (1f + ts[i]);
         }
-        TensorPrimitives.Tanh(y, y);
-        for (int i = 0; i < x.Length; i++) y[i] = 0.5f * x[i] * (1f + y[i]);
     }
 
     /// <summary>erf with |error| &lt; 1.2e-7 (W. J. Cody's rational approximations), enough for float32.</summary>
