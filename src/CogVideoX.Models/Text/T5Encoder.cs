@@ -439,13 +439,9 @@ internal sealed class T5LayerNorm
     public Tensor Forward(Tensor x)
     {
         if (x.DType == Weight.DType) return x.RmsNorm(Weight, _epsilon);
-        var weight = x.DType == DType.F32 && WeightFloat32 is not null ? WeightFloat32 : null;
-        if (weight is null)
-        {
-            using var narrowed = x.To(Weight.DType);
-            return narrowed.RmsNorm(Weight, _epsilon);
-        }
-        using var normed = x.RmsNorm(weight, _epsilon);
+        if (x.DType != DType.F32 || WeightFloat32 is null)
+            throw new InvalidOperationException($"T5 layer norm: a {x.DType.Name()} input meets {Weight.DType.Name()} weights");
+        using var normed = x.RmsNorm(WeightFloat32, _epsilon);
         return normed.To(Weight.DType);
     }
 }

@@ -217,6 +217,37 @@ public class T5EncoderTests
     }
 
     [Fact]
+    public void EmbeddingMayBeStoredAsEncoderEmbedTokens()
+    {
+        var source = TextEncoderFolder(Fixtures.Path2b);
+        var tensors = new List<(string Name, int[] Shape, float[] Data)>();
+        using (var ckpt = Checkpoint.Open(source))
+        {
+            foreach (var name in ckpt.Names.OrderBy(n => n, StringComparer.Ordinal))
+            {
+                using var t = ckpt.Load(name);
+                tensors.Add((name == "shared.weight" ? "encoder.embed_tokens.weight" : name, t.ShapeArray(), t.ToFloatArray()));
+            }
+        }
+        using var renamed = new TempFolder();
+        SafetensorsWriter.WriteF32(Path.Combine(renamed.Path, "model.safetensors"), tensors);
+        File.Copy(Path.Combine(source, "config.json"), Path.Combine(renamed.Path, "config.json"));
+        using var ids = Tensor.FromArray(new long[] { 81, 162, 322, 1, 0, 0 }, new[] { 1, 6 });
+        using (var original = T5Encoder.Load(source, CpuBackend.Instance, DType.F32))
+        using (var fromRenamed = T5Encoder.Load(renamed.Path, CpuBackend.Instance, DType.F32))
+        using (var expected = original.Forward(ids))
+        using (var actual = fromRenamed.Forward(ids))
+            Assert.Equal(expected.ToFloatArray(), actual.ToFloatArray());
+
+        using var missing = new TempFolder();
+        SafetensorsWriter.WriteF32(Path.Combine(missing.Path, "model.safetensors"), tensors.Where(t => !t.Name.Contains("embed_tokens", StringComparison.Ordinal)).ToList());
+        File.Copy(Path.Combine(source, "config.json"), Path.Combine(missing.Path, "config.json"));
+        var e = Assert.Throws<WeightsException>(() => T5Encoder.Load(missing.Path, CpuBackend.Instance, DType.F32));
+        Assert.Contains("shared.weight", e.Message);
+        Assert.Contains("[2100, 64]", e.Message);
+    }
+
+    [Fact]
     public void MissingFolderIsNamed()
     {
         var e = Assert.Throws<WeightsException>(() => T5Encoder.Load("/nonexistent/text_encoder", CpuBackend.Instance, DType.F32));
