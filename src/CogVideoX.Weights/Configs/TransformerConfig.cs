@@ -40,5 +40,18 @@ public sealed record TransformerConfig
 
     public int OutputChannels => OutChannels ?? InChannels;
 
+    /// <summary>
+    /// How positions enter the model, as diffusers decides it: "sincos" (fixed 3D table added to the patch
+    /// embeddings; CogVideoX-2b), "rotary" (3D rotary embeddings in attention; 5b), "rotary+learned" (rotary plus a
+    /// learned table stored in the checkpoint; 5b image-to-video) or "learned".
+    /// </summary>
+    public string PositionalEmbedding => (UseRotaryPositionalEmbeddings, UseLearnedPositionalEmbeddings) switch
+    {
+        (false, false) => "sincos",
+        (true, false) => "rotary",
+        (true, true) => "rotary+learned",
+        (false, true) => "learned",
+    };
+
     public static TransformerConfig Load(string path) => ConfigFile.Load(path, ConfigJsonContext.Default.TransformerConfig);
 }
