@@ -7,7 +7,9 @@ namespace CogVideoX.Models.Vae;
 /// The decoding half of diffusers' AutoencoderKLCogVideoX: latents [B, C, F, h, w] (already divided by the scaling
 /// factor) → video [B, 3, F', h·8, w·8]. The latent frames are decoded in batches of two with the convolution caches
 /// carried between batches (the first batch takes the odd frame), so the working memory is that of one frame batch
-/// (of one tile when tiling) plus the caches and the output, whatever the length of the video.
+/// (of one tile when tiling) plus the caches and the output, whatever the length of the video. For the 2b config
+/// at 13 → 49 frames of 480×720 in float32 that is 12.7 GiB at the peak (5.2 GiB of caches, 7.3 GiB in resnet 0
+/// of the last up block, 0.19 GiB of output), about 3.5 GiB with the default tiles.
 /// </summary>
 public sealed class CogVideoXVae : IDisposable
 {

@@ -12,20 +12,22 @@ public sealed class Upsample3d : IDisposable
 {
     private const int KernelSize = 3;
 
-    private readonly Tensor _weight;
     private readonly Tensor _kernel;
 
     public Upsample3d(WeightScope weights, int inChannels, int outChannels, bool compressTime)
     {
         CompressTime = compressTime;
         var conv = weights.Scope("conv");
-        _weight = conv.Get("weight", outChannels, inChannels, KernelSize, KernelSize);
+        Weight = conv.Get("weight", outChannels, inChannels, KernelSize, KernelSize);
         Bias = conv.Get("bias", outChannels);
         // A per-frame 2D convolution is a 3D one with a time kernel of 1: no permute to [B·T, C, H, W] needed.
-        _kernel = _weight.Unsqueeze(2);
+        _kernel = Weight.Unsqueeze(2);
     }
 
     public bool CompressTime { get; }
+
+    /// <summary>The checkpoint's 2D kernel [out, in, 3, 3].</summary>
+    public Tensor Weight { get; }
 
     public Tensor Bias { get; }
 
@@ -60,7 +62,7 @@ public sealed class Upsample3d : IDisposable
     public void Dispose()
     {
         _kernel.Dispose();
-        _weight.Dispose();
+        Weight.Dispose();
         Bias.Dispose();
     }
 }

@@ -93,6 +93,41 @@ public class VaeTests(TinyVae fixture, ITestOutputHelper output) : IClassFixture
     }
 
     [Fact]
+    public void TheCacheCarriesTwoFramesPerCausalConvAndIsReleased()
+    {
+        var cases = Cases();
+        try
+        {
+            using var z = cases["z"].Narrow(2, 0, 5);
+            using var whole = Vae.Decode(z);
+            var decoder = Vae.Decoder;
+            var parts = new List<Tensor>();
+            using (var cache = decoder.CreateCache())
+            {
+                Assert.Equal(0, cache.Bytes);
+                foreach (var (start, count) in CogVideoXVae.FrameBatches(5))
+                {
+                    using var batch = z.Narrow(2, start, count);
+                    parts.Add(decoder.Forward(batch, cache));
+                }
+                // Two frames of each causal conv's input (channels × pixels): conv_in; 4 mid-block convs and the 6 of
+                // up block 0 at 4×6; 6 convs at 8×12 and 6 at 16×24; at 32×48 up block 3's first conv sees 32 channels,
+                // its other 5 and conv_out 16.
+                long floats = 2L * (4 * 24 + 10 * 32 * 24 + 6 * 32 * 96 + 6 * 32 * 384 + 32 * 1536 + 6 * 16 * 1536);
+                Assert.Equal(30, cache.All.Count());
+                Assert.Equal(floats * sizeof(float), cache.Bytes);
+                Assert.All(cache.All, c => Assert.Equal(2, c.Frames!.Dim(2)));
+                cache.Dispose();
+                Assert.Equal(0, cache.Bytes);
+            }
+            using var joined = Ops.Concat(2, parts.ToArray());
+            Assert.Equal(whole.ToFloatArray(), joined.ToFloatArray());
+            foreach (var p in parts) p.Dispose();
+        }
+        finally { DisposeAll(cases); }
+    }
+
+    [Fact]
     public void SlicingDecodesEachItemAsAlone()
     {
         using var file = SafetensorsFile.Open(Fixtures.GoldenFile("pipeline_2b_style", "runs", "panda_s42.safetensors"));
