@@ -1,0 +1,246 @@
+using CogVideoX.Engine;
+using CogVideoX.Weights;
+
+namespace CogVideoX.Models.Vae;
+
+/// <summary>
+/// The decoding half of diffusers' AutoencoderKLCogVideoX: latents [B, C, F, h, w] (already divided by the scaling
+/// factor) → video [B, 3, F', h·8, w·8]. The latent frames are decoded in batches of two with the convolution caches
+/// carried between batches (the first batch takes the odd frame), so the working memory is that of one frame batch
+/// (of one tile when tiling) plus the caches and the output, whatever the length of the video. For the 2b config
+/// at 13 → 49 frames of 480×720 in float32 that is 12.7 GiB at the peak (5.2 GiB of caches, 7.3 GiB in resnet 0
+/// of the last up block, 0.19 GiB of output), about 3.5 GiB with the default tiles.
+/// </summary>
+public sealed class CogVideoXVae : IDisposable
+{
+    /// <summary>
+    /// Latent frames per decoder call (diffusers' num_latent_frames_batch_size). The VAE was trained this way: other
+    /// values change the result, which is why it is not an option.
+    /// </summary>
+    public const int LatentFramesPerBatch = 2;
+
+    private readonly Tensor? _postQuantWeight;
+    private readonly Tensor? _postQuantBias;
+
+    /// <summary>Builds the decoder from a VAE checkpoint (only <c>decoder.*</c> and, when used, <c>post_quant_conv.*</c> are read).</summary>
+    public CogVideoXVae(VaeConfig config, WeightScope weights)
+    {
+        Config = config;
+        Decoder = new Decoder3d(weights.Scope("decoder"), config);
+        if (config.UsePostQuantConv)
+        {
+            // diffusers sizes post_quant_conv by out_channels, so it can only run when that equals latent_channels.
+            if (config.OutChannels != config.LatentChannels)
+                throw new WeightsException($"{weights.Checkpoint.Source}: use_post_quant_conv needs out_channels ({config.OutChannels}) equal to latent_channels ({config.LatentChannels}), as diffusers builds it");
+            var pq = weights.Scope("post_quant_conv");
+            _postQuantWeight = pq.Get("weight", config.OutChannels, config.OutChannels, 1, 1, 1);
+            _postQuantBias = pq.Get("bias", config.OutChannels);
+        }
+        Backend = weights.Backend;
+        DType = weights.DType;
+    }
+
+    /// <summary>Loads <c>config.json</c> and the safetensors weights of a VAE folder (e.g. <c>THUDM/CogVideoX-2b/vae</c>).</summary>
+    public static CogVideoXVae Load(string folder, IBackend backend, DType dtype)
+    {
+        var config = VaeConfig.Load(Path.Combine(folder, "config.json"));
+        using var checkpoint = Checkpoint.Open(folder);
+        return new CogVideoXVae(config, checkpoint.Scope(backend, dtype));
+    }
+
+    public VaeConfig Config { get; }
+
+    public Decoder3d Decoder { get; }
+
+    public IBackend Backend { get; }
+
+    public DType DType { get; }
+
+    /// <summary>Output pixels per latent pixel.</summary>
+    public int SpatialScale => Decoder.SpatialScale;
+
+    /// <summary>Frames decoded from <paramref name="latentFrames"/> latent frames (49 from 13; 16 from 4, as diffusers).</summary>
+    public int OutputFrames(int latentFrames)
+    {
+        int total = 0;
+        foreach (var (start, count) in FrameBatches(latentFrames)) total += Decoder.OutputFrames(count);
+        return total;
+    }
+
+    /// <summary>
+    /// diffusers' frame batches: max(F / 2, 1) batches of two frames, the first also taking the odd frame
+    /// (13 → 3, 2, 2, 2, 2, 2; 4 → 2, 2; 1 → 1).
+    /// </summary>
+    public static IEnumerable<(int Start, int Count)> FrameBatches(int latentFrames)
+    {
+        int batches = Math.Max(latentFrames / LatentFramesPerBatch, 1);
+        int remainder = latentFrames % LatentFramesPerBatch;
+        for (int i = 0; i < batches; i++)
+        {
+            int start = LatentFramesPerBatch * i + (i == 0 ? 0 : remainder);
+            int end = Math.Min(LatentFramesPerBatch * (i + 1) + remainder, latentFrames);
+            yield return (start, end - start);
+        }
+    }
+
+    /// <summary>
+    /// Decodes latents z [B, latent_channels, F, h, w] into [B, out_channels, F', h·8, w·8] on this model's backend
+    /// and dtype (z is converted when it lives elsewhere). z is not modified or released.
+    /// </summary>
+    public Tensor Decode(Tensor z, VaeDecodeOptions? options = null)
+    {
+        options ??= new VaeDecodeOptions();
+        CheckLatents(z);
+        var plan = options.Tiling?.Plan(SpatialScale);
+        using var scope = new TensorScope();
+        using var latents = ReferenceEquals(z.Backend, Backend) && z.DType == DType ? z.Alias() : ToModel(z);
+        int b = latents.Dim(0), frames = latents.Dim(2), h = latents.Dim(3), w = latents.Dim(4);
+        bool tiled = plan is { } p && (w > p.LatentWidth || h > p.LatentHeight);
+        var (outHeight, outWidth) = tiled ? TiledSize(plan!.Value, h, w) : (h * SpatialScale, w * SpatialScale);
+        var output = Tensor.Empty(Backend, DType, b, Decoder.OutChannels, OutputFrames(frames), outHeight, outWidth);
+        if (options.Slicing && b > 1)
+        {
+            for (int i = 0; i < b; i++)
+            {
+                using var item = latents.Narrow(0, i, 1);
+                using var destination = output.Narrow(0, i, 1);
+                DecodeInto(item, destination, tiled ? plan : null);
+            }
+        }
+        else
+        {
+            DecodeInto(latents, output, tiled ? plan : null);
+        }
+        return scope.Keep(output);
+    }
+
+    private Tensor ToModel(Tensor z)
+    {
+        using var moved = z.To(Backend);
+        return moved.To(DType);
+    }
+
+    private void CheckLatents(Tensor z)
+    {
+        if (z.IsDisposed) throw new ObjectDisposedException(nameof(z), "the latents passed to the VAE were already disposed");
+        if (z.Rank != 5 || z.Dim(1) != Config.LatentChannels)
+            throw new CogVideoXException($"VAE decode: latents must be [batch, {Config.LatentChannels} channels, frames, height, width], got {z.ShapeString}");
+        if (!z.DType.IsFloat())
+            throw new CogVideoXException($"VAE decode: latents must be a float tensor, got {z.DType.Name()}");
+        for (int d = 0; d < 5; d++)
+            if (z.Dim(d) == 0)
+                throw new CogVideoXException($"VAE decode: latents {z.ShapeString} are empty; every dimension must be at least 1");
+    }
+
+    private void DecodeInto(Tensor z, Tensor destination, TilePlan? plan)
+    {
+        if (plan is { } p) DecodeTiled(z, destination, p);
+        else DecodeFrames(z, destination);
+    }
+
+    /// <summary>Decodes every frame batch of z, carrying the caches, straight into destination's frames.</summary>
+    private void DecodeFrames(Tensor z, Tensor destination)
+    {
+        using var cache = Decoder.CreateCache();
+        int at = 0;
+        foreach (var (start, count) in FrameBatches(z.Dim(2)))
+        {
+            // Everything a batch allocates goes with its scope, except the carried frames.
+            using var batch = new TensorScope();
+            using var slice = z.Narrow(2, start, count);
+            using var latents = PostQuant(slice);
+            using var decoded = Decoder.Forward(latents, cache);
+            using (var target = destination.Narrow(2, at, decoded.Dim(2))) decoded.CopyTo(target);
+            at += decoded.Dim(2);
+            cache.KeepFrom(batch);
+        }
+    }
+
+    private Tensor PostQuant(Tensor z) =>
+        _postQuantWeight is null ? z.Alias() : z.Conv3d(_postQuantWeight, _postQuantBias, new Conv3dParams(1, 1, 1, 0, 0, 0));
+
+    // ---- tiling (diffusers' tiled_decode) ----
+
+    private (int Height, int Width) TiledSize(TilePlan p, int h, int w)
+    {
+        int height = 0, width = 0;
+        for (int i = 0; i < h; i += p.StrideHeight) height += Math.Min(p.KeepHeight, Math.Min(p.LatentHeight, h - i) * SpatialScale);
+        for (int j = 0; j < w; j += p.StrideWidth) width += Math.Min(p.KeepWidth, Math.Min(p.LatentWidth, w - j) * SpatialScale);
+        return (height, width);
+    }
+
+    /// <summary>
+    /// Tiles are decoded row by row; each is blended with the (already blended) tile above and to its left, exactly
+    /// as diffusers' in-place loop does after decoding them all, then its kept part is written to destination. Only
+    /// the previous row of decoded tiles is held.
+    /// </summary>
+    private void DecodeTiled(Tensor z, Tensor destination, TilePlan p)
+    {
+        int h = z.Dim(3), w = z.Dim(4), s = SpatialScale;
+        var above = new List<Tensor>();
+        var row = new List<Tensor>();
+        try
+        {
+            int y0 = 0;
+            for (int i = 0; i < h; i += p.StrideHeight)
+            {
+                int x0 = 0, keepHeight = 0;
+                for (int j = 0, col = 0; j < w; j += p.StrideWidth, col++)
+                {
+                    int th = Math.Min(p.LatentHeight, h - i), tw = Math.Min(p.LatentWidth, w - j);
+                    var tile = Tensor.Empty(Backend, DType, z.Dim(0), Decoder.OutChannels, destination.Dim(2), th * s, tw * s);
+                    row.Add(tile);
+                    using (var latentTile = z.Narrow(3, i, th))
+                    using (var latentTile2 = latentTile.Narrow(4, j, tw))
+                        DecodeFrames(latentTile2, tile);
+                    if (i > 0) BlendVertical(above[col], tile, p.BlendHeight);
+                    if (col > 0) BlendHorizontal(row[col - 1], tile, p.BlendWidth);
+                    keepHeight = Math.Min(p.KeepHeight, tile.Dim(3));
+                    int keepWidth = Math.Min(p.KeepWidth, tile.Dim(4));
+                    using (var kept = tile.Narrow(3, 0, keepHeight))
+                    using (var kept2 = kept.Narrow(4, 0, keepWidth))
+                    using (var target = destination.Narrow(3, y0, keepHeight))
+                    using (var target2 = target.Narrow(4, x0, keepWidth))
+                        kept2.CopyTo(target2);
+                    x0 += keepWidth;
+                }
+                y0 += keepHeight;
+                foreach (var t in above) t.Dispose();
+                (above, row) = (row, above);
+                row.Clear();
+            }
+        }
+        finally
+        {
+            foreach (var t in above) t.Dispose();
+            foreach (var t in row) t.Dispose();
+        }
+    }
+
+    /// <summary>b's first rows ← a's last rows · (1 − y/e) + b's rows · y/e, in place (diffusers' blend_v).</summary>
+    private static void BlendVertical(Tensor a, Tensor b, int extent) => Blend(a, b, 3, extent);
+
+    /// <summary>The same across columns (diffusers' blend_h).</summary>
+    private static void BlendHorizontal(Tensor a, Tensor b, int extent) => Blend(a, b, 4, extent);
+
+    private static void Blend(Tensor a, Tensor b, int dim, int extent)
+    {
+        extent = Math.Min(Math.Min(a.Dim(dim), b.Dim(dim)), extent);
+        for (int y = 0; y < extent; y++)
+        {
+            using var fromA = a.Narrow(dim, a.Dim(dim) - extent + y, 1);
+            using var fromB = b.Narrow(dim, y, 1);
+            using var weightedA = fromA.Scale((float)(1 - y / (double)extent));
+            using var weightedB = fromB.Scale((float)(y / (double)extent));
+            using var sum = weightedA.Add(weightedB);
+            sum.CopyTo(fromB);
+        }
+    }
+
+    public void Dispose()
+    {
+        Decoder.Dispose();
+        _postQuantWeight?.Dispose();
+        _postQuantBias?.Dispose();
+    }
+}
