@@ -42,8 +42,22 @@ public sealed unsafe partial class CudaBackend
             args.BiasStrides[i] = bias?.Layout.Stride(i) ?? 0;
             args.YStrides[i] = y.Layout.Stride(i);
         }
+        args.VectorKv = Rows16ByteAligned(k) && Rows16ByteAligned(v) ? 1 : 0;
         string name = $"flash_attention_{Suffix(q.DType)}_d{(d <= 64 ? 64 : 128)}";
         Launch(Function("attention", name), (uint)((nq + 63) / 64), (uint)(b * h), 128, ref args);
+    }
+
+    /// <summary>
+    /// Whether every [.., n, 0:D] row of a 16-bit [B, H, N, D] tensor starts on a 16-byte boundary and is contiguous, with
+    /// D a multiple of 8, so the kernel can load it 8 values at a time.
+    /// </summary>
+    private bool Rows16ByteAligned(Tensor t)
+    {
+        const int es = 2;
+        if (t.Dim(3) % 8 != 0 || t.Layout.Stride(3) != 1 || Ptr(t) % 16 != 0) return false;
+        for (int i = 0; i < 3; i++)
+            if (t.Dim(i) > 1 && t.Layout.Stride(i) * es % 16 != 0) return false;
+        return true;
     }
 
     private void ChunkedAttention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y)

@@ -235,4 +235,6 @@ internal unsafe struct AttentionArgs
     public int D;
     public float Scale;
     public int HasBias;
+    public int VectorKv;
+    public int Pad;
 }

@@ -24,8 +24,10 @@ struct AttentionArgs
     int d;
     float scale;
     int has_bias;
+    int vector_kv;  // k and v rows are contiguous and 16-byte aligned, d a multiple of 8: load 8 values at a time
+    int pad;
 };
-static_assert(sizeof(AttentionArgs) == 224, "AttentionArgs must match KernelArgs.cs");
+static_assert(sizeof(AttentionArgs) == 232, "AttentionArgs must match KernelArgs.cs");
 
 template <typename T> __device__ __forceinline__ void mma_16816(float* c, const u32* a, u32 b0, u32 b1);
 
@@ -99,17 +101,38 @@ __device__ void flash_attention_impl(const AttentionArgs& a)
     for (int kb = 0; kb < a.nk; kb += BC)
     {
         __syncthreads();  // the previous tile is no longer read
-        for (int i = tid; i < BC * DP; i += blockDim.x)
+        if (a.vector_kv)
         {
-            int j = i / DP, d = i % DP, key = kb + j;
-            u16 kv = 0, vv = 0;
-            if (key < a.nk && d < a.d)
+            constexpr int CHUNKS = DP / 8;
+            for (int i = tid; i < BC * CHUNKS; i += blockDim.x)
             {
-                kv = k[key * a.ks[2] + d * a.ks[3]];
-                vv = v[key * a.vs[2] + d * a.vs[3]];
+                int j = i / CHUNKS, d0 = (i % CHUNKS) * 8, key = kb + j;
+                uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = kv;
+                if (key < a.nk && d0 < a.d)
+                {
+                    kv = *(const uint4*)(k + key * a.ks[2] + d0);
+                    vv = *(const uint4*)(v + key * a.vs[2] + d0);
+                }
+                *(uint4*)&k_tile[j][d0] = kv;
+                const u16* ve = (const u16*)&vv;
+#pragma unroll
+                for (int e = 0; e < 8; ++e) vt_tile[d0 + e][j] = ve[e];
             }
-            k_tile[j][d] = kv;
-            vt_tile[d][j] = vv;
+        }
+        else
+        {
+            for (int i = tid; i < BC * DP; i += blockDim.x)
+            {
+                int j = i / DP, d = i % DP, key = kb + j;
+                u16 kv = 0, vv = 0;
+                if (key < a.nk && d < a.d)
+                {
+                    kv = k[key * a.ks[2] + d * a.ks[3]];
+                    vv = v[key * a.vs[2] + d * a.vs[3]];
+                }
+                k_tile[j][d] = kv;
+                vt_tile[d][j] = vv;
+            }
         }
         __syncthreads();
 

@@ -384,6 +384,7 @@ public static class OpCatalogue
             (2, 2, 5, 7, 8, null),
             (1, 1, 33, 40, 160, null),
             (1, 2, 300, 517, 64, null),
+            (1, 3, 45, 70, 20, [1, 3, 45, 70]),
         })
         {
             string sizes = $"q [{b},{h},{nq},{d}] kv [{nk}]{(bias is null ? "" : " bias " + Layout.Format(bias))}";
@@ -396,6 +397,16 @@ public static class OpCatalogue
                 return Ops.Attention(q, k, v, bt, 1f / MathF.Sqrt(d));
             });
         }
+        Add("attention", "q,k,v narrowed from [1,2,50,66] (rows not 16-byte aligned)", c =>
+        {
+            using var q0 = c.Rand(1, 2, 50, 66);
+            using var k0 = c.Rand(1, 2, 50, 66);
+            using var v0 = c.Rand(1, 2, 50, 66);
+            using var q = q0.Narrow(3, 1, 64);
+            using var k = k0.Narrow(3, 1, 64);
+            using var v = v0.Narrow(3, 1, 64);
+            return Ops.Attention(q, k, v, null, 0.125f);
+        });
         Add("attention", "q,k,v,y strided views of [1,70,2,64]", c =>
         {
             // The transformer's layout: projections are [B, N, H, D], viewed as [B, H, N, D] without a copy.
