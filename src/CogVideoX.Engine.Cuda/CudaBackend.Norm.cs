@@ -3,7 +3,7 @@ namespace CogVideoX.Engine.Cuda;
 public sealed partial class CudaBackend
 {
     public void Reduce(ReduceOp op, Tensor x, Tensor y) =>
-        Rows($"reduce", x, y, null, null, 0f, (int)op);
+        Rows("reduce", x, y, null, null, 0f, (int)op);
 
     public void Softmax(Tensor x, Tensor y) => Rows("softmax", x, y, null, null, 0f, 0);
 

@@ -18,6 +18,8 @@ public sealed record CudaBackendOptions
 /// products and NVRTC-compiled kernels for everything else. F16/BF16 are storage types: every kernel computes in
 /// float32 (norm and softmax statistics in double), GEMMs accumulate in float32.
 /// All work is queued on one stream, so ops run in program order; host copies and <see cref="Synchronize"/> wait.
+/// An instance serves one thread at a time (its GEMM plan cache is not locked); storages may be
+/// released from any thread.
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
 {
