@@ -1,18 +1,23 @@
 using System.CommandLine;
 using CogVideoX.Cli.Commands;
 using CogVideoX.Engine;
+using CogVideoX.Engine.Cuda;
 
 namespace CogVideoX.Cli;
 
 /// <summary>Builds the command tree and turns failures into messages: no stack traces for the user.</summary>
 public static class Cli
 {
+    static Cli() => CudaBackend.Register();
+
     public static RootCommand BuildRoot()
     {
         var root = new RootCommand("CogVideoX text-to-video in .NET: generate videos, run experiment studies, benchmark.");
         // Each command lives in Commands/<Name>Command.cs and is added here.
         root.Subcommands.Add(VersionCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
+        root.Subcommands.Add(DoctorCommand.Create());
+        root.Subcommands.Add(SelfTestCommand.Create());
         return root;
     }
 
@@ -42,6 +47,11 @@ public static class Cli
             if (Environment.GetEnvironmentVariable("COGVIDEOX_DEBUG") == "1") stderr.WriteLine(e);
             else stderr.WriteLine("Set COGVIDEOX_DEBUG=1 for details and please report this.");
             return 70;
+        }
+        finally
+        {
+            // GPU memory and contexts go back to the driver before the process ends.
+            Backends.DisposeAll();
         }
     }
 }

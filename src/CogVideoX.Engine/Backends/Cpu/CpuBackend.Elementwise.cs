@@ -27,6 +27,21 @@ public sealed unsafe partial class CpuBackend
 
     internal static void UnarySpan(UnaryOp op, ReadOnlySpan<float> x, Span<float> y)
     {
+        // SiLU and tanh-GELU write an intermediate into y before reading x again: in place, x needs a copy first.
+        if (op is UnaryOp.Silu or UnaryOp.GeluTanh && x.Overlaps(y))
+        {
+            var copy = System.Buffers.ArrayPool<float>.Shared.Rent(x.Length);
+            try
+            {
+                x.CopyTo(copy);
+                UnarySpan(op, copy.AsSpan(0, x.Length), y);
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<float>.Shared.Return(copy);
+            }
+            return;
+        }
         switch (op)
         {
             case UnaryOp.Neg: TensorPrimitives.Negate(x, y); break;
@@ -103,7 +118,8 @@ public sealed unsafe partial class CpuBackend
         }
         if (ax < 4.0)
         {
-            double num = ((((((((0.5641884969886700891 * ax + 8.883149794388375941) * ax + 66.11919063714162948) * ax + 298.6351381974001311) * ax + 881.9522212417690904) * ax + 1712.047612634070583) * ax + 2051.078377826071465) * ax + 1230.339354797997253) * ax + 0.0000000215311535474403846);
+            // Cody's erfc numerator: the 2.15e-8 coefficient leads the Horner chain, 1230.34 ends it.
+            double num = ((((((((0.0000000215311535474403846 * ax + 0.5641884969886700891) * ax + 8.883149794388375941) * ax + 66.11919063714162948) * ax + 298.6351381974001311) * ax + 881.9522212417690904) * ax + 1712.047612634070583) * ax + 2051.078377826071465) * ax + 1230.339354797997253);
             double den = ((((((((ax + 15.74492611070983473) * ax + 117.6939508913124993) * ax + 537.1811018620098575) * ax + 1621.389574566690189) * ax + 3290.799235733459627) * ax + 4362.619090143247158) * ax + 3439.367674143721637) * ax + 1230.339357707891949);
             r = 1.0 - Math.Exp(-ax * ax) * num / den;
         }

@@ -1,0 +1,147 @@
+namespace CogVideoX.Engine.Cuda;
+
+public sealed unsafe partial class CudaBackend
+{
+    /// <summary>
+    /// F16/BF16 with head dim ≤ 128: the flash-attention kernel (tensor cores, scores never leave registers).
+    /// Otherwise (F32, or larger head dims) a composite over chunks of queries: cuBLASLt scores for a bounded block
+    /// of rows, softmax, cuBLASLt times V — memory bounded by the scratch limit, never the whole [H, Nq, Nk].
+    /// </summary>
+    public void Attention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y)
+    {
+        if (y.ElementCount == 0) return;
+        bool flash = q.DType is DType.F16 or DType.BF16 && q.Dim(3) <= 128 && k.DType == q.DType && v.DType == q.DType
+            && (bias is null || bias.DType == q.DType) && y.DType == q.DType;
+        if (flash) FlashAttention(q, k, v, bias, scale, y);
+        else ChunkedAttention(q, k, v, bias, scale, y);
+    }
+
+    private void FlashAttention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y)
+    {
+        int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3), nk = k.Dim(2);
+        if ((long)b * h > 65535) throw new NotSupportedException($"attention: batch x heads = {(long)b * h} exceeds the CUDA grid limit of 65535");
+        var args = new AttentionArgs
+        {
+            Q = Ptr(q),
+            K = Ptr(k),
+            V = Ptr(v),
+            Bias = Ptr(bias, this),
+            Y = Ptr(y),
+            Heads = h,
+            Nq = nq,
+            Nk = nk,
+            D = d,
+            Scale = scale,
+            HasBias = bias is null ? 0 : 1,
+        };
+        for (int i = 0; i < 4; i++)
+        {
+            args.QStrides[i] = q.Layout.Stride(i);
+            args.KStrides[i] = k.Layout.Stride(i);
+            args.VStrides[i] = v.Layout.Stride(i);
+            args.BiasStrides[i] = bias?.Layout.Stride(i) ?? 0;
+            args.YStrides[i] = y.Layout.Stride(i);
+        }
+        args.VectorKv = Rows16ByteAligned(k) && Rows16ByteAligned(v) ? 1 : 0;
+        string name = $"flash_attention_{Suffix(q.DType)}_d{(d <= 64 ? 64 : 128)}";
+        Launch(Function("attention", name), (uint)((nq + 63) / 64), (uint)(b * h), 128, ref args);
+    }
+
+    /// <summary>
+    /// Whether every [.., n, 0:D] row of a 16-bit [B, H, N, D] tensor starts on a 16-byte boundary and is contiguous, with
+    /// D a multiple of 8, so the kernel can load it 8 values at a time.
+    /// </summary>
+    private bool Rows16ByteAligned(Tensor t)
+    {
+        const int es = 2;
+        if (t.Dim(3) % 8 != 0 || t.Layout.Stride(3) != 1 || Ptr(t) % 16 != 0) return false;
+        for (int i = 0; i < 3; i++)
+            if (t.Dim(i) > 1 && t.Layout.Stride(i) * es % 16 != 0) return false;
+        return true;
+    }
+
+    private void ChunkedAttention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y)
+    {
+        int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3), nk = k.Dim(2);
+        var dtype = q.DType;
+        long perRow = (long)b * h * nk * dtype.SizeOf();
+        int chunk = (int)Math.Clamp(Options.ScratchLimitBytes / Math.Max(perRow, 1), 1, nq);
+        using var kt = k.Transpose(2, 3);
+        for (int i0 = 0; i0 < nq; i0 += chunk)
+        {
+            int rows = Math.Min(chunk, nq - i0);
+            using var qc = q.Narrow(2, i0, rows);
+            using var scores = Tensor.Empty(this, dtype, b, h, rows, nk);
+            MatMul(qc, kt, scores);
+            Affine(scores, scale, 0f, scores);
+            if (bias is not null)
+            {
+                using var bc = bias.Narrow(2, i0, rows);
+                Binary(BinaryOp.Add, scores, bc, scores);
+            }
+            Softmax(scores, scores);
+            using var yc = y.Narrow(2, i0, rows);
+            if (yc.IsContiguous && yc.DType == dtype)
+            {
+                MatMul(scores, v, yc);
+            }
+            else
+            {
+                using var o = Tensor.Empty(this, dtype, b, h, rows, d);
+                MatMul(scores, v, o);
+                Copy(o, yc);
+            }
+        }
+    }
+
+    public void Rotary(Tensor x, Tensor cos, Tensor sin, Tensor y)
+    {
+        if (y.ElementCount == 0) return;
+        using var c = F32(cos)!;
+        using var s = F32(sin)!;
+        IntoOutput(y, x.DType, output =>
+        {
+            var args = new RotaryArgs
+            {
+                X = Ptr(x),
+                Y = Ptr(output),
+                Cos = Ptr(c),
+                Sin = Ptr(s),
+                Pairs = x.ElementCount / 2,
+                Heads = x.Dim(1),
+                N = x.Dim(2),
+                D = x.Dim(3),
+            };
+            for (int i = 0; i < 4; i++) args.XStrides[i] = x.Layout.Stride(i);
+            Launch(Function("misc", $"rotary_{Suffix(x.DType)}_{Suffix(output.DType)}"), Blocks(args.Pairs), 1, 256, ref args);
+        });
+    }
+
+    public void Gather(Tensor table, Tensor indices, Tensor y)
+    {
+        if (y.ElementCount == 0) return;
+        using var ids = Contiguous(indices);
+        // Ids are checked on the host (they are few) so a bad id is an error, not an out-of-bounds read.
+        int rows = table.Dim(0);
+        foreach (var id in ids.ToLongArray())
+        {
+            if (id < 0 || id >= rows)
+                throw new ArgumentOutOfRangeException(nameof(indices), $"embedding: id {id} is outside the table of {rows} rows");
+        }
+        using var t = Contiguous(table);
+        void Run(Tensor output)
+        {
+            var args = new GatherArgs { Table = Ptr(t), Ids = Ptr(ids), Y = Ptr(output), Count = output.ElementCount, Dim = t.Dim(1) };
+            string kernel = t.DType.SizeOf() switch { 2 => "gather_b16", 4 => "gather_b32", _ => "gather_b64" };
+            Launch(Function("misc", kernel), Blocks(args.Count), 1, 256, ref args);
+        }
+        if (y.IsContiguous && y.DType == table.DType)
+        {
+            Run(y);
+            return;
+        }
+        using var tmp = Tensor.Empty(this, table.DType, y.ShapeArray());
+        Run(tmp);
+        Copy(tmp, y);
+    }
+}

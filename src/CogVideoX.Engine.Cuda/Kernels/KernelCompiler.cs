@@ -1,0 +1,174 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace CogVideoX.Engine.Cuda;
+
+/// <summary>A compiled kernel module: machine code (cubin) for a real architecture, or PTX for the driver to finish.</summary>
+internal sealed record CompiledModule(string Module, string Target, byte[] Image, bool IsPtx, bool FromCache, TimeSpan CompileTime, string? CachePath)
+{
+    public KernelModuleInfo Info => new(Module, Target + (IsPtx ? " (PTX)" : ""), FromCache, CompileTime, Image.LongLength, CachePath);
+}
+
+/// <summary>
+/// Compiles the embedded CUDA C modules with NVRTC for one GPU architecture and caches the result on disk
+/// (&lt;cache&gt;/&lt;sm_XY&gt;/&lt;module&gt;-&lt;hash&gt;.cubin; the hash covers source, options and NVRTC version),
+/// so only the first run on a machine pays for compilation.
+/// </summary>
+internal static class KernelCompiler
+{
+    public static readonly string[] Modules = ["copy", "elementwise", "norm", "misc", "attention"];
+
+    private const string ResourcePrefix = "CogVideoX.Kernels.";
+
+    /// <summary>Where compiled kernels are kept: COGVIDEOX_KERNEL_CACHE, else $XDG_CACHE_HOME or ~/.cache, /cogvideox/kernels.</summary>
+    public static string CacheRoot
+    {
+        get
+        {
+            var explicitDir = Environment.GetEnvironmentVariable("COGVIDEOX_KERNEL_CACHE");
+            if (!string.IsNullOrWhiteSpace(explicitDir)) return explicitDir;
+            var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+            var root = !string.IsNullOrWhiteSpace(xdg)
+                ? xdg
+                : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+            return Path.Combine(root, "cogvideox", "kernels");
+        }
+    }
+
+    public static string Source(string module)
+    {
+        var common = Resource("common.cuh");
+        var body = Resource(module + ".cu");
+        // #line keeps NVRTC's error positions relative to the module file.
+        return common + $"\n#line 1 \"{module}.cu\"\n" + body;
+    }
+
+    private static string Resource(string name)
+    {
+        using var stream = typeof(KernelCompiler).Assembly.GetManifestResourceStream(ResourcePrefix + name)
+            ?? throw new InvalidOperationException($"kernel source {name} is not embedded in the assembly");
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>The NVRTC target for a device: its own sm_XY when NVRTC knows it, else PTX of the newest older one.</summary>
+    public static (string Option, bool IsPtx, string Name) Target(int major, int minor)
+    {
+        int want = major * 10 + minor;
+        int[] supported;
+        try { supported = Nvrtc.SupportedArchitectures(); }
+        catch (EntryPointNotFoundException) { supported = [want]; }
+        if (supported.Contains(want)) return ($"--gpu-architecture=sm_{want}", false, $"sm_{want}");
+        var older = supported.Where(a => a <= want).DefaultIfEmpty(0).Max();
+        if (older == 0)
+            throw new CogVideoXException(
+                $"this NVRTC cannot compile for the GPU's architecture sm_{want} (it supports {string.Join(", ", supported.Select(a => "sm_" + a))}); install a CUDA toolkit that supports this GPU");
+        return ($"--gpu-architecture=compute_{older}", true, $"sm_{want}");
+    }
+
+    public static CompiledModule Compile(string module, int major, int minor)
+    {
+        CudaLibraries.Require(CudaLibrary.Nvrtc);
+        var (archOption, isPtx, targetName) = Target(major, minor);
+        string[] options = [archOption, "--std=c++17", "-DCOGVIDEOX_KERNELS=1"];
+        var source = Source(module);
+        Nvrtc.Check(Nvrtc.nvrtcVersion(out int vMajor, out int vMinor), "nvrtcVersion");
+        var key = Hash($"{source}\n{string.Join(" ", options)}\nnvrtc {vMajor}.{vMinor}");
+        var dir = Path.Combine(CacheRoot, targetName);
+        var file = Path.Combine(dir, $"{module}-{key}{(isPtx ? ".ptx" : ".cubin")}");
+        var cached = TryRead(file);
+        if (cached is not null) return new CompiledModule(module, targetName, cached, isPtx, true, TimeSpan.Zero, file);
+
+        var clock = Stopwatch.StartNew();
+        var image = Build(module, source, options, isPtx);
+        clock.Stop();
+        var written = TryWrite(dir, file, image) ? file : null;
+        return new CompiledModule(module, targetName, image, isPtx, false, clock.Elapsed, written);
+    }
+
+    private static unsafe byte[] Build(string module, string source, string[] options, bool ptx)
+    {
+        Nvrtc.Check(Nvrtc.nvrtcCreateProgram(out var program, source, module + ".cu", 0, IntPtr.Zero, IntPtr.Zero), "nvrtcCreateProgram", module);
+        using (program)
+        {
+            var pointers = new IntPtr[options.Length];
+            int result;
+            try
+            {
+                for (int i = 0; i < options.Length; i++) pointers[i] = System.Runtime.InteropServices.Marshal.StringToCoTaskMemUTF8(options[i]);
+                fixed (IntPtr* p = pointers) result = Nvrtc.nvrtcCompileProgram(program, options.Length, (byte**)p);
+            }
+            finally
+            {
+                foreach (var p in pointers) System.Runtime.InteropServices.Marshal.FreeCoTaskMem(p);
+            }
+            if (result != Nvrtc.Success)
+            {
+                var log = Log(program);
+                Nvrtc.Check(result, "nvrtcCompileProgram", $"{module}.cu with {string.Join(" ", options)}:\n{Trim(log)}");
+            }
+            nuint size;
+            if (ptx) Nvrtc.Check(Nvrtc.nvrtcGetPTXSize(program, out size), "nvrtcGetPTXSize");
+            else Nvrtc.Check(Nvrtc.nvrtcGetCUBINSize(program, out size), "nvrtcGetCUBINSize");
+            var image = new byte[(int)size];
+            fixed (byte* p = image)
+            {
+                if (ptx) Nvrtc.Check(Nvrtc.nvrtcGetPTX(program, p), "nvrtcGetPTX");
+                else Nvrtc.Check(Nvrtc.nvrtcGetCUBIN(program, p), "nvrtcGetCUBIN");
+            }
+            return image;
+        }
+    }
+
+    private static unsafe string Log(NvrtcProgramHandle program)
+    {
+        if (Nvrtc.nvrtcGetProgramLogSize(program, out var size) != Nvrtc.Success || size <= 1) return "";
+        var buffer = new byte[(int)size];
+        fixed (byte* p = buffer)
+        {
+            if (Nvrtc.nvrtcGetProgramLog(program, p) != Nvrtc.Success) return "";
+        }
+        return Encoding.UTF8.GetString(buffer, 0, buffer.Length - 1);
+    }
+
+    private static string Trim(string log) => log.Length <= 4000 ? log : log[..4000] + "\n…";
+
+    private static string Hash(string text) =>
+        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..24].ToLowerInvariant();
+
+    private static byte[]? TryRead(string file)
+    {
+        try { return File.Exists(file) ? File.ReadAllBytes(file) : null; }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
+    }
+
+    /// <summary>Writes atomically (temp file, then rename); a cache that cannot be written is not an error.</summary>
+    private static bool TryWrite(string dir, string file, byte[] image)
+    {
+        try
+        {
+            Directory.CreateDirectory(dir);
+            var temp = file + $".{Environment.ProcessId}.tmp";
+            File.WriteAllBytes(temp, image);
+            File.Move(temp, file, overwrite: true);
+            return true;
+        }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
+    }
+}
+
+/// <summary>A kernel module as compiled or loaded from the cache.</summary>
+public sealed record KernelModuleInfo(string Module, string Target, bool FromCache, TimeSpan CompileTime, long Bytes, string? CachePath);
+
+/// <summary>The embedded CUDA C kernels: where their compiled forms are cached, and compiling them ahead of use.</summary>
+public static class CudaKernels
+{
+    public static string CacheRoot => KernelCompiler.CacheRoot;
+
+    /// <summary>Compiles every module for compute capability major.minor with NVRTC (no GPU needed).</summary>
+    public static IReadOnlyList<KernelModuleInfo> CompileAll(int major, int minor) =>
+        KernelCompiler.Modules.Select(m => KernelCompiler.Compile(m, major, minor).Info).ToList();
+}

@@ -1,0 +1,140 @@
+// Shared definitions for every kernel module: element types, conversions, index maps, activations, reductions.
+// No CUDA headers are included, so the same source compiles with any NVRTC version (11.2 and later) unchanged.
+// The argument structs mirror the C# structs in KernelArgs.cs field for field: change both together.
+
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef long long i64;
+typedef unsigned long long u64;
+
+#define MAX_DIMS 8
+#define F_INF (__int_as_float(0x7f800000))
+#define F_NAN (__int_as_float(0x7fffffff))
+
+// Storage types. f16 and bf16 are raw 16-bit patterns; arithmetic always happens in float.
+struct f16 { u16 bits; };
+struct bf16 { u16 bits; };
+
+__device__ __forceinline__ float f16_to_float(u16 h)
+{
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ __forceinline__ u16 float_to_f16(float f)
+{
+    u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+
+__device__ __forceinline__ float bf16_to_float(u16 b) { return __uint_as_float(((u32)b) << 16); }
+
+// Round to nearest even, NaN kept quiet: the same rule as the CPU backend (and PyTorch).
+__device__ __forceinline__ u16 float_to_bf16(float f)
+{
+    u32 u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (u16)(u >> 16);
+}
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(f16 v) { return f16_to_float(v.bits); }
+__device__ __forceinline__ float to_float(bf16 v) { return bf16_to_float(v.bits); }
+__device__ __forceinline__ float to_float(i64 v) { return (float)v; }
+
+template <typename T> __device__ __forceinline__ T from_float(float v);
+template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <> __device__ __forceinline__ f16 from_float<f16>(float v) { f16 r; r.bits = float_to_f16(v); return r; }
+template <> __device__ __forceinline__ bf16 from_float<bf16>(float v) { bf16 r; r.bits = float_to_bf16(v); return r; }
+template <> __device__ __forceinline__ i64 from_float<i64>(float v) { return (i64)v; }
+
+// Element conversion between any two storage types (i64 <-> float through float, as the CPU backend does).
+template <typename TO, typename TI> struct Convert { static __device__ __forceinline__ TO run(TI v) { return from_float<TO>(to_float(v)); } };
+template <typename T> struct Convert<T, T> { static __device__ __forceinline__ T run(T v) { return v; } };
+
+// Offsets of up to three operands that share one logical shape (already collapsed on the host).
+struct IndexMap3
+{
+    i64 count;
+    int rank;
+    int pad;
+    i64 shape[MAX_DIMS];
+    i64 stride[3][MAX_DIMS];
+};
+static_assert(sizeof(IndexMap3) == 272, "IndexMap3 must match KernelArgs.cs");
+
+__device__ __forceinline__ void offsets3(const IndexMap3& m, i64 i, i64& o0, i64& o1, i64& o2)
+{
+    o0 = 0; o1 = 0; o2 = 0;
+    for (int d = m.rank - 1; d >= 0; --d)
+    {
+        i64 n = m.shape[d];
+        i64 c = i % n;
+        i /= n;
+        o0 += c * m.stride[0][d];
+        o1 += c * m.stride[1][d];
+        o2 += c * m.stride[2][d];
+    }
+}
+
+// Activations shared by the element-wise, GEMM-epilogue and norm kernels (codes match Activation in C#).
+#define ACT_NONE 0
+#define ACT_GELU_TANH 1
+#define ACT_GELU 2
+#define ACT_SILU 3
+#define ACT_RELU 4
+
+__device__ __forceinline__ float gelu_tanh(float x)
+{
+    const float k = 0.7978845608028654f;
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+__device__ __forceinline__ float relu(float x) { return x != x ? x : fmaxf(x, 0.0f); }
+
+__device__ __forceinline__ float activate(int act, float x)
+{
+    switch (act)
+    {
+        case ACT_GELU_TANH: return gelu_tanh(x);
+        case ACT_GELU: return gelu_erf(x);
+        case ACT_SILU: return x * sigmoid(x);
+        case ACT_RELU: return relu(x);
+        default: return x;
+    }
+}
+
+__device__ __forceinline__ i64 grid_stride() { return (i64)blockDim.x * gridDim.x; }
+__device__ __forceinline__ i64 global_index() { return (i64)blockIdx.x * blockDim.x + threadIdx.x; }
+
+// Block-wide reductions (blockDim.x a multiple of 32, at most 1024). Every thread gets the result.
+template <typename T> struct SumOp { static __device__ __forceinline__ T apply(T a, T b) { return a + b; } };
+template <typename T> struct MaxOp { static __device__ __forceinline__ T apply(T a, T b) { return a != a || b != b ? (a != a ? a : b) : (a > b ? a : b); } };
+template <typename T> struct MinOp { static __device__ __forceinline__ T apply(T a, T b) { return a != a || b != b ? (a != a ? a : b) : (a < b ? a : b); } };
+
+template <typename Op, typename T>
+__device__ __forceinline__ T warp_reduce(T v)
+{
+    for (int o = 16; o > 0; o >>= 1) v = Op::apply(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+template <typename Op, typename T>
+__device__ T block_reduce(T v, T* scratch)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_reduce<Op>(v);
+    __syncthreads();  // scratch may still be read by a previous reduction
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    T r = scratch[0];
+    for (int w = 1; w < warps; ++w) r = Op::apply(r, scratch[w]);
+    return r;
+}

@@ -1,0 +1,120 @@
+// Rotary embedding, embedding lookup and the im2col step of the 3D convolution.
+
+struct RotaryArgs
+{
+    const void* x;     // [B, H, N, D], any strides
+    void* y;           // contiguous [B, H, N, D]
+    const float* cos;  // contiguous [N, D]
+    const float* sin;
+    i64 xs[4];
+    i64 pairs;         // B * H * N * D / 2
+    int heads;
+    int n;
+    int d;
+    int pad;
+};
+static_assert(sizeof(RotaryArgs) == 88, "RotaryArgs must match KernelArgs.cs");
+
+template <typename TI, typename TO>
+__device__ void rotary_impl(const RotaryArgs& a)
+{
+    const TI* x = (const TI*)a.x;
+    TO* y = (TO*)a.y;
+    int half = a.d / 2;
+    for (i64 i = global_index(); i < a.pairs; i += grid_stride())
+    {
+        int k = (int)(i % half);
+        i64 row = i / half;  // (b, h, n) flattened
+        int pos = (int)(row % a.n);
+        i64 bh = row / a.n;
+        i64 b = bh / a.heads, h = bh % a.heads;
+        i64 xo = b * a.xs[0] + h * a.xs[1] + pos * a.xs[2] + (i64)(2 * k) * a.xs[3];
+        float re = to_float(x[xo]), im = to_float(x[xo + a.xs[3]]);
+        const float* c = a.cos + (i64)pos * a.d + 2 * k;
+        const float* s = a.sin + (i64)pos * a.d + 2 * k;
+        i64 yo = row * a.d + 2 * k;
+        // Each product rounded, then the sum: the CPU backend's arithmetic exactly.
+        y[yo] = from_float<TO>(__fsub_rn(__fmul_rn(re, c[0]), __fmul_rn(im, s[0])));
+        y[yo + 1] = from_float<TO>(__fadd_rn(__fmul_rn(im, c[1]), __fmul_rn(re, s[1])));
+    }
+}
+
+extern "C" __global__ void rotary_f32_f32(RotaryArgs a) { rotary_impl<float, float>(a); }
+extern "C" __global__ void rotary_f16_f16(RotaryArgs a) { rotary_impl<f16, f16>(a); }
+extern "C" __global__ void rotary_bf16_bf16(RotaryArgs a) { rotary_impl<bf16, bf16>(a); }
+extern "C" __global__ void rotary_f16_f32(RotaryArgs a) { rotary_impl<f16, float>(a); }
+extern "C" __global__ void rotary_bf16_f32(RotaryArgs a) { rotary_impl<bf16, float>(a); }
+
+struct GatherArgs
+{
+    const void* table;  // contiguous [V, D]
+    const i64* ids;     // [n], validated on the host
+    void* y;            // contiguous [n, D]
+    i64 count;          // n * D
+    int dim;
+    int pad;
+};
+static_assert(sizeof(GatherArgs) == 40, "GatherArgs must match KernelArgs.cs");
+
+template <typename T>
+__device__ void gather_impl(const GatherArgs& a)
+{
+    const T* t = (const T*)a.table;
+    T* y = (T*)a.y;
+    for (i64 i = global_index(); i < a.count; i += grid_stride())
+    {
+        i64 row = i / a.dim;
+        y[i] = t[a.ids[row] * a.dim + i % a.dim];
+    }
+}
+
+extern "C" __global__ void gather_b16(GatherArgs a) { gather_impl<u16>(a); }
+extern "C" __global__ void gather_b32(GatherArgs a) { gather_impl<u32>(a); }
+extern "C" __global__ void gather_b64(GatherArgs a) { gather_impl<u64>(a); }
+
+struct Im2ColArgs
+{
+    const void* x;  // contiguous [Cin, T, H, W] (one batch item)
+    void* col;      // contiguous [Cin * kT * kH * kW, count_p]
+    i64 p0;         // first output position (flattened T' H' W') of this chunk
+    i64 count_p;
+    i64 count;      // rows * count_p
+    int ti, hi, wi;
+    int kt, kh, kw;
+    int st, sh, sw;
+    int pt, ph, pw;
+    int ho, wo;
+};
+static_assert(sizeof(Im2ColArgs) == 96, "Im2ColArgs must match KernelArgs.cs");
+
+template <typename T>
+__device__ void im2col_impl(const Im2ColArgs& a)
+{
+    const T* x = (const T*)a.x;
+    T* col = (T*)a.col;
+    for (i64 e = global_index(); e < a.count; e += grid_stride())
+    {
+        i64 k = e / a.count_p;
+        i64 p = a.p0 + e % a.count_p;
+        int kw_i = (int)(k % a.kw);
+        int kh_i = (int)(k / a.kw % a.kh);
+        int kt_i = (int)(k / ((i64)a.kw * a.kh) % a.kt);
+        i64 c = k / ((i64)a.kw * a.kh * a.kt);
+        int ow = (int)(p % a.wo);
+        int oh = (int)(p / a.wo % a.ho);
+        i64 ot = p / ((i64)a.wo * a.ho);
+        i64 it = ot * a.st - a.pt + kt_i;
+        int ih = oh * a.sh - a.ph + kh_i;
+        int iw = ow * a.sw - a.pw + kw_i;
+        T v;
+        if (it >= 0 && it < a.ti && ih >= 0 && ih < a.hi && iw >= 0 && iw < a.wi)
+            v = x[((c * a.ti + it) * a.hi + ih) * a.wi + iw];
+        else
+            v = from_float<T>(0.0f);
+        col[e] = v;
+    }
+}
+
+extern "C" __global__ void im2col_f32(Im2ColArgs a) { im2col_impl<float>(a); }
+extern "C" __global__ void im2col_f16(Im2ColArgs a) { im2col_impl<f16>(a); }
+extern "C" __global__ void im2col_bf16(Im2ColArgs a) { im2col_impl<bf16>(a); }

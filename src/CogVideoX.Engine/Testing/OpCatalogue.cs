@@ -1,0 +1,488 @@
+namespace CogVideoX.Engine.Testing;
+
+/// <summary>
+/// One op case: builds its inputs from deterministic host data on a given backend and returns the output. The same
+/// case run on two backends sees the same input values, so their outputs can be compared element by element.
+/// </summary>
+public sealed record OpCase(string Op, DType DType, string Sizes, Func<OpInputs, Tensor> Body, double? Tolerance = null)
+{
+    /// <summary>Normalised-error bound for this case: its own, or the dtype's default.</summary>
+    public double Bound => Tolerance ?? OpCatalogue.DefaultTolerance(DType);
+
+    public override string ToString() => $"{Op} {DType.Name()} {Sizes}";
+}
+
+/// <summary>The result of one case on a backend under test against the reference backend.</summary>
+public sealed record OpComparison(OpCase Case, double MaxAbsError, double NormalisedError, bool Passed, string? Failure, TimeSpan Elapsed);
+
+/// <summary>
+/// Creates a case's inputs on one backend. Every call draws from the case's own seeded generator in call order,
+/// so the n-th input of a case is identical on every backend.
+/// </summary>
+public sealed class OpInputs
+{
+    private ulong _state;
+
+    public OpInputs(IBackend backend, DType dtype, int seed)
+    {
+        Backend = backend;
+        DType = dtype;
+        _state = 0x9E3779B97F4A7C15UL * (ulong)(seed + 1);
+    }
+
+    public IBackend Backend { get; }
+
+    public DType DType { get; }
+
+    /// <summary>Uniform values in [lo, hi) in the case's dtype.</summary>
+    public Tensor Uniform(int[] shape, float lo = -1f, float hi = 1f, DType? dtype = null)
+    {
+        long n = 1;
+        foreach (var d in shape) n *= d;
+        var data = new float[n];
+        for (long i = 0; i < n; i++) data[i] = lo + NextUnit() * (hi - lo);
+        return Tensor.FromArray(data, shape, Backend, dtype ?? DType);
+    }
+
+    public Tensor Rand(params int[] shape) => Uniform(shape);
+
+    /// <summary>Integers in [0, max) as I64, with the first and last allowed value always present.</summary>
+    public Tensor Ids(int max, params int[] shape)
+    {
+        long n = 1;
+        foreach (var d in shape) n *= d;
+        var ids = new long[n];
+        for (long i = 0; i < n; i++) ids[i] = (long)(NextUnit() * max) % max;
+        if (n > 0) ids[0] = 0;
+        if (n > 1) ids[n - 1] = max - 1;
+        return Tensor.FromArray(ids, shape, Backend);
+    }
+
+    public Tensor Zeros(params int[] shape) => Tensor.Zeros(Backend, DType, shape);
+
+    /// <summary>SplitMix64: fast, and the same sequence on every machine (large timing inputs need millions of values).</summary>
+    private float NextUnit()
+    {
+        ulong z = _state += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+        return (z >> 40) * (1f / (1 << 24));
+    }
+}
+
+/// <summary>
+/// Every backend op over awkward sizes (1, primes, non-multiples of 8/16/32/64), strided and broadcast inputs and
+/// each float dtype, in the manner of ggml's test-backend-ops: run a case on a backend under test and on the CPU
+/// reference and compare by normalised error ‖a − b‖ / ‖b‖.
+/// </summary>
+public static class OpCatalogue
+{
+    private static readonly DType[] Floats = [DType.F32, DType.F16, DType.BF16];
+
+    /// <summary>float32: both sides compute in float32, so only rounding order differs. Half types: one rounding of every input and output.</summary>
+    public static double DefaultTolerance(DType dtype) => dtype == DType.F32 ? 1e-5 : 1e-2;
+
+    public static IReadOnlyList<OpCase> All()
+    {
+        var cases = new List<OpCase>();
+        void Add(string op, string sizes, Func<OpInputs, Tensor> body, double? f32Tolerance = null)
+        {
+            foreach (var dt in Floats)
+                cases.Add(new OpCase(op, dt, sizes, body, dt == DType.F32 ? f32Tolerance : null));
+        }
+
+        AddLayout(cases, Add);
+        AddElementwise(Add);
+        AddRows(Add);
+        AddProducts(Add);
+        AddAttention(Add);
+        return cases;
+    }
+
+    private static void AddLayout(List<OpCase> cases, Action<string, string, Func<OpInputs, Tensor>, double?> add)
+    {
+        void Add(string op, string sizes, Func<OpInputs, Tensor> body) => add(op, sizes, body, null);
+        Add("copy", "[5,7,11] permute(2,0,1)", c => { using var x = c.Rand(5, 7, 11); using var p = x.Permute(2, 0, 1); return p.Contiguous(); });
+        Add("copy", "[33,17] transpose", c => { using var x = c.Rand(33, 17); using var p = x.Transpose(0, 1); return p.Contiguous(); });
+        Add("copy", "[9,40] narrow(1,3,29) slice(0,1,9,2)", c =>
+        {
+            using var x = c.Rand(9, 40);
+            using var n = x.Narrow(1, 3, 29);
+            using var s = n.Slice(0, 1, 9, 2);
+            return s.Contiguous();
+        });
+        Add("copy", "[1,13] broadcast [7,13]", c => { using var x = c.Rand(1, 13); using var b = x.BroadcastTo(7, 13); return b.Contiguous(); });
+        Add("copy", "[2,3,1,4,5,3] permute(5,3,1,0,4,2)", c =>
+        {
+            using var x = c.Rand(2, 3, 1, 4, 5, 3);
+            using var p = x.Permute(5, 3, 1, 0, 4, 2);
+            return p.Contiguous();
+        });
+        Add("copy", "[3,2,5,2,3,2,2] permute rank 7", c =>
+        {
+            using var x = c.Rand(3, 2, 5, 2, 3, 2, 2);
+            using var p = x.Permute(6, 0, 5, 1, 4, 2, 3);
+            return p.Contiguous();
+        });
+        Add("copy", "into [10,12] view slice(0,0,10,3) narrow(1,2,7)", c =>
+        {
+            var y = c.Zeros(10, 12);
+            using var src = c.Rand(4, 7);
+            using var a = y.Slice(0, 0, 10, 3);
+            using var v = a.Narrow(1, 2, 7);
+            src.CopyTo(v);
+            return y;
+        });
+        foreach (var from in Floats)
+            foreach (var to in Floats)
+            {
+                if (from == to) continue;
+                cases.Add(new OpCase("convert", to, $"{from.Name()}→{to.Name()} [23,19] transposed", c =>
+                {
+                    using var x = c.Uniform([23, 19], -3f, 3f, from);
+                    using var t = x.Transpose(0, 1);
+                    return t.To(to);
+                }));
+            }
+        cases.Add(new OpCase("copy", DType.I64, "[6,35] transpose", c =>
+        {
+            using var ids = c.Ids(1000, 6, 35);
+            using var t = ids.Transpose(0, 1);
+            return t.Contiguous();
+        }));
+        Add("fill", "[17,5] = 0.3", c => Tensor.Full(c.Backend, c.DType, 0.3, 17, 5));
+        Add("fill", "[6,10] view slice(1,1,10,3) = -2.5", c =>
+        {
+            var y = c.Zeros(6, 10);
+            using var v = y.Slice(1, 1, 10, 3);
+            c.Backend.Fill(v, -2.5);
+            return y;
+        });
+        Add("concat", "dim 1: [3,4,5] + [3,2,5]ᵀ-view", c =>
+        {
+            using var a = c.Rand(3, 4, 5);
+            using var b0 = c.Rand(3, 5, 2);
+            using var b = b0.Transpose(1, 2);
+            return Ops.Concat(1, a, b);
+        });
+        Add("pad", "[2,3,7] (1,0)(2,1)(0,3) value 0.5", c => { using var x = c.Rand(2, 3, 7); return x.Pad([(1, 0), (2, 1), (0, 3)], 0.5f); });
+        Add("upsample", "[1,3,5,7] ×(2,2)", c => { using var x = c.Rand(1, 3, 5, 7); return x.UpsampleNearest(2, 2); });
+        Add("repeat", "[2,3,5] ×(2,1,3)", c => { using var x = c.Rand(2, 3, 5); return x.Repeat(2, 1, 3); });
+        Add("gather", "table [50,33], ids [7]", c => { using var t = c.Rand(50, 33); using var ids = c.Ids(50, 7); return t.Embedding(ids); });
+        Add("gather", "table [11,64], ids [2,3]", c => { using var t = c.Rand(11, 64); using var ids = c.Ids(11, 2, 3); return t.Embedding(ids); });
+    }
+
+    private static void AddElementwise(Action<string, string, Func<OpInputs, Tensor>, double?> add)
+    {
+        void Add(string op, string sizes, Func<OpInputs, Tensor> body) => add(op, sizes, body, null);
+        foreach (var op in Enum.GetValues<UnaryOp>())
+        {
+            (float lo, float hi) = op switch
+            {
+                UnaryOp.Log or UnaryOp.Sqrt or UnaryOp.Rsqrt => (0.05f, 4f),
+                UnaryOp.Exp => (-4f, 4f),
+                _ => (-3f, 3f),
+            };
+            Add(op.ToString().ToLowerInvariant(), "[37,41] transposed", c =>
+            {
+                using var x = c.Uniform([37, 41], lo, hi);
+                using var t = x.Transpose(0, 1);
+                return t.Unary(op);
+            });
+        }
+        Add("silu", "[1]", c => { using var x = c.Uniform([1], -3f, 3f); return x.Silu(); });
+        Add("gelu_tanh", "[100003]", c => { using var x = c.Uniform([100003], -5f, 5f); return x.GeluTanh(); });
+        Add("affine", "[67,33] ×1.7 −0.3", c => { using var x = c.Rand(67, 33); return x.Affine(1.7f, -0.3f); });
+        Add("clamp", "[67,33] [−0.5, 0.25]", c => { using var x = c.Rand(67, 33); return x.Clamp(-0.5f, 0.25f); });
+        foreach (var op in Enum.GetValues<BinaryOp>())
+        {
+            string name = op.ToString().ToLowerInvariant();
+            (float lo, float hi) = op == BinaryOp.Div ? (0.5f, 2f) : (-1f, 1f);
+            Add(name, "[29,31] · [29,31]", c => { using var a = c.Rand(29, 31); using var b = c.Uniform([29, 31], lo, hi); return a.Binary(b, op); });
+            Add(name, "[7,1,13] · [5,1] broadcast", c => { using var a = c.Rand(7, 1, 13); using var b = c.Uniform([5, 1], lo, hi); return a.Binary(b, op); });
+            Add(name, "[19,23]ᵀ · [23]", c =>
+            {
+                using var a0 = c.Rand(19, 23);
+                using var a = a0.Transpose(0, 1);
+                using var b = c.Uniform([19], lo, hi);
+                return a.Binary(b, op);
+            });
+        }
+    }
+
+    private static void AddRows(Action<string, string, Func<OpInputs, Tensor>, double?> add)
+    {
+        void Add(string op, string sizes, Func<OpInputs, Tensor> body) => add(op, sizes, body, null);
+        foreach (var op in Enum.GetValues<ReduceOp>())
+        {
+            string name = op.ToString().ToLowerInvariant();
+            Add(name, "[13]", c => { using var x = c.Rand(13); return x.Reduce(op); });
+            Add(name, "[7,1000]", c => { using var x = c.Rand(7, 1000); return x.Reduce(op); });
+            Add(name, "[33,17]ᵀ", c => { using var x0 = c.Rand(33, 17); using var x = x0.Transpose(0, 1); return x.Reduce(op); });
+        }
+        Add("softmax", "[1,1]", c => { using var x = c.Rand(1, 1); return x.Softmax(); });
+        Add("softmax", "[7,33]", c => { using var x = c.Uniform([7, 33], -8f, 8f); return x.Softmax(); });
+        Add("softmax", "[3,5,1000]", c => { using var x = c.Uniform([3, 5, 1000], -8f, 8f); return x.Softmax(); });
+        Add("softmax", "[17,19]ᵀ", c => { using var x0 = c.Rand(17, 19); using var x = x0.Transpose(0, 1); return x.Softmax(); });
+
+        Add("layer_norm", "[1,1] affine", c => { using var x = c.Rand(1, 1); using var g = c.Rand(1); using var b = c.Rand(1); return x.LayerNorm(g, b, 1e-5f); });
+        Add("layer_norm", "[7,33]", c => { using var x = c.Uniform([7, 33], -2f, 3f); return x.LayerNorm(null, null, 1e-6f); });
+        Add("layer_norm", "[5,1027] affine", c => { using var x = c.Rand(5, 1027); using var g = c.Rand(1027); using var b = c.Rand(1027); return x.LayerNorm(g, b, 1e-5f); });
+        Add("layer_norm", "[9,16]ᵀ affine", c =>
+        {
+            using var x0 = c.Rand(16, 9);
+            using var x = x0.Transpose(0, 1);
+            using var g = c.Rand(16);
+            using var b = c.Rand(16);
+            return x.LayerNorm(g, b, 1e-5f);
+        });
+        Add("rms_norm", "[7,33]", c => { using var x = c.Rand(7, 33); using var g = c.Rand(33); return x.RmsNorm(g, 1e-6f); });
+        Add("rms_norm", "[5,1027]", c => { using var x = c.Rand(5, 1027); using var g = c.Rand(1027); return x.RmsNorm(g, 1e-6f); });
+        Add("rms_norm", "[3,64] no gamma", c => { using var x = c.Rand(3, 64); return x.RmsNorm(null, 1e-6f); });
+
+        Add("group_norm", "[2,12,5,7] g3 affine silu", c =>
+        {
+            using var x = c.Uniform([2, 12, 5, 7], -2f, 3f);
+            using var g = c.Rand(12);
+            using var b = c.Rand(12);
+            return x.GroupNorm(3, g, b, 1e-6f, Activation.Silu);
+        });
+        Add("group_norm", "[1,32,3,5,7] g32 affine", c =>
+        {
+            using var x = c.Rand(1, 32, 3, 5, 7);
+            using var g = c.Rand(32);
+            using var b = c.Rand(32);
+            return x.GroupNorm(32, g, b, 1e-6f);
+        });
+        Add("group_norm", "[3,6,1] g1", c => { using var x = c.Rand(3, 6, 1); return x.GroupNorm(1, null, null, 1e-5f); });
+        Add("group_norm", "[1,64,4,9,11] g32 gelu", c =>
+        {
+            using var x = c.Rand(1, 64, 4, 9, 11);
+            using var g = c.Rand(64);
+            using var b = c.Rand(64);
+            return x.GroupNorm(32, g, b, 1e-6f, Activation.Gelu);
+        });
+        Add("group_norm", "[1,128,3,30,45] g32 silu", c =>
+        {
+            using var x = c.Uniform([1, 128, 3, 30, 45], -2f, 2f);
+            using var g = c.Rand(128);
+            using var b = c.Rand(128);
+            return x.GroupNorm(32, g, b, 1e-6f, Activation.Silu);
+        });
+        Add("rotary", "x [1,2,17,64]", c =>
+        {
+            using var x = c.Rand(1, 2, 17, 64);
+            using var cos = c.Rand(17, 64);
+            using var sin = c.Rand(17, 64);
+            return x.Rotary(cos, sin);
+        });
+        Add("rotary", "x [2,9,3,32] permuted to [2,3,9,32]", c =>
+        {
+            using var x0 = c.Rand(2, 9, 3, 32);
+            using var x = x0.Permute(0, 2, 1, 3);
+            using var cos = c.Rand(9, 32);
+            using var sin = c.Rand(9, 32);
+            return x.Rotary(cos, sin);
+        });
+    }
+
+    private static void AddProducts(Action<string, string, Func<OpInputs, Tensor>, double?> add)
+    {
+        void Add(string op, string sizes, Func<OpInputs, Tensor> body) => add(op, sizes, body, null);
+        foreach (var (m, k, n, bias, act) in new (int, int, int, bool, Activation)[]
+        {
+            (1, 1, 1, false, Activation.None),
+            (7, 13, 5, true, Activation.None),
+            (33, 64, 17, true, Activation.GeluTanh),
+            (130, 257, 95, true, Activation.Silu),
+            (16, 96, 48, false, Activation.Relu),
+            (9, 40, 11, true, Activation.Gelu),
+            (3, 8, 24, false, Activation.GeluTanh),
+            (515, 320, 640, true, Activation.GeluTanh),
+        })
+        {
+            Add("linear", $"[{m},{k}]·[{n},{k}]ᵀ{(bias ? " +bias" : "")}{(act == Activation.None ? "" : " " + act.ToString().ToLowerInvariant())}", c =>
+            {
+                using var x = c.Rand(m, k);
+                using var w = c.Uniform([n, k], -0.5f, 0.5f);
+                using var b = bias ? c.Rand(n) : null;
+                return x.Linear(w, b, act);
+            });
+        }
+        Add("linear", "[2,7,24]·([24,10] transposed view) +bias", c =>
+        {
+            using var x = c.Rand(2, 7, 24);
+            using var w0 = c.Rand(24, 10);
+            using var w = w0.Transpose(0, 1);
+            using var b = c.Rand(10);
+            return x.Linear(w, b);
+        });
+        Add("linear", "[11,30] narrowed from [11,33]", c =>
+        {
+            using var x0 = c.Rand(11, 33);
+            using var x = x0.Narrow(1, 2, 30);
+            using var w = c.Rand(6, 30);
+            return x.Linear(w);
+        });
+        Add("matmul", "[1,1]·[1,1]", c => { using var a = c.Rand(1, 1); using var b = c.Rand(1, 1); return a.MatMul(b); });
+        Add("matmul", "[3,17,33]·[3,33,7]", c => { using var a = c.Rand(3, 17, 33); using var b = c.Rand(3, 33, 7); return a.MatMul(b); });
+        Add("matmul", "[2,1,5,9]·[1,3,9,11] broadcast", c => { using var a = c.Rand(2, 1, 5, 9); using var b = c.Rand(1, 3, 9, 11); return a.MatMul(b); });
+        Add("matmul", "[4,16,24]·[4,40,24]ᵀ", c =>
+        {
+            using var a = c.Rand(4, 16, 24);
+            using var b0 = c.Rand(4, 40, 24);
+            using var b = b0.Transpose(1, 2);
+            return a.MatMul(b);
+        });
+        Add("matmul", "[129,257]·[257,67]", c => { using var a = c.Rand(129, 257); using var b = c.Rand(257, 67); return a.MatMul(b); });
+        Add("matmul", "[2,3,31,8]·[2,3,8,29] permuted", c =>
+        {
+            using var a0 = c.Rand(2, 31, 3, 8);
+            using var a = a0.Permute(0, 2, 1, 3);
+            using var b = c.Rand(2, 3, 8, 29);
+            return a.MatMul(b);
+        });
+
+        foreach (var (x, w, p, bias) in new (int[], int[], Conv3dParams, bool)[]
+        {
+            ([1, 3, 4, 6, 5], [4, 3, 3, 3, 3], new Conv3dParams(1, 1, 1, 1, 1, 1), true),
+            ([2, 5, 3, 7, 9], [7, 5, 1, 3, 3], new Conv3dParams(1, 2, 2, 0, 1, 1), false),
+            ([1, 8, 5, 6, 7], [6, 8, 1, 1, 1], new Conv3dParams(1, 1, 1, 0, 0, 0), true),
+            ([1, 4, 9, 8, 8], [4, 4, 3, 3, 3], new Conv3dParams(2, 2, 2, 0, 1, 1), true),
+            ([1, 32, 3, 30, 45], [32, 32, 3, 3, 3], new Conv3dParams(1, 1, 1, 0, 1, 1), true),
+        })
+        {
+            Add("conv3d", $"x {Layout.Format(x)} w {Layout.Format(w)} s({p.StrideT},{p.StrideH},{p.StrideW}) p({p.PadT},{p.PadH},{p.PadW})", c =>
+            {
+                using var xt = c.Rand(x);
+                using var wt = c.Uniform(w, -0.3f, 0.3f);
+                using var bt = bias ? c.Rand(w[0]) : null;
+                return xt.Conv3d(wt, bt, p);
+            });
+        }
+        Add("conv2d", "x [2,3,11,13] w [5,3,3,3] s2 p1", c =>
+        {
+            using var x = c.Rand(2, 3, 11, 13);
+            using var w = c.Rand(5, 3, 3, 3);
+            using var b = c.Rand(5);
+            return x.Conv2d(w, b, 2, 1);
+        });
+    }
+
+    private static void AddAttention(Action<string, string, Func<OpInputs, Tensor>, double?> add)
+    {
+        void Add(string op, string sizes, Func<OpInputs, Tensor> body) => add(op, sizes, body, null);
+        foreach (var (b, h, nq, nk, d, bias) in new (int, int, int, int, int, int[]?)[]
+        {
+            (1, 1, 1, 1, 64, null),
+            (2, 3, 17, 33, 64, null),
+            (1, 2, 77, 77, 64, [1, 1, 77, 77]),
+            (1, 2, 130, 67, 40, [1, 2, 130, 67]),
+            (1, 1, 65, 129, 128, null),
+            (1, 2, 9, 9, 96, [9, 9]),
+            (2, 2, 5, 7, 8, null),
+            (1, 1, 33, 40, 160, null),
+            (1, 2, 300, 517, 64, null),
+            (1, 3, 45, 70, 20, [1, 3, 45, 70]),
+        })
+        {
+            string sizes = $"q [{b},{h},{nq},{d}] kv [{nk}]{(bias is null ? "" : " bias " + Layout.Format(bias))}";
+            Add("attention", sizes, c =>
+            {
+                using var q = c.Rand(b, h, nq, d);
+                using var k = c.Rand(b, h, nk, d);
+                using var v = c.Rand(b, h, nk, d);
+                using var bt = bias is null ? null : c.Uniform(bias, -2f, 2f);
+                return Ops.Attention(q, k, v, bt, 1f / MathF.Sqrt(d));
+            });
+        }
+        Add("attention", "q,k,v narrowed from [1,2,50,66] (rows not 16-byte aligned)", c =>
+        {
+            using var q0 = c.Rand(1, 2, 50, 66);
+            using var k0 = c.Rand(1, 2, 50, 66);
+            using var v0 = c.Rand(1, 2, 50, 66);
+            using var q = q0.Narrow(3, 1, 64);
+            using var k = k0.Narrow(3, 1, 64);
+            using var v = v0.Narrow(3, 1, 64);
+            return Ops.Attention(q, k, v, null, 0.125f);
+        });
+        Add("attention", "q,k,v,y strided views of [1,70,2,64]", c =>
+        {
+            // The transformer's layout: projections are [B, N, H, D], viewed as [B, H, N, D] without a copy.
+            using var q0 = c.Rand(1, 70, 2, 64);
+            using var k0 = c.Rand(1, 70, 2, 64);
+            using var v0 = c.Rand(1, 70, 2, 64);
+            using var q = q0.Permute(0, 2, 1, 3);
+            using var k = k0.Permute(0, 2, 1, 3);
+            using var v = v0.Permute(0, 2, 1, 3);
+            var y = c.Zeros(1, 70, 2, 64);
+            using var yv = y.Permute(0, 2, 1, 3);
+            using var r = Ops.Attention(q, k, v, null, 0.125f, yv);
+            return y;
+        });
+    }
+
+    /// <summary>Runs a case on the backend under test and on the reference and compares the outputs.</summary>
+    public static OpComparison Compare(OpCase c, IBackend target, IBackend reference, int seed)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        float[] expected, actual;
+        int[] expectedShape, actualShape;
+        try
+        {
+            (expected, expectedShape) = Run(c, reference, seed);
+        }
+        catch (Exception e)
+        {
+            return new OpComparison(c, double.NaN, double.NaN, false, $"reference failed: {e.GetType().Name}: {e.Message}", clock.Elapsed);
+        }
+        try
+        {
+            (actual, actualShape) = Run(c, target, seed);
+            target.Synchronize();
+        }
+        catch (Exception e)
+        {
+            return new OpComparison(c, double.NaN, double.NaN, false, $"{e.GetType().Name}: {e.Message}", clock.Elapsed);
+        }
+        clock.Stop();
+        if (!expectedShape.SequenceEqual(actualShape))
+            return new OpComparison(c, double.NaN, double.NaN, false, $"shape {Layout.Format(actualShape)}, expected {Layout.Format(expectedShape)}", clock.Elapsed);
+        var (maxAbs, normalised, nanMismatch) = Errors(actual, expected);
+        bool passed = nanMismatch == 0 && normalised <= c.Bound;
+        string? failure = nanMismatch > 0 ? $"{nanMismatch} NaN/Inf where the reference is finite (or the reverse)" : null;
+        return new OpComparison(c, maxAbs, normalised, passed, failure, clock.Elapsed);
+    }
+
+    private static (float[] Values, int[] Shape) Run(OpCase c, IBackend backend, int seed)
+    {
+        using var scope = new TensorScope();
+        var inputs = new OpInputs(backend, c.DType, seed);
+        var result = scope.Keep(c.Body(inputs));
+        using (result) return (result.ToFloatArray(), result.ShapeArray());
+    }
+
+    /// <summary>Max |a − b|, ‖a − b‖ / ‖b‖ (absolute when ‖b‖ = 0) and the count of elements not finite on one side only.</summary>
+    public static (double MaxAbs, double Normalised, int NonFiniteMismatches) Errors(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
+    {
+        double maxAbs = 0, diff2 = 0, ref2 = 0;
+        int mismatches = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            float a = actual[i], b = expected[i];
+            bool fa = float.IsFinite(a), fb = float.IsFinite(b);
+            if (!fa || !fb)
+            {
+                if (fa != fb || (float.IsNaN(a) != float.IsNaN(b)) || (!float.IsNaN(a) && a != b)) mismatches++;
+                continue;
+            }
+            double d = (double)a - b;
+            maxAbs = Math.Max(maxAbs, Math.Abs(d));
+            diff2 += d * d;
+            ref2 += (double)b * b;
+        }
+        double normalised = ref2 > 0 ? Math.Sqrt(diff2 / ref2) : Math.Sqrt(diff2);
+        return (maxAbs, normalised, mismatches);
+    }
+}

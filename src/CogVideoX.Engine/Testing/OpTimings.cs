@@ -1,0 +1,101 @@
+using System.Diagnostics;
+
+namespace CogVideoX.Engine.Testing;
+
+/// <summary>The median time of one op at a model-sized shape, with its throughput.</summary>
+public sealed record OpTiming(string Op, DType DType, string Sizes, double Milliseconds, double Flops, double Bytes, string? Failure = null)
+{
+    /// <summary>TFLOP/s for matrix work, GB/s (bytes read plus written, counted once) for the rest.</summary>
+    public string Throughput => Failure is not null ? "FAILED: " + Failure : Flops > 0
+        ? $"{Flops / (Milliseconds * 1e-3) / 1e12:0.0} TFLOP/s"
+        : $"{Bytes / (Milliseconds * 1e-3) / 1e9:0} GB/s";
+}
+
+/// <summary>
+/// Times ops at the shapes CogVideoX-2b runs (transformer with CFG batch 2: 2 × (17776 + 226) tokens × 1920; VAE
+/// convolutions at 60×90 and 480×720). Inputs are random, never zeros; each op is warmed up, then timed one call
+/// at a time between synchronisations, and the median is kept.
+/// </summary>
+public static class OpTimings
+{
+    private sealed record Bench(string Op, DType DType, string Sizes, double Flops, double Bytes, Func<OpInputs, Func<Tensor>> Setup, int Repeats = 10);
+
+    private static IEnumerable<Bench> Benches()
+    {
+        const int tokens = 2 * (17776 + 226);
+        const int width = 1920;
+        const int videoTokens = 17776;
+        foreach (var dt in new[] { DType.F16, DType.BF16 })
+        {
+            long n = (long)tokens * width;
+            yield return new Bench("copy", dt, $"[{tokens},{width}] contiguous", 0, 2.0 * n * 2,
+                c => { var x = c.Rand(tokens, width); return () => x.Clone(); });
+            yield return new Bench("copy", dt, $"[2,{videoTokens},30,64] → [2,30,{videoTokens},64]", 0, 2.0 * 2 * videoTokens * width * 2,
+                c => { var x = c.Rand(2, videoTokens, 30, 64); var p = x.Permute(0, 2, 1, 3); return () => p.Contiguous(); });
+            yield return new Bench("add", dt, $"[{tokens},{width}] + [{width}]", 0, 2.0 * n * 2,
+                c => { var x = c.Rand(tokens, width); var b = c.Rand(width); return () => x.Add(b); });
+            yield return new Bench("layer_norm", dt, $"[{tokens},{width}] affine", 0, 2.0 * n * 2,
+                c => { var x = c.Rand(tokens, width); var g = c.Rand(width); var b = c.Rand(width); return () => x.LayerNorm(g, b, 1e-5f); });
+            yield return new Bench("group_norm", dt, "[1,512,4,60,90] g32 silu", 0, 2.0 * 512 * 4 * 60 * 90 * 2,
+                c => { var x = c.Rand(1, 512, 4, 60, 90); var g = c.Rand(512); var b = c.Rand(512); return () => x.GroupNorm(32, g, b, 1e-6f, Activation.Silu); });
+            yield return new Bench("linear", dt, $"[{tokens},{width}]·[{width},{width}]ᵀ +bias", 2.0 * tokens * width * width, 0,
+                c => { var x = c.Rand(tokens, width); var w = c.Uniform([width, width], -0.05f, 0.05f); var b = c.Rand(width); return () => x.Linear(w, b); });
+            yield return new Bench("linear", dt, $"[{tokens},{width}]·[{4 * width},{width}]ᵀ +bias gelu_tanh", 2.0 * tokens * width * 4 * width, 0,
+                c => { var x = c.Rand(tokens, width); var w = c.Uniform([4 * width, width], -0.05f, 0.05f); var b = c.Rand(4 * width); return () => x.Linear(w, b, Activation.GeluTanh); });
+            yield return new Bench("matmul", dt, "[8192,8192]·[8192,8192]", 2.0 * 8192 * 8192 * 8192, 0,
+                c => { var a = c.Rand(8192, 8192); var b = c.Rand(8192, 8192); return () => a.MatMul(b); }, 5);
+            yield return new Bench("attention", dt, $"[2,30,{videoTokens},64]", 4.0 * 2 * 30 * videoTokens * (double)videoTokens * 64, 0,
+                c =>
+                {
+                    var q = c.Rand(2, 30, videoTokens, 64);
+                    var k = c.Rand(2, 30, videoTokens, 64);
+                    var v = c.Rand(2, 30, videoTokens, 64);
+                    return () => Ops.Attention(q, k, v, null, 0.125f);
+                }, 5);
+            yield return new Bench("conv3d", dt, "x [1,512,3,60,90] w [512,512,3,3,3] p(0,1,1)", 2.0 * 512 * 512 * 27 * 60 * 90, 0,
+                c => { var x = c.Rand(1, 512, 3, 60, 90); var w = c.Uniform([512, 512, 3, 3, 3], -0.02f, 0.02f); var b = c.Rand(512); return () => x.Conv3d(w, b, new Conv3dParams(1, 1, 1, 0, 1, 1)); }, 5);
+            yield return new Bench("conv3d", dt, "x [1,128,3,480,720] w [128,128,3,3,3] p(0,1,1)", 2.0 * 128 * 128 * 27 * 480 * 720, 0,
+                c => { var x = c.Rand(1, 128, 3, 480, 720); var w = c.Uniform([128, 128, 3, 3, 3], -0.05f, 0.05f); var b = c.Rand(128); return () => x.Conv3d(w, b, new Conv3dParams(1, 1, 1, 0, 1, 1)); }, 3);
+        }
+    }
+
+    /// <summary>Runs every timing (optionally only those whose op contains filter); progress gets one line per result.</summary>
+    public static List<OpTiming> Run(IBackend backend, string? filter = null, Action<OpTiming>? progress = null)
+    {
+        var results = new List<OpTiming>();
+        int seed = 1;
+        foreach (var bench in Benches())
+        {
+            if (filter is not null && !bench.Op.Contains(filter, StringComparison.OrdinalIgnoreCase)) continue;
+            OpTiming timing;
+            try
+            {
+                timing = Time(backend, bench, seed++);
+            }
+            catch (CogVideoXException e)
+            {
+                timing = new OpTiming(bench.Op, bench.DType, bench.Sizes, double.NaN, bench.Flops, bench.Bytes, e.Message);
+            }
+            results.Add(timing);
+            progress?.Invoke(timing);
+        }
+        return results;
+    }
+
+    private static OpTiming Time(IBackend backend, Bench bench, int seed)
+    {
+        using var scope = new TensorScope();
+        var op = bench.Setup(new OpInputs(backend, bench.DType, seed));
+        for (int i = 0; i < 2; i++) op().Dispose();
+        backend.Synchronize();
+        var times = new double[bench.Repeats];
+        for (int i = 0; i < times.Length; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            using (op()) backend.Synchronize();
+            times[i] = clock.Elapsed.TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return new OpTiming(bench.Op, bench.DType, bench.Sizes, times[times.Length / 2], bench.Flops, bench.Bytes);
+    }
+}

@@ -1,0 +1,67 @@
+using CogVideoX.Engine.Cuda;
+
+namespace CogVideoX.Tests.Cli;
+
+/// <summary>The doctor and selftest commands where there is no GPU (CI): clear reports and errors, no traces.</summary>
+public class CudaCommandsTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = CogVideoX.Cli.Cli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public void DoctorReportsEachLibrary()
+    {
+        var (code, o, _) = Run("doctor");
+        Assert.Contains("CUDA driver (libcuda.so.1)", o);
+        Assert.Contains("NVRTC", o);
+        Assert.Contains("cuBLASLt", o);
+        Assert.Contains("cuDNN", o);
+        if (!CudaLibraries.IsAvailable(CudaLibrary.Driver))
+        {
+            Assert.Equal(1, code);
+            Assert.Contains("fix: install the NVIDIA driver", o);
+            Assert.Contains("the CPU backend still can", o);
+        }
+    }
+
+    [Fact]
+    public void DoctorRejectsABadArchitectureName()
+    {
+        if (CudaLibraries.IsAvailable(CudaLibrary.Driver)) return;
+        var (code, _, err) = Run("doctor", "--arch", "hopper");
+        Assert.Equal(1, code);
+        Assert.Contains("--arch 'hopper' is not an architecture name", err);
+        Assert.DoesNotContain("   at ", err);
+    }
+
+    [Fact]
+    public void SelfTestNeedsADeviceOtherThanTheCpu()
+    {
+        var (code, _, err) = Run("selftest", "--device", "cpu");
+        Assert.Equal(1, code);
+        Assert.Contains("use --device cuda or cuda:N", err);
+    }
+
+    [Fact]
+    public void SelfTestRefusesUnknownDevices()
+    {
+        var (code, _, err) = Run("selftest", "--device", "tpu:0");
+        Assert.Equal(1, code);
+        Assert.Contains("unknown device 'tpu:0'", err);
+    }
+
+    [Fact]
+    public void SelfTestWithoutADriverExplainsWhatToInstall()
+    {
+        if (CudaLibraries.IsAvailable(CudaLibrary.Driver)) return;
+        var (code, _, err) = Run("selftest");
+        Assert.Equal(1, code);
+        Assert.Contains("libcuda.so.1", err);
+        Assert.DoesNotContain("   at ", err);
+    }
+}

@@ -1,0 +1,86 @@
+using System.Runtime.CompilerServices;
+using CogVideoX.Engine.Cuda;
+
+namespace CogVideoX.Tests.Cuda;
+
+/// <summary>
+/// The argument structs are passed to kernels by value, so their C# layout must equal the C structs'. Each .cu
+/// file static_asserts the same sizes, so a change on one side only fails on both the GPU and here.
+/// </summary>
+public class KernelArgsTests
+{
+    [Fact]
+    public void StructSizesMatchTheKernels()
+    {
+        Assert.Equal(272, Unsafe.SizeOf<IndexMap3>());
+        Assert.Equal(288, Unsafe.SizeOf<CopyArgs>());
+        Assert.Equal(288, Unsafe.SizeOf<FillArgs>());
+        Assert.Equal(304, Unsafe.SizeOf<MapArgs>());
+        Assert.Equal(304, Unsafe.SizeOf<BinaryArgs>());
+        Assert.Equal(40, Unsafe.SizeOf<ChannelBiasArgs>());
+        Assert.Equal(56, Unsafe.SizeOf<RowArgs>());
+        Assert.Equal(32, Unsafe.SizeOf<GroupStatsArgs>());
+        Assert.Equal(40, Unsafe.SizeOf<GroupFinalizeArgs>());
+        Assert.Equal(72, Unsafe.SizeOf<GroupApplyArgs>());
+        Assert.Equal(88, Unsafe.SizeOf<RotaryArgs>());
+        Assert.Equal(40, Unsafe.SizeOf<GatherArgs>());
+        Assert.Equal(96, Unsafe.SizeOf<Im2ColArgs>());
+        Assert.Equal(232, Unsafe.SizeOf<AttentionArgs>());
+    }
+
+    [Fact]
+    public void EveryKernelSourceAssertsItsStructSizes()
+    {
+        var dir = Path.Combine(Fixtures.RepoRoot, "src", "CogVideoX.Engine.Cuda", "Kernels");
+        var text = string.Concat(Directory.GetFiles(dir, "*.cu*").Select(File.ReadAllText));
+        foreach (var (name, size) in new[] { ("IndexMap3", 272), ("CopyArgs", 288), ("AttentionArgs", 232), ("Im2ColArgs", 96), ("RowArgs", 56) })
+            Assert.Contains($"static_assert(sizeof({name}) == {size}", text);
+    }
+
+    [Fact]
+    public unsafe void ContiguousLayoutsCollapseToOneDim()
+    {
+        var m = IndexMap3.Create([4, 5, 6], [30, 6, 1], [30, 6, 1], default);
+        Assert.Equal(1, m.Rank);
+        Assert.Equal(120, m.Shape[0]);
+        Assert.Equal(1, m.Strides[0]);
+        Assert.Equal(120, m.Count);
+    }
+
+    [Fact]
+    public unsafe void TransposedAndBroadcastDimsStaySeparate()
+    {
+        // source transposed [6,4] view of a [4,6] buffer, destination contiguous
+        var t = IndexMap3.Create([6, 4], [1, 6], [4, 1], default);
+        Assert.Equal(2, t.Rank);
+        Assert.Equal(6, t.Shape[0]);
+        Assert.Equal(1, t.Strides[0]);
+        Assert.Equal(6, t.Strides[1]);
+        // a [7,1,13] + b [5,1] broadcast to [7,5,13]: size-1 dims vanish, broadcast dims keep stride 0
+        var b = IndexMap3.Create([7, 5, 13], [13, 0, 1], [0, 1, 0], [65, 13, 1]);
+        Assert.Equal(3, b.Rank);
+        Assert.Equal(0, b.Strides[1]);
+        Assert.Equal(0, b.Strides[IndexMap3.MaxDims + 0]);
+        Assert.Equal(1, b.Strides[IndexMap3.MaxDims + 1]);
+    }
+
+    [Fact]
+    public unsafe void SizeOneDimsAreDroppedAndEmptyShapesGiveOneElement()
+    {
+        var m = IndexMap3.Create([1, 3, 1], [99, 7, 55], [3, 1, 1], default);
+        Assert.Equal(1, m.Rank);
+        Assert.Equal(3, m.Shape[0]);
+        Assert.Equal(7, m.Strides[0]);
+        var s = IndexMap3.Create([], [], [], default);
+        Assert.Equal(1, s.Count);
+        Assert.Equal(1, s.Rank);
+    }
+
+    [Fact]
+    public void MoreThanEightIndependentDimsAreRefused()
+    {
+        int[] shape = [2, 2, 2, 2, 2, 2, 2, 2, 2];
+        long[] strides = [1, 2, 4, 8, 16, 32, 64, 128, 256];  // reversed: nothing merges
+        Assert.Throws<NotSupportedException>(() => IndexMap3.Create(shape, strides, strides, default));
+    }
+}
