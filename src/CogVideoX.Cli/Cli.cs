@@ -13,6 +13,7 @@ public static class Cli
         // Each command lives in Commands/<Name>Command.cs and is added here.
         root.Subcommands.Add(VersionCommand.Create());
         root.Subcommands.Add(ExperimentCommand.Create());
+        root.Subcommands.Add(ReportCommand.Create());
         return root;
     }
 
