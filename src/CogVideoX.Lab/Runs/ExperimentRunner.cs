@@ -168,7 +168,14 @@ public sealed class ExperimentRunner
         using var heartbeat = new Timer(_ => claim.Heartbeat(), null, beat, beat);
         var progress = new Progress(p => emit(new RunEvent
         {
-            Kind = "step", Index = job.Index, Job = job.Id, Stage = p.Stage, Step = p.Step, Steps = p.TotalSteps, Seconds = p.Elapsed.TotalSeconds, Units = units,
+            Kind = "step",
+            Index = job.Index,
+            Job = job.Id,
+            Stage = p.Stage,
+            Step = p.Step,
+            Steps = p.TotalSteps,
+            Seconds = p.Elapsed.TotalSeconds,
+            Units = units,
         }));
         try
         {
@@ -192,10 +199,22 @@ public sealed class ExperimentRunner
             var message = e is CogVideoXException ? e.Message : $"{e.GetType().Name}: {e.Message}";
             _manifest.Append(new ManifestRecord
             {
-                Event = "failed", Spec = _plan.SpecName, RunId = _options.RunId, Index = job.Index, Experiment = job.Experiment, Name = job.Name,
-                Output = job.Output, Settings = job.Settings, Device = renderJob.Settings.Device, Worker = _options.Worker,
-                Host = ProcessIdentity.Current.Host, Pid = ProcessIdentity.Current.Pid, StartedUtc = started, FinishedUtc = DateTimeOffset.UtcNow,
-                WallSeconds = watch.Elapsed.TotalSeconds, Error = message,
+                Event = "failed",
+                Spec = _plan.SpecName,
+                RunId = _options.RunId,
+                Index = job.Index,
+                Experiment = job.Experiment,
+                Name = job.Name,
+                Output = job.Output,
+                Settings = job.Settings,
+                Device = renderJob.Settings.Device,
+                Worker = _options.Worker,
+                Host = ProcessIdentity.Current.Host,
+                Pid = ProcessIdentity.Current.Pid,
+                StartedUtc = started,
+                FinishedUtc = DateTimeOffset.UtcNow,
+                WallSeconds = watch.Elapsed.TotalSeconds,
+                Error = message,
             });
             WriteFailure(vj.OutputPath, message);
             emit(new RunEvent { Kind = "failed", Index = job.Index, Job = job.Id, Message = message, Seconds = watch.Elapsed.TotalSeconds });

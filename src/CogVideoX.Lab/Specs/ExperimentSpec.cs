@@ -51,4 +51,4 @@ public sealed record ExperimentDefinition
 public sealed record VariedSetting(string Key, IReadOnlyList<SettingValue> Values);
 
 /// <summary>A spec that cannot be used: every problem, each with its file, line and column.</summary>
-public sealed class SpecException(string message) : CogVideoXException(message);
+public sealed class SpecException(string message) : CogVideoXException(message, 2);

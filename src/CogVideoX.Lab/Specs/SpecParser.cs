@@ -48,6 +48,12 @@ public static partial class SpecParser
         {
             throw new SpecException($"{ctx.File}:{e.Start.Line}:{e.Start.Column}: YAML syntax error: {e.Message}");
         }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner gives up this way at the end of input inside an open flow collection.
+            int lines = yaml.Split('\n').Length;
+            throw new SpecException($"{ctx.File}:{lines}:1: YAML syntax error: the file ends inside an unclosed [ … ] or {{ … }}");
+        }
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
             throw new SpecException($"{ctx.File}: a spec is a YAML mapping with keys {string.Join(", ", s_topKeys)}; this file has none");
         if (stream.Documents.Count > 1)
