@@ -130,7 +130,7 @@ public static class ReportBuilder
             h.Append("<div class=\"banner\"><b>Rehearsal:</b> these videos were drawn by the synthetic renderer (test patterns from the settings), not by CogVideoX. The layout, timings and metrics machinery are real; the pictures are not.</div>\n");
         h.Append("<section id=\"overview\"><h2>Overview</h2><div class=\"stats\">");
         Stat(h, $"{done.Count} / {runs.Count}", "videos complete");
-        Stat(h, F(totalSeconds / 60, "0.0") + " min", "total render time");
+        Stat(h, totalSeconds < 120 ? F(totalSeconds, "0.0") + " s" : totalSeconds < 7200 ? F(totalSeconds / 60, "0.0") + " min" : F(totalSeconds / 3600, "0.0") + " h", "total render time");
         Stat(h, done.Count == 0 ? "—" : F(totalSeconds / done.Count, "0.0") + " s", "mean per video");
         Stat(h, peak > 0 ? F(peak, peak < 1 ? "0.00" : "0.0") + " GiB" : "—", "highest peak memory");
         Stat(h, devices.Count == 0 ? "—" : string.Join(", ", devices), "devices");

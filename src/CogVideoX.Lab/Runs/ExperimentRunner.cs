@@ -225,15 +225,23 @@ public sealed class ExperimentRunner
     private JobOutcome Complete(PlannedJob job, VideoJob vj, HashSet<string> recorded, Action<RunEvent> emit)
     {
         var sidecar = VideoSidecar.TryLoad(vj.SidecarPath)!;
-        // Completed by a process killed before it wrote its manifest line: record it now from the sidecar.
-        if (!recorded.Contains(Key(job.Output, sidecar.VideoSha256)))
+        // A live holder has just finished it and records it itself (it appends its line before letting go).
+        if (!JobClaim.Status(vj.OutputPath, _options.StaleAfter).Live)
         {
-            _manifest.Append(Record("recovered", job, sidecar, sidecar.Device, sidecar.CreatedUtc, sidecar.TimingsSeconds.GetValueOrDefault("total"), null));
-            recorded.Add(Key(job.Output, sidecar.VideoSha256));
+            // Completed by a process killed before it wrote its manifest line: record it now from the sidecar.
+            if (!recorded.Contains(Key(job.Output, sidecar.VideoSha256)))
+            {
+                recorded.UnionWith(RecordedOutputs());
+                if (!recorded.Contains(Key(job.Output, sidecar.VideoSha256)))
+                {
+                    _manifest.Append(Record("recovered", job, sidecar, sidecar.Device, sidecar.CreatedUtc, sidecar.TimingsSeconds.GetValueOrDefault("total"), null));
+                    recorded.Add(Key(job.Output, sidecar.VideoSha256));
+                }
+            }
+            // Leftovers of a holder killed after finishing: its claim and temporary files.
+            JobClaim.ClearAll(vj.OutputPath);
+            CleanTemporaryFiles(vj.OutputPath, onlyDeadOwners: true);
         }
-        // Leftovers of a holder killed after finishing: its claim and temporary files.
-        if (!JobClaim.Status(vj.OutputPath, _options.StaleAfter).Live) JobClaim.ClearAll(vj.OutputPath);
-        CleanTemporaryFiles(vj.OutputPath, onlyDeadOwners: true);
         emit(new RunEvent { Kind = "complete", Index = job.Index, Job = job.Id, Units = Units(job.Settings) });
         return new JobOutcome { Index = job.Index, Job = job.Id, Status = "complete", Device = sidecar.Device, Worker = _options.Worker };
     }
