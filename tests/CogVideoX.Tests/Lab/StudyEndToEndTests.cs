@@ -68,5 +68,9 @@ public class StudyEndToEndTests
         Assert.Equal(6, metrics.Videos.Count);
         Assert.NotNull(metrics.Videos["exp1_guidance_scale/guidance_1.mp4"].Difference);
         Assert.Null(metrics.Videos["exp1_guidance_scale/guidance_6.mp4"].Difference);
+
+        // From the spec too, recomputing every metric from the MP4s.
+        var again = CliProcess.RunOk(study.Root, "report", study.SpecPath, "--recompute-metrics", "--quiet");
+        Assert.Equal(htmlPath, again.StdOut.Trim());
     }
 }

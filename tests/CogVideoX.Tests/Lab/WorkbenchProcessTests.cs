@@ -119,6 +119,45 @@ public class WorkbenchProcessTests
     }
 
     [Fact]
+    public void KillingTheParentStopsItsWorkersAndTheNextRunFinishes()
+    {
+        using var study = new StudyFolder(StudyFolder.SmallSpec);
+        using var run = new CliProcess(study.Root, "experiment", "run", study.SpecPath, "--renderer", "synthetic", "--synthetic-step-ms", "200",
+            "--devices", "cpu,cpu");
+        // The workers show themselves through their claims.
+        var workers = new HashSet<int>();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (workers.Count < 2 && DateTime.UtcNow < deadline && !run.Process.HasExited)
+        {
+            var claims = Directory.Exists(study.Outputs) ? Directory.GetFiles(study.Outputs, ".*.claim.*", SearchOption.AllDirectories) : [];
+            foreach (var claim in claims)
+            {
+                try
+                {
+                    workers.Add(JsonSerializer.Deserialize(File.ReadAllText(claim), LabLineJsonContext.Default.ClaimRecord)!.Pid);
+                }
+                catch (Exception e) when (e is IOException or JsonException)
+                {
+                }
+            }
+            Thread.Sleep(30);
+        }
+        Assert.True(workers.Count == 2, $"saw {workers.Count} worker(s) claim jobs: {run.StdOut}\n{run.StdErr}");
+        Assert.DoesNotContain(run.Process.Id, workers);
+        run.Process.Kill(); // SIGKILL the parent alone: its workers see their stdin close
+        run.Process.WaitForExit();
+        foreach (var pid in workers)
+        {
+            var stop = DateTime.UtcNow.AddSeconds(20);
+            while (ProcessIdentity.StartTicksOf(pid) is not null && DateTime.UtcNow < stop) Thread.Sleep(50);
+            Assert.True(ProcessIdentity.StartTicksOf(pid) is null, $"worker {pid} outlived its parent");
+        }
+        AssertNothingCorrupt(study);
+        CliProcess.RunOk(study.Root, "experiment", "run", study.SpecPath, "--renderer", "synthetic", "--devices", "cpu,cpu", "--quiet");
+        AssertAllCompleteExactlyOnce(study);
+    }
+
+    [Fact]
     public void BadInvocationsAreClearErrors()
     {
         using var study = new StudyFolder(StudyFolder.SmallSpec);
@@ -130,6 +169,10 @@ public class WorkbenchProcessTests
         p = new CliProcess(study.Root, "experiment", "run", study.SpecPath, "--shard", "3/2");
         Assert.Equal(2, p.Wait());
         Assert.Contains("--shard 3/2", p.StdErr);
+
+        p = new CliProcess(study.Root, "report", study.File("nowhere"));
+        Assert.Equal(2, p.Wait());
+        Assert.Contains("no such spec file or output folder", p.StdErr);
 
         // Without a pipeline renderer in this build, a real run says so instead of pretending.
         if (!CogVideoX.Cli.RendererFactory.PipelineAvailable)
