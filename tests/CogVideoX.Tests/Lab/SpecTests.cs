@@ -53,6 +53,21 @@ public class SpecTests
     }
 
     [Fact]
+    public void EverySpecInTheRepositoryIsValid()
+    {
+        var specs = Directory.GetFiles(Path.Combine(Fixtures.RepoRoot, "experiments"), "*.yaml");
+        Assert.True(specs.Length >= 2);
+        foreach (var path in specs)
+        {
+            var plan = StudyPlan.Expand(SpecParser.Load(path));
+            Assert.NotEmpty(plan.Jobs);
+            Assert.Equal(plan.Jobs.Count(), plan.Jobs.Select(j => j.Output).Distinct().Count());
+        }
+        var grid = StudyPlan.Expand(SpecParser.Load(Path.Combine(Fixtures.RepoRoot, "experiments", "guidance_steps_grid.yaml")));
+        Assert.Equal(12, grid.Jobs.Count());
+    }
+
+    [Fact]
     public void AGridIsTheCartesianProductWithItsReference()
     {
         using var study = new StudyFolder("""
