@@ -16,6 +16,7 @@ internal sealed class RunConsole(TextWriter output, bool interactive, bool quiet
     private readonly Dictionary<int, JobOutcome> _outcomes = new();
     private readonly Dictionary<int, double> _units = new();
     private readonly Dictionary<int, string> _running = new();
+    private readonly Dictionary<int, double> _fractionDone = new();
     private int _total = -1, _completeAtStart;
     private double _totalUnits, _doneUnits, _renderedUnits, _renderedSeconds;
     private bool _statusShown;
@@ -50,6 +51,7 @@ internal sealed class RunConsole(TextWriter output, bool interactive, bool quiet
                     Line($"[{Finished + _running.Count}/{_total}] {e.Job}: rendering on {e.Device}{WorkerLabel(e)}");
                     break;
                 case "step":
+                    if (e.Stage == "denoise" && e.Steps > 0) _fractionDone[e.Index] = (double)e.Step / e.Steps;
                     if (interactive && !quiet)
                     {
                         var status = $"  {e.Job} {e.Stage} {e.Step}/{e.Steps}  {Clock(TimeSpan.FromSeconds(e.Seconds))}  · elapsed {Clock(_clock.Elapsed)}{Eta()}";
@@ -110,11 +112,11 @@ internal sealed class RunConsole(TextWriter output, bool interactive, bool quiet
 
     private string WorkerLabel(RunEvent e) => workers > 1 ? $" (worker {e.Worker})" : "";
 
-    /// <summary>Remaining work (steps × latent frames; jobs under way counted half done) at the rate measured so far, shared by the workers.</summary>
+    /// <summary>Remaining work (steps × latent frames, less the steps done of jobs under way) at the rate measured so far, shared by the workers.</summary>
     private string Eta()
     {
         if (_renderedUnits <= 0 || _total < 0) return "";
-        double left = _totalUnits - _doneUnits - 0.5 * _running.Keys.Sum(i => _units.GetValueOrDefault(i));
+        double left = _totalUnits - _doneUnits - _running.Keys.Sum(i => _units.GetValueOrDefault(i) * _fractionDone.GetValueOrDefault(i));
         double seconds = left * (_renderedSeconds / _renderedUnits) / Math.Max(1, workers);
         return left <= 0 ? "" : $" · about {Clock(TimeSpan.FromSeconds(seconds))} left";
     }

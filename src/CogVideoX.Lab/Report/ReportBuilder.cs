@@ -295,6 +295,9 @@ public static class ReportBuilder
             {
                 var series = groups.Select(g => new ChartSeries(g.Key.Length == 0 ? m.Label : g.Key,
                     g.Select(r => (X(r), m.Value(r) ?? double.NaN)).ToList())).ToList();
+                // Time: the denoising loop beside the total, so what scales with steps and frames shows.
+                if (m == MetricDef.Time && groups.Count == 1 && runs.Any(r => r.DenoiseSeconds is not null))
+                    series = [series[0] with { Label = "total" }, new ChartSeries("denoise", groups[0].Select(r => (X(r), r.DenoiseSeconds ?? double.NaN)).ToList())];
                 var spec = new ChartSpec
                 {
                     Title = $"{m.Label} vs {varied.Key}",

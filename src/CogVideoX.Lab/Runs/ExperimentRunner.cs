@@ -19,6 +19,7 @@ public sealed class ExperimentRunner
     private readonly StudyPlan _plan;
     private readonly RunOptions _options;
     private readonly Manifest _manifest;
+    private HashSet<int> _completeAtStart = [];
 
     public ExperimentRunner(StudyPlan plan, RunOptions options)
     {
@@ -89,8 +90,15 @@ public sealed class ExperimentRunner
 
         void Emit(RunEvent e) => report(e with { Worker = _options.Worker, Device = e.Device ?? device });
 
-        int completeAtStart = jobs.Count(j => IsDone(j.ToVideoJob(_options.OutputDir), verifyHash: false));
-        Emit(new RunEvent { Kind = "plan", Total = jobs.Count, Complete = completeAtStart, Units = jobs.Sum(j => Units(j.Settings)) });
+        _completeAtStart = jobs.Where(j => IsDone(j.ToVideoJob(_options.OutputDir), verifyHash: false)).Select(j => j.Index).ToHashSet();
+        // Units: the work left, for estimates (jobs found complete later, done by others meanwhile, report theirs).
+        Emit(new RunEvent
+        {
+            Kind = "plan",
+            Total = jobs.Count,
+            Complete = _completeAtStart.Count,
+            Units = jobs.Where(j => !_completeAtStart.Contains(j.Index)).Sum(j => Units(j.Settings)),
+        });
 
         var pending = jobs.ToList();
         int lastWaitingFor = -1;
@@ -242,7 +250,7 @@ public sealed class ExperimentRunner
             JobClaim.ClearAll(vj.OutputPath);
             CleanTemporaryFiles(vj.OutputPath, onlyDeadOwners: true);
         }
-        emit(new RunEvent { Kind = "complete", Index = job.Index, Job = job.Id, Units = Units(job.Settings) });
+        emit(new RunEvent { Kind = "complete", Index = job.Index, Job = job.Id, Units = _completeAtStart.Contains(job.Index) ? 0 : Units(job.Settings) });
         return new JobOutcome { Index = job.Index, Job = job.Id, Status = "complete", Device = sidecar.Device, Worker = _options.Worker };
     }
 
