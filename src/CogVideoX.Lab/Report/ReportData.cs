@@ -32,8 +32,11 @@ public sealed record MetricDef(string Key, string Label, string Unit, Func<Repor
     public static readonly MetricDef Flicker = new("flicker", "flicker", "mean |Δ| per frame", r => r.Metrics?.Metrics.Flicker, true, "0.0000");
     public static readonly MetricDef Sharpness = new("sharpness", "sharpness", "Laplacian variance", r => r.Metrics?.Metrics.Sharpness, true, "0.0");
     public static readonly MetricDef Colourfulness = new("colourfulness", "colourfulness", "Hasler–Süsstrunk", r => r.Metrics?.Metrics.Colourfulness, true, "0.0");
-    public static readonly MetricDef Psnr = new("psnr", "PSNR to reference", "dB", r => r.Metrics?.Difference?.Psnr, false, "0.00");
-    public static readonly MetricDef Ssim = new("ssim", "SSIM to reference", "", r => r.Metrics?.Difference?.Ssim, false, "0.000");
+    // The reference against itself: PSNR ∞ (left out of charts), SSIM 1 — so its point anchors the SSIM chart.
+    public static readonly MetricDef Psnr = new("psnr", "PSNR to reference", "dB",
+        r => r.Metrics?.Difference?.Psnr ?? (r.Job.IsReference && r.Metrics is not null ? double.PositiveInfinity : null), false, "0.00");
+    public static readonly MetricDef Ssim = new("ssim", "SSIM to reference", "",
+        r => r.Metrics?.Difference?.Ssim ?? (r.Job.IsReference && r.Metrics is not null ? 1.0 : null), false, "0.000");
 
     /// <summary>What each video is on its own (the summary compares these across settings).</summary>
     public static readonly MetricDef[] Intrinsic = [Flicker, Sharpness, Colourfulness];
