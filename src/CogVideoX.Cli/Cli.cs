@@ -12,6 +12,7 @@ public static class Cli
         var root = new RootCommand("CogVideoX text-to-video in .NET: generate videos, run experiment studies, benchmark.");
         // Each command lives in Commands/<Name>Command.cs and is added here.
         root.Subcommands.Add(VersionCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         return root;
     }
 

@@ -25,6 +25,7 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
+    /// <summary>y = op(x); x and y may be the same span (fused activations run in place).</summary>
     internal static void UnarySpan(UnaryOp op, ReadOnlySpan<float> x, Span<float> y)
     {
         switch (op)
@@ -40,30 +41,18 @@ public sealed unsafe partial class CpuBackend
             case UnaryOp.Sigmoid: TensorPrimitives.Sigmoid(x, y); break;
             case UnaryOp.Abs: TensorPrimitives.Abs(x, y); break;
             case UnaryOp.Square: TensorPrimitives.Multiply(x, x, y); break;
-            case UnaryOp.Relu: TensorPrimitives.Max(x, 0f, y); break;
-            case UnaryOp.Silu:
-                TensorPrimitives.Sigmoid(x, y);
-                TensorPrimitives.Multiply(x, y, y);
-                break;
-            case UnaryOp.GeluTanh: GeluTanh(x, y); break;
+            case UnaryOp.Relu: VectorMath.Map<ReluOperator>(x, y); break;
+            case UnaryOp.Silu: VectorMath.Map<SiluOperator>(x, y); break;
+            case UnaryOp.GeluTanh: VectorMath.Map<GeluTanhOperator>(x, y); break;
             case UnaryOp.Gelu:
-                for (int i = 0; i < x.Length; i++) y[i] = 0.5f * x[i] * (1f + Erf(x[i] * 0.70710678118654752f));
+                for (int i = 0; i < x.Length; i++)
+                {
+                    float v = x[i];
+                    y[i] = 0.5f * v * (1f + Erf(v * 0.70710678118654752f));
+                }
                 break;
             default: throw new ArgumentOutOfRangeException(nameof(op));
         }
-    }
-
-    /// <summary>0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), as PyTorch's approximate="tanh".</summary>
-    internal static void GeluTanh(ReadOnlySpan<float> x, Span<float> y)
-    {
-        const float k = 0.7978845608028654f;
-        for (int i = 0; i < x.Length; i++)
-        {
-            float v = x[i];
-            y[i] = k * (v + 0.044715f * v * v * v);
-        }
-        TensorPrimitives.Tanh(y, y);
-        for (int i = 0; i < x.Length; i++) y[i] = 0.5f * x[i] * (1f + y[i]);
     }
 
     /// <summary>erf with |error| &lt; 1.2e-7 (W. J. Cody's rational approximations), enough for float32.</summary>
@@ -72,7 +61,7 @@ public sealed unsafe partial class CpuBackend
         double x = xf;
         double ax = Math.Abs(x);
         double r;
-        if (ax < 0.5)
+        if (ax < 0.46875)
         {
             double t = x * x;
             double num = (((0.1857777061846031526730 * t + 3.161123743870565596947) * t + 113.8641541510501556495) * t + 377.4852376853020208137) * t + 3209.377589138469472562;
@@ -81,7 +70,8 @@ public sealed unsafe partial class CpuBackend
         }
         if (ax < 4.0)
         {
-            double num = ((((((((0.5641884969886700891 * ax + 8.883149794388375941) * ax + 66.11919063714162948) * ax + 298.6351381974001311) * ax + 881.9522212417690904) * ax + 1712.047612634070583) * ax + 2051.078377826071465) * ax + 1230.339354797997253) * ax + 0.0000000215311535474403846);
+            // Cody's leading coefficient is the tiny 2.15e-8 and the constant term 1230.34 (they were swapped once).
+            double num = (((((((0.0000000215311535474403846 * ax + 0.5641884969886700891) * ax + 8.883149794388375941) * ax + 66.11919063714162948) * ax + 298.6351381974001311) * ax + 881.9522212417690904) * ax + 1712.047612634070583) * ax + 2051.078377826071465) * ax + 1230.339354797997253;
             double den = ((((((((ax + 15.74492611070983473) * ax + 117.6939508913124993) * ax + 537.1811018620098575) * ax + 1621.389574566690189) * ax + 3290.799235733459627) * ax + 4362.619090143247158) * ax + 3439.367674143721637) * ax + 1230.339357707891949);
             r = 1.0 - Math.Exp(-ax * ax) * num / den;
         }
@@ -244,8 +234,8 @@ public sealed unsafe partial class CpuBackend
                         var row = new ReadOnlySpan<float>(xp + r * k, k);
                         yp[r] = op switch
                         {
-                            ReduceOp.Sum => SumPrecise(row),
-                            ReduceOp.Mean => SumPrecise(row) / k,
+                            ReduceOp.Sum => (float)VectorMath.Sum(row),
+                            ReduceOp.Mean => (float)(VectorMath.Sum(row) / k),
                             ReduceOp.Max => TensorPrimitives.Max(row),
                             ReduceOp.Min => TensorPrimitives.Min(row),
                             _ => throw new ArgumentOutOfRangeException(nameof(op)),
@@ -254,13 +244,5 @@ public sealed unsafe partial class CpuBackend
                 });
             }
         });
-    }
-
-    /// <summary>Sum accumulated in double, so long rows do not drift.</summary>
-    internal static float SumPrecise(ReadOnlySpan<float> row)
-    {
-        double s = 0;
-        foreach (var v in row) s += v;
-        return (float)s;
     }
 }
