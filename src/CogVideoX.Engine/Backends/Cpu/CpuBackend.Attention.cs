@@ -62,6 +62,7 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
+    /// <summary>Row lookup. Every id is checked before anything is written, so a bad id leaves y untouched.</summary>
     public void Gather(Tensor table, Tensor indices, Tensor y)
     {
         using var ic = indices.Contiguous();
@@ -71,8 +72,26 @@ public sealed unsafe partial class CpuBackend
         {
             long id = ip[i];
             if (id < 0 || id >= v)
-                throw new ArgumentOutOfRangeException(nameof(indices), $"embedding: id {id} is outside the table of {v} rows");
-            using var src = table.Narrow(0, (int)id, 1);
+                throw new ArgumentOutOfRangeException(nameof(indices), $"embedding: id {id} is outside the table of {v} rows (0 to {v - 1})");
+        }
+        if (table.Layout.Stride(1) == 1 && table.DType == y.DType && y.IsContiguous)
+        {
+            // Rows are contiguous in both: one block copy each.
+            int size = table.DType.SizeOf();
+            long rowBytes = (long)table.Dim(1) * size;
+            byte* src = BasePointer(table) + table.Layout.Offset * size;
+            byte* dst = BasePointer(y) + y.Layout.Offset * size;
+            long rowStride = table.Layout.Stride(0) * size;
+            ParallelRange(n, Math.Max(1, 65536 / Math.Max(rowBytes, 1)), (s, e) =>
+            {
+                for (long i = s; i < e; i++)
+                    Buffer.MemoryCopy(src + ip[i] * rowStride, dst + i * rowBytes, rowBytes, rowBytes);
+            });
+            return;
+        }
+        for (int i = 0; i < n; i++)
+        {
+            using var src = table.Narrow(0, (int)ip[i], 1);
             using var dst = y.Narrow(0, i, 1);
             Copy(src, dst);
         }

@@ -127,8 +127,8 @@ public sealed unsafe partial class CpuBackend
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y)
     {
         // Widen half inputs once; broadcast (stride-0) views stay views so nothing is materialised.
-        using var af = a.DType == DType.F32 ? a.Alias() : F32(a);
-        using var bf = b.DType == DType.F32 ? b.Alias() : F32(b);
+        using var af = F32View(a);
+        using var bf = F32View(b);
         WriteF32(y, ys =>
         {
             var (shape, sa, sb) = Collapse(y.Shape, af.Layout.Strides, bf.Layout.Strides);
@@ -188,6 +188,8 @@ public sealed unsafe partial class CpuBackend
                 case BinaryOp.Sub: TensorPrimitives.Subtract(xa, vb, ys); return;
                 case BinaryOp.Mul: TensorPrimitives.Multiply(xa, vb, ys); return;
                 case BinaryOp.Div: TensorPrimitives.Divide(xa, vb, ys); return;
+                case BinaryOp.Max: TensorPrimitives.Max(xa, vb, ys); return;
+                case BinaryOp.Min: TensorPrimitives.Min(xa, vb, ys); return;
             }
         }
         if (sa == 0 && sb == 1)
@@ -200,6 +202,8 @@ public sealed unsafe partial class CpuBackend
                 case BinaryOp.Sub: TensorPrimitives.Subtract(va, xb, ys); return;
                 case BinaryOp.Mul: TensorPrimitives.Multiply(xb, va, ys); return;
                 case BinaryOp.Div: TensorPrimitives.Divide(va, xb, ys); return;
+                case BinaryOp.Max: TensorPrimitives.Max(xb, va, ys); return;
+                case BinaryOp.Min: TensorPrimitives.Min(xb, va, ys); return;
             }
         }
         for (int i = 0; i < n; i++)

@@ -38,13 +38,13 @@ public sealed unsafe partial class CpuBackend
                         int ch = (int)(nc % c);
                         var (mean, invStd) = stats[nc / c * groups + ch / perGroup];
                         float scale = invStd * (gp == null ? 1f : gp[ch]);
-                        float shift = (bp == null ? 0f : bp[ch]) - mean * scale;
+                        float shift = bp == null ? 0f : bp[ch];
                         for (long s0 = 0; s0 < spatial; s0 += ElementChunk)
                         {
                             int count = (int)Math.Min(spatial - s0, ElementChunk);
                             long off = nc * spatial + s0;
                             var dst = new Span<float>(yp + off, count);
-                            VectorMath.ScaleShift(new ReadOnlySpan<float>(xp + off, count), scale, shift, dst);
+                            VectorMath.Normalize(new ReadOnlySpan<float>(xp + off, count), mean, scale, shift, dst);
                             if (activation != Activation.None) ApplyActivationSpan(activation, dst);
                         }
                     }
@@ -95,9 +95,11 @@ public sealed unsafe partial class CpuBackend
                     {
                         var (mean, invStd) = MeanInvStd(xp + r * d, d, eps);
                         var dst = new Span<float>(yp + r * d, d);
-                        VectorMath.ScaleShift(new ReadOnlySpan<float>(xp + r * d, d), invStd, -mean * invStd, dst);
-                        if (gp != null) TensorPrimitives.Multiply(dst, new ReadOnlySpan<float>(gp, d), dst);
-                        if (bp != null) TensorPrimitives.Add(dst, new ReadOnlySpan<float>(bp, d), dst);
+                        VectorMath.Normalize(new ReadOnlySpan<float>(xp + r * d, d), mean, invStd, 0f, dst);
+                        if (gp != null && bp != null)
+                            TensorPrimitives.FusedMultiplyAdd(dst, new ReadOnlySpan<float>(gp, d), new ReadOnlySpan<float>(bp, d), dst);
+                        else if (gp != null) TensorPrimitives.Multiply(dst, new ReadOnlySpan<float>(gp, d), dst);
+                        else if (bp != null) TensorPrimitives.Add(dst, new ReadOnlySpan<float>(bp, d), dst);
                     }
                 });
             }

@@ -98,7 +98,7 @@ internal readonly unsafe struct StridedMatrix(float* data, long rowStride, long 
     /// dst[p·dstStride + r] = src[r·srcStride + p] for r &lt; rows, p &lt; cols: 8 × 8 blocks transposed in AVX
     /// registers (a scalar loop would cost as much as the multiply for skinny products), scalar edges.
     /// </summary>
-    internal static void Transpose(float* src, long srcStride, int rows, int cols, float* dst, int dstStride)
+    internal static void Transpose(float* src, long srcStride, int rows, int cols, float* dst, long dstStride)
     {
         int r0 = 0;
         if (Avx.IsSupported)
@@ -107,16 +107,16 @@ internal readonly unsafe struct StridedMatrix(float* data, long rowStride, long 
             {
                 int p0 = 0;
                 for (; p0 <= cols - 8; p0 += 8)
-                    Transpose8x8(src + r0 * srcStride + p0, srcStride, dst + (long)p0 * dstStride + r0, dstStride);
+                    Transpose8x8(src + r0 * srcStride + p0, srcStride, dst + p0 * dstStride + r0, dstStride);
                 for (int r = r0; r < r0 + 8; r++)
-                    for (int p = p0; p < cols; p++) dst[(long)p * dstStride + r] = src[r * srcStride + p];
+                    for (int p = p0; p < cols; p++) dst[p * dstStride + r] = src[r * srcStride + p];
             }
         }
         for (int r = r0; r < rows; r++)
         {
             float* s = src + r * srcStride;
             float* d = dst + r;
-            for (int p = 0; p < cols; p++) d[(long)p * dstStride] = s[p];
+            for (int p = 0; p < cols; p++) d[p * dstStride] = s[p];
         }
     }
 

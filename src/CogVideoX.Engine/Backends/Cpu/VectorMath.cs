@@ -175,8 +175,11 @@ internal static class VectorMath
         return sum;
     }
 
-    /// <summary>y = x·scale + shift (one fused pass).</summary>
-    public static void ScaleShift(ReadOnlySpan<float> x, float scale, float shift, Span<float> y)
+    /// <summary>
+    /// y = (x − mean)·scale + shift in one pass. Centring first (as torch does) keeps a large mean from cancelling
+    /// against the shift: x·scale + (shift − mean·scale) would lose |mean|/σ ulps.
+    /// </summary>
+    public static void Normalize(ReadOnlySpan<float> x, float mean, float scale, float shift, Span<float> y)
     {
         if (y.Length < x.Length) throw new ArgumentException("destination too short", nameof(y));
         ref float xs = ref MemoryMarshal.GetReference(x);
@@ -184,15 +187,17 @@ internal static class VectorMath
         int n = x.Length, i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
+            var m = Vector512.Create(mean);
             var a = Vector512.Create(scale);
             var b = Vector512.Create(shift);
             for (; i <= n - 16; i += 16)
-                Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref xs, (nuint)i), a, b).StoreUnsafe(ref ys, (nuint)i);
+                Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref xs, (nuint)i) - m, a, b).StoreUnsafe(ref ys, (nuint)i);
         }
+        var m4 = Vector128.Create(mean);
         var a4 = Vector128.Create(scale);
         var b4 = Vector128.Create(shift);
         for (; i <= n - 4; i += 4)
-            Vector128.FusedMultiplyAdd(Vector128.LoadUnsafe(ref xs, (nuint)i), a4, b4).StoreUnsafe(ref ys, (nuint)i);
-        for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(x[i], scale, shift);
+            Vector128.FusedMultiplyAdd(Vector128.LoadUnsafe(ref xs, (nuint)i) - m4, a4, b4).StoreUnsafe(ref ys, (nuint)i);
+        for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(x[i] - mean, scale, shift);
     }
 }
