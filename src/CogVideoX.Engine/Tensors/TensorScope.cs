@@ -36,6 +36,27 @@ public sealed class TensorScope : IDisposable
         return tensor;
     }
 
+    /// <summary>
+    /// Takes a tensor out of the innermost scope without handing it to an enclosing one: the caller owns it from
+    /// now on (a cache that outlives the call that fills it).
+    /// </summary>
+    public static Tensor Detach(Tensor tensor)
+    {
+        var scope = t_current;
+        if (scope is not null)
+        {
+            for (int i = scope._tensors.Count - 1; i >= 0; i--)
+            {
+                if (ReferenceEquals(scope._tensors[i], tensor))
+                {
+                    scope._tensors.RemoveAt(i);
+                    break;
+                }
+            }
+        }
+        return tensor;
+    }
+
     public void Dispose()
     {
         if (_disposed) return;

@@ -1,4 +1,4 @@
-using System.Text.Json;
+using System.Collections.Concurrent;
 using CogVideoX.Engine;
 
 namespace CogVideoX.Weights;
@@ -11,6 +11,7 @@ public sealed class Checkpoint : IDisposable
 {
     private readonly List<SafetensorsFile> _files;
     private readonly Dictionary<string, SafetensorsFile> _byName;
+    private readonly ConcurrentDictionary<string, byte> _loaded = new(StringComparer.Ordinal);
 
     private Checkpoint(string source, List<SafetensorsFile> files, Dictionary<string, SafetensorsFile> byName)
     {
@@ -19,88 +20,66 @@ public sealed class Checkpoint : IDisposable
         _byName = byName;
     }
 
-    /// <summary>The file or folder the checkpoint came from (for messages).</summary>
+    /// <summary>The file, index or folder the checkpoint came from (for messages).</summary>
     public string Source { get; }
 
     public IReadOnlyList<SafetensorsFile> Files => _files;
 
-    public IEnumerable<string> Names => _byName.Keys;
+    /// <summary>Tensor names in ordinal order.</summary>
+    public IEnumerable<string> Names => _byName.Keys.Order(StringComparer.Ordinal);
 
     public int Count => _byName.Count;
 
+    public long ParameterCount => _byName.Sum(p => p.Value.Entry(p.Key).ElementCount);
+
     /// <summary>
-    /// Opens a .safetensors file, an index.json, or a component folder (diffusers: diffusion_pytorch_model*,
-    /// transformers: model*), preferring an index when there is one.
+    /// Opens a .safetensors file, a <c>*.safetensors.index.json</c>, or a component folder (see
+    /// <see cref="WeightFiles.Find"/> for which files a folder's weights are).
     /// </summary>
     public static Checkpoint Open(string path)
     {
-        if (Directory.Exists(path))
+        if (Directory.Exists(path)) return Open(WeightFiles.Require(path));
+        if (path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase))
         {
-            var index = Directory.GetFiles(path, "*.safetensors.index.json").OrderBy(f => f, StringComparer.Ordinal).FirstOrDefault();
-            if (index is not null) return OpenIndex(index);
-            var single = Directory.GetFiles(path, "*.safetensors").OrderBy(f => f, StringComparer.Ordinal).ToArray();
-            if (single.Length == 1) return OpenFile(single[0]);
-            if (single.Length > 1)
-                throw new WeightsException($"{path}: {single.Length} .safetensors files and no *.safetensors.index.json to say which tensor is where");
-            var pickles = Directory.GetFiles(path).Where(f => f.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".pt", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".ckpt", StringComparison.OrdinalIgnoreCase)).ToArray();
-            if (pickles.Length > 0)
-                SafetensorsFile.RefusePickle(pickles[0]);
-            throw new WeightsException($"{path}: no .safetensors weights in this folder");
+            if (path.EndsWith(".bin.index.json", StringComparison.OrdinalIgnoreCase))
+                SafetensorsFile.RefusePickle(path[..^".index.json".Length]);
+            return OpenIndex(SafetensorsIndex.Read(path));
         }
-        if (path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase)) return OpenIndex(path);
         return OpenFile(path);
     }
+
+    public static Checkpoint Open(WeightFiles weights) =>
+        weights.Index is not null ? OpenIndex(SafetensorsIndex.Read(weights.Index)) : OpenFile(weights.Files[0]);
 
     private static Checkpoint OpenFile(string file)
     {
         var f = SafetensorsFile.Open(file);
         var byName = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
         foreach (var name in f.Entries.Keys) byName[name] = f;
-        return new Checkpoint(file, new List<SafetensorsFile> { f }, byName);
+        return new Checkpoint(file, [f], byName);
     }
 
-    private static Checkpoint OpenIndex(string indexPath)
+    private static Checkpoint OpenIndex(SafetensorsIndex index)
     {
-        if (!File.Exists(indexPath)) throw new WeightsException($"{indexPath}: file not found");
-        Dictionary<string, string> weightMap;
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
-            if (!doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
-                throw new WeightsException($"{indexPath}: no \"weight_map\" object");
-            weightMap = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var p in map.EnumerateObject())
-            {
-                if (p.Value.ValueKind != JsonValueKind.String)
-                    throw new WeightsException($"{indexPath}: weight_map entry '{p.Name}' is not a file name");
-                weightMap[p.Name] = p.Value.GetString()!;
-            }
-        }
-        catch (JsonException e)
-        {
-            throw new WeightsException($"{indexPath}: not valid JSON ({e.Message})");
-        }
-        var folder = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
         var files = new List<SafetensorsFile>();
-        var byFile = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
         var byName = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
         try
         {
-            foreach (var (name, shard) in weightMap)
+            var byShard = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+            foreach (var shard in index.Shards)
             {
-                if (shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
-                    throw new WeightsException($"{indexPath}: shard name '{shard}' must be a plain file name in the same folder");
-                if (!byFile.TryGetValue(shard, out var f))
-                {
-                    var shardPath = Path.Combine(folder, shard);
-                    if (!File.Exists(shardPath))
-                        throw new WeightsException($"{indexPath}: shard '{shard}' (holding '{name}') is missing");
-                    f = SafetensorsFile.Open(shardPath);
-                    byFile[shard] = f;
-                    files.Add(f);
-                }
+                var shardPath = Path.Combine(index.Folder, shard);
+                if (!File.Exists(shardPath))
+                    throw new WeightsException($"{index.Path}: shard '{shard}' is missing from the folder (an incomplete download?)");
+                var f = SafetensorsFile.Open(shardPath);
+                files.Add(f);
+                byShard[shard] = f;
+            }
+            foreach (var (name, shard) in index.WeightMap)
+            {
+                var f = byShard[shard];
                 if (!f.Contains(name))
-                    throw new WeightsException($"{indexPath}: the index puts '{name}' in '{shard}', which does not hold it");
+                    throw new WeightsException($"{index.Path}: the index puts '{name}' in '{shard}', which does not hold it");
                 byName[name] = f;
             }
         }
@@ -109,79 +88,33 @@ public sealed class Checkpoint : IDisposable
             foreach (var f in files) f.Dispose();
             throw;
         }
-        return new Checkpoint(indexPath, files, byName);
+        return new Checkpoint(index.Path, files, byName);
     }
 
     public bool Contains(string name) => _byName.ContainsKey(name);
 
-    public TensorEntry Entry(string name) =>
-        _byName.TryGetValue(name, out var f) ? f.Entry(name) : throw new WeightsException($"{Source}: no tensor named '{name}'");
+    public TensorEntry Entry(string name) => FileOf(name).Entry(name);
 
     /// <summary>The file holding a tensor.</summary>
     public SafetensorsFile FileOf(string name) =>
         _byName.TryGetValue(name, out var f) ? f : throw new WeightsException($"{Source}: no tensor named '{name}'");
 
-    public Tensor Load(string name, IBackend? backend = null, DType? dtype = null) => FileOf(name).Load(name, backend, dtype);
+    /// <summary>Loads a tensor onto a backend, converted to dtype (its stored dtype when null).</summary>
+    public Tensor Load(string name, IBackend? backend = null, DType? dtype = null)
+    {
+        var t = FileOf(name).Load(name, backend, dtype);
+        _loaded.TryAdd(name, 0);
+        return t;
+    }
+
+    /// <summary>Names never loaded so far: after building a model, tensors the model does not know.</summary>
+    public IReadOnlyList<string> UnloadedNames() => Names.Where(n => !_loaded.ContainsKey(n)).ToList();
 
     /// <summary>A loader rooted at this checkpoint that converts to dtype on backend.</summary>
     public WeightScope Scope(IBackend backend, DType dtype) => new(this, backend, dtype, "");
-
-    public long ParameterCount => _byName.Keys.Sum(n => Entry(n).ElementCount);
 
     public void Dispose()
     {
         foreach (var f in _files) f.Dispose();
     }
-}
-
-/// <summary>
-/// Loads weights by checkpoint name under a prefix (as candle's VarBuilder): <c>w.Scope("transformer_blocks.0")</c>
-/// then <c>w.Get("norm1.linear.weight", 3 * d, d)</c>. Errors name the full tensor path and expected vs actual shape.
-/// </summary>
-public sealed class WeightScope
-{
-    private readonly Checkpoint _checkpoint;
-
-    internal WeightScope(Checkpoint checkpoint, IBackend backend, DType dtype, string prefix)
-    {
-        _checkpoint = checkpoint;
-        Backend = backend;
-        DType = dtype;
-        Prefix = prefix;
-    }
-
-    public IBackend Backend { get; }
-
-    public DType DType { get; }
-
-    public string Prefix { get; }
-
-    public Checkpoint Checkpoint => _checkpoint;
-
-    public WeightScope Scope(string name) => new(_checkpoint, Backend, DType, Join(name));
-
-    public WeightScope Scope(int index) => Scope(index.ToString(System.Globalization.CultureInfo.InvariantCulture));
-
-    /// <summary>The same prefix, loading as another dtype (e.g. norms kept in float32).</summary>
-    public WeightScope As(DType dtype) => new(_checkpoint, Backend, dtype, Prefix);
-
-    public string Join(string name) => Prefix.Length == 0 ? name : $"{Prefix}.{name}";
-
-    public bool Contains(string name) => _checkpoint.Contains(Join(name));
-
-    /// <summary>Loads a tensor, checking its shape when one is given (no dims = any shape).</summary>
-    public Tensor Get(string name, params int[] shape)
-    {
-        var full = Join(name);
-        if (!_checkpoint.Contains(full))
-            throw new WeightsException($"{_checkpoint.Source}: missing tensor '{full}'{(shape.Length > 0 ? $" (expected shape {Layout.Format(shape)})" : "")}");
-        var entry = _checkpoint.Entry(full);
-        if (shape.Length > 0 && !entry.Shape.SequenceEqual(shape))
-            throw new WeightsException($"{_checkpoint.Source}: tensor '{full}' has shape {Layout.Format(entry.Shape)}, expected {Layout.Format(shape)}");
-        if (!entry.DType.IsFloat() && DType.IsFloat())
-            throw new WeightsException($"{_checkpoint.Source}: tensor '{full}' is {entry.DType.Name()}, expected a float type");
-        return _checkpoint.Load(full, Backend, DType);
-    }
-
-    public Tensor? GetOptional(string name, params int[] shape) => Contains(name) ? Get(name, shape) : null;
 }

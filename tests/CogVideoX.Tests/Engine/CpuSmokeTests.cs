@@ -36,6 +36,27 @@ public class CpuSmokeTests
             }
     }
 
+    [Theory]
+    [InlineData(Activation.Silu)]
+    [InlineData(Activation.GeluTanh)]
+    [InlineData(Activation.Gelu)]
+    [InlineData(Activation.Relu)]
+    public void FusedActivationEqualsSeparateOne(Activation activation)
+    {
+        // The epilogue runs in place on the GEMM/norm output; 2500 elements span several scratch blocks.
+        using var x = Tensor.FromArray(Rand(50 * 40, 4), new[] { 50, 40 });
+        using var w = Tensor.FromArray(Rand(50 * 40, 5), new[] { 50, 40 });
+        using var fused = x.Linear(w, null, activation);
+        using var plain = x.Linear(w);
+        using var separate = plain.Apply(activation);
+        Assert.Equal(separate.ToFloatArray(), fused.ToFloatArray());
+        using var v = Tensor.FromArray(Rand(2 * 8 * 300, 6), new[] { 2, 8, 300 });
+        using var normFused = v.GroupNorm(2, null, null, 1e-5f, activation);
+        using var norm = v.GroupNorm(2, null, null, 1e-5f);
+        using var normSeparate = norm.Apply(activation);
+        Assert.Equal(normSeparate.ToFloatArray(), normFused.ToFloatArray());
+    }
+
     [Fact]
     public void PermuteThenContiguousReordersElements()
     {
@@ -164,5 +185,18 @@ public class CpuSmokeTests
         Assert.True(dropped.IsDisposed);
         Assert.False(kept.IsDisposed);
         kept.Dispose();
+    }
+
+    [Fact]
+    public void DetachedTensorOutlivesEveryEnclosingScope()
+    {
+        Tensor cached;
+        using (new TensorScope())
+        {
+            using (new TensorScope())
+                cached = TensorScope.Detach(Tensor.Zeros(CpuBackend.Instance, DType.F32, 3));
+        }
+        Assert.False(cached.IsDisposed);
+        cached.Dispose();
     }
 }

@@ -4,6 +4,9 @@ namespace CogVideoX.Engine;
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <summary>Elements per parallel piece of a copy.</summary>
+    private const int CopyPiece = 1 << 16;
+
     public void Copy(Tensor source, Tensor destination)
     {
         if (!source.Shape.SequenceEqual(destination.Shape))
@@ -20,12 +23,16 @@ public sealed unsafe partial class CpuBackend
         long sInner = ss[^1], dInner = ds[^1];
         if (st == DType.F32 && dt == DType.F32 && TryTransposeCopy((float*)sp + sOff, (float*)dp + dOff, shape, ss, ds)) return;
         long rows = count / inner;
-        ParallelRange(rows, Math.Max(1, 32768 / inner), (r0, r1) =>
+        // Long rows are cut into pieces so a single huge row (a flat conversion) still uses every thread.
+        int piece = (int)Math.Min(inner, CopyPiece);
+        long piecesPerRow = (inner + piece - 1) / piece;
+        ParallelRange(rows * piecesPerRow, Math.Max(1, CopyPiece / piece), (t0, t1) =>
         {
-            Span<int> idx = stackalloc int[shape.Length];
-            for (long r = r0; r < r1; r++)
+            for (long t = t0; t < t1; t++)
             {
-                long rem = r, so = sOff, doff = dOff;
+                long r = t / piecesPerRow;
+                int start = (int)(t % piecesPerRow) * piece;
+                long rem = r, so = sOff + start * sInner, doff = dOff + start * dInner;
                 for (int d = shape.Length - 2; d >= 0; d--)
                 {
                     long i = rem % shape[d];
@@ -33,7 +40,7 @@ public sealed unsafe partial class CpuBackend
                     so += i * ss[d];
                     doff += i * ds[d];
                 }
-                CopyRow(sp, st, so, sInner, dp, dt, doff, dInner, inner);
+                CopyRow(sp, st, so, sInner, dp, dt, doff, dInner, Math.Min(piece, inner - start));
             }
         });
     }

@@ -13,10 +13,17 @@ public sealed unsafe partial class CpuBackend
         // B [k, n] = weightᵀ.
         var b = new StridedMatrix(Ptr<float>(wf), wf.Layout.Stride(1), wf.Layout.Stride(0));
         var epilogue = new GemmEpilogue(bf is null ? null : Ptr<float>(bf), null, activation);
+        bool fewRows = m <= Gemm.FewRows && xf.Layout.Stride(1) == 1 && wf.Layout.Stride(1) == 1;
+        float* xp = Ptr<float>(xf);
+        float* wp = Ptr<float>(wf);
+        long xRow = xf.Layout.Stride(0), wRow = wf.Layout.Stride(0);
         WriteF32(y, ys =>
         {
             fixed (float* yp = ys)
-                Gemm.Multiply(a, b, yp, n, m, n, k, epilogue);
+            {
+                if (fewRows) Gemm.MultiplyFewRows(xp, xRow, wp, wRow, yp, n, m, n, k, epilogue);
+                else Gemm.Multiply(a, b, yp, n, m, n, k, epilogue);
+            }
         });
     }
 

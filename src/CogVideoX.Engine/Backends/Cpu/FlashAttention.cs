@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace CogVideoX.Engine;
 
@@ -61,9 +62,12 @@ internal static unsafe class FlashAttention
         long kPackFloats = (long)nkPad * d;
         long vPackFloats = (long)nk * dPad;
         int threads = CpuBackend.Threads;
-        // Heads are processed in groups large enough to give every thread work, small enough to bound the packs.
+        // Heads are processed in groups: large enough that packing and query tasks keep every thread busy between
+        // the group's two parallel phases, small enough to bound the packs (about 64 MiB, at least one head).
         int totalHeads = batch * heads;
-        int group = Math.Clamp((4 * threads + qBlocks - 1) / qBlocks, 1, totalHeads);
+        long packBytes = (kPackFloats + vPackFloats) * sizeof(float);
+        int wanted = Math.Max(2 * threads, (8 * threads + qBlocks - 1) / qBlocks);
+        int group = (int)Math.Clamp(Math.Min(wanted, (64L << 20) / Math.Max(packBytes, 1)), 1, totalHeads);
         using var packs = new NativeBuffer((kPackFloats + vPackFloats) * group);
         float* kPacks = packs.Pointer;
         float* vPacks = packs.Pointer + kPackFloats * group;
@@ -115,6 +119,8 @@ internal static unsafe class FlashAttention
 
         // Qᵀ as the B operand [d, queries]; padded query columns are zero and never written out.
         new StridedMatrix(q.At(bi, hi, i0), q.S3, q.S2).PackB(0, d, 0, rows, nr, qPack);
+        // Scaling the queries once scales every score (one rounding of q·scale instead of one per score).
+        TensorPrimitives.Multiply(new ReadOnlySpan<float>(qPack, d * bq), scale, new Span<float>(qPack, d * bq));
         if (rows < bq)
             new Span<float>(qPack + (rows + nr - 1) / nr * nr * d, (bq - (rows + nr - 1) / nr * nr) * d).Clear();
         new Span<float>(output, bq * dPad).Clear();
@@ -129,7 +135,6 @@ internal static unsafe class FlashAttention
                 for (int jp = 0; jp < bq / nr; jp++)
                     TK.Run(d, kPack + (long)(j0 + ip * mr) * d, mr, qPack + jp * d * nr, scores + ip * mr * bq + jp * nr, bq, false);
 
-            TensorPrimitives.Multiply(new ReadOnlySpan<float>(scores, keys * bq), scale, new Span<float>(scores, keys * bq));
             if (bias is { } bs)
             {
                 for (int i = 0; i < rows; i++)
@@ -151,13 +156,7 @@ internal static unsafe class FlashAttention
             }
             TensorPrimitives.Exp(alphaSpan, alphaSpan);
             TensorPrimitives.Multiply(sumSpan, alphaSpan, sumSpan);
-            for (int kk = 0; kk < keys; kk++)
-            {
-                var row = new Span<float>(scores + kk * bq, bq);
-                TensorPrimitives.Subtract(row, safeSpan, row);
-                TensorPrimitives.Exp(row, row);
-                TensorPrimitives.Add(sumSpan, row, sumSpan);
-            }
+            ExpAndSum(scores, keys, bq, safeMax, rowSum);
             for (int i = 0; i < bq; i++)
             {
                 var o = new Span<float>(output + i * dPad, dPad);
@@ -181,12 +180,46 @@ internal static unsafe class FlashAttention
         }
     }
 
-    /// <summary>max over the first rows of a [rows][width] block, per column.</summary>
+    // The two softmax passes below run over short rows (one per key, bq wide), where a library call per row would
+    // cost as much as the arithmetic: plain vector loops instead (bq is a multiple of 8).
+
+    /// <summary>result[c] = max over the first rows of a [rows][width] block, per column.</summary>
     private static void BlockMax(float* block, int rows, int width, float* result)
     {
-        var r = new Span<float>(result, width);
-        new ReadOnlySpan<float>(block, width).CopyTo(r);
-        for (int kk = 1; kk < rows; kk++) TensorPrimitives.Max(new ReadOnlySpan<float>(block + kk * width, width), r, r);
+        new ReadOnlySpan<float>(block, width).CopyTo(new Span<float>(result, width));
+        for (int kk = 1; kk < rows; kk++)
+        {
+            float* row = block + kk * width;
+            int c = 0;
+            if (Vector256.IsHardwareAccelerated)
+                for (; c <= width - 8; c += 8)
+                    Vector256.Max(Vector256.Load(result + c), Vector256.Load(row + c)).Store(result + c);
+            for (; c < width; c++) result[c] = Math.Max(result[c], row[c]);
+        }
+    }
+
+    /// <summary>block[kk][c] = exp(block[kk][c] − max[c]) for the first rows; sum[c] += the column's new values.</summary>
+    private static void ExpAndSum(float* block, int rows, int width, float* max, float* sum)
+    {
+        for (int kk = 0; kk < rows; kk++)
+        {
+            float* row = block + kk * width;
+            int c = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                for (; c <= width - 8; c += 8)
+                {
+                    var e = Vector256.Exp(Vector256.Load(row + c) - Vector256.Load(max + c));
+                    e.Store(row + c);
+                    (Vector256.Load(sum + c) + e).Store(sum + c);
+                }
+            }
+            for (; c < width; c++)
+            {
+                row[c] = MathF.Exp(row[c] - max[c]);
+                sum[c] += row[c];
+            }
+        }
     }
 
     private static int Lcm(int a, int b)

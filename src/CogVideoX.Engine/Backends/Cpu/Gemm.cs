@@ -73,6 +73,63 @@ internal static unsafe class Gemm
         Multiply(new StridedMatrix(a, k, 1), new StridedMatrix(b, 1, k), c, n, m, n, k, new GemmEpilogue(bias, null, Activation.None));
     }
 
+    /// <summary>Up to this many rows a linear layer streams its weight directly instead of packing it.</summary>
+    public const int FewRows = 4;
+
+    /// <summary>
+    /// y[i, j] = epilogue(Σ_p x[i, p] · w[j, p]) for m ≤ <see cref="FewRows"/> rows with contiguous x rows and weight
+    /// rows (a linear layer on one or two tokens, e.g. the timestep embedding). Packing the weight would cost as much as
+    /// the product itself here; instead every weight row is read once and dotted with all rows of x, which stay in L1.
+    /// </summary>
+    public static void MultiplyFewRows(float* x, long xRowStride, float* w, long wRowStride, float* y, long ldy,
+        int m, int n, int k, GemmEpilogue epilogue)
+    {
+        CpuBackend.ParallelRange(n, Math.Max(1, 16384 / Math.Max(k, 1)), (j0, j1) =>
+        {
+            for (long j = j0; j < j1; j++)
+            {
+                float* wr = w + j * wRowStride;
+                int i = 0;
+                for (; i + 2 <= m; i += 2)
+                {
+                    var (d0, d1) = Dot2(x + i * xRowStride, x + (i + 1) * xRowStride, wr, k);
+                    y[i * ldy + j] = d0;
+                    y[(i + 1) * ldy + j] = d1;
+                }
+                if (i < m) y[i * ldy + j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(x + i * xRowStride, k), new ReadOnlySpan<float>(wr, k));
+            }
+            ApplyEpilogue(epilogue, y, ldy, 0, m, (int)j0, (int)j1);
+        });
+    }
+
+    /// <summary>Two dot products sharing one read of w; two accumulators each hide the FMA latency.</summary>
+    private static (float, float) Dot2(float* a, float* b, float* w, int k)
+    {
+        int p = 0;
+        float sa = 0, sb = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> a0 = default, a1 = default, b0 = default, b1 = default;
+            for (; p <= k - 16; p += 16)
+            {
+                var w0 = Vector256.Load(w + p);
+                var w1 = Vector256.Load(w + p + 8);
+                a0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + p), w0, a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + p + 8), w1, a1);
+                b0 = Vector256.FusedMultiplyAdd(Vector256.Load(b + p), w0, b0);
+                b1 = Vector256.FusedMultiplyAdd(Vector256.Load(b + p + 8), w1, b1);
+            }
+            sa = Vector256.Sum(a0 + a1);
+            sb = Vector256.Sum(b0 + b1);
+        }
+        for (; p < k; p++)
+        {
+            sa += a[p] * w[p];
+            sb += b[p] * w[p];
+        }
+        return (sa, sb);
+    }
+
     /// <summary>C (row stride ldc) = epilogue(A · B) with any packable operands; parallel over blocks unless told not to.</summary>
     public static void Multiply<TA, TB>(TA a, TB b, float* c, long ldc, int m, int n, int k, GemmEpilogue epilogue,
         bool parallel = true, GemmKernelKind kind = GemmKernelKind.Auto)

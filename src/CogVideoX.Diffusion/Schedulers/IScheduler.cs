@@ -1,0 +1,53 @@
+using CogVideoX.Weights;
+
+namespace CogVideoX.Diffusion;
+
+/// <summary>The two schedulers CogVideoX ships: DDIM (the 2b default) and DPM-Solver++ (2M, stochastic; the 5b default).</summary>
+public enum SchedulerKind
+{
+    Ddim,
+    Dpm,
+}
+
+/// <summary>
+/// A CogVideoX noise scheduler as the pipeline drives it: <see cref="SetTimesteps"/> once per run, then
+/// <see cref="Step"/> once per entry of <see cref="Timesteps"/>, in order. Latents and model outputs are host float32
+/// buffers in C order (any shape: the update is element-wise); coefficients are computed in float64 and applied in
+/// float32, as diffusers does, so the results match diffusers' to the last bit or nearly.
+/// </summary>
+public interface IScheduler
+{
+    SchedulerKind Kind { get; }
+
+    /// <summary>The configuration the scheduler was built from.</summary>
+    SchedulerConfig Config { get; }
+
+    /// <summary>ᾱ_t for t = 0 … num_train_timesteps − 1 (after the SNR shift and zero-terminal-SNR rescaling).</summary>
+    ReadOnlySpan<double> AlphasCumprod { get; }
+
+    /// <summary>The standard deviation of the initial noise (1 for both CogVideoX schedulers).</summary>
+    float InitNoiseSigma { get; }
+
+    /// <summary>Steps of the current schedule (0 before <see cref="SetTimesteps"/>).</summary>
+    int NumInferenceSteps { get; }
+
+    /// <summary>The timesteps of the current schedule, from most to least noisy.</summary>
+    IReadOnlyList<int> Timesteps { get; }
+
+    /// <summary>Whether <see cref="Step"/> draws noise (and so needs a generator).</summary>
+    bool IsStochastic { get; }
+
+    /// <summary>Builds the schedule for a run of <paramref name="numInferenceSteps"/> steps and forgets any previous run.</summary>
+    void SetTimesteps(int numInferenceSteps);
+
+    /// <summary>
+    /// Step <paramref name="stepIndex"/> (timestep <c>Timesteps[stepIndex]</c>): from the model's (guided) output and
+    /// the current latents, writes the latents of the next step into <paramref name="prevSample"/>, which may be the
+    /// same memory as <paramref name="sample"/>. Stochastic schedulers draw their noise from
+    /// <paramref name="generator"/> — the generator that drew the initial latents, as diffusers passes it.
+    /// </summary>
+    void Step(int stepIndex, ReadOnlySpan<float> modelOutput, ReadOnlySpan<float> sample, Span<float> prevSample, TorchGenerator? generator = null);
+
+    /// <summary>The denoised estimate x̂₀ from the last <see cref="Step"/> (empty before the first), e.g. for previews.</summary>
+    ReadOnlySpan<float> PredictedOriginalSample { get; }
+}

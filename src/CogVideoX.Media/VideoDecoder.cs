@@ -1,0 +1,43 @@
+using System.Diagnostics;
+using CogVideoX.Engine;
+
+namespace CogVideoX.Media;
+
+/// <summary>Reads an MP4 back into frames through ffmpeg (for metrics and reports on finished runs).</summary>
+public static class VideoDecoder
+{
+    public static VideoFrames Read(string path)
+    {
+        var info = VideoProbe.Probe(path);
+        var psi = new ProcessStartInfo(Ffmpeg.FfmpegPath)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[] { "-hide_banner", "-loglevel", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-" })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new CogVideoXException("could not start ffmpeg");
+        var stderr = p.StandardError.ReadToEndAsync();
+        int frameBytes = info.Width * info.Height * 3;
+        var frames = new List<byte[]>();
+        var stdout = p.StandardOutput.BaseStream;
+        while (true)
+        {
+            var buffer = new byte[frameBytes];
+            int read = 0;
+            while (read < frameBytes)
+            {
+                int n = stdout.Read(buffer, read, frameBytes - read);
+                if (n == 0) break;
+                read += n;
+            }
+            if (read < frameBytes) break;
+            frames.Add(buffer);
+        }
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+            throw new CogVideoXException($"{path}: ffmpeg could not decode it ({Ffmpeg.Tail(stderr.Result)})");
+        return VideoFrames.FromRgb24(frames, info.Height, info.Width);
+    }
+}

@@ -1,0 +1,447 @@
+using CogVideoX.Engine;
+using CogVideoX.Weights;
+
+namespace CogVideoX.Models.Text;
+
+/// <summary>
+/// The T5 encoder stack as CogVideoX uses it (transformers' T5EncoderModel, T5 v1.1: gated-GELU feed-forward, no
+/// biases, RMS norms, relative position bias computed by the first block and shared by all). Ids [B, L] →
+/// embeddings [B, L, d_model]. Called without an attention mask, as diffusers' CogVideoX pipeline calls it: padded
+/// positions take part in attention like any other.
+/// </summary>
+/// <remarks>
+/// The module tree mirrors the checkpoint names (<c>shared.weight</c> or <c>encoder.embed_tokens.weight</c>,
+/// <c>encoder.block.{i}.layer.0.SelfAttention.{q,k,v,o}</c>, <c>…layer.0.layer_norm</c>,
+/// <c>encoder.block.{i}.layer.1.DenseReluDense.{wi_0,wi_1,wo}</c>, <c>…layer.1.layer_norm</c>,
+/// <c>encoder.final_layer_norm</c>). Extra tensors (a decoder, an lm_head) are ignored.
+///
+/// Half precision follows transformers exactly where it matters for range: with F16 weights the <c>wo</c>
+/// projections stay in float32 (T5's <c>_keep_in_fp32_modules</c>), so from the first feed-forward on the residual
+/// stream is float32 and each norm returns the weight dtype; while the stream is F16, values are clamped after each
+/// sub-layer when any is infinite, as transformers' T5Block does.
+///
+/// The encoder owns its weight tensors (Dispose releases them). Build it outside any <see cref="TensorScope"/>, or
+/// that scope will release the weights when it ends.
+/// </remarks>
+public sealed class T5Encoder : IDisposable
+{
+    /// <summary>float16's largest value minus 1000: transformers' clamp when a half-precision stream has infinities.</summary>
+    private const float HalfClampValue = 65504f - 1000f;
+
+    private readonly List<Tensor> _owned = new();
+    private bool _disposed;
+
+    /// <summary>Builds the encoder from checkpoint tensors under <paramref name="weights"/> (converted to its dtype).</summary>
+    public T5Encoder(T5Config config, WeightScope weights)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(weights);
+        Validate(config, weights.Checkpoint.Source);
+        Config = config;
+        Backend = weights.Backend;
+        DType = weights.DType;
+        if (!DType.IsFloat()) throw new ArgumentException($"the text encoder needs a float dtype, not {DType.Name()}");
+        try
+        {
+            var embedName = weights.Contains("encoder.embed_tokens.weight") ? "encoder.embed_tokens.weight" : "shared.weight";
+            if (!weights.Contains(embedName))
+                throw new WeightsException($"{weights.Checkpoint.Source}: no token embedding: expected 'shared.weight' or 'encoder.embed_tokens.weight' of shape [{config.VocabSize}, {config.DModel}]");
+            EmbedTokens = Own(weights.Get(embedName, config.VocabSize, config.DModel));
+
+            var encoder = weights.Scope("encoder");
+            var blocks = encoder.Scope("block");
+            Blocks = new T5Block[config.NumLayers];
+            for (int i = 0; i < config.NumLayers; i++)
+                Blocks[i] = new T5Block(this, config, blocks.Scope(i), hasRelativeAttentionBias: i == 0);
+            FinalLayerNorm = new T5LayerNorm(this, config, encoder.Scope("final_layer_norm"));
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public T5Config Config { get; }
+
+    public IBackend Backend { get; }
+
+    /// <summary>The dtype of the weights and of the output.</summary>
+    public DType DType { get; }
+
+    /// <summary>Rows of the embedding table: every token id must be below this.</summary>
+    public int VocabSize => Config.VocabSize;
+
+    public int DModel => Config.DModel;
+
+    /// <summary>True when <c>wo</c> runs in float32 under F16 weights (transformers' _keep_in_fp32_modules).</summary>
+    internal bool KeepFeedForwardOutputInFloat32 => DType == DType.F16;
+
+    internal Tensor EmbedTokens { get; }
+
+    internal T5Block[] Blocks { get; }
+
+    internal T5LayerNorm FinalLayerNorm { get; }
+
+    /// <summary>Reads <c>config.json</c> and the weights (one file or shards) of a <c>text_encoder/</c> folder.</summary>
+    public static T5Encoder Load(string folder, IBackend backend, DType dtype)
+    {
+        if (!Directory.Exists(folder))
+            throw new WeightsException($"{folder}: text encoder folder not found; expected a model's text_encoder/ folder (config.json and .safetensors weights)");
+        var config = T5Config.Load(Path.Combine(folder, "config.json"));
+        using var checkpoint = Checkpoint.Open(folder);
+        return new T5Encoder(config, checkpoint.Scope(backend, dtype));
+    }
+
+    /// <summary>Embeddings [1, L, d_model] of a tokenized prompt, after checking its ids fit this encoder.</summary>
+    public Tensor Encode(TokenizedPrompt prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        foreach (long id in prompt.Ids)
+            if (id < 0 || id >= VocabSize)
+                throw new CogVideoXException(
+                    $"Token id {id} is outside the text encoder's vocabulary of {VocabSize}: the tokenizer and the text encoder do not belong to the same model.");
+        using var ids = prompt.ToTensor(Backend);
+        return Forward(ids);
+    }
+
+    /// <summary>Token ids I64 [B, L] → last hidden state [B, L, d_model] (after the final norm).</summary>
+    public Tensor Forward(Tensor inputIds)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(inputIds);
+        if (inputIds.DType != DType.I64 || inputIds.Rank != 2)
+            throw new ArgumentException($"T5 encoder: input ids must be I64 [batch, length], got {inputIds}");
+        using var scope = new TensorScope();
+        var ids = ReferenceEquals(inputIds.Backend, Backend) ? inputIds : inputIds.To(Backend);
+        int length = ids.Dim(1);
+        var hidden = EmbedTokens.Embedding(ids);
+        var positionBias = Blocks[0].Layer0.SelfAttention.ComputeBias(length, length);
+        foreach (var block in Blocks)
+        {
+            var next = block.Forward(hidden, positionBias);
+            hidden.Dispose(); // each block's input is no longer needed; keeps memory at one hidden state
+            hidden = next;
+        }
+        return scope.Keep(FinalLayerNorm.Forward(hidden));
+    }
+
+    /// <summary>Bucket of each (query, key) pair, row-major [queryLength, keyLength], as transformers computes it.</summary>
+    public static int[] RelativePositionBuckets(int queryLength, int keyLength, bool bidirectional, int numBuckets, int maxDistance)
+    {
+        var buckets = new int[queryLength * keyLength];
+        for (int i = 0; i < queryLength; i++)
+            for (int j = 0; j < keyLength; j++)
+                buckets[i * keyLength + j] = RelativePositionBucket(j - i, bidirectional, numBuckets, maxDistance);
+        return buckets;
+    }
+
+    /// <summary>
+    /// T5's bucket for memory_position − query_position: exact below max_exact, log-spaced up to max_distance, then
+    /// the last bucket; in bidirectional mode the upper half of the buckets is for keys after the query. The
+    /// logarithm is taken in float32 arithmetic step by step as PyTorch does it, because at distances that are powers
+    /// of two the value lands exactly on a bucket boundary and the rounding decides the bucket.
+    /// </summary>
+    public static int RelativePositionBucket(int relativePosition, bool bidirectional, int numBuckets, int maxDistance)
+    {
+        int bucket = 0;
+        int position;
+        if (bidirectional)
+        {
+            numBuckets /= 2;
+            if (relativePosition > 0) bucket += numBuckets;
+            position = Math.Abs(relativePosition);
+        }
+        else
+            position = -Math.Min(relativePosition, 0);
+        int maxExact = numBuckets / 2;
+        if (position < maxExact) return bucket + position;
+        float ratio = (float)position / maxExact;
+        float logRatio = MathF.Log(ratio);
+        float logRange = (float)Math.Log((double)maxDistance / maxExact);
+        float scaled = logRatio / logRange * (numBuckets - maxExact);
+        int large = maxExact + (int)scaled; // .to(torch.long) truncates toward zero
+        return bucket + Math.Min(large, numBuckets - 1);
+    }
+
+    internal Tensor Own(Tensor tensor)
+    {
+        _owned.Add(tensor);
+        return tensor;
+    }
+
+    /// <summary>a + b with PyTorch's type promotion: a half operand meeting a float32 one is widened.</summary>
+    internal static Tensor AddPromoted(Tensor a, Tensor b)
+    {
+        if (a.DType == b.DType) return a.Add(b);
+        using var wa = a.To(DType.F32);
+        using var wb = b.To(DType.F32);
+        return wa.Add(wb);
+    }
+
+    /// <summary>transformers' T5Block guard: a float16 stream holding an infinity is clamped to ±(max − 1000).</summary>
+    internal static Tensor ClampIfHalfOverflow(Tensor hidden)
+    {
+        if (hidden.DType != DType.F16) return hidden;
+        using var flat = hidden.Reshape(-1);
+        using var abs = flat.Unary(UnaryOp.Abs);
+        using var max = abs.Reduce(ReduceOp.Max);
+        if (!float.IsPositiveInfinity(max.Item())) return hidden;
+        return hidden.Clamp(-HalfClampValue, HalfClampValue);
+    }
+
+    internal static Activation ActivationOf(T5Config config) => config.Activation switch
+    {
+        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => Activation.GeluTanh,
+        "gelu" => Activation.Gelu,
+        "relu" => Activation.Relu,
+        "silu" or "swish" => Activation.Silu,
+        _ => throw new WeightsException(
+            $"text encoder config: feed-forward activation '{config.Activation}' is not supported; supported: gelu_new, gelu_pytorch_tanh, gelu_fast, gelu, relu, silu"),
+    };
+
+    private static void Validate(T5Config c, string source)
+    {
+        void Positive(int value, string key)
+        {
+            if (value < 1) throw new WeightsException($"{source}: text encoder config {key} = {value}; it must be at least 1");
+        }
+        Positive(c.VocabSize, "vocab_size");
+        Positive(c.DModel, "d_model");
+        Positive(c.DKv, "d_kv");
+        Positive(c.DFf, "d_ff");
+        Positive(c.NumLayers, "num_layers");
+        Positive(c.NumHeads, "num_heads");
+        Positive(c.RelativeAttentionNumBuckets, "relative_attention_num_buckets");
+        Positive(c.RelativeAttentionMaxDistance, "relative_attention_max_distance");
+        if (c.RelativeAttentionNumBuckets < 4)
+            throw new WeightsException($"{source}: text encoder config relative_attention_num_buckets = {c.RelativeAttentionNumBuckets}; bidirectional buckets need at least 4");
+        if (!(c.LayerNormEpsilon > 0))
+            throw new WeightsException($"{source}: text encoder config layer_norm_epsilon = {c.LayerNormEpsilon}; it must be positive");
+        ActivationOf(c);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var t in _owned) t.Dispose();
+        _owned.Clear();
+    }
+}
+
+/// <summary><c>encoder.block.{i}</c>: self-attention (layer.0), then feed-forward (layer.1), each pre-norm with a residual.</summary>
+internal sealed class T5Block
+{
+    public T5Block(T5Encoder owner, T5Config config, WeightScope weights, bool hasRelativeAttentionBias)
+    {
+        var layers = weights.Scope("layer");
+        Layer0 = new T5SelfAttentionLayer(owner, config, layers.Scope(0), hasRelativeAttentionBias);
+        Layer1 = new T5FeedForwardLayer(owner, config, layers.Scope(1));
+    }
+
+    public T5SelfAttentionLayer Layer0 { get; }
+
+    public T5FeedForwardLayer Layer1 { get; }
+
+    public Tensor Forward(Tensor hidden, Tensor positionBias)
+    {
+        using var scope = new TensorScope();
+        hidden = Layer0.Forward(hidden, positionBias);
+        hidden = T5Encoder.ClampIfHalfOverflow(hidden);
+        hidden = Layer1.Forward(hidden);
+        hidden = T5Encoder.ClampIfHalfOverflow(hidden);
+        return scope.Keep(hidden);
+    }
+}
+
+/// <summary><c>layer.0</c>: hidden + SelfAttention(layer_norm(hidden)).</summary>
+internal sealed class T5SelfAttentionLayer
+{
+    public T5SelfAttentionLayer(T5Encoder owner, T5Config config, WeightScope weights, bool hasRelativeAttentionBias)
+    {
+        SelfAttention = new T5Attention(owner, config, weights.Scope("SelfAttention"), hasRelativeAttentionBias);
+        LayerNorm = new T5LayerNorm(owner, config, weights.Scope("layer_norm"));
+    }
+
+    public T5Attention SelfAttention { get; }
+
+    public T5LayerNorm LayerNorm { get; }
+
+    public Tensor Forward(Tensor hidden, Tensor positionBias)
+    {
+        using var normed = LayerNorm.Forward(hidden);
+        using var attended = SelfAttention.Forward(normed, positionBias);
+        return T5Encoder.AddPromoted(hidden, attended);
+    }
+}
+
+/// <summary>
+/// <c>SelfAttention</c>: q, k, v, o projections without biases; scores q·kᵀ without the 1/√d scaling, plus the
+/// relative position bias; <c>relative_attention_bias</c> [num_buckets, heads] exists in the first block only.
+/// </summary>
+internal sealed class T5Attention
+{
+    private readonly T5Config _config;
+    private readonly IBackend _backend;
+
+    public T5Attention(T5Encoder owner, T5Config config, WeightScope weights, bool hasRelativeAttentionBias)
+    {
+        _config = config;
+        _backend = weights.Backend;
+        int inner = config.NumHeads * config.DKv;
+        Q = owner.Own(weights.Get("q.weight", inner, config.DModel));
+        K = owner.Own(weights.Get("k.weight", inner, config.DModel));
+        V = owner.Own(weights.Get("v.weight", inner, config.DModel));
+        O = owner.Own(weights.Get("o.weight", config.DModel, inner));
+        if (hasRelativeAttentionBias)
+            RelativeAttentionBias = owner.Own(weights.Get("relative_attention_bias.weight", config.RelativeAttentionNumBuckets, config.NumHeads));
+    }
+
+    public Tensor Q { get; }
+
+    public Tensor K { get; }
+
+    public Tensor V { get; }
+
+    public Tensor O { get; }
+
+    public Tensor? RelativeAttentionBias { get; }
+
+    /// <summary>The additive bias [1, heads, queryLength, keyLength] from the bucket table (bidirectional: encoder).</summary>
+    public Tensor ComputeBias(int queryLength, int keyLength)
+    {
+        if (RelativeAttentionBias is null)
+            throw new InvalidOperationException("only the first block's attention holds relative_attention_bias");
+        var buckets = T5Encoder.RelativePositionBuckets(queryLength, keyLength, bidirectional: true,
+            _config.RelativeAttentionNumBuckets, _config.RelativeAttentionMaxDistance);
+        using var ids = Tensor.FromArray(Array.ConvertAll(buckets, b => (long)b), new[] { buckets.Length }, _backend);
+        using var values = RelativeAttentionBias.Embedding(ids);
+        using var grid = values.Reshape(queryLength, keyLength, _config.NumHeads);
+        using var perHead = grid.Permute(2, 0, 1);
+        using var batched = perHead.Unsqueeze(0);
+        return batched.Contiguous();
+    }
+
+    public Tensor Forward(Tensor x, Tensor positionBias)
+    {
+        int batch = x.Dim(0), length = x.Dim(1), heads = _config.NumHeads, dkv = _config.DKv;
+        using var q = x.Linear(Q);
+        using var k = x.Linear(K);
+        using var v = x.Linear(V);
+        using var q4 = q.Reshape(batch, length, heads, dkv);
+        using var k4 = k.Reshape(batch, length, heads, dkv);
+        using var v4 = v.Reshape(batch, length, heads, dkv);
+        using var qh = q4.Transpose(1, 2);
+        using var kh = k4.Transpose(1, 2);
+        using var vh = v4.Transpose(1, 2);
+        // Written through a [B, H, L, D] view of a [B, L, H, D] buffer, so merging the heads needs no copy.
+        using var merged = Tensor.Empty(x.Backend, x.DType, batch, length, heads, dkv);
+        using (var view = merged.Transpose(1, 2))
+        using (Ops.Attention(qh, kh, vh, positionBias, scale: 1f, output: view)) { }
+        using var flat = merged.Reshape(batch, length, heads * dkv);
+        return flat.Linear(O);
+    }
+}
+
+/// <summary><c>layer.1</c>: hidden + DenseReluDense(layer_norm(hidden)).</summary>
+internal sealed class T5FeedForwardLayer
+{
+    public T5FeedForwardLayer(T5Encoder owner, T5Config config, WeightScope weights)
+    {
+        DenseReluDense = new T5DenseActDense(owner, config, weights.Scope("DenseReluDense"));
+        LayerNorm = new T5LayerNorm(owner, config, weights.Scope("layer_norm"));
+    }
+
+    public T5DenseActDense DenseReluDense { get; }
+
+    public T5LayerNorm LayerNorm { get; }
+
+    public Tensor Forward(Tensor hidden)
+    {
+        using var normed = LayerNorm.Forward(hidden);
+        using var transformed = DenseReluDense.Forward(normed);
+        return T5Encoder.AddPromoted(hidden, transformed);
+    }
+}
+
+/// <summary>
+/// <c>DenseReluDense</c>: gated (v1.1) wo(act(wi_0 x) · wi_1 x), or plain wo(act(wi x)); wo is float32 under F16
+/// weights, its input widened to it, as transformers does.
+/// </summary>
+internal sealed class T5DenseActDense
+{
+    private readonly Activation _activation;
+
+    public T5DenseActDense(T5Encoder owner, T5Config config, WeightScope weights)
+    {
+        _activation = T5Encoder.ActivationOf(config);
+        if (config.Gated)
+        {
+            Wi0 = owner.Own(weights.Get("wi_0.weight", config.DFf, config.DModel));
+            Wi1 = owner.Own(weights.Get("wi_1.weight", config.DFf, config.DModel));
+        }
+        else
+            Wi = owner.Own(weights.Get("wi.weight", config.DFf, config.DModel));
+        var woScope = owner.KeepFeedForwardOutputInFloat32 ? weights.As(DType.F32) : weights;
+        Wo = owner.Own(woScope.Get("wo.weight", config.DModel, config.DFf));
+    }
+
+    public Tensor? Wi0 { get; }
+
+    public Tensor? Wi1 { get; }
+
+    public Tensor? Wi { get; }
+
+    public Tensor Wo { get; }
+
+    public Tensor Forward(Tensor x)
+    {
+        Tensor hidden;
+        if (Wi is not null)
+            hidden = x.Linear(Wi, null, _activation);
+        else
+        {
+            using var gate = x.Linear(Wi0!, null, _activation);
+            using var linear = x.Linear(Wi1!);
+            hidden = gate.Mul(linear);
+        }
+        using (hidden)
+        {
+            if (hidden.DType == Wo.DType) return hidden.Linear(Wo);
+            using var widened = hidden.To(Wo.DType);
+            return widened.Linear(Wo);
+        }
+    }
+}
+
+/// <summary>
+/// T5's layer norm (<c>*.layer_norm</c>, <c>final_layer_norm</c>): x / √(mean(x²) + ε) · weight, no mean, no bias,
+/// statistics in float32; the result has the weight's dtype (a float32 stream under half weights is narrowed).
+/// </summary>
+internal sealed class T5LayerNorm
+{
+    private readonly float _epsilon;
+
+    public T5LayerNorm(T5Encoder owner, T5Config config, WeightScope weights)
+    {
+        _epsilon = (float)config.LayerNormEpsilon;
+        Weight = owner.Own(weights.Get("weight", config.DModel));
+        // The float32 stream of F16 mode is normalised from its float32 values with a float32 copy of the weight.
+        if (owner.KeepFeedForwardOutputInFloat32)
+            WeightFloat32 = owner.Own(Weight.To(DType.F32));
+    }
+
+    public Tensor Weight { get; }
+
+    private Tensor? WeightFloat32 { get; }
+
+    public Tensor Forward(Tensor x)
+    {
+        if (x.DType == Weight.DType) return x.RmsNorm(Weight, _epsilon);
+        if (x.DType != DType.F32 || WeightFloat32 is null)
+            throw new InvalidOperationException($"T5 layer norm: a {x.DType.Name()} input meets {Weight.DType.Name()} weights");
+        using var normed = x.RmsNorm(WeightFloat32, _epsilon);
+        return normed.To(Weight.DType);
+    }
+}

@@ -1,0 +1,232 @@
+using CogVideoX.Engine;
+using CogVideoX.Weights;
+
+namespace CogVideoX.Models.Transformer;
+
+/// <summary>
+/// The CogVideoX 1.0 denoising transformer (diffusers' <c>CogVideoXTransformer3DModel</c>, both the 2b style with
+/// sincos positions and the 5b style with 3D rotary positions), configured only from its <c>config.json</c>. The
+/// module tree mirrors the checkpoint names: <c>patch_embed</c>, <c>time_embedding</c>,
+/// <c>transformer_blocks.{i}</c>, <c>norm_final</c>, <c>norm_out</c>, <c>proj_out</c>. One forward at a time per
+/// instance (it caches the positional table of the last grid size).
+/// </summary>
+public sealed class CogVideoXTransformer : IDisposable
+{
+    private readonly ParameterSet _parameters = new();
+    private readonly PatchEmbedding _patchEmbed;
+    private readonly TimestepEmbedding _timeEmbedding;
+    private readonly TransformerBlock[] _blocks;
+    private readonly Tensor? _normFinalWeight;
+    private readonly Tensor? _normFinalBias;
+    private readonly AdaLayerNorm _normOut;
+    private readonly Tensor _projOutWeight;
+    private readonly Tensor _projOutBias;
+    private bool _disposed;
+
+    /// <summary>Builds the model from weights under <paramref name="weights"/> (checkpoint names relative to it).</summary>
+    public CogVideoXTransformer(TransformerConfig config, WeightScope weights, string configSource = "transformer config")
+    {
+        TransformerConfigCheck.Validate(config, configSource);
+        Config = config;
+        Backend = weights.Backend;
+        DType = weights.DType;
+        CheckNames(config, weights);
+        var ffActivation = TransformerConfigCheck.FeedForwardActivation(config, configSource);
+        var timeActivation = TransformerConfigCheck.TimestepActivation(config, configSource);
+        _blocks = new TransformerBlock[config.NumLayers];
+        try
+        {
+            _patchEmbed = new PatchEmbedding(weights.Scope("patch_embed"), config);
+            _timeEmbedding = new TimestepEmbedding(weights.Scope("time_embedding"), config, timeActivation);
+            var blocks = weights.Scope("transformer_blocks");
+            for (int i = 0; i < _blocks.Length; i++)
+                _blocks[i] = new TransformerBlock(blocks.Scope(i), config, ffActivation);
+            if (config.NormElementwiseAffine)
+            {
+                _normFinalWeight = _parameters.Load(weights, "norm_final.weight", config.InnerDim);
+                _normFinalBias = _parameters.Load(weights, "norm_final.bias", config.InnerDim);
+            }
+            _normOut = new AdaLayerNorm(weights.Scope("norm_out"), config);
+            int outFeatures = config.PatchSize * config.PatchSize * config.OutputChannels;
+            _projOutWeight = _parameters.Load(weights, "proj_out.weight", outFeatures, config.InnerDim);
+            _projOutBias = _parameters.Load(weights, "proj_out.bias", outFeatures);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Loads a diffusers <c>transformer/</c> folder: <c>config.json</c> and the safetensors weights (single file or
+    /// sharded with an index), converted to <paramref name="dtype"/> on <paramref name="backend"/>.
+    /// </summary>
+    public static CogVideoXTransformer Load(string folder, IBackend backend, DType dtype)
+    {
+        if (!Directory.Exists(folder))
+            throw new WeightsException($"{folder}: transformer folder not found (expected config.json and *.safetensors)");
+        var configPath = Path.Combine(folder, "config.json");
+        var config = TransformerConfig.Load(configPath);
+        using var checkpoint = Checkpoint.Open(folder);
+        return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype), configPath);
+    }
+
+    public TransformerConfig Config { get; }
+
+    public IBackend Backend { get; }
+
+    /// <summary>The dtype weights and activations are held in.</summary>
+    public DType DType { get; }
+
+    public IReadOnlyList<TransformerBlock> Blocks => _blocks;
+
+    /// <summary>Bytes of weights held on the backend.</summary>
+    public long WeightBytes => _parameters.Bytes + _patchEmbed.Parameters.Bytes + _timeEmbedding.Parameters.Bytes
+        + _normOut.Parameters.Bytes + _blocks.Sum(b => b.WeightBytes);
+
+    /// <summary>Checkpoint names the loader read, in order (for tests holding it to <see cref="ParameterShapes"/>).</summary>
+    internal IEnumerable<string> NamesRead => _patchEmbed.Parameters.NamesRead
+        .Concat(_timeEmbedding.Parameters.NamesRead)
+        .Concat(_blocks.SelectMany(b => b.NamesRead))
+        .Concat(_parameters.NamesRead)
+        .Concat(_normOut.Parameters.NamesRead);
+
+    /// <summary>Every checkpoint tensor a model of this config reads, with its shape.</summary>
+    public static IReadOnlyList<(string Name, int[] Shape)> ParameterShapes(TransformerConfig config)
+    {
+        TransformerConfigCheck.Validate(config, "transformer config");
+        var list = new List<(string Name, int[] Shape)>();
+        PatchEmbedding.DescribeParameters(config, "patch_embed", list);
+        TimestepEmbedding.DescribeParameters(config, "time_embedding", list);
+        for (int i = 0; i < config.NumLayers; i++)
+            TransformerBlock.DescribeParameters(config, $"transformer_blocks.{i}", list);
+        if (config.NormElementwiseAffine)
+        {
+            list.Add(("norm_final.weight", [config.InnerDim]));
+            list.Add(("norm_final.bias", [config.InnerDim]));
+        }
+        AdaLayerNorm.DescribeParameters(config, "norm_out", list);
+        int outFeatures = config.PatchSize * config.PatchSize * config.OutputChannels;
+        list.Add(("proj_out.weight", [outFeatures, config.InnerDim]));
+        list.Add(("proj_out.bias", [outFeatures]));
+        return list;
+    }
+
+    /// <summary>The rotary tables for latents of this size on this model's backend and dtype (5b style only).</summary>
+    public RotaryTables BuildRotaryTables(int latentFrames, int latentHeight, int latentWidth) =>
+        RotaryTables.Build(Config, latentFrames, latentHeight, latentWidth, Backend, DType);
+
+    /// <summary>
+    /// One denoising call: <paramref name="latents"/> [B, F, C, H, W], <paramref name="textEmbeddings"/>
+    /// [B, T, text_embed_dim] (for classifier-free guidance, [negative; positive]), one timestep per batch item (or
+    /// one for all), and — 5b style — the run's <paramref name="rotary"/> tables. Returns the prediction
+    /// [B, F, out_channels, H, W] in the model's dtype.
+    /// </summary>
+    public Tensor Forward(Tensor latents, Tensor textEmbeddings, ReadOnlySpan<float> timesteps, RotaryTables? rotary = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var c = Config;
+        CheckInputs(latents, textEmbeddings, timesteps, rotary);
+        int b = latents.Dim(0), f = latents.Dim(1), h = latents.Dim(3), w = latents.Dim(4), p = c.PatchSize;
+        int textLength = textEmbeddings.Dim(1), videoLength = f * (h / p) * (w / p);
+        var perItem = new float[b];
+        for (int i = 0; i < b; i++) perItem[i] = timesteps.Length == 1 ? timesteps[0] : timesteps[i];
+
+        using var scope = new TensorScope();
+        var x = latents.To(DType);
+        var text = textEmbeddings.To(DType);
+        var embedding = _timeEmbedding.Forward(perItem);
+        // Every adaptive norm takes SiLU(embedding); it is the same for all of them.
+        var activated = embedding.Silu();
+
+        var hidden = _patchEmbed.Forward(x, text);
+        foreach (var block in _blocks)
+            block.Forward(hidden, textLength, activated, rotary);
+
+        var video = hidden.Narrow(1, textLength, videoLength);
+        var normed = video.LayerNorm(_normFinalWeight, _normFinalBias, (float)c.NormEps);
+        var modulated = _normOut.Forward(normed, activated);
+        var projected = modulated.Linear(_projOutWeight, _projOutBias);
+        // Unpatchify: [B, F, h, w, C, p, p] → [B, F, C, h, p, w, p] → [B, F, C, H, W].
+        var output = projected.Reshape(b, f, h / p, w / p, c.OutputChannels, p, p)
+            .Permute(0, 1, 4, 2, 5, 3, 6)
+            .Reshape(b, f, c.OutputChannels, h, w);
+        return scope.Keep(output);
+    }
+
+    private void CheckInputs(Tensor latents, Tensor text, ReadOnlySpan<float> timesteps, RotaryTables? rotary)
+    {
+        var c = Config;
+        if (latents.Rank != 5 || latents.Dim(2) != c.InChannels)
+            throw new CogVideoXException(
+                $"transformer: latents must be [batch, frames, {c.InChannels}, height, width], got {latents.ShapeString}");
+        int b = latents.Dim(0);
+        if (b < 1) throw new CogVideoXException("transformer: the batch is empty");
+        TransformerConfigCheck.LatentSize(c, latents.Dim(1), latents.Dim(3), latents.Dim(4));
+        if (text.Rank != 3 || text.Dim(0) != b || text.Dim(2) != c.TextEmbedDim)
+            throw new CogVideoXException(
+                $"transformer: text embeddings must be [{b}, tokens, {c.TextEmbedDim}] for latents {latents.ShapeString}, got {text.ShapeString}");
+        if (!c.UseRotaryPositionalEmbeddings && text.Dim(1) != c.MaxTextSeqLength)
+            throw new CogVideoXException(
+                $"transformer: this model's positional table has room for exactly {c.MaxTextSeqLength} text tokens " +
+                $"(max_text_seq_length), got {text.Dim(1)}; pad or truncate the prompt to {c.MaxTextSeqLength} tokens");
+        if (timesteps.Length != b && timesteps.Length != 1)
+            throw new CogVideoXException($"transformer: {timesteps.Length} timesteps for a batch of {b}; give one per batch item or one for all");
+        if (!ReferenceEquals(latents.Backend, Backend) || !ReferenceEquals(text.Backend, Backend))
+            throw new CogVideoXException(
+                $"transformer: inputs must be on the model's device ({Backend.Device}); latents are on {latents.Device}, text on {text.Device}");
+        if (c.UseRotaryPositionalEmbeddings)
+        {
+            int p = c.PatchSize;
+            int f = latents.Dim(1), gh = latents.Dim(3) / p, gw = latents.Dim(4) / p;
+            if (rotary is null)
+                throw new CogVideoXException(
+                    "transformer: this model uses 3D rotary positions (use_rotary_positional_embeddings); build them with BuildRotaryTables for the run's latent size and pass them to every call");
+            if (rotary.Frames != f || rotary.Height != gh || rotary.Width != gw)
+                throw new CogVideoXException(
+                    $"transformer: rotary tables were built for a {rotary.Frames}×{rotary.Height}×{rotary.Width} patch grid, the latents make {f}×{gh}×{gw}; rebuild them for this size");
+            if (rotary.Cos.Dim(1) != c.AttentionHeadDim || !ReferenceEquals(rotary.Cos.Backend, Backend) || rotary.Cos.DType != DType)
+                throw new CogVideoXException(
+                    $"transformer: rotary tables must be [{rotary.Tokens}, {c.AttentionHeadDim}] {DType.Name()} on {Backend.Device}, got {rotary.Cos}; build them with BuildRotaryTables");
+        }
+        else if (rotary is not null)
+        {
+            throw new CogVideoXException(
+                "transformer: this model uses sincos positional embeddings (use_rotary_positional_embeddings is false) and takes no rotary tables");
+        }
+    }
+
+    /// <summary>Refuses a checkpoint that lacks tensors this config needs or holds tensors it would ignore.</summary>
+    private static void CheckNames(TransformerConfig config, WeightScope weights)
+    {
+        var expected = ParameterShapes(config).Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+        string prefix = weights.Prefix.Length == 0 ? "" : weights.Prefix + ".";
+        var present = weights.Checkpoint.Names.Where(n => n.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(n => n[prefix.Length..]).ToHashSet(StringComparer.Ordinal);
+        var missing = expected.Where(n => !present.Contains(n)).OrderBy(n => n, StringComparer.Ordinal).ToList();
+        var unexpected = present.Where(n => !expected.Contains(n)).OrderBy(n => n, StringComparer.Ordinal).ToList();
+        if (missing.Count == 0 && unexpected.Count == 0) return;
+        var problems = new List<string>();
+        if (missing.Count > 0) problems.Add($"{missing.Count} missing ({Sample(missing, prefix)})");
+        if (unexpected.Count > 0) problems.Add($"{unexpected.Count} not used by this config ({Sample(unexpected, prefix)})");
+        throw new WeightsException(
+            $"{weights.Checkpoint.Source}: the weights do not match the transformer config (num_layers {config.NumLayers}, " +
+            $"{config.NumAttentionHeads} heads × {config.AttentionHeadDim}): tensors {string.Join("; ", problems)}. " +
+            "Use the config.json that came with these weights.");
+    }
+
+    private static string Sample(List<string> names, string prefix) =>
+        string.Join(", ", names.Take(4).Select(n => $"'{prefix}{n}'")) + (names.Count > 4 ? ", …" : "");
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _patchEmbed?.Dispose();
+        _timeEmbedding?.Dispose();
+        foreach (var block in _blocks) block?.Dispose();
+        _normOut?.Dispose();
+        _parameters.Dispose();
+    }
+}

@@ -1,0 +1,98 @@
+using CogVideoX.Engine;
+using CogVideoX.Weights;
+
+namespace CogVideoX.Models.Transformer;
+
+/// <summary>
+/// diffusers' <c>CogVideoXLayerNormZero</c> (<c>norm1</c>, <c>norm2</c> of a block): one SiLU-activated timestep
+/// embedding projected to six vectors — shift, scale, gate for the video tokens and the same for the text tokens (the
+/// "expert" adaptive norms) — and a LayerNorm shared by both kinds of token.
+/// </summary>
+internal sealed class LayerNormZero : IDisposable
+{
+    private readonly ParameterSet _parameters = new();
+    private readonly Tensor _linearWeight;
+    private readonly Tensor _linearBias;
+    private readonly Tensor? _normWeight;
+    private readonly Tensor? _normBias;
+    private readonly float _eps;
+
+    public LayerNormZero(WeightScope w, TransformerConfig c)
+    {
+        _eps = (float)c.NormEps;
+        try
+        {
+            _linearWeight = _parameters.Load(w, "linear.weight", 6 * c.InnerDim, c.TimeEmbedDim);
+            _linearBias = _parameters.Load(w, "linear.bias", 6 * c.InnerDim);
+            if (c.NormElementwiseAffine)
+            {
+                _normWeight = _parameters.Load(w, "norm.weight", c.InnerDim);
+                _normBias = _parameters.Load(w, "norm.bias", c.InnerDim);
+            }
+        }
+        catch
+        {
+            _parameters.Dispose();
+            throw;
+        }
+    }
+
+    public ParameterSet Parameters => _parameters;
+
+    internal static void DescribeParameters(TransformerConfig c, string prefix, List<(string Name, int[] Shape)> into)
+    {
+        into.Add(($"{prefix}.linear.weight", [6 * c.InnerDim, c.TimeEmbedDim]));
+        into.Add(($"{prefix}.linear.bias", [6 * c.InnerDim]));
+        if (c.NormElementwiseAffine)
+        {
+            into.Add(($"{prefix}.norm.weight", [c.InnerDim]));
+            into.Add(($"{prefix}.norm.bias", [c.InnerDim]));
+        }
+    }
+
+    /// <summary>
+    /// Normalises <paramref name="hidden"/> [B, S, D] (text tokens first) into <paramref name="destination"/>, each
+    /// kind of token modulated by its own shift/scale, and returns the two gates [B, D] (video, text) as views of
+    /// one new tensor (the caller disposes them).
+    /// </summary>
+    public (Tensor Gate, Tensor TextGate) Apply(Tensor hidden, Tensor destination, int textLength, Tensor activatedEmbedding)
+    {
+        using var modulation = activatedEmbedding.Linear(_linearWeight, _linearBias);
+        var parts = modulation.Chunk(6, 1);
+        try
+        {
+            // diffusers' chunk order: shift, scale, gate, enc_shift, enc_scale, enc_gate.
+            int videoLength = hidden.Dim(1) - textLength;
+            NormalizeModulated(hidden, destination, textLength, videoLength, _normWeight, _normBias, _eps, parts[1], parts[0]);
+            NormalizeModulated(hidden, destination, 0, textLength, _normWeight, _normBias, _eps, parts[4], parts[3]);
+            return (parts[2].Alias(), parts[5].Alias());
+        }
+        finally
+        {
+            foreach (var p in parts) p.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// destination[:, start:start+length] = LayerNorm(x[:, start:start+length]) · (1 + scale[b]) + shift[b] per batch
+    /// item b, with scale and shift [B, D]. The modulation is folded into the norm's affine parameters
+    /// (γ·(1+s), β·(1+s)+shift) so each row is read and written once.
+    /// </summary>
+    internal static void NormalizeModulated(Tensor x, Tensor destination, int start, int length, Tensor? gamma,
+        Tensor? beta, float eps, Tensor scale, Tensor shift)
+    {
+        if (length == 0) return;
+        using var scope = new TensorScope();
+        var onePlusScale = scale.Affine(1f, 1f);
+        var foldedGamma = gamma is null ? onePlusScale : onePlusScale.Mul(gamma);
+        var foldedBeta = beta is null ? shift : onePlusScale.Mul(beta).Add(shift);
+        for (int b = 0; b < x.Dim(0); b++)
+        {
+            var rows = x.Select(0, b).Narrow(0, start, length);
+            var normed = rows.LayerNorm(foldedGamma.Select(0, b), foldedBeta.Select(0, b), eps);
+            normed.CopyTo(destination.Select(0, b).Narrow(0, start, length));
+        }
+    }
+
+    public void Dispose() => _parameters.Dispose();
+}

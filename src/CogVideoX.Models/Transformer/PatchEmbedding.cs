@@ -1,0 +1,95 @@
+using CogVideoX.Engine;
+using CogVideoX.Weights;
+
+namespace CogVideoX.Models.Transformer;
+
+/// <summary>
+/// <c>patch_embed</c> (diffusers' <c>CogVideoXPatchEmbed</c>, CogVideoX 1.0): each frame's p×p latent patches
+/// projected to the hidden size (the checkpoint's stride-p convolution, run as one GEMM over gathered patches),
+/// <c>text_proj</c> for the text embeddings, text tokens first, and — 2b style — the sincos positional table added
+/// to the video tokens.
+/// </summary>
+internal sealed class PatchEmbedding : IDisposable
+{
+    private readonly ParameterSet _parameters = new();
+    private readonly Tensor _projWeight;
+    private readonly Tensor? _projBias;
+    private readonly Tensor _textWeight;
+    private readonly Tensor _textBias;
+    private readonly TransformerConfig _config;
+    private (int Frames, int Height, int Width) _positionsKey;
+    private Tensor? _positions;
+
+    public PatchEmbedding(WeightScope w, TransformerConfig c)
+    {
+        _config = c;
+        int d = c.InnerDim, p = c.PatchSize;
+        try
+        {
+            // A stride-p p×p convolution on non-overlapping patches is a GEMM with the kernel flattened (C, ky, kx).
+            using var conv = _parameters.LoadTransient(w, "proj.weight", d, c.InChannels, p, p);
+            _projWeight = _parameters.Keep(conv.Reshape(d, c.InChannels * p * p));
+            if (c.PatchBias)
+                _projBias = _parameters.Load(w, "proj.bias", d);
+            _textWeight = _parameters.Load(w, "text_proj.weight", d, c.TextEmbedDim);
+            _textBias = _parameters.Load(w, "text_proj.bias", d);
+        }
+        catch
+        {
+            _parameters.Dispose();
+            throw;
+        }
+    }
+
+    public ParameterSet Parameters => _parameters;
+
+    internal static void DescribeParameters(TransformerConfig c, string prefix, List<(string Name, int[] Shape)> into)
+    {
+        int d = c.InnerDim, p = c.PatchSize;
+        into.Add(($"{prefix}.proj.weight", [d, c.InChannels, p, p]));
+        if (c.PatchBias) into.Add(($"{prefix}.proj.bias", [d]));
+        into.Add(($"{prefix}.text_proj.weight", [d, c.TextEmbedDim]));
+        into.Add(($"{prefix}.text_proj.bias", [d]));
+    }
+
+    /// <summary>latents [B, F, C, H, W], text [B, T, text_embed_dim] → tokens [B, T + F·(H/p)·(W/p), D].</summary>
+    public Tensor Forward(Tensor latents, Tensor text)
+    {
+        using var scope = new TensorScope();
+        int b = latents.Dim(0), f = latents.Dim(1), ch = latents.Dim(2), p = _config.PatchSize;
+        int gh = latents.Dim(3) / p, gw = latents.Dim(4) / p;
+        // [B, F, C, h, p, w, p] → [B, F, h, w, C, p, p]: one row per patch in token order (frame, row, column).
+        var patches = latents.Reshape(b, f, ch, gh, p, gw, p).Permute(0, 1, 3, 5, 2, 4, 6).Reshape(b, f * gh * gw, ch * p * p);
+        var video = patches.Linear(_projWeight, _projBias);
+        if (!_config.UseRotaryPositionalEmbeddings)
+            video = video.Add(Positions(f, gh, gw, video.Backend, video.DType));
+        var textTokens = text.Linear(_textWeight, _textBias);
+        return scope.Keep(Ops.Concat(1, textTokens, video));
+    }
+
+    /// <summary>
+    /// The sincos table for this grid. diffusers builds it for the config's sample size at load and again in forward
+    /// when a call's size differs; both give the table of the call's own grid, so one table is kept per grid size.
+    /// </summary>
+    private Tensor Positions(int frames, int height, int width, IBackend backend, DType dtype)
+    {
+        if (_positions is not null && _positionsKey == (frames, height, width)
+            && ReferenceEquals(_positions.Backend, backend) && _positions.DType == dtype)
+            return _positions;
+        var table = SincosPositionalEmbedding.Compute(_config.InnerDim, frames, height, width,
+            _config.SpatialInterpolationScale, _config.TemporalInterpolationScale);
+        // The cache outlives the tensor scope of the call that fills it.
+        var fresh = TensorScope.Detach(Tensor.FromArray(table, [frames * height * width, _config.InnerDim], backend, dtype));
+        _positions?.Dispose();
+        _positions = fresh;
+        _positionsKey = (frames, height, width);
+        return fresh;
+    }
+
+    public void Dispose()
+    {
+        _positions?.Dispose();
+        _positions = null;
+        _parameters.Dispose();
+    }
+}

@@ -1,0 +1,93 @@
+using CogVideoX.Engine;
+using CogVideoX.Weights;
+
+namespace CogVideoX.Models.Transformer;
+
+/// <summary>
+/// <c>time_proj</c> + <c>time_embedding</c>: the sinusoidal projection of each batch item's timestep (float32, as
+/// diffusers' <c>get_timestep_embedding</c>), then <c>linear_1</c> → activation → <c>linear_2</c>.
+/// </summary>
+internal sealed class TimestepEmbedding : IDisposable
+{
+    private readonly ParameterSet _parameters = new();
+    private readonly Tensor _linear1Weight;
+    private readonly Tensor _linear1Bias;
+    private readonly Tensor _linear2Weight;
+    private readonly Tensor _linear2Bias;
+    private readonly Activation _activation;
+    private readonly int _channels;
+    private readonly bool _flipSinToCos;
+    private readonly int _freqShift;
+
+    public TimestepEmbedding(WeightScope w, TransformerConfig c, Activation activation)
+    {
+        _channels = c.InnerDim;
+        _flipSinToCos = c.FlipSinToCos;
+        _freqShift = c.FreqShift;
+        _activation = activation;
+        try
+        {
+            _linear1Weight = _parameters.Load(w, "linear_1.weight", c.TimeEmbedDim, c.InnerDim);
+            _linear1Bias = _parameters.Load(w, "linear_1.bias", c.TimeEmbedDim);
+            _linear2Weight = _parameters.Load(w, "linear_2.weight", c.TimeEmbedDim, c.TimeEmbedDim);
+            _linear2Bias = _parameters.Load(w, "linear_2.bias", c.TimeEmbedDim);
+        }
+        catch
+        {
+            _parameters.Dispose();
+            throw;
+        }
+    }
+
+    public ParameterSet Parameters => _parameters;
+
+    internal static void DescribeParameters(TransformerConfig c, string prefix, List<(string Name, int[] Shape)> into)
+    {
+        into.Add(($"{prefix}.linear_1.weight", [c.TimeEmbedDim, c.InnerDim]));
+        into.Add(($"{prefix}.linear_1.bias", [c.TimeEmbedDim]));
+        into.Add(($"{prefix}.linear_2.weight", [c.TimeEmbedDim, c.TimeEmbedDim]));
+        into.Add(($"{prefix}.linear_2.bias", [c.TimeEmbedDim]));
+    }
+
+    /// <summary>The conditioning vector [B, time_embed_dim] for one timestep per batch item.</summary>
+    public Tensor Forward(ReadOnlySpan<float> timesteps)
+    {
+        var table = Sinusoidal(timesteps, _channels, _flipSinToCos, _freqShift);
+        using var projected = Tensor.FromArray(table, [timesteps.Length, _channels], _linear1Weight.Backend, _linear1Weight.DType);
+        using var hidden = projected.Linear(_linear1Weight, _linear1Bias, _activation);
+        return hidden.Linear(_linear2Weight, _linear2Bias);
+    }
+
+    /// <summary>
+    /// diffusers' <c>get_timestep_embedding</c> step by step in float32: frequencies exp(−ln(10000)·k / (half − shift)),
+    /// angles t·freq, then [sin | cos] (or [cos | sin] with flipSinToCos); an odd dim gets a zero last column.
+    /// Transcendentals are taken in float64 and rounded once, which is what torch's float32 kernels aim for.
+    /// </summary>
+    public static float[] Sinusoidal(ReadOnlySpan<float> timesteps, int dim, bool flipSinToCos, double freqShift)
+    {
+        int half = dim / 2;
+        var freqs = new float[half];
+        float logPeriod = (float)-Math.Log(10000.0);
+        float denominator = (float)(half - freqShift);
+        for (int k = 0; k < half; k++)
+        {
+            float exponent = logPeriod * k / denominator;
+            freqs[k] = (float)Math.Exp(exponent);
+        }
+        var table = new float[timesteps.Length * dim];
+        for (int b = 0; b < timesteps.Length; b++)
+        {
+            var row = table.AsSpan(b * dim, dim);
+            for (int k = 0; k < half; k++)
+            {
+                float angle = timesteps[b] * freqs[k];
+                float sin = (float)Math.Sin(angle), cos = (float)Math.Cos(angle);
+                row[flipSinToCos ? half + k : k] = sin;
+                row[flipSinToCos ? k : half + k] = cos;
+            }
+        }
+        return table;
+    }
+
+    public void Dispose() => _parameters.Dispose();
+}

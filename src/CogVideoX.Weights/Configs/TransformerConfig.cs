@@ -1,0 +1,57 @@
+namespace CogVideoX.Weights;
+
+/// <summary>
+/// <c>transformer/config.json</c> of a CogVideoX pipeline (diffusers' CogVideoXTransformer3DModel); defaults are
+/// diffusers' constructor defaults (those of CogVideoX-2b).
+/// </summary>
+public sealed record TransformerConfig
+{
+    public int NumAttentionHeads { get; init; } = 30;
+    public int AttentionHeadDim { get; init; } = 64;
+    public int InChannels { get; init; } = 16;
+    public int? OutChannels { get; init; } = 16;
+    public bool FlipSinToCos { get; init; } = true;
+    public int FreqShift { get; init; }
+    public int TimeEmbedDim { get; init; } = 512;
+    public int? OfsEmbedDim { get; init; }
+    public int TextEmbedDim { get; init; } = 4096;
+    public int NumLayers { get; init; } = 30;
+    public double Dropout { get; init; }
+    public bool AttentionBias { get; init; } = true;
+    public int SampleWidth { get; init; } = 90;
+    public int SampleHeight { get; init; } = 60;
+    public int SampleFrames { get; init; } = 49;
+    public int PatchSize { get; init; } = 2;
+    public int? PatchSizeT { get; init; }
+    public int TemporalCompressionRatio { get; init; } = 4;
+    public int MaxTextSeqLength { get; init; } = 226;
+    public string ActivationFn { get; init; } = "gelu-approximate";
+    public string TimestepActivationFn { get; init; } = "silu";
+    public bool NormElementwiseAffine { get; init; } = true;
+    public double NormEps { get; init; } = 1e-5;
+    public double SpatialInterpolationScale { get; init; } = 1.875;
+    public double TemporalInterpolationScale { get; init; } = 1.0;
+    public bool UseRotaryPositionalEmbeddings { get; init; }
+    public bool UseLearnedPositionalEmbeddings { get; init; }
+    public bool PatchBias { get; init; } = true;
+
+    /// <summary>Hidden size: heads × head dim.</summary>
+    public int InnerDim => NumAttentionHeads * AttentionHeadDim;
+
+    public int OutputChannels => OutChannels ?? InChannels;
+
+    /// <summary>
+    /// How positions enter the model, as diffusers decides it: "sincos" (fixed 3D table added to the patch
+    /// embeddings; CogVideoX-2b), "rotary" (3D rotary embeddings in attention; 5b), "rotary+learned" (rotary plus a
+    /// learned table stored in the checkpoint; 5b image-to-video) or "learned".
+    /// </summary>
+    public string PositionalEmbedding => (UseRotaryPositionalEmbeddings, UseLearnedPositionalEmbeddings) switch
+    {
+        (false, false) => "sincos",
+        (true, false) => "rotary",
+        (true, true) => "rotary+learned",
+        (false, true) => "learned",
+    };
+
+    public static TransformerConfig Load(string path) => ConfigFile.Load(path, ConfigJsonContext.Default.TransformerConfig);
+}

@@ -1,0 +1,63 @@
+using System.Text.Json;
+
+namespace CogVideoX.Tests.Models;
+
+/// <summary>The golden pipeline runs and tokenizer cases, as the text encoder tests read them.</summary>
+public static class TextFixtures
+{
+    /// <summary>One golden pipeline call: its folder, tag and prompts (a null negative prompt is "").</summary>
+    public sealed record Run(string Pipeline, string Tag, string Prompt, string NegativePrompt)
+    {
+        public string TensorsPath => Path.Combine(Pipeline, "runs", Tag + ".safetensors");
+
+        public override string ToString() => Tag;
+    }
+
+    public sealed record TokenizerCase(int Index, string Text, int[] SpmIds, int[] Ids226, int[] Mask226, int[] Ids16, int[] IdsLongest)
+    {
+        public override string ToString() => $"{Index}: {Text[..Math.Min(Text.Length, 40)].ReplaceLineEndings(" ")}";
+    }
+
+    private static readonly Lazy<Run[]> s_runs = new(LoadRuns);
+    private static readonly Lazy<TokenizerCase[]> s_cases = new(LoadCases);
+
+    public static IReadOnlyList<Run> Runs => s_runs.Value;
+
+    public static IReadOnlyList<TokenizerCase> TokenizerCases => s_cases.Value;
+
+    public static string TokenizerFolder => Fixtures.GoldenFile("tokenizer_src");
+
+    public static TheoryData<string> RunTags()
+    {
+        var data = new TheoryData<string>();
+        foreach (var r in Runs) data.Add(r.Tag);
+        return data;
+    }
+
+    public static Run RunByTag(string tag) => Runs.Single(r => r.Tag == tag);
+
+    private static Run[] LoadRuns()
+    {
+        var runs = new List<Run>();
+        foreach (var pipeline in new[] { Fixtures.Path2b, Fixtures.Path5b })
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(pipeline, "runs", "runs.json")));
+            foreach (var r in doc.RootElement.EnumerateArray())
+            {
+                string negative = r.TryGetProperty("negative_prompt", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : "";
+                runs.Add(new Run(pipeline, r.GetProperty("tag").GetString()!, r.GetProperty("prompt").GetString()!, negative));
+            }
+        }
+        return runs.ToArray();
+    }
+
+    private static TokenizerCase[] LoadCases()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Fixtures.GoldenFile("tokenizer_cases.json")));
+        int[] Ints(JsonElement c, string key) => c.GetProperty(key).EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        return doc.RootElement.GetProperty("cases").EnumerateArray()
+            .Select((c, i) => new TokenizerCase(i, c.GetProperty("text").GetString()!, Ints(c, "spm_ids"), Ints(c, "ids_226"),
+                Ints(c, "attention_mask_226"), Ints(c, "ids_16"), Ints(c, "ids_longest")))
+            .ToArray();
+    }
+}
