@@ -114,10 +114,10 @@ internal static unsafe class Gemm
             {
                 var w0 = Vector256.Load(w + p);
                 var w1 = Vector256.Load(w + p + 8);
-                a0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + p), w0, a0);
-                a1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + p + 8), w1, a1);
-                b0 = Vector256.FusedMultiplyAdd(Vector256.Load(b + p), w0, b0);
-                b1 = Vector256.FusedMultiplyAdd(Vector256.Load(b + p + 8), w1, b1);
+                a0 = VectorFma.MulAdd(Vector256.Load(a + p), w0, a0);
+                a1 = VectorFma.MulAdd(Vector256.Load(a + p + 8), w1, a1);
+                b0 = VectorFma.MulAdd(Vector256.Load(b + p), w0, b0);
+                b1 = VectorFma.MulAdd(Vector256.Load(b + p + 8), w1, b1);
             }
             sa = Vector256.Sum(a0 + a1);
             sb = Vector256.Sum(b0 + b1);

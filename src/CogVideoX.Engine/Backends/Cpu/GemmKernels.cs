@@ -44,29 +44,29 @@ internal readonly unsafe struct Kernel512 : IMicroKernel
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
             var a0 = Vector512.Create(a[0]);
-            c00 = Vector512.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
+            c00 = VectorFma.MulAdd(a0, b0, c00);
+            c01 = VectorFma.MulAdd(a0, b1, c01);
             var a1 = Vector512.Create(a[1]);
-            c10 = Vector512.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
+            c10 = VectorFma.MulAdd(a1, b0, c10);
+            c11 = VectorFma.MulAdd(a1, b1, c11);
             var a2 = Vector512.Create(a[2]);
-            c20 = Vector512.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
+            c20 = VectorFma.MulAdd(a2, b0, c20);
+            c21 = VectorFma.MulAdd(a2, b1, c21);
             var a3 = Vector512.Create(a[3]);
-            c30 = Vector512.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
+            c30 = VectorFma.MulAdd(a3, b0, c30);
+            c31 = VectorFma.MulAdd(a3, b1, c31);
             var a4 = Vector512.Create(a[4]);
-            c40 = Vector512.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Vector512.FusedMultiplyAdd(a4, b1, c41);
+            c40 = VectorFma.MulAdd(a4, b0, c40);
+            c41 = VectorFma.MulAdd(a4, b1, c41);
             var a5 = Vector512.Create(a[5]);
-            c50 = Vector512.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Vector512.FusedMultiplyAdd(a5, b1, c51);
+            c50 = VectorFma.MulAdd(a5, b0, c50);
+            c51 = VectorFma.MulAdd(a5, b1, c51);
             var a6 = Vector512.Create(a[6]);
-            c60 = Vector512.FusedMultiplyAdd(a6, b0, c60);
-            c61 = Vector512.FusedMultiplyAdd(a6, b1, c61);
+            c60 = VectorFma.MulAdd(a6, b0, c60);
+            c61 = VectorFma.MulAdd(a6, b1, c61);
             var a7 = Vector512.Create(a[7]);
-            c70 = Vector512.FusedMultiplyAdd(a7, b0, c70);
-            c71 = Vector512.FusedMultiplyAdd(a7, b1, c71);
+            c70 = VectorFma.MulAdd(a7, b0, c70);
+            c71 = VectorFma.MulAdd(a7, b1, c71);
             a += aStride;
             b += 32;
         }
@@ -114,23 +114,23 @@ internal readonly unsafe struct Kernel256 : IMicroKernel
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
             var a0 = Vector256.Create(a[0]);
-            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
+            c00 = VectorFma.MulAdd(a0, b0, c00);
+            c01 = VectorFma.MulAdd(a0, b1, c01);
             var a1 = Vector256.Create(a[1]);
-            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
+            c10 = VectorFma.MulAdd(a1, b0, c10);
+            c11 = VectorFma.MulAdd(a1, b1, c11);
             var a2 = Vector256.Create(a[2]);
-            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
+            c20 = VectorFma.MulAdd(a2, b0, c20);
+            c21 = VectorFma.MulAdd(a2, b1, c21);
             var a3 = Vector256.Create(a[3]);
-            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
+            c30 = VectorFma.MulAdd(a3, b0, c30);
+            c31 = VectorFma.MulAdd(a3, b1, c31);
             var a4 = Vector256.Create(a[4]);
-            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
+            c40 = VectorFma.MulAdd(a4, b0, c40);
+            c41 = VectorFma.MulAdd(a4, b1, c41);
             var a5 = Vector256.Create(a[5]);
-            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
+            c50 = VectorFma.MulAdd(a5, b0, c50);
+            c51 = VectorFma.MulAdd(a5, b1, c51);
             a += aStride;
             b += 16;
         }
@@ -157,7 +157,7 @@ internal readonly unsafe struct Kernel256 : IMicroKernel
 
 /// <summary>
 /// 8 × 8 tile of Vector128: the portable kernel (SSE, Arm NEON with its 32 registers) and the fallback when neither
-/// wider kind is accelerated. Without hardware FMA, FusedMultiplyAdd still computes a·b+c, just slower.
+/// wider kind is accelerated (without hardware FMA it multiplies and adds separately, see <see cref="VectorFma"/>).
 /// </summary>
 internal readonly unsafe struct Kernel128 : IMicroKernel
 {
@@ -177,29 +177,29 @@ internal readonly unsafe struct Kernel128 : IMicroKernel
             var b0 = Vector128.Load(b);
             var b1 = Vector128.Load(b + 4);
             var a0 = Vector128.Create(a[0]);
-            c00 = Vector128.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Vector128.FusedMultiplyAdd(a0, b1, c01);
+            c00 = VectorFma.MulAdd(a0, b0, c00);
+            c01 = VectorFma.MulAdd(a0, b1, c01);
             var a1 = Vector128.Create(a[1]);
-            c10 = Vector128.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Vector128.FusedMultiplyAdd(a1, b1, c11);
+            c10 = VectorFma.MulAdd(a1, b0, c10);
+            c11 = VectorFma.MulAdd(a1, b1, c11);
             var a2 = Vector128.Create(a[2]);
-            c20 = Vector128.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Vector128.FusedMultiplyAdd(a2, b1, c21);
+            c20 = VectorFma.MulAdd(a2, b0, c20);
+            c21 = VectorFma.MulAdd(a2, b1, c21);
             var a3 = Vector128.Create(a[3]);
-            c30 = Vector128.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Vector128.FusedMultiplyAdd(a3, b1, c31);
+            c30 = VectorFma.MulAdd(a3, b0, c30);
+            c31 = VectorFma.MulAdd(a3, b1, c31);
             var a4 = Vector128.Create(a[4]);
-            c40 = Vector128.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Vector128.FusedMultiplyAdd(a4, b1, c41);
+            c40 = VectorFma.MulAdd(a4, b0, c40);
+            c41 = VectorFma.MulAdd(a4, b1, c41);
             var a5 = Vector128.Create(a[5]);
-            c50 = Vector128.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Vector128.FusedMultiplyAdd(a5, b1, c51);
+            c50 = VectorFma.MulAdd(a5, b0, c50);
+            c51 = VectorFma.MulAdd(a5, b1, c51);
             var a6 = Vector128.Create(a[6]);
-            c60 = Vector128.FusedMultiplyAdd(a6, b0, c60);
-            c61 = Vector128.FusedMultiplyAdd(a6, b1, c61);
+            c60 = VectorFma.MulAdd(a6, b0, c60);
+            c61 = VectorFma.MulAdd(a6, b1, c61);
             var a7 = Vector128.Create(a[7]);
-            c70 = Vector128.FusedMultiplyAdd(a7, b0, c70);
-            c71 = Vector128.FusedMultiplyAdd(a7, b1, c71);
+            c70 = VectorFma.MulAdd(a7, b0, c70);
+            c71 = VectorFma.MulAdd(a7, b1, c71);
             a += aStride;
             b += 8;
         }
