@@ -77,6 +77,20 @@ public class CpuCopyTests
         }
     }
 
+    /// <summary>Rows longer than one parallel piece of a copy (65,536 elements), strided and converting.</summary>
+    [Theory]
+    [InlineData(Layouts.Strided, DType.F32)]
+    [InlineData(Layouts.Strided, DType.BF16)]
+    [InlineData(Layouts.Contiguous, DType.F16)]
+    [InlineData(Layouts.BF16, DType.F32)]
+    public void LongRowsCopyInPiecesExactly(Layouts layout, DType destination)
+    {
+        using var source = Make([2, 140003], layout, 7, -1000, 1000);
+        using var y = source.Tensor.To(destination);
+        var expected = source.Values.Select(v => Round((float)v, destination)).ToArray();
+        AssertClose(expected, y.ToFloatArray(), 0, 0, Describe("long copy", layout, destination));
+    }
+
     [Fact]
     public void CopyRejectsDifferentShapes()
     {

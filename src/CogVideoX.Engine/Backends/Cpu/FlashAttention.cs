@@ -114,15 +114,14 @@ internal static unsafe class FlashAttention
         float* alpha = safeMax + bq;               // rescale of what was accumulated so far
         var maxSpan = new Span<float>(rowMax, bq);
         var sumSpan = new Span<float>(rowSum, bq);
-        var safeSpan = new Span<float>(safeMax, bq);
         var alphaSpan = new Span<float>(alpha, bq);
 
         // Qᵀ as the B operand [d, queries]; padded query columns are zero and never written out.
+        int packed = (rows + nr - 1) / nr * nr * d;
         new StridedMatrix(q.At(bi, hi, i0), q.S3, q.S2).PackB(0, d, 0, rows, nr, qPack);
+        new Span<float>(qPack + packed, bq * d - packed).Clear();
         // Scaling the queries once scales every score (one rounding of q·scale instead of one per score).
-        TensorPrimitives.Multiply(new ReadOnlySpan<float>(qPack, d * bq), scale, new Span<float>(qPack, d * bq));
-        if (rows < bq)
-            new Span<float>(qPack + (rows + nr - 1) / nr * nr * d, (bq - (rows + nr - 1) / nr * nr) * d).Clear();
+        TensorPrimitives.Multiply(new ReadOnlySpan<float>(qPack, packed), scale, new Span<float>(qPack, packed));
         new Span<float>(output, bq * dPad).Clear();
         maxSpan.Fill(float.NegativeInfinity);
         sumSpan.Clear();
