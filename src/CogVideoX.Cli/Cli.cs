@@ -15,6 +15,7 @@ public static class Cli
         var root = new RootCommand("CogVideoX text-to-video in .NET: generate videos, run experiment studies, benchmark.");
         // Each command lives in Commands/<Name>Command.cs and is added here.
         root.Subcommands.Add(VersionCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(DoctorCommand.Create());
         root.Subcommands.Add(SelfTestCommand.Create());
