@@ -16,6 +16,9 @@ public sealed class HubFaultTests : IDisposable
 
     private readonly HubTestBed _bed = new();
 
+    /// <summary>A short stall timeout, for the tests that stall on purpose.</summary>
+    private HubSettings Impatient => _bed.Settings() with { StallTimeout = TimeSpan.FromMilliseconds(400) };
+
     public void Dispose() => _bed.Dispose();
 
     private static string EtagOf(string path) => HubTestBed.Etag(path, HubTestBed.FixtureBytes(path));
@@ -148,7 +151,7 @@ public sealed class HubFaultTests : IDisposable
         var progress = new RecordingProgress();
         var clock = Stopwatch.StartNew();
 
-        await ModelHub.DownloadAsync(HubTestBed.Repo, null, _bed.Settings(), progress);
+        await ModelHub.DownloadAsync(HubTestBed.Repo, null, Impatient, progress);
 
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
         Assert.Equal([null, "bytes=300000-"], _bed.Hub.ContentRequests(Transformer).Select(r => r.Range));
@@ -162,7 +165,7 @@ public sealed class HubFaultTests : IDisposable
         _bed.AddTiny2b();
         _bed.Hub.Add(new Fault(FaultStage.Content, FaultKind.StallAt, Transformer, At: 300_000, Delay: TimeSpan.FromSeconds(30)) { Times = 100 });
 
-        var e = await DownloadFails();
+        var e = await DownloadFails(Impatient);
 
         Assert.Equal(HubFailure.ConnectionLost, e.Failure);
         Assert.StartsWith($"{HubTestBed.Repo}: {Transformer}: no data for 400 ms after 293.0 KiB of 2.0 MiB (a stalled connection; HF_HUB_DOWNLOAD_TIMEOUT sets the limit) (3 tries without new data). The 293.0 KiB", e.Message);

@@ -58,7 +58,7 @@ public sealed class HubTestBed : IDisposable
 
     public string Blobs(string repoId = Repo) => Path.Combine(RepoFolder(repoId), "blobs");
 
-    /// <summary>Test timings: short timeouts, near-instant retries, three tries.</summary>
+    /// <summary>Test timings: near-instant retries, three tries; timeouts long enough that a busy machine causes no unplanned retry (the stall tests shorten them).</summary>
     public HubSettings Settings(string? token = null, bool offline = false) => new()
     {
         Endpoint = Hub.Endpoint,
@@ -68,7 +68,7 @@ public sealed class HubTestBed : IDisposable
         TokenSource = token is null ? null : "$HF_TOKEN",
         Offline = offline,
         RequestTimeout = TimeSpan.FromSeconds(5),
-        StallTimeout = TimeSpan.FromMilliseconds(400),
+        StallTimeout = TimeSpan.FromSeconds(5),
         RetryDelay = TimeSpan.FromMilliseconds(10),
         MaxAttempts = 3,
         MaxParallelDownloads = 4,
