@@ -13,6 +13,7 @@ public static class Cli
         // Each command lives in Commands/<Name>Command.cs and is added here.
         root.Subcommands.Add(VersionCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
+        root.Subcommands.Add(GenerateCommand.Create());
         return root;
     }
 

@@ -47,6 +47,9 @@ public sealed record GenerationSettings
 
     /// <summary>`auto`, `full`, `balanced`, `low` (GPU memory policy).</summary>
     public string Memory { get; init; } = "auto";
+
+    /// <summary>Decode the latents in overlapping spatial tiles (less memory; the blended seams change pixels slightly).</summary>
+    public bool VaeTiling { get; init; }
 }
 
 /// <summary>One video to make in an experiment: where it goes and what defines it.</summary>
