@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using CogVideoX.Diffusion;
@@ -91,15 +92,17 @@ internal static class GenerateCommand
                      s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_output, s_saveTensors, s_quiet, s_json,
                  })
             cmd.Options.Add(option);
-        // Run on a worker so Ctrl+C can cancel between steps (the token) while the console stays responsive.
-        cmd.SetAction((parse, cancellation) => Task.Run(() => Run(parse, cancellation), CancellationToken.None));
+        cmd.SetAction(Run);
         return cmd;
     }
 
-    private static int Run(ParseResult parse, CancellationToken cancellation)
+    private static int Run(ParseResult parse)
     {
         var stdout = parse.InvocationConfiguration.Output;
         var stderr = parse.InvocationConfiguration.Error;
+        // Ctrl+C or SIGTERM stops the run at the next step boundary, leaving no partial files; a second one quits at once.
+        using var interrupt = new InterruptCancellation(stderr);
+        var cancellation = interrupt.Token;
         bool quiet = parse.GetValue(s_quiet);
         bool json = parse.GetValue(s_json);
 
@@ -271,6 +274,40 @@ internal static class GenerateCommand
     internal static string Clock(TimeSpan t) => t.TotalHours >= 1
         ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}"
         : $"{t.Minutes}:{t.Seconds:00}";
+}
+
+/// <summary>
+/// Turns the first Ctrl+C (SIGINT) or SIGTERM into a cancellation the pipeline sees between steps; a second one is
+/// left to its default action and ends the process.
+/// </summary>
+internal sealed class InterruptCancellation : IDisposable
+{
+    private readonly CancellationTokenSource _source = new();
+    private readonly TextWriter _error;
+    private readonly PosixSignalRegistration[] _registrations;
+
+    public InterruptCancellation(TextWriter error)
+    {
+        _error = error;
+        _registrations = [PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle), PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle)];
+    }
+
+    public CancellationToken Token => _source.Token;
+
+    private void Handle(PosixSignalContext context)
+    {
+        if (_source.IsCancellationRequested) return;
+        context.Cancel = true;
+        _error.WriteLine();
+        _error.WriteLine("stopping after the current step (again to quit at once); no partial files are left");
+        _source.Cancel();
+    }
+
+    public void Dispose()
+    {
+        foreach (var r in _registrations) r.Dispose();
+        _source.Dispose();
+    }
 }
 
 /// <summary>What <c>generate --json</c> prints.</summary>

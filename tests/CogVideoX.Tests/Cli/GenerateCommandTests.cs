@@ -121,6 +121,25 @@ public class GenerateCommandTests
     }
 
     [Fact]
+    public void EveryNonDefaultFlagReachesTheRunAndTheSidecar()
+    {
+        using var dir = new TempDir();
+        var output = dir.File("v.mp4");
+        var (code, _, stderr) = Run(Tiny(output, 5, 2, "--prompt", "A whale.", "--negative-prompt", "blurry", "--guidance", "4.5",
+            "--scheduler", "dpm", "--no-dynamic-cfg", "--dtype", "bf16", "--memory", "balanced", "--vae-tiling", "--device", "cpu"));
+        Assert.True(code == 0, stderr);
+        var sidecar = VideoSidecar.TryLoad(dir.File("v.json"))!;
+        var r = sidecar.Resolved;
+        Assert.Equal(("dpm", "trailing", "false", "BF16", "balanced", "true", "true"),
+            (r["scheduler"], r["timestep_spacing"], r["dynamic_cfg"], r["dtype"], r["memory"], r["vae_tiling"], r["classifier_free_guidance"]));
+        Assert.Equal(("blurry", 4.5, "dpm", false, "bf16", true), (sidecar.Settings.NegativePrompt, sidecar.Settings.Guidance,
+            sidecar.Settings.Scheduler, sidecar.Settings.DynamicCfg, sidecar.Settings.DType, sidecar.Settings.VaeTiling));
+        Assert.Equal("8", r["frames_decoded"]); // 5 frames → 2 latent frames → 8, as diffusers
+        Assert.Equal(8, VideoProbe.Probe(output).FrameCount);
+        Assert.Contains("warning: frames: 5 is not one of the counts", stderr);
+    }
+
+    [Fact]
     public void ALongPromptIsToldWhichWordsWereCut()
     {
         using var dir = new TempDir();
@@ -273,6 +292,31 @@ public class GenerateCommandTests
         Assert.Empty(Directory.GetFiles(dir.Path, "*", SearchOption.AllDirectories));
     }
 
+    [Fact]
+    public void SigtermStopsBetweenStepsAndLeavesNoFiles()
+    {
+        if (!OperatingSystem.IsLinux()) return; // signals are sent with kill(1)
+        using var dir = new TempDir();
+        var output = dir.File("v.mp4");
+        var (process, stderr) = ChildCli.Start(dir.Path, "generate", "--prompt-file", "panda_guitar", "--model", Fixtures.Path2b,
+            "--frames", "9", "--height", "32", "--width", "48", "--steps", "500", "--output", output);
+        using (process)
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(1);
+            while (!stderr().Contains("denoise 2/500", StringComparison.Ordinal) && !process.HasExited && DateTime.UtcNow < deadline)
+                Thread.Sleep(50);
+            Assert.False(process.HasExited, stderr());
+            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
+            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(1)), "did not stop after SIGTERM");
+            process.WaitForExit();
+            Assert.Equal(130, process.ExitCode);
+            Assert.Contains("stopping after the current step", stderr());
+            Assert.EndsWith("cancelled", stderr().TrimEnd());
+            Assert.DoesNotContain("denoise 500/500", stderr());
+            Assert.Empty(Directory.GetFiles(dir.Path, "*", SearchOption.AllDirectories));
+        }
+    }
+
     [Theory]
     [InlineData("2b", "panda_guitar", "outputs/2b/panda_guitar.mp4")]
     [InlineData("THUDM/CogVideoX-5b@main", "gatto_hacker", "outputs/CogVideoX-5b-main/gatto_hacker.mp4")]
@@ -301,7 +345,34 @@ internal sealed class ChildCli
 
     public string StdErr { get; }
 
+    /// <summary>Starts the CLI and returns the process and a reader of its stderr so far (stdout is discarded).</summary>
+    public static (Process Process, Func<string> StdErr) Start(string workingDirectory, params string[] args)
+    {
+        var psi = StartInfo(workingDirectory, null, args);
+        var stderr = new System.Text.StringBuilder();
+        var p = Process.Start(psi)!;
+        p.ErrorDataReceived += (_, e) => { lock (stderr) if (e.Data is not null) stderr.AppendLine(e.Data); };
+        p.OutputDataReceived += (_, _) => { };
+        p.BeginErrorReadLine();
+        p.BeginOutputReadLine();
+        return (p, () => { lock (stderr) return stderr.ToString(); });
+    }
+
     public static ChildCli Run(string workingDirectory, IReadOnlyDictionary<string, string?>? environment, params string[] args)
+    {
+        using var p = Process.Start(StartInfo(workingDirectory, environment, args))!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail("cogvideox did not finish within 2 minutes");
+        }
+        p.WaitForExit();
+        return new ChildCli(p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private static ProcessStartInfo StartInfo(string workingDirectory, IReadOnlyDictionary<string, string?>? environment, string[] args)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "cogvideox.dll");
         Assert.True(File.Exists(dll), $"{dll} missing: the test project references the CLI so its build output includes it");
@@ -324,16 +395,7 @@ internal sealed class ChildCli
                 if (value is null) psi.Environment.Remove(key);
                 else psi.Environment[key] = value;
             }
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            p.Kill(entireProcessTree: true);
-            Assert.Fail("cogvideox did not finish within 2 minutes");
-        }
-        p.WaitForExit();
-        return new ChildCli(p.ExitCode, stdout.Result, stderr.Result);
+        return psi;
     }
 
     private static string FindDotnet()
