@@ -62,6 +62,8 @@ public sealed record GenerationSettings
         int colon = device.IndexOf(':');
         return colon < 0 ? device : device[..colon];
     }
+    /// <summary>Decode the latents in overlapping spatial tiles (less memory; the blended seams change pixels slightly).</summary>
+    public bool VaeTiling { get; init; }
 }
 
 /// <summary>One video to make in an experiment: where it goes and what defines it.</summary>
