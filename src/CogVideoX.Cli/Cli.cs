@@ -24,7 +24,7 @@ public static class Cli
         root.Subcommands.Add(ExperimentCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
         root.Subcommands.Add(DownloadCommand.Create(environment));
-        root.Subcommands.Add(GenerateCommand.Create());
+        root.Subcommands.Add(GenerateCommand.Create(environment));
         return root;
     }
 

@@ -15,11 +15,8 @@ internal static class RendererFactory
 
     public static readonly string[] Kinds = [Pipeline, Synthetic];
 
-    // LEAD: the pipeline-backed renderer is not merged yet (the `generate` issue). When it is:
-    //   1. return it from CreatePipeline (one instance per process: it keeps loaded models across jobs);
-    //   2. set PipelineAvailable to true — the end-to-end CI test (Lab/StudyEndToEndTests) then switches from the
-    //      synthetic renderer to the real one on the tiny fixture model, with no other change.
-    public static bool PipelineAvailable => false;
+    /// <summary>True now that the pipeline renderer exists; the end-to-end tests run CogVideoX itself.</summary>
+    public static bool PipelineAvailable => true;
 
     public static IVideoRenderer Create(string kind, TimeSpan syntheticStepDelay) => kind switch
     {
@@ -28,8 +25,6 @@ internal static class RendererFactory
         _ => throw new CogVideoXException($"unknown renderer '{kind}'; use one of: {string.Join(", ", Kinds)}", 2),
     };
 
-    private static IVideoRenderer CreatePipeline() =>
-        throw new CogVideoXException(
-            "this build has no CogVideoX pipeline renderer yet, so `experiment run` cannot make real videos; " +
-            "`--dry-run` shows the plan, and `--renderer synthetic` rehearses the whole run (outputs, manifest, report) with test patterns");
+    // One per process: it keeps the loaded models from one job to the next.
+    private static IVideoRenderer CreatePipeline() => new PipelineRenderer();
 }

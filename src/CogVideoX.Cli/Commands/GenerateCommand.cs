@@ -83,7 +83,7 @@ internal static class GenerateCommand
 
     private static readonly Option<bool> s_json = new("--json") { Description = "Print a machine-readable summary on stdout." };
 
-    public static Command Create()
+    public static Command Create(Func<string, string?> environment)
     {
         var cmd = new Command("generate", "Generate a video from a prompt: text encoder → transformer → VAE → MP4 + JSON sidecar.");
         foreach (var option in new Option[]
@@ -92,11 +92,11 @@ internal static class GenerateCommand
                      s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_output, s_saveTensors, s_quiet, s_json,
                  })
             cmd.Options.Add(option);
-        cmd.SetAction(Run);
+        cmd.SetAction(parse => Run(parse, environment));
         return cmd;
     }
 
-    private static int Run(ParseResult parse)
+    private static int Run(ParseResult parse, Func<string, string?> environment)
     {
         var stdout = parse.InvocationConfiguration.Output;
         var stderr = parse.InvocationConfiguration.Error;
@@ -112,8 +112,12 @@ internal static class GenerateCommand
         CheckPaths(output, tensors);
         RenderPlan.Check(settings);
 
+        _ = CogVideoX.Media.Ffmpeg.FfmpegPath; // before any download: a missing ffmpeg should not cost gigabytes first
+        // A model that is neither a folder nor cached is downloaded first (announced, with progress; never offline).
+        ModelResolution.ResolveAsync(settings.Model, stderr, environment, cancellation).GetAwaiter().GetResult();
+
         var job = new VideoJob("generate", Path.GetFileNameWithoutExtension(output), output, settings);
-        using var renderer = new PipelineRenderer();
+        using var renderer = new PipelineRenderer(environment);
         var bar = quiet ? null : new ConsoleProgress(stderr, ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected);
         var result = renderer.Render(job, bar, cancellation, note =>
         {

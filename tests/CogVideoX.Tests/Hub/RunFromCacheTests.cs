@@ -53,18 +53,45 @@ public sealed class RunFromCacheTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>
-    /// The whole pipeline from the cache, as `generate --model test/tiny-2b` runs it. The pipeline (issue 7) is being
-    /// written on another branch: when it is merged, replace the skip with a call that generates panda_s42 from
-    /// <c>folder</c> and compares its <c>frames</c> with the golden ones (README: ≤ 2e-3 absolute).
+    /// The whole pipeline from the cache, as a user runs it: `generate --model test/tiny-2b` downloads the pipeline
+    /// from the loopback Hub into an empty cache, generates panda_s42, and its frames equal the golden run's
+    /// (README: ≤ 2e-3 absolute). A second run uses the cache without one request to the Hub.
     /// </summary>
-    [Fact(Skip = "PIPELINE: needs the CogVideoX pipeline (issue 7), not on this branch yet; see the summary")]
-    public async Task TheWholePipelineRunsFromTheCache()
+    [Fact]
+    public void GenerateDownloadsThenRunsFromTheCache()
     {
         _bed.AddTiny2b();
-        var messages = new StringWriter();
-        var folder = await CogVideoX.Cli.ModelResolution.ResolveAsync(HubTestBed.Repo, messages,
-            name => name switch { "HF_ENDPOINT" => _bed.Hub.Endpoint, "HF_HUB_CACHE" => _bed.Cache, _ => null }, CancellationToken.None);
-        Assert.Empty(ModelHub.MissingFiles(folder));
-        Assert.Fail("generate panda_s42 from `folder` with the pipeline and compare frames with the golden run");
+        var run = TextFixtures.RunByTag("panda_s42");
+        using var dir = new TempDir();
+        string? Environment(string name) => name switch { "HF_ENDPOINT" => _bed.Hub.Endpoint, "HF_HUB_CACHE" => _bed.Cache, _ => null };
+        int Generate(string name)
+        {
+            var stdout = new StringWriter();
+            var stderr = new StringWriter();
+            int code = CogVideoX.Cli.Cli.Run(
+                ["generate", "--model", HubTestBed.Repo, "--prompt", run.Prompt, "--seed", "42", "--steps", "4", "--guidance", "6",
+                 "--frames", "9", "--height", "32", "--width", "48", "--quiet",
+                 "--output", dir.File(name + ".mp4"), "--save-tensors", dir.File(name + ".safetensors")],
+                stdout, stderr, Environment);
+            output.WriteLine(stderr.ToString());
+            return code;
+        }
+
+        Assert.Equal(0, Generate("first"));
+        int requests = _bed.Hub.Requests.Count;
+        Assert.Equal(0, Generate("second"));
+        Assert.Equal(requests, _bed.Hub.Requests.Count);
+
+        var golden = Fixtures.LoadAll(run.TensorsPath);
+        var made = Fixtures.LoadAll(dir.File("second.safetensors"));
+        try
+        {
+            double error = Compare.AssertAbs(golden["frames"].ToFloatArray(), made["frames"].ToFloatArray(), 2e-3, "frames generated from the cache");
+            output.WriteLine($"frames max abs error {error:E3}");
+        }
+        finally
+        {
+            foreach (var t in golden.Values.Concat(made.Values)) t.Dispose();
+        }
     }
 }
