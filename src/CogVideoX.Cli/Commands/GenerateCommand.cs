@@ -60,9 +60,9 @@ internal static class GenerateCommand
 
     private static readonly Option<string> s_memory = new("--memory")
     {
-        Description = "auto, full (all models stay loaded) or balanced (each released after its stage).",
+        Description = "auto (chosen from the free GPU memory), full (all models stay on the GPU), balanced (each model on the GPU only while it runs) or low (weights stream from host memory; the VAE decodes in tiles).",
         DefaultValueFactory = _ => "auto",
-        HelpName = "auto|full|balanced",
+        HelpName = "auto|full|balanced|low",
     };
 
     private static readonly Option<bool> s_vaeTiling = new("--vae-tiling") { Description = "Decode in overlapping spatial tiles (less memory)." };

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using CogVideoX.Engine;
+using CogVideoX.Models.Blocks;
 using CogVideoX.Models.Text;
 using CogVideoX.Models.Transformer;
 using CogVideoX.Models.Vae;
@@ -12,7 +13,9 @@ namespace CogVideoX.Diffusion;
 /// the negative prompt under guidance), draw the latents from a CPU generator seeded as torch's, denoise them with the
 /// transformer under classifier-free (optionally dynamic) guidance and the scheduler, decode them with the VAE and map
 /// the video to [0, 1]. The components are loaded when a stage first needs them; the memory policy says whether they
-/// stay loaded for the next video. One run at a time per instance.
+/// stay loaded for the next video and whether their blocks stream from host memory (see <see cref="MemoryPolicies"/>);
+/// <c>auto</c> is chosen per run from the free device memory. A device out-of-memory error becomes a
+/// <see cref="CogVideoXException"/> naming the mode that fits. One run at a time per instance.
 /// </summary>
 public sealed class CogVideoXPipeline : IDisposable
 {
@@ -24,6 +27,9 @@ public sealed class CogVideoXPipeline : IDisposable
     private T5Encoder? _textEncoder;
     private CogVideoXTransformer? _transformer;
     private CogVideoXVae? _vae;
+    private HostBlocks<T5Block>? _textEncoderHost;
+    private HostBlocks<TransformerBlock>? _transformerHost;
+    private string? _activeMode;
     private bool _disposed;
 
     /// <summary>Prepares a pipeline over a model folder; reads its configs and checks they fit together (no weights yet).</summary>
@@ -46,6 +52,12 @@ public sealed class CogVideoXPipeline : IDisposable
 
     public IBackend Backend { get; }
 
+    /// <summary>How weights stream from host memory in the balanced and low modes (null: they load whole instead).</summary>
+    public IWeightStreaming? Streaming => Options.WeightStreaming ?? Backend as IWeightStreaming;
+
+    /// <summary>Bytes of block weights held in host memory for streaming (kept from one video to the next).</summary>
+    public long HostBlockBytes => (_textEncoderHost?.Bytes ?? 0) + (_transformerHost?.Bytes ?? 0);
+
     /// <summary>Frames per latent frame (the VAE's temporal compression, 4).</summary>
     public int TemporalCompression => Model.Vae.TemporalCompressionRatio;
 
@@ -64,7 +76,7 @@ public sealed class CogVideoXPipeline : IDisposable
         _ => throw new ArgumentOutOfRangeException(nameof(component), component, null),
     };
 
-    /// <summary>Releases a component's weights now (it is loaded again when next needed).</summary>
+    /// <summary>Releases a component's device weights now (it is loaded again when next needed; host images stay).</summary>
     public void Release(ModelComponent component)
     {
         switch (component)
@@ -112,6 +124,8 @@ public sealed class CogVideoXPipeline : IDisposable
             warnings.Add("dynamic CFG is meant for the DPM scheduler (THUDM's demo turns it off for DDIM); the result may be worse than with a fixed scale.");
         int spatial = Model.Vae.SpatialCompressionRatio;
         int latentFrames = GenerationRules.LatentFrames(request.Frames, TemporalCompression);
+        var memory = ResolveMemory(request, cfg);
+        warnings.AddRange(memory.Warnings);
         var resolved = new ResolvedGeneration
         {
             Scheduler = choice.Kind,
@@ -122,13 +136,91 @@ public sealed class CogVideoXPipeline : IDisposable
             ClassifierFreeGuidance = cfg,
             DType = Options.DType,
             Device = Backend.Device.ToString(),
-            MemoryPolicy = Options.MemoryPolicy.Name,
+            MemoryPolicy = memory.Policy.Name,
+            MemoryNotes = memory.Notes,
+            MemoryEstimate = memory.Estimate,
             LatentShape = [1, latentFrames, Model.Transformer.InChannels, request.Height / spatial, request.Width / spatial],
             DecodedFrames = GenerationRules.DecodedFrames(latentFrames, TemporalCompression),
-            VaeTiling = Options.VaeTiling is not null,
+            VaeTiling = VaeTilingFor(memory.Policy) is not null,
         };
         return (resolved, warnings);
     }
+
+    /// <summary>The mode a run uses, why, and its estimate.</summary>
+    private sealed record MemoryChoice(IMemoryPolicy Policy, IReadOnlyList<string> Notes, IReadOnlyList<string> Warnings, MemoryEstimate? Estimate);
+
+    /// <summary>
+    /// The requested mode, or for auto the fastest one whose estimated peak fits in the device memory this process can
+    /// have (free + its own cache + the models it holds), with a note saying why. On a backend without device memory
+    /// figures (the CPU), auto keeps the models loaded when their weights take at most half the memory the process
+    /// may use. Modes that stream fall back to loading whole where the backend cannot stream, and say so.
+    /// </summary>
+    private MemoryChoice ResolveMemory(GenerationRequest request, bool cfg)
+    {
+        bool streams = Streaming is not null;
+        bool tiling = Options.VaeTiling is not null;
+        var requested = Options.MemoryPolicy;
+        var notes = new List<string>();
+        var warnings = new List<string>();
+        if (Backend is not IDeviceMemoryInfo device)
+        {
+            var policy = requested;
+            if (MemoryPolicies.IsAuto(requested))
+            {
+                long bytes = 0;
+                foreach (var component in new[] { PipelineComponents.TextEncoder, PipelineComponents.Transformer, PipelineComponents.Vae })
+                    bytes += (Model.FindWeights(component)?.Summarize().Parameters ?? 0) * Options.DType.SizeOf();
+                long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+                bool fits = available > 0 && bytes <= available / 2;
+                policy = fits ? MemoryPolicies.Full : MemoryPolicies.Balanced;
+                notes.Add($"memory: {policy.Name} (auto: the weights take {MemorySizes.Format(bytes)} in {Options.DType.Name()} of {MemorySizes.Format(available)} of memory; " +
+                    (fits ? "all stay loaded for the next video)" : "each model is released after its stage)"));
+            }
+            else if (!streams && Streams(policy))
+            {
+                notes.Add($"memory: {policy.Name} runs as balanced on {Backend.Device}: this backend does not stream weights from host memory " +
+                    "(each model is loaded whole for its stage and released after it)");
+            }
+            return new MemoryChoice(policy, notes, warnings, null);
+        }
+
+        var sizes = MemoryEstimator.Measure(Model, Options.DType, request.Frames, request.Height, request.Width, cfg, Options.MaxSequenceLength);
+        long held = (IsLoaded(ModelComponent.TextEncoder) ? sizes.TextEncoder : 0) + (IsLoaded(ModelComponent.Transformer) ? sizes.Transformer : 0)
+            + (IsLoaded(ModelComponent.Vae) ? sizes.VaeDecoder : 0);
+        long usable = device.FreeBytes + device.CachedBytes + held;
+        var (choice, estimates) = MemoryEstimator.Choose(sizes, usable, streams, tiling);
+        if (!MemoryPolicies.IsAuto(requested))
+        {
+            if (!streams && Streams(requested))
+                notes.Add($"memory: {requested.Name} runs as balanced on {Backend.Device}: this backend does not stream weights from host memory");
+            var own = estimates.FirstOrDefault(e => e.Mode == requested.Name);
+            notes.Add($"memory: {requested.Name} needs {own?.ToString() ?? "an unknown amount"} of device memory (estimate; {MemorySizes.Format(usable)} available)");
+            return new MemoryChoice(requested, notes, warnings, own);
+        }
+        string figures = string.Join(", ", estimates.Select(e => $"{e.Mode} ≈ {MemorySizes.Format(e.Peak)}"));
+        if (choice is null)
+        {
+            choice = MemoryPolicies.Low;
+            warnings.Add($"memory: even the low mode needs ≈ {MemorySizes.Format(estimates[^1].Peak)} of device memory and {MemorySizes.Format(usable)} is available " +
+                $"on {Backend.Device}; the run is likely to fail: free other GPU processes or make the video smaller (frames, height, width)");
+        }
+        notes.Add($"memory: {choice.Name} (auto: {MemorySizes.Format(usable)} of device memory available on {Backend.Device}; needs {figures})");
+        return new MemoryChoice(choice, notes, warnings, estimates.First(e => e.Mode == choice.Name));
+    }
+
+    /// <summary>Whether a mode streams or tiles, which a backend without streaming cannot do.</summary>
+    private static bool Streams(IMemoryPolicy policy) =>
+        policy.TilesVae || Components.Any(c => policy.Residency(c) != WeightResidency.Loaded);
+
+    private static readonly ModelComponent[] Components = [ModelComponent.TextEncoder, ModelComponent.Transformer, ModelComponent.Vae];
+
+    /// <summary>Where a component's weights go under a policy on this backend (loaded whole where it cannot stream).</summary>
+    private WeightResidency ResidencyOf(IMemoryPolicy policy, ModelComponent component) =>
+        Streaming is null ? WeightResidency.Loaded : policy.Residency(component);
+
+    /// <summary>The tiling asked for, else the model's default tiles when the mode tiles and the backend streams.</summary>
+    private VaeTiling? VaeTilingFor(IMemoryPolicy policy) =>
+        Options.VaeTiling ?? (policy.TilesVae && Streaming is not null ? VaeTiling.ForConfig(Model.Vae) : null);
 
     /// <summary>
     /// Generates one video. <paramref name="progress"/> hears each stage start and end and every denoising step;
@@ -150,11 +242,13 @@ public sealed class CogVideoXPipeline : IDisposable
     {
         var (resolved, planWarnings) = Resolve(request);
         cancellation.ThrowIfCancellationRequested();
+        var policy = MemoryPolicies.IsAuto(Options.MemoryPolicy) ? MemoryPolicies.Parse(resolved.MemoryPolicy) : Options.MemoryPolicy;
+        SwitchMode(policy);
         var meter = PeakMemoryMeter.Start(Backend);
         var clock = Stopwatch.StartNew();
         var timings = new PipelineTimings();
-        var policy = Options.MemoryPolicy;
         bool cfg = resolved.ClassifierFreeGuidance;
+        string stage = PipelineStages.LoadTextEncoder;
 
         // Tokens: the prompt, and under guidance the negative prompt (diffusers encodes None as "").
         var prompt = Tokenizer.Tokenize(request.Prompt, Options.MaxSequenceLength);
@@ -164,10 +258,12 @@ public sealed class CogVideoXPipeline : IDisposable
         Tensor? latents = null;
         try
         {
-            // 1. Text encoder → [1 or 2, L, d_model], negative first.
-            var encoder = AcquireTextEncoder(progress, clock, ref timings);
-            var stage = Begin(PipelineStages.TextEncoder, progress, clock);
-            using (var positive = encoder.Encode(prompt))
+            // 1. Text encoder → [1 or 2, L, d_model], negative first; both prompts in one pass through the blocks.
+            var encoder = AcquireTextEncoder(policy, progress, clock, ref timings);
+            stage = PipelineStages.TextEncoder;
+            var watch = Begin(PipelineStages.TextEncoder, progress, clock);
+            var encoded = encoder.Encode(negative is null ? [prompt] : [prompt, negative]);
+            using (var positive = encoded[0])
             {
                 observer?.Tensor("prompt_embeds", positive);
                 if (negative is null)
@@ -176,13 +272,13 @@ public sealed class CogVideoXPipeline : IDisposable
                 }
                 else
                 {
-                    using var negativeEmbeds = encoder.Encode(negative);
+                    using var negativeEmbeds = encoded[1];
                     observer?.Tensor("negative_embeds", negativeEmbeds);
                     embeddings = Ops.Concat(0, negativeEmbeds, positive);
                 }
             }
-            timings = timings with { TextEncoder = End(PipelineStages.TextEncoder, stage, progress, clock) };
-            if (!policy.KeepAfterUse(ModelComponent.TextEncoder)) Release(ModelComponent.TextEncoder);
+            timings = timings with { TextEncoder = End(PipelineStages.TextEncoder, watch, progress, clock) };
+            AfterStage(ModelComponent.TextEncoder, policy);
             cancellation.ThrowIfCancellationRequested();
 
             // 2. Latents: the generator's first draw, times the scheduler's initial sigma, in the compute dtype.
@@ -197,8 +293,10 @@ public sealed class CogVideoXPipeline : IDisposable
             observer?.Tensor("initial_latents", latents);
 
             // 3. Denoising loop.
-            var transformer = AcquireTransformer(progress, clock, ref timings);
-            stage = Begin(PipelineStages.Denoise, progress, clock, request.Steps);
+            stage = PipelineStages.LoadTransformer;
+            var transformer = AcquireTransformer(policy, progress, clock, ref timings);
+            stage = PipelineStages.Denoise;
+            watch = Begin(PipelineStages.Denoise, progress, clock, request.Steps);
             var stepTimes = new List<TimeSpan>(request.Steps);
             using (var rotary = transformer.Config.UseRotaryPositionalEmbeddings
                        ? transformer.BuildRotaryTables(shape[1], shape[3], shape[4])
@@ -215,25 +313,27 @@ public sealed class CogVideoXPipeline : IDisposable
                     observer?.Tensor($"latents_after_step{i}", latents);
                     Backend.Synchronize();
                     stepTimes.Add(stepClock.Elapsed);
-                    progress?.Report(new PipelineProgress(PipelineStages.Denoise, i + 1, request.Steps, stage.Elapsed, clock.Elapsed, stepClock.Elapsed, t));
+                    progress?.Report(new PipelineProgress(PipelineStages.Denoise, i + 1, request.Steps, watch.Elapsed, clock.Elapsed, stepClock.Elapsed, t));
                 }
             }
-            timings = timings with { Denoise = stage.Elapsed, Steps = stepTimes };
+            timings = timings with { Denoise = watch.Elapsed, Steps = stepTimes };
             embeddings.Dispose();
             embeddings = null;
-            if (!policy.KeepAfterUse(ModelComponent.Transformer)) Release(ModelComponent.Transformer);
+            AfterStage(ModelComponent.Transformer, policy);
             cancellation.ThrowIfCancellationRequested();
 
             // 4. Decode: [B, F, C, h, w] → [B, C, F, h, w] / scaling_factor → VAE → (x / 2 + 0.5) clamped to [0, 1].
+            stage = PipelineStages.LoadVae;
             var vae = AcquireVae(progress, clock, ref timings);
-            stage = Begin(PipelineStages.VaeDecode, progress, clock);
+            stage = PipelineStages.VaeDecode;
+            watch = Begin(PipelineStages.VaeDecode, progress, clock);
             float[] frames;
             int frameCount, height, width;
             using (var permuted = latents.Permute(0, 2, 1, 3, 4))
             using (var z = permuted.Scale((float)(1.0 / vae.Config.ScalingFactor)))
             {
                 observer?.Tensor("vae_input", z);
-                using var decoded = vae.Decode(z, new VaeDecodeOptions { Tiling = Options.VaeTiling, Slicing = Options.VaeSlicing });
+                using var decoded = vae.Decode(z, new VaeDecodeOptions { Tiling = VaeTilingFor(policy), Slicing = Options.VaeSlicing });
                 observer?.Tensor("vae_decoded", decoded);
                 using var shifted = decoded.Affine(0.5f, 0.5f);
                 using var clamped = shifted.Clamp(0f, 1f);
@@ -242,23 +342,108 @@ public sealed class CogVideoXPipeline : IDisposable
                 frames = video.ToFloatArray();
                 (frameCount, height, width) = (video.Dim(0), video.Dim(2), video.Dim(3));
             }
-            timings = timings with { VaeDecode = End(PipelineStages.VaeDecode, stage, progress, clock) };
-            if (!policy.KeepAfterUse(ModelComponent.Vae)) Release(ModelComponent.Vae);
+            timings = timings with { VaeDecode = End(PipelineStages.VaeDecode, watch, progress, clock) };
+            AfterStage(ModelComponent.Vae, policy);
 
             var finalLatents = latents.ToFloatArray();
             timings = timings with { Total = clock.Elapsed };
             return new GenerationResult(frames, frameCount, height, width, finalLatents, shape, timings,
                 meter.PeakBytes, meter.Kind, resolved with { DecodedFrames = frameCount }, prompt, negative, planWarnings);
         }
+        catch (Exception e) when (e is IDeviceOutOfMemory oom)
+        {
+            // Nothing of this run is kept: the memory goes back, so the process can go on (another mode, another job).
+            embeddings?.Dispose();
+            embeddings = null;
+            latents?.Dispose();
+            latents = null;
+            foreach (var component in Components) Release(component);
+            TrimCache();
+            throw new CogVideoXException(OutOfMemoryMessage(oom, policy, stage, request, cfg), e);
+        }
         finally
         {
             embeddings?.Dispose();
             latents?.Dispose();
             // A failed or cancelled run releases what the policy would have released after its stage.
-            foreach (var component in new[] { ModelComponent.TextEncoder, ModelComponent.Transformer, ModelComponent.Vae })
+            foreach (var component in Components)
                 if (!policy.KeepAfterUse(component)) Release(component);
         }
     }
+
+    /// <summary>Releases a component after its stage when the policy says so, and gives its memory back to the device.</summary>
+    private void AfterStage(ModelComponent component, IMemoryPolicy policy)
+    {
+        if (policy.KeepAfterUse(component)) return;
+        Release(component);
+        TrimCache();
+    }
+
+    private void TrimCache() => (Backend as IDeviceMemoryInfo)?.TrimCache();
+
+    /// <summary>
+    /// A run in another mode than the last one starts from nothing on the device (the models were placed for the old
+    /// mode); host images stay when the new mode streams too.
+    /// </summary>
+    private void SwitchMode(IMemoryPolicy policy)
+    {
+        if (_activeMode == policy.Name) return;
+        foreach (var component in Components) Release(component);
+        if (ResidencyOf(policy, ModelComponent.TextEncoder) == WeightResidency.Loaded)
+        {
+            _textEncoderHost?.Dispose();
+            _textEncoderHost = null;
+        }
+        if (ResidencyOf(policy, ModelComponent.Transformer) == WeightResidency.Loaded)
+        {
+            _transformerHost?.Dispose();
+            _transformerHost = null;
+        }
+        TrimCache();
+        _activeMode = policy.Name;
+    }
+
+    /// <summary>
+    /// "out of GPU memory in mode full while …; this mode needs ≈ X, Y available; balanced needs ≈ …, low ≈ …: use
+    /// memory mode …": what failed, what each mode needs for this video, and which one fits.
+    /// </summary>
+    private string OutOfMemoryMessage(IDeviceOutOfMemory oom, IMemoryPolicy policy, string stage, GenerationRequest request, bool cfg)
+    {
+        long available = oom.FreeBytes + oom.HeldBytes;
+        string what = $"out of GPU memory on {Backend.Device} in memory mode {policy.Name} while {Describe(stage)}: " +
+            $"an allocation of {MemorySizes.Format(oom.RequestedBytes)} failed with {MemorySizes.Format(oom.HeldBytes)} held by this process and " +
+            $"{MemorySizes.Format(oom.FreeBytes)} of {MemorySizes.Format(oom.TotalBytes)} free";
+        ModelMemory sizes;
+        try
+        {
+            sizes = MemoryEstimator.Measure(Model, Options.DType, request.Frames, request.Height, request.Width, cfg, Options.MaxSequenceLength);
+        }
+        catch (CogVideoXException)
+        {
+            return what + ". Try --memory balanced or --memory low (the weights stream from host memory).";
+        }
+        var (_, estimates) = MemoryEstimator.Choose(sizes, available, Streaming is not null, Options.VaeTiling is not null);
+        string needs = string.Join(", ", estimates.Select(e => $"{e.Mode} ≈ {MemorySizes.Format(e.Peak)}"));
+        // Only the modes that need less than the one that failed are candidates (full, balanced, low in that order).
+        int current = estimates.Select(e => e.Mode).ToList().IndexOf(policy.Name);
+        var fits = estimates.Skip(current + 1).FirstOrDefault(e => e.Peak <= available * MemoryEstimator.UsableFraction);
+        string advice = fits is not null
+            ? $"use --memory {fits.Mode} (needs ≈ {MemorySizes.Format(fits.Peak)})"
+            : $"even --memory low needs ≈ {MemorySizes.Format(estimates[^1].Peak)}; free other GPU processes or make the video smaller (--frames, --height, --width)";
+        return $"{what}. For this video ({request.Frames} frames of {request.Width}×{request.Height}) the memory modes need: {needs}, " +
+            $"with ≈ {MemorySizes.Format(available)} of device memory available to this process: {advice}.";
+    }
+
+    private static string Describe(string stage) => stage switch
+    {
+        PipelineStages.LoadTextEncoder => "loading the text encoder",
+        PipelineStages.TextEncoder => "encoding the prompt",
+        PipelineStages.LoadTransformer => "loading the transformer",
+        PipelineStages.Denoise => "denoising",
+        PipelineStages.LoadVae => "loading the VAE",
+        PipelineStages.VaeDecode => "decoding the latents",
+        _ => stage,
+    };
 
     /// <summary>
     /// One denoising step: the transformer on [latents; latents] under guidance (the latents alone without), the
@@ -278,13 +463,30 @@ public sealed class CogVideoXPipeline : IDisposable
         return updated.To(Options.DType);
     }
 
-    private T5Encoder AcquireTextEncoder(IProgress<PipelineProgress>? progress, Stopwatch clock, ref PipelineTimings timings) =>
-        _textEncoder ??= Load(ModelComponent.TextEncoder, progress, clock, ref timings,
-            () => T5Encoder.Load(Model.ComponentPath(PipelineComponents.TextEncoder), Backend, Options.DType));
+    private T5Encoder AcquireTextEncoder(IMemoryPolicy policy, IProgress<PipelineProgress>? progress, Stopwatch clock, ref PipelineTimings timings) =>
+        _textEncoder ??= Load(ModelComponent.TextEncoder, progress, clock, ref timings, () =>
+        {
+            var folder = Model.ComponentPath(PipelineComponents.TextEncoder);
+            var residency = ResidencyOf(policy, ModelComponent.TextEncoder);
+            if (residency == WeightResidency.Loaded) return T5Encoder.Load(folder, Backend, Options.DType);
+            _textEncoderHost ??= T5Encoder.LoadHostBlocks(folder, Options.DType, Streaming);
+            return T5Encoder.Load(folder, Backend, Options.DType, Stream(_textEncoderHost, residency));
+        });
 
-    private CogVideoXTransformer AcquireTransformer(IProgress<PipelineProgress>? progress, Stopwatch clock, ref PipelineTimings timings) =>
-        _transformer ??= Load(ModelComponent.Transformer, progress, clock, ref timings,
-            () => CogVideoXTransformer.Load(Model.ComponentPath(PipelineComponents.Transformer), Backend, Options.DType));
+    private CogVideoXTransformer AcquireTransformer(IMemoryPolicy policy, IProgress<PipelineProgress>? progress, Stopwatch clock, ref PipelineTimings timings) =>
+        _transformer ??= Load(ModelComponent.Transformer, progress, clock, ref timings, () =>
+        {
+            var folder = Model.ComponentPath(PipelineComponents.Transformer);
+            var residency = ResidencyOf(policy, ModelComponent.Transformer);
+            if (residency == WeightResidency.Loaded) return CogVideoXTransformer.Load(folder, Backend, Options.DType);
+            _transformerHost ??= CogVideoXTransformer.LoadHostBlocks(folder, Options.DType, Streaming);
+            return CogVideoXTransformer.Load(folder, Backend, Options.DType, Stream(_transformerHost, residency));
+        });
+
+    /// <summary>A block source over host images: two device slots when streaming, one per block when uploading once.</summary>
+    private StreamedBlocks<TBlock> Stream<TBlock>(HostBlocks<TBlock> host, WeightResidency residency)
+        where TBlock : class, IStreamableBlock<TBlock>, IDisposable =>
+        new(host, Backend, Streaming!.CreateCopyStream(), residency == WeightResidency.Streamed ? 2 : host.Count);
 
     private CogVideoXVae AcquireVae(IProgress<PipelineProgress>? progress, Stopwatch clock, ref PipelineTimings timings) =>
         _vae ??= Load(ModelComponent.Vae, progress, clock, ref timings,
@@ -351,6 +553,10 @@ public sealed class CogVideoXPipeline : IDisposable
             Release(ModelComponent.TextEncoder);
             Release(ModelComponent.Transformer);
             Release(ModelComponent.Vae);
+            _textEncoderHost?.Dispose();
+            _textEncoderHost = null;
+            _transformerHost?.Dispose();
+            _transformerHost = null;
         }
     }
 }

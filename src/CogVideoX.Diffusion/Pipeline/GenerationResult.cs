@@ -113,7 +113,14 @@ public sealed record ResolvedGeneration
 
     public string Device { get; init; } = "";
 
+    /// <summary>The memory mode the run used (auto resolved to full, balanced or low).</summary>
     public string MemoryPolicy { get; init; } = "";
+
+    /// <summary>How the memory mode was chosen, and what it falls back to on this backend.</summary>
+    public IReadOnlyList<string> MemoryNotes { get; init; } = [];
+
+    /// <summary>The estimated device memory of the mode used (null on backends without device memory figures).</summary>
+    public MemoryEstimate? MemoryEstimate { get; init; }
 
     /// <summary>[batch, latent frames, channels, height / 8, width / 8].</summary>
     public IReadOnlyList<int> LatentShape { get; init; } = [];
@@ -121,6 +128,7 @@ public sealed record ResolvedGeneration
     /// <summary>Frames the VAE returned (the requested count, or more for an even number of latent frames).</summary>
     public int DecodedFrames { get; init; }
 
+    /// <summary>Whether the VAE decoded in tiles (asked for, or implied by the low memory mode).</summary>
     public bool VaeTiling { get; init; }
 }
 

@@ -22,8 +22,17 @@ public sealed record PipelineOptions
     /// <summary>Decode the items of a batch one at a time.</summary>
     public bool VaeSlicing { get; init; }
 
-    /// <summary>When components are released; <see cref="MemoryPolicies.Full"/> keeps everything loaded.</summary>
+    /// <summary>
+    /// When components are released and whether their blocks stream from host memory; <see cref="MemoryPolicies.Full"/>
+    /// keeps everything loaded, <see cref="MemoryPolicies.Auto"/> chooses per run from the free device memory.
+    /// </summary>
     public IMemoryPolicy MemoryPolicy { get; init; } = MemoryPolicies.Full;
+
+    /// <summary>
+    /// How the balanced and low modes stream weights from host memory; null takes the backend's own capability (the
+    /// CUDA backend has one, the CPU backend none — there those modes load each model whole for its stage).
+    /// </summary>
+    public IWeightStreaming? WeightStreaming { get; init; }
 
     /// <summary>Tokens the text encoder reads (diffusers' <c>max_sequence_length</c>; CogVideoX was trained with 226).</summary>
     public int MaxSequenceLength { get; init; } = 226;

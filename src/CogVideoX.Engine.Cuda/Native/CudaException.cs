@@ -22,7 +22,7 @@ public class CudaException : CogVideoXException
 }
 
 /// <summary>The device ran out of memory (after the allocator released its cache and retried).</summary>
-public sealed class CudaOutOfMemoryException : CudaException
+public sealed class CudaOutOfMemoryException : CudaException, IDeviceOutOfMemory
 {
     public CudaOutOfMemoryException(long requestedBytes, long allocatedBytes, long reservedBytes, long freeBytes, long totalBytes)
         : base("CUDA driver", "cuMemAlloc", 2, "CUDA_ERROR_OUT_OF_MEMORY",
@@ -31,9 +31,18 @@ public sealed class CudaOutOfMemoryException : CudaException
             "Use a smaller batch or resolution, enable VAE tiling or CPU offload, or free other GPU processes")
     {
         RequestedBytes = requestedBytes;
+        HeldBytes = reservedBytes;
+        FreeBytes = freeBytes;
+        TotalBytes = totalBytes;
     }
 
     public long RequestedBytes { get; }
+
+    public long HeldBytes { get; }
+
+    public long FreeBytes { get; }
+
+    public long TotalBytes { get; }
 }
 
 internal static class Bytes

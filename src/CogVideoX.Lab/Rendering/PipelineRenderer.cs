@@ -59,10 +59,10 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             var plan = RenderPlan.Resolve(job.Settings, _environment);
             var pipeline = PipelineFor(plan);
-            var (_, warnings) = pipeline.Resolve(plan.Request);
+            var (resolved, warnings) = pipeline.Resolve(plan.Request);
             if (log is not null)
             {
-                foreach (var note in plan.Notes) log(new RenderNote(false, note));
+                foreach (var note in plan.Notes.Concat(resolved.MemoryNotes)) log(new RenderNote(false, note));
                 foreach (var warning in plan.Warnings.Concat(warnings).Distinct(StringComparer.Ordinal)) log(new RenderNote(true, warning));
             }
             return Run(job, plan, pipeline, progress, cancellation);
@@ -141,6 +141,7 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
             ["device"] = r.Device,
             ["backend"] = plan.Backend.Name,
             ["memory"] = r.MemoryPolicy,
+            ["memory_reason"] = string.Join("; ", r.MemoryNotes),
             ["vae_tiling"] = r.VaeTiling ? "true" : "false",
             ["latent_shape"] = string.Join("x", r.LatentShape.Select(I)),
             ["frames_decoded"] = I(r.DecodedFrames),

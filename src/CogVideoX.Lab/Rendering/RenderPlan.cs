@@ -1,4 +1,3 @@
-using System.Globalization;
 using CogVideoX.Diffusion;
 using CogVideoX.Engine;
 using CogVideoX.Models.Vae;
@@ -77,7 +76,8 @@ public sealed record RenderPlan
             notes.Add($"dtype: {dtype.Name()} — THUDM's recommendation for {(fiveB ? "the 5b family" : "CogVideoX-2b")}");
         }
 
-        var memory = ResolveMemory(s.Memory, model, device, dtype, notes);
+        // auto is chosen by the pipeline per video, from the free device memory and the video's size.
+        var memory = ParseMemory(s.Memory);
         var options = new PipelineOptions
         {
             Backend = backend,
@@ -144,42 +144,6 @@ public sealed record RenderPlan
             GenerationRules.UsageExitCode);
     }
 
-    /// <summary>null for auto, else the named policy (errors for unknown names and for modes not available yet).</summary>
-    private static IMemoryPolicy? ParseMemory(string memory) =>
-        string.Equals(memory?.Trim(), "auto", StringComparison.OrdinalIgnoreCase) ? null : MemoryPolicies.Parse(memory ?? "");
-
-    /// <summary>
-    /// auto: on a GPU, full (everything on the device, as diffusers runs by default); on the CPU, full when the weights
-    /// take at most half the memory the process may use — so a sweep loads them once — else balanced.
-    /// </summary>
-    private static IMemoryPolicy ResolveMemory(string memory, ModelFolder model, Device device, DType dtype, List<string> notes)
-    {
-        if (ParseMemory(memory) is { } chosen) return chosen;
-        if (!device.IsCpu)
-        {
-            notes.Add("memory: full (auto on a GPU: all three models stay on the device)");
-            return MemoryPolicies.Full;
-        }
-        long bytes = 0;
-        foreach (var component in new[] { PipelineComponents.TextEncoder, PipelineComponents.Transformer, PipelineComponents.Vae })
-            bytes += (model.FindWeights(component)?.Summarize().Parameters ?? 0) * dtype.SizeOf();
-        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        bool fits = available > 0 && bytes <= available / 2;
-        notes.Add($"memory: {(fits ? "full" : "balanced")} (auto: the weights take {Size(bytes)} in {dtype.Name()} of {Size(available)} of memory; " +
-            (fits ? "all stay loaded for the next video)" : "each model is released after its stage)"));
-        return fits ? MemoryPolicies.Full : MemoryPolicies.Balanced;
-    }
-
-    internal static string Size(long bytes)
-    {
-        string[] units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-        double v = bytes;
-        int u = 0;
-        while (v >= 1024 && u < units.Length - 1)
-        {
-            v /= 1024;
-            u++;
-        }
-        return u == 0 ? $"{bytes} bytes" : $"{v.ToString("0.0", CultureInfo.InvariantCulture)} {units[u]}";
-    }
+    /// <summary>auto, full, balanced or low (errors name the modes and what each does).</summary>
+    private static IMemoryPolicy ParseMemory(string memory) => MemoryPolicies.Parse(memory ?? "");
 }

@@ -1,4 +1,5 @@
 using CogVideoX.Engine;
+using CogVideoX.Models.Blocks;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Text;
@@ -21,18 +22,32 @@ namespace CogVideoX.Models.Text;
 /// sub-layer when any is infinite, as transformers' T5Block does.
 ///
 /// The encoder owns its weight tensors (Dispose releases them). Build it outside any <see cref="TensorScope"/>, or
-/// that scope will release the weights when it ends.
+/// that scope will release the weights when it ends. Its blocks come from an <see cref="IBlockSource{TBlock}"/>:
+/// resident (loaded with the rest) or streamed from host images (<see cref="LoadHostBlocks"/>); the relative position
+/// table of block 0 is then held by the encoder itself, since it is used once per forward, before the blocks.
 /// </remarks>
 public sealed class T5Encoder : IDisposable
 {
     /// <summary>float16's largest value minus 1000: transformers' clamp when a half-precision stream has infinities.</summary>
     private const float HalfClampValue = 65504f - 1000f;
 
-    private readonly List<Tensor> _owned = new();
+    private const string RelativeAttentionBiasName = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight";
+
+    private readonly T5Weights _weights;
+    private readonly IBlockSource<T5Block> _blocks = null!;
+    private readonly Tensor _relativeAttentionBias = null!;
     private bool _disposed;
 
     /// <summary>Builds the encoder from checkpoint tensors under <paramref name="weights"/> (converted to its dtype).</summary>
-    public T5Encoder(T5Config config, WeightScope weights)
+    public T5Encoder(T5Config config, WeightScope weights) : this(config, weights, null)
+    {
+    }
+
+    /// <summary>
+    /// Builds the encoder with its blocks taken from <paramref name="blocks"/> (which it then owns) instead of loaded
+    /// from <paramref name="weights"/>; null loads them onto the backend with the rest.
+    /// </summary>
+    internal T5Encoder(T5Config config, WeightScope weights, IBlockSource<T5Block>? blocks)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(weights);
@@ -41,22 +56,38 @@ public sealed class T5Encoder : IDisposable
         Backend = weights.Backend;
         DType = weights.DType;
         if (!DType.IsFloat()) throw new ArgumentException($"the text encoder needs a float dtype, not {DType.Name()}");
+        if (blocks is not null && blocks.Count != config.NumLayers)
+            throw new ArgumentException($"{blocks.Count} blocks given for a text encoder of {config.NumLayers} layers", nameof(blocks));
+        _weights = new T5Weights(DType);
+        T5Block[]? loaded = null;
         try
         {
             var embedName = weights.Contains("encoder.embed_tokens.weight") ? "encoder.embed_tokens.weight" : "shared.weight";
             if (!weights.Contains(embedName))
                 throw new WeightsException($"{weights.Checkpoint.Source}: no token embedding: expected 'shared.weight' or 'encoder.embed_tokens.weight' of shape [{config.VocabSize}, {config.DModel}]");
-            EmbedTokens = Own(weights.Get(embedName, config.VocabSize, config.DModel));
+            EmbedTokens = _weights.Own(weights.Get(embedName, config.VocabSize, config.DModel));
 
             var encoder = weights.Scope("encoder");
-            var blocks = encoder.Scope("block");
-            Blocks = new T5Block[config.NumLayers];
-            for (int i = 0; i < config.NumLayers; i++)
-                Blocks[i] = new T5Block(this, config, blocks.Scope(i), hasRelativeAttentionBias: i == 0);
-            FinalLayerNorm = new T5LayerNorm(this, config, encoder.Scope("final_layer_norm"));
+            if (blocks is null)
+            {
+                var scope = encoder.Scope("block");
+                loaded = new T5Block[config.NumLayers];
+                for (int i = 0; i < config.NumLayers; i++)
+                    loaded[i] = new T5Block(config, scope.Scope(i), hasRelativeAttentionBias: i == 0);
+                _relativeAttentionBias = loaded[0].Layer0.SelfAttention.RelativeAttentionBias!;
+                blocks = new ResidentBlocks<T5Block>(loaded);
+            }
+            else
+            {
+                _relativeAttentionBias = _weights.Own(weights.Get(RelativeAttentionBiasName, config.RelativeAttentionNumBuckets, config.NumHeads));
+            }
+            _blocks = blocks;
+            FinalLayerNorm = new T5LayerNorm(_weights, config, encoder.Scope("final_layer_norm"));
         }
         catch
         {
+            if (loaded is not null) foreach (var b in loaded) b?.Dispose();
+            _blocks = null!; // a source given by the caller stays the caller's when construction fails
             Dispose();
             throw;
         }
@@ -74,12 +105,13 @@ public sealed class T5Encoder : IDisposable
 
     public int DModel => Config.DModel;
 
-    /// <summary>True when <c>wo</c> runs in float32 under F16 weights (transformers' _keep_in_fp32_modules).</summary>
-    internal bool KeepFeedForwardOutputInFloat32 => DType == DType.F16;
-
     internal Tensor EmbedTokens { get; }
 
-    internal T5Block[] Blocks { get; }
+    /// <summary>Where the blocks come from while a forward runs.</summary>
+    public IBlockSource<T5Block> BlockSource => _blocks;
+
+    /// <summary>The blocks when they are resident (empty when they stream).</summary>
+    internal IReadOnlyList<T5Block> Blocks => _blocks is ResidentBlocks<T5Block> resident ? resident.Blocks : [];
 
     internal T5LayerNorm FinalLayerNorm { get; }
 
@@ -93,37 +125,146 @@ public sealed class T5Encoder : IDisposable
         return new T5Encoder(config, checkpoint.Scope(backend, dtype));
     }
 
-    /// <summary>Embeddings [1, L, d_model] of a tokenized prompt, after checking its ids fit this encoder.</summary>
-    public Tensor Encode(TokenizedPrompt prompt)
+    /// <summary>
+    /// Loads a <c>text_encoder/</c> folder onto <paramref name="backend"/> except its blocks, which come from
+    /// <paramref name="blocks"/> (taken over by the encoder; disposed with it, also when loading fails).
+    /// </summary>
+    public static T5Encoder Load(string folder, IBackend backend, DType dtype, IBlockSource<T5Block> blocks)
     {
-        ArgumentNullException.ThrowIfNull(prompt);
-        foreach (long id in prompt.Ids)
-            if (id < 0 || id >= VocabSize)
-                throw new CogVideoXException(
-                    $"Token id {id} is outside the text encoder's vocabulary of {VocabSize}: the tokenizer and the text encoder do not belong to the same model.");
-        using var ids = prompt.ToTensor(Backend);
-        return Forward(ids);
+        try
+        {
+            var config = T5Config.Load(Path.Combine(CheckFolder(folder), "config.json"));
+            using var checkpoint = Checkpoint.Open(folder);
+            return new T5Encoder(config, checkpoint.Scope(backend, dtype), blocks);
+        }
+        catch
+        {
+            blocks.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The blocks of a <c>text_encoder/</c> folder packed into host memory in <paramref name="dtype"/> (pinned through
+    /// <paramref name="pinned"/> when given), for <see cref="StreamedBlocks{TBlock}"/>. Read one block at a time; the
+    /// relative position table stays with the encoder.
+    /// </summary>
+    public static HostBlocks<T5Block> LoadHostBlocks(string folder, DType dtype, IWeightStreaming? pinned)
+    {
+        var config = T5Config.Load(Path.Combine(CheckFolder(folder), "config.json"));
+        using var checkpoint = Checkpoint.Open(folder);
+        Validate(config, checkpoint.Source);
+        if (!dtype.IsFloat()) throw new ArgumentException($"the text encoder needs a float dtype, not {dtype.Name()}");
+        var blocks = checkpoint.Scope(CpuBackend.Instance, dtype).Scope("encoder").Scope("block");
+        return HostBlocks<T5Block>.Load("text encoder blocks", config.NumLayers,
+            i => new T5Block(config, blocks.Scope(i), hasRelativeAttentionBias: false), pinned);
+    }
+
+    private static string CheckFolder(string folder) => Directory.Exists(folder) ? folder
+        : throw new WeightsException($"{folder}: text encoder folder not found; expected a model's text_encoder/ folder (config.json and .safetensors weights)");
+
+    /// <summary>Embeddings [1, L, d_model] of a tokenized prompt, after checking its ids fit this encoder.</summary>
+    public Tensor Encode(TokenizedPrompt prompt) => Encode([prompt])[0];
+
+    /// <summary>
+    /// Embeddings [1, L, d_model] of each prompt, computed in one pass through the blocks (each block runs on every
+    /// prompt before the next block), so streamed blocks are fetched once for all of them; each prompt's arithmetic
+    /// is exactly that of encoding it alone.
+    /// </summary>
+    public IReadOnlyList<Tensor> Encode(IReadOnlyList<TokenizedPrompt> prompts)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        var ids = new Tensor[prompts.Count];
+        try
+        {
+            for (int i = 0; i < ids.Length; i++)
+            {
+                ArgumentNullException.ThrowIfNull(prompts[i]);
+                foreach (long id in prompts[i].Ids)
+                    if (id < 0 || id >= VocabSize)
+                        throw new CogVideoXException(
+                            $"Token id {id} is outside the text encoder's vocabulary of {VocabSize}: the tokenizer and the text encoder do not belong to the same model.");
+                ids[i] = prompts[i].ToTensor(Backend);
+            }
+            return Forward(ids);
+        }
+        finally
+        {
+            foreach (var t in ids) t?.Dispose();
+        }
     }
 
     /// <summary>Token ids I64 [B, L] → last hidden state [B, L, d_model] (after the final norm).</summary>
-    public Tensor Forward(Tensor inputIds)
+    public Tensor Forward(Tensor inputIds) => Forward([inputIds])[0];
+
+    /// <summary>Several id tensors I64 [B, L] through one pass of the blocks; one hidden state per input.</summary>
+    public IReadOnlyList<Tensor> Forward(IReadOnlyList<Tensor> inputIds)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(inputIds);
-        if (inputIds.DType != DType.I64 || inputIds.Rank != 2)
-            throw new ArgumentException($"T5 encoder: input ids must be I64 [batch, length], got {inputIds}");
-        using var scope = new TensorScope();
-        var ids = ReferenceEquals(inputIds.Backend, Backend) ? inputIds : inputIds.To(Backend);
-        int length = ids.Dim(1);
-        var hidden = EmbedTokens.Embedding(ids);
-        var positionBias = Blocks[0].Layer0.SelfAttention.ComputeBias(length, length);
-        foreach (var block in Blocks)
+        foreach (var input in inputIds)
         {
-            var next = block.Forward(hidden, positionBias);
-            hidden.Dispose(); // each block's input is no longer needed; keeps memory at one hidden state
-            hidden = next;
+            ArgumentNullException.ThrowIfNull(input);
+            if (input.DType != DType.I64 || input.Rank != 2)
+                throw new ArgumentException($"T5 encoder: input ids must be I64 [batch, length], got {input}");
         }
-        return scope.Keep(FinalLayerNorm.Forward(hidden));
+        using var scope = new TensorScope();
+        // A streaming source starts copying block 0 now, beside the embeddings and the position biases.
+        _blocks.BeginPass();
+        var hidden = new Tensor[inputIds.Count];
+        var positionBias = new Tensor[inputIds.Count];
+        var biasByLength = new Dictionary<int, Tensor>();
+        for (int p = 0; p < hidden.Length; p++)
+        {
+            var ids = ReferenceEquals(inputIds[p].Backend, Backend) ? inputIds[p] : inputIds[p].To(Backend);
+            int length = ids.Dim(1);
+            hidden[p] = EmbedTokens.Embedding(ids);
+            if (!biasByLength.TryGetValue(length, out var bias))
+                biasByLength[length] = bias = T5Attention.ComputeBias(_relativeAttentionBias, Config, length, length);
+            positionBias[p] = bias;
+        }
+        for (int i = 0; i < _blocks.Count; i++)
+        {
+            var block = _blocks.Acquire(i);
+            for (int p = 0; p < hidden.Length; p++)
+            {
+                var next = block.Forward(hidden[p], positionBias[p]);
+                hidden[p].Dispose(); // each block's input is no longer needed; keeps memory at one hidden state per prompt
+                hidden[p] = next;
+            }
+            _blocks.Release(i);
+        }
+        return hidden.Select(h => scope.Keep(FinalLayerNorm.Forward(h))).ToArray();
+    }
+
+    /// <summary>
+    /// Every checkpoint tensor the encoder of this config reads, with its shape (the embedding as
+    /// <c>shared.weight</c>, as T5 checkpoints store it): for sizing memory and writing weights without a checkpoint.
+    /// </summary>
+    public static IReadOnlyList<(string Name, int[] Shape)> ParameterShapes(T5Config config)
+    {
+        Validate(config, "text encoder config");
+        int d = config.DModel, inner = config.NumHeads * config.DKv, ff = config.DFf;
+        var list = new List<(string Name, int[] Shape)> { ("shared.weight", [config.VocabSize, d]) };
+        for (int i = 0; i < config.NumLayers; i++)
+        {
+            string a = $"encoder.block.{i}.layer.0", f = $"encoder.block.{i}.layer.1";
+            foreach (var p in new[] { "q", "k", "v" }) list.Add(($"{a}.SelfAttention.{p}.weight", [inner, d]));
+            list.Add(($"{a}.SelfAttention.o.weight", [d, inner]));
+            if (i == 0) list.Add(($"{a}.SelfAttention.relative_attention_bias.weight", [config.RelativeAttentionNumBuckets, config.NumHeads]));
+            list.Add(($"{a}.layer_norm.weight", [d]));
+            if (config.Gated)
+            {
+                list.Add(($"{f}.DenseReluDense.wi_0.weight", [ff, d]));
+                list.Add(($"{f}.DenseReluDense.wi_1.weight", [ff, d]));
+            }
+            else
+                list.Add(($"{f}.DenseReluDense.wi.weight", [ff, d]));
+            list.Add(($"{f}.DenseReluDense.wo.weight", [d, ff]));
+            list.Add(($"{f}.layer_norm.weight", [d]));
+        }
+        list.Add(("encoder.final_layer_norm.weight", [d]));
+        return list;
     }
 
     /// <summary>Bucket of each (query, key) pair, row-major [queryLength, keyLength], as transformers computes it.</summary>
@@ -162,12 +303,6 @@ public sealed class T5Encoder : IDisposable
         float scaled = logRatio / logRange * (numBuckets - maxExact);
         int large = maxExact + (int)scaled; // .to(torch.long) truncates toward zero
         return bucket + Math.Min(large, numBuckets - 1);
-    }
-
-    internal Tensor Own(Tensor tensor)
-    {
-        _owned.Add(tensor);
-        return tensor;
     }
 
     /// <summary>a + b with PyTorch's type promotion: a half operand meeting a float32 one is widened.</summary>
@@ -225,24 +360,96 @@ public sealed class T5Encoder : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _blocks?.Dispose();
+        _weights.Dispose();
+    }
+}
+
+/// <summary>
+/// The tensors one part of the encoder owns (the encoder's own, or one block's), and the precision rule they are
+/// loaded under: with F16 weights <c>wo</c> and the norms' float32 copies stay float32 (transformers' _keep_in_fp32_modules).
+/// </summary>
+internal sealed class T5Weights(DType dtype) : IDisposable
+{
+    private readonly List<Tensor> _owned = new();
+
+    /// <summary>True when <c>wo</c> runs in float32 under F16 weights.</summary>
+    public bool KeepFeedForwardOutputInFloat32 { get; } = dtype == DType.F16;
+
+    public Tensor Own(Tensor tensor)
+    {
+        _owned.Add(tensor);
+        return tensor;
+    }
+
+    public void Dispose()
+    {
         foreach (var t in _owned) t.Dispose();
         _owned.Clear();
     }
 }
 
-/// <summary><c>encoder.block.{i}</c>: self-attention (layer.0), then feed-forward (layer.1), each pre-norm with a residual.</summary>
-internal sealed class T5Block
+/// <summary>
+/// <c>encoder.block.{i}</c>: self-attention (layer.0), then feed-forward (layer.1), each pre-norm with a residual. The
+/// block owns its weights, so it can be packed into host memory and streamed (the relative position table of block 0
+/// is not among its <see cref="Weights"/>: the encoder uses it before the blocks).
+/// </summary>
+public sealed class T5Block : IStreamableBlock<T5Block>, IDisposable
 {
-    public T5Block(T5Encoder owner, T5Config config, WeightScope weights, bool hasRelativeAttentionBias)
+    private readonly T5Weights _weights;
+
+    internal T5Block(T5Config config, WeightScope weights, bool hasRelativeAttentionBias)
     {
-        var layers = weights.Scope("layer");
-        Layer0 = new T5SelfAttentionLayer(owner, config, layers.Scope(0), hasRelativeAttentionBias);
-        Layer1 = new T5FeedForwardLayer(owner, config, layers.Scope(1));
+        _weights = new T5Weights(weights.DType);
+        try
+        {
+            var layers = weights.Scope("layer");
+            Layer0 = new T5SelfAttentionLayer(_weights, config, layers.Scope(0), hasRelativeAttentionBias);
+            Layer1 = new T5FeedForwardLayer(_weights, config, layers.Scope(1));
+        }
+        catch
+        {
+            _weights.Dispose();
+            throw;
+        }
     }
 
-    public T5SelfAttentionLayer Layer0 { get; }
+    /// <summary>The same block over <c>place(w)</c> for each of <see cref="Weights"/>, in that order.</summary>
+    private T5Block(T5Block source, Func<Tensor, Tensor> place)
+    {
+        _weights = new T5Weights(DType.F32);
+        Tensor Place(Tensor t) => _weights.Own(place(t));
+        try
+        {
+            Layer0 = new T5SelfAttentionLayer(source.Layer0, Place);
+            Layer1 = new T5FeedForwardLayer(source.Layer1, Place);
+        }
+        catch
+        {
+            _weights.Dispose();
+            throw;
+        }
+    }
 
-    public T5FeedForwardLayer Layer1 { get; }
+    /// <summary>q, k, v, o, layer.0's norm, the feed-forward's projections, layer.1's norm (float32 copies included).</summary>
+    public IReadOnlyList<Tensor> Weights
+    {
+        get
+        {
+            var list = new List<Tensor>();
+            Layer0.Collect(list);
+            Layer1.Collect(list);
+            return list;
+        }
+    }
+
+    public T5Block Rebind(Func<Tensor, Tensor> place) => new(this, place);
+
+    public void Dispose() => _weights.Dispose();
+
+    internal T5SelfAttentionLayer Layer0 { get; }
+
+    internal T5FeedForwardLayer Layer1 { get; }
 
     public Tensor Forward(Tensor hidden, Tensor positionBias)
     {
@@ -258,10 +465,22 @@ internal sealed class T5Block
 /// <summary><c>layer.0</c>: hidden + SelfAttention(layer_norm(hidden)).</summary>
 internal sealed class T5SelfAttentionLayer
 {
-    public T5SelfAttentionLayer(T5Encoder owner, T5Config config, WeightScope weights, bool hasRelativeAttentionBias)
+    public T5SelfAttentionLayer(T5Weights owner, T5Config config, WeightScope weights, bool hasRelativeAttentionBias)
     {
         SelfAttention = new T5Attention(owner, config, weights.Scope("SelfAttention"), hasRelativeAttentionBias);
         LayerNorm = new T5LayerNorm(owner, config, weights.Scope("layer_norm"));
+    }
+
+    public T5SelfAttentionLayer(T5SelfAttentionLayer source, Func<Tensor, Tensor> place)
+    {
+        SelfAttention = new T5Attention(source.SelfAttention, place);
+        LayerNorm = new T5LayerNorm(source.LayerNorm, place);
+    }
+
+    public void Collect(List<Tensor> into)
+    {
+        SelfAttention.Collect(into);
+        LayerNorm.Collect(into);
     }
 
     public T5Attention SelfAttention { get; }
@@ -283,12 +502,10 @@ internal sealed class T5SelfAttentionLayer
 internal sealed class T5Attention
 {
     private readonly T5Config _config;
-    private readonly IBackend _backend;
 
-    public T5Attention(T5Encoder owner, T5Config config, WeightScope weights, bool hasRelativeAttentionBias)
+    public T5Attention(T5Weights owner, T5Config config, WeightScope weights, bool hasRelativeAttentionBias)
     {
         _config = config;
-        _backend = weights.Backend;
         int inner = config.NumHeads * config.DKv;
         Q = owner.Own(weights.Get("q.weight", inner, config.DModel));
         K = owner.Own(weights.Get("k.weight", inner, config.DModel));
@@ -297,6 +514,18 @@ internal sealed class T5Attention
         if (hasRelativeAttentionBias)
             RelativeAttentionBias = owner.Own(weights.Get("relative_attention_bias.weight", config.RelativeAttentionNumBuckets, config.NumHeads));
     }
+
+    /// <summary>The same projections over <c>place(w)</c> (q, k, v, o); the relative position table is not carried.</summary>
+    public T5Attention(T5Attention source, Func<Tensor, Tensor> place)
+    {
+        _config = source._config;
+        Q = place(source.Q);
+        K = place(source.K);
+        V = place(source.V);
+        O = place(source.O);
+    }
+
+    public void Collect(List<Tensor> into) => into.AddRange([Q, K, V, O]);
 
     public Tensor Q { get; }
 
@@ -308,16 +537,17 @@ internal sealed class T5Attention
 
     public Tensor? RelativeAttentionBias { get; }
 
-    /// <summary>The additive bias [1, heads, queryLength, keyLength] from the bucket table (bidirectional: encoder).</summary>
-    public Tensor ComputeBias(int queryLength, int keyLength)
+    /// <summary>
+    /// The additive bias [1, heads, queryLength, keyLength] from the bucket table <paramref name="table"/>
+    /// [num_buckets, heads] (block 0's relative_attention_bias; bidirectional: encoder).
+    /// </summary>
+    public static Tensor ComputeBias(Tensor table, T5Config config, int queryLength, int keyLength)
     {
-        if (RelativeAttentionBias is null)
-            throw new InvalidOperationException("only the first block's attention holds relative_attention_bias");
         var buckets = T5Encoder.RelativePositionBuckets(queryLength, keyLength, bidirectional: true,
-            _config.RelativeAttentionNumBuckets, _config.RelativeAttentionMaxDistance);
-        using var ids = Tensor.FromArray(Array.ConvertAll(buckets, b => (long)b), new[] { buckets.Length }, _backend);
-        using var values = RelativeAttentionBias.Embedding(ids);
-        using var grid = values.Reshape(queryLength, keyLength, _config.NumHeads);
+            config.RelativeAttentionNumBuckets, config.RelativeAttentionMaxDistance);
+        using var ids = Tensor.FromArray(Array.ConvertAll(buckets, b => (long)b), new[] { buckets.Length }, table.Backend);
+        using var values = table.Embedding(ids);
+        using var grid = values.Reshape(queryLength, keyLength, config.NumHeads);
         using var perHead = grid.Permute(2, 0, 1);
         using var batched = perHead.Unsqueeze(0);
         return batched.Contiguous();
@@ -347,10 +577,22 @@ internal sealed class T5Attention
 /// <summary><c>layer.1</c>: hidden + DenseReluDense(layer_norm(hidden)).</summary>
 internal sealed class T5FeedForwardLayer
 {
-    public T5FeedForwardLayer(T5Encoder owner, T5Config config, WeightScope weights)
+    public T5FeedForwardLayer(T5Weights owner, T5Config config, WeightScope weights)
     {
         DenseReluDense = new T5DenseActDense(owner, config, weights.Scope("DenseReluDense"));
         LayerNorm = new T5LayerNorm(owner, config, weights.Scope("layer_norm"));
+    }
+
+    public T5FeedForwardLayer(T5FeedForwardLayer source, Func<Tensor, Tensor> place)
+    {
+        DenseReluDense = new T5DenseActDense(source.DenseReluDense, place);
+        LayerNorm = new T5LayerNorm(source.LayerNorm, place);
+    }
+
+    public void Collect(List<Tensor> into)
+    {
+        DenseReluDense.Collect(into);
+        LayerNorm.Collect(into);
     }
 
     public T5DenseActDense DenseReluDense { get; }
@@ -373,7 +615,7 @@ internal sealed class T5DenseActDense
 {
     private readonly Activation _activation;
 
-    public T5DenseActDense(T5Encoder owner, T5Config config, WeightScope weights)
+    public T5DenseActDense(T5Weights owner, T5Config config, WeightScope weights)
     {
         _activation = T5Encoder.ActivationOf(config);
         if (config.Gated)
@@ -385,6 +627,23 @@ internal sealed class T5DenseActDense
             Wi = owner.Own(weights.Get("wi.weight", config.DFf, config.DModel));
         var woScope = owner.KeepFeedForwardOutputInFloat32 ? weights.As(DType.F32) : weights;
         Wo = owner.Own(woScope.Get("wo.weight", config.DModel, config.DFf));
+    }
+
+    public T5DenseActDense(T5DenseActDense source, Func<Tensor, Tensor> place)
+    {
+        _activation = source._activation;
+        if (source.Wi0 is not null) Wi0 = place(source.Wi0);
+        if (source.Wi1 is not null) Wi1 = place(source.Wi1);
+        if (source.Wi is not null) Wi = place(source.Wi);
+        Wo = place(source.Wo);
+    }
+
+    public void Collect(List<Tensor> into)
+    {
+        if (Wi0 is not null) into.Add(Wi0);
+        if (Wi1 is not null) into.Add(Wi1);
+        if (Wi is not null) into.Add(Wi);
+        into.Add(Wo);
     }
 
     public Tensor? Wi0 { get; }
@@ -423,13 +682,26 @@ internal sealed class T5LayerNorm
 {
     private readonly float _epsilon;
 
-    public T5LayerNorm(T5Encoder owner, T5Config config, WeightScope weights)
+    public T5LayerNorm(T5Weights owner, T5Config config, WeightScope weights)
     {
         _epsilon = (float)config.LayerNormEpsilon;
         Weight = owner.Own(weights.Get("weight", config.DModel));
         // The float32 stream of F16 mode is normalised from its float32 values with a float32 copy of the weight.
         if (owner.KeepFeedForwardOutputInFloat32)
             WeightFloat32 = owner.Own(Weight.To(DType.F32));
+    }
+
+    public T5LayerNorm(T5LayerNorm source, Func<Tensor, Tensor> place)
+    {
+        _epsilon = source._epsilon;
+        Weight = place(source.Weight);
+        if (source.WeightFloat32 is not null) WeightFloat32 = place(source.WeightFloat32);
+    }
+
+    public void Collect(List<Tensor> into)
+    {
+        into.Add(Weight);
+        if (WeightFloat32 is not null) into.Add(WeightFloat32);
     }
 
     public Tensor Weight { get; }

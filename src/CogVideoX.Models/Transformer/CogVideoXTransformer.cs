@@ -1,4 +1,5 @@
 using CogVideoX.Engine;
+using CogVideoX.Models.Blocks;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Transformer;
@@ -8,14 +9,16 @@ namespace CogVideoX.Models.Transformer;
 /// sincos positions and the 5b style with 3D rotary positions), configured only from its <c>config.json</c>. The
 /// module tree mirrors the checkpoint names: <c>patch_embed</c>, <c>time_embedding</c>,
 /// <c>transformer_blocks.{i}</c>, <c>norm_final</c>, <c>norm_out</c>, <c>proj_out</c>. One forward at a time per
-/// instance (it caches the positional table of the last grid size).
+/// instance (it caches the positional table of the last grid size). The blocks come from an
+/// <see cref="IBlockSource{TBlock}"/>: resident on the backend (loaded with the rest), or streamed from host images
+/// (<see cref="LoadHostBlocks"/>) while the forward runs — the forward code is the same.
 /// </summary>
 public sealed class CogVideoXTransformer : IDisposable
 {
     private readonly ParameterSet _parameters = new();
     private readonly PatchEmbedding _patchEmbed;
     private readonly TimestepEmbedding _timeEmbedding;
-    private readonly TransformerBlock[] _blocks;
+    private readonly IBlockSource<TransformerBlock> _blocks;
     private readonly Tensor? _normFinalWeight;
     private readonly Tensor? _normFinalBias;
     private readonly AdaLayerNorm _normOut;
@@ -25,6 +28,15 @@ public sealed class CogVideoXTransformer : IDisposable
 
     /// <summary>Builds the model from weights under <paramref name="weights"/> (checkpoint names relative to it).</summary>
     public CogVideoXTransformer(TransformerConfig config, WeightScope weights, string configSource = "transformer config")
+        : this(config, weights, blocks: null, configSource)
+    {
+    }
+
+    /// <summary>
+    /// Builds the model with its blocks taken from <paramref name="blocks"/> (which it then owns) instead of loaded
+    /// from <paramref name="weights"/>; null loads them onto the backend with the rest.
+    /// </summary>
+    public CogVideoXTransformer(TransformerConfig config, WeightScope weights, IBlockSource<TransformerBlock>? blocks, string configSource = "transformer config")
     {
         TransformerConfigCheck.Validate(config, configSource);
         Config = config;
@@ -33,14 +45,22 @@ public sealed class CogVideoXTransformer : IDisposable
         CheckNames(config, weights);
         var ffActivation = TransformerConfigCheck.FeedForwardActivation(config, configSource);
         var timeActivation = TransformerConfigCheck.TimestepActivation(config, configSource);
-        _blocks = new TransformerBlock[config.NumLayers];
+        if (blocks is not null && blocks.Count != config.NumLayers)
+            throw new ArgumentException($"{blocks.Count} blocks given for a transformer of {config.NumLayers} layers", nameof(blocks));
+        TransformerBlock[]? loaded = null;
         try
         {
             _patchEmbed = new PatchEmbedding(weights.Scope("patch_embed"), config);
             _timeEmbedding = new TimestepEmbedding(weights.Scope("time_embedding"), config, timeActivation);
-            var blocks = weights.Scope("transformer_blocks");
-            for (int i = 0; i < _blocks.Length; i++)
-                _blocks[i] = new TransformerBlock(blocks.Scope(i), config, ffActivation);
+            if (blocks is null)
+            {
+                loaded = new TransformerBlock[config.NumLayers];
+                var scope = weights.Scope("transformer_blocks");
+                for (int i = 0; i < loaded.Length; i++)
+                    loaded[i] = new TransformerBlock(scope.Scope(i), config, ffActivation);
+                blocks = new ResidentBlocks<TransformerBlock>(loaded);
+            }
+            _blocks = blocks;
             if (config.NormElementwiseAffine)
             {
                 _normFinalWeight = _parameters.Load(weights, "norm_final.weight", config.InnerDim);
@@ -53,6 +73,8 @@ public sealed class CogVideoXTransformer : IDisposable
         }
         catch
         {
+            if (loaded is not null) foreach (var b in loaded) b?.Dispose();
+            _blocks = null!; // a source given by the caller stays the caller's when construction fails
             Dispose();
             throw;
         }
@@ -72,6 +94,47 @@ public sealed class CogVideoXTransformer : IDisposable
         return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype), configPath);
     }
 
+    /// <summary>
+    /// Loads a <c>transformer/</c> folder onto <paramref name="backend"/> except its blocks, which come from
+    /// <paramref name="blocks"/> (taken over by the model; disposed with it, also when loading fails).
+    /// </summary>
+    public static CogVideoXTransformer Load(string folder, IBackend backend, DType dtype, IBlockSource<TransformerBlock> blocks)
+    {
+        try
+        {
+            var configPath = Path.Combine(CheckFolder(folder), "config.json");
+            var config = TransformerConfig.Load(configPath);
+            using var checkpoint = Checkpoint.Open(folder);
+            return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype), blocks, configPath);
+        }
+        catch
+        {
+            blocks.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The blocks of a <c>transformer/</c> folder packed into host memory in <paramref name="dtype"/> (pinned through
+    /// <paramref name="pinned"/> when given), for <see cref="StreamedBlocks{TBlock}"/>. Read one block at a time.
+    /// </summary>
+    public static HostBlocks<TransformerBlock> LoadHostBlocks(string folder, DType dtype, IWeightStreaming? pinned)
+    {
+        var configPath = Path.Combine(CheckFolder(folder), "config.json");
+        var config = TransformerConfig.Load(configPath);
+        TransformerConfigCheck.Validate(config, configPath);
+        var activation = TransformerConfigCheck.FeedForwardActivation(config, configPath);
+        using var checkpoint = Checkpoint.Open(folder);
+        var scope = checkpoint.Scope(CpuBackend.Instance, dtype);
+        CheckNames(config, scope);
+        var blocks = scope.Scope("transformer_blocks");
+        return HostBlocks<TransformerBlock>.Load("transformer blocks", config.NumLayers,
+            i => new TransformerBlock(blocks.Scope(i), config, activation), pinned);
+    }
+
+    private static string CheckFolder(string folder) => Directory.Exists(folder) ? folder
+        : throw new WeightsException($"{folder}: transformer folder not found (expected config.json and *.safetensors)");
+
     public TransformerConfig Config { get; }
 
     public IBackend Backend { get; }
@@ -79,16 +142,22 @@ public sealed class CogVideoXTransformer : IDisposable
     /// <summary>The dtype weights and activations are held in.</summary>
     public DType DType { get; }
 
-    public IReadOnlyList<TransformerBlock> Blocks => _blocks;
+    /// <summary>Where the blocks come from while a forward runs.</summary>
+    public IBlockSource<TransformerBlock> Blocks => _blocks;
 
-    /// <summary>Bytes of weights held on the backend.</summary>
+    /// <summary>Bytes of weights held on the backend (streamed blocks: their device slots).</summary>
     public long WeightBytes => _parameters.Bytes + _patchEmbed.Parameters.Bytes + _timeEmbedding.Parameters.Bytes
-        + _normOut.Parameters.Bytes + _blocks.Sum(b => b.WeightBytes);
+        + _normOut.Parameters.Bytes + _blocks switch
+        {
+            ResidentBlocks<TransformerBlock> resident => resident.Blocks.Sum(b => b.WeightBytes),
+            StreamedBlocks<TransformerBlock> streamed => streamed.DeviceBytes,
+            _ => 0,
+        };
 
     /// <summary>Checkpoint names the loader read, in order (for tests holding it to <see cref="ParameterShapes"/>).</summary>
     internal IEnumerable<string> NamesRead => _patchEmbed.Parameters.NamesRead
         .Concat(_timeEmbedding.Parameters.NamesRead)
-        .Concat(_blocks.SelectMany(b => b.NamesRead))
+        .Concat(_blocks is ResidentBlocks<TransformerBlock> resident ? resident.Blocks.SelectMany(b => b.NamesRead) : [])
         .Concat(_parameters.NamesRead)
         .Concat(_normOut.Parameters.NamesRead);
 
@@ -134,6 +203,8 @@ public sealed class CogVideoXTransformer : IDisposable
         for (int i = 0; i < b; i++) perItem[i] = timesteps.Length == 1 ? timesteps[0] : timesteps[i];
 
         using var scope = new TensorScope();
+        // A streaming source starts copying block 0 now, beside the embeddings' compute.
+        _blocks.BeginPass();
         var x = latents.To(DType);
         var text = textEmbeddings.To(DType);
         var embedding = _timeEmbedding.Forward(perItem);
@@ -141,8 +212,12 @@ public sealed class CogVideoXTransformer : IDisposable
         var activated = embedding.Silu();
 
         var hidden = _patchEmbed.Forward(x, text);
-        foreach (var block in _blocks)
+        for (int i = 0; i < _blocks.Count; i++)
+        {
+            var block = _blocks.Acquire(i);
             block.Forward(hidden, textLength, activated, rotary);
+            _blocks.Release(i);
+        }
 
         var video = hidden.Narrow(1, textLength, videoLength);
         var normed = video.LayerNorm(_normFinalWeight, _normFinalBias, (float)c.NormEps);
@@ -225,7 +300,7 @@ public sealed class CogVideoXTransformer : IDisposable
         _disposed = true;
         _patchEmbed?.Dispose();
         _timeEmbedding?.Dispose();
-        foreach (var block in _blocks) block?.Dispose();
+        _blocks?.Dispose();
         _normOut?.Dispose();
         _parameters.Dispose();
     }

@@ -37,6 +37,26 @@ internal sealed class LayerNormZero : IDisposable
         }
     }
 
+    /// <summary>The same norm over <c>place(w)</c> for each of its parameters, in load order.</summary>
+    private LayerNormZero(LayerNormZero source, Func<Tensor, Tensor> place)
+    {
+        _eps = source._eps;
+        try
+        {
+            _linearWeight = _parameters.Keep(place(source._linearWeight));
+            _linearBias = _parameters.Keep(place(source._linearBias));
+            if (source._normWeight is not null) _normWeight = _parameters.Keep(place(source._normWeight));
+            if (source._normBias is not null) _normBias = _parameters.Keep(place(source._normBias));
+        }
+        catch
+        {
+            _parameters.Dispose();
+            throw;
+        }
+    }
+
+    public LayerNormZero Rebind(Func<Tensor, Tensor> place) => new(this, place);
+
     public ParameterSet Parameters => _parameters;
 
     internal static void DescribeParameters(TransformerConfig c, string prefix, List<(string Name, int[] Shape)> into)

@@ -16,6 +16,9 @@ internal sealed class ParameterSet : IDisposable
     /// <summary>Checkpoint names read, in order.</summary>
     public IReadOnlyList<string> NamesRead => _read;
 
+    /// <summary>The tensors kept, in the order they were loaded or kept.</summary>
+    public IReadOnlyList<Tensor> Tensors => _tensors;
+
     /// <summary>Bytes held on the backend.</summary>
     public long Bytes => _tensors.Sum(t => t.ElementCount * t.DType.SizeOf());
 

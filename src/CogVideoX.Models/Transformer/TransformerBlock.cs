@@ -1,4 +1,5 @@
 using CogVideoX.Engine;
+using CogVideoX.Models.Blocks;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Transformer;
@@ -7,9 +8,9 @@ namespace CogVideoX.Models.Transformer;
 /// One <c>transformer_blocks.{i}</c> (diffusers' <c>CogVideoXBlock</c>): adaptive LayerNorm-Zero, joint attention
 /// over [text; video] tokens with LayerNorm on queries and keys (and rotary positions on the video tokens, 5b style),
 /// a gated residual, then the same around a GELU feed-forward. The block holds all of its own weights, so a memory
-/// policy can move blocks to the device one at a time.
+/// policy can move blocks to the device one at a time (<see cref="Weights"/>, <see cref="Rebind"/>).
 /// </summary>
-public sealed class TransformerBlock : IDisposable
+public sealed class TransformerBlock : IStreamableBlock<TransformerBlock>, IDisposable
 {
     private const float QueryKeyNormEps = 1e-6f;
 
@@ -64,6 +65,44 @@ public sealed class TransformerBlock : IDisposable
             throw;
         }
     }
+
+    /// <summary>The same block over other tensors (see <see cref="Rebind"/>); fields in the order of <see cref="Weights"/>.</summary>
+    private TransformerBlock(TransformerBlock source, Func<Tensor, Tensor> place)
+    {
+        _heads = source._heads;
+        _headDim = source._headDim;
+        _ffActivation = source._ffActivation;
+        try
+        {
+            _norm1 = source._norm1.Rebind(place);
+            _norm2 = source._norm2.Rebind(place);
+            Tensor Keep(Tensor t) => _parameters.Keep(place(t));
+            _qkvWeight = Keep(source._qkvWeight);
+            if (source._qkvBias is not null) _qkvBias = Keep(source._qkvBias);
+            _normQWeight = Keep(source._normQWeight);
+            _normQBias = Keep(source._normQBias);
+            _normKWeight = Keep(source._normKWeight);
+            _normKBias = Keep(source._normKBias);
+            _outWeight = Keep(source._outWeight);
+            _outBias = Keep(source._outBias);
+            _ffInWeight = Keep(source._ffInWeight);
+            _ffInBias = Keep(source._ffInBias);
+            _ffOutWeight = Keep(source._ffOutWeight);
+            _ffOutBias = Keep(source._ffOutBias);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The block's weights: norm1's, norm2's, then its own in load order (the same order for every block).</summary>
+    public IReadOnlyList<Tensor> Weights =>
+        [.. _norm1.Parameters.Tensors, .. _norm2.Parameters.Tensors, .. _parameters.Tensors];
+
+    /// <summary>This block's structure over <c>place(w)</c> for each of <see cref="Weights"/> (e.g. a device slot).</summary>
+    public TransformerBlock Rebind(Func<Tensor, Tensor> place) => new(this, place);
 
     /// <summary>Bytes of weights this block holds on its backend.</summary>
     public long WeightBytes => _parameters.Bytes + _norm1.Parameters.Bytes + _norm2.Parameters.Bytes;

@@ -48,6 +48,19 @@ public sealed class CogVideoXVae : IDisposable
         return new CogVideoXVae(config, checkpoint.Scope(backend, dtype));
     }
 
+    /// <summary>Every checkpoint tensor the decoding half reads (decoder, and post_quant_conv when used), with its shape.</summary>
+    public static IReadOnlyList<(string Name, int[] Shape)> DecoderParameterShapes(VaeConfig config)
+    {
+        var list = new List<(string Name, int[] Shape)>();
+        Decoder3d.DescribeParameters(config, "decoder", list);
+        if (config.UsePostQuantConv)
+        {
+            list.Add(("post_quant_conv.weight", [config.OutChannels, config.OutChannels, 1, 1, 1]));
+            list.Add(("post_quant_conv.bias", [config.OutChannels]));
+        }
+        return list;
+    }
+
     public VaeConfig Config { get; }
 
     public Decoder3d Decoder { get; }

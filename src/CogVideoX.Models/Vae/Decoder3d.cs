@@ -123,6 +123,55 @@ public sealed class Decoder3d : IDisposable
         return ConvOut.Forward(h, cache.ConvOut);
     }
 
+    /// <summary>
+    /// Every checkpoint tensor the decoder of this config reads (names under <paramref name="prefix"/>), with its
+    /// shape, in the order the constructor reads them: for sizing memory and writing weights without a checkpoint.
+    /// </summary>
+    public static void DescribeParameters(VaeConfig config, string prefix, List<(string Name, int[] Shape)> into)
+    {
+        Validate(config, "VAE config");
+        var channels = config.BlockOutChannels.Reverse().ToArray();
+        int latent = config.LatentChannels;
+        void Conv(string name, int input, int output, int kernel)
+        {
+            into.Add(($"{name}.conv.weight", [output, input, kernel, kernel, kernel]));
+            into.Add(($"{name}.conv.bias", [output]));
+        }
+        void Norm(string name, int c)
+        {
+            into.Add(($"{name}.norm_layer.weight", [c]));
+            into.Add(($"{name}.norm_layer.bias", [c]));
+            Conv($"{name}.conv_y", latent, c, 1);
+            Conv($"{name}.conv_b", latent, c, 1);
+        }
+        void Resnet(string name, int input, int output)
+        {
+            Norm($"{name}.norm1", input);
+            Conv($"{name}.conv1", input, output, 3);
+            Norm($"{name}.norm2", output);
+            Conv($"{name}.conv2", output, output, 3);
+            if (input == output) return;
+            into.Add(($"{name}.conv_shortcut.weight", [output, input, 1, 1, 1]));
+            into.Add(($"{name}.conv_shortcut.bias", [output]));
+        }
+        Conv($"{prefix}.conv_in", latent, channels[0], 3);
+        for (int r = 0; r < MidBlockLayers; r++) Resnet($"{prefix}.mid_block.resnets.{r}", channels[0], channels[0]);
+        int previous = channels[0];
+        for (int i = 0; i < config.UpBlockTypes.Length; i++)
+        {
+            for (int r = 0; r < config.LayersPerBlock + 1; r++)
+                Resnet($"{prefix}.up_blocks.{i}.resnets.{r}", r == 0 ? previous : channels[i], channels[i]);
+            if (i != config.BlockOutChannels.Length - 1)
+            {
+                into.Add(($"{prefix}.up_blocks.{i}.upsamplers.0.conv.weight", [channels[i], channels[i], 3, 3]));
+                into.Add(($"{prefix}.up_blocks.{i}.upsamplers.0.conv.bias", [channels[i]]));
+            }
+            previous = channels[i];
+        }
+        Norm($"{prefix}.norm_out", channels[^1]);
+        Conv($"{prefix}.conv_out", channels[^1], config.OutChannels, 3);
+    }
+
     /// <summary>floor(log2(ratio)), as diffusers' int(np.log2(temporal_compression_ratio)).</summary>
     internal static int TemporalLevels(int ratio)
     {

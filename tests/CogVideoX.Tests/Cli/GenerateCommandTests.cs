@@ -180,7 +180,6 @@ public class GenerateCommandTests
     [InlineData(new[] { "--fps", "0" }, "fps: 0 is out of range", "1 to 240")]
     [InlineData(new[] { "--scheduler", "euler" }, "Unknown scheduler \"euler\"", "ddim, dpm")]
     [InlineData(new[] { "--dtype", "f8" }, "unknown dtype \"f8\"", "bf16")]
-    [InlineData(new[] { "--memory", "low" }, "memory mode \"low\"", "not available yet")]
     [InlineData(new[] { "--memory", "most" }, "unknown memory mode \"most\"", "balanced")]
     [InlineData(new[] { "--device", "tpu" }, "unknown device 'tpu'", "cpu, cuda or cuda:N")]
     [InlineData(new[] { "--dynamic-cfg", "--no-dynamic-cfg" }, "--dynamic-cfg and --no-dynamic-cfg both given", "use one")]
