@@ -14,6 +14,7 @@ internal static class BenchCommand
     {
         var cmd = new Command("bench", "Measure the speed of the engine's kernels and print the figures.");
         cmd.Subcommands.Add(CreateGemm());
+        cmd.Subcommands.Add(BenchPipelineCommand.Create());
         return cmd;
     }
 

@@ -176,7 +176,7 @@ public sealed class CogVideoXPipeline : IDisposable
                 notes.Add($"memory: {policy.Name} (auto: the weights take {MemorySizes.Format(bytes)} in {Options.DType.Name()} of {MemorySizes.Format(available)} of memory; " +
                     (fits ? "all stay loaded for the next video)" : "each model is released after its stage)"));
             }
-            else if (!streams && Streams(policy))
+            else if (!streams && StreamsBlocksEveryPass(policy))
             {
                 notes.Add($"memory: {policy.Name} runs as balanced on {Backend.Device}: this backend does not stream weights from host memory " +
                     "(each model is loaded whole for its stage and released after it)");
@@ -191,7 +191,7 @@ public sealed class CogVideoXPipeline : IDisposable
         var (choice, estimates) = MemoryEstimator.Choose(sizes, usable, streams, tiling);
         if (!MemoryPolicies.IsAuto(requested))
         {
-            if (!streams && Streams(requested))
+            if (!streams && StreamsBlocksEveryPass(requested))
                 notes.Add($"memory: {requested.Name} runs as balanced on {Backend.Device}: this backend does not stream weights from host memory");
             var own = estimates.FirstOrDefault(e => e.Mode == requested.Name);
             notes.Add($"memory: {requested.Name} needs {own?.ToString() ?? "an unknown amount"} of device memory (estimate; {MemorySizes.Format(usable)} available)");
@@ -208,9 +208,12 @@ public sealed class CogVideoXPipeline : IDisposable
         return new MemoryChoice(choice, notes, warnings, estimates.First(e => e.Mode == choice.Name));
     }
 
-    /// <summary>Whether a mode streams or tiles, which a backend without streaming cannot do.</summary>
-    private static bool Streams(IMemoryPolicy policy) =>
-        policy.TilesVae || Components.Any(c => policy.Residency(c) != WeightResidency.Loaded);
+    /// <summary>
+    /// Whether a mode is more than "each model on the device only for its stage" (low: blocks streamed every pass, VAE
+    /// tiles), which a backend without streaming turns into balanced.
+    /// </summary>
+    private static bool StreamsBlocksEveryPass(IMemoryPolicy policy) =>
+        policy.TilesVae || policy.Residency(ModelComponent.Transformer) == WeightResidency.Streamed;
 
     private static readonly ModelComponent[] Components = [ModelComponent.TextEncoder, ModelComponent.Transformer, ModelComponent.Vae];
 

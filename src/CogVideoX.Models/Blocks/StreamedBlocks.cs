@@ -66,7 +66,11 @@ public sealed class StreamedBlocks<TBlock> : IBlockSource<TBlock> where TBlock :
         {
             views = _host.Layout.Views(arenas);
             var block = _host.Template.Rebind(_host.Layout.Placer(views, $"{_host.Name} slot {index}"));
-            return new Slot(arenas, block, _stream.CreateEvent(), _stream.CreateEvent());
+            var slot = new Slot(arenas, block, _stream.CreateEvent(), _stream.CreateEvent());
+            // The allocator may hand out memory whose last user is compute still queued (it orders reuse on the
+            // compute queue only): the slot's first copy waits for the compute queued so far, like every later one.
+            _stream.RecordCompute(slot.ComputeDone);
+            return slot;
         }
         catch
         {

@@ -140,6 +140,18 @@ public class GenerateCommandTests
     }
 
     [Fact]
+    public void LowMemoryOnTheCpuRunsAsBalancedAndSaysSo()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run(Tiny(dir.File("v.mp4"), 9, 1, "--prompt", "A whale.", "--memory", "low", "--device", "cpu"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("memory: low runs as balanced on cpu: this backend does not stream weights", stderr);
+        var r = VideoSidecar.TryLoad(dir.File("v.json"))!.Resolved;
+        Assert.Equal(("low", "false"), (r["memory"], r["vae_tiling"]));
+        Assert.StartsWith("memory: low runs as balanced on cpu", r["memory_reason"]);
+    }
+
+    [Fact]
     public void ALongPromptIsToldWhichWordsWereCut()
     {
         using var dir = new TempDir();
