@@ -18,6 +18,7 @@ public static class Cli
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(DoctorCommand.Create());
         root.Subcommands.Add(SelfTestCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         return root;
     }
 

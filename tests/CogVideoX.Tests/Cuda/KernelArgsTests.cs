@@ -22,7 +22,12 @@ public class KernelArgsTests
         Assert.Equal(32, Unsafe.SizeOf<GroupStatsArgs>());
         Assert.Equal(40, Unsafe.SizeOf<GroupFinalizeArgs>());
         Assert.Equal(72, Unsafe.SizeOf<GroupApplyArgs>());
-        Assert.Equal(88, Unsafe.SizeOf<RotaryArgs>());
+        Assert.Equal(120, Unsafe.SizeOf<RotaryArgs>());
+        Assert.Equal(168, Unsafe.SizeOf<RowMap4>());
+        Assert.Equal(240, Unsafe.SizeOf<LnRowsArgs>());
+        Assert.Equal(216, Unsafe.SizeOf<AddMulArgs>());
+        Assert.Equal(104, Unsafe.SizeOf<SpatialNormArgs>());
+        Assert.Equal(64, Unsafe.SizeOf<UpsampleArgs>());
         Assert.Equal(40, Unsafe.SizeOf<GatherArgs>());
         Assert.Equal(96, Unsafe.SizeOf<Im2ColArgs>());
         Assert.Equal(232, Unsafe.SizeOf<AttentionArgs>());
@@ -33,7 +38,7 @@ public class KernelArgsTests
     {
         var dir = Path.Combine(Fixtures.RepoRoot, "src", "CogVideoX.Engine.Cuda", "Kernels");
         var text = string.Concat(Directory.GetFiles(dir, "*.cu*").Select(File.ReadAllText));
-        foreach (var (name, size) in new[] { ("IndexMap3", 272), ("CopyArgs", 288), ("AttentionArgs", 232), ("Im2ColArgs", 96), ("RowArgs", 56) })
+        foreach (var (name, size) in new[] { ("IndexMap3", 272), ("CopyArgs", 288), ("AttentionArgs", 232), ("Im2ColArgs", 96), ("RowArgs", 56), ("RotaryArgs", 120), ("RowMap4", 168), ("LnRowsArgs", 240), ("AddMulArgs", 216), ("SpatialNormArgs", 104), ("UpsampleArgs", 64) })
             Assert.Contains($"static_assert(sizeof({name}) == {size}", text);
     }
 
