@@ -11,7 +11,7 @@ mkdir -p "$OUT"
 export COGVIDEOX_KERNEL_CACHE=/tmp/cogvideox-kernels
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
-STAGES=${STAGES:-"env doctor selftest timing bench2b bench5b vae t5 golden variants pipeline"}
+STAGES=${STAGES:-"env doctor selftest timing bench2b composite2b bench5b vae t5 golden variants pipeline"}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 
 if has env; then
@@ -29,7 +29,7 @@ if has selftest; then
   grep -E "FAIL|passed|LEAK|rc=|\[cuda\]" "$OUT/selftest.txt" | head -40; stamp selftest
 fi
 if has timing; then
-  timeout 240 $B selftest --timing-only > "$OUT/timing.txt" 2>&1; echo "timing rc=$?" >> "$OUT/timing.txt"
+  timeout 240 $B selftest --timing-only ${TIMING_FILTER:+--filter "$TIMING_FILTER"} > "$OUT/timing.txt" 2>&1; echo "timing rc=$?" >> "$OUT/timing.txt"
   grep -vE "^\[cuda\]" "$OUT/timing.txt" | tail -n 40; stamp timing
 fi
 run_bench() {  # name, limit, args...
@@ -38,12 +38,22 @@ run_bench() {  # name, limit, args...
   timeout "$limit" $B bench "$@" >> "$OUT/bench.txt" 2>&1; echo "rc=$?" >> "$OUT/bench.txt"
   stamp "$name"
 }
-if has bench2b; then run_bench bench2b 180 transformer --model-config 2b --repeats 3; fi
+if has bench2b; then
+  # Clocks, power and temperature while the 2b step runs (read only), and the throttle reasons once mid-run.
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv -lms 200 > "$OUT/clocks.txt" 2>&1 &
+  smi=$!
+  (sleep 8; nvidia-smi -q -d PERFORMANCE > "$OUT/throttle.txt" 2>&1) &
+  run_bench bench2b 180 transformer --model-config 2b --repeats 5 ${PROFILE:+--profile}
+  kill $smi 2>/dev/null
+  awk -F', ' 'NR>1 {print $2, $4, $5}' "$OUT/clocks.txt" | sort | uniq -c | sort -rn | head -8
+  grep -iE "Active|Idle|Slowdown|Power Cap|Thermal|Clocks Event" "$OUT/throttle.txt" | head -12
+fi
+if has composite2b; then COGVIDEOX_CUDNN_SDPA=composite run_bench composite2b 120 transformer --model-config 2b --repeats 3; fi
 if has bench5b; then run_bench bench5b 240 transformer --model-config 5b --repeats 3; fi
-if has vae; then run_bench vae 240 vae --model-config 2b --repeats 3; fi
+if has vae; then run_bench vae 240 vae --model-config 2b --repeats 3 ${PROFILE:+--profile}; fi
 if has t5; then run_bench t5 180 t5 --model-config 2b --repeats 5; fi
-if has bench2b || has bench5b || has vae || has t5; then
-  grep -E "^=== |^device|^transformer |^vae |^t5 |^paths|rc=|error|note: cuDNN (has|conv|could|not|fused)" "$OUT/bench.txt" | cut -c1-400
+if has bench2b || has composite2b || has bench5b || has vae || has t5; then
+  grep -E "^=== |^transformer |^vae |^t5 |^paths|rc=|error|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then
   timeout 240 $B selftest --golden > "$OUT/golden.txt" 2>&1; echo "golden rc=$?" >> "$OUT/golden.txt"

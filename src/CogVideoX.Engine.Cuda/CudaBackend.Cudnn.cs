@@ -228,34 +228,65 @@ public sealed unsafe partial class CudaBackend
             // Float32 stays float32 unless TF32 is allowed, as for GEMMs.
             _ => (Cudnn.DataFloat, Cudnn.DataFloat, Options.AllowTf32 ? Cudnn.TensorOpMath : Cudnn.FmaMath),
         };
+        int frames = y.Dim(2);
         var key = new CudnnConvolutionKey(dataType, compute, math, x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), x.Dim(4),
-            weight.Dim(0), weight.Dim(2), weight.Dim(3), weight.Dim(4), p);
-        if (!_convolutionPlans.TryGetValue(key, out var plan))
-        {
-            try
-            {
-                MakeCurrent();
-                plan = CudnnConvolutionPlan.Build(handle, key, y.Dim(2), y.Dim(3), y.Dim(4), Options.ConvolutionWorkspaceLimitBytes);
-            }
-            catch (Exception e) when (e is CudaException or EntryPointNotFoundException)
-            {
-                plan = null;
-                Note($"cuDNN convolution unavailable for {key.Describe()}: {e.Message}; using im2col + GEMM");
-            }
-            _convolutionPlans[key] = plan;
-        }
+            weight.Dim(0), weight.Dim(2), weight.Dim(3), weight.Dim(4), p, frames, frames);
+        var plan = ConvolutionPlan(handle, key, y);
         if (plan is null) return false;
+        // The fastest algorithms for channels-first input transpose it inside the workspace; when the whole tensor is
+        // too large for the limit, run them on a few output frames at a time (time padding would need edge chunks).
+        if (!plan.FirstChoice && frames > 1 && p.PadT == 0)
+        {
+            for (int chunk = (frames + 1) / 2; ; chunk = (chunk + 1) / 2)
+            {
+                var chunked = ConvolutionPlan(handle, key with { ChunkFrames = chunk }, y);
+                if (chunked is not null && (chunked.FirstChoice || chunk == 1))
+                {
+                    int es = x.DType.SizeOf();
+                    long xFrame = (long)x.Dim(3) * x.Dim(4) * es * p.StrideT, yFrame = (long)y.Dim(3) * y.Dim(4) * es;
+                    for (int t0 = 0; t0 < frames; t0 += chunk)
+                    {
+                        int n = Math.Min(chunk, frames - t0);
+                        var part = n == chunk ? chunked : ConvolutionPlan(handle, key with { ChunkFrames = n }, y);
+                        if (part is null || !RunConvolution(handle, part, Ptr(x) + (ulong)(t0 * xFrame), Ptr(weight), Ptr(y) + (ulong)(t0 * yFrame)))
+                            return false;
+                    }
+                    return true;
+                }
+                if (chunk == 1) break;
+            }
+        }
+        return RunConvolution(handle, plan, Ptr(x), Ptr(weight), Ptr(y));
+    }
+
+    private CudnnConvolutionPlan? ConvolutionPlan(IntPtr handle, CudnnConvolutionKey key, Tensor y)
+    {
+        if (_convolutionPlans.TryGetValue(key, out var plan)) return plan;
+        try
+        {
+            MakeCurrent();
+            plan = CudnnConvolutionPlan.Build(handle, key, y.Dim(3), y.Dim(4), Options.ConvolutionWorkspaceLimitBytes);
+        }
+        catch (Exception e) when (e is CudaException or EntryPointNotFoundException)
+        {
+            plan = null;
+            Note($"cuDNN convolution unavailable for {key.Describe()}: {e.Message}; using im2col + GEMM");
+        }
+        _convolutionPlans[key] = plan;
+        return plan;
+    }
+
+    private bool RunConvolution(IntPtr handle, CudnnConvolutionPlan plan, ulong x, ulong w, ulong y)
+    {
         MakeCurrent();
         using var workspace = plan.WorkspaceBytes > 0 ? Tensor.Empty(this, DType.F32, (int)((plan.WorkspaceBytes + 3) / 4)) : null;
         try
         {
-            plan.Execute(handle, Ptr(x), Ptr(weight), Ptr(y), workspace is null ? 0 : Ptr(workspace));
+            plan.Execute(handle, x, w, y, workspace is null ? 0 : Ptr(workspace));
         }
         catch (CudaException e)
         {
-            Note($"cuDNN convolution failed to run for {key.Describe()}: {e.Message}; using im2col + GEMM");
-            plan.Dispose();
-            _convolutionPlans[key] = null;
+            Note($"cuDNN convolution failed to run (algorithm {plan.Algorithm}): {e.Message}; using im2col + GEMM");
             return false;
         }
         _cudnnConvolutionCalls++;
@@ -264,7 +295,7 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>The algorithm chosen for each convolution shape so far (the bench prints them).</summary>
     public IReadOnlyList<string> ConvolutionPlans =>
-        _convolutionPlans.Select(p => $"{p.Key.Describe()}: {(p.Value is null ? "im2col" : $"cuDNN algorithm {p.Value.Algorithm}, workspace {p.Value.WorkspaceBytes} bytes")}").ToList();
+        _convolutionPlans.Select(p => $"{p.Key.Describe()}: {(p.Value is null ? "im2col" : $"cuDNN algorithm {p.Value.Algorithm}{(p.Value.FirstChoice ? "" : " (not the first choice)")}, workspace {p.Value.WorkspaceBytes} bytes")}").ToList();
 
     private void DisposeCudnn()
     {

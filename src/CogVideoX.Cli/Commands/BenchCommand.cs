@@ -95,6 +95,8 @@ internal static class BenchCommand
             var (cudnnAttention, ownAttention, cudnnConv, ownConv) = cuda.PathCounts;
             output.WriteLine($"paths: attention {cudnnAttention} cuDNN / {ownAttention} own kernel; convolution {cudnnConv} cuDNN / {ownConv} im2col");
             foreach (var note in cuda.Notes) output.WriteLine($"note: {note}");
+            if (settings.Profile)
+                foreach (var plan in cuda.ConvolutionPlans) output.WriteLine($"convolution plan: {plan}");
         }
         return 0;
     }

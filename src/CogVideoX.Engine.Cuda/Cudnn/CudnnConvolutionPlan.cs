@@ -1,11 +1,18 @@
 namespace CogVideoX.Engine.Cuda;
 
-/// <summary>Everything a cuDNN convolution plan depends on (pointers aside): NCDHW shapes, padding, strides, dtype.</summary>
+/// <summary>
+/// Everything a cuDNN convolution plan depends on (pointers aside): NCDHW shapes, padding, strides, dtype, and the
+/// frames it covers: a plan may compute <see cref="ChunkFrames"/> output frames of a [N, Cout, YFrames, ..] output
+/// from the matching frames of a [N, Cin, T, ..] input (strided views of both).
+/// </summary>
 internal readonly record struct CudnnConvolutionKey(int DataType, int ComputeType, int MathType, int N, int Cin, int T, int H, int W,
-    int Cout, int Kt, int Kh, int Kw, Conv3dParams P)
+    int Cout, int Kt, int Kh, int Kw, Conv3dParams P, int YFrames, int ChunkFrames)
 {
+    public int ChunkInputFrames => (ChunkFrames - 1) * P.StrideT + Kt;
+
     public string Describe() =>
-        $"x [{N},{Cin},{T},{H},{W}] w [{Cout},{Cin},{Kt},{Kh},{Kw}] stride ({P.StrideT},{P.StrideH},{P.StrideW}) pad ({P.PadT},{P.PadH},{P.PadW}) type {DataType}";
+        $"x [{N},{Cin},{T},{H},{W}] w [{Cout},{Cin},{Kt},{Kh},{Kw}] stride ({P.StrideT},{P.StrideH},{P.StrideW}) pad ({P.PadT},{P.PadH},{P.PadW}) type {DataType}" +
+        (ChunkFrames < YFrames ? $", {ChunkFrames} of {YFrames} output frames per call" : "");
 }
 
 /// <summary>
@@ -25,7 +32,10 @@ internal sealed unsafe class CudnnConvolutionPlan : IDisposable
 
     public long WorkspaceBytes { get; private set; }
 
-    public static CudnnConvolutionPlan Build(IntPtr handle, CudnnConvolutionKey key, int to, int ho, int wo, long workspaceLimit)
+    /// <summary>Whether the heuristics' first choice fitted the workspace limit (false: a slower algorithm was taken).</summary>
+    public bool FirstChoice { get; private set; }
+
+    public static CudnnConvolutionPlan Build(IntPtr handle, CudnnConvolutionKey key, int ho, int wo, long workspaceLimit)
     {
         var plan = new CudnnConvolutionPlan();
         try
@@ -34,8 +44,8 @@ internal sealed unsafe class CudnnConvolutionPlan : IDisposable
             Cudnn.Check(Cudnn.cudnnCreateTensorDescriptor(out plan._y), "cudnnCreateTensorDescriptor");
             Cudnn.Check(Cudnn.cudnnCreateFilterDescriptor(out plan._w), "cudnnCreateFilterDescriptor");
             Cudnn.Check(Cudnn.cudnnCreateConvolutionDescriptor(out plan._conv), "cudnnCreateConvolutionDescriptor");
-            SetTensor(plan._x, key.DataType, [key.N, key.Cin, key.T, key.H, key.W]);
-            SetTensor(plan._y, key.DataType, [key.N, key.Cout, to, ho, wo]);
+            SetTensor(plan._x, key.DataType, [key.N, key.Cin, key.ChunkFrames < key.YFrames ? key.ChunkInputFrames : key.T, key.H, key.W], key.T);
+            SetTensor(plan._y, key.DataType, [key.N, key.Cout, key.ChunkFrames, ho, wo], key.YFrames);
             int* filter = stackalloc int[] { key.Cout, key.Cin, key.Kt, key.Kh, key.Kw };
             Cudnn.Check(Cudnn.cudnnSetFilterNdDescriptor(plan._w, key.DataType, Cudnn.FormatNchw, 5, filter), "cudnnSetFilterNdDescriptor", key.Describe());
             int* pad = stackalloc int[] { key.P.PadT, key.P.PadH, key.P.PadW };
@@ -50,6 +60,7 @@ internal sealed unsafe class CudnnConvolutionPlan : IDisposable
             Cudnn.Check(Cudnn.cudnnGetConvolutionForwardAlgorithm_v7(handle, plan._x, plan._w, plan._conv, plan._y, requested, out int returned, perf),
                 "cudnnGetConvolutionForwardAlgorithm_v7", key.Describe());
             var skipped = new List<string>();
+            bool first = true;
             for (int i = 0; i < returned; i++)
             {
                 if (perf[i].Status != Cudnn.Success) continue;
@@ -60,10 +71,12 @@ internal sealed unsafe class CudnnConvolutionPlan : IDisposable
                 if ((long)bytes > workspaceLimit)
                 {
                     skipped.Add($"algorithm {perf[i].Algo} needs {bytes} bytes");
+                    first = false;
                     continue;
                 }
                 plan.Algorithm = perf[i].Algo;
                 plan.WorkspaceBytes = (long)bytes;
+                plan.FirstChoice = first;
                 return plan;
             }
             throw new CudaException("cuDNN", "cudnnGetConvolutionForwardAlgorithm_v7", 3000, "CUDNN_STATUS_NOT_SUPPORTED",
@@ -76,14 +89,15 @@ internal sealed unsafe class CudnnConvolutionPlan : IDisposable
         }
     }
 
-    private static void SetTensor(IntPtr desc, int dataType, int[] dims)
+    /// <summary>An NCDHW descriptor of <paramref name="dims"/> laid out within a contiguous tensor of <paramref name="frames"/> frames.</summary>
+    private static void SetTensor(IntPtr desc, int dataType, int[] dims, int frames)
     {
         var strides = new int[dims.Length];
         long s = 1;
         for (int i = dims.Length - 1; i >= 0; i--)
         {
             strides[i] = (int)s;
-            s *= dims[i];
+            s *= i == 2 ? frames : dims[i];
         }
         fixed (int* d = dims)
         fixed (int* st = strides)

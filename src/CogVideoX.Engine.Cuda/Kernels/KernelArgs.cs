@@ -121,7 +121,7 @@ internal unsafe struct RowMap4
     public const int MaxDims = 4;
 
     public int Rank;
-    public int Pad;
+    public int Flags;
     public fixed long Shape[MaxDims];
     public fixed long Strides[4 * MaxDims];
 
@@ -165,11 +165,22 @@ internal unsafe struct RowMap4
             return true;
         }
         map.Rank = rank;
+        long rows = 1;
         for (int i = 0; i < rank; i++)
         {
             map.Shape[i] = dims[i];
+            rows *= dims[i];
             for (int op = 0; op < 4; op++) map.Strides[op * MaxDims + i] = st[op * n + i];
         }
+        // 32-bit index math when the rows and every operand's largest row offset (plus a row) fit in 31 bits.
+        bool small = rows < int.MaxValue;
+        for (int op = 0; op < 4 && small; op++)
+        {
+            long max = 0;
+            for (int i = 0; i < rank; i++) max += (dims[i] - 1) * Math.Abs(st[op * n + i]);
+            small = max < int.MaxValue / 2;
+        }
+        if (small) map.Flags = IndexMap3.Index32;
         return true;
     }
 }

@@ -144,11 +144,12 @@ __device__ __forceinline__ void store8(bf16* p, const float* v)
 
 // Row offsets of up to four operands over the leading dims of [..., D] tensors whose last dim is contiguous
 // (collapsed on the host; operand strides in elements, zero where an operand is broadcast).
+// flags: MAP_INDEX32 when the row count and every operand's largest offset fit in 31 bits.
 #define ROW_DIMS 4
 struct RowMap4
 {
     int rank;
-    int pad;
+    int flags;
     i64 shape[ROW_DIMS];
     i64 stride[4][ROW_DIMS];
 };
@@ -156,6 +157,23 @@ static_assert(sizeof(RowMap4) == 168, "RowMap4 must match KernelArgs.cs");
 
 __device__ __forceinline__ void row_offsets(const RowMap4& m, i64 r, i64* o)
 {
+    if (m.flags & MAP_INDEX32)
+    {
+        // 32-bit division is several times cheaper than 64-bit; rows of a few vectors are bound by it otherwise.
+        u32 q32 = (u32)r, a[4] = { 0, 0, 0, 0 };
+        for (int d = m.rank - 1; d >= 0; --d)
+        {
+            u32 n = (u32)m.shape[d];
+            u32 q = q32 / n;
+            u32 k = q32 - q * n;
+            q32 = q;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) a[j] += k * (u32)m.stride[j][d];
+        }
+#pragma unroll
+        for (int j = 0; j < 4; ++j) o[j] = a[j];
+        return;
+    }
     o[0] = 0; o[1] = 0; o[2] = 0; o[3] = 0;
     for (int d = m.rank - 1; d >= 0; --d)
     {

@@ -100,6 +100,21 @@ public static class OpTimings
                 var y = merged.Permute(0, 2, 1, 3);
                 return () => Ops.Attention(q, k, v, null, 0.125f, y);
             }, 5);
+        yield return new Bench("block attention", dt, "as above, v copied contiguous first", 4.0 * b * heads * s * (double)s * hd, 0,
+            c =>
+            {
+                var qkv = c.Rand(b, s, 3, heads, hd);
+                var q = c.Rand(b, heads, s, hd);
+                var k = c.Rand(b, heads, s, hd);
+                var vView = qkv.Select(2, 2).Permute(0, 2, 1, 3);
+                var merged = c.Zeros(b, s, heads, hd);
+                var y = merged.Permute(0, 2, 1, 3);
+                return () =>
+                {
+                    using var v = vView.Contiguous();
+                    return Ops.Attention(q, k, v, null, 0.125f, y);
+                };
+            }, 5);
         yield return new Bench("block out", dt, $"[{rows},{d}]·[{d},{d}]ᵀ +bias", 2.0 * rows * d * d, 0,
             c => { var x = c.Rand(rows, d); var w = c.Uniform([d, d], -0.05f, 0.05f); var bias = c.Rand(d); return () => x.Linear(w, bias); });
         yield return new Bench("block add_mul", dt, $"[{b},{s - text},{d}] += h ⊙ gate [{b},1,{d}] in place", 0, 3 * full,
