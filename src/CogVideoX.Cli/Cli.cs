@@ -10,23 +10,29 @@ public static class Cli
 {
     static Cli() => CudaBackend.Register();
 
-    public static RootCommand BuildRoot()
+    /// <param name="environment">Reads environment variables (HF_TOKEN, HF_HOME, ...); the process's when null — tests pass their own.</param>
+    public static RootCommand BuildRoot(Func<string, string?>? environment = null)
     {
+        environment ??= Environment.GetEnvironmentVariable;
         var root = new RootCommand("CogVideoX text-to-video in .NET: generate videos, run experiment studies, benchmark.");
         // Each command lives in Commands/<Name>Command.cs and is added here.
         root.Subcommands.Add(VersionCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(DoctorCommand.Create());
         root.Subcommands.Add(SelfTestCommand.Create());
-        root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(ExperimentCommand.Create());
+        root.Subcommands.Add(ReportCommand.Create());
+        root.Subcommands.Add(DownloadCommand.Create(environment));
+        root.Subcommands.Add(GenerateCommand.Create(environment));
         return root;
     }
 
-    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
+    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null, Func<string, string?>? environment = null)
     {
         stdout ??= Console.Out;
         stderr ??= Console.Error;
-        var root = BuildRoot();
+        var root = BuildRoot(environment);
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         try
         {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Globalization;
 using CogVideoX.Engine;
 using CogVideoX.Engine.Cuda;
@@ -7,9 +8,10 @@ using CogVideoX.Lab.Benchmarks;
 namespace CogVideoX.Cli.Commands;
 
 /// <summary>
-/// `bench transformer|vae|t5|pipeline|all`: full-size CogVideoX stages with random weights (made on the device from
-/// the published configs), timed after warm-up with the device synchronised around each repetition, with the peak
-/// device memory and the device line.
+/// `bench`: performance measurements that print figures (not tests: timings depend on the machine). `bench gemm`: the
+/// CPU GEMM; `bench transformer|vae|t5|pipeline|all`: full-size CogVideoX stages with random weights (made on the
+/// device from the published configs), timed after warm-up with the device synchronised around each repetition, with
+/// the peak device memory and the device line.
 /// </summary>
 internal static class BenchCommand
 {
@@ -19,7 +21,8 @@ internal static class BenchCommand
 
     public static Command Create()
     {
-        var bench = new Command("bench", "Time full-size CogVideoX stages with random weights on a device (median of repeats, peak memory).");
+        var bench = new Command("bench", "Measure speed: the CPU GEMM, or full-size CogVideoX stages with random weights on a device (median of repeats, peak memory).");
+        bench.Subcommands.Add(CreateGemm());
         bench.Subcommands.Add(Stage("transformer", "One transformer step with classifier-free guidance (batch 2).", (b, s, o) => [ModelBench.Transformer(b, s, o)]));
         bench.Subcommands.Add(Stage("vae", "The VAE decode of one video.", (b, s, o) => [ModelBench.Vae(b, s, o)]));
         bench.Subcommands.Add(Stage("t5", "The T5 encode of a prompt and a negative prompt.", (b, s, o) => [ModelBench.T5(b, s, o)]));
@@ -144,4 +147,71 @@ internal static class BenchCommand
     }
 
     private static string Gib(long bytes) => $"{bytes / (double)(1L << 30):0.00} GiB";
+
+    private static Command CreateGemm()
+    {
+        var m = new Option<int>("--m") { Description = "Rows of the input (tokens).", DefaultValueFactory = _ => 1024 };
+        var n = new Option<int>("--n") { Description = "Output features (rows of the weight).", DefaultValueFactory = _ => 1024 };
+        var k = new Option<int>("--k") { Description = "Input features (the reduction).", DefaultValueFactory = _ => 1024 };
+        var repeat = new Option<int>("--repeat") { Description = "Timed runs after two warm-up runs; the median is reported.", DefaultValueFactory = _ => 10 };
+        var cmd = new Command("gemm",
+            "CPU float32 GEMM as a linear layer, y[m, n] = x[m, k] · w[n, k]ᵀ: prints GFLOP/s (median of the timed runs) and the CPU's vector features.");
+        cmd.Options.Add(m);
+        cmd.Options.Add(n);
+        cmd.Options.Add(k);
+        cmd.Options.Add(repeat);
+        cmd.SetAction(parse =>
+        {
+            var o = parse.InvocationConfiguration.Output;
+            var result = RunGemm(parse.GetValue(m), parse.GetValue(n), parse.GetValue(k), parse.GetValue(repeat));
+            o.WriteLine($"cpu: {CpuBackend.Capabilities}");
+            o.WriteLine($"gemm f32 m={result.M} n={result.N} k={result.K}: median {result.MedianSeconds * 1e3:F2} ms, "
+                + $"{result.MedianGflops:F1} GFLOP/s (best {result.BestGflops:F1}, {result.Repeats} runs after warm-up)");
+            return 0;
+        });
+        return cmd;
+    }
+
+    internal readonly record struct GemmResult(int M, int N, int K, int Repeats, double MedianSeconds, double MedianGflops, double BestGflops);
+
+    internal static GemmResult RunGemm(int m, int n, int k, int repeats)
+    {
+        Positive(m, "--m");
+        Positive(n, "--n");
+        Positive(k, "--k");
+        Positive(repeats, "--repeat");
+        if ((long)m * k > int.MaxValue || (long)n * k > int.MaxValue || (long)m * n > int.MaxValue)
+            throw new CogVideoXException($"bench gemm: {m}×{k}, {n}×{k} or {m}×{n} has more than {int.MaxValue} elements; use smaller sizes.");
+        var random = new Random(1);
+        using var x = Tensor.FromArray(RandomValues(random, m * k), [m, k]);
+        using var w = Tensor.FromArray(RandomValues(random, n * k), [n, k]);
+        for (int i = 0; i < 2; i++)
+        {
+            using var warm = x.Linear(w);
+        }
+        var seconds = new double[repeats];
+        for (int i = 0; i < repeats; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            using var y = x.Linear(w);
+            seconds[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+        Array.Sort(seconds);
+        double median = repeats % 2 == 1 ? seconds[repeats / 2] : (seconds[repeats / 2 - 1] + seconds[repeats / 2]) / 2;
+        double flops = 2.0 * m * n * k;
+        return new GemmResult(m, n, k, repeats, median, flops / median / 1e9, flops / seconds[0] / 1e9);
+    }
+
+    private static void Positive(int value, string option)
+    {
+        if (value <= 0)
+            throw new CogVideoXException($"bench gemm: {option} must be a positive integer, got {value}.");
+    }
+
+    private static float[] RandomValues(Random random, int count)
+    {
+        var values = new float[count];
+        for (int i = 0; i < count; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
+        return values;
+    }
 }

@@ -82,9 +82,11 @@ __device__ void layer_norm_impl(const RowArgs& a)
     float m = (float)mean;
     for (int j = threadIdx.x; j < a.cols; j += blockDim.x)
     {
+        // As the CPU backend: (x − mean)·inv rounded once, then γ·n + β fused.
         float v = __fmul_rn(to_float(x[j]) - m, inv);
-        if (a.gamma) v = __fmul_rn(v, a.gamma[j]);
-        if (a.beta) v = __fadd_rn(v, a.beta[j]);
+        if (a.gamma && a.beta) v = __fmaf_rn(v, a.gamma[j], a.beta[j]);
+        else if (a.gamma) v = __fmul_rn(v, a.gamma[j]);
+        else if (a.beta) v = __fadd_rn(v, a.beta[j]);
         y[j] = from_float<TO>(v);
     }
 }
@@ -229,11 +231,11 @@ __device__ void group_apply_impl(const GroupApplyArgs& a)
             u32 ng = (nc / channels) * (u32)a.groups + c / (u32)per_group;
             float mean = a.stats[ng * 2], inv = a.stats[ng * 2 + 1];
             float scale = a.gamma ? __fmul_rn(inv, a.gamma[c]) : inv;
-            float shift = __fsub_rn(a.beta ? a.beta[c] : 0.0f, __fmul_rn(mean, scale));
+            float shift = a.beta ? a.beta[c] : 0.0f;
             float v[8];
             load8(x + (i64)i * 8, v);
 #pragma unroll
-            for (int e = 0; e < 8; ++e) v[e] = activate(a.act, __fadd_rn(__fmul_rn(v[e], scale), shift));
+            for (int e = 0; e < 8; ++e) v[e] = activate(a.act, __fmaf_rn(v[e] - mean, scale, shift));
             store8(y + (i64)i * 8, v);
         }
         return;
@@ -245,9 +247,9 @@ __device__ void group_apply_impl(const GroupApplyArgs& a)
         i64 n = nc / a.channels;
         i64 ng = n * a.groups + c / per_group;
         float mean = a.stats[ng * 2], inv = a.stats[ng * 2 + 1];
+        // As the CPU backend: (x − mean)·(inv·γ) + β in one fused multiply-add.
         float scale = a.gamma ? __fmul_rn(inv, a.gamma[c]) : inv;
-        float shift = __fsub_rn(a.beta ? a.beta[c] : 0.0f, __fmul_rn(mean, scale));
-        float v = __fadd_rn(__fmul_rn(to_float(x[i]), scale), shift);
+        float v = __fmaf_rn(to_float(x[i]) - mean, scale, a.beta ? a.beta[c] : 0.0f);
         y[i] = from_float<TO>(activate(a.act, v));
     }
 }
@@ -353,8 +355,9 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
         {
             int col = c * 8 + e;
             float t = __fmul_rn(v[j][e] - m, inv);
-            if (a.gamma) t = __fmul_rn(t, a.gamma[col]);
-            if (a.beta) t = __fadd_rn(t, a.beta[col]);
+            if (a.gamma && a.beta) t = __fmaf_rn(t, a.gamma[col], a.beta[col]);
+            else if (a.gamma) t = __fmul_rn(t, a.gamma[col]);
+            else if (a.beta) t = __fadd_rn(t, a.beta[col]);
             if (sc) t = __fmul_rn(t, __fadd_rn(1.0f, sv[e]));
             if (sh) t = __fadd_rn(t, hv[e]);
             out[e] = t;
@@ -374,8 +377,8 @@ LN_ROWS(f32, float)
 LN_ROWS(f16, f16)
 LN_ROWS(bf16, bf16)
 
-// A VAE's spatial norm after the group statistics: y = act((x·scale_g + shift_g)·m + b) where scale_g/shift_g fold the
-// group's mean, 1/std and the channel's gamma/beta (as group_apply_impl), and m, b are read from [N, C, T, h, w]
+// A VAE's spatial norm after the group statistics: y = act(((x − mean)·scale_c + beta_c)·m + b) where scale_c folds the
+// group's 1/std and the channel's gamma (as group_apply_impl), and m, b are read from [N, C, T, h, w]
 // modulation tensors at (n, c, t, row / fh, col / fw). Eight consecutive columns per thread (W a multiple of 8).
 struct SpatialNormArgs
 {
@@ -419,7 +422,7 @@ __device__ void spatial_norm_impl(const SpatialNormArgs& a)
         i64 ng = (nc / a.channels) * a.groups + c / per_group;
         float mean = a.stats[ng * 2], inv = a.stats[ng * 2 + 1];
         float scale = a.gamma ? __fmul_rn(inv, a.gamma[c]) : inv;
-        float shift = __fsub_rn(a.beta ? a.beta[c] : 0.0f, __fmul_rn(mean, scale));
+        float shift = a.beta ? a.beta[c] : 0.0f;
         i64 m = (nct * a.zh + h / a.fh) * a.zw;
         float vals[8];
         load8(x + v * 8, vals);
@@ -427,7 +430,7 @@ __device__ void spatial_norm_impl(const SpatialNormArgs& a)
         for (int e = 0; e < 8; ++e)
         {
             int col = (w0 + e) / a.fw;
-            float n = __fadd_rn(__fmul_rn(vals[e], scale), shift);
+            float n = __fmaf_rn(vals[e] - mean, scale, shift);
             n = __fadd_rn(__fmul_rn(n, to_float(sc[m + col])), to_float(sh[m + col]));
             vals[e] = activate(a.act, n);
         }

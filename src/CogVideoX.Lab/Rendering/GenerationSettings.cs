@@ -47,6 +47,23 @@ public sealed record GenerationSettings
 
     /// <summary>`auto`, `full`, `balanced`, `low` (GPU memory policy).</summary>
     public string Memory { get; init; } = "auto";
+
+    /// <summary>
+    /// True when both settings make the same video. Which GPU of a kind ran it does not matter (`cuda:1` makes the
+    /// video `cuda` makes), so a sweep spread over several GPUs recognises its outputs; the kind does (CPU float32
+    /// and GPU half precision differ).
+    /// </summary>
+    public bool DefinesSameVideoAs(GenerationSettings other) =>
+        this with { Device = DeviceKind(Device) } == other with { Device = DeviceKind(other.Device) };
+
+    /// <summary>`cuda:3` → `cuda`; `cpu` → `cpu`.</summary>
+    public static string DeviceKind(string device)
+    {
+        int colon = device.IndexOf(':');
+        return colon < 0 ? device : device[..colon];
+    }
+    /// <summary>Decode the latents in overlapping spatial tiles (less memory; the blended seams change pixels slightly).</summary>
+    public bool VaeTiling { get; init; }
 }
 
 /// <summary>One video to make in an experiment: where it goes and what defines it.</summary>

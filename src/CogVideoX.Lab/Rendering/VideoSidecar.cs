@@ -86,13 +86,13 @@ public sealed record VideoSidecar
     }
 
     /// <summary>
-    /// True when the sidecar exists, describes these settings, and the video next to it has the recorded size
+    /// True when the sidecar exists, describes these settings (up to the GPU's ordinal), and the video next to it has the recorded size
     /// and SHA-256 — i.e. the job finished and nothing was truncated or replaced since.
     /// </summary>
     public static bool IsComplete(VideoJob job, bool verifyHash = true)
     {
         var s = TryLoad(job.SidecarPath);
-        if (s is null || s.Settings != job.Settings) return false;
+        if (s is null || !s.Settings.DefinesSameVideoAs(job.Settings)) return false;
         var video = Path.Combine(Path.GetDirectoryName(job.SidecarPath)!, s.VideoFile);
         if (!File.Exists(video) || new FileInfo(video).Length != s.VideoBytes) return false;
         return !verifyHash || Sha256Of(video) == s.VideoSha256;

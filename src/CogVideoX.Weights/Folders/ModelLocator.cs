@@ -26,12 +26,31 @@ public static partial class ModelLocator
     public static ModelFolder Resolve(string model, Func<string, string?>? environment = null)
     {
         environment ??= Environment.GetEnvironmentVariable;
+        if (OpenLocal(model) is { } folder) return folder;
+        var (cache, source) = HubCache(environment);
+        return FromCache(ParseRepoReference(model), cache, source);
+    }
+
+    /// <summary>
+    /// The folder <paramref name="model"/> names on disk, or null when there is none (then it may be a repo id).
+    /// Throws for an empty name or a file.
+    /// </summary>
+    internal static ModelFolder? OpenLocal(string model)
+    {
         if (string.IsNullOrWhiteSpace(model))
             throw new WeightsException("no model given; pass a pipeline folder, a Hugging Face repo id (THUDM/CogVideoX-2b) or an alias (2b, 5b)");
         if (Directory.Exists(model)) return ModelFolder.Open(model);
         if (File.Exists(model))
             throw new WeightsException($"{model}: is a file; a model is a diffusers pipeline folder (with model_index.json, transformer/, vae/, ...), a Hugging Face repo id or an alias (2b, 5b)");
+        return null;
+    }
 
+    /// <summary>
+    /// Reads <paramref name="model"/> as a repo id or alias with an optional <c>@revision</c> (the caller has ruled
+    /// out a folder). Throws what <see cref="Resolve"/> says for something that is neither.
+    /// </summary>
+    internal static RepoReference ParseRepoReference(string model)
+    {
         var (name, revision) = SplitRevision(model);
         string? alias = null;
         if (Aliases.TryGetValue(name, out var aliased))
@@ -43,7 +62,7 @@ public static partial class ModelLocator
             throw new WeightsException(
                 $"{model}: no such folder ({Path.GetFullPath(model)}), and not a Hugging Face repo id (owner/name, optionally @revision) or an alias ({string.Join(", ", Aliases.Keys)}); " +
                 "pass a diffusers pipeline folder (with model_index.json), a repo id such as THUDM/CogVideoX-2b, or 2b/5b");
-        return FromCache(name, revision, alias, environment);
+        return new RepoReference(name, revision, alias);
     }
 
     /// <summary>The Hugging Face hub cache folder and what chose it, as huggingface_hub decides.</summary>
@@ -65,7 +84,7 @@ public static partial class ModelLocator
     public static bool IsRepoId(string text) =>
         text.Length <= 96 && RepoIdPattern().IsMatch(text) && !text.Contains("--", StringComparison.Ordinal) && !text.Contains("..", StringComparison.Ordinal);
 
-    private static bool IsRevision(string text) =>
+    internal static bool IsRevision(string text) =>
         text.Length is > 0 and <= 256 && !text.Contains("..", StringComparison.Ordinal) && !text.StartsWith('/') && RevisionPattern().IsMatch(text);
 
     private static (string Name, string? Revision) SplitRevision(string model)
@@ -74,12 +93,14 @@ public static partial class ModelLocator
         return at < 0 ? (model, null) : (model[..at], model[(at + 1)..]);
     }
 
-    private static ModelFolder FromCache(string repoId, string? requested, string? alias, Func<string, string?> environment)
+    /// <summary>The snapshot a repo reference names in the cache (through refs/ or a commit folder), or a WeightsException saying what is missing.</summary>
+    /// <param name="cache">The hub cache folder; <paramref name="source"/> says what chose it (for messages).</param>
+    internal static ModelFolder FromCache(RepoReference reference, string cache, string source)
     {
-        var revision = requested ?? DefaultRevision;
-        var (cache, source) = HubCache(environment);
-        var what = alias is null ? repoId : $"{alias} (= {repoId})";
-        var download = $"`cogvideox download {repoId}{(requested is null ? "" : "@" + requested)}`";
+        var repoId = reference.RepoId;
+        var revision = reference.EffectiveRevision;
+        var what = reference.Display;
+        var download = $"`cogvideox download {reference.Spec}`";
         var repoFolder = Path.Combine(cache, RepoFolderName(repoId));
         if (!Directory.Exists(repoFolder))
             throw new WeightsException(
@@ -105,6 +126,8 @@ public static partial class ModelLocator
         throw new WeightsException(
             $"{what}: revision '{revision}' is not in the cache: no {refFile} and no snapshot {direct} ({CacheContents(repoFolder)}); run {download}");
     }
+
+    internal static bool IsCommit(string text) => CommitPattern().IsMatch(text);
 
     private static ModelFolder OpenSnapshot(string snapshot, HubSnapshot hub, string download)
     {
@@ -158,4 +181,16 @@ public static partial class ModelLocator
 
     [GeneratedRegex(@"^[0-9a-f]{40}$")]
     private static partial Regex CommitPattern();
+}
+
+/// <summary>A model named by Hugging Face repo id (or alias), with the revision the user asked for, if any.</summary>
+internal sealed record RepoReference(string RepoId, string? Revision, string? Alias)
+{
+    public string EffectiveRevision => Revision ?? ModelLocator.DefaultRevision;
+
+    /// <summary>How to name it to the user: the alias with what it stands for, else the repo id.</summary>
+    public string Display => Alias is null ? RepoId : $"{Alias} (= {RepoId})";
+
+    /// <summary>owner/name[@revision], as typed on the command line.</summary>
+    public string Spec => Revision is null ? RepoId : $"{RepoId}@{Revision}";
 }

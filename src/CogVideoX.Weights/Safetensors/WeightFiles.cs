@@ -19,26 +19,46 @@ public sealed record WeightFiles(string Folder, string? Index, IReadOnlyList<str
     {
         if (!Directory.Exists(folder))
             throw new WeightsException($"{folder}: folder not found");
-        var names = Directory.GetFiles(folder).Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal).ToList();
-        var indexes = names.Where(n => n.EndsWith(IndexSuffix, StringComparison.Ordinal)).ToList();
-        var singles = names.Where(n => n.EndsWith(".safetensors", StringComparison.Ordinal)).ToList();
+        var names = Directory.GetFiles(folder).Select(f => Path.GetFileName(f)).ToList();
+        var choice = Choose(names, folder);
+        if (choice is { Index: { } index }) return FromIndex(folder, index);
+        if (choice is { Single: { } single }) return new WeightFiles(folder, null, [Path.Combine(folder, single)]);
 
-        foreach (var stem in s_standardStems)
-            if (indexes.Contains(stem + IndexSuffix)) return FromIndex(folder, stem + IndexSuffix);
-        foreach (var stem in s_standardStems)
-            if (singles.Contains(stem + ".safetensors")) return new WeightFiles(folder, null, [Path.Combine(folder, stem + ".safetensors")]);
-        if (indexes.Count == 1) return FromIndex(folder, indexes[0]);
-        if (indexes.Count > 1)
-            throw new WeightsException($"{folder}: several weight indexes ({string.Join(", ", indexes)}) and none with a standard name; keep one, or pass the index file itself");
-        if (singles.Count == 1) return new WeightFiles(folder, null, [Path.Combine(folder, singles[0])]);
-        if (singles.Count > 1)
-            throw new WeightsException($"{folder}: {singles.Count} .safetensors files ({string.Join(", ", singles)}) and no *.safetensors.index.json to say which tensor is where");
-
-        var pickles = names.Where(n => SafetensorsFile.IsPickle(n) || n.EndsWith(".bin.index.json", StringComparison.Ordinal)).ToList();
+        var pickles = Pickles(names);
         if (pickles.Count > 0)
             throw new WeightsException($"{folder}: holds only pickle checkpoints ({string.Join(", ", pickles)}), which are not loaded because loading them can run arbitrary code; use the model's .safetensors files instead (download the repository's safetensors weights, or convert the checkpoint to safetensors)");
         return null;
     }
+
+    /// <summary>
+    /// Which of a component folder's files hold its weights, from the file names alone (so that a download can
+    /// decide before fetching anything): a <c>*.safetensors.index.json</c> or a single <c>.safetensors</c> file, the
+    /// standard names (<c>diffusion_pytorch_model</c>, <c>model</c>) preferred over variants such as <c>.fp16</c>.
+    /// Null when there is no safetensors file. <paramref name="where"/> names the folder in errors.
+    /// </summary>
+    /// <exception cref="WeightsException">several candidates and nothing says which one is meant.</exception>
+    public static WeightChoice? Choose(IEnumerable<string> fileNames, string where)
+    {
+        var names = fileNames.Order(StringComparer.Ordinal).ToList();
+        var indexes = names.Where(n => n.EndsWith(IndexSuffix, StringComparison.Ordinal)).ToList();
+        var singles = names.Where(n => n.EndsWith(".safetensors", StringComparison.Ordinal)).ToList();
+
+        foreach (var stem in s_standardStems)
+            if (indexes.Contains(stem + IndexSuffix)) return new WeightChoice(stem + IndexSuffix, null);
+        foreach (var stem in s_standardStems)
+            if (singles.Contains(stem + ".safetensors")) return new WeightChoice(null, stem + ".safetensors");
+        if (indexes.Count == 1) return new WeightChoice(indexes[0], null);
+        if (indexes.Count > 1)
+            throw new WeightsException($"{where}: several weight indexes ({string.Join(", ", indexes)}) and none with a standard name; keep one, or pass the index file itself");
+        if (singles.Count == 1) return new WeightChoice(null, singles[0]);
+        if (singles.Count > 1)
+            throw new WeightsException($"{where}: {singles.Count} .safetensors files ({string.Join(", ", singles)}) and no *.safetensors.index.json to say which tensor is where");
+        return null;
+    }
+
+    /// <summary>The pickle checkpoints (and their indexes) among file names, in ordinal order.</summary>
+    public static IReadOnlyList<string> Pickles(IEnumerable<string> fileNames) =>
+        fileNames.Where(n => SafetensorsFile.IsPickle(n) || n.EndsWith(".bin.index.json", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
 
     /// <summary>As <see cref="Find"/>, but a folder without weights is an error.</summary>
     public static WeightFiles Require(string folder) =>
@@ -76,6 +96,9 @@ public sealed record WeightFiles(string Folder, string? Index, IReadOnlyList<str
             Index is null ? null : Path.GetFileName(Index), files);
     }
 }
+
+/// <summary>A component's weights by file name: an index naming shards, or one file (exactly one is set).</summary>
+public sealed record WeightChoice(string? Index, string? Single);
 
 /// <summary>What a component's weight files hold, read from their headers.</summary>
 public sealed record WeightsSummary(

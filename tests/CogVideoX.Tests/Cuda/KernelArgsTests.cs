@@ -88,4 +88,46 @@ public class KernelArgsTests
         long[] strides = [1, 2, 4, 8, 16, 32, 64, 128, 256];  // reversed: nothing merges
         Assert.Throws<NotSupportedException>(() => IndexMap3.Create(shape, strides, strides, default));
     }
+
+    [Fact]
+    public unsafe void ContiguousAndRowBroadcastMapsMoveEightElementsPerAccess()
+    {
+        // [64, 40] + [40] broadcast: rows of 40 = 5 vectors, the bias re-read for each row.
+        var m = IndexMap3.Create([64, 40], [40, 1], [0, 1], [40, 1]);
+        m.TryVectorise(3, [0, 256, 512]);
+        Assert.Equal(IndexMap3.Vector8 | IndexMap3.Index32, m.Flags);
+        Assert.Equal(64 * 5, m.Count);
+        Assert.Equal(5, m.Shape[1]);
+        Assert.Equal(5, m.Strides[0]);
+        Assert.Equal(0, m.Strides[IndexMap3.MaxDims]);
+    }
+
+    [Fact]
+    public void MapsThatCannotMoveEightElementsStayScalar()
+    {
+        var odd = IndexMap3.Create([7, 13], [13, 1], [13, 1], default);
+        odd.TryVectorise(2, [0, 0]);
+        Assert.Equal(IndexMap3.Index32, odd.Flags);
+        var misaligned = IndexMap3.Create([4, 16], [16, 1], [16, 1], default);
+        misaligned.TryVectorise(2, [2, 0]);
+        Assert.Equal(IndexMap3.Index32, misaligned.Flags);
+        var transposed = IndexMap3.Create([16, 8], [1, 16], [8, 1], default);
+        transposed.TryVectorise(2, [0, 0]);
+        Assert.Equal(IndexMap3.Index32, transposed.Flags);
+        var huge = IndexMap3.Create([3, 1 << 30], [1 << 30, 1], [1 << 30, 1], default);
+        Assert.Equal(0, huge.Flags);
+    }
+
+    [Fact]
+    public unsafe void RowMapsMergeWhereEveryOperandAllows()
+    {
+        // x [2, 9, 48] narrowed rows, y a view of the same layout, scale broadcast over the 9 rows.
+        Assert.True(RowMap4.TryCreate([2, 7], [432, 48], [432, 48], [288, 0], [288, 0], out var map));
+        Assert.Equal(2, map.Rank);
+        Assert.Equal(IndexMap3.Index32, map.Flags);
+        Assert.True(RowMap4.TryCreate([2, 7], [336, 48], [336, 48], default, default, out var merged));
+        Assert.Equal(1, merged.Rank);
+        Assert.Equal(14, merged.Shape[0]);
+        Assert.False(RowMap4.TryCreate([2, 3, 5, 7, 11], [1, 2, 7, 50, 400], [1, 2, 7, 50, 400], default, default, out _));
+    }
 }

@@ -4,64 +4,25 @@ namespace CogVideoX.Engine;
 
 public sealed unsafe partial class CpuBackend
 {
-    private const int QueryBlock = 32;
-
     /// <summary>
-    /// Attention one block of queries at a time: scores for QueryBlock × Nk live in a per-task buffer, so memory is
-    /// bounded by QueryBlock · Nk per thread instead of H · Nq · Nk.
+    /// Memory-bounded attention (see <see cref="FlashAttention"/>): float32 q/k/v/bias are read through their strides
+    /// (head-interleaved [B, N, H, D] views need no copy), and a float32 output view is written in place.
     /// </summary>
     public void Attention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y)
     {
-        using var qc = F32(q);
-        using var kc = F32(k);
-        using var vc = F32(v);
-        int b = qc.Dim(0), h = qc.Dim(1), nq = qc.Dim(2), d = qc.Dim(3), nk = kc.Dim(2);
-        // bias is a broadcast view [B, H, Nq, Nk]; read it through its strides (no copy of broadcast dims).
-        using var bf = bias is null ? null : (bias.DType == DType.F32 ? bias.Alias() : F32(bias));
-        float* qp = Ptr<float>(qc);
-        float* kp = Ptr<float>(kc);
-        float* vp = Ptr<float>(vc);
-        float* biasPtr = bf is null ? null : Ptr<float>(bf);
-        long bs0 = 0, bs1 = 0, bs2 = 0, bs3 = 0;
-        if (bf is not null)
+        using var qf = F32View(q);
+        using var kf = F32View(k);
+        using var vf = F32View(v);
+        using var bf = bias is null ? null : F32View(bias);
+        int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3), nk = k.Dim(2);
+        Strided4? biasView = bf is null ? null : Strided4.Of(bf);
+        if (y.DType == DType.F32)
         {
-            bs0 = bf.Layout.Stride(0); bs1 = bf.Layout.Stride(1); bs2 = bf.Layout.Stride(2); bs3 = bf.Layout.Stride(3);
+            FlashAttention.Run(Strided4.Of(qf), Strided4.Of(kf), Strided4.Of(vf), biasView, scale, Strided4.Of(y), b, h, nq, nk, d, Gemm.Current);
+            return;
         }
-        using var result = Tensor.Empty(Instance, DType.F32, b, h, nq, d);
-        float* op = Ptr<float>(result);
-        int qBlocks = (nq + QueryBlock - 1) / QueryBlock;
-        ParallelRange((long)b * h * qBlocks, 1, (s, e) =>
-        {
-            var scores = new float[QueryBlock * nk];
-            var acc = new float[d];
-            for (long task = s; task < e; task++)
-            {
-                int qb = (int)(task % qBlocks);
-                long bh = task / qBlocks;
-                int bi = (int)(bh / h), hi = (int)(bh % h);
-                float* qh = qp + bh * nq * d;
-                float* kh = kp + bh * nk * d;
-                float* vh = vp + bh * nk * d;
-                int i0 = qb * QueryBlock, i1 = Math.Min(nq, i0 + QueryBlock);
-                for (int i = i0; i < i1; i++)
-                {
-                    var row = scores.AsSpan((i - i0) * nk, nk);
-                    var qi = new ReadOnlySpan<float>(qh + (long)i * d, d);
-                    for (int j = 0; j < nk; j++)
-                        row[j] = TensorPrimitives.Dot(qi, new ReadOnlySpan<float>(kh + (long)j * d, d)) * scale;
-                    if (biasPtr != null)
-                    {
-                        float* brow = biasPtr + bi * bs0 + hi * bs1 + i * bs2;
-                        for (int j = 0; j < nk; j++) row[j] += brow[j * bs3];
-                    }
-                    SoftmaxRow(row, row);
-                    Array.Clear(acc);
-                    for (int j = 0; j < nk; j++)
-                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(vh + (long)j * d, d), row[j], acc, acc);
-                    acc.AsSpan().CopyTo(new Span<float>(op + (bh * nq + i) * d, d));
-                }
-            }
-        });
+        using var result = Tensor.Empty(this, DType.F32, b, h, nq, d);
+        FlashAttention.Run(Strided4.Of(qf), Strided4.Of(kf), Strided4.Of(vf), biasView, scale, Strided4.Of(result), b, h, nq, nk, d, Gemm.Current);
         Copy(result, y);
     }
 
@@ -101,6 +62,7 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
+    /// <summary>Row lookup. Every id is checked before anything is written, so a bad id leaves y untouched.</summary>
     public void Gather(Tensor table, Tensor indices, Tensor y)
     {
         using var ic = indices.Contiguous();
@@ -110,8 +72,26 @@ public sealed unsafe partial class CpuBackend
         {
             long id = ip[i];
             if (id < 0 || id >= v)
-                throw new ArgumentOutOfRangeException(nameof(indices), $"embedding: id {id} is outside the table of {v} rows");
-            using var src = table.Narrow(0, (int)id, 1);
+                throw new ArgumentOutOfRangeException(nameof(indices), $"embedding: id {id} is outside the table of {v} rows (0 to {v - 1})");
+        }
+        if (table.Layout.Stride(1) == 1 && table.DType == y.DType && y.IsContiguous)
+        {
+            // Rows are contiguous in both: one block copy each.
+            int size = table.DType.SizeOf();
+            long rowBytes = (long)table.Dim(1) * size;
+            byte* src = BasePointer(table) + table.Layout.Offset * size;
+            byte* dst = BasePointer(y) + y.Layout.Offset * size;
+            long rowStride = table.Layout.Stride(0) * size;
+            ParallelRange(n, Math.Max(1, 65536 / Math.Max(rowBytes, 1)), (s, e) =>
+            {
+                for (long i = s; i < e; i++)
+                    Buffer.MemoryCopy(src + ip[i] * rowStride, dst + i * rowBytes, rowBytes, rowBytes);
+            });
+            return;
+        }
+        for (int i = 0; i < n; i++)
+        {
+            using var src = table.Narrow(0, (int)ip[i], 1);
             using var dst = y.Narrow(0, i, 1);
             Copy(src, dst);
         }

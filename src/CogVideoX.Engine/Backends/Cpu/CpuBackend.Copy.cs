@@ -4,6 +4,9 @@ namespace CogVideoX.Engine;
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <summary>Elements per parallel piece of a copy.</summary>
+    private const int CopyPiece = 1 << 16;
+
     public void Copy(Tensor source, Tensor destination)
     {
         if (!source.Shape.SequenceEqual(destination.Shape))
@@ -18,13 +21,18 @@ public sealed unsafe partial class CpuBackend
         var dt = destination.DType;
         int inner = shape[^1];
         long sInner = ss[^1], dInner = ds[^1];
+        if (st == DType.F32 && dt == DType.F32 && TryTransposeCopy((float*)sp + sOff, (float*)dp + dOff, shape, ss, ds)) return;
         long rows = count / inner;
-        ParallelRange(rows, Math.Max(1, 32768 / inner), (r0, r1) =>
+        // Long rows are cut into pieces so a single huge row (a flat conversion) still uses every thread.
+        int piece = (int)Math.Min(inner, CopyPiece);
+        long piecesPerRow = (inner + piece - 1) / piece;
+        ParallelRange(rows * piecesPerRow, Math.Max(1, CopyPiece / piece), (t0, t1) =>
         {
-            Span<int> idx = stackalloc int[shape.Length];
-            for (long r = r0; r < r1; r++)
+            for (long t = t0; t < t1; t++)
             {
-                long rem = r, so = sOff, doff = dOff;
+                long r = t / piecesPerRow;
+                int start = (int)(t % piecesPerRow) * piece;
+                long rem = r, so = sOff + start * sInner, doff = dOff + start * dInner;
                 for (int d = shape.Length - 2; d >= 0; d--)
                 {
                     long i = rem % shape[d];
@@ -32,7 +40,7 @@ public sealed unsafe partial class CpuBackend
                     so += i * ss[d];
                     doff += i * ds[d];
                 }
-                CopyRow(sp, st, so, sInner, dp, dt, doff, dInner, inner);
+                CopyRow(sp, st, so, sInner, dp, dt, doff, dInner, Math.Min(piece, inner - start));
             }
         });
     }
@@ -61,6 +69,47 @@ public sealed unsafe partial class CpuBackend
         return (s.ToArray(), sa.ToArray(), sb.ToArray());
     }
 
+    /// <summary>
+    /// A float32 copy whose destination rows are contiguous but whose source is contiguous along another dim (the
+    /// Contiguous() of a transposed or permuted view): done as 8 × 8 register transposes of (that dim × the last
+    /// dim) tiles, instead of one strided load per element.
+    /// </summary>
+    private static bool TryTransposeCopy(float* src, float* dst, int[] shape, long[] ss, long[] ds)
+    {
+        int rank = shape.Length, last = rank - 1;
+        if (rank < 2 || ds[last] != 1 || ss[last] == 1 || shape[last] < 8) return false;
+        int across = -1;
+        for (int d = 0; d < last; d++)
+            if (ss[d] == 1 && shape[d] >= 8) across = d;
+        if (across < 0) return false;
+        // Every other dim is an outer loop; tiles of 64 columns along 'across' split the work between threads.
+        const int tile = 64;
+        int tilesAcross = (shape[across] + tile - 1) / tile;
+        long outer = 1;
+        for (int d = 0; d < last; d++)
+            if (d != across) outer *= shape[d];
+        ParallelRange(outer * tilesAcross, Math.Max(1, 32768 / ((long)shape[last] * tile)), (t0, t1) =>
+        {
+            for (long t = t0; t < t1; t++)
+            {
+                long rem = t / tilesAcross, so = 0, doff = 0;
+                for (int d = last - 1; d >= 0; d--)
+                {
+                    if (d == across) continue;
+                    long i = rem % shape[d];
+                    rem /= shape[d];
+                    so += i * ss[d];
+                    doff += i * ds[d];
+                }
+                int a0 = (int)(t % tilesAcross) * tile;
+                int count = Math.Min(tile, shape[across] - a0);
+                // dst[a·ds[across] + l] = src[a + l·ss[last]]: a transpose of a [last × count] block of the source.
+                StridedMatrix.Transpose(src + so + a0, ss[last], shape[last], count, dst + doff + a0 * ds[across], ds[across]);
+            }
+        });
+        return true;
+    }
+
     private static void CopyRow(byte* sp, DType st, long so, long sInc, byte* dp, DType dt, long doff, long dInc, int n)
     {
         if (st == dt && sInc == 1 && dInc == 1)
@@ -69,6 +118,7 @@ public sealed unsafe partial class CpuBackend
             Buffer.MemoryCopy(sp + so * size, dp + doff * size, (long)n * size, (long)n * size);
             return;
         }
+        if (sInc == 1 && dInc == 1 && HalfConversions.TryConvert(sp, st, so, dp, dt, doff, n)) return;
         if (st == DType.F32 && dt == DType.F32)
         {
             float* s = (float*)sp + so;

@@ -25,23 +25,9 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
+    /// <summary>y = op(x); x and y may be the same span (fused activations run in place).</summary>
     internal static void UnarySpan(UnaryOp op, ReadOnlySpan<float> x, Span<float> y)
     {
-        // SiLU and tanh-GELU write an intermediate into y before reading x again: in place, x needs a copy first.
-        if (op is UnaryOp.Silu or UnaryOp.GeluTanh && x.Overlaps(y))
-        {
-            var copy = System.Buffers.ArrayPool<float>.Shared.Rent(x.Length);
-            try
-            {
-                x.CopyTo(copy);
-                UnarySpan(op, copy.AsSpan(0, x.Length), y);
-            }
-            finally
-            {
-                System.Buffers.ArrayPool<float>.Shared.Return(copy);
-            }
-            return;
-        }
         switch (op)
         {
             case UnaryOp.Neg: TensorPrimitives.Negate(x, y); break;
@@ -55,51 +41,17 @@ public sealed unsafe partial class CpuBackend
             case UnaryOp.Sigmoid: TensorPrimitives.Sigmoid(x, y); break;
             case UnaryOp.Abs: TensorPrimitives.Abs(x, y); break;
             case UnaryOp.Square: TensorPrimitives.Multiply(x, x, y); break;
-            case UnaryOp.Relu: TensorPrimitives.Max(x, 0f, y); break;
-            case UnaryOp.Silu: Silu(x, y); break;
-            case UnaryOp.GeluTanh: GeluTanh(x, y); break;
+            case UnaryOp.Relu: VectorMath.Map<ReluOperator>(x, y); break;
+            case UnaryOp.Silu: VectorMath.Map<SiluOperator>(x, y); break;
+            case UnaryOp.GeluTanh: VectorMath.Map<GeluTanhOperator>(x, y); break;
             case UnaryOp.Gelu:
-                for (int i = 0; i < x.Length; i++) y[i] = 0.5f * x[i] * (1f + Erf(x[i] * 0.70710678118654752f));
+                for (int i = 0; i < x.Length; i++)
+                {
+                    float v = x[i];
+                    y[i] = 0.5f * v * (1f + Erf(v * 0.70710678118654752f));
+                }
                 break;
             default: throw new ArgumentOutOfRangeException(nameof(op));
-        }
-    }
-
-    // Fused epilogues call these in place (y is x), so x is read again only through a scratch block.
-    private const int ScratchBlock = 1024;
-
-    /// <summary>x·sigmoid(x); y may be x.</summary>
-    internal static void Silu(ReadOnlySpan<float> x, Span<float> y)
-    {
-        Span<float> tmp = stackalloc float[ScratchBlock];
-        for (int at = 0; at < x.Length; at += ScratchBlock)
-        {
-            int n = Math.Min(ScratchBlock, x.Length - at);
-            var xs = x.Slice(at, n);
-            var t = tmp[..n];
-            TensorPrimitives.Sigmoid(xs, t);
-            TensorPrimitives.Multiply(xs, t, y.Slice(at, n));
-        }
-    }
-
-    /// <summary>0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), as PyTorch's approximate="tanh"; y may be x.</summary>
-    internal static void GeluTanh(ReadOnlySpan<float> x, Span<float> y)
-    {
-        const float k = 0.7978845608028654f;
-        Span<float> tmp = stackalloc float[ScratchBlock];
-        for (int at = 0; at < x.Length; at += ScratchBlock)
-        {
-            int n = Math.Min(ScratchBlock, x.Length - at);
-            var xs = x.Slice(at, n);
-            var t = tmp[..n];
-            for (int i = 0; i < n; i++)
-            {
-                float v = xs[i];
-                t[i] = k * (v + 0.044715f * v * v * v);
-            }
-            TensorPrimitives.Tanh(t, t);
-            var ys = y.Slice(at, n);
-            for (int i = 0; i < n; i++) ys[i] = 0.5f * xs[i] * (1f + t[i]);
         }
     }
 
@@ -109,7 +61,7 @@ public sealed unsafe partial class CpuBackend
         double x = xf;
         double ax = Math.Abs(x);
         double r;
-        if (ax < 0.5)
+        if (ax < 0.46875)
         {
             double t = x * x;
             double num = (((0.1857777061846031526730 * t + 3.161123743870565596947) * t + 113.8641541510501556495) * t + 377.4852376853020208137) * t + 3209.377589138469472562;
@@ -118,8 +70,8 @@ public sealed unsafe partial class CpuBackend
         }
         if (ax < 4.0)
         {
-            // Cody's erfc numerator: the 2.15e-8 coefficient leads the Horner chain, 1230.34 ends it.
-            double num = ((((((((0.0000000215311535474403846 * ax + 0.5641884969886700891) * ax + 8.883149794388375941) * ax + 66.11919063714162948) * ax + 298.6351381974001311) * ax + 881.9522212417690904) * ax + 1712.047612634070583) * ax + 2051.078377826071465) * ax + 1230.339354797997253);
+            // Cody's leading coefficient is the tiny 2.15e-8 and the constant term 1230.34 (they were swapped once).
+            double num = (((((((0.0000000215311535474403846 * ax + 0.5641884969886700891) * ax + 8.883149794388375941) * ax + 66.11919063714162948) * ax + 298.6351381974001311) * ax + 881.9522212417690904) * ax + 1712.047612634070583) * ax + 2051.078377826071465) * ax + 1230.339354797997253;
             double den = ((((((((ax + 15.74492611070983473) * ax + 117.6939508913124993) * ax + 537.1811018620098575) * ax + 1621.389574566690189) * ax + 3290.799235733459627) * ax + 4362.619090143247158) * ax + 3439.367674143721637) * ax + 1230.339357707891949);
             r = 1.0 - Math.Exp(-ax * ax) * num / den;
         }
@@ -201,8 +153,8 @@ public sealed unsafe partial class CpuBackend
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y)
     {
         // Widen half inputs once; broadcast (stride-0) views stay views so nothing is materialised.
-        using var af = a.DType == DType.F32 ? a.Alias() : F32(a);
-        using var bf = b.DType == DType.F32 ? b.Alias() : F32(b);
+        using var af = F32View(a);
+        using var bf = F32View(b);
         WriteF32(y, ys =>
         {
             var (shape, sa, sb) = Collapse(y.Shape, af.Layout.Strides, bf.Layout.Strides);
@@ -262,6 +214,8 @@ public sealed unsafe partial class CpuBackend
                 case BinaryOp.Sub: TensorPrimitives.Subtract(xa, vb, ys); return;
                 case BinaryOp.Mul: TensorPrimitives.Multiply(xa, vb, ys); return;
                 case BinaryOp.Div: TensorPrimitives.Divide(xa, vb, ys); return;
+                case BinaryOp.Max: TensorPrimitives.Max(xa, vb, ys); return;
+                case BinaryOp.Min: TensorPrimitives.Min(xa, vb, ys); return;
             }
         }
         if (sa == 0 && sb == 1)
@@ -274,6 +228,8 @@ public sealed unsafe partial class CpuBackend
                 case BinaryOp.Sub: TensorPrimitives.Subtract(va, xb, ys); return;
                 case BinaryOp.Mul: TensorPrimitives.Multiply(xb, va, ys); return;
                 case BinaryOp.Div: TensorPrimitives.Divide(va, xb, ys); return;
+                case BinaryOp.Max: TensorPrimitives.Max(xb, va, ys); return;
+                case BinaryOp.Min: TensorPrimitives.Min(xb, va, ys); return;
             }
         }
         for (int i = 0; i < n; i++)
@@ -308,8 +264,8 @@ public sealed unsafe partial class CpuBackend
                         var row = new ReadOnlySpan<float>(xp + r * k, k);
                         yp[r] = op switch
                         {
-                            ReduceOp.Sum => SumPrecise(row),
-                            ReduceOp.Mean => SumPrecise(row) / k,
+                            ReduceOp.Sum => (float)VectorMath.Sum(row),
+                            ReduceOp.Mean => (float)(VectorMath.Sum(row) / k),
                             ReduceOp.Max => TensorPrimitives.Max(row),
                             ReduceOp.Min => TensorPrimitives.Min(row),
                             _ => throw new ArgumentOutOfRangeException(nameof(op)),
@@ -318,13 +274,5 @@ public sealed unsafe partial class CpuBackend
                 });
             }
         });
-    }
-
-    /// <summary>Sum accumulated in double, so long rows do not drift.</summary>
-    internal static float SumPrecise(ReadOnlySpan<float> row)
-    {
-        double s = 0;
-        foreach (var v in row) s += v;
-        return (float)s;
     }
 }

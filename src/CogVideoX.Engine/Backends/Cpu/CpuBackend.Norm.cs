@@ -4,6 +4,10 @@ namespace CogVideoX.Engine;
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <summary>
+    /// Statistics per (item, group) over C/groups channels × spatial (two vectorised passes, blocks summed in
+    /// double), then one fused x·scale + shift pass per channel with the activation applied in place.
+    /// </summary>
     public void GroupNorm(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps, Activation activation, Tensor y)
     {
         using var xc = F32(x);
@@ -15,34 +19,33 @@ public sealed unsafe partial class CpuBackend
         float* xp = Ptr<float>(xc);
         float* gp = gc is null ? null : Ptr<float>(gc);
         float* bp = bc is null ? null : Ptr<float>(bc);
+        var stats = new (float Mean, float InvStd)[n * groups];
+        ParallelRange((long)n * groups, 1, (s, e) =>
+        {
+            for (long ng = s; ng < e; ng++)
+                stats[ng] = MeanInvStd(xp + ng * perGroup * spatial, perGroup * spatial, eps);
+        });
         WriteF32(y, ys =>
         {
             fixed (float* yp0 = ys)
             {
                 float* yp = yp0;
-                ParallelRange((long)n * groups, 1, (s, e) =>
+                // One task per (item, channel) plane: enough of them to balance even with few groups.
+                ParallelRange((long)n * c, Math.Max(1, ElementChunk / Math.Max(spatial, 1)), (s, e) =>
                 {
-                    for (long ng = s; ng < e; ng++)
+                    for (long nc = s; nc < e; nc++)
                     {
-                        long start = ng * perGroup * spatial;
-                        long len = perGroup * spatial;
-                        var (mean, invStd) = MeanInvStd(xp + start, len, eps);
-                        int g = (int)(ng % groups);
-                        for (int ci = 0; ci < perGroup; ci++)
+                        int ch = (int)(nc % c);
+                        var (mean, invStd) = stats[nc / c * groups + ch / perGroup];
+                        float scale = invStd * (gp == null ? 1f : gp[ch]);
+                        float shift = bp == null ? 0f : bp[ch];
+                        for (long s0 = 0; s0 < spatial; s0 += ElementChunk)
                         {
-                            int ch = g * perGroup + ci;
-                            float scale = invStd * (gp == null ? 1f : gp[ch]);
-                            float shift = (bp == null ? 0f : bp[ch]) - (float)mean * scale;
-                            long off = start + ci * spatial;
-                            for (long s0 = 0; s0 < spatial; s0 += int.MaxValue / 2)
-                            {
-                                int cnt = (int)Math.Min(spatial - s0, int.MaxValue / 2);
-                                var src = new ReadOnlySpan<float>(xp + off + s0, cnt);
-                                var dst = new Span<float>(yp + off + s0, cnt);
-                                TensorPrimitives.Multiply(src, scale, dst);
-                                TensorPrimitives.Add(dst, shift, dst);
-                                if (activation != Activation.None) ApplyActivationSpan(activation, dst);
-                            }
+                            int count = (int)Math.Min(spatial - s0, ElementChunk);
+                            long off = nc * spatial + s0;
+                            var dst = new Span<float>(yp + off, count);
+                            VectorMath.Normalize(new ReadOnlySpan<float>(xp + off, count), mean, scale, shift, dst);
+                            if (activation != Activation.None) ApplyActivationSpan(activation, dst);
                         }
                     }
                 });
@@ -76,7 +79,12 @@ public sealed unsafe partial class CpuBackend
                         long m = (nct * zh + hh / fh) * zw;
                         var dst = new Span<float>(yp + r * w, w);
                         float* src = np + r * w;
-                        for (int i = 0; i < w; i++) dst[i] = src[i] * sp[m + i / fw] + bp[m + i / fw];
+                        for (int i = 0; i < w; i++)
+                        {
+                            // Product and sum each rounded once, as the GPU kernel does.
+                            float product = src[i] * sp[m + i / fw];
+                            dst[i] = product + bp[m + i / fw];
+                        }
                         if (activation != Activation.None) ApplyActivationSpan(activation, dst);
                     }
                 });
@@ -92,7 +100,8 @@ public sealed unsafe partial class CpuBackend
             Copy(source, destination);
     }
 
-    private static void ApplyActivationSpan(Activation activation, Span<float> span)
+    /// <summary>Applies a fused activation in place.</summary>
+    internal static void ApplyActivationSpan(Activation activation, Span<float> span)
     {
         var op = activation switch
         {
@@ -105,20 +114,12 @@ public sealed unsafe partial class CpuBackend
         UnarySpan(op, span, span);
     }
 
-    /// <summary>Mean and 1/sqrt(biased variance + eps), accumulated in double (two passes).</summary>
-    private static (double Mean, float InvStd) MeanInvStd(float* p, long len, float eps)
+    /// <summary>Mean and 1/sqrt(biased variance + eps), two passes accumulated in double.</summary>
+    private static (float Mean, float InvStd) MeanInvStd(float* p, long len, float eps)
     {
-        double sum = 0;
-        for (long i = 0; i < len; i++) sum += p[i];
-        double mean = sum / len;
-        double sq = 0;
-        for (long i = 0; i < len; i++)
-        {
-            double d = p[i] - mean;
-            sq += d * d;
-        }
-        double variance = sq / len;
-        return (mean, (float)(1.0 / Math.Sqrt(variance + eps)));
+        double mean = VectorMath.Sum(p, len) / len;
+        double variance = VectorMath.SumSquaredDeviations(p, len, (float)mean) / len;
+        return ((float)mean, (float)(1.0 / Math.Sqrt(variance + eps)));
     }
 
     public void LayerNorm(Tensor x, Tensor? gamma, Tensor? beta, float eps, Tensor y)
@@ -139,17 +140,13 @@ public sealed unsafe partial class CpuBackend
                 {
                     for (long r = s; r < e; r++)
                     {
-                        float* row = xp + r * d;
-                        float* outRow = yp + r * d;
-                        var (mean, invStd) = MeanInvStd(row, d, eps);
-                        float m = (float)mean;
-                        for (int i = 0; i < d; i++)
-                        {
-                            float v = (row[i] - m) * invStd;
-                            if (gp != null) v *= gp[i];
-                            if (bp != null) v += bp[i];
-                            outRow[i] = v;
-                        }
+                        var (mean, invStd) = MeanInvStd(xp + r * d, d, eps);
+                        var dst = new Span<float>(yp + r * d, d);
+                        VectorMath.Normalize(new ReadOnlySpan<float>(xp + r * d, d), mean, invStd, 0f, dst);
+                        if (gp != null && bp != null)
+                            TensorPrimitives.FusedMultiplyAdd(dst, new ReadOnlySpan<float>(gp, d), new ReadOnlySpan<float>(bp, d), dst);
+                        else if (gp != null) TensorPrimitives.Multiply(dst, new ReadOnlySpan<float>(gp, d), dst);
+                        else if (bp != null) TensorPrimitives.Add(dst, new ReadOnlySpan<float>(bp, d), dst);
                     }
                 });
             }
@@ -184,14 +181,20 @@ public sealed unsafe partial class CpuBackend
                         float* outRow = yp + r * d;
                         float* scaleRow = sp + RowOffset(r, leading, scaleStrides);
                         float* shiftRow = hp + RowOffset(r, leading, shiftStrides);
+                        // The plain LayerNorm's arithmetic (normalise, then γ·n + β fused), then the modulation:
+                        // (1 + scale) and the product and the sum each rounded once.
                         var (mean, invStd) = MeanInvStd(row, d, eps);
-                        float m = (float)mean;
+                        var dst = new Span<float>(outRow, d);
+                        VectorMath.Normalize(new ReadOnlySpan<float>(row, d), mean, invStd, 0f, dst);
+                        if (gp != null && bp != null)
+                            TensorPrimitives.FusedMultiplyAdd(dst, new ReadOnlySpan<float>(gp, d), new ReadOnlySpan<float>(bp, d), dst);
+                        else if (gp != null) TensorPrimitives.Multiply(dst, new ReadOnlySpan<float>(gp, d), dst);
+                        else if (bp != null) TensorPrimitives.Add(dst, new ReadOnlySpan<float>(bp, d), dst);
                         for (int i = 0; i < d; i++)
                         {
-                            float v = (row[i] - m) * invStd;
-                            if (gp != null) v *= gp[i];
-                            if (bp != null) v += bp[i];
-                            outRow[i] = v * (1f + scaleRow[i]) + shiftRow[i];
+                            float onePlus = 1f + scaleRow[i];
+                            float product = outRow[i] * onePlus;
+                            outRow[i] = product + shiftRow[i];
                         }
                     }
                 });
@@ -251,12 +254,11 @@ public sealed unsafe partial class CpuBackend
                 {
                     for (long r = s; r < e; r++)
                     {
-                        float* row = xp + r * d;
-                        float* outRow = yp + r * d;
-                        double sq = 0;
-                        for (int i = 0; i < d; i++) sq += (double)row[i] * row[i];
-                        float inv = (float)(1.0 / Math.Sqrt(sq / d + eps));
-                        for (int i = 0; i < d; i++) outRow[i] = row[i] * inv * (gp == null ? 1f : gp[i]);
+                        var row = new ReadOnlySpan<float>(xp + r * d, d);
+                        var dst = new Span<float>(yp + r * d, d);
+                        float inv = (float)(1.0 / Math.Sqrt(VectorMath.SumOfSquares(row) / d + eps));
+                        TensorPrimitives.Multiply(row, inv, dst);
+                        if (gp != null) TensorPrimitives.Multiply(dst, new ReadOnlySpan<float>(gp, d), dst);
                     }
                 });
             }
@@ -282,6 +284,7 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
+    /// <summary>exp(x − max) / Σ; a row of −∞ only (everything masked) gives NaN, as torch does.</summary>
     internal static void SoftmaxRow(ReadOnlySpan<float> x, Span<float> y)
     {
         float max = TensorPrimitives.Max(x);
@@ -292,7 +295,6 @@ public sealed unsafe partial class CpuBackend
         }
         TensorPrimitives.Subtract(x, max, y);
         TensorPrimitives.Exp(y, y);
-        float sum = SumPrecise(y);
-        TensorPrimitives.Divide(y, sum, y);
+        TensorPrimitives.Multiply(y, (float)(1.0 / VectorMath.Sum(y)), y);
     }
 }

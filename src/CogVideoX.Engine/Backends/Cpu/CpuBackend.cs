@@ -1,4 +1,7 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
 
 namespace CogVideoX.Engine;
 
@@ -17,6 +20,24 @@ public sealed unsafe partial class CpuBackend : IBackend
     public Device Device => Device.Cpu;
 
     public void Dispose() { }
+
+    /// <summary>What the kernels run on: vector extensions, the GEMM micro-kernel chosen and the thread count.</summary>
+    public static string Capabilities
+    {
+        get
+        {
+            var features = new List<string>();
+            if (Avx512F.IsSupported) features.Add("AVX-512F");
+            if (Avx2.IsSupported) features.Add("AVX2");
+            if (Fma.IsSupported) features.Add("FMA");
+            if (AdvSimd.IsSupported) features.Add("NEON");
+            string accelerated = Vector512.IsHardwareAccelerated ? "Vector512"
+                : Vector256.IsHardwareAccelerated ? "Vector256"
+                : Vector128.IsHardwareAccelerated ? "Vector128" : "none";
+            return $"{RuntimeInformation.ProcessArchitecture}, {(features.Count == 0 ? "no SIMD extensions" : string.Join(" ", features))}; "
+                + $"widest accelerated vector {accelerated}; GEMM kernel {Gemm.Describe(Gemm.Best)}; {Threads} threads";
+        }
+    }
 
     public Storage Allocate(DType dtype, long elementCount)
     {
@@ -77,6 +98,31 @@ public sealed unsafe partial class CpuBackend : IBackend
         var y = Tensor.Empty(Instance, DType.F32, t.ShapeArray());
         if (y.ElementCount > 0) Instance.Copy(t, y);
         return y;
+    }
+
+    /// <summary>
+    /// A float32 view of t for kernels that read through strides: t itself when it is float32 (any layout), otherwise
+    /// a widened copy in which broadcast (stride-0) dims stay broadcast instead of being materialised.
+    /// </summary>
+    internal static Tensor F32View(Tensor t)
+    {
+        if (t.DType == DType.F32) return t.Alias();
+        var compact = t.Alias();
+        bool broadcast = false;
+        for (int d = 0; d < t.Rank; d++)
+        {
+            if (t.Layout.Strides[d] != 0 || t.Shape[d] <= 1) continue;
+            var narrowed = compact.Narrow(d, 0, 1);
+            compact.Dispose();
+            compact = narrowed;
+            broadcast = true;
+        }
+        using (compact)
+        {
+            var wide = F32(compact);
+            if (!broadcast) return wide;
+            using (wide) return wide.BroadcastTo(t.ShapeArray());
+        }
     }
 
     /// <summary>Runs a kernel that writes a contiguous F32 result, then stores it into y (narrowing if needed).</summary>

@@ -1,0 +1,136 @@
+using System.Globalization;
+using CogVideoX.Engine;
+
+namespace CogVideoX.Diffusion;
+
+/// <summary>
+/// One video to generate, in diffusers' terms (<c>CogVideoXPipeline.__call__</c> with a CPU generator seeded with
+/// <see cref="Seed"/>). Null scheduler and dynamic CFG mean the model's defaults.
+/// </summary>
+public sealed record GenerationRequest
+{
+    public string Prompt { get; init; } = "";
+
+    /// <summary>What the video should not show; null is diffusers' <c>None</c>, encoded as "" when guidance is on.</summary>
+    public string? NegativePrompt { get; init; }
+
+    public int Steps { get; init; } = 50;
+
+    /// <summary>Classifier-free guidance scale; above 1 the transformer runs on [negative; positive] each step.</summary>
+    public double Guidance { get; init; } = 6.0;
+
+    /// <summary>Requested video frames (4k+1); the VAE may decode a few more (13 → 16), as diffusers does.</summary>
+    public int Frames { get; init; } = 49;
+
+    public int Height { get; init; } = 480;
+
+    public int Width { get; init; } = 720;
+
+    public long Seed { get; init; } = 42;
+
+    /// <summary>null → the model's default (DDIM for 2b, DPM for the 5b family).</summary>
+    public SchedulerKind? Scheduler { get; init; }
+
+    /// <summary>null → on with the DPM scheduler, off with DDIM (THUDM's demo: dynamic CFG belongs to DPM).</summary>
+    public bool? DynamicCfg { get; init; }
+
+    public DynamicCfgSchedule DynamicCfgSchedule { get; init; } = DynamicCfgSchedule.DiffusersParity;
+}
+
+/// <summary>
+/// What a request may ask for, with errors that say what is allowed and warnings for what works but is outside what
+/// the models were trained on. The size rules depend on the model (VAE compression × transformer patch); the
+/// defaults are those of every CogVideoX 1.0 model, so callers can check a request before loading anything.
+/// </summary>
+public static class GenerationRules
+{
+    /// <summary>Frames the 1.0 models were trained on (6 s at 8 fps, plus one).</summary>
+    public const int TrainedFrames = 49;
+
+    /// <summary>The VAE's temporal compression of every CogVideoX model.</summary>
+    public const int TemporalCompression = 4;
+
+    /// <summary>Height and width step: the VAE's 8× spatial compression times the transformer's 2×2 patches.</summary>
+    public const int SizeMultiple = 16;
+
+    /// <summary>Exit code of a request the user has to change (as for other invalid arguments).</summary>
+    public const int UsageExitCode = 2;
+
+    /// <summary>Checks every field; throws the first error, returns the warnings.</summary>
+    public static IReadOnlyList<string> Check(GenerationRequest request, int temporalCompression = TemporalCompression, int sizeMultiple = SizeMultiple)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        CheckSteps(request.Steps);
+        CheckGuidance(request.Guidance);
+        CheckSize("height", request.Height, sizeMultiple);
+        CheckSize("width", request.Width, sizeMultiple);
+        return CheckFrames(request.Frames, temporalCompression);
+    }
+
+    public static void CheckSteps(int steps)
+    {
+        if (steps < 1)
+            throw Usage($"steps: {steps} is not a valid number of denoising steps; use 1 or more (50 is the reference, fewer is faster and rougher).");
+    }
+
+    public static void CheckGuidance(double guidance)
+    {
+        if (!(guidance >= 0) || double.IsInfinity(guidance))
+            throw Usage($"guidance: {Format(guidance)} is not a valid guidance scale; use a finite number ≥ 0 (6 is the reference; 1 or less turns classifier-free guidance off).");
+    }
+
+    public static void CheckFps(int fps)
+    {
+        if (fps < 1 || fps > 240)
+            throw Usage($"fps: {fps} is out of range; use 1 to 240 frames per second (CogVideoX 1.0 was trained at 8).");
+    }
+
+    /// <summary>Height or width: a positive multiple of <paramref name="multiple"/>.</summary>
+    public static void CheckSize(string what, int pixels, int multiple = SizeMultiple)
+    {
+        if (pixels >= multiple && pixels % multiple == 0) return;
+        int lower = pixels / multiple * multiple;
+        string nearest = lower < multiple ? $"{multiple}" : $"{lower} or {lower + multiple}";
+        throw Usage($"{what}: {pixels} is not a multiple of {multiple}: the VAE compresses each side 8× into latents and the " +
+            $"transformer groups 2×2 latent pixels into one patch, so the video's height and width must be multiples of {multiple} " +
+            $"(the models were trained at 480 × 720); the nearest valid value{(lower < multiple ? " is" : "s are")} {nearest}.");
+    }
+
+    /// <summary>Frames: r·k + 1 for the VAE's temporal compression r. Returns the warnings for valid counts.</summary>
+    public static IReadOnlyList<string> CheckFrames(int frames, int temporalCompression = TemporalCompression)
+    {
+        int r = temporalCompression;
+        if (frames < 1 || (frames - 1) % r != 0)
+        {
+            int lower = frames < 1 ? 1 : (frames - 1) / r * r + 1;
+            string nearest = frames < 1 ? "1" : $"{lower} and {lower + r}";
+            throw Usage($"frames: {frames} is not a valid frame count: the VAE turns k + 1 latent frames into {r}k + 1 video frames, " +
+                $"so the count must be {r}k + 1 (1, {1 + r}, {1 + 2 * r}, …, {TrainedFrames}); the nearest valid value{(frames < 1 ? " is" : "s are")} {nearest}.");
+        }
+        var warnings = new List<string>();
+        if (frames > TrainedFrames)
+            warnings.Add($"frames: {frames} is more than the {TrainedFrames} frames CogVideoX 1.0 was trained on; longer videos tend to lose coherence or repeat.");
+        int latent = LatentFrames(frames, r);
+        if ((frames - 1) % (2 * r) != 0)
+        {
+            warnings.Add($"frames: {frames} is not one of the counts CogVideoX 1.0 was trained on ({2 * r}N + 1: {1 + 2 * r}, {1 + 4 * r}, …, {TrainedFrames}); " +
+                $"it makes {latent} latent frames, an even number, which the VAE decodes into {DecodedFrames(latent, r)} frames (as diffusers does).");
+        }
+        return warnings;
+    }
+
+    /// <summary>Latent frames for a frame count: (frames − 1) / r + 1.</summary>
+    public static int LatentFrames(int frames, int temporalCompression = TemporalCompression) => (frames - 1) / temporalCompression + 1;
+
+    /// <summary>
+    /// Frames the VAE returns for <paramref name="latentFrames"/>: it decodes batches of two latent frames (the first
+    /// batch takes the odd one); within a batch the first frame of an odd count stays one frame and every other frame
+    /// becomes r. So an odd count gives r·(L − 1) + 1 and an even one r·L (4 → 16).
+    /// </summary>
+    public static int DecodedFrames(int latentFrames, int temporalCompression = TemporalCompression) =>
+        latentFrames % 2 == 1 ? temporalCompression * (latentFrames - 1) + 1 : temporalCompression * latentFrames;
+
+    private static string Format(double v) => v.ToString("G", CultureInfo.InvariantCulture);
+
+    private static CogVideoXException Usage(string message) => new(message, UsageExitCode);
+}

@@ -1,0 +1,185 @@
+using System.Globalization;
+using CogVideoX.Diffusion;
+using CogVideoX.Engine;
+using CogVideoX.Models.Vae;
+using CogVideoX.Weights;
+
+namespace CogVideoX.Lab;
+
+/// <summary>
+/// The settings of a job turned into what the pipeline runs: the model folder, the backend, the dtype, the memory
+/// policy and the request, with a note for every default that was filled in. Resolving loads no weights.
+/// </summary>
+public sealed record RenderPlan
+{
+    public required GenerationSettings Settings { get; init; }
+
+    public required ModelFolder Model { get; init; }
+
+    public required IBackend Backend { get; init; }
+
+    public required PipelineOptions Options { get; init; }
+
+    public required GenerationRequest Request { get; init; }
+
+    /// <summary>How defaults were chosen ("dtype: F32 — …"), for the user.</summary>
+    public required IReadOnlyList<string> Notes { get; init; }
+
+    /// <summary>Settings that run but deserve a second look (frame counts off the trained ones, F16 for 5b).</summary>
+    public required IReadOnlyList<string> Warnings { get; init; }
+
+    /// <summary>Checks the settings that need no model (sizes, counts, names, the prompt); throws the first error, returns warnings.</summary>
+    public static IReadOnlyList<string> Check(GenerationSettings s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        if (string.IsNullOrWhiteSpace(s.Prompt))
+            throw new CogVideoXException("the prompt is empty; give one with --prompt TEXT or --prompt-file NAME", GenerationRules.UsageExitCode);
+        if (string.IsNullOrWhiteSpace(s.Model))
+            throw new CogVideoXException("no model given; use 2b, 5b, a model folder or a Hugging Face repo id", GenerationRules.UsageExitCode);
+        GenerationRules.CheckFps(s.Fps);
+        var warnings = GenerationRules.Check(ToRequest(s, scheduler: null));
+        if (s.Scheduler is not null) Usage(() => SchedulerSelection.Parse(s.Scheduler));
+        if (s.DType is not null) ParseDType(s.DType);
+        var device = Usage(() => Backends.Parse(s.Device));
+        if (!Backends.IsRegistered(device.Kind))
+            throw new CogVideoXException(
+                $"device {device} is not available in this build (no {device.Kind} backend is registered); use --device cpu", GenerationRules.UsageExitCode);
+        ParseMemory(s.Memory);
+        return warnings;
+    }
+
+    /// <summary>Resolves a job's settings: model folder, backend, dtype, memory policy. Throws for settings that cannot run.</summary>
+    public static RenderPlan Resolve(GenerationSettings s, Func<string, string?>? environment = null)
+    {
+        var warnings = Check(s).ToList();
+        var notes = new List<string>();
+        var model = ModelLocator.Resolve(s.Model, environment);
+        var device = Backends.Parse(s.Device);
+        var backend = Backends.Get(device);
+        bool fiveB = model.Transformer.UseRotaryPositionalEmbeddings;
+        var gpuDefault = fiveB ? DType.BF16 : DType.F16;
+
+        DType dtype;
+        if (s.DType is not null)
+        {
+            dtype = ParseDType(s.DType);
+            if (dtype == DType.F16 && fiveB)
+                warnings.Add("dtype F16 with a 5b-family model: CogVideoX-5b was trained in bfloat16 and overflows in float16 (black or noisy frames); use --dtype bf16");
+        }
+        else if (device.IsCpu)
+        {
+            dtype = DType.F32;
+            notes.Add($"dtype: F32 — the CPU backend computes in float32 (this model's GPU default is {gpuDefault.Name()}; --dtype {gpuDefault.Name().ToLowerInvariant()} stores the weights in half precision)");
+        }
+        else
+        {
+            dtype = gpuDefault;
+            notes.Add($"dtype: {dtype.Name()} — THUDM's recommendation for {(fiveB ? "the 5b family" : "CogVideoX-2b")}");
+        }
+
+        var memory = ResolveMemory(s.Memory, model, device, dtype, notes);
+        var options = new PipelineOptions
+        {
+            Backend = backend,
+            DType = dtype,
+            MemoryPolicy = memory,
+            VaeTiling = s.VaeTiling ? VaeTiling.ForConfig(model.Vae) : null,
+        };
+        SchedulerKind? scheduler = s.Scheduler is null ? null : SchedulerSelection.Parse(s.Scheduler);
+        if (scheduler is null)
+        {
+            var kind = SchedulerSelection.DefaultKind(model.Transformer);
+            notes.Add($"scheduler: {SchedulerSelection.Name(kind)} — the default for {(fiveB ? "the 5b family (DPM, trailing timesteps)" : "CogVideoX-2b")}");
+        }
+        if (s.DynamicCfg is null)
+        {
+            var kind = scheduler ?? SchedulerSelection.DefaultKind(model.Transformer);
+            notes.Add($"dynamic CFG: {(kind == SchedulerKind.Dpm ? "on — THUDM's demo uses it with DPM" : "off — THUDM's demo uses it with DPM only")}");
+        }
+        return new RenderPlan
+        {
+            Settings = s,
+            Model = model,
+            Backend = backend,
+            Options = options,
+            Request = ToRequest(s, scheduler),
+            Notes = notes,
+            Warnings = warnings,
+        };
+    }
+
+    private static GenerationRequest ToRequest(GenerationSettings s, SchedulerKind? scheduler) => new()
+    {
+        Prompt = s.Prompt,
+        NegativePrompt = s.NegativePrompt,
+        Steps = s.Steps,
+        Guidance = s.Guidance,
+        Frames = s.Frames,
+        Height = s.Height,
+        Width = s.Width,
+        Seed = s.Seed,
+        Scheduler = scheduler,
+        DynamicCfg = s.DynamicCfg,
+    };
+
+    /// <summary>Runs a parser whose errors are the user's to fix: they leave with the usage exit code.</summary>
+    private static T Usage<T>(Func<T> parse)
+    {
+        try
+        {
+            return parse();
+        }
+        catch (CogVideoXException e) when (e.ExitCode != GenerationRules.UsageExitCode)
+        {
+            throw new CogVideoXException(e.Message, e, GenerationRules.UsageExitCode);
+        }
+    }
+
+    /// <summary>"f32", "f16", "bf16" (and their usual spellings).</summary>
+    public static DType ParseDType(string text)
+    {
+        if (DTypes.TryParse(text, out var dtype) && dtype.IsFloat()) return dtype;
+        throw new CogVideoXException(
+            $"unknown dtype \"{text}\"; use f32 (float32, the CPU reference), f16 (float16, CogVideoX-2b on a GPU) or bf16 (bfloat16, CogVideoX-5b on a GPU)",
+            GenerationRules.UsageExitCode);
+    }
+
+    /// <summary>null for auto, else the named policy (errors for unknown names and for modes not available yet).</summary>
+    private static IMemoryPolicy? ParseMemory(string memory) =>
+        string.Equals(memory?.Trim(), "auto", StringComparison.OrdinalIgnoreCase) ? null : MemoryPolicies.Parse(memory ?? "");
+
+    /// <summary>
+    /// auto: on a GPU, full (everything on the device, as diffusers runs by default); on the CPU, full when the weights
+    /// take at most half the memory the process may use — so a sweep loads them once — else balanced.
+    /// </summary>
+    private static IMemoryPolicy ResolveMemory(string memory, ModelFolder model, Device device, DType dtype, List<string> notes)
+    {
+        if (ParseMemory(memory) is { } chosen) return chosen;
+        if (!device.IsCpu)
+        {
+            notes.Add("memory: full (auto on a GPU: all three models stay on the device)");
+            return MemoryPolicies.Full;
+        }
+        long bytes = 0;
+        foreach (var component in new[] { PipelineComponents.TextEncoder, PipelineComponents.Transformer, PipelineComponents.Vae })
+            bytes += (model.FindWeights(component)?.Summarize().Parameters ?? 0) * dtype.SizeOf();
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        bool fits = available > 0 && bytes <= available / 2;
+        notes.Add($"memory: {(fits ? "full" : "balanced")} (auto: the weights take {Size(bytes)} in {dtype.Name()} of {Size(available)} of memory; " +
+            (fits ? "all stay loaded for the next video)" : "each model is released after its stage)"));
+        return fits ? MemoryPolicies.Full : MemoryPolicies.Balanced;
+    }
+
+    internal static string Size(long bytes)
+    {
+        string[] units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+        double v = bytes;
+        int u = 0;
+        while (v >= 1024 && u < units.Length - 1)
+        {
+            v /= 1024;
+            u++;
+        }
+        return u == 0 ? $"{bytes} bytes" : $"{v.ToString("0.0", CultureInfo.InvariantCulture)} {units[u]}";
+    }
+}

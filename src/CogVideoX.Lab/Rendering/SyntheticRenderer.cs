@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using CogVideoX.Media;
+
+namespace CogVideoX.Lab;
+
+/// <summary>
+/// A renderer without a model, for rehearsing the workbench (<c>--renderer synthetic</c>) and for its tests: it
+/// draws a deterministic moving pattern from the settings — the seed places it, the prompt picks its colours,
+/// guidance raises contrast and saturation, fewer steps leave more noise, frames and size shape the clip — and
+/// then does what the pipeline renderer does with real frames: an MP4 and a sidecar, each written atomically,
+/// with timings and peak memory. Its videos say nothing about CogVideoX; everything around them is real.
+/// </summary>
+public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRenderer
+{
+    public const string Identity = "synthetic (no model: a test pattern drawn from the settings)";
+
+    private static readonly Lazy<string?> s_ffmpegVersion = new(Ffmpeg.Version);
+
+    public RenderResult Render(VideoJob job, IProgress<RenderProgress>? progress, CancellationToken cancellation)
+    {
+        var s = job.Settings;
+        var total = Stopwatch.StartNew();
+        for (int step = 1; step <= s.Steps; step++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            if (stepDelay > TimeSpan.Zero && cancellation.WaitHandle.WaitOne(stepDelay))
+                cancellation.ThrowIfCancellationRequested();
+            progress?.Report(new RenderProgress("denoise", step, s.Steps, total.Elapsed));
+        }
+        var frames = Draw(s);
+        double denoise = total.Elapsed.TotalSeconds;
+        cancellation.ThrowIfCancellationRequested();
+
+        var encode = Stopwatch.StartNew();
+        VideoEncoder.WriteMp4(frames, job.OutputPath, new VideoEncoding { Fps = s.Fps });
+        progress?.Report(new RenderProgress("encode_video", s.Steps, s.Steps, total.Elapsed));
+        var info = new FileInfo(job.OutputPath);
+        var sidecar = new VideoSidecar
+        {
+            ToolVersion = typeof(SyntheticRenderer).Assembly.GetName().Version?.ToString() ?? "",
+            CreatedUtc = DateTimeOffset.UtcNow,
+            Settings = s,
+            Resolved = new() { ["renderer"] = "synthetic", ["frames_decoded"] = frames.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            ModelIdentity = Identity,
+            TimingsSeconds = new()
+            {
+                ["denoise"] = denoise,
+                ["encode_video"] = encode.Elapsed.TotalSeconds,
+                ["total"] = total.Elapsed.TotalSeconds,
+            },
+            PeakMemoryBytes = Process.GetCurrentProcess().PeakWorkingSet64,
+            PeakMemoryKind = "host",
+            Device = s.Device,
+            Software = new()
+            {
+                [".net"] = RuntimeInformation.FrameworkDescription,
+                ["os"] = RuntimeInformation.OSDescription,
+                ["ffmpeg"] = s_ffmpegVersion.Value ?? "unknown",
+            },
+            VideoFile = info.Name,
+            VideoBytes = info.Length,
+            VideoSha256 = VideoSidecar.Sha256Of(job.OutputPath),
+            FrameCount = frames.Count,
+            Width = frames.Width,
+            Height = frames.Height,
+        };
+        sidecar.Save(job.SidecarPath);
+        return new RenderResult(sidecar, frames);
+    }
+
+    /// <summary>The clip for a set of settings: same settings, same frames, on every machine.</summary>
+    public static VideoFrames Draw(GenerationSettings s)
+    {
+        int f = s.Frames, h = s.Height, w = s.Width, plane = h * w;
+        var rng = new SplitMix64((ulong)s.Seed);
+        double phaseX = rng.NextDouble() * Math.Tau, phaseY = rng.NextDouble() * Math.Tau;
+        double blobX = 0.2 + 0.6 * rng.NextDouble(), blobY = 0.2 + 0.6 * rng.NextDouble();
+        double velocityX = (rng.NextDouble() - 0.5) * 0.02, velocityY = (rng.NextDouble() - 0.5) * 0.02;
+        var prompt = new SplitMix64(Fnv1a(s.Prompt));
+        double hue = prompt.NextDouble();
+        double waves = 2 + 4 * prompt.NextDouble();
+        double strength = Math.Clamp(0.25 + 0.06 * s.Guidance, 0.2, 1.0);
+        double noise = 0.25 / Math.Sqrt(s.Steps);
+        var (r0, g0, b0) = HueToRgb(hue);
+        var (r1, g1, b1) = HueToRgb(hue + 0.45);
+
+        var data = new float[f * 3 * plane];
+        Parallel.For(0, f, t =>
+        {
+            double cx = blobX + velocityX * t, cy = blobY + velocityY * t;
+            int frameBase = t * 3 * plane;
+            var pixelNoise = new SplitMix64((ulong)s.Seed * 7919UL + (ulong)t * 104729UL);
+            for (int y = 0; y < h; y++)
+            {
+                double v = (double)y / h;
+                for (int x = 0; x < w; x++)
+                {
+                    double u = (double)x / w;
+                    double wave = 0.5 + 0.5 * Math.Sin(waves * Math.Tau * u + phaseX + 0.15 * t) * Math.Cos(waves * Math.PI * v + phaseY);
+                    double d2 = ((u - cx) * (u - cx) + (v - cy) * (v - cy)) * 18;
+                    double blob = Math.Exp(-d2);
+                    double mix = Math.Clamp(0.5 + strength * (wave * 0.7 + blob * 0.6 - 0.65), 0, 1);
+                    double grain = noise * (pixelNoise.NextDouble() - 0.5);
+                    int p = y * w + x;
+                    data[frameBase + p] = Pixel(Lerp(r1, r0, mix), strength, mix, grain);
+                    data[frameBase + plane + p] = Pixel(Lerp(g1, g0, mix), strength, mix, grain);
+                    data[frameBase + 2 * plane + p] = Pixel(Lerp(b1, b0, mix), strength, mix, grain);
+                }
+            }
+        });
+        return new VideoFrames(data, f, h, w);
+    }
+
+    private static float Pixel(double colour, double saturation, double luma, double grain)
+    {
+        // Blend towards grey by (1 − saturation), so low guidance looks washed out, as CogVideoX does.
+        double value = saturation * colour + (1 - saturation) * luma;
+        return (float)Math.Clamp(value + grain, 0, 1);
+    }
+
+    private static double Lerp(double a, double b, double t) => a + (b - a) * t;
+
+    private static (double R, double G, double B) HueToRgb(double hue)
+    {
+        hue -= Math.Floor(hue);
+        double r = Math.Clamp(Math.Abs(hue * 6 - 3) - 1, 0, 1);
+        double g = Math.Clamp(2 - Math.Abs(hue * 6 - 2), 0, 1);
+        double b = Math.Clamp(2 - Math.Abs(hue * 6 - 4), 0, 1);
+        return (r, g, b);
+    }
+
+    private static ulong Fnv1a(string text)
+    {
+        ulong hash = 14695981039346656037UL;
+        foreach (char c in text)
+        {
+            hash ^= c;
+            hash *= 1099511628211UL;
+        }
+        return hash;
+    }
+
+    /// <summary>A small deterministic generator (Steele et al.'s SplitMix64): the same stream on every platform.</summary>
+    private struct SplitMix64(ulong seed)
+    {
+        private ulong _state = seed;
+
+        public double NextDouble()
+        {
+            ulong z = _state += 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            z ^= z >> 31;
+            return (z >> 11) * (1.0 / (1UL << 53));
+        }
+    }
+}

@@ -1,0 +1,410 @@
+using System.Text.RegularExpressions;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace CogVideoX.Lab.Specs;
+
+/// <summary>
+/// Reads an experiment spec from YAML through YamlDotNet's representation model (no reflection, so AOT-safe), and
+/// checks all of it: every problem is reported at once, each at its line and column, with what is allowed.
+/// </summary>
+/// <remarks>
+/// Layout (paths are relative to the spec file's folder):
+/// <code>
+/// name: my_study                 # optional; default: the file name
+/// description: text              # optional
+/// output_dir: ../outputs         # default: outputs
+/// prompt_dir: ../prompts         # default: prompts; prompt NAME is the file NAME.txt there
+/// defaults: { steps: 50, guidance: 6, ... }
+/// experiments:
+///   baseline: { prompts: [a, b] }
+///   guidance: { prompts: [a], vary: { guidance: [1, 6, 12] }, reference: 6 }
+///   grid:     { prompts: [a], grid: { guidance: [1, 6], steps: [10, 25] }, reference: { guidance: 6, steps: 25 } }
+/// </code>
+/// An experiment may also carry <c>settings:</c> (applied over the defaults) and <c>description:</c>.
+/// </remarks>
+public static partial class SpecParser
+{
+    private static readonly string[] s_topKeys = ["name", "description", "output_dir", "prompt_dir", "defaults", "experiments"];
+    private static readonly string[] s_experimentKeys = ["description", "prompts", "settings", "vary", "grid", "reference"];
+
+    public static ExperimentSpec Load(string path)
+    {
+        var full = Path.GetFullPath(path);
+        if (!File.Exists(full))
+            throw new SpecException($"{path}: no such spec file (experiment specs are YAML files, e.g. experiments/cogvideox_study.yaml)");
+        return Parse(File.ReadAllText(full), full);
+    }
+
+    public static ExperimentSpec Parse(string yaml, string sourcePath)
+    {
+        var ctx = new Context(sourcePath);
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException e)
+        {
+            throw new SpecException($"{ctx.File}:{e.Start.Line}:{e.Start.Column}: YAML syntax error: {e.Message}");
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner gives up this way at the end of input inside an open flow collection.
+            int lines = yaml.Split('\n').Length;
+            throw new SpecException($"{ctx.File}:{lines}:1: YAML syntax error: the file ends inside an unclosed [ … ] or {{ … }}");
+        }
+        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+            throw new SpecException($"{ctx.File}: a spec is a YAML mapping with keys {string.Join(", ", s_topKeys)}; this file has none");
+        if (stream.Documents.Count > 1)
+            ctx.Error(stream.Documents[1].RootNode, "a spec is one YAML document; remove the second `---` document");
+
+        var top = ctx.Keys(root, s_topKeys, "the spec");
+        var folder = Path.GetDirectoryName(Path.GetFullPath(sourcePath))!;
+        var name = ctx.Scalar(top, "name") is { } nameNode ? ctx.Identifier(nameNode, "spec name") : Path.GetFileNameWithoutExtension(sourcePath);
+        var outputDir = Path.GetFullPath(Path.Combine(folder, ctx.Scalar(top, "output_dir")?.Value ?? "outputs"));
+        var promptDir = Path.GetFullPath(Path.Combine(folder, ctx.Scalar(top, "prompt_dir")?.Value ?? "prompts"));
+
+        var defaults = new GenerationSettings();
+        if (top.TryGetValue("defaults", out var defaultsNode))
+            defaults = ctx.ApplySettings(defaults, defaultsNode, "defaults");
+
+        var available = Directory.Exists(promptDir)
+            ? Directory.GetFiles(promptDir, "*.txt").Select(Path.GetFileNameWithoutExtension).OfType<string>().Order(StringComparer.Ordinal).ToArray()
+            : [];
+        var prompts = new Dictionary<string, string>(StringComparer.Ordinal);
+        var experiments = new List<ExperimentDefinition>();
+        if (!top.TryGetValue("experiments", out var expsNode))
+            ctx.Error(root, "the spec has no `experiments:`; add at least one, e.g. `experiments: { baseline: { prompts: [panda_guitar] } }`");
+        else if (expsNode is not YamlMappingNode exps || exps.Children.Count == 0)
+            ctx.Error(expsNode, "`experiments:` must be a mapping of experiment name → { prompts, vary | grid, reference, settings }");
+        else
+        {
+            foreach (var (keyNode, body) in exps.Children)
+            {
+                var expName = ctx.Identifier((YamlScalarNode)keyNode, "experiment name");
+                var exp = ctx.Experiment(expName, body, defaults, promptDir, available, prompts);
+                if (exp is not null) experiments.Add(exp);
+            }
+        }
+        ctx.ThrowIfErrors();
+        return new ExperimentSpec
+        {
+            Name = name,
+            Description = ctx.Scalar(top, "description")?.Value,
+            SourcePath = Path.GetFullPath(sourcePath),
+            OutputDir = outputDir,
+            PromptDir = promptDir,
+            Defaults = defaults,
+            Experiments = experiments,
+            Prompts = prompts,
+        };
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    private static partial Regex SafeName();
+
+    private sealed class Context(string file)
+    {
+        private readonly List<string> _errors = [];
+
+        public string File { get; } = file;
+
+        public void Error(YamlNode node, string message) => _errors.Add($"{File}:{node.Start.Line}:{node.Start.Column}: {message}");
+
+        public void ThrowIfErrors()
+        {
+            if (_errors.Count == 0) return;
+            var shown = _errors.Take(20).ToList();
+            if (_errors.Count > 20) shown.Add($"… and {_errors.Count - 20} more");
+            throw new SpecException((_errors.Count == 1 ? "invalid experiment spec: " : $"invalid experiment spec ({_errors.Count} problems):\n  ")
+                + string.Join("\n  ", shown));
+        }
+
+        /// <summary>The mapping's entries by key; unknown or repeated keys are errors.</summary>
+        public Dictionary<string, YamlNode> Keys(YamlMappingNode map, string[] allowed, string where)
+        {
+            var result = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
+            foreach (var (k, v) in map.Children)
+            {
+                if (k is not YamlScalarNode { Value: { } key })
+                {
+                    Error(k, $"keys in {where} must be plain names");
+                    continue;
+                }
+                if (!allowed.Contains(key))
+                    Error(k, $"unknown key '{key}' in {where}{Suggest(key, allowed)}; allowed: {string.Join(", ", allowed)}");
+                else if (!result.TryAdd(key, v))
+                    Error(k, $"'{key}' appears twice in {where}");
+            }
+            return result;
+        }
+
+        public YamlScalarNode? Scalar(Dictionary<string, YamlNode> map, string key)
+        {
+            if (!map.TryGetValue(key, out var node)) return null;
+            if (node is YamlScalarNode s && s.Value is not null) return s;
+            Error(node, $"'{key}' must be a single value (text), not a {Describe(node)}");
+            return null;
+        }
+
+        public string Identifier(YamlScalarNode node, string what)
+        {
+            var value = node.Value ?? "";
+            if (!SafeName().IsMatch(value))
+                Error(node, $"{what} '{value}' must start with a letter or digit and use only letters, digits, '_', '.', '-' (it names files)");
+            return value;
+        }
+
+        public GenerationSettings ApplySettings(GenerationSettings settings, YamlNode node, string where)
+        {
+            if (node is not YamlMappingNode map)
+            {
+                Error(node, $"{where} must be a mapping of setting → value; settings: {KeyList()}");
+                return settings;
+            }
+            foreach (var (key, valueNode) in SettingEntries(map, where))
+                if (ParseValue(key, valueNode) is { } value)
+                    settings = key.Apply(settings, value);
+            return settings;
+        }
+
+        private IEnumerable<(SettingKey Key, YamlNode Value)> SettingEntries(YamlMappingNode map, string where)
+        {
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var (k, v) in map.Children)
+            {
+                var name = (k as YamlScalarNode)?.Value ?? "";
+                var key = SettingKey.Find(name);
+                if (key is null)
+                {
+                    Error(k, $"unknown setting '{name}' in {where}{Suggest(name, SettingKey.All.Select(x => x.Name))}; settings: {KeyList()}");
+                    continue;
+                }
+                if (!seen.Add(name))
+                {
+                    Error(k, $"'{name}' appears twice in {where}");
+                    continue;
+                }
+                yield return (key, v);
+            }
+        }
+
+        private SettingValue? ParseValue(SettingKey key, YamlNode node)
+        {
+            if (node is not YamlScalarNode scalar)
+            {
+                Error(node, $"{key.Name} must be a single value ({key.Allowed}), not a {Describe(node)}");
+                return null;
+            }
+            bool isNull = scalar.Style is ScalarStyle.Plain or ScalarStyle.Any && scalar.Value is null or "" or "~" or "null" or "Null" or "NULL";
+            if (key.TryParse(scalar.Value, isNull, out var value, out var error)) return value;
+            Error(node, error!);
+            return null;
+        }
+
+        public ExperimentDefinition? Experiment(string name, YamlNode node, GenerationSettings defaults, string promptDir,
+            string[] available, Dictionary<string, string> promptTexts)
+        {
+            var where = $"experiment '{name}'";
+            if (node is not YamlMappingNode map)
+            {
+                Error(node, $"{where} must be a mapping with keys {string.Join(", ", s_experimentKeys)}");
+                return null;
+            }
+            var keys = Keys(map, s_experimentKeys, where);
+            var settings = keys.TryGetValue("settings", out var settingsNode) ? ApplySettings(defaults, settingsNode, $"{where} settings") : defaults;
+
+            var prompts = Prompts(keys, map, where, promptDir, available, promptTexts);
+
+            var varied = new List<VariedSetting>();
+            if (keys.TryGetValue("vary", out var vary) && keys.TryGetValue("grid", out var gridToo))
+                Error(gridToo, $"{where} has both `vary` and `grid`; use `vary` for one setting or `grid` for the cartesian product of several");
+            else if (keys.TryGetValue("vary", out vary))
+            {
+                varied.AddRange(Varied(vary, $"{where} vary"));
+                if (varied.Count > 1)
+                    Error(vary, $"`vary` takes one setting, this one has {varied.Count} ({string.Join(", ", varied.Select(v => v.Key))}); use `grid:` for the cartesian product of several settings");
+            }
+            else if (keys.TryGetValue("grid", out var grid))
+                varied.AddRange(Varied(grid, $"{where} grid"));
+
+            var reference = Reference(keys, map, where, varied, settings);
+            return new ExperimentDefinition
+            {
+                Name = name,
+                Description = Scalar(keys, "description")?.Value,
+                Prompts = prompts,
+                Base = settings,
+                Varied = varied,
+                Reference = reference,
+            };
+        }
+
+        private List<string> Prompts(Dictionary<string, YamlNode> keys, YamlMappingNode map, string where, string promptDir,
+            string[] available, Dictionary<string, string> texts)
+        {
+            var names = new List<string>();
+            if (!keys.TryGetValue("prompts", out var node))
+            {
+                Error(map, $"{where} has no `prompts:`; name the prompt files to use, e.g. `prompts: [panda_guitar]`{AvailableList(available, promptDir)}");
+                return names;
+            }
+            IEnumerable<(string Name, YamlNode Node)> items;
+            if (node is YamlScalarNode { Value: "all" })
+                items = available.Select(a => (a, node));
+            else if (node is YamlSequenceNode seq && seq.Children.All(c => c is YamlScalarNode))
+                items = seq.Children.Select(c => (((YamlScalarNode)c).Value ?? "", c));
+            else if (node is YamlScalarNode { Value: { Length: > 0 } single })
+                items = [(single, node)];
+            else
+            {
+                Error(node, $"`prompts` must be a list of prompt names (files NAME.txt in {promptDir}) or `all`");
+                return names;
+            }
+            foreach (var (name, item) in items)
+            {
+                if (names.Contains(name))
+                {
+                    Error(item, $"prompt '{name}' is listed twice in {where} (its outputs would collide)");
+                    continue;
+                }
+                var file = Path.Combine(promptDir, name + ".txt");
+                if (!SafeName().IsMatch(name) || !System.IO.File.Exists(file))
+                {
+                    Error(item, $"unknown prompt '{name}' (no file {file}){AvailableList(available, promptDir)}");
+                    continue;
+                }
+                if (!texts.ContainsKey(name))
+                {
+                    var text = System.IO.File.ReadAllText(file).Trim();
+                    if (text.Length == 0)
+                    {
+                        Error(item, $"prompt file {file} is empty; write the prompt text in it");
+                        continue;
+                    }
+                    texts[name] = text;
+                }
+                names.Add(name);
+            }
+            if (names.Count == 0 && node is YamlSequenceNode { Children.Count: 0 })
+                Error(node, $"{where} lists no prompts{AvailableList(available, promptDir)}");
+            return names;
+        }
+
+        private IEnumerable<VariedSetting> Varied(YamlNode node, string where)
+        {
+            if (node is not YamlMappingNode map || map.Children.Count == 0)
+            {
+                Error(node, $"{where} must map a setting to a list of values, e.g. `{{ guidance: [1, 6, 12] }}`; settings: {KeyList()}");
+                yield break;
+            }
+            foreach (var (key, valuesNode) in SettingEntries(map, where))
+            {
+                if (!key.CanVary)
+                {
+                    Error(valuesNode, $"{key.Name} cannot be varied: where a video is rendered does not change it (use --devices to spread a run over GPUs)");
+                    continue;
+                }
+                if (valuesNode is not YamlSequenceNode seq || seq.Children.Count == 0)
+                {
+                    Error(valuesNode, $"{where}: {key.Name} must be a list of values, e.g. [a, b]; each {key.Allowed}");
+                    continue;
+                }
+                var values = new List<SettingValue>();
+                foreach (var item in seq.Children)
+                {
+                    if (ParseValue(key, item) is not { } v) continue;
+                    if (values.Any(x => x.Text == v.Text))
+                    {
+                        Error(item, $"{key.Name} value {v.Text} is listed twice in {where}: both would be written to {key.Name}_{v.Text}.mp4");
+                        continue;
+                    }
+                    values.Add(v);
+                }
+                yield return new VariedSetting(key.Name, values);
+            }
+        }
+
+        private List<SettingValue> Reference(Dictionary<string, YamlNode> keys, YamlMappingNode map, string where,
+            List<VariedSetting> varied, GenerationSettings settings)
+        {
+            var reference = new List<SettingValue>();
+            keys.TryGetValue("reference", out var node);
+            if (varied.Count == 0)
+            {
+                if (node is not null) Error(node, $"{where} varies nothing, so it has no reference; remove `reference` or add `vary:`");
+                return reference;
+            }
+            var given = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
+            if (node is YamlScalarNode && varied.Count == 1)
+                given[varied[0].Key] = node;
+            else if (node is YamlMappingNode refMap)
+            {
+                foreach (var (k, v) in refMap.Children)
+                {
+                    var key = (k as YamlScalarNode)?.Value ?? "";
+                    if (varied.All(x => x.Key != key))
+                        Error(k, $"reference names '{key}', which {where} does not vary; it varies {string.Join(", ", varied.Select(x => x.Key))}");
+                    else given[key] = v;
+                }
+            }
+            else if (node is not null)
+                Error(node, varied.Count == 1
+                    ? $"reference must be one of the {varied[0].Key} values ({string.Join(", ", varied[0].Values.Select(v => v.Text))})"
+                    : $"reference must map each grid setting to one of its values, e.g. {{ {string.Join(", ", varied.Select(v => $"{v.Key}: {v.Values.FirstOrDefault()?.Text}"))} }}");
+
+            foreach (var v in varied)
+            {
+                var key = SettingKey.Find(v.Key)!;
+                if (given.TryGetValue(v.Key, out var valueNode))
+                {
+                    if (ParseValue(key, valueNode) is not { } parsed) continue;
+                    var match = v.Values.FirstOrDefault(x => x.Text == parsed.Text);
+                    if (match is null)
+                        Error(valueNode, $"reference {v.Key} {parsed.Text} is not one of the values it varies over ({string.Join(", ", v.Values.Select(x => x.Text))})");
+                    else reference.Add(match);
+                }
+                else
+                {
+                    // Unnamed: the experiment's own setting, when it is one of the values.
+                    var current = key.Read(settings);
+                    var match = v.Values.FirstOrDefault(x => x.Text == current);
+                    if (match is null)
+                        Error(node ?? map, $"{where} needs a reference for {v.Key} (the video the difference metrics compare with): add `reference: {{ {v.Key}: X }}` with X one of {string.Join(", ", v.Values.Select(x => x.Text))}");
+                    else reference.Add(match);
+                }
+            }
+            return reference;
+        }
+
+        private static string AvailableList(string[] available, string promptDir) =>
+            available.Length == 0 ? $"; there are no prompt files (*.txt) in {promptDir}" : $"; available: {string.Join(", ", available)}";
+
+        private static string KeyList() => string.Join(", ", SettingKey.All.Select(k => k.Name));
+
+        private static string Describe(YamlNode node) => node switch
+        {
+            YamlMappingNode => "mapping",
+            YamlSequenceNode => "list",
+            _ => "value",
+        };
+
+        private static string Suggest(string key, IEnumerable<string> allowed)
+        {
+            var best = allowed.Select(a => (a, d: Distance(key.ToLowerInvariant(), a))).OrderBy(x => x.d).FirstOrDefault();
+            return best.a is not null && best.d <= 2 ? $" (did you mean '{best.a}'?)" : "";
+        }
+
+        private static int Distance(string a, string b)
+        {
+            var d = new int[a.Length + 1, b.Length + 1];
+            for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+            for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+            for (int i = 1; i <= a.Length; i++)
+                for (int j = 1; j <= b.Length; j++)
+                    d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            return d[a.Length, b.Length];
+        }
+    }
+}

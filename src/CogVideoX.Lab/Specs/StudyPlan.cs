@@ -1,0 +1,161 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using CogVideoX.Lab.Runs;
+using CogVideoX.Media;
+
+namespace CogVideoX.Lab.Specs;
+
+/// <summary>
+/// A spec expanded into its videos, in a stable order (experiments as written, then prompts, then the varied values
+/// with the last grid key fastest): the order shards partition and the report follows. Saved next to the outputs as
+/// <c>&lt;spec&gt;.plan.json</c> so <c>report DIR</c> works without the spec or the prompt files.
+/// </summary>
+public sealed record StudyPlan
+{
+    public int SchemaVersion { get; init; } = 1;
+
+    public required string SpecName { get; init; }
+
+    public string? Description { get; init; }
+
+    public string SourcePath { get; init; } = "";
+
+    public required IReadOnlyList<ExperimentPlan> Experiments { get; init; }
+
+    [JsonIgnore]
+    public IEnumerable<PlannedJob> Jobs => Experiments.SelectMany(e => e.Jobs);
+
+    public static string PlanFileName(string specName) => specName + ".plan.json";
+
+    public static string ManifestFileName(string specName) => specName + ".manifest.jsonl";
+
+    public static StudyPlan Expand(ExperimentSpec spec)
+    {
+        int index = 0;
+        var experiments = new List<ExperimentPlan>();
+        foreach (var exp in spec.Experiments)
+        {
+            var jobs = new List<PlannedJob>();
+            var combos = Combinations(exp.Varied).ToList();
+            var referenceKey = string.Join("\n", exp.Reference.Select(r => r.Text));
+            foreach (var prompt in exp.Prompts)
+            {
+                string? referenceName = exp.Varied.Count == 0 ? null : JobName(exp, prompt, exp.Reference);
+                foreach (var combo in combos)
+                {
+                    var settings = exp.Base with { PromptName = prompt, Prompt = spec.Prompts[prompt] };
+                    foreach (var value in combo) settings = SettingKey.Find(value.Key)!.Apply(settings, value);
+                    var name = JobName(exp, prompt, combo);
+                    bool isReference = exp.Varied.Count > 0 && string.Join("\n", combo.Select(c => c.Text)) == referenceKey;
+                    jobs.Add(new PlannedJob
+                    {
+                        Index = index++,
+                        Experiment = exp.Name,
+                        Name = name,
+                        Output = $"{exp.Name}/{name}.mp4",
+                        Settings = settings,
+                        Values = combo.ToDictionary(c => c.Key, c => c.Text),
+                        IsReference = isReference,
+                        ReferenceName = isReference ? null : referenceName,
+                    });
+                }
+            }
+            experiments.Add(new ExperimentPlan
+            {
+                Name = exp.Name,
+                Description = exp.Description,
+                Prompts = exp.Prompts,
+                Varied = exp.Varied.Select(v => new VariedPlan(v.Key, SettingKey.Find(v.Key)!.Continuous, v.Values.Select(x => x.Text).ToList())).ToList(),
+                Reference = exp.Reference.ToDictionary(r => r.Key, r => r.Text),
+                Jobs = jobs,
+            });
+        }
+        return new StudyPlan { SpecName = spec.Name, Description = spec.Description, SourcePath = spec.SourcePath, Experiments = experiments };
+    }
+
+    /// <summary>Output name: the prompt when nothing varies, else <c>key_value</c> pairs (prefixed by the prompt when there are several).</summary>
+    private static string JobName(ExperimentDefinition exp, string prompt, IReadOnlyList<SettingValue> combo)
+    {
+        if (combo.Count == 0) return prompt;
+        var varied = string.Join("_", combo.Select(c => $"{c.Key}_{c.Text}"));
+        return exp.Prompts.Count > 1 ? $"{prompt}_{varied}" : varied;
+    }
+
+    private static IEnumerable<IReadOnlyList<SettingValue>> Combinations(IReadOnlyList<VariedSetting> varied)
+    {
+        IEnumerable<IReadOnlyList<SettingValue>> acc = [[]];
+        foreach (var v in varied)
+            acc = acc.SelectMany(prefix => v.Values.Select(x => (IReadOnlyList<SettingValue>)[.. prefix, x]));
+        return acc;
+    }
+
+    /// <summary>Writes the plan next to the outputs (only when it changed, so concurrent shards do not churn it).</summary>
+    public void Save(string outputDir)
+    {
+        var path = Path.Combine(outputDir, PlanFileName(SpecName));
+        var json = JsonSerializer.Serialize(this, LabRunJsonContext.Default.StudyPlan);
+        if (File.Exists(path) && File.ReadAllText(path) == json) return;
+        AtomicFile.WriteAllText(path, json);
+    }
+
+    public static StudyPlan Load(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllBytes(path), LabRunJsonContext.Default.StudyPlan)
+                ?? throw new Engine.CogVideoXException($"{path}: empty plan file");
+        }
+        catch (JsonException e)
+        {
+            throw new Engine.CogVideoXException($"{path}: not a readable plan file ({e.Message}); run `experiment run SPEC --dry-run` to write it again");
+        }
+    }
+}
+
+public sealed record ExperimentPlan
+{
+    public required string Name { get; init; }
+
+    public string? Description { get; init; }
+
+    public required IReadOnlyList<string> Prompts { get; init; }
+
+    public required IReadOnlyList<VariedPlan> Varied { get; init; }
+
+    /// <summary>Varied key → the reference value's text.</summary>
+    public required IReadOnlyDictionary<string, string> Reference { get; init; }
+
+    public required IReadOnlyList<PlannedJob> Jobs { get; init; }
+}
+
+public sealed record VariedPlan(string Key, bool Continuous, IReadOnlyList<string> Values);
+
+/// <summary>One video of a plan.</summary>
+public sealed record PlannedJob
+{
+    /// <summary>Position in the plan's stable order (what <c>--shard i/n</c> partitions: index mod n == i).</summary>
+    public required int Index { get; init; }
+
+    public required string Experiment { get; init; }
+
+    public required string Name { get; init; }
+
+    /// <summary>Relative to the output folder, '/'-separated.</summary>
+    public required string Output { get; init; }
+
+    public required GenerationSettings Settings { get; init; }
+
+    /// <summary>Varied key → this video's value (empty when nothing varies).</summary>
+    public required IReadOnlyDictionary<string, string> Values { get; init; }
+
+    public bool IsReference { get; init; }
+
+    /// <summary>The name of the job in the same experiment this one is compared with; null for references and unvaried experiments.</summary>
+    public string? ReferenceName { get; init; }
+
+    [JsonIgnore]
+    public string Id => $"{Experiment}/{Name}";
+
+    public VideoJob ToVideoJob(string outputDir) =>
+        new(Experiment, Name, Path.Combine(outputDir, Output.Replace('/', Path.DirectorySeparatorChar)), Settings);
+}

@@ -1,0 +1,226 @@
+using CogVideoX.Engine;
+using CogVideoX.Lab;
+using CogVideoX.Lab.Runs;
+using CogVideoX.Lab.Specs;
+
+namespace CogVideoX.Tests.Lab;
+
+public class SpecTests
+{
+    private static readonly string[] s_studyPrompts =
+        ["panda_guitar", "gatto_hacker", "samurai_pioggia", "astronauta_luna", "ronaldo_pizza", "persona_panino", "cane_parco", "citta_futuristica", "oceano_balena"];
+
+    [Fact]
+    public void TheStudySpecIsTheReferenceStudy()
+    {
+        var spec = SpecParser.Load(Path.Combine(Fixtures.RepoRoot, "experiments", "cogvideox_study.yaml"));
+        var plan = StudyPlan.Expand(spec);
+        var jobs = plan.Jobs.ToList();
+        Assert.Equal(20, jobs.Count);
+        Assert.Equal(Path.Combine(Fixtures.RepoRoot, "outputs"), spec.OutputDir);
+
+        var expected = s_studyPrompts.Select(p => $"baseline/{p}.mp4")
+            .Concat(["exp1_guidance_scale/guidance_1.mp4", "exp1_guidance_scale/guidance_6.mp4", "exp1_guidance_scale/guidance_12.mp4"])
+            .Concat(["exp2_steps/steps_10.mp4", "exp2_steps/steps_25.mp4", "exp2_steps/steps_50.mp4"])
+            .Concat(["exp3_seed/seed_42.mp4", "exp3_seed/seed_123.mp4", "exp3_seed/seed_999.mp4"])
+            .Concat(["exp4_frames/frames_25.mp4", "exp4_frames/frames_49.mp4"]);
+        Assert.Equal(expected, jobs.Select(j => j.Output));
+
+        var defaults = new GenerationSettings { Model = "2b", Steps = 50, Guidance = 6, Seed = 42, Frames = 49, Fps = 8, Height = 480, Width = 720, Device = "cuda" };
+        foreach (var job in jobs)
+        {
+            // Every video is the defaults with its prompt and at most one setting changed.
+            var prompt = File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "prompts", job.Settings.PromptName + ".txt")).Trim();
+            var expectedSettings = defaults with { PromptName = job.Settings.PromptName, Prompt = prompt };
+            foreach (var (key, value) in job.Values)
+                expectedSettings = SettingKey.Find(key)!.Apply(expectedSettings, SettingKeyValue(key, value));
+            Assert.Equal(expectedSettings, job.Settings);
+            if (job.Experiment != "baseline") Assert.Equal("panda_guitar", job.Settings.PromptName);
+        }
+        Assert.Equal([1.0, 6, 12], jobs.Where(j => j.Experiment == "exp1_guidance_scale").Select(j => j.Settings.Guidance));
+        Assert.Equal([10, 25, 50], jobs.Where(j => j.Experiment == "exp2_steps").Select(j => j.Settings.Steps));
+        Assert.Equal([42L, 123, 999], jobs.Where(j => j.Experiment == "exp3_seed").Select(j => j.Settings.Seed));
+        Assert.Equal([25, 49], jobs.Where(j => j.Experiment == "exp4_frames").Select(j => j.Settings.Frames));
+        // References: the default value of each ablation.
+        Assert.Equal(["guidance_6", "steps_50", "seed_42", "frames_49"], jobs.Where(j => j.IsReference).Select(j => j.Name));
+        Assert.All(jobs.Where(j => j.Experiment != "baseline" && !j.IsReference), j => Assert.NotNull(j.ReferenceName));
+    }
+
+    private static SettingValue SettingKeyValue(string key, string text)
+    {
+        Assert.True(SettingKey.Find(key)!.TryParse(text, false, out var v, out var error), error);
+        return v!;
+    }
+
+    [Fact]
+    public void EverySpecInTheRepositoryIsValid()
+    {
+        var specs = Directory.GetFiles(Path.Combine(Fixtures.RepoRoot, "experiments"), "*.yaml");
+        Assert.True(specs.Length >= 2);
+        foreach (var path in specs)
+        {
+            var plan = StudyPlan.Expand(SpecParser.Load(path));
+            Assert.NotEmpty(plan.Jobs);
+            Assert.Equal(plan.Jobs.Count(), plan.Jobs.Select(j => j.Output).Distinct().Count());
+        }
+        var grid = StudyPlan.Expand(SpecParser.Load(Path.Combine(Fixtures.RepoRoot, "experiments", "guidance_steps_grid.yaml")));
+        Assert.Equal(12, grid.Jobs.Count());
+    }
+
+    [Fact]
+    public void AGridIsTheCartesianProductWithItsReference()
+    {
+        using var study = new StudyFolder("""
+            prompt_dir: ../prompts
+            defaults: { steps: 4, frames: 9, height: 32, width: 48, device: cpu }
+            experiments:
+              grid:
+                prompts: [panda, whale]
+                grid: { guidance: [1, 7.5], steps: [2, 4, 8] }
+                reference: { guidance: 7.5, steps: 4 }
+            """);
+        var plan = StudyPlan.Expand(SpecParser.Load(study.SpecPath));
+        var jobs = plan.Jobs.ToList();
+        Assert.Equal(2 * 2 * 3, jobs.Count);
+        Assert.Equal(Enumerable.Range(0, 12), jobs.Select(j => j.Index));
+        Assert.Equal("panda_guidance_1_steps_2", jobs[0].Name);
+        Assert.Equal("panda_guidance_1_steps_4", jobs[1].Name);
+        Assert.Equal("whale_guidance_7.5_steps_8", jobs[^1].Name);
+        Assert.Equal(7.5, jobs[^1].Settings.Guidance);
+        Assert.Equal(8, jobs[^1].Settings.Steps);
+        Assert.Equal(["panda_guidance_7.5_steps_4", "whale_guidance_7.5_steps_4"], jobs.Where(j => j.IsReference).Select(j => j.Name));
+        Assert.All(jobs.Where(j => !j.IsReference), j => Assert.Equal($"{j.Settings.PromptName}_guidance_7.5_steps_4", j.ReferenceName));
+        Assert.Equal(study.File("experiments", "outputs"), SpecParser.Load(study.SpecPath).OutputDir);
+    }
+
+    [Fact]
+    public void ShardsPartitionThePlanDeterministically()
+    {
+        var plan = StudyPlan.Expand(SpecParser.Load(Path.Combine(Fixtures.RepoRoot, "experiments", "cogvideox_study.yaml")));
+        var all = plan.Jobs.Select(j => j.Index).ToList();
+        for (int n = 1; n <= 7; n++)
+        {
+            var parts = Enumerable.Range(0, n).Select(i => all.Where(k => new Shard(i, n).Contains(k)).ToList()).ToList();
+            Assert.Equal(all, parts.SelectMany(p => p).Order());
+            Assert.All(parts, p => Assert.InRange(p.Count, all.Count / n, all.Count / n + 1));
+        }
+        Assert.Equal(new Shard(2, 4), Shard.Parse("2/4"));
+        Assert.Contains("form i/n", Assert.Throws<CogVideoXException>(() => Shard.Parse("2")).Message);
+        Assert.Contains("0 … n−1", Assert.Throws<CogVideoXException>(() => Shard.Parse("4/4")).Message);
+        Assert.Equal(["cuda:0", "cuda:1", "cuda:3"], DeviceList.Parse("0,1,cuda:3"));
+        Assert.Equal(["cpu", "cpu"], DeviceList.Parse("cpu,cpu"));
+        Assert.Contains("twice", Assert.Throws<CogVideoXException>(() => DeviceList.Parse("0,cuda:0")).Message);
+        Assert.Contains("not a device", Assert.Throws<CogVideoXException>(() => DeviceList.Parse("gpu0")).Message);
+    }
+
+    private static string ErrorOf(string yaml)
+    {
+        // prompt_dir goes last so the line numbers the tests expect are those of the YAML as written.
+        using var study = new StudyFolder(yaml.TrimStart().StartsWith('-') ? yaml : yaml.TrimEnd() + "\nprompt_dir: ../prompts\n");
+        return Assert.Throws<SpecException>(() => SpecParser.Load(study.SpecPath)).Message;
+    }
+
+    [Fact]
+    public void UnknownKeysAreLocatedAndSuggested()
+    {
+        var e = ErrorOf("""
+            defaults:
+              stepz: 4
+            experiments:
+              a: { prompts: [panda] }
+            """);
+        Assert.Contains("small.yaml:2:3: unknown setting 'stepz' in defaults (did you mean 'steps'?)", e);
+        Assert.Contains("settings: model, steps, guidance", e);
+
+        e = ErrorOf("experiment:\n  a: { prompts: [panda] }\n");
+        Assert.Contains(":1:1: unknown key 'experiment' in the spec (did you mean 'experiments'?); allowed: name, description, output_dir", e);
+
+        e = ErrorOf("experiments:\n  a: { prompts: [panda], varry: { steps: [1, 2] } }\n");
+        Assert.Contains(":2:26: unknown key 'varry' in experiment 'a' (did you mean 'vary'?)", e);
+    }
+
+    [Fact]
+    public void ValuesAreCheckedWithWhatIsAllowed()
+    {
+        var e = ErrorOf("""
+            defaults:
+              steps: ten
+              guidance: -1
+              frames: 48
+              height: 100
+              scheduler: euler
+            experiments:
+              a:
+                prompts: [panda]
+                vary: { steps: [0, 2] }
+            """);
+        Assert.Contains("7 problems", e);
+        Assert.Contains(":9:5: experiment 'a' needs a reference for steps", e);
+        Assert.Contains(":2:10: steps must be an integer ≥ 1 (denoising steps), got 'ten'", e);
+        Assert.Contains(":3:13: guidance must be a finite number ≥ 0, got -1", e);
+        Assert.Contains(":4:11: frames is 48, which is not of the form 4k+1 (nearest: 49)", e);
+        Assert.Contains(":5:11: height is 100; allowed: a multiple of 16", e);
+        Assert.Contains(":6:14: scheduler is 'euler'; allowed: one of ddim, dpm", e);
+        Assert.Contains(":10:21: steps must be at least 1, got 0", e);
+    }
+
+    [Fact]
+    public void UnknownPromptsListTheAvailableOnes()
+    {
+        var e = ErrorOf("experiments:\n  a:\n    prompts: [panda, dragon]\n");
+        Assert.Contains(":3:22: unknown prompt 'dragon' (no file ", e);
+        Assert.Contains("available: panda, tricky, whale", e);
+    }
+
+    [Fact]
+    public void CollidingOutputsAndAmbiguousExperimentsAreErrors()
+    {
+        var e = ErrorOf("experiments:\n  a:\n    prompts: [panda]\n    vary: { guidance: [6, 6.0, 7] }\n    reference: 7\n");
+        Assert.Contains(":4:27: guidance value 6 is listed twice in experiment 'a' vary: both would be written to guidance_6.mp4", e);
+
+        e = ErrorOf("experiments:\n  a:\n    prompts: [panda, panda]\n");
+        Assert.Contains(":3:22: prompt 'panda' is listed twice", e);
+
+        e = ErrorOf("experiments:\n  a:\n    prompts: [panda]\n    vary: { guidance: [1, 6], steps: [2, 4] }\n");
+        Assert.Contains("`vary` takes one setting, this one has 2 (guidance, steps); use `grid:`", e);
+
+        e = ErrorOf("experiments:\n  a:\n    prompts: [panda]\n    vary: { guidance: [1, 12] }\n");
+        Assert.Contains("needs a reference for guidance", e);
+        Assert.Contains("X one of 1, 12", e);
+
+        e = ErrorOf("experiments:\n  a:\n    prompts: [panda]\n    vary: { guidance: [1, 12] }\n    reference: 6\n");
+        Assert.Contains(":5:16: reference guidance 6 is not one of the values it varies over (1, 12)", e);
+
+        e = ErrorOf("experiments:\n  a:\n    prompts: [panda]\n    vary: { device: [cpu, cuda] }\n");
+        Assert.Contains("device cannot be varied", e);
+
+        e = ErrorOf("experiments:\n  bad name:\n    prompts: [panda]\n");
+        Assert.Contains(":2:3: experiment name 'bad name' must start with a letter or digit", e);
+    }
+
+    [Fact]
+    public void BrokenYamlAndMissingFilesAreClearErrors()
+    {
+        var e = ErrorOf("experiments:\n  a: { prompts: [panda\n");
+        Assert.Contains("YAML syntax error", e);
+        Assert.Matches(@"small\.yaml:\d+:\d+: YAML syntax error", e);
+
+        e = ErrorOf("- just\n- a list\n");
+        Assert.Contains("a spec is a YAML mapping", e);
+
+        e = ErrorOf("defaults: { steps: 2 }\n");
+        Assert.Contains("the spec has no `experiments:`", e);
+
+        e = Assert.Throws<SpecException>(() => SpecParser.Load("/nonexistent/spec.yaml")).Message;
+        Assert.Contains("no such spec file", e);
+    }
+
+    [Fact]
+    public void SettingsThatOnlyDifferInTheGpuOrdinalMakeTheSameVideo()
+    {
+        var a = new GenerationSettings { Device = "cuda" };
+        Assert.True(a.DefinesSameVideoAs(a with { Device = "cuda:1" }));
+        Assert.False(a.DefinesSameVideoAs(a with { Device = "cpu" }));
+        Assert.False(a.DefinesSameVideoAs(a with { Device = "cuda:1", Seed = 1 }));
+    }
+}
