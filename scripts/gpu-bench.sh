@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine from the repository root, with the NativeAOT CLI in .gpu/bin and this script and
-# cudnn-enums.py in .gpu/cuda2 (see docs/cuda-backend.md): the cuDNN enum check, doctor, selftest, op timings (cuDNN
+# Runs on the GPU machine from the repository root, with the NativeAOT CLI in .gpu/bin (scripts/publish-gpu.sh) and this
+# script next to cudnn-enums.py (see docs/cuda-backend.md): the cuDNN enum check, doctor, selftest, op timings (cuDNN
 # and the own kernels), the benchmarks (2b and 5b transformer step, VAE, T5, whole 2b pipeline) and the golden parity.
 # Full logs go to $OUT; a summary goes to stdout. Each stage has its own time limit so one hang cannot eat the rest.
 set -uo pipefail

@@ -101,6 +101,7 @@ public sealed unsafe partial class CudaBackend
         if (Options.CudnnAttentionAutotune && (double)q.Dim(0) * q.Dim(1) * q.Dim(2) * k.Dim(2) >= AutotuneMinimumScores
             && !ReferenceEquals(y.Storage, q.Storage) && !ReferenceEquals(y.Storage, k.Storage) && !ReferenceEquals(y.Storage, v.Storage))
         {
+            // The tuned choice is cached under a key of its own (graph −1: "whichever won").
             var tunedKey = CudnnAttentionKey.Of(dataType, CudnnSdpaGraph.Unified, q, k, v, y) with { Graph = (CudnnSdpaGraph)(-1) };
             if (!_attentionPlans.TryGetValue(tunedKey, out var tuned))
             {
