@@ -3,13 +3,18 @@ namespace CogVideoX.Engine.Cuda;
 public sealed unsafe partial class CudaBackend
 {
     /// <summary>
-    /// F16/BF16 with head dim ≤ 128: the flash-attention kernel (tensor cores, scores never leave registers).
-    /// Otherwise (F32, or larger head dims) a composite over chunks of queries: cuBLASLt scores for a bounded block
-    /// of rows, softmax, cuBLASLt times V — memory bounded by the scratch limit, never the whole [H, Nq, Nk].
+    /// F16/BF16 without bias: cuDNN's fused flash attention when cuDNN offers an engine for the shapes and strides.
+    /// Otherwise F16/BF16 with head dim ≤ 128 (T5's biased attention among them): this backend's flash-attention
+    /// kernel (tensor cores, scores never leave registers). Otherwise (F32, or larger head dims) a composite over
+    /// chunks of queries: cuBLASLt scores for a bounded block of rows, softmax, cuBLASLt times V — memory bounded by
+    /// the scratch limit, never the whole [H, Nq, Nk].
     /// </summary>
     public void Attention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y)
     {
+        using var profiled = Profile("attention", y, q.Dim(3) + (bias is null ? "" : " bias"));
         if (y.ElementCount == 0) return;
+        if (TryCudnnAttention(q, k, v, bias, scale, y)) return;
+        _ownAttentionCalls++;
         bool flash = q.DType is DType.F16 or DType.BF16 && q.Dim(3) <= 128 && k.DType == q.DType && v.DType == q.DType
             && (bias is null || bias.DType == q.DType) && y.DType == q.DType;
         if (flash) FlashAttention(q, k, v, bias, scale, y);
@@ -96,10 +101,11 @@ public sealed unsafe partial class CudaBackend
 
     public void Rotary(Tensor x, Tensor cos, Tensor sin, Tensor y)
     {
+        using var profiled = Profile("rotary", y);
         if (y.ElementCount == 0) return;
         using var c = F32(cos)!;
         using var s = F32(sin)!;
-        IntoOutput(y, x.DType, output =>
+        void Run(Tensor output)
         {
             var args = new RotaryArgs
             {
@@ -112,13 +118,21 @@ public sealed unsafe partial class CudaBackend
                 N = x.Dim(2),
                 D = x.Dim(3),
             };
-            for (int i = 0; i < 4; i++) args.XStrides[i] = x.Layout.Stride(i);
+            for (int i = 0; i < 4; i++)
+            {
+                args.XStrides[i] = x.Layout.Stride(i);
+                args.YStrides[i] = output.Layout.Stride(i);
+            }
             Launch(Function("misc", $"rotary_{Suffix(x.DType)}_{Suffix(output.DType)}"), Blocks(args.Pairs), 1, 256, ref args);
-        });
+        }
+        // The kernel writes any strided output of its own dtype pairs (in place too); others go through a temporary.
+        if (HasKernelPair(x.DType, y.DType)) Run(y);
+        else IntoOutput(y, x.DType, Run);
     }
 
     public void Gather(Tensor table, Tensor indices, Tensor y)
     {
+        using var profiled = Profile("gather", y);
         if (y.ElementCount == 0) return;
         using var ids = Contiguous(indices);
         // Ids are checked on the host (they are few) so a bad id is an error, not an out-of-bounds read.

@@ -4,6 +4,7 @@ public sealed partial class CudaBackend
 {
     public void Copy(Tensor source, Tensor destination)
     {
+        using var profiled = Profile("copy", destination, source.IsContiguous ? "contiguous" : "strided");
         if (!source.Shape.SequenceEqual(destination.Shape))
             throw new ArgumentException($"copy: shapes differ ({source.ShapeString} → {destination.ShapeString})");
         long count = destination.ElementCount;
@@ -21,11 +22,14 @@ public sealed partial class CudaBackend
             Destination = Ptr(destination),
             Map = IndexMap3.Create(destination.Shape, source.Layout.Strides, destination.Layout.Strides, default),
         };
+        if (source.DType != DType.I64 && destination.DType != DType.I64)
+            args.Map.TryVectorise(2, [args.Source, args.Destination]);
         Launch(Function("copy", $"copy_{Suffix(source.DType)}_{Suffix(destination.DType)}"), Blocks(count), 1, 256, ref args);
     }
 
     public void Fill(Tensor destination, double value)
     {
+        using var profiled = Profile("fill", destination);
         long count = destination.ElementCount;
         if (count == 0) return;
         MakeCurrent();
@@ -58,11 +62,23 @@ public sealed partial class CudaBackend
         Launch(Function("copy", kernel), Blocks(count), 1, 256, ref args);
     }
 
-    public void Unary(UnaryOp op, Tensor x, Tensor y) => Map((int)op, 0f, 0f, x, y);
+    public void Unary(UnaryOp op, Tensor x, Tensor y)
+    {
+        using var profiled = Profile("unary " + op, y);
+        Map((int)op, 0f, 0f, x, y);
+    }
 
-    public void Affine(Tensor x, float scale, float shift, Tensor y) => Map(MapArgs.Affine, scale, shift, x, y);
+    public void Affine(Tensor x, float scale, float shift, Tensor y)
+    {
+        using var profiled = Profile("affine", y);
+        Map(MapArgs.Affine, scale, shift, x, y);
+    }
 
-    public void Clamp(Tensor x, float min, float max, Tensor y) => Map(MapArgs.Clamp, min, max, x, y);
+    public void Clamp(Tensor x, float min, float max, Tensor y)
+    {
+        using var profiled = Profile("clamp", y);
+        Map(MapArgs.Clamp, min, max, x, y);
+    }
 
     private void Map(int op, float p0, float p1, Tensor x, Tensor y)
     {
@@ -83,11 +99,13 @@ public sealed partial class CudaBackend
             P1 = p1,
             Map = IndexMap3.Create(y.Shape, x.Layout.Strides, y.Layout.Strides, default),
         };
+        args.Map.TryVectorise(2, [args.X, args.Y]);
         Launch(Function("elementwise", $"map_{Suffix(x.DType)}_{Suffix(y.DType)}"), Blocks(y.ElementCount), 1, 256, ref args);
     }
 
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y)
     {
+        using var profiled = Profile("binary " + op, y);
         if (y.ElementCount == 0) return;
         if (a.DType != b.DType)
         {
@@ -111,6 +129,7 @@ public sealed partial class CudaBackend
             Op = (int)op,
             Map = IndexMap3.Create(y.Shape, a.Layout.Strides, b.Layout.Strides, y.Layout.Strides),
         };
+        args.Map.TryVectorise(3, [args.A, args.B, args.Y]);
         Launch(Function("elementwise", $"binary_{Suffix(a.DType)}_{Suffix(y.DType)}"), Blocks(y.ElementCount), 1, 256, ref args);
     }
 
@@ -135,6 +154,8 @@ public sealed partial class CudaBackend
             Spatial = y.ElementCount / ((long)y.Dim(0) * y.Dim(1)),
             Channels = y.Dim(1),
         };
+        // Eight elements (one channel) per access where the spatial size and alignment allow it.
+        args.Pad = args.Spatial % 8 == 0 && Ptr(y) % 16 == 0 ? 1 : 0;
         Launch(Function("elementwise", $"channel_bias_{Suffix(y.DType)}"), Blocks(y.ElementCount), 1, 256, ref args);
     }
 }

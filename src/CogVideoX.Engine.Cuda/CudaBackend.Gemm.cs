@@ -11,6 +11,7 @@ public sealed unsafe partial class CudaBackend
 
     public void Linear(Tensor x, Tensor weight, Tensor? bias, Activation activation, Tensor y)
     {
+        using var profiled = Profile("linear", y, activation);
         if (y.ElementCount == 0) return;
         using var xs = Gemmable(x);
         using var ws = Gemmable(weight);
@@ -45,6 +46,7 @@ public sealed unsafe partial class CudaBackend
 
     public void MatMul(Tensor a, Tensor b, Tensor y)
     {
+        using var profiled = Profile("matmul", y);
         if (y.ElementCount == 0) return;
         int rank = y.Rank;
         using var ag = Gemmable(a);
@@ -81,6 +83,7 @@ public sealed unsafe partial class CudaBackend
 
     public void Conv3d(Tensor x, Tensor weight, Tensor? bias, Conv3dParams p, Tensor y)
     {
+        using var profiled = Profile("conv3d", y, weight.ShapeString);
         if (y.ElementCount == 0) return;
         using var xc = Contiguous(x);
         using var wc = Contiguous(weight);
@@ -102,8 +105,9 @@ public sealed unsafe partial class CudaBackend
                 var ym = new Matrix(Ptr(output), cout, (int)spatial, spatial, 1, (long)cout * spatial);
                 Gemm(xc.DType, w with { BatchStride = 0 }, xm, ym, nb, CublasLt.EpilogueDefault, 0);
             }
-            else
+            else if (!TryCudnnConvolution(xc, wc, p, output))
             {
+                _ownConvolutionCalls++;
                 // im2col over chunks of output positions, bounded by the scratch limit, each chunk one GEMM into y.
                 long perPosition = kdim * es;
                 long chunk = Math.Clamp(Options.ScratchLimitBytes / perPosition, 1, spatial);
@@ -247,14 +251,52 @@ public sealed unsafe partial class CudaBackend
             }
             plan = GemmPlan.Create(_cublas, key, rowsA, colsA, rowsB, colsB, (ulong)WorkspaceBytes);
             _plans[key] = plan;
+            if (epilogue is CublasLt.EpilogueBias or CublasLt.EpilogueGeluBias or CublasLt.EpilogueReluBias)
+                CublasLt.Set(plan.Desc, CublasLt.DescBiasPointer, bias);
+            // Large products try the heuristics' few best algorithms on the call's own operands (c is written anyway).
+            if (Options.GemmAutotune && plan.Candidates.Length > 1 && 2.0 * m * n * k * batch >= GemmAutotuneFlops
+                && c.Pointer != a.Pointer && c.Pointer != b.Pointer)
+                Tune(plan, key, a, b, c);
         }
         if (epilogue is CublasLt.EpilogueBias or CublasLt.EpilogueGeluBias or CublasLt.EpilogueReluBias)
             CublasLt.Set(plan.Desc, CublasLt.DescBiasPointer, bias);
-        float alpha = 1f, beta = 0f;
         var algo = plan.Algo;
-        CublasLt.Check(CublasLt.cublasLtMatmul(_cublas, plan.Desc, &alpha, b.Pointer, plan.A, a.Pointer, plan.B, &beta,
-                c.Pointer, plan.C, c.Pointer, plan.C, &algo, _workspace.Pointer, (nuint)WorkspaceBytes, _stream),
-            "cublasLtMatmul", key.Describe());
+        CublasLt.Check(RunGemm(plan, a, b, c, &algo), "cublasLtMatmul", key.Describe());
+    }
+
+    /// <summary>Products of at least this many flops have their cuBLASLt algorithm chosen by timing.</summary>
+    private const double GemmAutotuneFlops = 5e10;
+
+    private int RunGemm(GemmPlan plan, Matrix a, Matrix b, Matrix c, CublasLt.MatmulAlgo* algo)
+    {
+        float alpha = 1f, beta = 0f;
+        return CublasLt.cublasLtMatmul(_cublas, plan.Desc, &alpha, b.Pointer, plan.A, a.Pointer, plan.B, &beta,
+            c.Pointer, plan.C, c.Pointer, plan.C, algo, _workspace.Pointer, (nuint)WorkspaceBytes, _stream);
+    }
+
+    private void Tune(GemmPlan plan, GemmKey key, Matrix a, Matrix b, Matrix c)
+    {
+        double best = double.MaxValue;
+        int bestIndex = 0;
+        var times = new List<string>();
+        for (int i = 0; i < plan.Candidates.Length; i++)
+        {
+            int index = i, failed = 0;
+            double ms = TimeMilliseconds(() =>
+            {
+                var x = plan.Candidates[index];
+                for (int r = 0; r < 4; r++) failed |= RunGemm(plan, a, b, c, &x);
+            }) / 4;
+            if (failed != 0) continue;
+            times.Add($"{ms:0.000}");
+            if (ms < best)
+            {
+                best = ms;
+                bestIndex = i;
+            }
+        }
+        plan.Algo = plan.Candidates[bestIndex];
+        Note($"cuBLASLt {key.Describe()}: algorithm {bestIndex} of {plan.Candidates.Length} by timing (ms: {string.Join(" ", times)})");
     }
 
     /// <summary>The largest power of two (≤ 256) dividing the address of every matrix in the batch.</summary>
@@ -276,13 +318,14 @@ public sealed unsafe partial class CudaBackend
     /// <summary>Descriptors and the algorithm cuBLASLt's heuristic chose for one GEMM shape.</summary>
     private sealed class GemmPlan : IDisposable
     {
-        private GemmPlan(MatmulDescHandle desc, MatrixLayoutHandle a, MatrixLayoutHandle b, MatrixLayoutHandle c, CublasLt.MatmulAlgo algo)
+        private GemmPlan(MatmulDescHandle desc, MatrixLayoutHandle a, MatrixLayoutHandle b, MatrixLayoutHandle c, CublasLt.MatmulAlgo[] candidates)
         {
             Desc = desc;
             A = a;
             B = b;
             C = c;
-            Algo = algo;
+            Candidates = candidates;
+            Algo = candidates[0];
         }
 
         public MatmulDescHandle Desc { get; }
@@ -293,7 +336,11 @@ public sealed unsafe partial class CudaBackend
 
         public MatrixLayoutHandle C { get; }
 
-        public CublasLt.MatmulAlgo Algo { get; }
+        /// <summary>The algorithm used: the heuristics' first, or the fastest candidate once timed.</summary>
+        public CublasLt.MatmulAlgo Algo { get; set; }
+
+        /// <summary>The heuristics' best few algorithms, best first.</summary>
+        public CublasLt.MatmulAlgo[] Candidates { get; }
 
         public static GemmPlan Create(CublasLtHandle handle, GemmKey key, ulong rowsA, ulong colsA, ulong rowsB, ulong colsB, ulong workspace)
         {
@@ -324,12 +371,15 @@ public sealed unsafe partial class CudaBackend
                     CublasLt.Set(preference, CublasLt.PrefMinAlignmentB, (uint)key.AlignB);
                     CublasLt.Set(preference, CublasLt.PrefMinAlignmentC, (uint)key.AlignC);
                     CublasLt.Set(preference, CublasLt.PrefMinAlignmentD, (uint)key.AlignC);
-                    CublasLt.HeuristicResult result;
-                    CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, c, c, preference, 1, &result, out int found),
+                    const int requested = 8;
+                    var results = stackalloc CublasLt.HeuristicResult[requested];
+                    CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, c, c, preference, requested, results, out int found),
                         "cublasLtMatmulAlgoGetHeuristic", key.Describe());
                     if (found == 0)
                         throw new CudaException("cuBLASLt", "cublasLtMatmulAlgoGetHeuristic", 15, "CUBLAS_STATUS_NOT_SUPPORTED", $"no algorithm for {key.Describe()}");
-                    return new GemmPlan(desc, a, b, c, result.Algo);
+                    var candidates = new CublasLt.MatmulAlgo[found];
+                    for (int i = 0; i < found; i++) candidates[i] = results[i].Algo;
+                    return new GemmPlan(desc, a, b, c, candidates);
                 }
             }
             catch

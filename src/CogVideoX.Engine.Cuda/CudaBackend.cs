@@ -9,8 +9,73 @@ public sealed record CudaBackendOptions
     /// </summary>
     public bool AllowTf32 { get; init; }
 
-    /// <summary>Largest scratch buffer an op may take (im2col chunks, attention fallback scores).</summary>
+    /// <summary>Largest scratch buffer an op may take (im2col chunks, attention fallback scores, cuDNN workspaces).</summary>
     public long ScratchLimitBytes { get; init; } = 256L << 20;
+
+    /// <summary>
+    /// Largest workspace a cuDNN convolution may take. The fastest algorithms for channels-first half-precision input
+    /// transpose it to channels-last inside the workspace, which at 480×720 takes most of a GiB.
+    /// </summary>
+    public long ConvolutionWorkspaceLimitBytes { get; init; } = 1L << 30;
+
+    /// <summary>Run F16/BF16 attention through cuDNN's fused flash engines when cuDNN 9 is present (own kernel otherwise).</summary>
+    public bool UseCudnnAttention { get; init; } = true;
+
+    /// <summary>Run 3D convolutions through cuDNN when it is present (im2col + cuBLASLt otherwise).</summary>
+    public bool UseCudnnConvolution { get; init; } = true;
+
+    /// <summary>
+    /// For large attention calls, time every plan cuDNN offers (both graphs, each engine configuration) on the first
+    /// call of a shape and keep the fastest; otherwise the heuristics' first choice is used. Off by default: on an
+    /// H100 the first choice measured within 1% of the best, and building every plan costs seconds on the first call.
+    /// </summary>
+    public bool CudnnAttentionAutotune { get; init; }
+
+    /// <summary>
+    /// For large matrix products, time the cuBLASLt heuristics' best few algorithms on first use and keep the fastest.
+    /// Off by default: on an H100 the transformer's products ran as fast with the heuristics' first choice.
+    /// </summary>
+    public bool GemmAutotune { get; init; }
+
+    /// <summary>Which cuDNN attention graph to build: the unified SDPA operation first, then the composite one (Auto).</summary>
+    public CudnnAttentionGraphChoice CudnnAttentionGraph { get; init; }
+
+    /// <summary>
+    /// The defaults, changed by environment variables for comparisons on a device: COGVIDEOX_CUDNN = 0 (no cuDNN),
+    /// attention or conv (only that), autotune (time the candidate attention plans and GEMM algorithms on first use), 1 (both, the default);
+    /// COGVIDEOX_CUDNN_SDPA = unified, composite or auto.
+    /// </summary>
+    public static CudaBackendOptions FromEnvironment()
+    {
+        var options = new CudaBackendOptions();
+        var cudnn = Environment.GetEnvironmentVariable("COGVIDEOX_CUDNN")?.Trim().ToLowerInvariant();
+        options = cudnn switch
+        {
+            null or "" or "1" or "on" => options,
+            "0" or "off" => options with { UseCudnnAttention = false, UseCudnnConvolution = false },
+            "autotune" => options with { CudnnAttentionAutotune = true, GemmAutotune = true },
+            "attention" => options with { UseCudnnConvolution = false },
+            "conv" => options with { UseCudnnAttention = false },
+            _ => throw new CogVideoXException($"COGVIDEOX_CUDNN='{cudnn}' is not understood: use 0, 1, attention, conv or autotune"),
+        };
+        var graph = Environment.GetEnvironmentVariable("COGVIDEOX_CUDNN_SDPA")?.Trim().ToLowerInvariant();
+        return graph switch
+        {
+            null or "" or "auto" => options,
+            "unified" => options with { CudnnAttentionGraph = CudnnAttentionGraphChoice.Unified },
+            "composite" => options with { CudnnAttentionGraph = CudnnAttentionGraphChoice.Composite },
+            _ => throw new CogVideoXException($"COGVIDEOX_CUDNN_SDPA='{graph}' is not understood: use auto, unified or composite"),
+        };
+    }
+}
+
+/// <summary>The cuDNN operation graph attention is described with.</summary>
+public enum CudnnAttentionGraphChoice
+{
+    /// <summary>The unified SDPA operation when cuDNN is 9.13 or later, else (or when it has no engine) the composite graph.</summary>
+    Auto,
+    Unified,
+    Composite,
 }
 
 /// <summary>
@@ -77,7 +142,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
     }
 
     /// <summary>Makes "cuda" / "cuda:N" resolvable through <see cref="Backends"/>.</summary>
-    public static void Register() => Backends.Register(DeviceKind.Cuda, i => Create(i));
+    public static void Register() => Backends.Register(DeviceKind.Cuda, i => Create(i, CudaBackendOptions.FromEnvironment()));
 
     public string Name => $"cuda:{Info.Index} ({Info.Name}, {Info.Architecture})";
 
@@ -377,6 +442,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
             }
             foreach (var plan in _plans.Values) plan.Dispose();
             _plans.Clear();
+            DisposeCudnn();
+            DisposeProfile();
             _cublas?.Dispose();
             foreach (var m in _modules.Values) m.Dispose();
             _modules.Clear();

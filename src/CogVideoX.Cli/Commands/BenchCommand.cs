@@ -1,22 +1,154 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Globalization;
 using CogVideoX.Engine;
+using CogVideoX.Engine.Cuda;
+using CogVideoX.Lab.Benchmarks;
 
 namespace CogVideoX.Cli.Commands;
 
 /// <summary>
-/// `bench`: performance measurements that print figures (not tests: timings depend on the machine).
-/// One subcommand per thing measured; each lives in a Create… method here.
+/// `bench`: performance measurements that print figures (not tests: timings depend on the machine). `bench gemm`: the
+/// CPU GEMM; `bench transformer|vae|t5|all`: full-size CogVideoX stages with random weights (made on the device from
+/// the published configs), timed after warm-up with the device synchronised around each repetition, with the peak
+/// device memory and the device line; `bench pipeline`: the whole pipeline in each memory mode (see
+/// <see cref="BenchPipelineCommand"/>).
 /// </summary>
 internal static class BenchCommand
 {
+    private sealed record Options(
+        Option<string> Model, Option<string> Device, Option<string> DType, Option<int> Frames, Option<int> Height, Option<int> Width,
+        Option<int> Repeats, Option<int> Warmup, Option<int> Steps, Option<double> Guidance, Option<bool> Profile);
+
     public static Command Create()
     {
-        var cmd = new Command("bench", "Measure the speed of the engine's kernels and print the figures.");
-        cmd.Subcommands.Add(CreateGemm());
-        cmd.Subcommands.Add(BenchPipelineCommand.Create());
+        var bench = new Command("bench", "Measure speed: the CPU GEMM, or full-size CogVideoX stages with random weights on a device (median of repeats, peak memory).");
+        bench.Subcommands.Add(CreateGemm());
+        bench.Subcommands.Add(Stage("transformer", "One transformer step with classifier-free guidance (batch 2).", (b, s, o) => [ModelBench.Transformer(b, s, o)]));
+        bench.Subcommands.Add(Stage("vae", "The VAE decode of one video.", (b, s, o) => [ModelBench.Vae(b, s, o)]));
+        bench.Subcommands.Add(Stage("t5", "The T5 encode of a prompt and a negative prompt.", (b, s, o) => [ModelBench.T5(b, s, o)]));
+        // The whole run is the real pipeline (generate's code) in each memory mode: its own command.
+        bench.Subcommands.Add(BenchPipelineCommand.Create());
+        bench.Subcommands.Add(Stage("all", "transformer, vae and t5 one after the other.", (b, s, o) =>
+            [ModelBench.Transformer(b, s, o), ModelBench.Vae(b, s, o), ModelBench.T5(b, s, o)]));
+        return bench;
+    }
+
+    private static Command Stage(string name, string description, Func<IBackend, BenchSettings, Action<string>, IReadOnlyList<StageResult>> run)
+    {
+        var o = new Options(
+            new Option<string>("--model-config") { Description = "2b, 5b (the published configs) or a folder with transformer/, vae/, text_encoder/, scheduler/ configs.", DefaultValueFactory = _ => "2b" },
+            new Option<string>("--device") { Description = "cuda, cuda:N or cpu.", DefaultValueFactory = _ => "cuda" },
+            new Option<string>("--dtype") { Description = "f16, bf16 or f32; auto: bf16 for rotary (5b-style) models, f16 otherwise.", DefaultValueFactory = _ => "auto" },
+            new Option<int>("--frames") { Description = "Video frames (4k + 1).", DefaultValueFactory = _ => 49 },
+            new Option<int>("--height") { Description = "Video height in pixels (multiple of 16).", DefaultValueFactory = _ => 480 },
+            new Option<int>("--width") { Description = "Video width in pixels (multiple of 16).", DefaultValueFactory = _ => 720 },
+            new Option<int>("--repeats") { Description = "Timed repetitions; the median is reported.", DefaultValueFactory = _ => 3 },
+            new Option<int>("--warmup") { Description = "Untimed repetitions first.", DefaultValueFactory = _ => 1 },
+            new Option<int>("--steps") { Description = "Denoising steps (pipeline).", DefaultValueFactory = _ => 50 },
+            new Option<double>("--guidance") { Description = "Guidance scale (pipeline; > 1 runs CFG).", DefaultValueFactory = _ => 6.0 },
+            new Option<bool>("--profile") { Description = "After the timed repetitions, run one more with each op timed on the device and print where the time goes." });
+        var cmd = new Command(name, description) { o.Model, o.Device, o.DType, o.Frames, o.Height, o.Width, o.Repeats, o.Warmup, o.Steps, o.Guidance, o.Profile };
+        cmd.SetAction(parse => Run(parse, o, run, parse.InvocationConfiguration.Output));
         return cmd;
     }
+
+    private static int Run(ParseResult parse, Options o, Func<IBackend, BenchSettings, Action<string>, IReadOnlyList<StageResult>> run, TextWriter output)
+    {
+        int frames = parse.GetValue(o.Frames), height = parse.GetValue(o.Height), width = parse.GetValue(o.Width);
+        int repeats = parse.GetValue(o.Repeats), warmup = parse.GetValue(o.Warmup), steps = parse.GetValue(o.Steps);
+        if (frames < 1 || (frames - 1) % 4 != 0)
+            throw new CogVideoXException($"--frames {frames}: CogVideoX takes 4k + 1 frames (e.g. 49, 17, 9)");
+        if (height < 16 || width < 16 || height % 16 != 0 || width % 16 != 0)
+            throw new CogVideoXException($"--height {height} --width {width}: both must be positive multiples of 16 (e.g. 480 × 720)");
+        if (repeats < 1 || warmup < 0 || steps < 1)
+            throw new CogVideoXException("--repeats and --steps must be at least 1, --warmup at least 0");
+        var folder = ModelBench.ResolveConfigFolder(parse.GetValue(o.Model)!);
+        var settings = new BenchSettings
+        {
+            ConfigFolder = folder,
+            Frames = frames,
+            Height = height,
+            Width = width,
+            Repeats = repeats,
+            Warmup = warmup,
+            InferenceSteps = steps,
+            GuidanceScale = parse.GetValue(o.Guidance),
+            Profile = parse.GetValue(o.Profile),
+        };
+        settings = settings with { DType = ParseDType(parse.GetValue(o.DType)!, settings) };
+        var device = Backends.Parse(parse.GetValue(o.Device)!);
+        var backend = Backends.Get(device);
+        output.WriteLine($"device: {DeviceLine(backend)}");
+        output.WriteLine($"model: {settings.ModelName} ({folder}), {settings.DType.Name()}, {frames} frames {height}×{width}, random weights");
+        output.Flush();
+        var results = run(backend, settings, line =>
+        {
+            output.WriteLine(line);
+            output.Flush();
+        });
+        output.WriteLine();
+        foreach (var r in results)
+        {
+            var times = string.Join(" ", r.Seconds.Select(t => t.ToString("0.000", CultureInfo.InvariantCulture)));
+            output.WriteLine($"{r.Stage,-12} {r.Median,9:0.000} s   peak {Gib(r.PeakBytes)}{(r.WeightBytes > 0 ? $" (weights {Gib(r.WeightBytes)})" : "")}   [{times}]   {r.Description}");
+        }
+        foreach (var r in results.Where(r => r.Profile is not null))
+            PrintProfile(r, output);
+        if (backend is CudaBackend cuda)
+        {
+            var (cudnnAttention, ownAttention, cudnnConv, ownConv) = cuda.PathCounts;
+            output.WriteLine($"paths: attention {cudnnAttention} cuDNN / {ownAttention} own kernel; convolution {cudnnConv} cuDNN / {ownConv} im2col");
+            foreach (var note in cuda.Notes) output.WriteLine($"note: {note}");
+            if (settings.Profile)
+                foreach (var plan in cuda.ConvolutionPlans) output.WriteLine($"convolution plan: {plan}");
+        }
+        return 0;
+    }
+
+    /// <summary>Where one repetition's device time went: by op, then the largest individual op kinds.</summary>
+    private static void PrintProfile(StageResult r, TextWriter o)
+    {
+        var entries = r.Profile!;
+        double total = entries.Sum(e => e.Milliseconds);
+        o.WriteLine();
+        o.WriteLine($"profile of one {r.Stage} repetition: {total:0.0} ms of device time in {entries.Sum(e => e.Calls)} op calls");
+        foreach (var op in entries.GroupBy(e => OpName(e.Key)).Select(g => (Op: g.Key, Ms: g.Sum(e => e.Milliseconds), Calls: g.Sum(e => e.Calls))).OrderByDescending(g => g.Ms))
+            o.WriteLine($"  {op.Op,-22} {op.Ms,10:0.00} ms {100 * op.Ms / total,6:0.0}%  {op.Calls,6} calls");
+        o.WriteLine("  largest op kinds:");
+        foreach (var e in entries.Take(40))
+            o.WriteLine($"  {e.Milliseconds,10:0.00} ms {e.Calls,6} × {e.Milliseconds / e.Calls,8:0.000} ms  {e.Key}");
+    }
+
+    /// <summary>The op of a profile key (its first word, with the binary/unary op kept).</summary>
+    private static string OpName(string key)
+    {
+        var words = key.Split(' ');
+        return words[0] is "binary" or "unary" && words.Length > 1 ? words[0] + " " + words[1] : words[0];
+    }
+
+    private static DType ParseDType(string text, BenchSettings settings) => text.Trim().ToLowerInvariant() switch
+    {
+        "auto" => ModelBench.LoadTransformerConfig(settings).UseRotaryPositionalEmbeddings ? DType.BF16 : DType.F16,
+        "f16" or "fp16" or "float16" => DType.F16,
+        "bf16" or "bfloat16" => DType.BF16,
+        "f32" or "fp32" or "float32" => DType.F32,
+        _ => throw new CogVideoXException($"--dtype '{text}': use f16, bf16, f32 or auto"),
+    };
+
+    /// <summary>The device, its driver and the libraries in use, for a benchmark's record.</summary>
+    internal static string DeviceLine(IBackend backend)
+    {
+        if (backend is not CudaBackend cuda) return backend.Name;
+        var driver = CudaLibraries.Probe(CudaLibrary.Driver).Version ?? "driver version unknown";
+        var cublas = CudaLibraries.Probe(CudaLibrary.CublasLt).Version;
+        var cudnn = CudaLibraries.Probe(CudaLibrary.Cudnn);
+        var (free, total) = cuda.DeviceMemory();
+        return $"{cuda.Name}, {total / (double)(1L << 30):0.0} GiB ({free / (double)(1L << 30):0.0} free), {driver}, cuBLASLt {cublas}, " +
+            (cudnn.Found ? $"cuDNN {cudnn.Version}" : "no cuDNN");
+    }
+
+    private static string Gib(long bytes) => $"{bytes / (double)(1L << 30):0.00} GiB";
 
     private static Command CreateGemm()
     {

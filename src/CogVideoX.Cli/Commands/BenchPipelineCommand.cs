@@ -16,11 +16,11 @@ internal static class BenchPipelineCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "2b, 5b (the published configs, with random weights), a folder of configs, or a pipeline folder with weights.", DefaultValueFactory = _ => "2b" };
+        var model = new Option<string>("--model-config", "--model") { Description = "2b, 5b (the published configs, with random weights), a folder of configs, or a pipeline folder with weights.", DefaultValueFactory = _ => "2b" };
         var weights = new Option<string?>("--weights") { Description = "Where random weights are written and reused (default ~/.cache/cogvideox/random-weights/<model>-<dtype>).", HelpName = "FOLDER" };
         var memory = new Option<string>("--memory") { Description = "Memory modes to run, comma-separated, in order: full, balanced, low, auto.", DefaultValueFactory = _ => "full,balanced,low", HelpName = "MODES" };
         var device = new Option<string>("--device") { Description = "cuda, cuda:N or cpu.", DefaultValueFactory = _ => "cuda" };
-        var dtype = new Option<string?>("--dtype") { Description = "f32, f16 or bf16 (default: f16 for 2b and bf16 for 5b on a GPU, f32 on the CPU).", HelpName = "f32|f16|bf16" };
+        var dtype = new Option<string>("--dtype") { Description = "f32, f16, bf16 or auto (f16 for 2b and bf16 for 5b on a GPU, f32 on the CPU).", DefaultValueFactory = _ => "auto", HelpName = "f32|f16|bf16|auto" };
         var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 50 };
         var frames = new Option<int>("--frames") { Description = "Video frames (4k+1).", DefaultValueFactory = _ => 49 };
         var height = new Option<int>("--height") { Description = "Height in pixels.", DefaultValueFactory = _ => 480 };
@@ -46,7 +46,7 @@ internal static class BenchPipelineCommand
                 WeightsFolder = parse.GetValue(weights),
                 Modes = parse.GetValue(memory)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                 Device = parse.GetValue(device)!.Trim().ToLowerInvariant(),
-                DType = parse.GetValue(dtype) is { } d ? RenderPlan.ParseDType(d) : null,
+                DType = parse.GetValue(dtype)!.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase) ? null : RenderPlan.ParseDType(parse.GetValue(dtype)!),
                 Steps = parse.GetValue(steps),
                 Frames = parse.GetValue(frames),
                 Height = parse.GetValue(height),

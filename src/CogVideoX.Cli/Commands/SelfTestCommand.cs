@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using CogVideoX.Engine;
 using CogVideoX.Engine.Testing;
+using CogVideoX.Lab.Benchmarks;
 
 namespace CogVideoX.Cli.Commands;
 
@@ -19,13 +20,47 @@ internal static class SelfTestCommand
         var filter = new Option<string?>("--filter") { Description = "Only cases whose op name contains this text." };
         var timing = new Option<bool>("--timing") { Description = "Also time ops at CogVideoX-2b sizes (needs a few GB of device memory)." };
         var timingOnly = new Option<bool>("--timing-only") { Description = "Only the timings, no comparison cases." };
+        var golden = new Option<bool>("--golden") { Description = "Instead: run the golden fixture runs' T5, transformer and VAE stages on the device (float32 and half precision) against the fixtures." };
+        var fixtures = new Option<string?>("--fixtures") { Description = "The golden fixture folder (default: tests/fixtures/golden above the working directory)." };
         var cmd = new Command("selftest", "Check every backend op on a device against the CPU reference (normalised error per case).")
         {
-            device, filter, timing, timingOnly,
+            device, filter, timing, timingOnly, golden, fixtures,
         };
-        cmd.SetAction(parse => Run(parse.GetValue(device)!, parse.GetValue(filter), parse.GetValue(timing) || parse.GetValue(timingOnly),
-            !parse.GetValue(timingOnly), parse.InvocationConfiguration.Output));
+        cmd.SetAction(parse => parse.GetValue(golden)
+            ? RunGolden(parse.GetValue(device)!, parse.GetValue(fixtures), parse.InvocationConfiguration.Output)
+            : Run(parse.GetValue(device)!, parse.GetValue(filter), parse.GetValue(timing) || parse.GetValue(timingOnly),
+                !parse.GetValue(timingOnly), parse.InvocationConfiguration.Output));
         return cmd;
+    }
+
+    /// <summary>
+    /// The golden runs' model stages on the device: float32 and the half type each style's published model uses
+    /// (F16 for 2b, BF16 for 5b; both run for both styles), max error against the README's GPU tolerance.
+    /// </summary>
+    private static int RunGolden(string deviceText, string? fixtures, TextWriter o)
+    {
+        var folder = GoldenParity.FindFixtures(fixtures);
+        var target = Backends.Get(Backends.Parse(deviceText));
+        o.WriteLine($"golden parity: {BenchCommand.DeviceLine(target)}, fixtures {folder}");
+        string header = $"{"style",-18} {"run",-20} {"stage",-26} {"dtype",-5} {"max abs err",11} {"bound",9} {"cpu bound",9}  result";
+        o.WriteLine(header);
+        o.WriteLine(new string('-', header.Length));
+        var checks = GoldenParity.Run(target, folder, [DType.F32, DType.F16, DType.BF16], c =>
+        {
+            o.WriteLine($"{c.Style,-18} {c.Run,-20} {c.Stage,-26} {c.DType.Name(),-5} {Number(c.MaxAbsError),11} {Number(c.Bound),9} {Number(c.CpuBound),9}  " +
+                $"{(c.Passed ? "pass" : "FAIL")}{(c.MaxAbsError <= c.CpuBound ? " (within the CPU bound)" : "")}");
+            o.Flush();
+        });
+        o.WriteLine(new string('-', header.Length));
+        foreach (var group in checks.GroupBy(c => c.DType))
+        {
+            var worst = group.MaxBy(c => c.MaxAbsError / c.Bound)!;
+            o.WriteLine($"{group.Key.Name()}: {group.Count(c => c.Passed)}/{group.Count()} within the GPU tolerance; worst {worst.Style} {worst.Run} {worst.Stage}: " +
+                $"{Number(worst.MaxAbsError)} ({worst.MaxAbsError / worst.Bound:0.00} of the bound)");
+        }
+        int failed = checks.Count(c => !c.Passed);
+        o.WriteLine($"{checks.Count - failed} passed, {failed} failed");
+        return failed == 0 ? 0 : 1;
     }
 
     private static int Run(string deviceText, string? filter, bool timing, bool cases, TextWriter o)

@@ -11,11 +11,54 @@ internal unsafe struct IndexMap3
 {
     public const int MaxDims = 8;
 
+    /// <summary>Flag: 32-bit index math is exact (count and every operand's largest offset below 2³¹).</summary>
+    public const int Index32 = 1;
+
+    /// <summary>Flag: the map is in units of eight elements (see <see cref="TryVectorise"/>).</summary>
+    public const int Vector8 = 2;
+
     public long Count;
     public int Rank;
-    public int Pad;
+    public int Flags;
     public fixed long Shape[MaxDims];
     public fixed long Strides[3 * MaxDims];
+
+    /// <summary>
+    /// Re-expresses the map in units of eight elements when every one of the first <paramref name="operands"/>
+    /// operands has a contiguous innermost dim whose extent is a multiple of 8, all its other strides are multiples of 8
+    /// and its address (bytes) is 16-byte aligned; kernels then move 16 bytes (or 32 for float32) per access.
+    /// </summary>
+    public void TryVectorise(int operands, ReadOnlySpan<ulong> addresses)
+    {
+        int last = Rank - 1;
+        if ((Flags & Vector8) != 0 || Shape[last] % 8 != 0) return;
+        for (int op = 0; op < operands; op++)
+        {
+            if (Strides[op * MaxDims + last] != 1 || addresses[op] % 16 != 0) return;
+            for (int d = 0; d < last; d++)
+                if (Strides[op * MaxDims + d] % 8 != 0) return;
+        }
+        Shape[last] /= 8;
+        Count /= 8;
+        for (int op = 0; op < 3; op++)
+            for (int d = 0; d < last; d++)
+                Strides[op * MaxDims + d] /= 8;
+        Flags |= Vector8;
+        SetIndex32();
+    }
+
+    private void SetIndex32()
+    {
+        Flags &= ~Index32;
+        if (Count >= int.MaxValue) return;
+        for (int op = 0; op < 3; op++)
+        {
+            long max = 0;
+            for (int d = 0; d < Rank; d++) max += (Shape[d] - 1) * Math.Abs(Strides[op * MaxDims + d]);
+            if (max >= int.MaxValue) return;
+        }
+        Flags |= Index32;
+    }
 
     /// <summary>
     /// Collapses shape and up to three operands' strides (size-1 dims dropped, dims merged where every operand is
@@ -66,8 +109,110 @@ internal unsafe struct IndexMap3
             m.Strides[MaxDims + i] = b[i];
             m.Strides[2 * MaxDims + i] = c[i];
         }
+        m.SetIndex32();
         return m;
     }
+}
+
+/// <summary>Row offsets of up to four operands over the leading dims of [..., D] tensors (RowMap4 in common.cuh).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct RowMap4
+{
+    public const int MaxDims = 4;
+
+    public int Rank;
+    public int Flags;
+    public fixed long Shape[MaxDims];
+    public fixed long Strides[4 * MaxDims];
+
+    /// <summary>
+    /// The map over <paramref name="leading"/> (the shape without its last dim) for operands given by their strides
+    /// over those dims (zero where broadcast); dims are merged where every operand allows it. False when more than
+    /// four dims remain.
+    /// </summary>
+    public static bool TryCreate(ReadOnlySpan<int> leading, ReadOnlySpan<long> s0, ReadOnlySpan<long> s1, ReadOnlySpan<long> s2, ReadOnlySpan<long> s3, out RowMap4 map)
+    {
+        map = default;
+        Span<long> dims = stackalloc long[Math.Max(leading.Length, 1)];
+        Span<long> st = stackalloc long[4 * Math.Max(leading.Length, 1)];
+        int n = leading.Length, rank = 0;
+        for (int i = 0; i < n; i++)
+        {
+            long size = leading[i];
+            if (size == 1) continue;
+            long x0 = s0.IsEmpty ? 0 : s0[i], x1 = s1.IsEmpty ? 0 : s1[i], x2 = s2.IsEmpty ? 0 : s2[i], x3 = s3.IsEmpty ? 0 : s3[i];
+            if (rank > 0 && st[0 * n + rank - 1] == x0 * size && st[1 * n + rank - 1] == x1 * size && st[2 * n + rank - 1] == x2 * size && st[3 * n + rank - 1] == x3 * size)
+            {
+                dims[rank - 1] *= size;
+                st[0 * n + rank - 1] = x0;
+                st[1 * n + rank - 1] = x1;
+                st[2 * n + rank - 1] = x2;
+                st[3 * n + rank - 1] = x3;
+                continue;
+            }
+            if (rank == MaxDims) return false;
+            dims[rank] = size;
+            st[0 * n + rank] = x0;
+            st[1 * n + rank] = x1;
+            st[2 * n + rank] = x2;
+            st[3 * n + rank] = x3;
+            rank++;
+        }
+        if (rank == 0)
+        {
+            map.Rank = 1;
+            map.Shape[0] = 1;
+            return true;
+        }
+        map.Rank = rank;
+        long rows = 1;
+        for (int i = 0; i < rank; i++)
+        {
+            map.Shape[i] = dims[i];
+            rows *= dims[i];
+            for (int op = 0; op < 4; op++) map.Strides[op * MaxDims + i] = st[op * n + i];
+        }
+        // 32-bit index math when the rows and every operand's largest row offset (plus a row) fit in 31 bits.
+        bool small = rows < int.MaxValue;
+        for (int op = 0; op < 4 && small; op++)
+        {
+            long max = 0;
+            for (int i = 0; i < rank; i++) max += (dims[i] - 1) * Math.Abs(st[op * n + i]);
+            small = max < int.MaxValue / 2;
+        }
+        if (small) map.Flags = IndexMap3.Index32;
+        return true;
+    }
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct LnRowsArgs
+{
+    public ulong X;
+    public ulong Y;
+    public ulong Gamma;
+    public ulong Beta;
+    public ulong Scale;
+    public ulong Shift;
+    public long Rows;
+    public int Cols;
+    public int Lanes;
+    public float Eps;
+    public int Pad;
+    public RowMap4 Map;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct AddMulArgs
+{
+    public ulong X;
+    public ulong H;
+    public ulong Gate;
+    public ulong Y;
+    public long Rows;
+    public int Cols;
+    public int Pad;
+    public RowMap4 Map;
 }
 
 [StructLayout(LayoutKind.Sequential)]
@@ -183,6 +328,7 @@ internal unsafe struct RotaryArgs
     public ulong Cos;
     public ulong Sin;
     public fixed long XStrides[4];
+    public fixed long YStrides[4];
     public long Pairs;
     public int Heads;
     public int N;
@@ -236,5 +382,40 @@ internal unsafe struct AttentionArgs
     public float Scale;
     public int HasBias;
     public int VectorKv;
+    public int Pad;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct SpatialNormArgs
+{
+    public ulong X;
+    public ulong Y;
+    public ulong Stats;
+    public ulong Gamma;
+    public ulong Beta;
+    public ulong Scale;
+    public ulong Shift;
+    public long Vectors;
+    public int Channels;
+    public int Groups;
+    public int Frames;
+    public int Height;
+    public int Width;
+    public int Zh;
+    public int Zw;
+    public int Fh;
+    public int Fw;
+    public int Activation;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct UpsampleArgs
+{
+    public ulong X;
+    public ulong Y;
+    public long Vectors;
+    public int Ti, Hi, Wi;
+    public int Ft, Fh, Fw;
+    public int To, Ho, Wo;
     public int Pad;
 }

@@ -56,11 +56,17 @@ template <typename TO, typename TI> struct Convert { static __device__ __forcein
 template <typename T> struct Convert<T, T> { static __device__ __forceinline__ T run(T v) { return v; } };
 
 // Offsets of up to three operands that share one logical shape (already collapsed on the host).
+// flags: MAP_INDEX32 when the count and every operand's largest offset fit in 31 bits (cheaper 32-bit index math);
+// MAP_VECTOR8 when the host expressed the map in units of eight elements (every operand's innermost dim contiguous
+// and a multiple of 8 long, every other stride a multiple of 8, every pointer 16-byte aligned): count, the innermost
+// extent and all strides are then divided by 8, and kernels move eight elements per access.
+#define MAP_INDEX32 1
+#define MAP_VECTOR8 2
 struct IndexMap3
 {
     i64 count;
     int rank;
-    int pad;
+    int flags;
     i64 shape[MAX_DIMS];
     i64 stride[3][MAX_DIMS];
 };
@@ -77,6 +83,106 @@ __device__ __forceinline__ void offsets3(const IndexMap3& m, i64 i, i64& o0, i64
         o0 += c * m.stride[0][d];
         o1 += c * m.stride[1][d];
         o2 += c * m.stride[2][d];
+    }
+}
+
+__device__ __forceinline__ void offsets3_32(const IndexMap3& m, u32 i, i64& o0, i64& o1, i64& o2)
+{
+    u32 a = 0, b = 0, c = 0;
+    for (int d = m.rank - 1; d >= 0; --d)
+    {
+        u32 n = (u32)m.shape[d];
+        u32 q = i / n;
+        u32 k = i - q * n;
+        i = q;
+        a += k * (u32)m.stride[0][d];
+        b += k * (u32)m.stride[1][d];
+        c += k * (u32)m.stride[2][d];
+    }
+    o0 = a; o1 = b; o2 = c;
+}
+
+// Eight consecutive elements as floats, one or two 16-byte accesses (the pointer must be 16-byte aligned).
+__device__ __forceinline__ void load8(const float* p, float* v)
+{
+    float4 a = ((const float4*)p)[0], b = ((const float4*)p)[1];
+    v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+}
+__device__ __forceinline__ void load8(const f16* p, float* v)
+{
+    uint4 r = *(const uint4*)p;
+    u32 w[4] = { r.x, r.y, r.z, r.w };
+#pragma unroll
+    for (int k = 0; k < 4; ++k) { v[2 * k] = f16_to_float((u16)(w[k] & 0xffffu)); v[2 * k + 1] = f16_to_float((u16)(w[k] >> 16)); }
+}
+__device__ __forceinline__ void load8(const bf16* p, float* v)
+{
+    uint4 r = *(const uint4*)p;
+    u32 w[4] = { r.x, r.y, r.z, r.w };
+#pragma unroll
+    for (int k = 0; k < 4; ++k) { v[2 * k] = bf16_to_float((u16)(w[k] & 0xffffu)); v[2 * k + 1] = bf16_to_float((u16)(w[k] >> 16)); }
+}
+__device__ __forceinline__ void store8(float* p, const float* v)
+{
+    ((float4*)p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+    ((float4*)p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+__device__ __forceinline__ void store8(f16* p, const float* v)
+{
+    u32 w[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) w[k] = (u32)float_to_f16(v[2 * k]) | ((u32)float_to_f16(v[2 * k + 1]) << 16);
+    *(uint4*)p = make_uint4(w[0], w[1], w[2], w[3]);
+}
+__device__ __forceinline__ void store8(bf16* p, const float* v)
+{
+    u32 w[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) w[k] = (u32)float_to_bf16(v[2 * k]) | ((u32)float_to_bf16(v[2 * k + 1]) << 16);
+    *(uint4*)p = make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// Row offsets of up to four operands over the leading dims of [..., D] tensors whose last dim is contiguous
+// (collapsed on the host; operand strides in elements, zero where an operand is broadcast).
+// flags: MAP_INDEX32 when the row count and every operand's largest offset fit in 31 bits.
+#define ROW_DIMS 4
+struct RowMap4
+{
+    int rank;
+    int flags;
+    i64 shape[ROW_DIMS];
+    i64 stride[4][ROW_DIMS];
+};
+static_assert(sizeof(RowMap4) == 168, "RowMap4 must match KernelArgs.cs");
+
+__device__ __forceinline__ void row_offsets(const RowMap4& m, i64 r, i64* o)
+{
+    if (m.flags & MAP_INDEX32)
+    {
+        // 32-bit division is several times cheaper than 64-bit; rows of a few vectors are bound by it otherwise.
+        u32 q32 = (u32)r, a[4] = { 0, 0, 0, 0 };
+        for (int d = m.rank - 1; d >= 0; --d)
+        {
+            u32 n = (u32)m.shape[d];
+            u32 q = q32 / n;
+            u32 k = q32 - q * n;
+            q32 = q;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) a[j] += k * (u32)m.stride[j][d];
+        }
+#pragma unroll
+        for (int j = 0; j < 4; ++j) o[j] = a[j];
+        return;
+    }
+    o[0] = 0; o[1] = 0; o[2] = 0; o[3] = 0;
+    for (int d = m.rank - 1; d >= 0; --d)
+    {
+        i64 n = m.shape[d];
+        i64 q = r / n;
+        i64 k = r - q * n;
+        r = q;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) o[j] += k * m.stride[j][d];
     }
 }
 

@@ -48,10 +48,35 @@ __device__ void map_impl(const MapArgs& a)
 {
     const TI* x = (const TI*)a.x;
     TO* y = (TO*)a.y;
+    if (a.map.flags & MAP_VECTOR8)
+    {
+        for (i64 i = global_index(); i < a.map.count; i += grid_stride())
+        {
+            i64 ox, oy, unused;
+            if (a.map.flags & MAP_INDEX32) offsets3_32(a.map, (u32)i, ox, oy, unused);
+            else offsets3(a.map, i, ox, oy, unused);
+            float v[8];
+            load8(x + ox * 8, v);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) v[e] = map_value(a.op, v[e], a.p0, a.p1);
+            store8(y + oy * 8, v);
+        }
+        return;
+    }
     if (a.map.rank == 1 && a.map.stride[0][0] == 1 && a.map.stride[1][0] == 1)
     {
         for (i64 i = global_index(); i < a.map.count; i += grid_stride())
             y[i] = from_float<TO>(map_value(a.op, to_float(x[i]), a.p0, a.p1));
+        return;
+    }
+    if (a.map.flags & MAP_INDEX32)
+    {
+        for (u32 i = (u32)global_index(); i < (u32)a.map.count; i += (u32)grid_stride())
+        {
+            i64 ox, oy, unused;
+            offsets3_32(a.map, i, ox, oy, unused);
+            y[oy] = from_float<TO>(map_value(a.op, to_float(x[ox]), a.p0, a.p1));
+        }
         return;
     }
     for (i64 i = global_index(); i < a.map.count; i += grid_stride())
@@ -93,6 +118,32 @@ __device__ void binary_impl(const BinaryArgs& args)
     const TI* a = (const TI*)args.a;
     const TI* b = (const TI*)args.b;
     TO* y = (TO*)args.y;
+    if (args.map.flags & MAP_VECTOR8)
+    {
+        for (i64 i = global_index(); i < args.map.count; i += grid_stride())
+        {
+            i64 oa, ob, oy;
+            if (args.map.flags & MAP_INDEX32) offsets3_32(args.map, (u32)i, oa, ob, oy);
+            else offsets3(args.map, i, oa, ob, oy);
+            float va[8], vb[8];
+            load8(a + oa * 8, va);
+            load8(b + ob * 8, vb);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) va[e] = binary_value(args.op, va[e], vb[e]);
+            store8(y + oy * 8, va);
+        }
+        return;
+    }
+    if (args.map.flags & MAP_INDEX32)
+    {
+        for (u32 i = (u32)global_index(); i < (u32)args.map.count; i += (u32)grid_stride())
+        {
+            i64 oa, ob, oy;
+            offsets3_32(args.map, i, oa, ob, oy);
+            y[oy] = from_float<TO>(binary_value(args.op, to_float(a[oa]), to_float(b[ob])));
+        }
+        return;
+    }
     for (i64 i = global_index(); i < args.map.count; i += grid_stride())
     {
         i64 oa, ob, oy;
@@ -116,6 +167,21 @@ template <typename T>
 __device__ void channel_bias_impl(const ChannelBiasArgs& a)
 {
     T* y = (T*)a.y;
+    // pad = 1: the spatial size is a multiple of 8 and y is 16-byte aligned, so eight elements share one channel.
+    if (a.pad == 1 && a.count < 0x7fffffffLL)
+    {
+        u32 vectors = (u32)(a.count / 8), spatial8 = (u32)(a.spatial / 8), channels = (u32)a.channels;
+        for (u32 i = (u32)global_index(); i < vectors; i += (u32)grid_stride())
+        {
+            float v[8];
+            load8(y + (i64)i * 8, v);
+            float b = a.bias[(i / spatial8) % channels];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) v[e] = v[e] + b;
+            store8(y + (i64)i * 8, v);
+        }
+        return;
+    }
     for (i64 i = global_index(); i < a.count; i += grid_stride())
     {
         int c = (int)((i / a.spatial) % a.channels);
@@ -135,3 +201,47 @@ ELEMENTWISE(bf16, bf16, f32, float)
 extern "C" __global__ void channel_bias_f32(ChannelBiasArgs a) { channel_bias_impl<float>(a); }
 extern "C" __global__ void channel_bias_f16(ChannelBiasArgs a) { channel_bias_impl<f16>(a); }
 extern "C" __global__ void channel_bias_bf16(ChannelBiasArgs a) { channel_bias_impl<bf16>(a); }
+
+// y = x + h ⊙ gate over rows of a contiguous last dim (x, h, gate, y: any row strides, gate typically one row per
+// batch item): product and sum each rounded once in float, eight elements per access.
+struct AddMulArgs
+{
+    const void* x;
+    const void* h;
+    const void* gate;
+    void* y;
+    i64 rows;
+    int cols;
+    int pad;
+    RowMap4 map;  // operand 0 = x, 1 = h, 2 = gate, 3 = y
+};
+static_assert(sizeof(AddMulArgs) == 216, "AddMulArgs must match KernelArgs.cs");
+
+template <typename T>
+__device__ void add_mul_impl(const AddMulArgs& a)
+{
+    const T* x = (const T*)a.x;
+    const T* h = (const T*)a.h;
+    const T* g = (const T*)a.gate;
+    T* y = (T*)a.y;
+    const int vecs = a.cols / 8;
+    const i64 total = a.rows * vecs;
+    for (i64 i = global_index(); i < total; i += grid_stride())
+    {
+        i64 r = i / vecs;
+        int c = (int)(i - r * vecs) * 8;
+        i64 o[4];
+        row_offsets(a.map, r, o);
+        float vx[8], vh[8], vg[8];
+        load8(x + o[0] + c, vx);
+        load8(h + o[1] + c, vh);
+        load8(g + o[2] + c, vg);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) vx[e] = __fadd_rn(vx[e], __fmul_rn(vh[e], vg[e]));
+        store8(y + o[3] + c, vx);
+    }
+}
+
+extern "C" __global__ void add_mul_f32(AddMulArgs a) { add_mul_impl<float>(a); }
+extern "C" __global__ void add_mul_f16(AddMulArgs a) { add_mul_impl<f16>(a); }
+extern "C" __global__ void add_mul_bf16(AddMulArgs a) { add_mul_impl<bf16>(a); }

@@ -3,17 +3,18 @@
 struct RotaryArgs
 {
     const void* x;     // [B, H, N, D], any strides
-    void* y;           // contiguous [B, H, N, D]
+    void* y;           // [B, H, N, D], any strides (x itself included: each pair is read before it is written)
     const float* cos;  // contiguous [N, D]
     const float* sin;
     i64 xs[4];
+    i64 ys[4];
     i64 pairs;         // B * H * N * D / 2
     int heads;
     int n;
     int d;
     int pad;
 };
-static_assert(sizeof(RotaryArgs) == 88, "RotaryArgs must match KernelArgs.cs");
+static_assert(sizeof(RotaryArgs) == 120, "RotaryArgs must match KernelArgs.cs");
 
 template <typename TI, typename TO>
 __device__ void rotary_impl(const RotaryArgs& a)
@@ -32,10 +33,10 @@ __device__ void rotary_impl(const RotaryArgs& a)
         float re = to_float(x[xo]), im = to_float(x[xo + a.xs[3]]);
         const float* c = a.cos + (i64)pos * a.d + 2 * k;
         const float* s = a.sin + (i64)pos * a.d + 2 * k;
-        i64 yo = row * a.d + 2 * k;
+        i64 yo = b * a.ys[0] + h * a.ys[1] + pos * a.ys[2] + (i64)(2 * k) * a.ys[3];
         // Each product rounded, then the sum: the CPU backend's arithmetic exactly.
         y[yo] = from_float<TO>(__fsub_rn(__fmul_rn(re, c[0]), __fmul_rn(im, s[0])));
-        y[yo + 1] = from_float<TO>(__fadd_rn(__fmul_rn(im, c[1]), __fmul_rn(re, s[1])));
+        y[yo + a.ys[3]] = from_float<TO>(__fadd_rn(__fmul_rn(im, c[1]), __fmul_rn(re, s[1])));
     }
 }
 

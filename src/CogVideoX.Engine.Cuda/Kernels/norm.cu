@@ -82,9 +82,11 @@ __device__ void layer_norm_impl(const RowArgs& a)
     float m = (float)mean;
     for (int j = threadIdx.x; j < a.cols; j += blockDim.x)
     {
+        // As the CPU backend: (x − mean)·inv rounded once, then γ·n + β fused.
         float v = __fmul_rn(to_float(x[j]) - m, inv);
-        if (a.gamma) v = __fmul_rn(v, a.gamma[j]);
-        if (a.beta) v = __fadd_rn(v, a.beta[j]);
+        if (a.gamma && a.beta) v = __fmaf_rn(v, a.gamma[j], a.beta[j]);
+        else if (a.gamma) v = __fmul_rn(v, a.gamma[j]);
+        else if (a.beta) v = __fadd_rn(v, a.beta[j]);
         y[j] = from_float<TO>(v);
     }
 }
@@ -128,14 +130,33 @@ __device__ void group_stats_impl(const GroupStatsArgs& a)
     const i64 ng = blockIdx.y;
     const T* x = (const T*)a.x + ng * a.group_len;
     i64 chunk = (a.group_len + a.splits - 1) / a.splits;
+    // pad = 1: the group length is a multiple of 8 and x is 16-byte aligned; chunks are rounded up to whole vectors.
+    if (a.pad == 1) chunk = (chunk + 7) / 8 * 8;
     i64 start = (i64)blockIdx.x * chunk;
     i64 end = start + chunk < a.group_len ? start + chunk : a.group_len;
     double s = 0, q = 0;
-    for (i64 i = start + threadIdx.x; i < end; i += blockDim.x)
+    if (a.pad == 1)
     {
-        double v = to_float(x[i]);
-        s += v;
-        q += v * v;
+        for (i64 i = start + threadIdx.x * 8; i < end; i += blockDim.x * 8)
+        {
+            float v[8];
+            load8(x + i, v);
+#pragma unroll
+            for (int e = 0; e < 8; ++e)
+            {
+                s += v[e];
+                q += (double)v[e] * v[e];
+            }
+        }
+    }
+    else
+    {
+        for (i64 i = start + threadIdx.x; i < end; i += blockDim.x)
+        {
+            double v = to_float(x[i]);
+            s += v;
+            q += v * v;
+        }
     }
     s = block_reduce<SumOp<double>>(s, dscratch);
     q = block_reduce<SumOp<double>>(q, dscratch);
@@ -198,6 +219,27 @@ __device__ void group_apply_impl(const GroupApplyArgs& a)
     const TI* x = (const TI*)a.x;
     TO* y = (TO*)a.y;
     int per_group = a.channels / a.groups;
+    // pad = 1: spatial is a multiple of 8, the count fits 31 bits and x, y are 16-byte aligned: eight elements (one
+    // channel) per access with 32-bit index math.
+    if (a.pad == 1)
+    {
+        u32 vectors = (u32)(a.count / 8), spatial8 = (u32)(a.spatial / 8), channels = (u32)a.channels;
+        for (u32 i = (u32)global_index(); i < vectors; i += (u32)grid_stride())
+        {
+            u32 nc = i / spatial8;
+            u32 c = nc % channels;
+            u32 ng = (nc / channels) * (u32)a.groups + c / (u32)per_group;
+            float mean = a.stats[ng * 2], inv = a.stats[ng * 2 + 1];
+            float scale = a.gamma ? __fmul_rn(inv, a.gamma[c]) : inv;
+            float shift = a.beta ? a.beta[c] : 0.0f;
+            float v[8];
+            load8(x + (i64)i * 8, v);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) v[e] = activate(a.act, __fmaf_rn(v[e] - mean, scale, shift));
+            store8(y + (i64)i * 8, v);
+        }
+        return;
+    }
     for (i64 i = global_index(); i < a.count; i += grid_stride())
     {
         i64 nc = i / a.spatial;
@@ -205,9 +247,9 @@ __device__ void group_apply_impl(const GroupApplyArgs& a)
         i64 n = nc / a.channels;
         i64 ng = n * a.groups + c / per_group;
         float mean = a.stats[ng * 2], inv = a.stats[ng * 2 + 1];
+        // As the CPU backend: (x − mean)·(inv·γ) + β in one fused multiply-add.
         float scale = a.gamma ? __fmul_rn(inv, a.gamma[c]) : inv;
-        float shift = __fsub_rn(a.beta ? a.beta[c] : 0.0f, __fmul_rn(mean, scale));
-        float v = __fadd_rn(__fmul_rn(to_float(x[i]), scale), shift);
+        float v = __fmaf_rn(to_float(x[i]) - mean, scale, a.beta ? a.beta[c] : 0.0f);
         y[i] = from_float<TO>(activate(a.act, v));
     }
 }
@@ -227,3 +269,175 @@ ROWS(bf16, bf16, f32, float)
 extern "C" __global__ void group_norm_stats_f32(GroupStatsArgs a) { group_stats_impl<float>(a); }
 extern "C" __global__ void group_norm_stats_f16(GroupStatsArgs a) { group_stats_impl<f16>(a); }
 extern "C" __global__ void group_norm_stats_bf16(GroupStatsArgs a) { group_stats_impl<bf16>(a); }
+
+// LayerNorm over rows of a contiguous last dim, optionally modulated: y = (norm(x)·γ + β)·(1 + scale) + shift, with
+// scale and shift rows chosen per row through the row map (one per batch item, say). A group of `lanes` threads
+// (a power of two up to 32) holds one row in registers, VPL vectors of 8 elements per thread: one read of x, one write
+// of y. Statistics in double as in layer_norm_impl, so results agree with it (and the CPU) to rounding.
+struct LnRowsArgs
+{
+    const void* x;
+    void* y;
+    const float* gamma;  // [cols] or null
+    const float* beta;   // [cols] or null
+    const void* scale;   // rows through the map (x's type) or null
+    const void* shift;
+    i64 rows;
+    int cols;
+    int lanes;
+    float eps;
+    int pad;
+    RowMap4 map;  // operand 0 = x, 1 = y, 2 = scale, 3 = shift
+};
+static_assert(sizeof(LnRowsArgs) == 240, "LnRowsArgs must match KernelArgs.cs");
+
+__device__ __forceinline__ double group_sum(double v, int lanes)
+{
+    for (int o = lanes >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+template <typename T, int VPL>
+__device__ void ln_rows_impl(const LnRowsArgs& a)
+{
+    const int lane = threadIdx.x & 31;
+    const int lanes = a.lanes;
+    const int l = lane & (lanes - 1);
+    const i64 warp = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const i64 row = warp * (32 / lanes) + lane / lanes;
+    const bool valid = row < a.rows;
+    const int vecs = a.cols / 8;
+    i64 o[4] = { 0, 0, 0, 0 };
+    if (valid) row_offsets(a.map, row, o);
+    const T* x = (const T*)a.x + o[0];
+    float v[VPL][8];
+    // One pass of sums and sums of squares in double, then one reduction: at these sizes the E[x²] − mean² form loses
+    // nothing in double, and it halves the shuffle chain of the two-pass form.
+    double s = 0, q = 0;
+#pragma unroll
+    for (int j = 0; j < VPL; ++j)
+    {
+        int c = l + j * lanes;
+        if (valid && c < vecs)
+        {
+            load8(x + c * 8, v[j]);
+#pragma unroll
+            for (int e = 0; e < 8; ++e)
+            {
+                s += v[j][e];
+                q += (double)v[j][e] * v[j][e];
+            }
+        }
+    }
+    // Every lane of the warp takes part in the shuffles, rows past the end included.
+    s = group_sum(s, lanes);
+    q = group_sum(q, lanes);
+    double mean = s / a.cols;
+    double variance = q / a.cols - mean * mean;
+    if (variance < 0) variance = 0;
+    if (!valid) return;
+    float inv = (float)(1.0 / sqrt(variance + (double)a.eps));
+    float m = (float)mean;
+    T* y = (T*)a.y + o[1];
+    const T* sc = a.scale ? (const T*)a.scale + o[2] : 0;
+    const T* sh = a.shift ? (const T*)a.shift + o[3] : 0;
+#pragma unroll
+    for (int j = 0; j < VPL; ++j)
+    {
+        int c = l + j * lanes;
+        if (c >= vecs) continue;
+        float sv[8], hv[8];
+        if (sc) load8(sc + c * 8, sv);
+        if (sh) load8(sh + c * 8, hv);
+        float out[8];
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+        {
+            int col = c * 8 + e;
+            float t = __fmul_rn(v[j][e] - m, inv);
+            if (a.gamma && a.beta) t = __fmaf_rn(t, a.gamma[col], a.beta[col]);
+            else if (a.gamma) t = __fmul_rn(t, a.gamma[col]);
+            else if (a.beta) t = __fadd_rn(t, a.beta[col]);
+            if (sc) t = __fmul_rn(t, __fadd_rn(1.0f, sv[e]));
+            if (sh) t = __fadd_rn(t, hv[e]);
+            out[e] = t;
+        }
+        store8(y + c * 8, out);
+    }
+}
+
+#define LN_ROWS(N, T) \
+    extern "C" __global__ void __launch_bounds__(256) ln_rows_##N##_v1(LnRowsArgs a) { ln_rows_impl<T, 1>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) ln_rows_##N##_v2(LnRowsArgs a) { ln_rows_impl<T, 2>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) ln_rows_##N##_v4(LnRowsArgs a) { ln_rows_impl<T, 4>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) ln_rows_##N##_v8(LnRowsArgs a) { ln_rows_impl<T, 8>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) ln_rows_##N##_v12(LnRowsArgs a) { ln_rows_impl<T, 12>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) ln_rows_##N##_v16(LnRowsArgs a) { ln_rows_impl<T, 16>(a); }
+LN_ROWS(f32, float)
+LN_ROWS(f16, f16)
+LN_ROWS(bf16, bf16)
+
+// A VAE's spatial norm after the group statistics: y = act(((x − mean)·scale_c + beta_c)·m + b) where scale_c folds the
+// group's 1/std and the channel's gamma (as group_apply_impl), and m, b are read from [N, C, T, h, w]
+// modulation tensors at (n, c, t, row / fh, col / fw). Eight consecutive columns per thread (W a multiple of 8).
+struct SpatialNormArgs
+{
+    const void* x;       // contiguous [N, C, T, H, W]
+    void* y;             // contiguous, x's shape
+    const float* stats;  // [N * G, 2]
+    const float* gamma;  // [C] or null
+    const float* beta;   // [C] or null
+    const void* scale;   // contiguous [N, C, T, h, w], x's type
+    const void* shift;
+    i64 vectors;         // N·C·T·H·W / 8
+    int channels;
+    int groups;
+    int frames;
+    int height;
+    int width;
+    int zh;
+    int zw;
+    int fh;
+    int fw;
+    int act;
+};
+static_assert(sizeof(SpatialNormArgs) == 104, "SpatialNormArgs must match KernelArgs.cs");
+
+template <typename T>
+__device__ void spatial_norm_impl(const SpatialNormArgs& a)
+{
+    const T* x = (const T*)a.x;
+    T* y = (T*)a.y;
+    const T* sc = (const T*)a.scale;
+    const T* sh = (const T*)a.shift;
+    const int wv = a.width / 8, per_group = a.channels / a.groups;
+    for (i64 v = global_index(); v < a.vectors; v += grid_stride())
+    {
+        i64 row = v / wv;
+        int w0 = (int)(v - row * wv) * 8;
+        i64 nct = row / a.height;
+        int h = (int)(row - nct * a.height);
+        i64 nc = nct / a.frames;
+        int c = (int)(nc % a.channels);
+        i64 ng = (nc / a.channels) * a.groups + c / per_group;
+        float mean = a.stats[ng * 2], inv = a.stats[ng * 2 + 1];
+        float scale = a.gamma ? __fmul_rn(inv, a.gamma[c]) : inv;
+        float shift = a.beta ? a.beta[c] : 0.0f;
+        i64 m = (nct * a.zh + h / a.fh) * a.zw;
+        float vals[8];
+        load8(x + v * 8, vals);
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+        {
+            int col = (w0 + e) / a.fw;
+            float n = __fmaf_rn(vals[e] - mean, scale, shift);
+            n = __fadd_rn(__fmul_rn(n, to_float(sc[m + col])), to_float(sh[m + col]));
+            vals[e] = activate(a.act, n);
+        }
+        store8(y + v * 8, vals);
+    }
+}
+
+extern "C" __global__ void spatial_norm_f32(SpatialNormArgs a) { spatial_norm_impl<float>(a); }
+extern "C" __global__ void spatial_norm_f16(SpatialNormArgs a) { spatial_norm_impl<f16>(a); }
+extern "C" __global__ void spatial_norm_bf16(SpatialNormArgs a) { spatial_norm_impl<bf16>(a); }

@@ -12,7 +12,7 @@ public enum CudaLibrary
     Nvrtc,
     /// <summary>cuBLASLt, the matrix-multiply library (CUDA toolkit).</summary>
     CublasLt,
-    /// <summary>cuDNN 9 (attention and convolutions; optional for now).</summary>
+    /// <summary>cuDNN 9 (fused attention, convolutions); optional: the backend's own kernels run without it.</summary>
     Cudnn,
 }
 

@@ -106,8 +106,32 @@ public interface IBackend : IDisposable
     /// <summary>x [N, C, ...]: normalise over (C/groups × spatial) per group, then per-channel affine and activation.</summary>
     void GroupNorm(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps, Activation activation, Tensor y);
 
+    /// <summary>
+    /// y = act((GroupNorm(x)·gamma + beta)·scale + shift) for x [N, C, T, H, W], with scale and shift [N, C, T, h, w] (x's
+    /// dtype) nearest-upsampled to H × W (whole multiples of h and w): a VAE's spatial norm in one pass over x, the
+    /// modulation read at its own size. Each step rounded once in float32; y contiguous.
+    /// </summary>
+    void SpatialGroupNorm(Tensor x, int groups, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Activation activation, Tensor y);
+
+    /// <summary>Nearest-neighbour upsampling: each trailing dim of y is a whole multiple of x's (the factor); y contiguous.</summary>
+    void UpsampleNearest(Tensor x, Tensor y);
+
     /// <summary>Normalise over the last dim (mean and variance), then affine.</summary>
     void LayerNorm(Tensor x, Tensor? gamma, Tensor? beta, float eps, Tensor y);
+
+    /// <summary>
+    /// LayerNorm over the last dim with the affine gamma/beta [D] (either may be null), then modulation:
+    /// y = (norm(x)·gamma + beta)·(1 + scale) + shift, each step rounded once in float32. scale and shift come
+    /// broadcast to x's shape (e.g. one [D] row per batch item: a DiT block's adaptive norm); they and y share x's
+    /// dtype. y may be a strided view (it is written once, row by row).
+    /// </summary>
+    void ModulatedLayerNorm(Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Tensor y);
+
+    /// <summary>
+    /// y = x + h ⊙ gate (product and sum each rounded once in float32): a gated residual. h and gate come broadcast
+    /// to x's shape and share its dtype; y has x's shape and may be x itself or any strided view.
+    /// </summary>
+    void AddMul(Tensor x, Tensor h, Tensor gate, Tensor y);
 
     /// <summary>x / sqrt(mean(x²) + eps) over the last dim, times gamma. Statistics in float32.</summary>
     void RmsNorm(Tensor x, Tensor? gamma, float eps, Tensor y);
@@ -125,6 +149,7 @@ public interface IBackend : IDisposable
     /// <summary>
     /// Rotary embedding on interleaved pairs: x [B, H, N, D], cos/sin [N, D];
     /// y[2i] = x[2i]·cos[2i] − x[2i+1]·sin[2i], y[2i+1] = x[2i+1]·cos[2i+1] + x[2i]·sin[2i+1].
+    /// y may be a strided view, x itself included (each pair is read before it is written).
     /// </summary>
     void Rotary(Tensor x, Tensor cos, Tensor sin, Tensor y);
 

@@ -105,6 +105,32 @@ public static partial class Ops
         return y;
     }
 
+    /// <summary>
+    /// A VAE's spatial norm in one pass: act((GroupNorm(x)·gamma + beta)·scale + shift) for x [N, C, T, H, W], with
+    /// scale and shift [N, C, T, h, w] nearest-upsampled to H × W.
+    /// </summary>
+    public static Tensor SpatialGroupNorm(this Tensor x, int groups, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Activation activation = Activation.None)
+    {
+        Float(x, "spatial_group_norm");
+        Rank(x, 5, "spatial_group_norm", "input");
+        int c = x.Dim(1);
+        if (groups < 1 || c % groups != 0)
+            throw new ArgumentException($"spatial_group_norm: {c} channels do not split into {groups} groups");
+        CheckAffine(x, gamma, c, "spatial_group_norm", "gamma");
+        CheckAffine(x, beta, c, "spatial_group_norm", "beta");
+        foreach (var (m, what) in new[] { (scale, "scale"), (shift, "shift") })
+        {
+            SameBackend(x, m, "spatial_group_norm");
+            SameDType(x, m, "spatial_group_norm");
+            if (m.Rank != 5 || m.Dim(0) != x.Dim(0) || m.Dim(1) != c || m.Dim(2) != x.Dim(2) || m.Dim(3) == 0 || m.Dim(4) == 0
+                || x.Dim(3) % m.Dim(3) != 0 || x.Dim(4) % m.Dim(4) != 0)
+                throw new ArgumentException($"spatial_group_norm: {what} {m.ShapeString} must be [{x.Dim(0)}, {c}, {x.Dim(2)}, h, w] with h, w dividing {x.Dim(3)} × {x.Dim(4)}");
+        }
+        var y = Like(x);
+        if (y.ElementCount > 0) x.Backend.SpatialGroupNorm(x, groups, gamma, beta, scale, shift, eps, activation, y);
+        return y;
+    }
+
     public static Tensor LayerNorm(this Tensor x, Tensor? gamma, Tensor? beta, float eps)
     {
         Float(x, "layer_norm");
@@ -114,6 +140,72 @@ public static partial class Ops
         var y = Like(x);
         if (y.ElementCount > 0) x.Backend.LayerNorm(x, gamma, beta, eps, y);
         return y;
+    }
+
+    /// <summary>
+    /// A DiT block's adaptive LayerNorm in one pass: (LayerNorm(x)·gamma + beta)·(1 + scale) + shift, with scale and
+    /// shift broadcastable to x (e.g. [B, 1, D] for one modulation per batch item). When <paramref name="output"/> is
+    /// given (x's shape and dtype, any strides) the result is written there and returned as a new reference.
+    /// </summary>
+    public static Tensor ModulatedLayerNorm(this Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Tensor? output = null)
+    {
+        Float(x, "modulated_layer_norm");
+        RankAtLeast(x, 1, "modulated_layer_norm", "input");
+        CheckAffine(x, gamma, x.Dim(-1), "modulated_layer_norm", "gamma");
+        CheckAffine(x, beta, x.Dim(-1), "modulated_layer_norm", "beta");
+        SameBackend(x, scale, "modulated_layer_norm");
+        SameBackend(x, shift, "modulated_layer_norm");
+        SameDType(x, scale, "modulated_layer_norm");
+        SameDType(x, shift, "modulated_layer_norm");
+        using var s = BroadcastOperand(scale, x, "modulated_layer_norm", "scale");
+        using var t = BroadcastOperand(shift, x, "modulated_layer_norm", "shift");
+        var y = OutputLike(x, output, "modulated_layer_norm");
+        if (y.ElementCount > 0) x.Backend.ModulatedLayerNorm(x, gamma, beta, s, t, eps, y);
+        return y;
+    }
+
+    /// <summary>
+    /// x + h ⊙ gate with h and gate broadcastable to x (a gated residual, e.g. gate [B, 1, D]). When
+    /// <paramref name="output"/> is given (x's shape and dtype, any strides; x itself for an in-place update) the
+    /// result is written there and returned as a new reference.
+    /// </summary>
+    public static Tensor AddMul(this Tensor x, Tensor h, Tensor gate, Tensor? output = null)
+    {
+        Float(x, "add_mul");
+        SameBackend(x, h, "add_mul");
+        SameBackend(x, gate, "add_mul");
+        SameDType(x, h, "add_mul");
+        SameDType(x, gate, "add_mul");
+        using var hb = BroadcastOperand(h, x, "add_mul", "h");
+        using var gb = BroadcastOperand(gate, x, "add_mul", "gate");
+        var y = OutputLike(x, output, "add_mul");
+        if (y.ElementCount > 0) x.Backend.AddMul(x, hb, gb, y);
+        return y;
+    }
+
+    /// <summary>operand viewed with x's shape (numpy broadcasting), or a clear error.</summary>
+    private static Tensor BroadcastOperand(Tensor operand, Tensor x, string op, string what)
+    {
+        try
+        {
+            var shape = BroadcastShape(operand.Shape, x.Shape);
+            if (!shape.AsSpan().SequenceEqual(x.Shape)) throw new ArgumentException("");
+        }
+        catch (ArgumentException)
+        {
+            throw new ArgumentException($"{op}: {what} {operand.ShapeString} does not broadcast to {x.ShapeString}");
+        }
+        return operand.BroadcastTo(x.ShapeArray());
+    }
+
+    /// <summary>The caller's output (checked against x, as a new reference) or a new tensor like x.</summary>
+    private static Tensor OutputLike(Tensor x, Tensor? output, string op)
+    {
+        if (output is null) return Like(x);
+        SameBackend(x, output, op);
+        if (!output.Shape.SequenceEqual(x.Shape) || output.DType != x.DType)
+            throw new ArgumentException($"{op}: output {output} must be {x.DType.Name()} {x.ShapeString}");
+        return output.Alias();
     }
 
     public static Tensor RmsNorm(this Tensor x, Tensor? gamma, float eps)
@@ -182,8 +274,12 @@ public static partial class Ops
         }
     }
 
-    /// <summary>Interleaved-pair rotary embedding (diffusers' use_real_unbind_dim=-1): x [B, H, N, D], cos/sin [N, D].</summary>
-    public static Tensor Rotary(this Tensor x, Tensor cos, Tensor sin)
+    /// <summary>
+    /// Interleaved-pair rotary embedding (diffusers' use_real_unbind_dim=-1): x [B, H, N, D], cos/sin [N, D]. When
+    /// <paramref name="output"/> is given (x's shape and dtype, any strides; x itself to rotate in place) the result
+    /// is written there and returned as a new reference.
+    /// </summary>
+    public static Tensor Rotary(this Tensor x, Tensor cos, Tensor sin, Tensor? output = null)
     {
         SameBackend(x, cos, "rotary");
         SameBackend(x, sin, "rotary");
@@ -194,7 +290,7 @@ public static partial class Ops
         if (d % 2 != 0) throw new ArgumentException($"rotary: head dim {d} must be even");
         if (cos.Rank != 2 || cos.Dim(0) != n || cos.Dim(1) != d || !sin.Shape.SequenceEqual(cos.Shape))
             throw new ArgumentException($"rotary: cos {cos.ShapeString} / sin {sin.ShapeString} must be [{n}, {d}] for x {x.ShapeString}");
-        var y = Like(x);
+        var y = OutputLike(x, output, "rotary");
         if (y.ElementCount > 0) x.Backend.Rotary(x, cos, sin, y);
         return y;
     }

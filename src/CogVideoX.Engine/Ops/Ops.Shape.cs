@@ -70,29 +70,43 @@ public static partial class Ops
     /// <summary>Nearest-neighbour upsampling of the trailing dims by integer factors (as F.interpolate(mode="nearest")).</summary>
     public static Tensor UpsampleNearest(this Tensor x, params int[] factors)
     {
+        x.ThrowIfDisposed();
         int r = x.Rank, k = factors.Length;
         if (k > r) throw new ArgumentException($"upsample: {k} factors for a rank-{r} tensor");
-        // [.., a, b] -> [.., a, 1, b, 1] -> broadcast [.., a, fa, b, fb] -> reshape [.., a*fa, b*fb]
-        var expanded = new List<int>();
+        var shape = x.ShapeArray();
+        for (int i = 0; i < k; i++)
+        {
+            if (factors[i] < 1) throw new ArgumentException("upsample factors must be ≥ 1");
+            shape[r - k + i] *= factors[i];
+        }
+        var y = Like(x, shape);
+        if (y.ElementCount > 0) x.Backend.UpsampleNearest(x, y);
+        return y;
+    }
+
+    /// <summary>
+    /// For backends: nearest upsampling of x into y as a copy between views — x broadcast to [.., a, f_a, b, f_b]
+    /// and y (contiguous) reshaped to the same — which any strided copy kernel can run.
+    /// </summary>
+    public static (Tensor Source, Tensor Destination) NearestUpsampleViews(Tensor x, Tensor y)
+    {
+        int r = x.Rank;
         var inner = new List<int>();
-        var final = new List<int>();
+        var expanded = new List<int>();
         for (int i = 0; i < r; i++)
         {
-            int f = i >= r - k ? factors[i - (r - k)] : 1;
-            if (f < 1) throw new ArgumentException("upsample factors must be ≥ 1");
-            inner.Add(x.Shape[i]);
-            expanded.Add(x.Shape[i]);
-            final.Add(x.Shape[i] * f);
-            if (i >= r - k)
+            int f = y.Dim(i) / Math.Max(x.Dim(i), 1);
+            if (x.Dim(i) * f != y.Dim(i)) throw new ArgumentException($"upsample: {y.ShapeString} is not a whole multiple of {x.ShapeString}");
+            inner.Add(x.Dim(i));
+            expanded.Add(x.Dim(i));
+            if (f != 1)
             {
                 inner.Add(1);
                 expanded.Add(f);
             }
         }
         using var v = x.Reshape(inner.ToArray());
-        using var b = v.BroadcastTo(expanded.ToArray());
-        using var c = b.Clone();
-        return c.Reshape(final.ToArray());
+        return (v.BroadcastTo(expanded.ToArray()), y.Reshape(expanded.ToArray()));
     }
 
     /// <summary>Repeats the tensor along dims (as torch.Tensor.repeat with the same rank).</summary>

@@ -168,7 +168,12 @@ public static class OpCatalogue
         });
         Add("pad", "[2,3,7] (1,0)(2,1)(0,3) value 0.5", c => { using var x = c.Rand(2, 3, 7); return x.Pad([(1, 0), (2, 1), (0, 3)], 0.5f); });
         Add("upsample", "[1,3,5,7] ×(2,2)", c => { using var x = c.Rand(1, 3, 5, 7); return x.UpsampleNearest(2, 2); });
+        Add("upsample", "[1,4,3,5,4] ×(2,2,2)", c => { using var x = c.Rand(1, 4, 3, 5, 4); return x.UpsampleNearest(2, 2, 2); });
+        Add("upsample", "[2,3,2,3,12] ×(1,4,2)", c => { using var x = c.Rand(2, 3, 2, 3, 12); return x.UpsampleNearest(1, 4, 2); });
         Add("repeat", "[2,3,5] ×(2,1,3)", c => { using var x = c.Rand(2, 3, 5); return x.Repeat(2, 1, 3); });
+        // Inner dims that are multiples of 8 take the GPU kernels' 16-byte paths.
+        Add("copy", "[2,17,3,64] permute(0,2,1,3)", c => { using var x = c.Rand(2, 17, 3, 64); using var p = x.Permute(0, 2, 1, 3); return p.Contiguous(); });
+        Add("copy", "[3,40,24] narrow(1,8,24)", c => { using var x = c.Rand(3, 40, 24); using var n = x.Narrow(1, 8, 24); return n.Contiguous(); });
         Add("gather", "table [50,33], ids [7]", c => { using var t = c.Rand(50, 33); using var ids = c.Ids(50, 7); return t.Embedding(ids); });
         Add("gather", "table [11,64], ids [2,3]", c => { using var t = c.Rand(11, 64); using var ids = c.Ids(11, 2, 3); return t.Embedding(ids); });
     }
@@ -192,6 +197,30 @@ public static class OpCatalogue
             });
         }
         Add("silu", "[1]", c => { using var x = c.Uniform([1], -3f, 3f); return x.Silu(); });
+        Add("silu", "[4096] contiguous", c => { using var x = c.Uniform([4096], -3f, 3f); return x.Silu(); });
+        Add("add", "[64,1920] + [1920] broadcast row", c => { using var a = c.Rand(64, 1920); using var b = c.Rand(1920); return a.Add(b); });
+        Add("mul", "[3,5,48] · [3,5,48] contiguous", c => { using var a = c.Rand(3, 5, 48); using var b = c.Rand(3, 5, 48); return a.Mul(b); });
+        Add("add_mul", "[2,13,64] + [2,13,64] ⊙ gate [2,1,64]", c =>
+        {
+            using var x = c.Rand(2, 13, 64);
+            using var h = c.Rand(2, 13, 64);
+            using var g = c.Rand(2, 1, 64);
+            return x.AddMul(h, g);
+        });
+        Add("add_mul", "in place on narrow(1,3,9) of [2,12,40], gate from chunk of [2,120]", c =>
+        {
+            // The transformer's gated residual: hidden[:, text:] += h[:, text:] ⊙ gate, gate a chunk of the modulation.
+            var x = c.Rand(2, 12, 40);
+            using var h = c.Rand(2, 12, 40);
+            using var modulation = c.Rand(2, 120);
+            using var gate = modulation.Narrow(1, 40, 40);
+            using var g = gate.Unsqueeze(1);
+            using var target = x.Narrow(1, 3, 9);
+            using var part = h.Narrow(1, 3, 9);
+            using var r = target.AddMul(part, g, target);
+            return x;
+        });
+        Add("add_mul", "[3,7,33] ⊙ [33] (odd width)", c => { using var x = c.Rand(3, 7, 33); using var h = c.Rand(3, 7, 33); using var g = c.Rand(33); return x.AddMul(h, g); });
         Add("gelu_tanh", "[100003]", c => { using var x = c.Uniform([100003], -5f, 5f); return x.GeluTanh(); });
         Add("affine", "[67,33] ×1.7 −0.3", c => { using var x = c.Rand(67, 33); return x.Affine(1.7f, -0.3f); });
         Add("clamp", "[67,33] [−0.5, 0.25]", c => { using var x = c.Rand(67, 33); return x.Clamp(-0.5f, 0.25f); });
@@ -237,6 +266,51 @@ public static class OpCatalogue
             using var b = c.Rand(16);
             return x.LayerNorm(g, b, 1e-5f);
         });
+        foreach (var d in new[] { 40, 64, 1920, 3072, 4096 })
+            Add("layer_norm", $"[6,{d}] affine", c => { using var x = c.Uniform([6, d], -2f, 3f); using var g = c.Rand(d); using var b = c.Rand(d); return x.LayerNorm(g, b, 1e-5f); });
+        Add("layer_norm", "heads of packed [2,37,3,3,64] affine", c =>
+        {
+            // The transformer's query/key norm: a [B, H, N, hd] view of the QKV projection, normalised without a copy.
+            using var qkv = c.Rand(2, 37, 3, 3, 64);
+            using var q = qkv.Select(2, 1);
+            using var heads = q.Permute(0, 2, 1, 3);
+            using var g = c.Rand(64);
+            using var b = c.Rand(64);
+            return heads.LayerNorm(g, b, 1e-6f);
+        });
+        Add("modulated_layer_norm", "[2,11,64] scale/shift [2,1,64] affine", c =>
+        {
+            using var x = c.Uniform([2, 11, 64], -2f, 3f);
+            using var g = c.Rand(64);
+            using var b = c.Rand(64);
+            using var scale = c.Rand(2, 1, 64);
+            using var shift = c.Rand(2, 1, 64);
+            return x.ModulatedLayerNorm(g, b, scale, shift, 1e-5f);
+        });
+        Add("modulated_layer_norm", "narrow(1,2,7) of [2,9,48] into a view, modulation chunks of [2,288]", c =>
+        {
+            // LayerNormZero's text/video split: each part normalised straight into its rows of the output.
+            using var x = c.Uniform([2, 9, 48], -2f, 3f);
+            var y = c.Zeros(2, 9, 48);
+            using var modulation = c.Rand(2, 288);
+            using var shift0 = modulation.Narrow(1, 96, 48);
+            using var scale0 = modulation.Narrow(1, 144, 48);
+            using var shift = shift0.Unsqueeze(1);
+            using var scale = scale0.Unsqueeze(1);
+            using var part = x.Narrow(1, 2, 7);
+            using var target = y.Narrow(1, 2, 7);
+            using var r = part.ModulatedLayerNorm(null, null, scale, shift, 1e-6f, target);
+            return y;
+        });
+        Add("modulated_layer_norm", "[3,5,33] scale/shift [3,1,33] (odd width)", c =>
+        {
+            using var x = c.Rand(3, 5, 33);
+            using var g = c.Rand(33);
+            using var b = c.Rand(33);
+            using var scale = c.Rand(3, 1, 33);
+            using var shift = c.Rand(3, 1, 33);
+            return x.ModulatedLayerNorm(g, b, scale, shift, 1e-5f);
+        });
         Add("rms_norm", "[7,33]", c => { using var x = c.Rand(7, 33); using var g = c.Rand(33); return x.RmsNorm(g, 1e-6f); });
         Add("rms_norm", "[5,1027]", c => { using var x = c.Rand(5, 1027); using var g = c.Rand(1027); return x.RmsNorm(g, 1e-6f); });
         Add("rms_norm", "[3,64] no gamma", c => { using var x = c.Rand(3, 64); return x.RmsNorm(null, 1e-6f); });
@@ -269,6 +343,41 @@ public static class OpCatalogue
             using var g = c.Rand(128);
             using var b = c.Rand(128);
             return x.GroupNorm(32, g, b, 1e-6f, Activation.Silu);
+        });
+        Add("group_norm", "[1,32,2,6,8] g32 silu (spatial multiple of 8)", c =>
+        {
+            using var x = c.Uniform([1, 32, 2, 6, 8], -2f, 2f);
+            using var g = c.Rand(32);
+            using var b = c.Rand(32);
+            return x.GroupNorm(32, g, b, 1e-6f, Activation.Silu);
+        });
+        foreach (var (x, z, act) in new (int[], int[], Activation)[]
+        {
+            ([1, 32, 3, 16, 24], [1, 32, 3, 2, 3], Activation.Silu),
+            ([2, 8, 2, 6, 16], [2, 8, 2, 3, 8], Activation.None),
+            ([1, 16, 1, 4, 8], [1, 16, 1, 4, 8], Activation.Silu),
+            ([1, 8, 2, 6, 9], [1, 8, 2, 3, 3], Activation.Silu),
+        })
+        {
+            Add("spatial_group_norm", $"x {Layout.Format(x)} modulation {Layout.Format(z)} {act.ToString().ToLowerInvariant()}", c =>
+            {
+                using var xt = c.Uniform(x, -2f, 3f);
+                using var g = c.Rand(x[1]);
+                using var b = c.Rand(x[1]);
+                using var scale = c.Rand(z);
+                using var shift = c.Rand(z);
+                return xt.SpatialGroupNorm(Math.Min(8, x[1]), g, b, scale, shift, 1e-6f, act);
+            });
+        }
+        Add("rotary", "in place on narrow(2,3,14) of [2,3,17,64]", c =>
+        {
+            // The 5b transformer rotates only the video tokens of q and k, in place.
+            var x = c.Rand(2, 3, 17, 64);
+            using var cos = c.Rand(14, 64);
+            using var sin = c.Rand(14, 64);
+            using var video = x.Narrow(2, 3, 14);
+            using var r = video.Rotary(cos, sin, video);
+            return x;
         });
         Add("rotary", "x [1,2,17,64]", c =>
         {
@@ -406,6 +515,21 @@ public static class OpCatalogue
             using var k = k0.Narrow(3, 1, 64);
             using var v = v0.Narrow(3, 1, 64);
             return Ops.Attention(q, k, v, null, 0.125f);
+        });
+        Add("attention", "q,k,v from packed qkv [2,70,3,2,64], y view of [2,70,2,64]", c =>
+        {
+            // Exactly the transformer's layout: one QKV projection [B, N, 3, H, D], heads merged by the output view.
+            using var qkv = c.Rand(2, 70, 3, 2, 64);
+            using var q0 = qkv.Select(2, 0);
+            using var k0 = qkv.Select(2, 1);
+            using var v0 = qkv.Select(2, 2);
+            using var q = q0.Permute(0, 2, 1, 3);
+            using var k = k0.Permute(0, 2, 1, 3);
+            using var v = v0.Permute(0, 2, 1, 3);
+            var y = c.Zeros(2, 70, 2, 64);
+            using var yv = y.Permute(0, 2, 1, 3);
+            using var r = Ops.Attention(q, k, v, null, 0.125f, yv);
+            return y;
         });
         Add("attention", "q,k,v,y strided views of [1,70,2,64]", c =>
         {

@@ -12,9 +12,10 @@ public sealed record OpTiming(string Op, DType DType, string Sizes, double Milli
 }
 
 /// <summary>
-/// Times ops at the shapes CogVideoX-2b runs (transformer with CFG batch 2: 2 × (17776 + 226) tokens × 1920; VAE
-/// convolutions at 60×90 and 480×720). Inputs are random, never zeros; each op is warmed up, then timed one call
-/// at a time between synchronisations, and the median is kept.
+/// Times ops at the shapes CogVideoX-2b runs (transformer with CFG batch 2: 2 × 17776 tokens (17550 video + 226 text)
+/// × 1920; VAE convolutions at 60×90 and 480×720), and each op of one transformer block as the block calls it
+/// ("block …", F16). Inputs are random, never zeros; each op is warmed up, then timed one call at a time between
+/// synchronisations, and the median is kept.
 /// </summary>
 public static class OpTimings
 {
@@ -22,7 +23,7 @@ public static class OpTimings
 
     private static IEnumerable<Bench> Benches()
     {
-        const int tokens = 2 * (17776 + 226);
+        const int tokens = 2 * 17776;
         const int width = 1920;
         const int videoTokens = 17776;
         foreach (var dt in new[] { DType.F16, DType.BF16 })
@@ -59,12 +60,85 @@ public static class OpTimings
         }
     }
 
+    /// <summary>One CogVideoX-2b transformer block's ops at full size, each as the block calls it (layouts included).</summary>
+    private static IEnumerable<Bench> BlockBenches()
+    {
+        const int b = 2, s = 17776, text = 226, heads = 30, hd = 64, d = heads * hd, rows = b * s;
+        var dt = DType.F16;
+        double full = (double)rows * d * 2;
+        yield return new Bench("block ada_norm", dt, $"[{b},{s - text},{d}] → view, modulation [{b},1,{d}]", 0, 2 * full,
+            c =>
+            {
+                var x = c.Rand(b, s, d);
+                var y = c.Zeros(b, s, d);
+                var modulation = c.Rand(b, 6 * d);
+                var scale = modulation.Narrow(1, d, d).Unsqueeze(1);
+                var shift = modulation.Narrow(1, 0, d).Unsqueeze(1);
+                var part = x.Narrow(1, text, s - text);
+                var target = y.Narrow(1, text, s - text);
+                return () => part.ModulatedLayerNorm(null, null, scale, shift, 1e-5f, target);
+            });
+        yield return new Bench("block qkv", dt, $"[{rows},{d}]·[{3 * d},{d}]ᵀ +bias", 2.0 * rows * d * 3 * d, 0,
+            c => { var x = c.Rand(rows, d); var w = c.Uniform([3 * d, d], -0.05f, 0.05f); var bias = c.Rand(3 * d); return () => x.Linear(w, bias); });
+        yield return new Bench("block qk_norm", dt, $"q heads of packed [{b},{s},3,{heads},{hd}]", 0, 2.0 * rows * d * 2 / 1,
+            c =>
+            {
+                var qkv = c.Rand(b, s, 3, heads, hd);
+                var q = qkv.Select(2, 0).Permute(0, 2, 1, 3);
+                var g = c.Rand(hd);
+                var bias = c.Rand(hd);
+                return () => q.LayerNorm(g, bias, 1e-6f);
+            });
+        yield return new Bench("block attention", dt, $"packed qkv [{b},{s},3,{heads},{hd}] → view", 4.0 * b * heads * s * (double)s * hd, 0,
+            c =>
+            {
+                var qkv = c.Rand(b, s, 3, heads, hd);
+                var q = c.Rand(b, heads, s, hd);
+                var k = c.Rand(b, heads, s, hd);
+                var v = qkv.Select(2, 2).Permute(0, 2, 1, 3);
+                var merged = c.Zeros(b, s, heads, hd);
+                var y = merged.Permute(0, 2, 1, 3);
+                return () => Ops.Attention(q, k, v, null, 0.125f, y);
+            }, 5);
+        yield return new Bench("block attention", dt, "as above, v copied contiguous first", 4.0 * b * heads * s * (double)s * hd, 0,
+            c =>
+            {
+                var qkv = c.Rand(b, s, 3, heads, hd);
+                var q = c.Rand(b, heads, s, hd);
+                var k = c.Rand(b, heads, s, hd);
+                var vView = qkv.Select(2, 2).Permute(0, 2, 1, 3);
+                var merged = c.Zeros(b, s, heads, hd);
+                var y = merged.Permute(0, 2, 1, 3);
+                return () =>
+                {
+                    using var v = vView.Contiguous();
+                    return Ops.Attention(q, k, v, null, 0.125f, y);
+                };
+            }, 5);
+        yield return new Bench("block out", dt, $"[{rows},{d}]·[{d},{d}]ᵀ +bias", 2.0 * rows * d * d, 0,
+            c => { var x = c.Rand(rows, d); var w = c.Uniform([d, d], -0.05f, 0.05f); var bias = c.Rand(d); return () => x.Linear(w, bias); });
+        yield return new Bench("block add_mul", dt, $"[{b},{s - text},{d}] += h ⊙ gate [{b},1,{d}] in place", 0, 3 * full,
+            c =>
+            {
+                var x = c.Rand(b, s, d);
+                var h = c.Rand(b, s, d);
+                var gate = c.Rand(b, 6 * d).Narrow(1, 2 * d, d).Unsqueeze(1);
+                var target = x.Narrow(1, text, s - text);
+                var part = h.Narrow(1, text, s - text);
+                return () => target.AddMul(part, gate, target);
+            });
+        yield return new Bench("block ff_in", dt, $"[{rows},{d}]·[{4 * d},{d}]ᵀ +bias gelu_tanh", 2.0 * rows * d * 4 * d, 0,
+            c => { var x = c.Rand(rows, d); var w = c.Uniform([4 * d, d], -0.05f, 0.05f); var bias = c.Rand(4 * d); return () => x.Linear(w, bias, Activation.GeluTanh); });
+        yield return new Bench("block ff_out", dt, $"[{rows},{4 * d}]·[{d},{4 * d}]ᵀ +bias", 2.0 * rows * 4 * d * d, 0,
+            c => { var x = c.Rand(rows, 4 * d); var w = c.Uniform([d, 4 * d], -0.05f, 0.05f); var bias = c.Rand(d); return () => x.Linear(w, bias); });
+    }
+
     /// <summary>Runs every timing (optionally only those whose op contains filter); progress gets one line per result.</summary>
     public static List<OpTiming> Run(IBackend backend, string? filter = null, Action<OpTiming>? progress = null)
     {
         var results = new List<OpTiming>();
         int seed = 1;
-        foreach (var bench in Benches())
+        foreach (var bench in Benches().Concat(BlockBenches()))
         {
             if (filter is not null && !bench.Op.Contains(filter, StringComparison.OrdinalIgnoreCase)) continue;
             OpTiming timing;

@@ -94,24 +94,19 @@ internal sealed class LayerNormZero : IDisposable
     }
 
     /// <summary>
-    /// destination[:, start:start+length] = LayerNorm(x[:, start:start+length]) · (1 + scale[b]) + shift[b] per batch
-    /// item b, with scale and shift [B, D]. The modulation is folded into the norm's affine parameters
-    /// (γ·(1+s), β·(1+s)+shift) so each row is read and written once.
+    /// destination[:, start:start+length] = (LayerNorm(x[:, start:start+length])·γ + β)·(1 + scale[b]) + shift[b]
+    /// per batch item b, with scale and shift [B, D]: one fused pass that reads each row once and writes it straight
+    /// into its place in destination.
     /// </summary>
     internal static void NormalizeModulated(Tensor x, Tensor destination, int start, int length, Tensor? gamma,
         Tensor? beta, float eps, Tensor scale, Tensor shift)
     {
         if (length == 0) return;
-        using var scope = new TensorScope();
-        var onePlusScale = scale.Affine(1f, 1f);
-        var foldedGamma = gamma is null ? onePlusScale : onePlusScale.Mul(gamma);
-        var foldedBeta = beta is null ? shift : onePlusScale.Mul(beta).Add(shift);
-        for (int b = 0; b < x.Dim(0); b++)
-        {
-            var rows = x.Select(0, b).Narrow(0, start, length);
-            var normed = rows.LayerNorm(foldedGamma.Select(0, b), foldedBeta.Select(0, b), eps);
-            normed.CopyTo(destination.Select(0, b).Narrow(0, start, length));
-        }
+        using var rows = x.Narrow(1, start, length);
+        using var target = destination.Narrow(1, start, length);
+        using var s = scale.Unsqueeze(1);
+        using var t = shift.Unsqueeze(1);
+        rows.ModulatedLayerNorm(gamma, beta, s, t, eps, target).Dispose();
     }
 
     public void Dispose() => _parameters.Dispose();

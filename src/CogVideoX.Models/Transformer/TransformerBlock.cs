@@ -198,8 +198,7 @@ public sealed class TransformerBlock : IStreamableBlock<TransformerBlock>, IDisp
     private static void ApplyRotary(Tensor x, int textLength, RotaryTables rotary)
     {
         using var video = x.Narrow(2, textLength, x.Dim(2) - textLength);
-        using var rotated = video.Rotary(rotary.Cos, rotary.Sin);
-        rotated.CopyTo(video);
+        video.Rotary(rotary.Cos, rotary.Sin, video).Dispose();
     }
 
     /// <summary>hidden += gate · update, with the video gate on the video tokens and the text gate on the text tokens.</summary>
@@ -215,9 +214,7 @@ public sealed class TransformerBlock : IStreamableBlock<TransformerBlock>, IDisp
         using var target = hidden.Narrow(1, start, length);
         using var part = update.Narrow(1, start, length);
         using var g = gate.Unsqueeze(1);
-        using var gated = part.Mul(g);
-        using var sum = target.Add(gated);
-        sum.CopyTo(target);
+        target.AddMul(part, g, target).Dispose();
     }
 
     public void Dispose()

@@ -45,14 +45,13 @@ public sealed class SpatialNorm3d : IDisposable
     /// </summary>
     public Tensor Forward(Tensor f, Tensor zq, Activation activation)
     {
-        int b = f.Dim(0), c = f.Dim(1), t = f.Dim(2), h = f.Dim(3), w = f.Dim(4);
+        int t = f.Dim(2), h = f.Dim(3), w = f.Dim(4);
         int zh = zq.Dim(3), zw = zq.Dim(4);
         if (h % zh != 0 || w % zw != 0)
             throw new InvalidOperationException($"spatial norm: features {f.ShapeString} are not a whole multiple of the latents {zq.ShapeString}");
-        int fh = h / zh, fw = w / zw;
 
         // Nearest resizing is replication and the 1×1×1 convolutions act per pixel, so they run on zq resized in
-        // time only; the spatial replication becomes a broadcast below (same values, no full-size scale/shift).
+        // time only; the fused norm reads the spatial replication at the latents' size (no full-size scale/shift).
         Tensor scale, shift;
         using (var zt = ResizeFrames(zq, t))
         {
@@ -61,30 +60,10 @@ public sealed class SpatialNorm3d : IDisposable
         }
         using (scale)
         using (shift)
-        {
-            Tensor normed;
-            using (f) normed = f.GroupNorm(Groups, Gamma, Beta, Epsilon);
-            Tensor scaled;
-            using (normed)
-            using (var n7 = normed.Reshape(b, c, t, zh, fh, zw, fw))
-            using (var s7 = scale.Reshape(b, c, t, zh, 1, zw, 1))
-                scaled = n7.Mul(s7);
-            Tensor shifted;
-            using (scaled)
-            using (var b7 = shift.Reshape(b, c, t, zh, 1, zw, 1))
-                shifted = scaled.Add(b7);
-            using (shifted)
-            {
-                using var activated = shifted.Apply(activation);
-                return activated.Reshape(b, c, t, h, w);
-            }
-        }
+        using (f)
+            return f.SpatialGroupNorm(Groups, Gamma, Beta, scale, shift, Epsilon, activation);
     }
 
-    /// <summary>
-    /// zq resized (nearest) to <paramref name="frames"/> frames: as F.interpolate, except that for an odd count above
-    /// one the first frame maps to the first frame and the rest to the rest (diffusers' causal special case).
-    /// </summary>
     internal static Tensor ResizeFrames(Tensor zq, int frames)
     {
         int tz = zq.Dim(2);

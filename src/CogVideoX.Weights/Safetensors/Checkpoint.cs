@@ -12,6 +12,8 @@ public sealed class Checkpoint : IDisposable
     private readonly List<SafetensorsFile> _files;
     private readonly Dictionary<string, SafetensorsFile> _byName;
     private readonly ConcurrentDictionary<string, byte> _loaded = new(StringComparer.Ordinal);
+    private readonly RandomWeights? _random;
+    private readonly Dictionary<string, int[]>? _declared;
 
     private Checkpoint(string source, List<SafetensorsFile> files, Dictionary<string, SafetensorsFile> byName)
     {
@@ -20,17 +22,37 @@ public sealed class Checkpoint : IDisposable
         _byName = byName;
     }
 
+    private Checkpoint(string source, RandomWeights random, Dictionary<string, int[]>? declared)
+        : this(source, [], new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal))
+    {
+        _random = random;
+        _declared = declared;
+    }
+
+    /// <summary>
+    /// A checkpoint of deterministic random weights made on demand on the loading backend, for benchmarks at full
+    /// size without weight files. With <paramref name="declared"/> (name and shape of every tensor) it holds exactly
+    /// those; without, it holds a tensor of whatever name and shape a model asks for.
+    /// </summary>
+    public static Checkpoint Random(string source, int seed = 0, IEnumerable<(string Name, int[] Shape)>? declared = null) =>
+        new(source, new RandomWeights(seed), declared?.ToDictionary(d => d.Name, d => d.Shape, StringComparer.Ordinal));
+
+    /// <summary>True for <see cref="Random"/> checkpoints.</summary>
+    public bool IsRandom => _random is not null;
+
     /// <summary>The file, index or folder the checkpoint came from (for messages).</summary>
     public string Source { get; }
 
     public IReadOnlyList<SafetensorsFile> Files => _files;
 
-    /// <summary>Tensor names in ordinal order.</summary>
-    public IEnumerable<string> Names => _byName.Keys.Order(StringComparer.Ordinal);
+    /// <summary>Tensor names in ordinal order (for an undeclared random checkpoint: those loaded so far).</summary>
+    public IEnumerable<string> Names => _random is null ? _byName.Keys.Order(StringComparer.Ordinal)
+        : (_declared?.Keys ?? _loaded.Keys).Order(StringComparer.Ordinal);
 
-    public int Count => _byName.Count;
+    public int Count => Names.Count();
 
-    public long ParameterCount => _byName.Sum(p => p.Value.Entry(p.Key).ElementCount);
+    public long ParameterCount => _random is null ? _byName.Sum(p => p.Value.Entry(p.Key).ElementCount)
+        : _declared?.Values.Sum(s => s.Aggregate(1L, (a, d) => a * d)) ?? 0;
 
     /// <summary>
     /// Opens a .safetensors file, a <c>*.safetensors.index.json</c>, or a component folder (see
@@ -91,7 +113,26 @@ public sealed class Checkpoint : IDisposable
         return new Checkpoint(index.Path, files, byName);
     }
 
-    public bool Contains(string name) => _byName.ContainsKey(name);
+    public bool Contains(string name) => _random is null ? _byName.ContainsKey(name) : _declared?.ContainsKey(name) ?? true;
+
+    /// <summary>A tensor of a random checkpoint, of the declared shape (or, undeclared, the one asked for).</summary>
+    internal Tensor LoadRandom(string name, int[] shape, IBackend backend, DType dtype)
+    {
+        if (_declared is not null)
+        {
+            if (!_declared.TryGetValue(name, out var declared))
+                throw new WeightsException($"{Source}: no tensor '{name}'");
+            if (shape.Length > 0 && !declared.AsSpan().SequenceEqual(shape))
+                throw new WeightsException($"{Source}: tensor '{name}' has shape {Layout.Format(declared)}, expected {Layout.Format(shape)}");
+            shape = declared;
+        }
+        else if (shape.Length == 0)
+        {
+            throw new WeightsException($"{Source}: '{name}' was asked for without a shape; a random checkpoint without declared shapes needs one");
+        }
+        _loaded.TryAdd(name, 0);
+        return _random!.Make(name, shape, backend, dtype);
+    }
 
     public TensorEntry Entry(string name) => FileOf(name).Entry(name);
 
@@ -102,6 +143,7 @@ public sealed class Checkpoint : IDisposable
     /// <summary>Loads a tensor onto a backend, converted to dtype (its stored dtype when null).</summary>
     public Tensor Load(string name, IBackend? backend = null, DType? dtype = null)
     {
+        if (_random is not null) return LoadRandom(name, [], backend ?? CpuBackend.Instance, dtype ?? DType.F32);
         var t = FileOf(name).Load(name, backend, dtype);
         _loaded.TryAdd(name, 0);
         return t;
@@ -116,5 +158,6 @@ public sealed class Checkpoint : IDisposable
     public void Dispose()
     {
         foreach (var f in _files) f.Dispose();
+        _random?.Dispose();
     }
 }

@@ -43,6 +43,7 @@ public sealed class WeightScope
     public Tensor Get(string name, params int[] shape)
     {
         var full = Join(name);
+        if (_checkpoint.IsRandom) return _checkpoint.LoadRandom(full, shape, Backend, DType);
         if (!_checkpoint.Contains(full))
             throw new WeightsException($"{_checkpoint.Source}: no tensor '{full}'{(shape.Length > 0 ? $" (expected shape {Layout.Format(shape)})" : "")}; {Nearby(name)}");
         var file = _checkpoint.FileOf(full);

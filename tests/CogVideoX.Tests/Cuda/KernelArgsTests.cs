@@ -22,7 +22,12 @@ public class KernelArgsTests
         Assert.Equal(32, Unsafe.SizeOf<GroupStatsArgs>());
         Assert.Equal(40, Unsafe.SizeOf<GroupFinalizeArgs>());
         Assert.Equal(72, Unsafe.SizeOf<GroupApplyArgs>());
-        Assert.Equal(88, Unsafe.SizeOf<RotaryArgs>());
+        Assert.Equal(120, Unsafe.SizeOf<RotaryArgs>());
+        Assert.Equal(168, Unsafe.SizeOf<RowMap4>());
+        Assert.Equal(240, Unsafe.SizeOf<LnRowsArgs>());
+        Assert.Equal(216, Unsafe.SizeOf<AddMulArgs>());
+        Assert.Equal(104, Unsafe.SizeOf<SpatialNormArgs>());
+        Assert.Equal(64, Unsafe.SizeOf<UpsampleArgs>());
         Assert.Equal(40, Unsafe.SizeOf<GatherArgs>());
         Assert.Equal(96, Unsafe.SizeOf<Im2ColArgs>());
         Assert.Equal(232, Unsafe.SizeOf<AttentionArgs>());
@@ -33,7 +38,7 @@ public class KernelArgsTests
     {
         var dir = Path.Combine(Fixtures.RepoRoot, "src", "CogVideoX.Engine.Cuda", "Kernels");
         var text = string.Concat(Directory.GetFiles(dir, "*.cu*").Select(File.ReadAllText));
-        foreach (var (name, size) in new[] { ("IndexMap3", 272), ("CopyArgs", 288), ("AttentionArgs", 232), ("Im2ColArgs", 96), ("RowArgs", 56) })
+        foreach (var (name, size) in new[] { ("IndexMap3", 272), ("CopyArgs", 288), ("AttentionArgs", 232), ("Im2ColArgs", 96), ("RowArgs", 56), ("RotaryArgs", 120), ("RowMap4", 168), ("LnRowsArgs", 240), ("AddMulArgs", 216), ("SpatialNormArgs", 104), ("UpsampleArgs", 64) })
             Assert.Contains($"static_assert(sizeof({name}) == {size}", text);
     }
 
@@ -82,5 +87,47 @@ public class KernelArgsTests
         int[] shape = [2, 2, 2, 2, 2, 2, 2, 2, 2];
         long[] strides = [1, 2, 4, 8, 16, 32, 64, 128, 256];  // reversed: nothing merges
         Assert.Throws<NotSupportedException>(() => IndexMap3.Create(shape, strides, strides, default));
+    }
+
+    [Fact]
+    public unsafe void ContiguousAndRowBroadcastMapsMoveEightElementsPerAccess()
+    {
+        // [64, 40] + [40] broadcast: rows of 40 = 5 vectors, the bias re-read for each row.
+        var m = IndexMap3.Create([64, 40], [40, 1], [0, 1], [40, 1]);
+        m.TryVectorise(3, [0, 256, 512]);
+        Assert.Equal(IndexMap3.Vector8 | IndexMap3.Index32, m.Flags);
+        Assert.Equal(64 * 5, m.Count);
+        Assert.Equal(5, m.Shape[1]);
+        Assert.Equal(5, m.Strides[0]);
+        Assert.Equal(0, m.Strides[IndexMap3.MaxDims]);
+    }
+
+    [Fact]
+    public void MapsThatCannotMoveEightElementsStayScalar()
+    {
+        var odd = IndexMap3.Create([7, 13], [13, 1], [13, 1], default);
+        odd.TryVectorise(2, [0, 0]);
+        Assert.Equal(IndexMap3.Index32, odd.Flags);
+        var misaligned = IndexMap3.Create([4, 16], [16, 1], [16, 1], default);
+        misaligned.TryVectorise(2, [2, 0]);
+        Assert.Equal(IndexMap3.Index32, misaligned.Flags);
+        var transposed = IndexMap3.Create([16, 8], [1, 16], [8, 1], default);
+        transposed.TryVectorise(2, [0, 0]);
+        Assert.Equal(IndexMap3.Index32, transposed.Flags);
+        var huge = IndexMap3.Create([3, 1 << 30], [1 << 30, 1], [1 << 30, 1], default);
+        Assert.Equal(0, huge.Flags);
+    }
+
+    [Fact]
+    public unsafe void RowMapsMergeWhereEveryOperandAllows()
+    {
+        // x [2, 9, 48] narrowed rows, y a view of the same layout, scale broadcast over the 9 rows.
+        Assert.True(RowMap4.TryCreate([2, 7], [432, 48], [432, 48], [288, 0], [288, 0], out var map));
+        Assert.Equal(2, map.Rank);
+        Assert.Equal(IndexMap3.Index32, map.Flags);
+        Assert.True(RowMap4.TryCreate([2, 7], [336, 48], [336, 48], default, default, out var merged));
+        Assert.Equal(1, merged.Rank);
+        Assert.Equal(14, merged.Shape[0]);
+        Assert.False(RowMap4.TryCreate([2, 3, 5, 7, 11], [1, 2, 7, 50, 400], [1, 2, 7, 50, 400], default, default, out _));
     }
 }

@@ -124,6 +124,32 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
+    public void AddMul(Tensor x, Tensor h, Tensor gate, Tensor y)
+    {
+        using var xc = F32(x);
+        using var hc = F32(h);
+        using var gc = F32(gate);
+        float* xp = Ptr<float>(xc);
+        float* hp = Ptr<float>(hc);
+        float* gp = Ptr<float>(gc);
+        WriteF32(y, ys =>
+        {
+            fixed (float* yp0 = ys)
+            {
+                float* yp = yp0;
+                ParallelRange(ys.Length, ElementChunk, (s, e) =>
+                {
+                    // The product is rounded to float before the sum (no fused multiply-add), as the GPU kernels do.
+                    for (long i = s; i < e; i++)
+                    {
+                        float product = hp[i] * gp[i];
+                        yp[i] = xp[i] + product;
+                    }
+                });
+            }
+        });
+    }
+
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y)
     {
         // Widen half inputs once; broadcast (stride-0) views stay views so nothing is materialised.

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine from the repository root, with the NativeAOT CLI in .gpu/bin (scripts/publish-gpu.sh) and this
+# script next to cudnn-enums.py (see docs/cuda-backend.md): the cuDNN enum check, doctor, selftest, op timings (cuDNN
+# and the own kernels), the benchmarks (2b and 5b transformer step, VAE, T5, whole 2b pipeline) and the golden parity.
+# Full logs go to $OUT; a summary goes to stdout. Each stage has its own time limit so one hang cannot eat the rest.
+set -uo pipefail
+B=.gpu/bin/cogvideox
+OUT=${OUT:-/tmp/cogvideox-gpu-bench}
+HERE=$(dirname "$0")
+mkdir -p "$OUT"
+export COGVIDEOX_KERNEL_CACHE=/tmp/cogvideox-kernels
+start=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
+STAGES=${STAGES:-"env doctor selftest timing bench2b composite2b bench5b vae t5 golden variants pipeline"}
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+
+if has env; then
+  { nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
+    ls /usr/include/cudnn*.h /usr/include/x86_64-linux-gnu/cudnn*.h 2>/dev/null | head -20
+    python3 "$HERE/cudnn-enums.py"; } > "$OUT/env.txt" 2>&1
+  grep -E "NVIDIA|MISMATCH|agree" "$OUT/env.txt"
+fi
+if has doctor; then
+  timeout 180 $B doctor > "$OUT/doctor.txt" 2>&1; echo "doctor rc=$?" >> "$OUT/doctor.txt"
+  grep -E "cuDNN|cuBLASLt|NVRTC|driver|cuda:0|rc=|problems|ok:" "$OUT/doctor.txt"; stamp doctor
+fi
+if has selftest; then
+  timeout 180 $B selftest > "$OUT/selftest.txt" 2>&1; echo "selftest rc=$?" >> "$OUT/selftest.txt"
+  grep -E "FAIL|passed|LEAK|rc=|\[cuda\]" "$OUT/selftest.txt" | head -40; stamp selftest
+fi
+if has timing; then
+  timeout 240 $B selftest --timing-only ${TIMING_FILTER:+--filter "$TIMING_FILTER"} > "$OUT/timing.txt" 2>&1; echo "timing rc=$?" >> "$OUT/timing.txt"
+  grep -vE "^\[cuda\]" "$OUT/timing.txt" | tail -n 40; stamp timing
+fi
+run_bench() {  # name, limit, args...
+  local name=$1 limit=$2; shift 2
+  echo "=== bench $*" >> "$OUT/bench.txt"
+  timeout "$limit" $B bench "$@" >> "$OUT/bench.txt" 2>&1; echo "rc=$?" >> "$OUT/bench.txt"
+  stamp "$name"
+}
+if has bench2b; then
+  # Clocks, power and temperature while the 2b step runs (read only), and the throttle reasons once mid-run.
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv -lms 200 > "$OUT/clocks.txt" 2>&1 &
+  smi=$!
+  (sleep 8; nvidia-smi -q -d PERFORMANCE > "$OUT/throttle.txt" 2>&1) &
+  run_bench bench2b 180 transformer --model-config 2b --repeats 5 ${PROFILE:+--profile}
+  kill $smi 2>/dev/null
+  awk -F', ' 'NR>1 {print $2, $4, $5}' "$OUT/clocks.txt" | sort | uniq -c | sort -rn | head -8
+  grep -iE "Active|Idle|Slowdown|Power Cap|Thermal|Clocks Event" "$OUT/throttle.txt" | head -12
+fi
+if has composite2b; then COGVIDEOX_CUDNN_SDPA=composite run_bench composite2b 120 transformer --model-config 2b --repeats 3; fi
+if has bench5b; then run_bench bench5b 240 transformer --model-config 5b --repeats 3; fi
+if has vae; then run_bench vae 240 vae --model-config 2b --repeats 3 ${PROFILE:+--profile}; fi
+if has t5; then run_bench t5 180 t5 --model-config 2b --repeats 5; fi
+if has bench2b || has composite2b || has bench5b || has vae || has t5; then
+  grep -E "^=== |^transformer |^vae |^t5 |^paths|rc=|error|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
+fi
+if has golden; then
+  timeout 240 $B selftest --golden > "$OUT/golden.txt" 2>&1; echo "golden rc=$?" >> "$OUT/golden.txt"
+  grep -E "FAIL|within|passed|rc=|error" "$OUT/golden.txt" | head -20; stamp golden
+fi
+if has variants; then
+  { echo "=== own kernels (COGVIDEOX_CUDNN=0)"
+    COGVIDEOX_CUDNN=0 timeout 120 $B selftest --timing-only --filter attention
+    COGVIDEOX_CUDNN=0 timeout 120 $B selftest --timing-only --filter conv3d
+    echo "=== composite cuDNN attention graph (COGVIDEOX_CUDNN_SDPA=composite)"
+    COGVIDEOX_CUDNN_SDPA=composite timeout 120 $B selftest --timing-only --filter attention
+    echo "=== composite graph selftest"
+    COGVIDEOX_CUDNN_SDPA=composite timeout 60 $B selftest --filter attention | grep -E "FAIL|passed"
+  } > "$OUT/variants.txt" 2>&1
+  grep -E "^===|attention|conv3d|FAIL|passed" "$OUT/variants.txt" | grep -v "^\[cuda\]" | cut -c1-200; stamp variants
+fi
+if has pipeline; then
+  run_bench pipeline 540 pipeline --model-config 2b --steps 50 --memory ${MEMORY:-full,balanced,low}
+  grep -A40 "=== bench pipeline" "$OUT/bench.txt" | grep -E "^  (full|balanced|low|auto)|^target|^mode|video 1/1|rc=" 
+fi
+stamp done

@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using CogVideoX.Diffusion;
+using CogVideoX.Engine;
+using CogVideoX.Engine.Testing;
+using CogVideoX.Models.Text;
+using CogVideoX.Models.Transformer;
+using CogVideoX.Models.Vae;
+using CogVideoX.Weights;
+
+namespace CogVideoX.Lab.Benchmarks;
+
+/// <summary>What a benchmark runs: a model's configs (random weights), the video size, the repetitions.</summary>
+public sealed record BenchSettings
+{
+    /// <summary>A folder with the model's <c>transformer/</c>, <c>vae/</c>, <c>text_encoder/</c> and <c>scheduler/</c> configs.</summary>
+    public required string ConfigFolder { get; init; }
+
+    public DType DType { get; init; } = DType.F16;
+
+    public int Frames { get; init; } = 49;
+
+    public int Height { get; init; } = 480;
+
+    public int Width { get; init; } = 720;
+
+    public double GuidanceScale { get; init; } = 6;
+
+    /// <summary>Timed repetitions (their median is reported) after <see cref="Warmup"/> untimed ones.</summary>
+    public int Repeats { get; init; } = 3;
+
+    public int Warmup { get; init; } = 1;
+
+    /// <summary>Denoising steps of the whole-pipeline benchmark.</summary>
+    public int InferenceSteps { get; init; } = 50;
+
+    public int TextLength { get; init; } = 226;
+
+    public int Seed { get; init; }
+
+    /// <summary>After the timed repetitions, run one more with every op timed on the device (when the backend can).</summary>
+    public bool Profile { get; init; }
+
+    public string ModelName => Path.GetFileName(Path.TrimEndingDirectorySeparator(ConfigFolder));
+
+    public int LatentFrames => (Frames - 1) / 4 + 1;
+
+    public int LatentHeight => Height / 8;
+
+    public int LatentWidth => Width / 8;
+}
+
+/// <summary>One stage's timed repetitions (seconds) and the device memory it held at its peak.</summary>
+public sealed record StageResult(string Stage, string Description, IReadOnlyList<double> Seconds, long PeakBytes, long WeightBytes)
+{
+    /// <summary>Device time per op of one profiled repetition (largest first), when profiling was asked for.</summary>
+    public IReadOnlyList<OpProfileEntry>? Profile { get; init; }
+
+    public double Median
+    {
+        get
+        {
+            var sorted = Seconds.Order().ToArray();
+            return sorted.Length == 0 ? double.NaN : sorted[sorted.Length / 2];
+        }
+    }
+}
+
+/// <summary>
+/// Full-size CogVideoX stages with random weights (built from the published configs, made on the device): the
+/// transformer step with classifier-free guidance, the VAE decode, the T5 encode, and the whole pipeline. Each timed
+/// region starts and ends with a device synchronisation, so it is the wall time of the work, launches included.
+/// </summary>
+public static class ModelBench
+{
+    /// <summary>
+    /// "2b" / "5b" (the published configs kept with the test fixtures, found from the working directory or the
+    /// executable's folder upwards) or a folder holding the component configs.
+    /// </summary>
+    public static string ResolveConfigFolder(string model)
+    {
+        if (Directory.Exists(Path.Combine(model, "transformer"))) return Path.GetFullPath(model);
+        string? name = model.ToLowerInvariant() switch
+        {
+            "2b" or "cogvideox-2b" => "CogVideoX-2b",
+            "5b" or "cogvideox-5b" => "CogVideoX-5b",
+            _ => null,
+        };
+        if (name is null)
+            throw new CogVideoXException($"--model-config '{model}': use 2b, 5b, or a folder holding transformer/, vae/, text_encoder/ and scheduler/ config.json files");
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, "tests", "fixtures", "golden", "real_configs", name);
+                if (Directory.Exists(candidate)) return candidate;
+            }
+        }
+        throw new CogVideoXException(
+            $"the published {name} configs (tests/fixtures/golden/real_configs/{name}) were not found above {Directory.GetCurrentDirectory()}; run from the repository or pass --model-config <folder>");
+    }
+
+    public static TransformerConfig LoadTransformerConfig(BenchSettings s) => TransformerConfig.Load(Path.Combine(s.ConfigFolder, "transformer", "config.json"));
+
+    /// <summary>The transformer with random weights on the backend (its declared parameter list, exactly).</summary>
+    public static CogVideoXTransformer RandomTransformer(TransformerConfig config, IBackend backend, DType dtype, int seed)
+    {
+        using var checkpoint = Checkpoint.Random("random transformer weights", seed, CogVideoXTransformer.ParameterShapes(config));
+        return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype));
+    }
+
+    public static CogVideoXVae RandomVae(BenchSettings s, IBackend backend)
+    {
+        var config = VaeConfig.Load(Path.Combine(s.ConfigFolder, "vae", "config.json"));
+        using var checkpoint = Checkpoint.Random("random VAE weights", s.Seed + 1);
+        return new CogVideoXVae(config, checkpoint.Scope(backend, s.DType));
+    }
+
+    public static T5Encoder RandomT5(BenchSettings s, IBackend backend)
+    {
+        var config = T5Config.Load(Path.Combine(s.ConfigFolder, "text_encoder", "config.json"));
+        using var checkpoint = Checkpoint.Random("random T5 weights", s.Seed + 2);
+        return new T5Encoder(config, checkpoint.Scope(backend, s.DType));
+    }
+
+    /// <summary>One transformer call with CFG (batch 2) at the settings' size, repeated.</summary>
+    public static StageResult Transformer(IBackend backend, BenchSettings s, Action<string>? log = null)
+    {
+        var config = LoadTransformerConfig(s);
+        using var model = RandomTransformer(config, backend, s.DType, s.Seed);
+        log?.Invoke($"  transformer built: {model.WeightBytes / (double)(1L << 30):0.00} GiB of weights");
+        using var scope = new TensorScope();
+        var inputs = new OpInputs(backend, s.DType, s.Seed);
+        var latents = scope.Keep(inputs.Uniform([2, s.LatentFrames, config.InChannels, s.LatentHeight, s.LatentWidth], -2f, 2f));
+        var text = scope.Keep(inputs.Uniform([2, s.TextLength, config.TextEmbedDim], -1f, 1f));
+        var rotary = config.UseRotaryPositionalEmbeddings ? model.BuildRotaryTables(s.LatentFrames, s.LatentHeight, s.LatentWidth) : null;
+        using var rotaryScope = rotary;
+        int videoTokens = s.LatentFrames * (s.LatentHeight / config.PatchSize) * (s.LatentWidth / config.PatchSize);
+        var times = Repeat(backend, s, () => model.Forward(latents, text, [999f, 999f], rotary).Dispose(), log, "step");
+        return new StageResult("transformer",
+            $"{s.ModelName} transformer {s.DType.Name()}, CFG batch 2, latents {s.LatentFrames}×{s.LatentHeight}×{s.LatentWidth}, {videoTokens} video + {s.TextLength} text tokens",
+            times.Seconds, times.Peak, model.WeightBytes)
+        { Profile = times.Profile };
+    }
+
+    /// <summary>The VAE decode of the settings' latents (one video), repeated.</summary>
+    public static StageResult Vae(IBackend backend, BenchSettings s, Action<string>? log = null)
+    {
+        using var vae = RandomVae(s, backend);
+        using var scope = new TensorScope();
+        var inputs = new OpInputs(backend, s.DType, s.Seed + 3);
+        var z = scope.Keep(inputs.Uniform([1, vae.Config.LatentChannels, s.LatentFrames, s.LatentHeight, s.LatentWidth], -2f, 2f));
+        var times = Repeat(backend, s, () => vae.Decode(z).Dispose(), log, "decode");
+        return new StageResult("vae", $"{s.ModelName} VAE decode {s.DType.Name()}, {s.LatentFrames} latent frames → {vae.OutputFrames(s.LatentFrames)} frames {s.Height}×{s.Width}",
+            times.Seconds, times.Peak, 0)
+        { Profile = times.Profile };
+    }
+
+    /// <summary>The T5 encode of a prompt and a negative prompt (batch 2, as CFG needs), repeated.</summary>
+    public static StageResult T5(IBackend backend, BenchSettings s, Action<string>? log = null)
+    {
+        using var t5 = RandomT5(s, backend);
+        using var ids = RandomIds(backend, t5.VocabSize, 2, s.TextLength, s.Seed);
+        var times = Repeat(backend, s, () => t5.Forward(ids).Dispose(), log, "encode");
+        return new StageResult("t5", $"T5 encoder {s.DType.Name()} ({t5.Config.NumLayers} layers, d_model {t5.DModel}), batch 2 × {s.TextLength} tokens",
+            times.Seconds, times.Peak, 0)
+        { Profile = times.Profile };
+    }
+
+    private static Tensor RandomIds(IBackend backend, int vocab, int batch, int length, int seed)
+    {
+        var random = new Random(seed + 17);
+        var ids = new long[batch * length];
+        for (int i = 0; i < ids.Length; i++) ids[i] = random.Next(vocab);
+        return Tensor.FromArray(ids, [batch, length], backend);
+    }
+
+    private static (IReadOnlyList<double> Seconds, long Peak, IReadOnlyList<OpProfileEntry>? Profile) Repeat(IBackend backend, BenchSettings s, Action body, Action<string>? log, string what)
+    {
+        var stats = backend as IMemoryStatistics;
+        for (int i = 0; i < s.Warmup; i++)
+        {
+            var w = Stopwatch.StartNew();
+            body();
+            backend.Synchronize();
+            log?.Invoke($"  warm-up {what}: {w.Elapsed.TotalSeconds:0.000} s");
+        }
+        backend.Synchronize();
+        stats?.ResetPeak();
+        var times = new List<double>();
+        for (int i = 0; i < s.Repeats; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            body();
+            backend.Synchronize();
+            times.Add(clock.Elapsed.TotalSeconds);
+            log?.Invoke($"  {what} {i + 1}: {times[^1]:0.000} s");
+        }
+        long peak = stats?.PeakBytes ?? 0;
+        IReadOnlyList<OpProfileEntry>? profile = null;
+        if (s.Profile && backend is IOpProfiling profiler)
+        {
+            profiler.StartProfile();
+            var clock = Stopwatch.StartNew();
+            body();
+            profile = profiler.StopProfile();
+            log?.Invoke($"  profiled {what}: {clock.Elapsed.TotalSeconds:0.000} s (with per-op events)");
+        }
+        return (times, peak, profile);
+    }
+}
