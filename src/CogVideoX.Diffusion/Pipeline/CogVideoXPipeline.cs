@@ -252,6 +252,7 @@ public sealed class CogVideoXPipeline : IDisposable
         var timings = new PipelineTimings();
         bool cfg = resolved.ClassifierFreeGuidance;
         string stage = PipelineStages.LoadTextEncoder;
+        var warnings = planWarnings.ToList();
 
         // Tokens: the prompt, and under guidance the negative prompt (diffusers encodes None as "").
         var prompt = Tokenizer.Tokenize(request.Prompt, Options.MaxSequenceLength);
@@ -263,6 +264,7 @@ public sealed class CogVideoXPipeline : IDisposable
         {
             // 1. Text encoder → [1 or 2, L, d_model], negative first; both prompts in one pass through the blocks.
             var encoder = AcquireTextEncoder(policy, progress, clock, ref timings);
+            CheckPinned(_textEncoderHost, warnings);
             stage = PipelineStages.TextEncoder;
             var watch = Begin(PipelineStages.TextEncoder, progress, clock);
             var encoded = encoder.Encode(negative is null ? [prompt] : [prompt, negative]);
@@ -298,6 +300,7 @@ public sealed class CogVideoXPipeline : IDisposable
             // 3. Denoising loop.
             stage = PipelineStages.LoadTransformer;
             var transformer = AcquireTransformer(policy, progress, clock, ref timings);
+            CheckPinned(_transformerHost, warnings);
             stage = PipelineStages.Denoise;
             watch = Begin(PipelineStages.Denoise, progress, clock, request.Steps);
             var stepTimes = new List<TimeSpan>(request.Steps);
@@ -351,7 +354,7 @@ public sealed class CogVideoXPipeline : IDisposable
             var finalLatents = latents.ToFloatArray();
             timings = timings with { Total = clock.Elapsed };
             return new GenerationResult(frames, frameCount, height, width, finalLatents, shape, timings,
-                meter.PeakBytes, meter.Kind, resolved with { DecodedFrames = frameCount }, prompt, negative, planWarnings);
+                meter.PeakBytes, meter.Kind, resolved with { DecodedFrames = frameCount }, prompt, negative, warnings);
         }
         catch (Exception e) when (e is IDeviceOutOfMemory oom)
         {
@@ -372,6 +375,15 @@ public sealed class CogVideoXPipeline : IDisposable
             foreach (var component in Components)
                 if (!policy.KeepAfterUse(component)) Release(component);
         }
+    }
+
+    /// <summary>Says so when host images could not all be page-locked (their copies then do not overlap the compute).</summary>
+    private void CheckPinned<TBlock>(HostBlocks<TBlock>? host, List<string> warnings) where TBlock : class, IStreamableBlock<TBlock>, IDisposable
+    {
+        if (host is null || host.IsPinned || Streaming is null) return;
+        string warning = $"memory: the {host.Name} ({MemorySizes.Format(host.Bytes)}) could not all be page-locked in host memory; " +
+            "they stream from ordinary memory, slower (free host memory or use --memory full or balanced)";
+        if (!warnings.Contains(warning)) warnings.Add(warning);
     }
 
     /// <summary>Releases a component after its stage when the policy says so, and gives its memory back to the device.</summary>

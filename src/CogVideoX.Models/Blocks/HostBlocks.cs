@@ -29,7 +29,7 @@ public sealed class HostBlocks<TBlock> : IDisposable where TBlock : class, IStre
 
     public int Count => _arenas.Length;
 
-    /// <summary>Whether the images are in page-locked memory.</summary>
+    /// <summary>Whether all images are in page-locked memory.</summary>
     public bool IsPinned { get; }
 
     /// <summary>Bytes of all images.</summary>
@@ -47,11 +47,28 @@ public sealed class HostBlocks<TBlock> : IDisposable where TBlock : class, IStre
 
     /// <summary>
     /// Packs <paramref name="count"/> blocks, each built on the CPU by <paramref name="load"/> (and disposed once
-    /// copied), into images in pinned memory from <paramref name="pinned"/> (ordinary memory when null).
+    /// copied), into images in pinned memory from <paramref name="pinned"/> (ordinary memory when null, or when the
+    /// system refuses to page-lock more: copies from it still work, without overlapping the compute).
     /// </summary>
     public static HostBlocks<TBlock> Load(string name, int count, Func<int, TBlock> load, IWeightStreaming? pinned)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        bool pinning = pinned is not null;
+        Tensor Allocate(DType dtype, long elements)
+        {
+            if (pinning)
+            {
+                try
+                {
+                    return pinned!.AllocatePinned(dtype, elements);
+                }
+                catch (CogVideoXException)
+                {
+                    pinning = false;
+                }
+            }
+            return Tensor.Empty(CpuBackend.Instance, dtype, checked((int)elements));
+        }
         var arenas = new Tensor[count][];
         BlockLayout? layout = null;
         TBlock? template = null;
@@ -64,7 +81,7 @@ public sealed class HostBlocks<TBlock> : IDisposable where TBlock : class, IStre
                     throw new InvalidOperationException($"{name}: block {i} was not built in host memory");
                 layout ??= BlockLayout.Of(block.Weights);
                 layout.Check(block.Weights, $"{name} {i}");
-                arenas[i] = layout.AllocateArenas((dtype, n) => pinned?.AllocatePinned(dtype, n) ?? Tensor.Empty(CpuBackend.Instance, dtype, checked((int)n)));
+                arenas[i] = layout.AllocateArenas(Allocate);
                 var views = layout.Views(arenas[i]);
                 bool kept = false;
                 try
@@ -81,7 +98,7 @@ public sealed class HostBlocks<TBlock> : IDisposable where TBlock : class, IStre
                     if (!kept) foreach (var v in views) v.Dispose();
                 }
             }
-            return new HostBlocks<TBlock>(name, layout!, arenas, template!, pinned is not null);
+            return new HostBlocks<TBlock>(name, layout!, arenas, template!, pinning);
         }
         catch
         {

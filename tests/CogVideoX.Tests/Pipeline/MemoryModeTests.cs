@@ -115,7 +115,21 @@ public class MemoryModeTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void ChangingModeBetweenVideosStartsFromNothingOnTheDevice()
+    public void WhenHostMemoryCannotBePageLockedTheBlocksStreamFromOrdinaryMemoryAndTheRunSaysSo()
+    {
+        var folder = ThreeLayerModel.Folder;
+        using var full = Open(folder, MemoryPolicies.Full);
+        var reference = full.Generate(Small);
+        var streaming = new RecordingWeightStreaming { PinnedLimit = 2 };
+        using var balanced = Open(folder, MemoryPolicies.Balanced, streaming);
+        var result = balanced.Generate(Small);
+        Assert.Equal(reference.Frames, result.Frames);
+        Assert.Contains(result.Warnings, w => w.StartsWith("memory: the text encoder blocks", StringComparison.Ordinal) && w.Contains("could not all be page-locked"));
+        Assert.Contains(result.Warnings, w => w.StartsWith("memory: the transformer blocks", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void FullKeepsEverythingOnTheDeviceAndStreamsNothing()
     {
         var streaming = new RecordingWeightStreaming();
         using var pipeline = new CogVideoXPipeline(ModelFolder.Open(ThreeLayerModel.Folder),

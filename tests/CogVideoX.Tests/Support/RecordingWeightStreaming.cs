@@ -28,8 +28,12 @@ public sealed class RecordingWeightStreaming : IWeightStreaming
 
     public int OpenCopyStreams { get; private set; }
 
+    /// <summary>Page-locked allocations allowed before the system "refuses" more (as cuMemAllocHost may).</summary>
+    public int PinnedLimit { get; init; } = int.MaxValue;
+
     public Tensor AllocatePinned(DType dtype, long elementCount)
     {
+        if (PinnedAllocations >= PinnedLimit) throw new CogVideoXException("cuMemAllocHost failed with CUDA_ERROR_OUT_OF_MEMORY (2) (test)");
         PinnedAllocations++;
         return Tensor.Empty(CpuBackend.Instance, dtype, checked((int)elementCount));
     }
