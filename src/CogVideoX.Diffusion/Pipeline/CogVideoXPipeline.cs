@@ -195,6 +195,9 @@ public sealed class CogVideoXPipeline : IDisposable
                 notes.Add($"memory: {requested.Name} runs as balanced on {Backend.Device}: this backend does not stream weights from host memory");
             var own = estimates.FirstOrDefault(e => e.Mode == requested.Name);
             notes.Add($"memory: {requested.Name} needs {own?.ToString() ?? "an unknown amount"} of device memory (estimate; {MemorySizes.Format(usable)} available)");
+            if (own is not null && own.Peak > usable)
+                warnings.Add($"memory: {requested.Name} needs ≈ {MemorySizes.Format(own.Peak)} of device memory and {MemorySizes.Format(usable)} is available on {Backend.Device}; " +
+                    (choice is null ? "no mode is likely to fit: free other GPU processes or make the video smaller" : $"--memory {choice.Name} would fit (≈ {MemorySizes.Format(estimates.First(e => e.Mode == choice.Name).Peak)})"));
             return new MemoryChoice(requested, notes, warnings, own);
         }
         string figures = string.Join(", ", estimates.Select(e => $"{e.Mode} ≈ {MemorySizes.Format(e.Peak)}"));

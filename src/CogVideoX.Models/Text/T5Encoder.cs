@@ -443,13 +443,13 @@ public sealed class T5Block : IStreamableBlock<T5Block>, IDisposable
         }
     }
 
-    public T5Block Rebind(Func<Tensor, Tensor> place) => new(this, place);
-
-    public void Dispose() => _weights.Dispose();
-
     internal T5SelfAttentionLayer Layer0 { get; }
 
     internal T5FeedForwardLayer Layer1 { get; }
+
+    public T5Block Rebind(Func<Tensor, Tensor> place) => new(this, place);
+
+    public void Dispose() => _weights.Dispose();
 
     public Tensor Forward(Tensor hidden, Tensor positionBias)
     {
