@@ -94,8 +94,11 @@ public sealed unsafe partial class CudaBackend
         if (x.DType is not (DType.F32 or DType.F16 or DType.BF16) || y.DType != x.DType || d % 8 != 0) return false;
         if (scale is not null && scale.DType != x.DType || shift is not null && shift.DType != x.DType) return false;
         int vectors = d / 8;
+        // Lanes per row so that each holds at least four vectors where the row allows: a row's fixed costs (its
+        // offsets, the shuffles, the reciprocal square root) over eight elements a lane made 64-column rows (the
+        // per-head query/key norms) bound by instruction issue, not memory.
         int lanes = 1;
-        while (lanes < 32 && lanes < vectors) lanes <<= 1;
+        while (lanes < 32 && lanes * 4 < vectors) lanes <<= 1;
         int perLane = (vectors + lanes - 1) / lanes;
         int vpl = perLane switch { <= 1 => 1, <= 2 => 2, <= 4 => 4, <= 8 => 8, <= 12 => 12, <= 16 => 16, _ => 0 };
         if (vpl == 0) return false;
@@ -107,6 +110,8 @@ public sealed unsafe partial class CudaBackend
             return false;
         using var g = F32(gamma);
         using var b = F32(beta);
+        // The kernel reads γ and β as float4 pairs.
+        if ((Ptr(g, this) | Ptr(b, this)) % 16 != 0) return false;
         long rows = x.ElementCount / d;
         var args = new LnRowsArgs
         {

@@ -297,6 +297,32 @@ __device__ __forceinline__ double group_sum(double v, int lanes)
     return v;
 }
 
+// Eight elements of T as loaded (one uint4 for 16-bit types), widened to float where used: holding a row's vectors
+// packed halves the registers of the wide variants, whose occupancy (not DRAM) limited them at 1920 columns.
+template <typename T> struct Pack8 { uint4 r; };
+template <> struct Pack8<float> { uint4 r[2]; };
+__device__ __forceinline__ void load_pack(const f16* p, Pack8<f16>& v) { v.r = *(const uint4*)p; }
+__device__ __forceinline__ void load_pack(const bf16* p, Pack8<bf16>& v) { v.r = *(const uint4*)p; }
+__device__ __forceinline__ void load_pack(const float* p, Pack8<float>& v) { v.r[0] = ((const uint4*)p)[0]; v.r[1] = ((const uint4*)p)[1]; }
+__device__ __forceinline__ void unpack(const Pack8<f16>& v, float* f)
+{
+    u32 w[4] = { v.r.x, v.r.y, v.r.z, v.r.w };
+#pragma unroll
+    for (int k = 0; k < 4; ++k) { f[2 * k] = f16_to_float((u16)(w[k] & 0xffffu)); f[2 * k + 1] = f16_to_float((u16)(w[k] >> 16)); }
+}
+__device__ __forceinline__ void unpack(const Pack8<bf16>& v, float* f)
+{
+    u32 w[4] = { v.r.x, v.r.y, v.r.z, v.r.w };
+#pragma unroll
+    for (int k = 0; k < 4; ++k) { f[2 * k] = bf16_to_float((u16)(w[k] & 0xffffu)); f[2 * k + 1] = bf16_to_float((u16)(w[k] >> 16)); }
+}
+__device__ __forceinline__ void unpack(const Pack8<float>& v, float* f)
+{
+    u32 w[8] = { v.r[0].x, v.r[0].y, v.r[0].z, v.r[0].w, v.r[1].x, v.r[1].y, v.r[1].z, v.r[1].w };
+#pragma unroll
+    for (int k = 0; k < 8; ++k) f[k] = __uint_as_float(w[k]);
+}
+
 template <typename T, int VPL>
 __device__ void ln_rows_impl(const LnRowsArgs& a)
 {
@@ -310,7 +336,7 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
     i64 o[4] = { 0, 0, 0, 0 };
     if (valid) row_offsets(a.map, row, o);
     const T* x = (const T*)a.x + o[0];
-    float v[VPL][8];
+    Pack8<T> v[VPL];
     // One pass of sums and sums of squares in double, then one reduction: at these sizes the E[x²] − mean² form loses
     // nothing in double, and it halves the shuffle chain of the two-pass form.
     double s = 0, q = 0;
@@ -320,12 +346,14 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
         int c = l + j * lanes;
         if (valid && c < vecs)
         {
-            load8(x + c * 8, v[j]);
+            load_pack(x + c * 8, v[j]);
+            float f[8];
+            unpack(v[j], f);
 #pragma unroll
             for (int e = 0; e < 8; ++e)
             {
-                s += v[j][e];
-                q += (double)v[j][e] * v[j][e];
+                s += f[e];
+                q += (double)f[e] * f[e];
             }
         }
     }
@@ -346,18 +374,22 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
     {
         int c = l + j * lanes;
         if (c >= vecs) continue;
-        float sv[8], hv[8];
+        // γ and β as whole vectors too: read element by element, lane l's column 8·l makes each warp-wide load touch
+        // 32 sectors for 128 useful bytes, which made the L1, not DRAM, the limit of this kernel.
+        float sv[8], hv[8], gv[8], bv[8];
         if (sc) load8(sc + c * 8, sv);
         if (sh) load8(sh + c * 8, hv);
+        if (a.gamma) load8(a.gamma + c * 8, gv);
+        if (a.beta) load8(a.beta + c * 8, bv);
         float out[8];
+        unpack(v[j], out);
 #pragma unroll
         for (int e = 0; e < 8; ++e)
         {
-            int col = c * 8 + e;
-            float t = __fmul_rn(v[j][e] - m, inv);
-            if (a.gamma && a.beta) t = __fmaf_rn(t, a.gamma[col], a.beta[col]);
-            else if (a.gamma) t = __fmul_rn(t, a.gamma[col]);
-            else if (a.beta) t = __fadd_rn(t, a.beta[col]);
+            float t = __fmul_rn(out[e] - m, inv);
+            if (a.gamma && a.beta) t = __fmaf_rn(t, gv[e], bv[e]);
+            else if (a.gamma) t = __fmul_rn(t, gv[e]);
+            else if (a.beta) t = __fadd_rn(t, bv[e]);
             if (sc) t = __fmul_rn(t, __fadd_rn(1.0f, sv[e]));
             if (sh) t = __fadd_rn(t, hv[e]);
             out[e] = t;
