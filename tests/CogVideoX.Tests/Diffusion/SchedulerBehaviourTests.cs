@@ -21,6 +21,39 @@ public class SchedulerBehaviourTests
     }
 
     [Theory]
+    [InlineData("v_prediction")]
+    [InlineData("sample")]
+    [InlineData("epsilon")]
+    public void DdimStepsOnTensorsAsOnSpans(string type)
+    {
+        // The pipeline's tensor step (on the backend for v and x₀ predictions, through the host for ε) must give
+        // the span step's floats exactly, at every step of an uneven (7-step) schedule.
+        var config = Config2b with { PredictionType = type, RescaleBetasZeroSnr = false };
+        var spans = new CogVideoXDdimScheduler(config);
+        var tensors = new CogVideoXDdimScheduler(config);
+        spans.SetTimesteps(7);
+        tensors.SetTimesteps(7);
+        Assert.Equal(type != "epsilon", tensors.StepsOnTensors);
+        const int n = 37;
+        var sample = Random(n, 3);
+        for (int i = 0; i < 7; i++)
+        {
+            var modelOut = Random(n, 10 + i);
+            var expected = new float[n];
+            spans.Step(i, modelOut, sample, expected);
+            using var x = Tensor.FromArray(sample, [1, n]);
+            using var m = Tensor.FromArray(modelOut, [1, n]);
+            using var next = ((IScheduler)tensors).Step(i, m, x);
+            Assert.Equal(DType.F32, next.DType);
+            TorchGeneratorTests.AssertBitExact(expected, next.ToFloatArray(), $"{type} step {i}");
+            sample = expected;
+        }
+        if (type != "epsilon") return;
+        using var t = Tensor.FromArray(sample, [1, n]);
+        Assert.Throws<InvalidOperationException>(() => tensors.StepOnTensors(0, t, t));
+    }
+
+    [Theory]
     [InlineData(SchedulerKind.Ddim)]
     [InlineData(SchedulerKind.Dpm)]
     public void PredictionTypesAgreeOnTheSameDenoisedSample(SchedulerKind kind)
