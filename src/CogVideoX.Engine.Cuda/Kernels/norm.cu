@@ -339,6 +339,14 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
     Pack8<T> v[VPL];
     // One pass of sums and sums of squares in double, then one reduction: at these sizes the E[x²] − mean² form loses
     // nothing in double, and it halves the shuffle chain of the two-pass form.
+    // Every load is issued before the first is used: interleaved with the double-precision sums, each waited for
+    // DRAM in turn and the kernel ran at a third of the bandwidth with the SMs mostly idle.
+#pragma unroll
+    for (int j = 0; j < VPL; ++j)
+    {
+        int c = l + j * lanes;
+        if (valid && c < vecs) load_pack(x + c * 8, v[j]);
+    }
     double s = 0, q = 0;
 #pragma unroll
     for (int j = 0; j < VPL; ++j)
@@ -346,7 +354,6 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
         int c = l + j * lanes;
         if (valid && c < vecs)
         {
-            load_pack(x + c * 8, v[j]);
             float f[8];
             unpack(v[j], f);
 #pragma unroll
