@@ -508,7 +508,7 @@ public sealed class CogVideoXPipeline : IDisposable
 
     private CogVideoXVae AcquireVae(IProgress<PipelineProgress>? progress, Stopwatch clock, ref PipelineTimings timings) =>
         _vae ??= Load(ModelComponent.Vae, progress, clock, ref timings,
-            () => CogVideoXVae.Load(Model.ComponentPath(PipelineComponents.Vae), Backend, Options.DType));
+            () => CogVideoXVae.Load(Model.ComponentPath(PipelineComponents.Vae), Backend, CogVideoXVae.DecodeDType(Options.DType)));
 
     private T Load<T>(ModelComponent component, IProgress<PipelineProgress>? progress, Stopwatch clock, ref PipelineTimings timings, Func<T> load)
     {

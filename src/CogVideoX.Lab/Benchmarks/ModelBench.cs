@@ -112,7 +112,7 @@ public static class ModelBench
     {
         var config = VaeConfig.Load(Path.Combine(s.ConfigFolder, "vae", "config.json"));
         using var checkpoint = Checkpoint.Random("random VAE weights", s.Seed + 1);
-        return new CogVideoXVae(config, checkpoint.Scope(backend, s.DType));
+        return new CogVideoXVae(config, checkpoint.Scope(backend, CogVideoXVae.DecodeDType(s.DType)));  // as the pipeline decodes
     }
 
     public static T5Encoder RandomT5(BenchSettings s, IBackend backend)

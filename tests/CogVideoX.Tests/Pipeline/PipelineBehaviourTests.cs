@@ -148,19 +148,20 @@ public class PipelineBehaviourTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void BFloat16RunsEveryStageInBFloat16()
+    public void BFloat16RunsTheModelsInBFloat16AndDecodesInFloat16()
     {
         // bfloat16 keeps 8 bits of mantissa: on these tiny random models the frames differ from float32 by up to
-        // ~0.17 (5b style) and ~0.24 (2b style, whose DDIM steps amplify the latents' rounding), mostly through the VAE,
-        // which diffusers also runs in the pipeline's dtype. What is checked here is that the dtype reaches every stage
-        // and the output stays a valid video close to the float32 one on average.
+        // ~0.17 (5b style) and ~0.24 (2b style, whose DDIM steps amplify the latents' rounding). The VAE decodes in
+        // F16 (CogVideoXVae.DecodeDType: bf16 activations there cost up to 1.8× the golden tolerance). What is checked
+        // here is that the dtype reaches every stage and the output stays a valid video close to the float32 one.
         var run = GoldenPipelineTests.Runs().Single(r => r.Tag == "panda_dpm_dyncfg");
         using var pipeline = Open(run.Folder, MemoryPolicies.Full, DType.BF16);
         using var golden = SafetensorsFile.Open(Path.Combine(run.Folder, "runs", run.Tag + ".safetensors"));
         var seen = new Recorder();
         var result = pipeline.Generate(run.Request, observer: seen);
-        foreach (var name in new[] { "prompt_embeds", "negative_embeds", "initial_latents", "transformer_out_step3", "latents_after_step3", "vae_input", "vae_decoded" })
+        foreach (var name in new[] { "prompt_embeds", "negative_embeds", "initial_latents", "transformer_out_step3", "latents_after_step3", "vae_input" })
             Assert.Equal(DType.BF16, seen.DTypes[name]);
+        Assert.Equal(DType.F16, seen.DTypes["vae_decoded"]);
         Assert.All(result.Frames, v => Assert.InRange(v, 0f, 1f));
         using var expected = golden.Load("frames");
         var (max, mean) = Errors(expected.ToFloatArray(), result.Frames);
