@@ -10,55 +10,24 @@ namespace CogVideoX.Models.Transformer;
 /// </summary>
 internal sealed class AdaLayerNorm : IDisposable
 {
-    private readonly ParameterSet _parameters = new();
-    private readonly Tensor _linearWeight;
-    private readonly Tensor _linearBias;
-    private readonly Tensor? _normWeight;
-    private readonly Tensor? _normBias;
-    private readonly float _eps;
+    private const int Chunks = 2;
+    private readonly AdaptiveNormWeights _weights;
 
-    public AdaLayerNorm(WeightScope w, TransformerConfig c)
-    {
-        _eps = (float)c.NormEps;
-        try
-        {
-            _linearWeight = _parameters.Load(w, "linear.weight", 2 * c.InnerDim, c.TimeEmbedDim);
-            _linearBias = _parameters.Load(w, "linear.bias", 2 * c.InnerDim);
-            if (c.NormElementwiseAffine)
-            {
-                _normWeight = _parameters.Load(w, "norm.weight", c.InnerDim);
-                _normBias = _parameters.Load(w, "norm.bias", c.InnerDim);
-            }
-        }
-        catch
-        {
-            _parameters.Dispose();
-            throw;
-        }
-    }
+    public AdaLayerNorm(WeightScope w, TransformerConfig c) => _weights = new AdaptiveNormWeights(w, c, Chunks);
 
-    public ParameterSet Parameters => _parameters;
+    public ParameterSet Parameters => _weights.Parameters;
 
-    internal static void DescribeParameters(TransformerConfig c, string prefix, List<(string Name, int[] Shape)> into)
-    {
-        into.Add(($"{prefix}.linear.weight", [2 * c.InnerDim, c.TimeEmbedDim]));
-        into.Add(($"{prefix}.linear.bias", [2 * c.InnerDim]));
-        if (c.NormElementwiseAffine)
-        {
-            into.Add(($"{prefix}.norm.weight", [c.InnerDim]));
-            into.Add(($"{prefix}.norm.bias", [c.InnerDim]));
-        }
-    }
+    internal static void DescribeParameters(TransformerConfig c, string prefix, List<(string Name, int[] Shape)> into) =>
+        AdaptiveNormWeights.DescribeParameters(c, prefix, Chunks, into);
 
     /// <summary>x [B, N, D] → a new modulated tensor [B, N, D].</summary>
     public Tensor Forward(Tensor x, Tensor activatedEmbedding)
     {
-        using var modulation = activatedEmbedding.Linear(_linearWeight, _linearBias);
-        var parts = modulation.Chunk(2, 1);
+        var parts = _weights.Modulation(activatedEmbedding);
         try
         {
             var y = Tensor.Empty(x.Backend, x.DType, x.ShapeArray());
-            LayerNormZero.NormalizeModulated(x, y, 0, x.Dim(1), _normWeight, _normBias, _eps, parts[1], parts[0]);
+            _weights.NormalizeModulated(x, y, 0, x.Dim(1), scale: parts[1], shift: parts[0]);
             return y;
         }
         finally
@@ -67,5 +36,5 @@ internal sealed class AdaLayerNorm : IDisposable
         }
     }
 
-    public void Dispose() => _parameters.Dispose();
+    public void Dispose() => _weights.Dispose();
 }
