@@ -46,6 +46,8 @@ public sealed class CogVideoXDdimScheduler : CogVideoXScheduler
     {
         ArgumentNullException.ThrowIfNull(modelOutput);
         ArgumentNullException.ThrowIfNull(sample);
+        if (!modelOutput.Shape.SequenceEqual(sample.Shape))
+            throw new ArgumentException($"model output {modelOutput.ShapeString} and sample {sample.ShapeString} must have the same shape");
         if (!StepsOnTensors)
             throw new InvalidOperationException($"prediction type '{Config.PredictionType}' steps through host memory (Step on spans)");
         int t = CheckStep(stepIndex, default, default, default);

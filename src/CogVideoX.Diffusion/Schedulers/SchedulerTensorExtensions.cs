@@ -7,7 +7,8 @@ public static class SchedulerTensorExtensions
 {
     /// <summary>
     /// Runs <see cref="IScheduler.Step"/> (on the sample's backend for DDIM, otherwise through host memory: the DPM
-    /// step draws its noise from the CPU generator) and returns the next latents as a float32 tensor of the sample's shape on the sample's backend.
+    /// step draws its noise from the CPU generator) and returns the next latents as a float32 tensor of the sample's
+    /// shape on the sample's backend.
     /// </summary>
     public static Tensor Step(this IScheduler scheduler, int stepIndex, Tensor modelOutput, Tensor sample, TorchGenerator? generator = null)
     {

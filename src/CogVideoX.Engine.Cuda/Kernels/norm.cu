@@ -297,8 +297,8 @@ __device__ __forceinline__ double group_sum(double v, int lanes)
     return v;
 }
 
-// Eight elements of T as loaded (one uint4 for 16-bit types), widened to float where used: holding a row's vectors
-// packed halves the registers of the wide variants, whose occupancy (not DRAM) limited them at 1920 columns.
+// Eight elements of T as loaded (one uint4 for 16-bit types), widened to float where used: a row held packed takes
+// half the registers of the float form (measured on its own: no change in time; kept for the occupancy headroom).
 template <typename T> struct Pack8 { uint4 r; };
 template <> struct Pack8<float> { uint4 r[2]; };
 __device__ __forceinline__ void load_pack(const f16* p, Pack8<f16>& v) { v.r = *(const uint4*)p; }
