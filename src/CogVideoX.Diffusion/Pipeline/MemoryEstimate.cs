@@ -79,13 +79,14 @@ public static class MemoryEstimator
         var t5 = model.TextEncoder;
         bool keepWoFloat32 = dtype == DType.F16;
         long d = t5.DModel, inner = (long)t5.NumHeads * t5.DKv, ff = t5.DFf;
-        long t5Block = (4 * d * inner + (t5.Gated ? 2 : 1) * d * ff) * s + d * ff * (keepWoFloat32 ? 4 : s)
+        // wo stays in the checkpoint's half type (published T5 weights are F16/BF16) and is widened for one layer at a time.
+        long t5Block = (4 * d * inner + (t5.Gated ? 2 : 1) * d * ff) * s + d * ff * s
             + 2 * d * s + (keepWoFloat32 ? 2 * d * 4 : 0);
         long t5Rest = (long)t5.VocabSize * d * s + d * s + (keepWoFloat32 ? d * 4 : 0) + (long)t5.RelativeAttentionNumBuckets * t5.NumHeads * s;
         int length = Math.Max(textLength, 1);
         // The residual stream (float32 under F16), a norm, the projections, the gated feed-forward and the position bias.
         long t5Working = length * (3 * d * 4 + 4 * inner * s + 3 * ff * s) + (long)t5.NumHeads * length * length * s
-            + 3L * 2 * length * d * s;
+            + 3L * 2 * length * d * s + (keepWoFloat32 ? d * ff * 4 : 0);
 
         var tc = model.Transformer;
         var shapes = CogVideoXTransformer.ParameterShapes(tc);

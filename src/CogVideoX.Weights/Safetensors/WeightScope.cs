@@ -57,6 +57,14 @@ public sealed class WeightScope
 
     public Tensor? GetOptional(string name, params int[] shape) => Contains(name) ? Get(name, shape) : null;
 
+    /// <summary>The dtype a tensor is stored in (null for random weights, which have no file).</summary>
+    public DType? StoredDType(string name)
+    {
+        var full = Join(name);
+        if (_checkpoint.IsRandom || !_checkpoint.Contains(full)) return null;
+        return _checkpoint.Entry(full).DType;
+    }
+
     /// <summary>What the checkpoint does hold under this prefix, most similar names first, for a missing-tensor message.</summary>
     private string Nearby(string name)
     {

@@ -69,6 +69,53 @@ public class T5EncoderTests
         }
     }
 
+    /// <summary>The float32 checkpoint in <paramref name="source"/> with every weight rounded to bfloat16 (round to nearest even), written as float32.</summary>
+    private static List<(string Name, int[] Shape, float[] Values)> WriteRoundedToBf16(string source, string folder)
+    {
+        var rounded = new List<(string, int[], float[])>();
+        using (var f32 = Checkpoint.Open(source))
+        {
+            foreach (var name in f32.Names.OrderBy(n => n, StringComparer.Ordinal))
+            {
+                using var t = f32.Load(name);
+                var values = t.ToFloatArray();
+                for (int i = 0; i < values.Length; i++) values[i] = DTypes.BF16ToFloat(DTypes.FloatToBF16(values[i]));
+                rounded.Add((name, t.ShapeArray(), values));
+            }
+        }
+        SafetensorsWriter.WriteF32(Path.Combine(folder, "model.safetensors"), rounded);
+        File.Copy(Path.Combine(source, "config.json"), Path.Combine(folder, "config.json"));
+        return rounded;
+    }
+
+    [Fact]
+    public void HalfStoredWoIsKeptInItsTypeAndGivesTheFloat32Result()
+    {
+        // Under F16, wo runs in float32. A checkpoint storing it in a half type keeps it so (half the memory) and widens
+        // it per call; the product must be bit for bit what the same values stored as float32 give.
+        var run = TextFixtures.RunByTag("cat_neg_s999");
+        var golden = Fixtures.LoadAll(run.TensorsPath);
+        using var temp = new TempFolder();
+        try
+        {
+            WriteRoundedToBf16(TextEncoderFolder(run.Pipeline), temp.Path);
+            using var stored = T5Encoder.Load(ShardedBf16Folder, CpuBackend.Instance, DType.F16);
+            using var widened = T5Encoder.Load(temp.Path, CpuBackend.Instance, DType.F16);
+            Assert.Equal(DType.BF16, stored.Blocks[0].Layer1.DenseReluDense.Wo.DType);
+            Assert.Equal(DType.F32, widened.Blocks[0].Layer1.DenseReluDense.Wo.DType);
+            Assert.Equal(DType.F16, stored.Blocks[0].Layer1.DenseReluDense.Wi0!.DType);
+            using var a = stored.Forward(golden["prompt_ids"]);
+            using var b = widened.Forward(golden["prompt_ids"]);
+            Assert.Equal(DType.F16, a.DType);
+            Assert.Equal(b.ToFloatArray(), a.ToFloatArray());
+            Compare.AssertClose(golden["prompt_embeds"], a, HalfTolerance, "F16 with bf16-stored wo");
+        }
+        finally
+        {
+            foreach (var t in golden.Values) t.Dispose();
+        }
+    }
+
     [Fact]
     public void ShardedBf16CheckpointEqualsFloat32WeightsRoundedToBf16()
     {
@@ -77,21 +124,7 @@ public class T5EncoderTests
         using var temp = new TempFolder();
         try
         {
-            // The float32 checkpoint with every weight rounded to bfloat16 (round to nearest even) by this test.
-            var source = TextEncoderFolder(run.Pipeline);
-            var rounded = new List<(string, int[], float[])>();
-            using (var f32 = Checkpoint.Open(source))
-            {
-                foreach (var name in f32.Names.OrderBy(n => n, StringComparer.Ordinal))
-                {
-                    using var t = f32.Load(name);
-                    var values = t.ToFloatArray();
-                    for (int i = 0; i < values.Length; i++) values[i] = DTypes.BF16ToFloat(DTypes.FloatToBF16(values[i]));
-                    rounded.Add((name, t.ShapeArray(), values));
-                }
-            }
-            SafetensorsWriter.WriteF32(Path.Combine(temp.Path, "model.safetensors"), rounded);
-            File.Copy(Path.Combine(source, "config.json"), Path.Combine(temp.Path, "config.json"));
+            var rounded = WriteRoundedToBf16(TextEncoderFolder(run.Pipeline), temp.Path);
 
             // The published layout: shards + index, stored as bf16, loaded and widened to float32.
             using var sharded = T5Encoder.Load(ShardedBf16Folder, CpuBackend.Instance, DType.F32);
@@ -135,7 +168,8 @@ public class T5EncoderTests
         try
         {
             using var encoder = T5Encoder.Load(TextEncoderFolder(run.Pipeline), CpuBackend.Instance, dtype);
-            // transformers keeps wo in float32 for float16 (T5's _keep_in_fp32_modules), not for bfloat16.
+            // transformers keeps wo in float32 for float16 (T5's _keep_in_fp32_modules), not for bfloat16; this
+            // checkpoint stores float32, so under F16 wo stays float32.
             var wo = encoder.Blocks[0].Layer1.DenseReluDense.Wo;
             Assert.Equal(dtype == DType.F16 ? DType.F32 : dtype, wo.DType);
             using var output = encoder.Forward(golden["prompt_ids"]);
