@@ -100,6 +100,9 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
     private readonly CublasLtHandle _cublas;
     private readonly DeviceBlock _workspace;
     private readonly Dictionary<string, CudaModuleHandle> _modules = new();
+
+    /// <summary>Optional modules that could not be built here, with the reason.</summary>
+    private readonly Dictionary<string, string> _unavailableModules = new();
     private readonly Dictionary<string, KernelFunction> _functions = new();
     private readonly List<CompiledModule> _compiled = new();
     private readonly object _kernelGate = new();
@@ -184,7 +187,9 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
     {
         get
         {
-            lock (_kernelGate) return _compiled.Select(c => c.Info).ToList();
+            lock (_kernelGate)
+                return _compiled.Select(c => c.Info)
+                    .Concat(_unavailableModules.Select(p => KernelModuleInfo.Failed(p.Key, p.Value))).ToList();
         }
     }
 
@@ -193,11 +198,22 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
     {
         lock (_kernelGate)
         {
-            var missing = KernelCompiler.Modules.Where(m => !_modules.ContainsKey(m)).ToArray();
+            var missing = KernelCompiler.ModulesFor(Info.Major, Info.Minor)
+                .Where(m => !_modules.ContainsKey(m) && !_unavailableModules.ContainsKey(m)).ToArray();
             // NVRTC programs are independent, so the modules compile side by side; loading is per context.
-            var compiled = new CompiledModule[missing.Length];
-            Parallel.For(0, missing.Length, i => compiled[i] = KernelCompiler.Compile(missing[i], Info.Major, Info.Minor));
-            foreach (var c in compiled) Load(c);
+            var compiled = new CompiledModule?[missing.Length];
+            var failures = new Exception?[missing.Length];
+            Parallel.For(0, missing.Length, i =>
+            {
+                try { compiled[i] = KernelCompiler.Compile(missing[i], Info.Major, Info.Minor); }
+                catch (Exception e) { failures[i] = e; }
+            });
+            for (int i = 0; i < missing.Length; i++)
+            {
+                if (compiled[i] is { } c) Load(c);
+                else if (failures[i] is CogVideoXException e && KernelCompiler.IsOptional(missing[i])) ModuleUnavailable(missing[i], e);
+                else System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failures[i]!);
+            }
         }
     }
 
@@ -359,8 +375,39 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
         lock (_kernelGate)
         {
             if (_modules.TryGetValue(module, out var loaded)) return loaded;
-            return Load(KernelCompiler.Compile(module, Info.Major, Info.Minor));
+            if (_unavailableModules.TryGetValue(module, out var reason))
+                throw new CogVideoXException($"kernel module {module} is unavailable: {reason}");
+            try
+            {
+                return Load(KernelCompiler.Compile(module, Info.Major, Info.Minor));
+            }
+            catch (CogVideoXException e) when (KernelCompiler.IsOptional(module))
+            {
+                ModuleUnavailable(module, e);
+                throw;
+            }
         }
+    }
+
+    /// <summary>Whether an optional module has been built and loaded, building it on first ask (false, noted once, when it cannot be).</summary>
+    internal bool TryModule(string module)
+    {
+        try
+        {
+            Module(module);
+            return true;
+        }
+        catch (CogVideoXException) when (KernelCompiler.IsOptional(module))
+        {
+            return false;
+        }
+    }
+
+    private void ModuleUnavailable(string module, CogVideoXException e)
+    {
+        var reason = KernelCompiler.FailureSummary(e.Message);
+        _unavailableModules[module] = reason;
+        Note($"kernel module {module} is unavailable ({reason}); the portable kernels run instead");
     }
 
     private CudaModuleHandle Load(CompiledModule compiled)
@@ -374,14 +421,24 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
         return handle;
     }
 
-    internal void Launch<T>(KernelFunction function, uint gridX, uint gridY, uint block, ref T args) where T : unmanaged
+    internal void Launch<T>(KernelFunction function, uint gridX, uint gridY, uint block, ref T args) where T : unmanaged =>
+        Launch(function, gridX, gridY, block, 0, ref args);
+
+    /// <summary>A launch with <paramref name="sharedBytes"/> of dynamic shared memory (above 48 KiB the function's limit is raised first).</summary>
+    internal void Launch<T>(KernelFunction function, uint gridX, uint gridY, uint block, uint sharedBytes, ref T args) where T : unmanaged
     {
         MakeCurrent();
+        if (sharedBytes > 48 * 1024 && function.DynamicSharedBytes < sharedBytes)
+        {
+            const int MaxDynamicSharedSizeBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+            CudaDriver.Check(CudaDriver.cuFuncSetAttribute(function.Handle, MaxDynamicSharedSizeBytes, (int)sharedBytes), $"cuFuncSetAttribute({function.Name}, {sharedBytes} bytes of shared memory)");
+            function.DynamicSharedBytes = sharedBytes;
+        }
         fixed (T* p = &args)
         {
             void* slot = p;
-            int r = CudaDriver.cuLaunchKernel(function.Handle, gridX, gridY, 1, block, 1, 1, 0, _stream, &slot, null);
-            if (r != CudaDriver.Success) throw CudaDriver.Error(r, $"cuLaunchKernel({function.Name})", $"grid {gridX}x{gridY}, block {block}");
+            int r = CudaDriver.cuLaunchKernel(function.Handle, gridX, gridY, 1, block, 1, 1, sharedBytes, _stream, &slot, null);
+            if (r != CudaDriver.Success) throw CudaDriver.Error(r, $"cuLaunchKernel({function.Name})", $"grid {gridX}x{gridY}, block {block}, {sharedBytes} bytes of shared memory");
         }
     }
 
@@ -490,4 +547,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
 }
 
 /// <summary>A kernel entry point of a loaded module (valid while the backend lives).</summary>
-internal sealed record KernelFunction(IntPtr Handle, string Name);
+internal sealed record KernelFunction(IntPtr Handle, string Name)
+{
+    /// <summary>The dynamic shared memory limit set for this function so far (0: the default 48 KiB).</summary>
+    public uint DynamicSharedBytes { get; set; }
+}

@@ -84,7 +84,7 @@ internal static class DoctorCommand
                 backend.LoadAllKernels();
                 o.WriteLine($"kernels ({KernelCacheRoot()}):");
                 foreach (var m in backend.KernelModules)
-                    o.WriteLine($"  {m.Module,-12} {m.Target,-7} {Describe(m)}");
+                    o.WriteLine($"  {m.Module,-14} {m.Target,-8} {Describe(m)}");
             }
             catch (CogVideoXException e)
             {
@@ -122,7 +122,7 @@ internal static class DoctorCommand
         try
         {
             foreach (var m in CudaKernels.CompileAll(cc / 10, cc % 10))
-                o.WriteLine($"  {m.Module,-12} {m.Target,-7} {Describe(m)}");
+                o.WriteLine($"  {m.Module,-14} {m.Target,-8} {Describe(m)}");
         }
         catch (CogVideoXException e)
         {
@@ -133,6 +133,7 @@ internal static class DoctorCommand
 
     private static string KernelCacheRoot() => CudaKernels.CacheRoot;
 
-    private static string Describe(KernelModuleInfo m) =>
-        $"{(m.FromCache ? "from cache" : $"compiled in {m.CompileTime.TotalSeconds:0.00} s"),-22} {m.Bytes / 1024,6} KiB  {m.CachePath ?? "(not cached)"}";
+    private static string Describe(KernelModuleInfo m) => m.Unavailable is { } reason
+        ? $"unavailable (optional; the portable kernels run instead): {reason}"
+        : $"{(m.FromCache ? "from cache" : $"compiled in {m.CompileTime.TotalSeconds:0.00} s"),-22} {m.Bytes / 1024,6} KiB  {m.CachePath ?? "(not cached)"}";
 }

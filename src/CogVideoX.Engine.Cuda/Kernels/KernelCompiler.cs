@@ -19,6 +19,34 @@ internal static class KernelCompiler
 {
     public static readonly string[] Modules = ["copy", "elementwise", "norm", "misc", "attention"];
 
+    /// <summary>
+    /// Modules written for one architecture's own instructions (sm_90a: wgmma), compiled only for that exact compute
+    /// capability: "a" targets run on no other GPU.
+    /// </summary>
+    private static readonly Dictionary<string, (int Major, int Minor)> ArchitectureModules = new() { ["attention_sm90"] = (9, 0) };
+
+    /// <summary>The modules a device of compute capability major.minor uses.</summary>
+    public static IEnumerable<string> ModulesFor(int major, int minor) =>
+        Modules.Concat(ArchitectureModules.Where(p => p.Value == (major, minor)).Select(p => p.Key));
+
+    /// <summary>
+    /// Architecture-specific modules are optional: without them the backend runs the portable kernels (a GPU whose
+    /// NVRTC cannot target sm_90a still works, only slower without cuDNN).
+    /// </summary>
+    public static bool IsOptional(string module) => ArchitectureModules.ContainsKey(module);
+
+    /// <summary>One line of a compilation failure: the first compiler error when the log has one.</summary>
+    public static string FailureSummary(string message)
+    {
+        var lines = message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.FirstOrDefault(l => l.Contains(" error", StringComparison.Ordinal) && !l.StartsWith("NVRTC", StringComparison.Ordinal))
+            ?? lines.FirstOrDefault() ?? message;
+    }
+
+    /// <summary>Whether <paramref name="module"/> exists for a device of compute capability major.minor.</summary>
+    public static bool IsAvailableFor(string module, int major, int minor) =>
+        !ArchitectureModules.TryGetValue(module, out var cc) || cc == (major, minor);
+
     private const string ResourcePrefix = "CogVideoX.Kernels.";
 
     /// <summary>Where compiled kernels are kept: COGVIDEOX_KERNEL_CACHE, else $XDG_CACHE_HOME or ~/.cache, /cogvideox/kernels.</summary>
@@ -71,6 +99,13 @@ internal static class KernelCompiler
     {
         CudaLibraries.Require(CudaLibrary.Nvrtc);
         var (archOption, isPtx, targetName) = Target(major, minor);
+        if (ArchitectureModules.TryGetValue(module, out var cc))
+        {
+            if (cc != (major, minor))
+                throw new InvalidOperationException($"kernel module {module} is for sm_{cc.Major}{cc.Minor} only, not sm_{major}{minor}");
+            // The architecture-specific target: machine code with the instructions only this architecture has.
+            (archOption, isPtx, targetName) = ($"--gpu-architecture=sm_{major}{minor}a", false, $"sm_{major}{minor}a");
+        }
         string[] options = [archOption, "--std=c++17", "-DCOGVIDEOX_KERNELS=1"];
         var source = Source(module);
         Nvrtc.Check(Nvrtc.nvrtcVersion(out int vMajor, out int vMinor), "nvrtcVersion");
@@ -161,14 +196,38 @@ internal static class KernelCompiler
 }
 
 /// <summary>A kernel module as compiled or loaded from the cache.</summary>
-public sealed record KernelModuleInfo(string Module, string Target, bool FromCache, TimeSpan CompileTime, long Bytes, string? CachePath);
+public sealed record KernelModuleInfo(string Module, string Target, bool FromCache, TimeSpan CompileTime, long Bytes, string? CachePath)
+{
+    /// <summary>Why an optional module could not be built (null when it was).</summary>
+    public string? Unavailable { get; init; }
+
+    internal static KernelModuleInfo Failed(string module, string reason) =>
+        new(module, "-", false, TimeSpan.Zero, 0, null) { Unavailable = reason };
+}
 
 /// <summary>The embedded CUDA C kernels: where their compiled forms are cached, and compiling them ahead of use.</summary>
 public static class CudaKernels
 {
     public static string CacheRoot => KernelCompiler.CacheRoot;
 
-    /// <summary>Compiles every module for compute capability major.minor with NVRTC (no GPU needed).</summary>
-    public static IReadOnlyList<KernelModuleInfo> CompileAll(int major, int minor) =>
-        KernelCompiler.Modules.Select(m => KernelCompiler.Compile(m, major, minor).Info).ToList();
+    /// <summary>
+    /// Compiles every module for compute capability major.minor with NVRTC (no GPU needed). A required module that
+    /// fails throws; an optional one is listed with <see cref="KernelModuleInfo.Unavailable"/> set.
+    /// </summary>
+    public static IReadOnlyList<KernelModuleInfo> CompileAll(int major, int minor)
+    {
+        var list = new List<KernelModuleInfo>();
+        foreach (var m in KernelCompiler.ModulesFor(major, minor))
+        {
+            try
+            {
+                list.Add(KernelCompiler.Compile(m, major, minor).Info);
+            }
+            catch (CogVideoXException e) when (KernelCompiler.IsOptional(m))
+            {
+                list.Add(KernelModuleInfo.Failed(m, KernelCompiler.FailureSummary(e.Message)));
+            }
+        }
+        return list;
+    }
 }

@@ -6,28 +6,7 @@
 
 #define LOG2E 1.4426950408889634f
 
-struct AttentionArgs
-{
-    const void* q;     // [B, H, Nq, D], any strides
-    const void* k;     // [B, H, Nk, D]
-    const void* v;     // [B, H, Nk, D]
-    const void* bias;  // [B, H, Nq, Nk] broadcast view (stride 0 allowed) or null
-    void* y;           // [B, H, Nq, D], any strides
-    i64 qs[4];
-    i64 ks[4];
-    i64 vs[4];
-    i64 bs[4];
-    i64 ys[4];
-    int heads;
-    int nq;
-    int nk;
-    int d;
-    float scale;
-    int has_bias;
-    int vector_kv;  // k and v rows are contiguous and 16-byte aligned, d a multiple of 8: load 8 values at a time
-    int pad;
-};
-static_assert(sizeof(AttentionArgs) == 232, "AttentionArgs must match KernelArgs.cs");
+// AttentionArgs: common.cuh (shared with attention_sm90.cu).
 
 template <typename T> __device__ __forceinline__ void mma_16816(float* c, const u32* a, u32 b0, u32 b1);
 

@@ -244,3 +244,27 @@ __device__ T block_reduce(T v, T* scratch)
     for (int w = 1; w < warps; ++w) r = Op::apply(r, scratch[w]);
     return r;
 }
+
+// Arguments of the attention kernels (attention.cu, attention_sm90.cu).
+struct AttentionArgs
+{
+    const void* q;     // [B, H, Nq, D], any strides
+    const void* k;     // [B, H, Nk, D]
+    const void* v;     // [B, H, Nk, D]
+    const void* bias;  // [B, H, Nq, Nk] broadcast view (stride 0 allowed) or null
+    void* y;           // [B, H, Nq, D], any strides
+    i64 qs[4];
+    i64 ks[4];
+    i64 vs[4];
+    i64 bs[4];
+    i64 ys[4];
+    int heads;
+    int nq;
+    int nk;
+    int d;
+    float scale;
+    int has_bias;
+    int vector_kv;  // k and v rows are contiguous and 16-byte aligned, d a multiple of 8: load 8 values at a time
+    int pad;
+};
+static_assert(sizeof(AttentionArgs) == 232, "AttentionArgs must match KernelArgs.cs");

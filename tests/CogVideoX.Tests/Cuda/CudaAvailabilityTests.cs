@@ -44,3 +44,40 @@ public class CudaAvailabilityTests
         Assert.Contains("libcuda", e.Message);
     }
 }
+
+/// <summary>Which kernel modules a GPU gets: the architecture-specific ones only on their own compute capability.</summary>
+public class KernelModuleSelectionTests
+{
+    [Fact]
+    public void TheWgmmaAttentionModuleIsBuiltForSm90Only()
+    {
+        // sm_90a code runs on compute capability 9.0 alone (not 8.x, not 10.0), so no other GPU compiles or loads it.
+        Assert.Contains("attention_sm90", KernelCompiler.ModulesFor(9, 0));
+        Assert.DoesNotContain("attention_sm90", KernelCompiler.ModulesFor(8, 9));
+        Assert.DoesNotContain("attention_sm90", KernelCompiler.ModulesFor(10, 0));
+        Assert.True(KernelCompiler.IsAvailableFor("attention_sm90", 9, 0));
+        Assert.False(KernelCompiler.IsAvailableFor("attention_sm90", 8, 0));
+        foreach (var m in KernelCompiler.Modules)
+        {
+            Assert.True(KernelCompiler.IsAvailableFor(m, 7, 5));
+            Assert.Contains(m, KernelCompiler.ModulesFor(7, 5));
+        }
+        Assert.Contains("flash_attention_sm90_f16_d64", KernelCompiler.Source("attention_sm90"));
+        Assert.True(KernelCompiler.IsOptional("attention_sm90"));
+        Assert.DoesNotContain(KernelCompiler.Modules, KernelCompiler.IsOptional);
+    }
+
+    [Fact]
+    public void AFailedOptionalModuleIsSummarisedByItsFirstCompilerError()
+    {
+        // The shape of the message NVRTC's failure produced on the H200 (doctor prints this one line).
+        var message = "NVRTC: nvrtcCompileProgram failed with NVRTC_ERROR_COMPILATION (6): attention_sm90.cu with --gpu-architecture=sm_90a --std=c++17:\n"
+            + "attention_sm90.cu(281): error: A function without execution space annotations is considered a host function\n"
+            + "1 error detected in the compilation of \"attention_sm90.cu\".";
+        Assert.Equal("attention_sm90.cu(281): error: A function without execution space annotations is considered a host function",
+            KernelCompiler.FailureSummary(message));
+        Assert.Equal("no such library", KernelCompiler.FailureSummary("no such library"));
+        var failed = KernelModuleInfo.Failed("attention_sm90", "reason");
+        Assert.Equal("reason", failed.Unavailable);
+    }
+}
