@@ -25,8 +25,17 @@ public sealed unsafe partial class CudaBackend
 
     private void FlashAttention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y)
     {
-        int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3), nk = k.Dim(2);
+        int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3);
         if ((long)b * h > 65535) throw new NotSupportedException($"attention: batch x heads = {(long)b * h} exceeds the CUDA grid limit of 65535");
+        var args = AttentionArguments(q, k, v, bias, scale, y);
+        args.VectorKv = Rows16ByteAligned(k) && Rows16ByteAligned(v) ? 1 : 0;
+        string name = $"flash_attention_{Suffix(q.DType)}_d{(d <= 64 ? 64 : 128)}";
+        Launch(Function("attention", name), (uint)((nq + 63) / 64), (uint)(b * h), 128, ref args);
+    }
+
+    /// <summary>The pointers, sizes and strides both flash kernels take (attention.cu and attention_sm90.cu share the struct).</summary>
+    private AttentionArgs AttentionArguments(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y)
+    {
         var args = new AttentionArgs
         {
             Q = Ptr(q),
@@ -34,10 +43,10 @@ public sealed unsafe partial class CudaBackend
             V = Ptr(v),
             Bias = Ptr(bias, this),
             Y = Ptr(y),
-            Heads = h,
-            Nq = nq,
-            Nk = nk,
-            D = d,
+            Heads = q.Dim(1),
+            Nq = q.Dim(2),
+            Nk = k.Dim(2),
+            D = q.Dim(3),
             Scale = scale,
             HasBias = bias is null ? 0 : 1,
         };
@@ -49,9 +58,7 @@ public sealed unsafe partial class CudaBackend
             args.BiasStrides[i] = bias?.Layout.Stride(i) ?? 0;
             args.YStrides[i] = y.Layout.Stride(i);
         }
-        args.VectorKv = Rows16ByteAligned(k) && Rows16ByteAligned(v) ? 1 : 0;
-        string name = $"flash_attention_{Suffix(q.DType)}_d{(d <= 64 ? 64 : 128)}";
-        Launch(Function("attention", name), (uint)((nq + 63) / 64), (uint)(b * h), 128, ref args);
+        return args;
     }
 
     /// <summary>Warpgroups per block of attention_sm90.cu (its ATTN_NW) and the dynamic shared memory a block takes.</summary>
@@ -61,8 +68,8 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>
     /// The sm_90a flash-attention kernel (wgmma products, cp.async tiles in the swizzled layout the tensor cores read):
-    /// 11.9 ms at the 2b shape on the H200 against 51.5 ms for the sm_80 kernel (cuDNN: 10.2 ms), so it is the path when
-    /// cuDNN is missing or declines. Head dim 64, F16/BF16, no bias, rows contiguous and 16-byte aligned. False when the
+    /// 10.5–11.1 ms at the 2b shape on the H200 against 51.5 ms for the sm_80 kernel (cuDNN: 10.2–10.7 ms), so it is the
+    /// path when cuDNN is missing or declines. Head dim 64, F16/BF16, no bias, rows contiguous and 16-byte aligned. False when the
     /// module cannot be built here (e.g. an NVRTC without sm_90a; noted once).
     /// </summary>
     private bool TryHopperAttention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y)
@@ -71,26 +78,8 @@ public sealed unsafe partial class CudaBackend
             || !TryModule("attention_sm90"))
             return false;
         var function = Function("attention_sm90", $"flash_attention_sm90_{Suffix(q.DType)}_d64");
-        int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), nk = k.Dim(2);
-        var args = new AttentionArgs
-        {
-            Q = Ptr(q),
-            K = Ptr(k),
-            V = Ptr(v),
-            Y = Ptr(y),
-            Heads = h,
-            Nq = nq,
-            Nk = nk,
-            D = 64,
-            Scale = scale,
-        };
-        for (int i = 0; i < 4; i++)
-        {
-            args.QStrides[i] = q.Layout.Stride(i);
-            args.KStrides[i] = k.Layout.Stride(i);
-            args.VStrides[i] = v.Layout.Stride(i);
-            args.YStrides[i] = y.Layout.Stride(i);
-        }
+        int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2);
+        var args = AttentionArguments(q, k, v, null, scale, y);
         int rows = 64 * HopperAttentionWarpgroups;
         Launch(function, (uint)((nq + rows - 1) / rows), (uint)(b * h), (uint)(128 * HopperAttentionWarpgroups), HopperAttentionSharedBytes, ref args);
         return true;

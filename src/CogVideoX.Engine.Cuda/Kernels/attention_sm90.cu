@@ -9,13 +9,16 @@
 // long as the two products (16 per clock per multiprocessor against 16 score elements per clock of tensor work), so
 // each warpgroup overlaps them: the scores of tile j + 1 are issued before P_j.V_j, and their softmax runs while
 // P_j.V_j is on the tensor cores (FlashAttention-3's intra-warpgroup pipelining); two blocks per multiprocessor fill
-// the remaining gaps. Measured on the H200 at [2,30,17776,64] (scripts/kernels/attention_sm90_check.cu): 11.9 ms,
-// 408 TFLOP/s; cuDNN 9.14 takes 10.2 ms, the sm_80 kernel 51.5 ms. Exponentials two at a time in f16
-// (ex2.approx.f16x2) measured slower, and one block of 3 warpgroups (fewer warps per multiprocessor) too.
+// the remaining gaps. Measured on the H200 at [2,30,17776,64] (scripts/kernels/attention_sm90_check.cu and the CLI's
+// timings): 10.5-11.2 ms, 435-462 TFLOP/s; cuDNN 9.14 takes 10.2-10.7 ms, the sm_80 kernel 51.5 ms. Exponentials two
+// at a time in f16 (ex2.approx.f16x2) measured slower, and one block of 3 warpgroups (fewer warps per SM) too.
 // Layout contract: Q, K, V rows of 64 contiguous values, 16-byte aligned; Y rows contiguous (any strides otherwise).
 
 #ifndef ATTN_NW
 #define ATTN_NW 2          // consumer warpgroups per block (64 query rows each)
+#endif
+#ifndef ATTN_SKIP_RESCALE
+#define ATTN_SKIP_RESCALE 1  // skip O *= alpha in warps whose row maxima did not move
 #endif
 #ifndef ATTN_MIN_BLOCKS
 #define ATTN_MIN_BLOCKS (ATTN_NW == 2 ? 2 : 1)
@@ -201,19 +204,21 @@ __device__ __forceinline__ void pack_p(const float* s, u32* p)
     }
 }
 
+// Descriptors are built once per block; a k-step or a stage moves the start address field (bytes / 16), which stays
+// inside its 14 bits because shared memory ends below 256 KiB.
 template <typename T>
-__device__ __forceinline__ void issue_qk(float* s, u32 q_wg, u32 kt)
+__device__ __forceinline__ void issue_qk(float* s, u64 dq, u64 dk)
 {
     wgmma_fence();
     fence_regs(s, 32);
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_ss_m64n64<T>(s, smem_desc(q_wg + kk * 32), smem_desc(kt + kk * 32), kk > 0);
+    for (int kk = 0; kk < 4; ++kk) wgmma_ss_m64n64<T>(s, dq + kk * (32 >> 4), dk + kk * (32 >> 4), kk > 0);
     wgmma_commit();
 }
 
 // O += P.V: four k-steps of 16 keys (16 rows of the V tile, 2048 bytes each); V is MN-major (transposed B).
 template <typename T>
-__device__ __forceinline__ void issue_pv(float* o, const u32* p, u32 vt)
+__device__ __forceinline__ void issue_pv(float* o, const u32* p, u64 dv)
 {
     wgmma_fence();
     fence_regs(o, 32);
@@ -221,7 +226,7 @@ __device__ __forceinline__ void issue_pv(float* o, const u32* p, u32 vt)
     for (int t = 0; t < 4; ++t)
     {
         u32 af[4] = {p[4 * t], p[4 * t + 1], p[4 * t + 2], p[4 * t + 3]};
-        wgmma_rs_m64n64_tb<T>(o, af, smem_desc(vt + t * 2048));
+        wgmma_rs_m64n64_tb<T>(o, af, dv + t * (2048 >> 4));
     }
     wgmma_commit();
 }
@@ -234,7 +239,8 @@ __device__ __forceinline__ void issue_pv(float* o, const u32* p, u32 vt)
 // Where a block's tiles live and come from (device functions rather than lambdas: NVRTC compiles lambdas as host code).
 struct AttnBlock
 {
-    u32 q_wg, k_smem, v_smem;
+    u32 k_smem, v_smem;
+    u64 dq, dk, dv;  // descriptors of this warpgroup's Q rows and of stage 0's K and V tiles
     const u16* k;
     const u16* v;
     i64 k_stride, v_stride;
@@ -263,17 +269,21 @@ __device__ __forceinline__ void load_kv(const AttnBlock& blk, int t)
 template <typename T, bool HAS_NEXT>
 __device__ __forceinline__ void attention_step(const AttnBlock& blk, AttnState& st, int j)
 {
-    if (HAS_NEXT) issue_qk<T>(st.s, blk.q_wg, blk.k_smem + ((j + 1) % ATTN_STAGES) * ATTN_TILE);
+    if (HAS_NEXT) issue_qk<T>(st.s, blk.dq, blk.dk + ((j + 1) % ATTN_STAGES) * (ATTN_TILE >> 4));
     fence_regs(st.o, 32);
-#pragma unroll
-    for (int c = 0; c < 8; ++c)
+    // Once the row maxima settle most tiles leave them unchanged: a warp whose factors are all 1 skips the rescale.
+    if (!ATTN_SKIP_RESCALE || __any_sync(0xffffffffu, st.alpha0 != 1.0f || st.alpha1 != 1.0f))
     {
-        st.o[4 * c] *= st.alpha0;
-        st.o[4 * c + 1] *= st.alpha0;
-        st.o[4 * c + 2] *= st.alpha1;
-        st.o[4 * c + 3] *= st.alpha1;
+#pragma unroll
+        for (int c = 0; c < 8; ++c)
+        {
+            st.o[4 * c] *= st.alpha0;
+            st.o[4 * c + 1] *= st.alpha0;
+            st.o[4 * c + 2] *= st.alpha1;
+            st.o[4 * c + 3] *= st.alpha1;
+        }
     }
-    issue_pv<T>(st.o, st.p, blk.v_smem + (j % ATTN_STAGES) * ATTN_TILE);
+    issue_pv<T>(st.o, st.p, blk.dv + (j % ATTN_STAGES) * (ATTN_TILE >> 4));
     if (HAS_NEXT)
     {
         wgmma_wait<1>();  // the scores are ready; P_j.V_j may still run
@@ -304,9 +314,11 @@ __device__ void flash_attention_sm90_impl(const AttentionArgs& a)
     const u16* q = (const u16*)a.q + b * a.qs[0] + h * a.qs[1];
     const int q0 = blockIdx.x * BM;
     AttnBlock blk;
-    blk.q_wg = q_smem + wg * 64 * 128;
     blk.k_smem = q_smem + BM * 128;
     blk.v_smem = blk.k_smem + ATTN_STAGES * ATTN_TILE;
+    blk.dq = smem_desc(q_smem + wg * 64 * 128);
+    blk.dk = smem_desc(blk.k_smem);
+    blk.dv = smem_desc(blk.v_smem);
     blk.k = (const u16*)a.k + b * a.ks[0] + h * a.ks[1];
     blk.v = (const u16*)a.v + b * a.vs[0] + h * a.vs[1];
     blk.k_stride = a.ks[2];
@@ -329,7 +341,7 @@ __device__ void flash_attention_sm90_impl(const AttentionArgs& a)
     for (int i = 0; i < 32; ++i) st.o[i] = 0.0f;
     st.m0 = st.m1 = -F_INF;
     st.l0 = st.l1 = 0.0f;
-    issue_qk<T>(st.s, blk.q_wg, blk.k_smem);
+    issue_qk<T>(st.s, blk.dq, blk.dk);
     wgmma_wait<0>();
     fence_regs(st.s, 32);
     softmax_tile(st.s, st.m0, st.m1, st.l0, st.l1, st.alpha0, st.alpha1, 0, a.nk, lane, blk.sl2);
