@@ -392,6 +392,9 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
     /// <summary>Whether an optional module has been built and loaded, building it on first ask (false, noted once, when it cannot be).</summary>
     internal bool TryModule(string module)
     {
+        // Checked first so a module known to be unavailable costs a lookup per call, not a thrown exception.
+        lock (_kernelGate)
+            if (_unavailableModules.ContainsKey(module)) return false;
         try
         {
             Module(module);

@@ -28,11 +28,18 @@ public sealed class CogVideoXDdimScheduler : CogVideoXScheduler
         var x0 = PredictedOriginalBuffer(sample.Length);
         PredictOriginal(alphaProdT, modelOutput, sample, x0);
 
-        double a = Math.Sqrt((1.0 - alphaProdPrev) / (1.0 - alphaProdT));
-        double b = Math.Sqrt(alphaProdPrev) - Math.Sqrt(alphaProdT) * a;
-        float af = (float)a, bf = (float)b;
+        var (af, bf) = Coefficients(alphaProdT, alphaProdPrev);
         for (int i = 0; i < prevSample.Length; i++) prevSample[i] = af * sample[i] + bf * x0[i];
     }
+
+    /// <summary>a_t and b_t of x_{t−1} = a_t·x_t + b_t·x̂₀, computed in double and rounded to float32 once.</summary>
+    private static (float A, float B) Coefficients(double alphaProdT, double alphaProdPrev)
+    {
+        double a = Math.Sqrt((1.0 - alphaProdPrev) / (1.0 - alphaProdT));
+        double b = Math.Sqrt(alphaProdPrev) - Math.Sqrt(alphaProdT) * a;
+        return ((float)a, (float)b);
+    }
+
     /// <summary>Whether <see cref="StepOnTensors"/> can take this configuration's prediction type.</summary>
     public bool StepsOnTensors => Config.PredictionType is "v_prediction" or "sample";
 
@@ -52,9 +59,7 @@ public sealed class CogVideoXDdimScheduler : CogVideoXScheduler
             throw new InvalidOperationException($"prediction type '{Config.PredictionType}' steps through host memory (Step on spans)");
         int t = CheckStep(stepIndex, default, default, default);
         double alphaProdT = AlphasCumprod[t];
-        double alphaProdPrev = PreviousAlphaCumprod(t);
-        double a = Math.Sqrt((1.0 - alphaProdPrev) / (1.0 - alphaProdT));
-        double b = Math.Sqrt(alphaProdPrev) - Math.Sqrt(alphaProdT) * a;
+        var (a, b) = Coefficients(alphaProdT, PreviousAlphaCumprod(t));
         using var scope = new TensorScope();
         var x = sample.To(DType.F32);
         var v = modelOutput.To(DType.F32);
@@ -62,6 +67,6 @@ public sealed class CogVideoXDdimScheduler : CogVideoXScheduler
         var x0 = Config.PredictionType == "v_prediction"
             ? x.Scale((float)Math.Sqrt(alphaProdT)).Sub(v.Scale((float)Math.Sqrt(1.0 - alphaProdT)))
             : v;
-        return scope.Keep(x.Scale((float)a).Add(x0.Scale((float)b)));
+        return scope.Keep(x.Scale(a).Add(x0.Scale(b)));
     }
 }
