@@ -11,7 +11,7 @@ mkdir -p "$OUT"
 export COGVIDEOX_KERNEL_CACHE=/tmp/cogvideox-kernels
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
-STAGES=${STAGES:-"env doctor selftest timing bench2b owncuda2b composite2b bench5b vae t5 golden variants pipeline"}
+STAGES=${STAGES:-"env doctor selftest timing bench2b cudnn2b composite2b bench5b vae t5 golden variants pipeline"}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 
 if has env; then
@@ -48,12 +48,14 @@ if has bench2b; then
   awk -F', ' 'NR>1 {print $2, $4, $5}' "$OUT/clocks.txt" | sort | uniq -c | sort -rn | head -8
   grep -iE "Active|Idle|Slowdown|Power Cap|Thermal|Clocks Event" "$OUT/throttle.txt" | head -12
 fi
+# Our sm_90 attention goes first by default; these put cuDNN's first (unified SDPA, then its composite graph).
+if has cudnn2b; then COGVIDEOX_ATTENTION=cudnn run_bench cudnn2b 180 transformer --model-config 2b --repeats 5 ${PROFILE:+--profile}; fi
 if has owncuda2b; then COGVIDEOX_CUDNN=0 run_bench owncuda2b 180 transformer --model-config 2b --repeats 3 ${PROFILE:+--profile}; fi
-if has composite2b; then COGVIDEOX_CUDNN_SDPA=composite run_bench composite2b 120 transformer --model-config 2b --repeats 3; fi
+if has composite2b; then COGVIDEOX_ATTENTION=cudnn COGVIDEOX_CUDNN_SDPA=composite run_bench composite2b 120 transformer --model-config 2b --repeats 3; fi
 if has bench5b; then run_bench bench5b 240 transformer --model-config 5b --repeats 3; fi
 if has vae; then run_bench vae 240 vae --model-config 2b --repeats 3 ${PROFILE:+--profile}; fi
 if has t5; then run_bench t5 180 t5 --model-config 2b --repeats 5; fi
-if has bench2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5; then
+if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5; then
   grep -E "^=== |^transformer |^vae |^t5 |^paths|rc=|error|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then
@@ -66,10 +68,13 @@ if has variants; then
     COGVIDEOX_CUDNN=0 timeout 120 $B selftest --timing-only --filter conv3d
     echo "=== own kernels' correctness (COGVIDEOX_CUDNN=0: the sm_90a attention kernel on Hopper)"
     COGVIDEOX_CUDNN=0 timeout 60 $B selftest --filter attention | grep -E "FAIL|passed|attention .*(F16|BF16) .*64\]"
+    echo "=== cuDNN's attention first (COGVIDEOX_ATTENTION=cudnn): timings and selftest"
+    COGVIDEOX_ATTENTION=cudnn timeout 120 $B selftest --timing-only --filter attention
+    COGVIDEOX_ATTENTION=cudnn timeout 60 $B selftest --filter attention | grep -E "FAIL|passed"
     echo "=== composite cuDNN attention graph (COGVIDEOX_CUDNN_SDPA=composite)"
-    COGVIDEOX_CUDNN_SDPA=composite timeout 120 $B selftest --timing-only --filter attention
+    COGVIDEOX_ATTENTION=cudnn COGVIDEOX_CUDNN_SDPA=composite timeout 120 $B selftest --timing-only --filter attention
     echo "=== composite graph selftest"
-    COGVIDEOX_CUDNN_SDPA=composite timeout 60 $B selftest --filter attention | grep -E "FAIL|passed"
+    COGVIDEOX_ATTENTION=cudnn COGVIDEOX_CUDNN_SDPA=composite timeout 60 $B selftest --filter attention | grep -E "FAIL|passed"
   } > "$OUT/variants.txt" 2>&1
   grep -E "^===|attention|conv3d|FAIL|passed" "$OUT/variants.txt" | grep -v "^\[cuda\]" | cut -c1-200; stamp variants
 fi

@@ -2,6 +2,7 @@
 // against a float32 reference over awkward sizes and the CogVideoX-2b shape (the block's layout: V a view of the QKV
 // projection, O a view of the merged heads), then times it at that shape. The backend compiles the same source with
 // NVRTC; this only shortens the edit-measure loop. Build: see attention_sm90_check.sh.
+#include <cuda.h>
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <cmath>
 #include <vector>
+
 #include "../../src/CogVideoX.Engine.Cuda/Kernels/common.cuh"
 #include "../../src/CogVideoX.Engine.Cuda/Kernels/attention_sm90.cu"
 
@@ -43,6 +45,19 @@ __global__ void reference(AttentionArgs a, const int* rows, int nrows, float* ou
     }
     float* o = out + ((i64)bh * nrows + i) * 64;
     for (int d = 0; d < 64; ++d) o[d] = acc[d] / l;
+}
+
+// The map the backend builds: (head dim, rows, heads, batch), strides from the [B, H, N, D] view's element strides.
+static TensorMap make_map(const void* base, int rows, int heads, int batch, const i64* st)
+{
+    TensorMap m;
+    cuuint64_t dims[4] = {64, (cuuint64_t)rows, (cuuint64_t)heads, (cuuint64_t)batch};
+    cuuint64_t strides[3] = {(cuuint64_t)st[2] * 2, (cuuint64_t)st[1] * 2, (cuuint64_t)st[0] * 2};
+    cuuint32_t box[4] = {64, 64, 1, 1}, es[4] = {1, 1, 1, 1};
+    CUresult r = cuTensorMapEncodeTiled((CUtensorMap*)&m, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4, (void*)base, dims, strides, box, es,
+        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) { printf("cuTensorMapEncodeTiled failed: %d\n", (int)r); exit(1); }
+    return m;
 }
 
 struct Case { int b, h, nq, nk; bool block_layout; int sample; };
@@ -82,10 +97,16 @@ static double run_case(const Case& c, bool timed)
         a.v = v;
         memcpy(a.vs, ks, sizeof ks); memcpy(a.ys, qs, sizeof qs);
     }
+    TmaAttentionArgs ta;
+    ta.q = make_map(a.q, c.nq, c.h, c.b, a.qs);
+    ta.k = make_map(a.k, c.nk, c.h, c.b, a.ks);
+    ta.v = make_map(a.v, c.nk, c.h, c.b, a.vs);
+    ta.a = a;
     auto kernel = flash_attention_sm90_f16_d64;
+    auto launch = [&](dim3 g) { kernel<<<g, ATTN_THREADS, ATTN_SM90_SMEM>>>(ta); };
     CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, ATTN_SM90_SMEM));
     dim3 grid((c.nq + 64 * ATTN_NW - 1) / (64 * ATTN_NW), c.b * c.h);
-    kernel<<<grid, 128 * ATTN_NW, ATTN_SM90_SMEM>>>(a);
+    launch(grid);
     CHECK(cudaGetLastError());
     CHECK(cudaDeviceSynchronize());
 
@@ -124,10 +145,10 @@ static double run_case(const Case& c, bool timed)
     {
         cudaEvent_t e0, e1;
         CHECK(cudaEventCreate(&e0)); CHECK(cudaEventCreate(&e1));
-        for (int i = 0; i < 3; ++i) kernel<<<grid, 128 * ATTN_NW, ATTN_SM90_SMEM>>>(a);
+        for (int i = 0; i < 3; ++i) launch(grid);
         const int reps = 20;
         CHECK(cudaEventRecord(e0));
-        for (int i = 0; i < reps; ++i) kernel<<<grid, 128 * ATTN_NW, ATTN_SM90_SMEM>>>(a);
+        for (int i = 0; i < reps; ++i) launch(grid);
         CHECK(cudaEventRecord(e1));
         CHECK(cudaEventSynchronize(e1));
         float t; CHECK(cudaEventElapsedTime(&t, e0, e1));

@@ -3,20 +3,23 @@ namespace CogVideoX.Engine.Cuda;
 public sealed unsafe partial class CudaBackend
 {
     /// <summary>
-    /// F16/BF16 without bias: cuDNN's fused flash attention when cuDNN offers an engine for the shapes and strides.
-    /// Otherwise, on sm_90 with head dim 64 and aligned rows, this backend's wgmma kernel (attention_sm90.cu).
-    /// Otherwise F16/BF16 with head dim ≤ 128 (T5's biased attention among them): this backend's flash-attention
-    /// kernel (tensor cores, scores never leave registers). Otherwise (F32, or larger head dims) a composite over
-    /// chunks of queries: cuBLASLt scores for a bounded block of rows, softmax, cuBLASLt times V — memory bounded by
-    /// the scratch limit, never the whole [H, Nq, Nk].
+    /// F16/BF16 without bias, head dim 64, on sm_90: this backend's warp-specialised wgmma/TMA kernel
+    /// (attention_sm90.cu), measured faster than cuDNN's fused SDPA there (COGVIDEOX_ATTENTION=cudnn puts cuDNN first).
+    /// Otherwise cuDNN's fused flash attention when cuDNN offers an engine for the shapes and strides. Otherwise
+    /// F16/BF16 with head dim ≤ 128 (T5's biased attention among them): this backend's flash-attention kernel (tensor
+    /// cores, scores never leave registers). Otherwise (F32, or larger head dims) a composite over chunks of queries:
+    /// cuBLASLt scores for a bounded block of rows, softmax, cuBLASLt times V — memory bounded by the scratch limit,
+    /// never the whole [H, Nq, Nk].
     /// </summary>
     public void Attention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y)
     {
         using var profiled = Profile("attention", y, q.Dim(3) + (bias is null ? "" : " bias"));
         if (y.ElementCount == 0) return;
+        bool ownFirst = Options.OwnAttentionFirst;
+        if (ownFirst && TryHopperAttention(q, k, v, bias, scale, y)) return;
         if (TryCudnnAttention(q, k, v, bias, scale, y)) return;
+        if (!ownFirst && TryHopperAttention(q, k, v, bias, scale, y)) return;
         _ownAttentionCalls++;
-        if (TryHopperAttention(q, k, v, bias, scale, y)) return;
         bool flash = q.DType is DType.F16 or DType.BF16 && q.Dim(3) <= 128 && k.DType == q.DType && v.DType == q.DType
             && (bias is null || bias.DType == q.DType) && y.DType == q.DType;
         if (flash) FlashAttention(q, k, v, bias, scale, y);
@@ -61,36 +64,81 @@ public sealed unsafe partial class CudaBackend
         return args;
     }
 
-    /// <summary>Warpgroups per block of attention_sm90.cu (its ATTN_NW) and the dynamic shared memory a block takes.</summary>
-    private const int HopperAttentionWarpgroups = 2;
+    /// <summary>Consumer warpgroups (64 query rows each) and K/V stages of attention_sm90.cu (its ATTN_NW, ATTN_STAGES).</summary>
+    private const int HopperAttentionWarpgroups = 4, HopperAttentionStages = 6;
 
-    private const uint HopperAttentionSharedBytes = 64 * HopperAttentionWarpgroups * 128 + 2 * 4 * 64 * 128 + 1024;
+    /// <summary>The kernel's dynamic shared memory (its ATTN_SM90_SMEM): Q rows, the stages' K and V tiles, their barriers, alignment.</summary>
+    private const uint HopperAttentionSharedBytes = 64 * HopperAttentionWarpgroups * 128 + 2 * HopperAttentionStages * 64 * 128
+        + 8 * (2 * HopperAttentionStages + 1) + 1024;
 
     /// <summary>
-    /// The sm_90a flash-attention kernel (wgmma products, cp.async tiles in the swizzled layout the tensor cores read):
-    /// 10.5–11.1 ms at the 2b shape on the H200 against 51.5 ms for the sm_80 kernel (cuDNN: 10.2–10.7 ms), so it is the
-    /// path when cuDNN is missing or declines. Head dim 64, F16/BF16, no bias, rows contiguous and 16-byte aligned. False when the
-    /// module cannot be built here (e.g. an NVRTC without sm_90a; noted once).
+    /// The sm_90a flash-attention kernel (wgmma products, a TMA producer warpgroup, mbarrier stages): 9.4 ms at the 2b
+    /// shape on the H200 against 10.7–11.0 ms for cuDNN 9.14 and 51.5 ms for the sm_80 kernel. Head dim 64, F16/BF16,
+    /// no bias, rows contiguous and 16-byte aligned. False when the module cannot be built here (e.g. an NVRTC without
+    /// sm_90a; noted once) or the driver refuses the tensor maps.
     /// </summary>
     private bool TryHopperAttention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y)
     {
         if (!KernelCompiler.IsAvailableFor("attention_sm90", Info.Major, Info.Minor) || !HopperAttentionApplies(q, k, v, bias, y)
             || !TryModule("attention_sm90"))
             return false;
+        var args = new TmaAttentionArgs { Args = AttentionArguments(q, k, v, null, scale, y) };
+        if (!TryTensorMap(q, args.Maps) || !TryTensorMap(k, args.Maps + TmaAttentionArgs.MapBytes)
+            || !TryTensorMap(v, args.Maps + 2 * TmaAttentionArgs.MapBytes))
+            return false;
         var function = Function("attention_sm90", $"flash_attention_sm90_{Suffix(q.DType)}_d64");
         int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2);
-        var args = AttentionArguments(q, k, v, null, scale, y);
         int rows = 64 * HopperAttentionWarpgroups;
-        Launch(function, (uint)((nq + rows - 1) / rows), (uint)(b * h), (uint)(128 * HopperAttentionWarpgroups), HopperAttentionSharedBytes, ref args);
+        _ownAttentionCalls++;
+        Launch(function, (uint)((nq + rows - 1) / rows), (uint)(b * h), (uint)(128 * (HopperAttentionWarpgroups + 1)),
+            HopperAttentionSharedBytes, ref args);
         return true;
     }
 
-    /// <summary>The layouts attention_sm90.cu takes: Q, K, V rows of 64 contiguous, 16-byte aligned values; Y rows 4-byte aligned.</summary>
+    /// <summary>
+    /// Encodes the kernel's view of a [B, H, N, 64] tensor for the tensor memory accelerator: dims (64, N, H, B), byte
+    /// strides, 64 x 64 boxes, the 128-byte swizzle, zeros past the end. False (noted) when the driver refuses it.
+    /// </summary>
+    private bool TryTensorMap(Tensor t, byte* destination)
+    {
+        var aligned = stackalloc byte[TmaAttentionArgs.MapBytes + 64];
+        var map = (byte*)(((nuint)aligned + 63) & ~(nuint)63);  // the driver requires 64-byte alignment
+        var dims = stackalloc ulong[4] { 64, (ulong)t.Dim(2), (ulong)t.Dim(1), (ulong)t.Dim(0) };
+        var strides = stackalloc ulong[3];
+        for (int i = 0; i < 3; i++)
+        {
+            // A size-1 dim's stride never counts; any multiple of 16 satisfies the driver.
+            int dim = 2 - i;
+            strides[i] = t.Dim(dim) == 1 ? 128 : (ulong)t.Layout.Stride(dim) * 2;
+        }
+        var box = stackalloc uint[4] { 64, 64, 1, 1 };
+        var elementStrides = stackalloc uint[4] { 1, 1, 1, 1 };
+        int type = t.DType == DType.BF16 ? CudaDriver.TensorMapBFloat16 : CudaDriver.TensorMapFloat16;
+        int r = CudaDriver.cuTensorMapEncodeTiled(map, type, 4, Ptr(t), dims, strides, box, elementStrides, 0,
+            CudaDriver.TensorMapSwizzle128, CudaDriver.TensorMapL2Promotion256, 0);
+        if (r != CudaDriver.Success)
+        {
+            Note($"attention_sm90: the driver refused a tensor map for {t.ShapeString} (strides {string.Join(",", t.Layout.Strides.ToArray())}): " +
+                CudaDriver.Error(r, "cuTensorMapEncodeTiled").Message);
+            return false;
+        }
+        Buffer.MemoryCopy(map, destination, TmaAttentionArgs.MapBytes, TmaAttentionArgs.MapBytes);
+        return true;
+    }
+
+    /// <summary>
+    /// The layouts attention_sm90.cu takes: Q, K, V rows of 64 contiguous, 16-byte aligned values, strides multiples of
+    /// 16 bytes and not zero; Y rows 4-byte aligned.
+    /// </summary>
     private bool HopperAttentionApplies(Tensor q, Tensor k, Tensor v, Tensor? bias, Tensor y) =>
         bias is null && q.DType is DType.F16 or DType.BF16 && k.DType == q.DType && v.DType == q.DType && y.DType == q.DType
         && q.Dim(3) == 64 && k.Dim(2) > 0 && (long)q.Dim(0) * q.Dim(1) <= 65535
         && Rows16ByteAligned(q) && Rows16ByteAligned(k) && Rows16ByteAligned(v)
+        && PositiveStrides(q) && PositiveStrides(k) && PositiveStrides(v)
         && y.Layout.Stride(3) == 1 && Ptr(y) % 4 == 0 && Enumerable.Range(0, 3).All(i => y.Dim(i) == 1 || y.Layout.Stride(i) % 2 == 0);
+
+    /// <summary>Tensor maps take no broadcast (zero-stride) dims of more than one element.</summary>
+    private static bool PositiveStrides(Tensor t) => Enumerable.Range(0, 3).All(i => t.Dim(i) == 1 || t.Layout.Stride(i) > 0);
 
     /// <summary>
     /// Whether every [.., n, 0:D] row of a 16-bit [B, H, N, D] tensor starts on a 16-byte boundary and is contiguous, with

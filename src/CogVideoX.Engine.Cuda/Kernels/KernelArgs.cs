@@ -385,6 +385,15 @@ internal unsafe struct AttentionArgs
     public int Pad;
 }
 
+/// <summary>attention_sm90.cu's parameter: three 128-byte CUtensorMaps (64-byte aligned there), then the common arguments.</summary>
+[StructLayout(LayoutKind.Sequential, Size = 640)]
+internal unsafe struct TmaAttentionArgs
+{
+    public const int MapBytes = 128;
+    public fixed byte Maps[3 * MapBytes];  // Q, K, V
+    public AttentionArgs Args;
+}
+
 [StructLayout(LayoutKind.Sequential)]
 internal struct SpatialNormArgs
 {

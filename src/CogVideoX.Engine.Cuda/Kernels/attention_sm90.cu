@@ -1,27 +1,28 @@
 // Flash attention forward for Hopper (sm_90a): head dim 64, f16/bf16, no bias. The products run on the warpgroup
 // tensor-core instructions (wgmma): S = Q.K^T with both operands in shared memory, O += P.V with P straight from the
 // registers the scores were computed in (an accumulator and a 16-bit A fragment share their row/column mapping).
-// Each warpgroup (4 warps) owns 64 query rows; the NW warpgroups of a block share the key/value tiles, which cp.async
-// streams through four shared-memory buffers. Tiles use the 128-byte swizzled layout wgmma reads (16-byte chunk c of
-// row r at chunk position c ^ (r % 8)), so neither the copies nor the tensor cores meet bank conflicts.
+//
+// The block is warp-specialised as in FlashAttention-3: NW consumer warpgroups own 64 query rows each, and one producer
+// warpgroup streams Q and the K/V tiles with the tensor memory accelerator (TMA: one instruction per 64 x 64 tile,
+// written in the 128-byte swizzle wgmma reads, rows past the end as zeros). Consumers wait per stage on an mbarrier and
+// release it with another, so no consumer instruction goes to copies or address arithmetic and no block barrier ties
+// the warpgroups together; the producer gives most of its registers to the consumers (setmaxnreg).
 //
 // Softmax is online in base 2 with float32 statistics, as in attention.cu. With head dim 64 the exponentials take as
 // long as the two products (16 per clock per multiprocessor against 16 score elements per clock of tensor work), so
 // each warpgroup overlaps them: the scores of tile j + 1 are issued before P_j.V_j, and their softmax runs while
-// P_j.V_j is on the tensor cores (FlashAttention-3's intra-warpgroup pipelining); two blocks per multiprocessor fill
-// the remaining gaps. Measured on the H200 at [2,30,17776,64] (scripts/kernels/attention_sm90_check.cu and the CLI's
-// timings): 10.5-11.2 ms, 435-462 TFLOP/s; cuDNN 9.14 takes 10.2-10.7 ms, the sm_80 kernel 51.5 ms. Exponentials two
-// at a time in f16 (ex2.approx.f16x2) measured slower, and one block of 3 warpgroups (fewer warps per SM) too.
-// Layout contract: Q, K, V rows of 64 contiguous values, 16-byte aligned; Y rows contiguous (any strides otherwise).
+// P_j.V_j is on the tensor cores (FlashAttention-3's intra-warpgroup pipelining).
+//
+// Measured on the H200 at [2,30,17776,64] (scripts/kernels/attention_sm90_check.cu, same session): 9.39 ms, 517
+// TFLOP/s; cuDNN 9.14's fused SDPA 10.7-11.0 ms; the previous form of this kernel (all warps copying with cp.async and
+// meeting at a block barrier per tile, 2 blocks of 2 warpgroups per SM) 11.3 ms. A producer of one warp instead of a
+// warpgroup puts a fifth warp on one of the four register-file partitions and capped every thread at 94 registers
+// (spills, serialised wgmma: 14.9 ms). Exponentials two at a time in f16 (ex2.approx.f16x2) measured slower.
+// Layout contract: Q, K, V rows of 64 contiguous values, 16-byte aligned, every other stride a multiple of 16 bytes
+// (the tensor maps' rule); Y rows contiguous, 4-byte aligned.
 
-#ifndef ATTN_NW
-#define ATTN_NW 2          // consumer warpgroups per block (64 query rows each)
-#endif
 #ifndef ATTN_SKIP_RESCALE
 #define ATTN_SKIP_RESCALE 1  // skip O *= alpha in warps whose row maxima did not move
-#endif
-#ifndef ATTN_MIN_BLOCKS
-#define ATTN_MIN_BLOCKS (ATTN_NW == 2 ? 2 : 1)
 #endif
 
 #define LOG2E_SM90 1.4426950408889634f
@@ -96,15 +97,6 @@ __device__ __forceinline__ u32 smem_addr(const void* p)
     return a;
 }
 
-// 16 bytes global -> shared, zero-filled when !valid.
-__device__ __forceinline__ void cp_async16(u32 dst, const void* src, bool valid)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
-__device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-
 __device__ __forceinline__ float ex2f(float x)
 {
     float y;
@@ -124,23 +116,6 @@ template <> __device__ __forceinline__ u32 pack2_sm90<bf16>(float lo, float hi)
     u32 r;
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
     return r;
-}
-
-// Copies rows [row0, row0 + rows) of a [*, 64] 16-bit matrix (row stride in elements) into a swizzled tile; rows at
-// or past `limit` are zero.
-template <int ROWS, int THREADS>
-__device__ __forceinline__ void load_tile(u32 tile, const u16* base, i64 stride, int row0, int limit, int tid)
-{
-#pragma unroll
-    for (int i = 0; i < (ROWS * 8 + THREADS - 1) / THREADS; ++i)
-    {
-        int idx = tid + i * THREADS, r = idx >> 3, c = idx & 7;
-        if ((ROWS * 8) % THREADS != 0 && idx >= ROWS * 8) break;
-        int row = row0 + r;
-        bool valid = row < limit;
-        const u16* src = base + (i64)(valid ? row : 0) * stride + c * 8;
-        cp_async16(tile + r * 128 + ((c ^ (r & 7)) << 4), src, valid);
-    }
 }
 
 // Online softmax of one 64 x 64 score tile, in place: the scores become exp2(S * scale * log2 e - m) (this thread
@@ -231,22 +206,7 @@ __device__ __forceinline__ void issue_pv(float* o, const u32* p, u64 dv)
     wgmma_commit();
 }
 
-// Tile j is read by S_j = Q.K_j^T (issued at the start of iteration j - 1) and by P_j.V_j (iteration j), so four
-// buffers: j and j + 1 in use, j + 2 resident for the next iteration's scores, j + 3 loading.
-#define ATTN_STAGES 4
 #define ATTN_TILE (64 * 128)  // bytes of one 64 x 64 tile
-
-// Where a block's tiles live and come from (device functions rather than lambdas: NVRTC compiles lambdas as host code).
-struct AttnBlock
-{
-    u32 k_smem, v_smem;
-    u64 dq, dk, dv;  // descriptors of this warpgroup's Q rows and of stage 0's K and V tiles
-    const u16* k;
-    const u16* v;
-    i64 k_stride, v_stride;
-    int nk, tiles, tid, lane;
-    float sl2;
-};
 
 // One warpgroup's running state; the arrays stay in registers because every index is static after inlining.
 struct AttnState
@@ -256,22 +216,11 @@ struct AttnState
     float m0, m1, l0, l1, alpha0, alpha1;
 };
 
-__device__ __forceinline__ void load_kv(const AttnBlock& blk, int t)
+// O *= alpha before P.V accumulates. Once the row maxima settle most tiles leave them unchanged: a warp whose factors
+// are all 1 skips the rescale.
+__device__ __forceinline__ void rescale_o(AttnState& st)
 {
-    const u32 offset = (u32)(t % ATTN_STAGES) * ATTN_TILE;
-    load_tile<64, 128 * ATTN_NW>(blk.k_smem + offset, blk.k, blk.k_stride, t * 64, blk.nk, blk.tid);
-    load_tile<64, 128 * ATTN_NW>(blk.v_smem + offset, blk.v, blk.v_stride, t * 64, blk.nk, blk.tid);
-}
-
-// Iteration j: the scores of tile j + 1 go to the tensor cores, then P_j.V_j; the softmax of tile j + 1 runs while
-// P_j.V_j does. HAS_NEXT is a template argument because ptxas follows which wgmma groups are in flight only through
-// straight-line code: a conditional issue or wait makes it serialise every wgmma of the kernel.
-template <typename T, bool HAS_NEXT>
-__device__ __forceinline__ void attention_step(const AttnBlock& blk, AttnState& st, int j)
-{
-    if (HAS_NEXT) issue_qk<T>(st.s, blk.dq, blk.dk + ((j + 1) % ATTN_STAGES) * (ATTN_TILE >> 4));
     fence_regs(st.o, 32);
-    // Once the row maxima settle most tiles leave them unchanged: a warp whose factors are all 1 skips the rescale.
     if (!ATTN_SKIP_RESCALE || __any_sync(0xffffffffu, st.alpha0 != 1.0f || st.alpha1 != 1.0f))
     {
 #pragma unroll
@@ -283,81 +232,33 @@ __device__ __forceinline__ void attention_step(const AttnBlock& blk, AttnState& 
             st.o[4 * c + 3] *= st.alpha1;
         }
     }
-    issue_pv<T>(st.o, st.p, blk.dv + (j % ATTN_STAGES) * (ATTN_TILE >> 4));
-    if (HAS_NEXT)
-    {
-        wgmma_wait<1>();  // the scores are ready; P_j.V_j may still run
-        fence_regs(st.s, 32);
-        softmax_tile(st.s, st.m0, st.m1, st.l0, st.l1, st.alpha0, st.alpha1, (j + 1) * 64, blk.nk, blk.lane, blk.sl2);
-    }
-    wgmma_wait<0>();  // P_j is free
-    fence_regs(st.o, 32);
-    if (HAS_NEXT) pack_p<T>(st.s, st.p);
-    // Tile j + 2 must be resident for the next scores; after the barrier every warpgroup is done with tile j - 1,
-    // whose buffer takes tile j + 3.
-    cp_async_wait<0>();
-    fence_async_shared();
-    __syncthreads();
-    if (j + 3 < blk.tiles) load_kv(blk, j + 3);
-    cp_async_commit();
 }
 
+// The scores and P of key tile 0 (its K tile resident); the running state starts empty.
 template <typename T>
-__device__ void flash_attention_sm90_impl(const AttentionArgs& a)
+__device__ __forceinline__ void first_tile(AttnState& st, u64 dq, u64 dk, int nk, int lane, float sl2)
 {
-    constexpr int BM = 64 * ATTN_NW;
-    extern __shared__ unsigned char smem_raw[];
-    const u32 q_smem = (smem_addr(smem_raw) + 1023) & ~1023u;  // BM rows, then STAGES K tiles, then STAGES V tiles
-
-    const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
-    const i64 bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
-    const u16* q = (const u16*)a.q + b * a.qs[0] + h * a.qs[1];
-    const int q0 = blockIdx.x * BM;
-    AttnBlock blk;
-    blk.k_smem = q_smem + BM * 128;
-    blk.v_smem = blk.k_smem + ATTN_STAGES * ATTN_TILE;
-    blk.dq = smem_desc(q_smem + wg * 64 * 128);
-    blk.dk = smem_desc(blk.k_smem);
-    blk.dv = smem_desc(blk.v_smem);
-    blk.k = (const u16*)a.k + b * a.ks[0] + h * a.ks[1];
-    blk.v = (const u16*)a.v + b * a.vs[0] + h * a.vs[1];
-    blk.k_stride = a.ks[2];
-    blk.v_stride = a.vs[2];
-    blk.nk = a.nk;
-    blk.tiles = (a.nk + 63) / 64;
-    blk.tid = tid;
-    blk.lane = lane;
-    blk.sl2 = a.scale * LOG2E_SM90;
-
-    load_tile<BM, 128 * ATTN_NW>(q_smem, q, a.qs[2], q0, a.nq, tid);
-    for (int t = 0; t < ATTN_STAGES - 1 && t < blk.tiles; ++t) load_kv(blk, t);
-    cp_async_commit();
-    cp_async_wait<0>();
-    fence_async_shared();
-    __syncthreads();
-
-    AttnState st;
 #pragma unroll
     for (int i = 0; i < 32; ++i) st.o[i] = 0.0f;
     st.m0 = st.m1 = -F_INF;
     st.l0 = st.l1 = 0.0f;
-    issue_qk<T>(st.s, blk.dq, blk.dk);
+    issue_qk<T>(st.s, dq, dk);
     wgmma_wait<0>();
     fence_regs(st.s, 32);
-    softmax_tile(st.s, st.m0, st.m1, st.l0, st.l1, st.alpha0, st.alpha1, 0, a.nk, lane, blk.sl2);
+    softmax_tile(st.s, st.m0, st.m1, st.l0, st.l1, st.alpha0, st.alpha1, 0, nk, lane, sl2);
     pack_p<T>(st.s, st.p);
+}
 
-    for (int j = 0; j + 1 < blk.tiles; ++j) attention_step<T, true>(blk, st, j);
-    attention_step<T, false>(blk, st, blk.tiles - 1);
-
-    // Row sums over the quad, then O / l written as pairs.
+// Row sums over the quad, then O / l written as pairs; this thread holds rows `row` and `row + 8` of (b, h).
+template <typename T>
+__device__ __forceinline__ void store_o(const AttentionArgs& a, const AttnState& st, i64 b, i64 h, int row, int lane)
+{
     float l0 = st.l0, l1 = st.l1;
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
-    const int row = q0 + wg * 64 + warp * 16 + (lane >> 2);
     u16* y = (u16*)a.y + b * a.ys[0] + h * a.ys[1];
 #pragma unroll
     for (int c = 0; c < 8; ++c)
@@ -368,8 +269,170 @@ __device__ void flash_attention_sm90_impl(const AttentionArgs& a)
     }
 }
 
-// Bytes of dynamic shared memory a block needs (with room to align the base to 1024).
-#define ATTN_SM90_SMEM (64 * ATTN_NW * 128 + 2 * ATTN_STAGES * ATTN_TILE + 1024)
+#ifndef ATTN_NW
+#define ATTN_NW 4  // consumer warpgroups per block (64 query rows each); one block per multiprocessor
+#endif
+#ifndef ATTN_STAGES
+#define ATTN_STAGES 6  // K/V buffers the producer may run ahead by
+#endif
+// Registers per thread after the split: the block starts with an even share (ptxas: 96 at 640 threads); the producer
+// keeps 24 and the consumers take the rest, 112 (they need 111). Asking for more than the block freed would hang.
+#ifndef ATTN_PRODUCER_REGS
+#define ATTN_PRODUCER_REGS 24
+#endif
+#ifndef ATTN_CONSUMER_REGS
+#define ATTN_CONSUMER_REGS 112
+#endif
+#define ATTN_THREADS (128 * (ATTN_NW + 1))
+// Q rows, K and V stages, then the full/empty barrier of each stage and Q's (with room to align the base to 1024).
+#define ATTN_SM90_SMEM (64 * ATTN_NW * 128 + 2 * ATTN_STAGES * ATTN_TILE + 8 * (2 * ATTN_STAGES + 1) + 1024)
 
-extern "C" __global__ void __launch_bounds__(128 * ATTN_NW, ATTN_MIN_BLOCKS) flash_attention_sm90_f16_d64(AttentionArgs a) { flash_attention_sm90_impl<f16>(a); }
-extern "C" __global__ void __launch_bounds__(128 * ATTN_NW, ATTN_MIN_BLOCKS) flash_attention_sm90_bf16_d64(AttentionArgs a) { flash_attention_sm90_impl<bf16>(a); }
+// A CUtensorMap: 128 opaque bytes the driver encodes (cuTensorMapEncodeTiled), 64-byte aligned.
+struct __align__(64) TensorMap
+{
+    u64 bits[16];
+};
+
+// Q, K and V as 4D maps over (head dim, rows, heads, batch) with 64 x 64 boxes and the 128-byte swizzle; rows past the
+// end read as zeros. Passed as a __grid_constant__ parameter, which TMA reads the maps from.
+struct TmaAttentionArgs
+{
+    TensorMap q;
+    TensorMap k;
+    TensorMap v;
+    AttentionArgs a;
+};
+static_assert(sizeof(TmaAttentionArgs) == 640, "TmaAttentionArgs must match KernelArgs.cs");
+
+__device__ __forceinline__ void mbar_init(u32 bar, u32 count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(u32 bar, u32 bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(u32 bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Waits until the barrier's phase of the given parity has completed.
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity)
+{
+    asm volatile(
+        "{\n.reg .pred done;\nWAIT:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+// One 64-row box at (row, h, b) into a swizzled tile; its bytes count towards the barrier's transaction.
+__device__ __forceinline__ void tma_load_tile(u32 dst, const TensorMap* map, u32 bar, int row, int h, int b)
+{
+    asm volatile(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5, %6}], [%2];\n"
+        ::"r"(dst), "l"((u64)map), "r"(bar), "r"(0), "r"(row), "r"(h), "r"(b) : "memory");
+}
+
+struct AttnBlock
+{
+    u32 full, empty;  // first stage's barriers (8 bytes each)
+    u64 dq, dk, dv;
+    int nk, lane;
+    float sl2;
+};
+
+// Iteration j: the scores of tile j + 1 go to the tensor cores, then P_j.V_j; the softmax of tile j + 1 runs while
+// P_j.V_j does, and tile j's stage goes back to the producer once P_j.V_j has read it. HAS_NEXT is a template
+// argument because ptxas follows which wgmma groups are in flight only through straight-line code: a conditional
+// issue or wait makes it serialise every wgmma of the kernel.
+template <typename T, bool HAS_NEXT>
+__device__ __forceinline__ void attention_step(const AttnBlock& blk, AttnState& st, int j)
+{
+    if (HAS_NEXT)
+    {
+        const int t = j + 1, s = t % ATTN_STAGES;
+        mbar_wait(blk.full + 8 * s, (t / ATTN_STAGES) & 1);
+        issue_qk<T>(st.s, blk.dq, blk.dk + s * (ATTN_TILE >> 4));
+    }
+    rescale_o(st);
+    issue_pv<T>(st.o, st.p, blk.dv + (j % ATTN_STAGES) * (ATTN_TILE >> 4));
+    if (HAS_NEXT)
+    {
+        wgmma_wait<1>();
+        fence_regs(st.s, 32);
+        softmax_tile(st.s, st.m0, st.m1, st.l0, st.l1, st.alpha0, st.alpha1, (j + 1) * 64, blk.nk, blk.lane, blk.sl2);
+    }
+    wgmma_wait<0>();
+    fence_regs(st.o, 32);
+    if (blk.lane == 0) mbar_arrive(blk.empty + 8 * (j % ATTN_STAGES));  // one arrival per warp
+    if (HAS_NEXT) pack_p<T>(st.s, st.p);
+}
+
+template <typename T>
+__device__ void flash_attention_sm90_impl(const TmaAttentionArgs& ta)
+{
+    const AttentionArgs& a = ta.a;
+    constexpr int NW = ATTN_NW, BM = 64 * NW, S = ATTN_STAGES;
+    extern __shared__ unsigned char smem_raw[];
+    const u32 q_smem = (smem_addr(smem_raw) + 1023) & ~1023u;
+    const u32 k_smem = q_smem + BM * 128, v_smem = k_smem + S * ATTN_TILE;
+    const u32 full = v_smem + S * ATTN_TILE, empty = full + 8 * S, q_full = empty + 8 * S;
+    const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
+    const int bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
+    const int q0 = blockIdx.x * BM, tiles = (a.nk + 63) / 64;
+    if (tid == 0)
+    {
+        for (int s = 0; s < S; ++s)
+        {
+            mbar_init(full + 8 * s, 1);
+            mbar_init(empty + 8 * s, NW * 4);
+        }
+        mbar_init(q_full, 1);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    if (wg == NW)
+    {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(ATTN_PRODUCER_REGS));
+        // The producer: one thread issues every copy. A stage is refilled once all consumer warps released it.
+        if (tid == NW * 128)
+        {
+            const int boxes = min(NW, (a.nq - q0 + 63) / 64);  // Q boxes holding at least one row
+            mbar_expect_tx(q_full, boxes * ATTN_TILE);
+            for (int r = 0; r < boxes; ++r) tma_load_tile(q_smem + r * ATTN_TILE, &ta.q, q_full, q0 + 64 * r, h, b);
+            for (int t = 0; t < tiles; ++t)
+            {
+                const int s = t % S;
+                if (t >= S) mbar_wait(empty + 8 * s, ((t / S) + 1) & 1);
+                mbar_expect_tx(full + 8 * s, 2 * ATTN_TILE);
+                tma_load_tile(k_smem + s * ATTN_TILE, &ta.k, full + 8 * s, t * 64, h, b);
+                tma_load_tile(v_smem + s * ATTN_TILE, &ta.v, full + 8 * s, t * 64, h, b);
+            }
+        }
+        return;
+    }
+
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(ATTN_CONSUMER_REGS));
+    AttnBlock blk;
+    blk.full = full;
+    blk.empty = empty;
+    blk.dq = smem_desc(q_smem + wg * ATTN_TILE);
+    blk.dk = smem_desc(k_smem);
+    blk.dv = smem_desc(v_smem);
+    blk.nk = a.nk;
+    blk.lane = lane;
+    blk.sl2 = a.scale * LOG2E_SM90;
+
+    AttnState st;
+    mbar_wait(q_full, 0);
+    mbar_wait(full, 0);
+    first_tile<T>(st, blk.dq, blk.dk, a.nk, lane, blk.sl2);
+    for (int j = 0; j + 1 < tiles; ++j) attention_step<T, true>(blk, st, j);
+    attention_step<T, false>(blk, st, tiles - 1);
+    store_o<T>(a, st, b, h, q0 + wg * 64 + warp * 16 + (lane >> 2), lane);
+}
+
+extern "C" __global__ void __launch_bounds__(ATTN_THREADS, 1)
+    flash_attention_sm90_f16_d64(const __grid_constant__ TmaAttentionArgs a) { flash_attention_sm90_impl<f16>(a); }
+extern "C" __global__ void __launch_bounds__(ATTN_THREADS, 1)
+    flash_attention_sm90_bf16_d64(const __grid_constant__ TmaAttentionArgs a) { flash_attention_sm90_impl<bf16>(a); }

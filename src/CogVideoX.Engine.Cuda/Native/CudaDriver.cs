@@ -71,6 +71,15 @@ internal static unsafe partial class CudaDriver
     public static partial int cuLaunchKernel(IntPtr function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedMemoryBytes, CudaStreamHandle stream, void** parameters, void** extra);
 
+    // Tensor maps for the tensor memory accelerator (sm_90+, drivers of CUDA 12 and later).
+    public const int TensorMapFloat16 = 6;
+    public const int TensorMapBFloat16 = 9;
+    public const int TensorMapSwizzle128 = 3;
+    public const int TensorMapL2Promotion256 = 3;
+    [LibraryImport(Lib)]
+    public static partial int cuTensorMapEncodeTiled(void* tensorMap, int dataType, uint rank, ulong globalAddress, ulong* globalDim,
+        ulong* globalStrides, uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);
+
     [LibraryImport(Lib)] public static partial int cuGetErrorName(int error, out IntPtr name);
     [LibraryImport(Lib)] public static partial int cuGetErrorString(int error, out IntPtr text);
 

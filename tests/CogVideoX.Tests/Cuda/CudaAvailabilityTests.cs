@@ -81,3 +81,43 @@ public class KernelModuleSelectionTests
         Assert.Equal("reason", failed.Unavailable);
     }
 }
+
+/// <summary>The environment switches for comparisons on a device: each value documented works, any other is a clear error.</summary>
+public class CudaBackendOptionsTests
+{
+    private static Func<string, string?> Env(params (string Name, string Value)[] values) =>
+        name => values.FirstOrDefault(v => v.Name == name).Value;
+
+    [Fact]
+    public void OwnAttentionGoesFirstUnlessCudnnIsAskedFor()
+    {
+        Assert.True(CudaBackendOptions.FromEnvironment(Env()).OwnAttentionFirst);
+        Assert.True(CudaBackendOptions.FromEnvironment(Env(("COGVIDEOX_ATTENTION", "own"))).OwnAttentionFirst);
+        var cudnn = CudaBackendOptions.FromEnvironment(Env(("COGVIDEOX_ATTENTION", " cuDNN ")));
+        Assert.False(cudnn.OwnAttentionFirst);
+        Assert.True(cudnn.UseCudnnAttention);
+    }
+
+    [Theory]
+    [InlineData("COGVIDEOX_ATTENTION", "flash", "use own")]
+    [InlineData("COGVIDEOX_CUDNN", "maybe", "use 0, 1, attention, conv or autotune")]
+    [InlineData("COGVIDEOX_CUDNN_SDPA", "fast", "use auto, unified or composite")]
+    public void AnUnknownValueNamesTheVariableAndTheChoices(string name, string value, string hint)
+    {
+        var e = Assert.Throws<CogVideoXException>(() => CudaBackendOptions.FromEnvironment(Env((name, value))));
+        Assert.Contains($"{name}='{value}'", e.Message);
+        Assert.Contains(hint, e.Message);
+    }
+
+    [Fact]
+    public void CudnnSwitchesCombine()
+    {
+        var off = CudaBackendOptions.FromEnvironment(Env(("COGVIDEOX_CUDNN", "0")));
+        Assert.False(off.UseCudnnAttention);
+        Assert.False(off.UseCudnnConvolution);
+        var conv = CudaBackendOptions.FromEnvironment(Env(("COGVIDEOX_CUDNN", "conv"), ("COGVIDEOX_CUDNN_SDPA", "unified")));
+        Assert.False(conv.UseCudnnAttention);
+        Assert.True(conv.UseCudnnConvolution);
+        Assert.Equal(CudnnAttentionGraphChoice.Unified, conv.CudnnAttentionGraph);
+    }
+}

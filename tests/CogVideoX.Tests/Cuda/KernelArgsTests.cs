@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using CogVideoX.Engine.Cuda;
 
 namespace CogVideoX.Tests.Cuda;
@@ -31,6 +32,8 @@ public class KernelArgsTests
         Assert.Equal(40, Unsafe.SizeOf<GatherArgs>());
         Assert.Equal(96, Unsafe.SizeOf<Im2ColArgs>());
         Assert.Equal(232, Unsafe.SizeOf<AttentionArgs>());
+        Assert.Equal(640, Unsafe.SizeOf<TmaAttentionArgs>());
+        Assert.Equal(384, (int)Marshal.OffsetOf<TmaAttentionArgs>(nameof(TmaAttentionArgs.Args)));
     }
 
     [Fact]
@@ -38,7 +41,7 @@ public class KernelArgsTests
     {
         var dir = Path.Combine(Fixtures.RepoRoot, "src", "CogVideoX.Engine.Cuda", "Kernels");
         var text = string.Concat(Directory.GetFiles(dir, "*.cu*").Select(File.ReadAllText));
-        foreach (var (name, size) in new[] { ("IndexMap3", 272), ("CopyArgs", 288), ("AttentionArgs", 232), ("Im2ColArgs", 96), ("RowArgs", 56), ("RotaryArgs", 120), ("RowMap4", 168), ("LnRowsArgs", 240), ("AddMulArgs", 216), ("SpatialNormArgs", 104), ("UpsampleArgs", 64) })
+        foreach (var (name, size) in new[] { ("IndexMap3", 272), ("CopyArgs", 288), ("AttentionArgs", 232), ("TmaAttentionArgs", 640), ("Im2ColArgs", 96), ("RowArgs", 56), ("RotaryArgs", 120), ("RowMap4", 168), ("LnRowsArgs", 240), ("AddMulArgs", 216), ("SpatialNormArgs", 104), ("UpsampleArgs", 64) })
             Assert.Contains($"static_assert(sizeof({name}) == {size}", text);
     }
 
