@@ -275,10 +275,20 @@ public sealed class CogVideoXTransformer : IDisposable
     /// <summary>Refuses a checkpoint that lacks tensors this config needs or holds tensors it would ignore.</summary>
     private static void CheckNames(TransformerConfig config, WeightScope weights)
     {
-        var expected = ParameterShapes(config).Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
         string prefix = weights.Prefix.Length == 0 ? "" : weights.Prefix + ".";
         var present = weights.Checkpoint.Names.Where(n => n.StartsWith(prefix, StringComparison.Ordinal))
             .Select(n => n[prefix.Length..]).ToHashSet(StringComparer.Ordinal);
+        // The layer count comes from the config alone: a config that needs far more tensors than the checkpoint holds
+        // is refused before a name list num_layers long is built; nearer counts get the itemised comparison below.
+        var perBlock = new List<(string Name, int[] Shape)>();
+        TransformerBlock.DescribeParameters(config, "transformer_blocks.0", perBlock);
+        long blockTensors = (long)perBlock.Count * config.NumLayers;
+        if (blockTensors > 2L * present.Count)
+            throw new WeightsException(
+                $"{weights.Checkpoint.Source}: the transformer config's num_layers {config.NumLayers} needs {blockTensors} block tensors " +
+                $"({perBlock.Count} per layer), but the checkpoint holds {present.Count} tensors in all. " +
+                "Use the config.json that came with these weights.");
+        var expected = ParameterShapes(config).Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
         var missing = expected.Where(n => !present.Contains(n)).OrderBy(n => n, StringComparer.Ordinal).ToList();
         var unexpected = present.Where(n => !expected.Contains(n)).OrderBy(n => n, StringComparer.Ordinal).ToList();
         if (missing.Count == 0 && unexpected.Count == 0) return;

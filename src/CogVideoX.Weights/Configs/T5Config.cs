@@ -24,5 +24,26 @@ public sealed record T5Config
     /// <summary>The feed-forward activation: "gelu_new" (tanh GELU) for gated-gelu, else the proj's own.</summary>
     public string Activation => DenseActFn ?? (FeedForwardProj == "gated-gelu" ? "gelu_new" : FeedForwardProj.Replace("gated-", "", StringComparison.Ordinal));
 
-    public static T5Config Load(string path) => ConfigFile.Load(path, ConfigJsonContext.Default.T5Config);
+    public static T5Config Load(string path)
+    {
+        var config = ConfigFile.Load(path, ConfigJsonContext.Default.T5Config);
+        config.CheckLimits(path);
+        return config;
+    }
+
+    /// <summary>Refuses values no T5 encoder has, before any tensor list or buffer is sized from them.</summary>
+    public void CheckLimits(string path)
+    {
+        var limits = new ConfigLimits(path);
+        limits.Range("vocab_size", VocabSize, 1, 1 << 20, "32,128");
+        limits.Range("d_model", DModel, 1, 65536, "4,096");
+        limits.Range("d_kv", DKv, 1, 4096, "64");
+        limits.Range("d_ff", DFf, 1, 1 << 18, "10,240");
+        limits.Range("num_layers", NumLayers, 1, 1024, "24");
+        limits.Range("num_heads", NumHeads, 1, 1024, "64");
+        limits.Product("num_heads × d_kv", (long)NumHeads * DKv, 65536, "4,096");
+        limits.Range("relative_attention_num_buckets", RelativeAttentionNumBuckets, 1, 4096, "32");
+        limits.Range("relative_attention_max_distance", RelativeAttentionMaxDistance, 1, 1 << 20, "128");
+        limits.Positive("layer_norm_epsilon", LayerNormEpsilon, "1e-6");
+    }
 }

@@ -53,5 +53,33 @@ public sealed record TransformerConfig
         (false, true) => "learned",
     };
 
-    public static TransformerConfig Load(string path) => ConfigFile.Load(path, ConfigJsonContext.Default.TransformerConfig);
+    public static TransformerConfig Load(string path)
+    {
+        var config = ConfigFile.Load(path, ConfigJsonContext.Default.TransformerConfig);
+        config.CheckLimits(path);
+        return config;
+    }
+
+    /// <summary>Refuses values no CogVideoX transformer has, before any tensor list or table is sized from them.</summary>
+    public void CheckLimits(string path)
+    {
+        var limits = new ConfigLimits(path);
+        limits.Range("num_attention_heads", NumAttentionHeads, 1, 1024, "30 (2b) and 48 (5b)");
+        limits.Range("attention_head_dim", AttentionHeadDim, 1, 4096, "64");
+        limits.Product("num_attention_heads × attention_head_dim", (long)NumAttentionHeads * AttentionHeadDim, 32768, "1,920 (2b) and 3,072 (5b)");
+        limits.Range("in_channels", InChannels, 1, 1024, "16");
+        if (OutChannels is { } outChannels) limits.Range("out_channels", outChannels, 1, 1024, "16");
+        limits.Range("time_embed_dim", TimeEmbedDim, 1, 65536, "512");
+        limits.Range("text_embed_dim", TextEmbedDim, 1, 65536, "4,096");
+        limits.Range("num_layers", NumLayers, 1, 1024, "30 (2b) and 42 (5b)");
+        limits.Range("patch_size", PatchSize, 1, 64, "2");
+        limits.Range("temporal_compression_ratio", TemporalCompressionRatio, 1, 64, "4");
+        limits.Range("max_text_seq_length", MaxTextSeqLength, 1, 65536, "226");
+        limits.Range("sample_frames", SampleFrames, 1, 65536, "49");
+        limits.Range("sample_height", SampleHeight, 1, 65536, "60");
+        limits.Range("sample_width", SampleWidth, 1, 65536, "90");
+        limits.Positive("norm_eps", NormEps, "1e-5");
+        limits.Positive("spatial_interpolation_scale", SpatialInterpolationScale, "1.875");
+        limits.Positive("temporal_interpolation_scale", TemporalInterpolationScale, "1.0");
+    }
 }

@@ -28,5 +28,29 @@ public sealed record VaeConfig
     /// <summary>Spatial down-sampling factor of the latents: 2^(blocks − 1).</summary>
     public int SpatialCompressionRatio => 1 << (BlockOutChannels.Length - 1);
 
-    public static VaeConfig Load(string path) => ConfigFile.Load(path, ConfigJsonContext.Default.VaeConfig);
+    public static VaeConfig Load(string path)
+    {
+        var config = ConfigFile.Load(path, ConfigJsonContext.Default.VaeConfig);
+        config.CheckLimits(path);
+        return config;
+    }
+
+    /// <summary>Refuses values no CogVideoX VAE has, before any layer or compression ratio is derived from them.</summary>
+    public void CheckLimits(string path)
+    {
+        var limits = new ConfigLimits(path);
+        // 2^(blocks − 1) is the spatial compression: more than 8 blocks would compress each side over 128×.
+        limits.List("block_out_channels", BlockOutChannels, 8, 1, 8192, "[128, 256, 256, 512]");
+        limits.Range("layers_per_block", LayersPerBlock, 0, 64, "3");
+        limits.Range("in_channels", InChannels, 1, 64, "3");
+        limits.Range("out_channels", OutChannels, 1, 64, "3");
+        limits.Range("latent_channels", LatentChannels, 1, 1024, "16");
+        limits.Range("norm_num_groups", NormNumGroups, 1, 8192, "32");
+        limits.Range("temporal_compression_ratio", TemporalCompressionRatio, 1, 64, "4");
+        limits.Range("sample_height", SampleHeight, 1, 65536, "480");
+        limits.Range("sample_width", SampleWidth, 1, 65536, "720");
+        limits.Positive("norm_eps", NormEps, "1e-6");
+        // The latents are divided by it before decoding.
+        limits.Positive("scaling_factor", ScalingFactor, "1.15258426 (2b) and 0.7 (5b)");
+    }
 }
