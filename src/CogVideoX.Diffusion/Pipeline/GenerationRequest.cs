@@ -56,6 +56,18 @@ public static class GenerationRules
     /// <summary>Exit code of a request the user has to change (as for other invalid arguments).</summary>
     public const int UsageExitCode = 2;
 
+    /// <summary>
+    /// The largest height or width, in pixels: 8.5× and 5.7× the trained 480 × 720. Beyond it the VAE's full-resolution
+    /// activations (128 channels per pixel) outgrow any machine, and every size computed from it stays far from int's range.
+    /// </summary>
+    public const int MaxSide = 4096;
+
+    /// <summary>
+    /// The most frames × height × width one video may have: 2²⁸, 16× the trained 49 × 480 × 720. The transformer's
+    /// tokens ((frames/4)·(height/16)·(width/16)), its attention work (their square) and the decoded video all grow with it.
+    /// </summary>
+    public const long MaxVideoPixels = 1L << 28;
+
     /// <summary>Checks every field; throws the first error, returns the warnings.</summary>
     public static IReadOnlyList<string> Check(GenerationRequest request, int temporalCompression = TemporalCompression, int sizeMultiple = SizeMultiple)
     {
@@ -64,7 +76,19 @@ public static class GenerationRules
         CheckGuidance(request.Guidance);
         CheckSize("height", request.Height, sizeMultiple);
         CheckSize("width", request.Width, sizeMultiple);
-        return CheckFrames(request.Frames, temporalCompression);
+        var warnings = CheckFrames(request.Frames, temporalCompression);
+        CheckVideoSize(request.Frames, request.Height, request.Width);
+        return warnings;
+    }
+
+    /// <summary>frames × height × width within <see cref="MaxVideoPixels"/> (computed in 64 bits: each factor is an int).</summary>
+    public static void CheckVideoSize(int frames, int height, int width)
+    {
+        long pixels = (long)frames * height * width;
+        if (pixels <= MaxVideoPixels) return;
+        throw Usage($"frames × height × width = {frames} × {height} × {width} = {pixels.ToString("#,0", CultureInfo.InvariantCulture)} pixels is more than one video may have here " +
+            $"({MaxVideoPixels.ToString("#,0", CultureInfo.InvariantCulture)}, 16× the {TrainedFrames} × 480 × 720 the models were trained on): the transformer's attention work grows " +
+            "with the square of it and the VAE's memory with it; use fewer frames or a smaller height and width.");
     }
 
     public static void CheckSteps(int steps)
@@ -88,6 +112,11 @@ public static class GenerationRules
     /// <summary>Height or width: a positive multiple of <paramref name="multiple"/>.</summary>
     public static void CheckSize(string what, int pixels, int multiple = SizeMultiple)
     {
+        if (multiple < 1) throw new ArgumentOutOfRangeException(nameof(multiple), multiple, "the size multiple must be positive");
+        if (pixels > MaxSide)
+            throw Usage($"{what}: {pixels} pixels is larger than the {MaxSide} this tool accepts (the models were trained at 480 × 720; " +
+                $"the VAE decodes every pixel with 128 channels and the attention spans every 16 × 16 patch of every frame, so memory " +
+                $"and time outgrow any machine); use at most {MaxSide / multiple * multiple}.");
         if (pixels >= multiple && pixels % multiple == 0) return;
         int lower = pixels / multiple * multiple;
         string nearest = lower < multiple ? $"{multiple}" : $"{lower} or {lower + multiple}";
