@@ -17,6 +17,9 @@ public static class ConfigFile
     /// <summary>A config file's bytes, with the ways reading can fail turned into messages.</summary>
     public static byte[] ReadBytes(string path)
     {
+        // A FIFO would block the read until something writes to it (see SafetensorsHeader.OpenRead).
+        if (SafetensorsHeader.LengthBeforeOpening(path) == 0)
+            throw new WeightsException($"{path}: the file is empty (0 bytes) or not a regular file (a FIFO, socket or device); expected a JSON config file (an incomplete download?)");
         try
         {
             return File.ReadAllBytes(path);
@@ -54,6 +57,9 @@ public static class ConfigFile
 
     internal static JsonDocument ParseDocument(ReadOnlySpan<byte> json, string path)
     {
+        int invalid = Utf8Check.FirstInvalid(json);
+        if (invalid >= 0)
+            throw new WeightsException($"{path}: not valid UTF-8 text ({Utf8Check.Describe(json, invalid)}); a config is UTF-8 JSON, so the file is corrupt: use the one that came with the weights or download the model again");
         try
         {
             return JsonDocument.Parse(json.ToArray(), new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });

@@ -75,6 +75,10 @@ public sealed class SafetensorsHeader
         SafetensorsFile.RefusePickle(path);
         if (Directory.Exists(path))
             throw new WeightsException($"{path}: is a folder, expected a .safetensors file");
+        // Opening a FIFO waits for a writer that may never come, and a device may never end. Both report 0 bytes (as
+        // does an empty file), so a file of 0 bytes (the link's target for a link) is refused before it is opened.
+        if (LengthBeforeOpening(path) == 0)
+            throw new WeightsException($"{path}: the file is empty (0 bytes) or not a regular file (a FIFO, socket or device); a safetensors file holds a header and the tensor data: the download or save probably failed");
         try
         {
             return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.RandomAccess);
@@ -90,6 +94,21 @@ public sealed class SafetensorsHeader
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new WeightsException($"{path}: cannot be read ({e.Message})");
+        }
+    }
+
+    /// <summary>The file's size without opening it (of the final target for a link), or −1 when it cannot be told.</summary>
+    internal static long LengthBeforeOpening(string path)
+    {
+        try
+        {
+            var info = new FileInfo(path);
+            if (info.LinkTarget is not null && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target) info = target;
+            return info.Exists ? info.Length : -1;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return -1;
         }
     }
 
@@ -118,6 +137,9 @@ public sealed class SafetensorsHeader
     {
         var copy = json.ToArray();
         long dataLength = fileLength - 8 - copy.Length;
+        int invalid = Utf8Check.FirstInvalid(copy);
+        if (invalid >= 0)
+            throw new WeightsException($"{path}: the header is not valid UTF-8 ({Utf8Check.Describe(copy, invalid)} of the header); a safetensors header is UTF-8 JSON, so the file is corrupt or not safetensors");
         JsonDocument doc;
         try
         {

@@ -31,7 +31,7 @@ public class CorruptFileTests
             { "header length near 2^64", SafetensorsBytes.Raw("{}", [], headerLength: ulong.MaxValue - 3), "runs past the end of the file" },
             { "header length zero", SafetensorsBytes.Raw("", [], headerLength: 0), "the header length is 0" },
             { "invalid JSON", SafetensorsBytes.Raw("{\"a\": {\"dtype\": ", []), "the header is not valid JSON" },
-            { "binary garbage", [16, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFE, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], "the header is not valid JSON" },
+            { "binary garbage", [16, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFE, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], "the header is not valid UTF-8 (byte 0xFF at offset 0 of the header)" },
             { "non-object header", SafetensorsBytes.Raw("[1, 2, 3]", []), "the header must be a JSON object, found a list" },
             { "null header", SafetensorsBytes.Raw("null", []), "the header must be a JSON object, found null" },
             { "entry not an object", SafetensorsBytes.Raw("{\"a\": 5}", []), "tensor 'a': the entry must be an object" },
