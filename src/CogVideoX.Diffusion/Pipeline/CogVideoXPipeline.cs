@@ -539,6 +539,16 @@ public sealed class CogVideoXPipeline : IDisposable
         return elapsed;
     }
 
+    /// <summary>The classes model_index.json may name for each component (those this port implements).</summary>
+    private static readonly (string Component, string[] Classes)[] ComponentClasses =
+    [
+        (PipelineComponents.Tokenizer, ["T5Tokenizer", "T5TokenizerFast"]),
+        (PipelineComponents.TextEncoder, ["T5EncoderModel"]),
+        (PipelineComponents.Transformer, ["CogVideoXTransformer3DModel"]),
+        (PipelineComponents.Vae, ["AutoencoderKLCogVideoX"]),
+        (PipelineComponents.Scheduler, ["CogVideoXDDIMScheduler", "CogVideoXDPMScheduler"]),
+    ];
+
     /// <summary>Refuses folders this pipeline cannot run, before anything is loaded.</summary>
     private static void CheckModel(ModelFolder model)
     {
@@ -549,6 +559,8 @@ public sealed class CogVideoXPipeline : IDisposable
         foreach (var component in new[] { PipelineComponents.Tokenizer, PipelineComponents.TextEncoder, PipelineComponents.Transformer, PipelineComponents.Vae, PipelineComponents.Scheduler })
             if (!model.HasComponent(component))
                 throw new WeightsException($"{model.ComponentPath(component)}: component folder not found; a CogVideoX pipeline folder has tokenizer/, text_encoder/, transformer/, vae/ and scheduler/");
+        foreach (var (component, classes) in ComponentClasses)
+            model.Index.RequireClass(model.Path, component, classes);
         var transformer = model.Transformer;
         var vae = model.Vae;
         var text = model.TextEncoder;

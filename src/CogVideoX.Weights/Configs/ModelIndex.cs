@@ -23,6 +23,20 @@ public sealed record ModelIndex(string PipelineClass, string? DiffusersVersion, 
 
     public static ModelIndex Load(string path) => Parse(ConfigFile.ReadBytes(path), path);
 
+    /// <summary>
+    /// Refuses a folder whose index lists a component under a class not in <paramref name="classes"/>: the component
+    /// folder would be read as a model it is not (its config keys ignored, its weights mismatched) and fail later, or
+    /// not at all. A component the index does not list, or lists as [null, null], is left to the folder checks.
+    /// </summary>
+    public void RequireClass(string path, string component, params string[] classes)
+    {
+        if (Component(component) is not { IsPresent: true } c || classes.Contains(c.ClassName, StringComparer.Ordinal)) return;
+        throw new WeightsException(
+            $"{path}: model_index.json lists {component} as [\"{c.Library}\", \"{c.ClassName}\"]; this tool runs {component} only as " +
+            $"{string.Join(" or ", classes)} (the classes of the published CogVideoX models), so the folder holds another kind of model. " +
+            "Use a CogVideoX 1.0 text-to-video folder such as THUDM/CogVideoX-2b or THUDM/CogVideoX-5b.");
+    }
+
     public static ModelIndex Parse(ReadOnlySpan<byte> json, string path)
     {
         var doc = ConfigFile.ParseDocument(json, path);
