@@ -18,6 +18,8 @@ public static class PromptFiles
 
     public const string Extension = ".txt";
 
+    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     /// <summary>Where <c>prompts/</c> is looked for, in order: the current directory, then the executable's folder and its parents.</summary>
     public static IReadOnlyList<string> DefaultSearchFolders()
     {
@@ -40,7 +42,16 @@ public static class PromptFiles
             string text;
             try
             {
-                text = File.ReadAllText(path, Encoding.UTF8).Trim();
+                // Strict: a file in another encoding would otherwise reach the model with its letters silently
+                // replaced by U+FFFD.
+                text = File.ReadAllText(path, s_strictUtf8).Trim();
+            }
+            catch (DecoderFallbackException e)
+            {
+                string where = e.BytesUnknown is { Length: > 0 } bad ? $"byte 0x{bad[0]:X2} at offset {e.Index}" : $"offset {e.Index}";
+                throw new CogVideoXException(
+                    $"{path}: not valid UTF-8 text ({where}); prompt files are read as UTF-8: save the file as UTF-8 " +
+                    "(or convert it, e.g. iconv -f latin1 -t utf-8), or give the prompt with --prompt TEXT", 2);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
