@@ -316,10 +316,11 @@ public sealed class CogVideoXPipeline : IDisposable
                     cancellation.ThrowIfCancellationRequested();
                     var stepClock = Stopwatch.StartNew();
                     int t = scheduler.Timesteps[i];
-                    var next = Step(transformer, scheduler, generator, request, resolved, rotary, embeddings, latents, i, t, observer);
+                    var next = Step(transformer, scheduler, generator, request, resolved, rotary, embeddings, latents, i, t, observer, cancellation);
                     latents.Dispose();
                     latents = next;
                     observer?.Tensor($"latents_after_step{i}", latents);
+                    NonFiniteCheck.Latents(latents, i, request.Steps, t, request.Guidance, cfg);
                     Backend.Synchronize();
                     stepTimes.Add(stepClock.Elapsed);
                     progress?.Report(new PipelineProgress(PipelineStages.Denoise, i + 1, request.Steps, watch.Elapsed, clock.Elapsed, stepClock.Elapsed, t));
@@ -342,8 +343,9 @@ public sealed class CogVideoXPipeline : IDisposable
             using (var z = permuted.Scale((float)(1.0 / vae.Config.ScalingFactor)))
             {
                 observer?.Tensor("vae_input", z);
-                using var decoded = vae.Decode(z, new VaeDecodeOptions { Tiling = VaeTilingFor(policy), Slicing = Options.VaeSlicing });
+                using var decoded = vae.Decode(z, new VaeDecodeOptions { Tiling = VaeTilingFor(policy), Slicing = Options.VaeSlicing, Cancellation = cancellation });
                 observer?.Tensor("vae_decoded", decoded);
+                NonFiniteCheck.Frames(decoded); // before the clamp, which on a GPU turns NaN into 0
                 using var shifted = decoded.Affine(0.5f, 0.5f);
                 using var clamped = shifted.Clamp(0f, 1f);
                 using var first = clamped.Select(0, 0);
@@ -469,11 +471,11 @@ public sealed class CogVideoXPipeline : IDisposable
     /// </summary>
     private Tensor Step(CogVideoXTransformer transformer, IScheduler scheduler, TorchGenerator generator,
         GenerationRequest request, ResolvedGeneration resolved, RotaryTables? rotary, Tensor embeddings, Tensor latents,
-        int index, int timestep, IPipelineObserver? observer)
+        int index, int timestep, IPipelineObserver? observer, CancellationToken cancellation)
     {
         bool cfg = resolved.ClassifierFreeGuidance;
         using var input = cfg ? Ops.Concat(0, latents, latents) : latents.Alias();
-        using var prediction = transformer.Forward(input, embeddings, [timestep], rotary);
+        using var prediction = transformer.Forward(input, embeddings, [timestep], rotary, cancellation);
         observer?.Tensor($"transformer_out_step{index}", prediction);
         double scale = Guidance.ScaleAt(request.Guidance, resolved.DynamicCfg, index, timestep, request.Steps, resolved.DynamicCfgSchedule);
         using var guided = cfg ? Guidance.Apply(prediction, scale) : prediction.To(DType.F32);

@@ -192,7 +192,8 @@ public sealed class CogVideoXTransformer : IDisposable
     /// one for all), and — 5b style — the run's <paramref name="rotary"/> tables. Returns the prediction
     /// [B, F, out_channels, H, W] in the model's dtype.
     /// </summary>
-    public Tensor Forward(Tensor latents, Tensor textEmbeddings, ReadOnlySpan<float> timesteps, RotaryTables? rotary = null)
+    public Tensor Forward(Tensor latents, Tensor textEmbeddings, ReadOnlySpan<float> timesteps, RotaryTables? rotary = null,
+        CancellationToken cancellation = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var c = Config;
@@ -214,6 +215,8 @@ public sealed class CogVideoXTransformer : IDisposable
         var hidden = _patchEmbed.Forward(x, text);
         for (int i = 0; i < _blocks.Count; i++)
         {
+            // A full-size step on the CPU takes minutes; a signal is honoured at the next layer, not the next step.
+            cancellation.ThrowIfCancellationRequested();
             var block = _blocks.Acquire(i);
             block.Forward(hidden, textLength, activated, rotary);
             _blocks.Release(i);

@@ -126,12 +126,12 @@ public sealed class CogVideoXVae : IDisposable
             {
                 using var item = latents.Narrow(0, i, 1);
                 using var destination = output.Narrow(0, i, 1);
-                DecodeInto(item, destination, tiled ? plan : null);
+                DecodeInto(item, destination, tiled ? plan : null, options.Cancellation);
             }
         }
         else
         {
-            DecodeInto(latents, output, tiled ? plan : null);
+            DecodeInto(latents, output, tiled ? plan : null, options.Cancellation);
         }
         return scope.Keep(output);
     }
@@ -154,19 +154,20 @@ public sealed class CogVideoXVae : IDisposable
                 throw new CogVideoXException($"VAE decode: latents {z.ShapeString} are empty; every dimension must be at least 1");
     }
 
-    private void DecodeInto(Tensor z, Tensor destination, TilePlan? plan)
+    private void DecodeInto(Tensor z, Tensor destination, TilePlan? plan, CancellationToken cancellation)
     {
-        if (plan is { } p) DecodeTiled(z, destination, p);
-        else DecodeFrames(z, destination);
+        if (plan is { } p) DecodeTiled(z, destination, p, cancellation);
+        else DecodeFrames(z, destination, cancellation);
     }
 
     /// <summary>Decodes every frame batch of z, carrying the caches, straight into destination's frames.</summary>
-    private void DecodeFrames(Tensor z, Tensor destination)
+    private void DecodeFrames(Tensor z, Tensor destination, CancellationToken cancellation)
     {
         using var cache = Decoder.CreateCache();
         int at = 0;
         foreach (var (start, count) in FrameBatches(z.Dim(2)))
         {
+            cancellation.ThrowIfCancellationRequested();
             // Everything a batch allocates goes with its scope, except the carried frames.
             using var batch = new TensorScope();
             using var slice = z.Narrow(2, start, count);
@@ -196,7 +197,7 @@ public sealed class CogVideoXVae : IDisposable
     /// as diffusers' in-place loop does after decoding them all, then its kept part is written to destination. Only
     /// the previous row of decoded tiles is held.
     /// </summary>
-    private void DecodeTiled(Tensor z, Tensor destination, TilePlan p)
+    private void DecodeTiled(Tensor z, Tensor destination, TilePlan p, CancellationToken cancellation)
     {
         int h = z.Dim(3), w = z.Dim(4), s = SpatialScale;
         var above = new List<Tensor>();
@@ -214,7 +215,7 @@ public sealed class CogVideoXVae : IDisposable
                     row.Add(tile);
                     using (var latentTile = z.Narrow(3, i, th))
                     using (var latentTile2 = latentTile.Narrow(4, j, tw))
-                        DecodeFrames(latentTile2, tile);
+                        DecodeFrames(latentTile2, tile, cancellation);
                     if (i > 0) BlendVertical(above[col], tile, p.BlendHeight);
                     if (col > 0) BlendHorizontal(row[col - 1], tile, p.BlendWidth);
                     keepHeight = Math.Min(p.KeepHeight, tile.Dim(3));
