@@ -248,6 +248,7 @@ public sealed class CogVideoXPipeline : IDisposable
     {
         var (resolved, planWarnings) = Resolve(request);
         cancellation.ThrowIfCancellationRequested();
+        using var loading = LoadCancellation.Use(cancellation); // loads stop between tensors, not after the model
         var policy = MemoryPolicies.IsAuto(Options.MemoryPolicy) ? MemoryPolicies.Parse(resolved.MemoryPolicy) : Options.MemoryPolicy;
         SwitchMode(policy);
         var meter = PeakMemoryMeter.Start(Backend);

@@ -42,6 +42,7 @@ public sealed class WeightScope
     /// <summary>Loads a tensor, checking its shape when one is given (no dims = any shape).</summary>
     public Tensor Get(string name, params int[] shape)
     {
+        LoadCancellation.Current.ThrowIfCancellationRequested();
         var full = Join(name);
         if (_checkpoint.IsRandom) return _checkpoint.LoadRandom(full, shape, Backend, DType);
         if (!_checkpoint.Contains(full))

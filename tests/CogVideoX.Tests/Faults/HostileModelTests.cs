@@ -259,6 +259,22 @@ public class HostileModelTests
     }
 
     [Fact]
+    public void CancellationStopsALoadBetweenTensors()
+    {
+        using var pipeline = Open(Fixtures.Path2b);
+        using var cts = new CancellationTokenSource();
+        var progress = new Inline(p =>
+        {
+            if (p.Stage == PipelineStages.LoadTransformer && p.Step == 0) cts.Cancel();
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => pipeline.Generate(Small, progress, cts.Token));
+        // Under the full policy a finished load would have stayed loaded: the load itself stopped.
+        Assert.False(pipeline.IsLoaded(ModelComponent.Transformer));
+        Assert.True(pipeline.IsLoaded(ModelComponent.TextEncoder));
+        Assert.Equal(9, pipeline.Generate(Small).FrameCount);
+    }
+
+    [Fact]
     public void CancellationReachesTheTransformerBetweenLayers()
     {
         using var transformer = CogVideoXTransformer.Load(Path.Combine(Fixtures.Path2b, "transformer"), CpuBackend.Instance, DType.F32);
