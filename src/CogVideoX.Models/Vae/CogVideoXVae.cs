@@ -164,6 +164,7 @@ public sealed class CogVideoXVae : IDisposable
     private void DecodeFrames(Tensor z, Tensor destination, CancellationToken cancellation)
     {
         using var cache = Decoder.CreateCache();
+        cache.Cancellation = cancellation;
         int at = 0;
         foreach (var (start, count) in FrameBatches(z.Dim(2)))
         {

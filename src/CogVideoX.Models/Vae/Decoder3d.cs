@@ -23,6 +23,9 @@ public sealed class DecoderCache : IDisposable
 
     public CausalConvCache ConvOut { get; } = new();
 
+    /// <summary>Checked between the decoder's blocks: one frame batch at full size takes seconds to minutes on a CPU.</summary>
+    public CancellationToken Cancellation { get; set; }
+
     public IEnumerable<CausalConvCache> All =>
         new[] { ConvIn }.Concat(Mid.SelectMany(r => r.All)).Concat(Up.SelectMany(b => b.SelectMany(r => r.All))).Append(ConvOut);
 
@@ -117,7 +120,11 @@ public sealed class Decoder3d : IDisposable
     {
         var h = ConvIn.Forward(z.Alias(), cache.ConvIn);
         h = MidBlock.Forward(h, z, cache.Mid);
-        for (int i = 0; i < UpBlocks.Count; i++) h = UpBlocks[i].Forward(h, z, cache.Up[i]);
+        for (int i = 0; i < UpBlocks.Count; i++)
+        {
+            cache.Cancellation.ThrowIfCancellationRequested();
+            h = UpBlocks[i].Forward(h, z, cache.Up[i], cache.Cancellation);
+        }
         // conv_act after norm_out is a fixed nn.SiLU in diffusers, independent of act_fn.
         h = NormOut.Forward(h, z, Activation.Silu);
         return ConvOut.Forward(h, cache.ConvOut);

@@ -30,9 +30,14 @@ public sealed class UpBlock3d : IDisposable
     public int OutputFrames(int frames) => Upsampler?.OutputFrames(frames) ?? frames;
 
     /// <summary>Takes ownership of <paramref name="x"/>; zq is borrowed.</summary>
-    public Tensor Forward(Tensor x, Tensor zq, ResnetBlockCache[] cache)
+    public Tensor Forward(Tensor x, Tensor zq, ResnetBlockCache[] cache, CancellationToken cancellation = default)
     {
-        for (int i = 0; i < Resnets.Count; i++) x = Resnets[i].Forward(x, zq, cache[i]);
+        for (int i = 0; i < Resnets.Count; i++)
+        {
+            // x belongs to the caller's tensor scope, which releases it when this throws.
+            cancellation.ThrowIfCancellationRequested();
+            x = Resnets[i].Forward(x, zq, cache[i]);
+        }
         return Upsampler is null ? x : Upsampler.Forward(x);
     }
 

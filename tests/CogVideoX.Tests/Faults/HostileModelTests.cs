@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using CogVideoX.Diffusion;
 using CogVideoX.Engine;
 using CogVideoX.Models.Transformer;
+using CogVideoX.Models.Vae;
 using CogVideoX.Tests.Weights;
 using CogVideoX.Weights;
 
@@ -256,6 +257,19 @@ public class HostileModelTests
         // Without the token inside the decode the run would finish the decode and return a video.
         Assert.ThrowsAny<OperationCanceledException>(() => pipeline.Generate(Small, progress, cts.Token));
         Assert.Equal(9, pipeline.Generate(Small).FrameCount); // still usable
+    }
+
+    [Fact]
+    public void CancellationReachesTheVaeDecoderBetweenBlocks()
+    {
+        using var vae = CogVideoXVae.Load(Path.Combine(Fixtures.Path2b, "vae"), CpuBackend.Instance, DType.F32);
+        using var z = Tensor.FromArray(new float[1 * 4 * 1 * 4 * 6], [1, 4, 1, 4, 6]);
+        using var scope = new TensorScope();
+        using var cache = vae.Decoder.CreateCache();
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        cache.Cancellation = cancelled.Token;
+        Assert.ThrowsAny<OperationCanceledException>(() => vae.Decoder.Forward(z, cache));
     }
 
     [Fact]
