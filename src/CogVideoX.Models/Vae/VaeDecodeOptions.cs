@@ -52,6 +52,6 @@ public sealed record VaeDecodeOptions
     /// <summary>Decode the items of a batch one at a time (diffusers' enable_slicing).</summary>
     public bool Slicing { get; init; }
 
-    /// <summary>Checked between frame batches (and tiles), so a stop request is honoured within one batch's time.</summary>
+    /// <summary>Checked between frame batches, tiles and the decoder's blocks, so a stop request is honoured within a block's time.</summary>
     public CancellationToken Cancellation { get; init; }
 }
