@@ -27,6 +27,9 @@ public sealed class SafetensorsIndex
     public static SafetensorsIndex Read(string path)
     {
         byte[] bytes;
+        // A FIFO would block the read until something writes to it (see SafetensorsHeader.OpenRead).
+        if (SafetensorsHeader.LengthBeforeOpening(path) == 0)
+            throw new WeightsException($"{path}: the file is empty (0 bytes) or not a regular file (a FIFO, socket or device); expected the JSON weight index (an incomplete download?)");
         try
         {
             bytes = File.ReadAllBytes(path);
@@ -39,6 +42,9 @@ public sealed class SafetensorsIndex
         {
             throw new WeightsException($"{path}: cannot be read ({e.Message})");
         }
+        int invalid = Utf8Check.FirstInvalid(bytes);
+        if (invalid >= 0)
+            throw new WeightsException($"{path}: not valid UTF-8 text ({Utf8Check.Describe(bytes, invalid)}); a weight index is UTF-8 JSON, so the file is corrupt: download the model again");
         var weightMap = new Dictionary<string, string>(StringComparer.Ordinal);
         try
         {

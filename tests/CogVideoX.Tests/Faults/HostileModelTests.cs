@@ -196,6 +196,10 @@ public class HostileModelTests
         Assert.Equal($"{path}: the header is not valid UTF-8 (byte 0xFF at offset {at - 8} of the header); a safetensors header is UTF-8 JSON, so the file is corrupt or not safetensors", e.Message);
         Assert.Equal(e.Message, Assert.Throws<WeightsException>(() => SafetensorsFile.Open(path)).Message);
 
+        var index = dir.Write("i/model.safetensors.index.json", [.. "{\"weight_map\": {\"a\": \"x"u8, 0xC0, .. ".safetensors\"}}"u8]);
+        Assert.Equal($"{index}: not valid UTF-8 text (byte 0xC0 at offset 23); a weight index is UTF-8 JSON, so the file is corrupt: download the model again",
+            Assert.Throws<WeightsException>(() => SafetensorsIndex.Read(index)).Message);
+
         var config = dir.Write("c/config.json", [(byte)'{', (byte)'"', 0x80, (byte)'"', (byte)':', (byte)'1', (byte)'}']);
         Assert.Equal($"{config}: not valid UTF-8 text (byte 0x80 at offset 2); a config is UTF-8 JSON, so the file is corrupt: use the one that came with the weights or download the model again",
             Assert.Throws<WeightsException>(() => VaeConfig.Load(config)).Message);
