@@ -271,7 +271,7 @@ public sealed class CogVideoXPipeline : IDisposable
             CheckPinned(_textEncoderHost, warnings);
             stage = PipelineStages.TextEncoder;
             var watch = Begin(PipelineStages.TextEncoder, progress, clock);
-            var encoded = encoder.Encode(negative is null ? [prompt] : [prompt, negative]);
+            var encoded = encoder.Encode(negative is null ? [prompt] : [prompt, negative], cancellation);
             using (var positive = encoded[0])
             {
                 observer?.Tensor("prompt_embeds", positive);

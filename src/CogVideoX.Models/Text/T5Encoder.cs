@@ -172,7 +172,7 @@ public sealed class T5Encoder : IDisposable
     /// prompt before the next block), so streamed blocks are fetched once for all of them; each prompt's arithmetic
     /// is exactly that of encoding it alone.
     /// </summary>
-    public IReadOnlyList<Tensor> Encode(IReadOnlyList<TokenizedPrompt> prompts)
+    public IReadOnlyList<Tensor> Encode(IReadOnlyList<TokenizedPrompt> prompts, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         var ids = new Tensor[prompts.Count];
@@ -187,7 +187,7 @@ public sealed class T5Encoder : IDisposable
                             $"Token id {id} is outside the text encoder's vocabulary of {VocabSize}: the tokenizer and the text encoder do not belong to the same model.");
                 ids[i] = prompts[i].ToTensor(Backend);
             }
-            return Forward(ids);
+            return Forward(ids, cancellation);
         }
         finally
         {
@@ -199,7 +199,7 @@ public sealed class T5Encoder : IDisposable
     public Tensor Forward(Tensor inputIds) => Forward([inputIds])[0];
 
     /// <summary>Several id tensors I64 [B, L] through one pass of the blocks; one hidden state per input.</summary>
-    public IReadOnlyList<Tensor> Forward(IReadOnlyList<Tensor> inputIds)
+    public IReadOnlyList<Tensor> Forward(IReadOnlyList<Tensor> inputIds, CancellationToken cancellation = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(inputIds);
@@ -226,6 +226,8 @@ public sealed class T5Encoder : IDisposable
         }
         for (int i = 0; i < _blocks.Count; i++)
         {
+            // T5-XXL on a CPU takes minutes: a stop request is honoured at the next block (the scope frees the rest).
+            cancellation.ThrowIfCancellationRequested();
             var block = _blocks.Acquire(i);
             for (int p = 0; p < hidden.Length; p++)
             {

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using CogVideoX.Diffusion;
 using CogVideoX.Engine;
+using CogVideoX.Models.Text;
 using CogVideoX.Models.Transformer;
 using CogVideoX.Models.Vae;
 using CogVideoX.Tests.Weights;
@@ -274,6 +275,19 @@ public class HostileModelTests
         cancelled.Cancel();
         cache.Cancellation = cancelled.Token;
         Assert.ThrowsAny<OperationCanceledException>(() => vae.Decoder.Forward(z, cache));
+    }
+
+    [Fact]
+    public void CancellationReachesTheTextEncoderBetweenBlocks()
+    {
+        using var pipeline = Open(Fixtures.Path2b);
+        using var encoder = T5Encoder.Load(Path.Combine(Fixtures.Path2b, "text_encoder"), CpuBackend.Instance, DType.F32);
+        var prompt = pipeline.Tokenizer.Tokenize("A panda plays a guitar.", 226);
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => encoder.Encode([prompt], cancelled.Token));
+        using var embeddings = encoder.Encode(prompt);
+        Assert.Equal([1, 226, 64], embeddings.ShapeArray());
     }
 
     [Fact]
