@@ -101,7 +101,8 @@ public enum CudnnAttentionGraphChoice
 /// An instance serves one thread at a time (its GEMM plan cache is not locked); storages may be
 /// released from any thread.
 /// </summary>
-public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
+public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics, ILinearKernel, ISoftmaxKernel, ILayerNormKernel, IRmsNormKernel, IGroupNormKernel,
+    IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel
 {
     private const int StagingBytes = 16 << 20;
     private const long WorkspaceBytes = 32L << 20;

@@ -36,6 +36,9 @@ public static partial class Ops
             throw new ArgumentException($"{op}: {what} must have {rank} dims, got {t.ShapeString}");
     }
 
+    /// <summary>The backend's own kernel for a capability, or null (no kernel, or decompositions forced on this thread).</summary>
+    private static T? Kernel<T>(Tensor x) where T : class => Decompositions.Forced ? null : x.Backend as T;
+
     private static Tensor Like(Tensor x, int[]? shape = null, DType? dtype = null) =>
         Tensor.Empty(x.Backend, dtype ?? x.DType, shape ?? x.ShapeArray());
 

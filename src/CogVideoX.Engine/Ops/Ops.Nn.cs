@@ -29,7 +29,8 @@ public static partial class Ops
         if (y.ElementCount > 0)
         {
             if (k == 0) throw new ArgumentException("linear: input has zero features");
-            x.Backend.Linear(x2, weight, bias, activation, y);
+            if (Kernel<ILinearKernel>(x) is { } kernel) kernel.Linear(x2, weight, bias, activation, y);
+            else Decompositions.Linear(x2, weight, bias, activation, y);
         }
         using (y) return y.Reshape(outShape);
     }
@@ -101,7 +102,9 @@ public static partial class Ops
         CheckAffine(x, gamma, c, "group_norm", "gamma");
         CheckAffine(x, beta, c, "group_norm", "beta");
         var y = Like(x);
-        if (y.ElementCount > 0) x.Backend.GroupNorm(x, groups, gamma, beta, eps, activation, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<IGroupNormKernel>(x) is { } kernel) kernel.GroupNorm(x, groups, gamma, beta, eps, activation, y);
+        else Decompositions.GroupNorm(x, groups, gamma, beta, eps, activation, y);
         return y;
     }
 
@@ -127,7 +130,9 @@ public static partial class Ops
                 throw new ArgumentException($"spatial_group_norm: {what} {m.ShapeString} must be [{x.Dim(0)}, {c}, {x.Dim(2)}, h, w] with h, w dividing {x.Dim(3)} × {x.Dim(4)}");
         }
         var y = Like(x);
-        if (y.ElementCount > 0) x.Backend.SpatialGroupNorm(x, groups, gamma, beta, scale, shift, eps, activation, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<ISpatialGroupNormKernel>(x) is { } kernel) kernel.SpatialGroupNorm(x, groups, gamma, beta, scale, shift, eps, activation, y);
+        else Decompositions.SpatialGroupNorm(x, groups, gamma, beta, scale, shift, eps, activation, y);
         return y;
     }
 
@@ -138,7 +143,9 @@ public static partial class Ops
         CheckAffine(x, gamma, x.Dim(-1), "layer_norm", "gamma");
         CheckAffine(x, beta, x.Dim(-1), "layer_norm", "beta");
         var y = Like(x);
-        if (y.ElementCount > 0) x.Backend.LayerNorm(x, gamma, beta, eps, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<ILayerNormKernel>(x) is { } kernel) kernel.LayerNorm(x, gamma, beta, eps, y);
+        else Decompositions.LayerNorm(x, gamma, beta, eps, y);
         return y;
     }
 
@@ -160,7 +167,9 @@ public static partial class Ops
         using var s = BroadcastOperand(scale, x, "modulated_layer_norm", "scale");
         using var t = BroadcastOperand(shift, x, "modulated_layer_norm", "shift");
         var y = OutputLike(x, output, "modulated_layer_norm");
-        if (y.ElementCount > 0) x.Backend.ModulatedLayerNorm(x, gamma, beta, s, t, eps, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<IModulatedLayerNormKernel>(x) is { } kernel) kernel.ModulatedLayerNorm(x, gamma, beta, s, t, eps, y);
+        else Decompositions.ModulatedLayerNorm(x, gamma, beta, s, t, eps, y);
         return y;
     }
 
@@ -179,7 +188,9 @@ public static partial class Ops
         using var hb = BroadcastOperand(h, x, "add_mul", "h");
         using var gb = BroadcastOperand(gate, x, "add_mul", "gate");
         var y = OutputLike(x, output, "add_mul");
-        if (y.ElementCount > 0) x.Backend.AddMul(x, hb, gb, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<IGatedResidualKernel>(x) is { } kernel) kernel.AddMul(x, hb, gb, y);
+        else Decompositions.AddMul(x, hb, gb, y);
         return y;
     }
 
@@ -214,7 +225,9 @@ public static partial class Ops
         RankAtLeast(x, 1, "rms_norm", "input");
         CheckAffine(x, gamma, x.Dim(-1), "rms_norm", "gamma");
         var y = Like(x);
-        if (y.ElementCount > 0) x.Backend.RmsNorm(x, gamma, eps, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<IRmsNormKernel>(x) is { } kernel) kernel.RmsNorm(x, gamma, eps, y);
+        else Decompositions.RmsNorm(x, gamma, eps, y);
         return y;
     }
 
@@ -231,7 +244,9 @@ public static partial class Ops
         Float(x, "softmax");
         RankAtLeast(x, 1, "softmax", "input");
         var y = Like(x);
-        if (y.ElementCount > 0) x.Backend.Softmax(x, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<ISoftmaxKernel>(x) is { } kernel) kernel.Softmax(x, y);
+        else Decompositions.Softmax(x, y);
         return y;
     }
 
@@ -268,7 +283,8 @@ public static partial class Ops
             if (y.ElementCount > 0)
             {
                 if (nk == 0) q.Backend.Fill(y, 0);
-                else q.Backend.Attention(q, k, v, biasView, scale, y);
+                else if (Kernel<IAttentionKernel>(q) is { } kernel) kernel.Attention(q, k, v, biasView, scale, y);
+                else Decompositions.Attention(q, k, v, biasView, scale, y);
             }
             return y;
         }
@@ -291,7 +307,9 @@ public static partial class Ops
         if (cos.Rank != 2 || cos.Dim(0) != n || cos.Dim(1) != d || !sin.Shape.SequenceEqual(cos.Shape))
             throw new ArgumentException($"rotary: cos {cos.ShapeString} / sin {sin.ShapeString} must be [{n}, {d}] for x {x.ShapeString}");
         var y = OutputLike(x, output, "rotary");
-        if (y.ElementCount > 0) x.Backend.Rotary(x, cos, sin, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<IRotaryKernel>(x) is { } kernel) kernel.Rotary(x, cos, sin, y);
+        else Decompositions.Rotary(x, cos, sin, y);
         return y;
     }
 
