@@ -217,7 +217,7 @@ public static class OpCatalogue
             using var g = gate.Unsqueeze(1);
             using var target = x.Narrow(1, 3, 9);
             using var part = h.Narrow(1, 3, 9);
-            using var r = target.AddMul(part, g, target);
+            target.AddMulInto(part, g, target);
             return x;
         });
         Add("add_mul", "[3,7,33] ⊙ [33] (odd width)", c => { using var x = c.Rand(3, 7, 33); using var h = c.Rand(3, 7, 33); using var g = c.Rand(33); return x.AddMul(h, g); });
@@ -299,7 +299,7 @@ public static class OpCatalogue
             using var scale = scale0.Unsqueeze(1);
             using var part = x.Narrow(1, 2, 7);
             using var target = y.Narrow(1, 2, 7);
-            using var r = part.ModulatedLayerNorm(null, null, scale, shift, 1e-6f, target);
+            part.ModulatedLayerNormInto(null, null, scale, shift, 1e-6f, target);
             return y;
         });
         Add("modulated_layer_norm", "[3,5,33] scale/shift [3,1,33] (odd width)", c =>
@@ -376,7 +376,7 @@ public static class OpCatalogue
             using var cos = c.Rand(14, 64);
             using var sin = c.Rand(14, 64);
             using var video = x.Narrow(2, 3, 14);
-            using var r = video.Rotary(cos, sin, video);
+            video.RotaryInto(cos, sin, video);
             return x;
         });
         Add("rotary", "x [1,2,17,64]", c =>
@@ -528,7 +528,7 @@ public static class OpCatalogue
             using var v = v0.Permute(0, 2, 1, 3);
             var y = c.Zeros(2, 70, 2, 64);
             using var yv = y.Permute(0, 2, 1, 3);
-            using var r = Ops.Attention(q, k, v, null, 0.125f, yv);
+            Ops.AttentionInto(q, k, v, null, 0.125f, yv);
             return y;
         });
         Add("attention", "q,k,v,y strided views of [1,70,2,64]", c =>
@@ -542,7 +542,7 @@ public static class OpCatalogue
             using var v = v0.Permute(0, 2, 1, 3);
             var y = c.Zeros(1, 70, 2, 64);
             using var yv = y.Permute(0, 2, 1, 3);
-            using var r = Ops.Attention(q, k, v, null, 0.125f, yv);
+            Ops.AttentionInto(q, k, v, null, 0.125f, yv);
             return y;
         });
     }
