@@ -45,19 +45,22 @@ public enum Capability
 /// <summary>The capability query (ggml's supports_op, per op kind).</summary>
 public static class BackendCapabilities
 {
-    public static bool Supports(this IBackend backend, Capability capability) => capability switch
+    public static bool Supports(this IBackend backend, Capability capability) => KernelInterface(capability).IsInstanceOfType(backend);
+
+    /// <summary>The interface a backend implements to have a capability.</summary>
+    public static Type KernelInterface(Capability capability) => capability switch
     {
-        Capability.Linear => backend is ILinearKernel,
-        Capability.Softmax => backend is ISoftmaxKernel,
-        Capability.LayerNorm => backend is ILayerNormKernel,
-        Capability.RmsNorm => backend is IRmsNormKernel,
-        Capability.GroupNorm => backend is IGroupNormKernel,
-        Capability.ModulatedLayerNorm => backend is IModulatedLayerNormKernel,
-        Capability.GatedResidual => backend is IGatedResidualKernel,
-        Capability.SpatialGroupNorm => backend is ISpatialGroupNormKernel,
-        Capability.UpsampleNearest => backend is IUpsampleNearestKernel,
-        Capability.Attention => backend is IAttentionKernel,
-        Capability.Rotary => backend is IRotaryKernel,
+        Capability.Linear => typeof(ILinearKernel),
+        Capability.Softmax => typeof(ISoftmaxKernel),
+        Capability.LayerNorm => typeof(ILayerNormKernel),
+        Capability.RmsNorm => typeof(IRmsNormKernel),
+        Capability.GroupNorm => typeof(IGroupNormKernel),
+        Capability.ModulatedLayerNorm => typeof(IModulatedLayerNormKernel),
+        Capability.GatedResidual => typeof(IGatedResidualKernel),
+        Capability.SpatialGroupNorm => typeof(ISpatialGroupNormKernel),
+        Capability.UpsampleNearest => typeof(IUpsampleNearestKernel),
+        Capability.Attention => typeof(IAttentionKernel),
+        Capability.Rotary => typeof(IRotaryKernel),
         _ => throw new ArgumentOutOfRangeException(nameof(capability)),
     };
 

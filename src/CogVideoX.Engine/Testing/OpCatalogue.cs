@@ -3,8 +3,10 @@ namespace CogVideoX.Engine.Testing;
 /// <summary>
 /// One op case: builds its inputs from deterministic host data on a given backend and returns the output. The same
 /// case run on two backends sees the same input values, so their outputs can be compared element by element.
+/// A decomposed case runs its capability on the backend under test as the reference decomposition
+/// (<see cref="Decompositions"/>), so it checks the decomposition there against the reference backend's kernel.
 /// </summary>
-public sealed record OpCase(string Op, DType DType, string Sizes, Func<OpInputs, Tensor> Body, double? Tolerance = null)
+public sealed record OpCase(string Op, DType DType, string Sizes, Func<OpInputs, Tensor> Body, double? Tolerance = null, bool Decomposed = false)
 {
     /// <summary>Normalised-error bound for this case: its own, or the dtype's default.</summary>
     public double Bound => Tolerance ?? OpCatalogue.DefaultTolerance(DType);
@@ -97,8 +99,30 @@ public static class OpCatalogue
         AddRows(Add);
         AddProducts(Add);
         AddAttention(Add);
+        // Every capability's cases once more as its decomposition: the fused kernel and the decomposition must agree.
+        var decomposed = cases.Where(c => CapabilityOf(c.Op) is not null)
+            .Select(c => c with { Sizes = "decomposed " + c.Sizes, Decomposed = true })
+            .ToList();
+        cases.AddRange(decomposed);
         return cases;
     }
+
+    /// <summary>The capability a case's op runs through, or null for core ops.</summary>
+    public static Capability? CapabilityOf(string op) => op switch
+    {
+        "linear" => Capability.Linear,
+        "softmax" => Capability.Softmax,
+        "layer_norm" => Capability.LayerNorm,
+        "rms_norm" => Capability.RmsNorm,
+        "group_norm" => Capability.GroupNorm,
+        "modulated_layer_norm" => Capability.ModulatedLayerNorm,
+        "add_mul" => Capability.GatedResidual,
+        "spatial_group_norm" => Capability.SpatialGroupNorm,
+        "upsample" => Capability.UpsampleNearest,
+        "attention" => Capability.Attention,
+        "rotary" => Capability.Rotary,
+        _ => null,
+    };
 
     private static void AddLayout(List<OpCase> cases, Action<string, string, Func<OpInputs, Tensor>, double?> add)
     {
@@ -563,7 +587,8 @@ public static class OpCatalogue
         }
         try
         {
-            (actual, actualShape) = Run(c, target, seed);
+            using (c.Decomposed ? Decompositions.Force() : null)
+                (actual, actualShape) = Run(c, target, seed);
             target.Synchronize();
         }
         catch (Exception e)
