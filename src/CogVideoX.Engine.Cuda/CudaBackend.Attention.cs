@@ -64,11 +64,17 @@ public sealed unsafe partial class CudaBackend
         return args;
     }
 
-    /// <summary>Consumer warpgroups (64 query rows each) and K/V stages of attention_sm90.cu (its ATTN_NW, ATTN_STAGES).</summary>
-    private const int HopperAttentionWarpgroups = 4, HopperAttentionStages = 6;
+    // The launch geometry of attention_sm90.cu, mirrored from its #defines; KernelConstantsTests evaluates the
+    // kernel source's definitions and fails when the two disagree.
+
+    /// <summary>Consumer warpgroups (64 query rows each) and K/V stages (its ATTN_NW, ATTN_STAGES).</summary>
+    internal const int HopperAttentionWarpgroups = 4, HopperAttentionStages = 6;
+
+    /// <summary>Threads per block: the consumer warpgroups and one producer warpgroup (its ATTN_THREADS).</summary>
+    internal const int HopperAttentionThreads = 128 * (HopperAttentionWarpgroups + 1);
 
     /// <summary>The kernel's dynamic shared memory (its ATTN_SM90_SMEM): Q rows, the stages' K and V tiles, their barriers, alignment.</summary>
-    private const uint HopperAttentionSharedBytes = 64 * HopperAttentionWarpgroups * 128 + 2 * HopperAttentionStages * 64 * 128
+    internal const uint HopperAttentionSharedBytes = 64 * HopperAttentionWarpgroups * 128 + 2 * HopperAttentionStages * 64 * 128
         + 8 * (2 * HopperAttentionStages + 1) + 1024;
 
     /// <summary>
@@ -90,7 +96,7 @@ public sealed unsafe partial class CudaBackend
         int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2);
         int rows = 64 * HopperAttentionWarpgroups;
         _ownAttentionCalls++;
-        Launch(function, (uint)((nq + rows - 1) / rows), (uint)(b * h), (uint)(128 * (HopperAttentionWarpgroups + 1)),
+        Launch(function, (uint)((nq + rows - 1) / rows), (uint)(b * h), HopperAttentionThreads,
             HopperAttentionSharedBytes, ref args);
         return true;
     }
