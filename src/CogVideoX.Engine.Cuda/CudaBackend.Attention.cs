@@ -78,8 +78,8 @@ public sealed unsafe partial class CudaBackend
         + 8 * (2 * HopperAttentionStages + 1) + 1024;
 
     /// <summary>
-    /// The sm_90a flash-attention kernel (wgmma products, a TMA producer warpgroup, mbarrier stages): 9.4 ms at the 2b
-    /// shape on the H200 against 10.7–11.0 ms for cuDNN 9.14 and 51.5 ms for the sm_80 kernel. Head dim 64, F16/BF16,
+    /// The sm_90a flash-attention kernel (wgmma products, a TMA producer warpgroup, mbarrier stages), faster than cuDNN's
+    /// and the sm_80 kernel at the transformers' shapes (docs/gpu-runs/2026-12-04-cuda-backend-history.md). Head dim 64, F16/BF16,
     /// no bias, rows contiguous and 16-byte aligned. False when the module cannot be built here (e.g. an NVRTC without
     /// sm_90a; noted once) or the driver refuses the tensor maps.
     /// </summary>
