@@ -111,7 +111,7 @@ public sealed class CogVideoXPipeline : IDisposable
         var choice = SchedulerSelection.Resolve(Model.Scheduler, Model.Transformer, request.Scheduler);
         var scheduler = choice.Create();
         scheduler.SetTimesteps(request.Steps);
-        bool dynamic = request.DynamicCfg ?? choice.Kind == SchedulerKind.Dpm;
+        bool dynamic = request.DynamicCfg ?? choice.Info.DynamicCfgByDefault;
         bool cfg = Guidance.IsEnabled(request.Guidance);
         if (Tokenizer.Tokenize(request.Prompt, Options.MaxSequenceLength).TruncationMessage is { } cut)
             warnings.Add(cut);

@@ -131,7 +131,7 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
         return new Dictionary<string, string>
         {
             ["model_folder"] = plan.Model.Path,
-            ["scheduler"] = SchedulerSelection.Name(r.Scheduler),
+            ["scheduler"] = SchedulerRegistry.Name(r.Scheduler),
             ["timestep_spacing"] = r.TimestepSpacing,
             ["timesteps"] = string.Join(",", r.Timesteps.Select(I)),
             ["dynamic_cfg"] = r.DynamicCfg ? "true" : "false",

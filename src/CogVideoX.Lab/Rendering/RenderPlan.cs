@@ -37,7 +37,7 @@ public sealed record RenderPlan
             throw new CogVideoXException("no model given; use 2b, 5b, a model folder or a Hugging Face repo id", GenerationRules.UsageExitCode);
         GenerationRules.CheckFps(s.Fps);
         var warnings = GenerationRules.Check(ToRequest(s, scheduler: null));
-        if (s.Scheduler is not null) Usage(() => SchedulerSelection.Parse(s.Scheduler));
+        if (s.Scheduler is not null) Usage(() => SchedulerRegistry.Parse(s.Scheduler));
         if (s.DType is not null) ParseDType(s.DType);
         var device = Usage(() => Backends.Parse(s.Device));
         if (!Backends.IsRegistered(device.Kind))
@@ -85,16 +85,16 @@ public sealed record RenderPlan
             MemoryPolicy = memory,
             VaeTiling = s.VaeTiling ? VaeTiling.ForConfig(model.Vae) : null,
         };
-        SchedulerKind? scheduler = s.Scheduler is null ? null : SchedulerSelection.Parse(s.Scheduler);
+        SchedulerKind? scheduler = s.Scheduler is null ? null : SchedulerRegistry.Parse(s.Scheduler);
         if (scheduler is null)
         {
             var kind = SchedulerSelection.DefaultKind(model.Transformer);
-            notes.Add($"scheduler: {SchedulerSelection.Name(kind)} — the default for {(fiveB ? "the 5b family (DPM, trailing timesteps)" : "CogVideoX-2b")}");
+            notes.Add($"scheduler: {SchedulerRegistry.Name(kind)} — the default for {(fiveB ? "the 5b family (DPM, trailing timesteps)" : "CogVideoX-2b")}");
         }
         if (s.DynamicCfg is null)
         {
             var kind = scheduler ?? SchedulerSelection.DefaultKind(model.Transformer);
-            notes.Add($"dynamic CFG: {(kind == SchedulerKind.Dpm ? "on — THUDM's demo uses it with DPM" : "off — THUDM's demo uses it with DPM only")}");
+            notes.Add($"dynamic CFG: {(SchedulerRegistry.Get(kind).DynamicCfgByDefault ? "on — THUDM's demo uses it with DPM" : "off — THUDM's demo uses it with DPM only")}");
         }
         return new RenderPlan
         {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using CogVideoX.Diffusion;
 
 namespace CogVideoX.Lab.Specs;
 
@@ -127,7 +128,7 @@ public sealed class SettingKey
             v => v < 16 || v % 16 != 0 ? $"is {v}" : null, (s, v) => s with { Height = v }, s => s.Height),
         Int("width", "a multiple of 16 ≥ 16 (pixels; the VAE downsamples by 8 and the transformer patches by 2)",
             v => v < 16 || v % 16 != 0 ? $"is {v}" : null, (s, v) => s with { Width = v }, s => s.Width),
-        Choice("scheduler", ["ddim", "dpm"], (s, v) => s with { Scheduler = v }, s => s.Scheduler),
+        Choice("scheduler", [.. SchedulerRegistry.Names], (s, v) => s with { Scheduler = v }, s => s.Scheduler),
         new SettingKey("dynamic_cfg", "true, false or null (the model's default)", false,
             t => t.ToLowerInvariant() switch { "true" => true, "false" => false, _ => throw new FormatException() },
             _ => null, (s, v) => s with { DynamicCfg = (bool?)v }, s => s.DynamicCfg),
