@@ -44,7 +44,15 @@ public sealed record RenderPlan
             throw new CogVideoXException(
                 $"device {device} is not available in this build (no {device.Kind} backend is registered); use --device cpu", GenerationRules.UsageExitCode);
         ParseMemory(s.Memory);
+        ParseGpu(s);
         return warnings;
+    }
+
+    /// <summary>The settings' GPU choices as the backend's typed options (the CPU ignores them).</summary>
+    public static GpuOptions ParseGpu(GenerationSettings s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        return Usage(() => GpuOptions.Parse(s.Attention, s.Cudnn, s.CudnnSdpa));
     }
 
     /// <summary>Resolves a job's settings: model folder, backend, dtype, memory policy. Throws for settings that cannot run.</summary>
@@ -54,7 +62,7 @@ public sealed record RenderPlan
         var notes = new List<string>();
         var model = ModelLocator.Resolve(s.Model, environment);
         var device = Backends.Parse(s.Device);
-        var backend = Backends.Get(device);
+        var backend = Backends.Get(device, ParseGpu(s));
         bool fiveB = model.Transformer.UseRotaryPositionalEmbeddings;
         var gpuDefault = fiveB ? DType.BF16 : DType.F16;
 

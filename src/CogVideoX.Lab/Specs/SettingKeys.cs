@@ -1,5 +1,6 @@
 using System.Globalization;
 using CogVideoX.Diffusion;
+using CogVideoX.Engine;
 
 namespace CogVideoX.Lab.Specs;
 
@@ -133,6 +134,9 @@ public sealed class SettingKey
             t => t.ToLowerInvariant() switch { "true" => true, "false" => false, _ => throw new FormatException() },
             _ => null, (s, v) => s with { DynamicCfg = (bool?)v }, s => s.DynamicCfg),
         Choice("dtype", ["f32", "f16", "bf16"], (s, v) => s with { DType = v }, s => s.DType),
+        Choice("attention", [.. GpuOptions.AttentionNames], (s, v) => s with { Attention = v }, s => s.Attention),
+        Choice("cudnn", [.. GpuOptions.CudnnNames], (s, v) => s with { Cudnn = v }, s => s.Cudnn),
+        Choice("cudnn_sdpa", [.. GpuOptions.CudnnSdpaNames], (s, v) => s with { CudnnSdpa = v }, s => s.CudnnSdpa),
         Text("device", "`cpu`, `cuda` or `cuda:N`", v => IsDevice(v!) ? null : $"is '{v}'",
             (s, v) => s with { Device = v! }, s => s.Device),
         Choice("memory", ["auto", "full", "balanced", "low"], (s, v) => s with { Memory = v! }, s => s.Memory),
