@@ -62,7 +62,10 @@ public sealed record RenderPlan
         var notes = new List<string>();
         var model = ModelLocator.Resolve(s.Model, environment);
         var device = Backends.Parse(s.Device);
-        var backend = Backends.Get(device, ParseGpu(s));
+        var gpu = ParseGpu(s);
+        var backend = Backends.Get(device, gpu);
+        if (!device.IsCpu && gpu.WithEnvironment(environment) is var effective && effective != gpu)
+            notes.Add($"gpu: {effective} — COGVIDEOX_ATTENTION / COGVIDEOX_CUDNN / COGVIDEOX_CUDNN_SDPA override the settings' {gpu}");
         bool fiveB = model.Transformer.UseRotaryPositionalEmbeddings;
         var gpuDefault = fiveB ? DType.BF16 : DType.F16;
 
