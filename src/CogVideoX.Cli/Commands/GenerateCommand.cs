@@ -67,6 +67,8 @@ internal static class GenerateCommand
 
     private static readonly Option<bool> s_vaeTiling = new("--vae-tiling") { Description = "Decode in overlapping spatial tiles (less memory)." };
 
+    private static readonly GpuFlags s_gpu = new();
+
     private static readonly Option<string?> s_output = new("--output")
     {
         Description = "The MP4 to write (default outputs/<model>/<prompt>.mp4); the sidecar goes next to it as .json.",
@@ -92,6 +94,7 @@ internal static class GenerateCommand
                      s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_output, s_saveTensors, s_quiet, s_json,
                  })
             cmd.Options.Add(option);
+        s_gpu.AddTo(cmd);
         cmd.SetAction(parse => Run(parse, environment));
         return cmd;
     }
@@ -188,6 +191,8 @@ internal static class GenerateCommand
             Memory = parse.GetValue(s_memory)!.Trim().ToLowerInvariant(),
             VaeTiling = parse.GetValue(s_vaeTiling),
         };
+        var (attention, cudnn, sdpa) = s_gpu.Names(parse);
+        settings = settings with { Attention = attention, Cudnn = cudnn, CudnnSdpa = sdpa };
         return (settings, name);
     }
 

@@ -115,7 +115,7 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
     /// <summary>The pipeline for a plan: the one held when it fits, else a new one (the old one's models released first).</summary>
     private CogVideoXPipeline PipelineFor(RenderPlan plan)
     {
-        var key = new PipelineKey(plan.Model.Path, plan.Backend.Device, plan.Options.DType, plan.Options.MemoryPolicy.Name, plan.Options.VaeTiling);
+        var key = new PipelineKey(plan.Model.Path, plan.Backend, plan.Options.DType, plan.Options.MemoryPolicy.Name, plan.Options.VaeTiling);
         if (_pipeline is not null && _key == key) return _pipeline;
         _pipeline?.Dispose();
         _pipeline = null;
@@ -131,7 +131,7 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
         return new Dictionary<string, string>
         {
             ["model_folder"] = plan.Model.Path,
-            ["scheduler"] = SchedulerSelection.Name(r.Scheduler),
+            ["scheduler"] = SchedulerRegistry.Name(r.Scheduler),
             ["timestep_spacing"] = r.TimestepSpacing,
             ["timesteps"] = string.Join(",", r.Timesteps.Select(I)),
             ["dynamic_cfg"] = r.DynamicCfg ? "true" : "false",
@@ -184,7 +184,8 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
         }
     }
 
-    private sealed record PipelineKey(string ModelPath, Device Device, DType DType, string Memory, Models.Vae.VaeTiling? Tiling);
+    /// <summary>What a held pipeline fits; the backend instance stands for the device and its GPU options.</summary>
+    private sealed record PipelineKey(string ModelPath, IBackend Backend, DType DType, string Memory, Models.Vae.VaeTiling? Tiling);
 
     /// <summary>The pipeline's progress in the renderer's terms, timed from the start of the render.</summary>
     private sealed class ForwardProgress(IProgress<RenderProgress> target, Stopwatch total) : IProgress<PipelineProgress>
