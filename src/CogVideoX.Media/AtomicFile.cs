@@ -56,7 +56,8 @@ public static class AtomicFile
                 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
                 WriteTemporary(path, tmp, write);
             });
-            var text = describe(tmp);
+            string text = "";
+            Guarded(what, path, () => text = describe(tmp));
             Guarded(companionWhat, companionPath, () => WriteTemporary(companionPath, tmpCompanion, t => File.WriteAllText(t, text)));
             Guarded(what, path, () => File.Move(tmp, path, overwrite: true));
             Guarded(companionWhat, companionPath, () =>

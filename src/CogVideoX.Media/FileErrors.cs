@@ -31,7 +31,7 @@ public static class FileErrors
     public static CogVideoXException Explain(Exception e, string what, string path)
     {
         if (e is CogVideoXException known) return known;
-        var folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? path;
+        var folder = ExistingFolderOf(path);
         if (IsDiskFull(e))
             return new CogVideoXException($"disk full: could not write {what} {path} (no space left on the device of {folder}); free some space or write to another disk", e);
         if (IsReadOnly(e))
@@ -54,6 +54,14 @@ public static class FileErrors
         if (IsReadOnly(e)) return $"read-only file system: {e.Message}; choose a folder on a writable disk";
         if (e is UnauthorizedAccessException) return $"permission denied: {e.Message}; choose a folder you can write to or change its permissions";
         return $"{e.GetType().Name}: {e.Message}";
+    }
+
+    /// <summary>The nearest folder of <paramref name="path"/> that exists (the one a missing folder would be made in).</summary>
+    private static string ExistingFolderOf(string path)
+    {
+        var p = Path.GetDirectoryName(Path.GetFullPath(path));
+        while (p is not null && !Directory.Exists(p) && Path.GetDirectoryName(p) is { } parent) p = parent;
+        return p ?? path;
     }
 
     internal static string Bytes(long n)

@@ -33,7 +33,7 @@ public static class VideoOutput
             throw new CogVideoXException(
                 $"{label}{job.OutputPath}: its sidecar would be written to {sidecar}, which exists and is not a cogvideox sidecar — writing it would destroy that file; " +
                 "choose another name or folder for the video", UsageExitCode);
-        AtomicFile.CheckWritable(job.OutputPath, "the video");
+        AtomicFile.CheckWritable(job.OutputPath, label.Length > 0 ? label.TrimEnd() : "the video");
     }
 
     /// <summary>
