@@ -82,33 +82,46 @@ public static class AtomicFile
 
     /// <summary>
     /// Checks, before any work is done, that <paramref name="path"/> can be written: its folder exists or can be
-    /// made, and a file can be created, written and flushed in it (the probe is removed again). A read-only file
-    /// system, a missing permission, a file in the way or a full disk is reported as a <see cref="Engine.CogVideoXException"/>.
+    /// made, and a file can be created, written and flushed in it. A read-only file system, a missing permission, a
+    /// file in the way or a full disk is reported as a <see cref="Engine.CogVideoXException"/>. The check leaves
+    /// nothing behind: the probe file and any folders it had to make are removed again (the writer makes them later),
+    /// so a run that fails afterwards for another reason leaves no empty folders.
     /// </summary>
     public static void CheckWritable(string path, string what)
     {
         var full = Path.GetFullPath(path);
         if (Directory.Exists(full))
             throw new Engine.CogVideoXException($"{what} {path} is a folder; give the file to write, e.g. {Path.Combine(path, "out" + Path.GetExtension(path))}", 2);
+        var dir = Path.GetDirectoryName(full)!;
+        var made = new List<string>();
+        for (var d = dir; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d)) made.Add(d);
         var probe = TempPathFor(full);
-        Guarded(what, path, () =>
+        try
         {
-            var dir = Path.GetDirectoryName(full)!;
-            WriteFaults.At(WriteFaults.Folder, dir);
-            Directory.CreateDirectory(dir);
-            try
+            Guarded(what, path, () =>
             {
-                using (var fs = new FileStream(probe, FileMode.CreateNew, FileAccess.Write))
+                WriteFaults.At(WriteFaults.Folder, dir);
+                Directory.CreateDirectory(dir);
+                using var fs = new FileStream(probe, FileMode.CreateNew, FileAccess.Write);
+                fs.WriteByte(0);
+                fs.Flush(flushToDisk: true);
+            });
+        }
+        finally
+        {
+            TryDelete(probe);
+            foreach (var d in made) // innermost first; only the folders this check made, and only while empty
+            {
+                try
                 {
-                    fs.WriteByte(0);
-                    fs.Flush(flushToDisk: true);
+                    Directory.Delete(d);
+                }
+                catch (Exception e) when (FileErrors.IsFileError(e))
+                {
+                    break;
                 }
             }
-            finally
-            {
-                TryDelete(probe);
-            }
-        });
+        }
     }
 
     /// <summary>Removes temporary files an earlier killed run left in a folder.</summary>

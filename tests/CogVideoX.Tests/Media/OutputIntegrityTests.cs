@@ -45,10 +45,12 @@ public class OutputIntegrityTests
         Directory.CreateDirectory(dir.File("d.mp4"));
         Assert.Contains("is a folder; give the file to write", Assert.Throws<CogVideoXException>(() => AtomicFile.CheckWritable(dir.File("d.mp4"), "--output")).Message);
 
-        // A writable folder passes, is made if missing, and keeps no probe file.
-        AtomicFile.CheckWritable(dir.File("made", "v.mp4"), "--output");
-        Assert.True(Directory.Exists(dir.File("made")));
-        Assert.Empty(Directory.GetFiles(dir.File("made")));
+        // A writable folder passes; the check leaves neither its probe file nor the folders it made to try.
+        AtomicFile.CheckWritable(dir.File("made", "deeper", "v.mp4"), "--output");
+        Assert.Equal([dir.File("d.mp4"), dir.File("notes.txt")], Directory.GetFileSystemEntries(dir.Path).Order());
+        Directory.CreateDirectory(dir.File("kept"));
+        AtomicFile.CheckWritable(dir.File("kept", "v.mp4"), "--output");
+        Assert.Empty(Directory.GetFileSystemEntries(dir.File("kept")));
     }
 
     [Fact]
