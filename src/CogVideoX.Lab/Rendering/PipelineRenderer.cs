@@ -16,8 +16,7 @@ public sealed record PipelineRenderResult(RenderResult Render, GenerationResult 
 
 /// <summary>
 /// CogVideoX itself as an <see cref="IVideoRenderer"/>: settings → <see cref="RenderPlan"/> → <see cref="CogVideoXPipeline"/>
-/// → MP4 (H.264, yuv420p, written under a temporary name and renamed) → JSON sidecar (written the same way, after the
-/// video). One instance keeps its pipeline — and, under the full memory policy, the loaded models — from job to job, so
+/// → MP4 (H.264, yuv420p) and JSON sidecar, written and verified as a pair by <see cref="VideoOutput"/>. One instance keeps its pipeline — and, under the full memory policy, the loaded models — from job to job, so
 /// a sweep over prompts, seeds or guidance loads the weights once; a job for another model, device, dtype, memory
 /// mode or VAE tiling replaces it. <c>generate</c> and the experiment runner both render through this class.
 /// </summary>
@@ -50,10 +49,9 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
     public PipelineRenderResult Render(VideoJob job, IProgress<RenderProgress>? progress, CancellationToken cancellation, Action<RenderNote>? log)
     {
         ArgumentNullException.ThrowIfNull(job);
-        if (!string.Equals(Path.GetExtension(job.OutputPath), ".mp4", StringComparison.OrdinalIgnoreCase))
-            throw new CogVideoXException($"{job.OutputPath}: the output must be an .mp4 file (the sidecar goes next to it as .json)", GenerationRules.UsageExitCode);
         RenderPlan.Check(job.Settings);
         _ = Ffmpeg.FfmpegPath; // a missing ffmpeg is found before any weights are read
+        VideoOutput.Check(job); // so is an output that cannot be written
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -78,37 +76,34 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
 
         var frames = new VideoFrames(generation.Frames, generation.FrameCount, generation.Height, generation.Width);
         progress?.Report(new RenderProgress("encode_video", 0, 1, total.Elapsed));
-        var encode = Stopwatch.StartNew();
-        VideoEncoder.WriteMp4(frames, job.OutputPath, new VideoEncoding { Fps = job.Settings.Fps });
-        var encodeSeconds = encode.Elapsed.TotalSeconds;
-        progress?.Report(new RenderProgress("encode_video", 1, 1, total.Elapsed));
-
-        var timings = generation.Timings.ToSeconds();
-        timings["encode_video"] = encodeSeconds;
-        timings["total"] = total.Elapsed.TotalSeconds;
-        var video = new FileInfo(job.OutputPath);
-        var sidecar = new VideoSidecar
+        var sidecar = VideoOutput.Write(job, frames, video =>
         {
-            ToolVersion = ToolVersion,
-            CreatedUtc = DateTimeOffset.UtcNow,
-            Settings = job.Settings,
-            Resolved = Resolved(plan, generation),
-            ModelIdentity = plan.Model.Identity,
-            WeightsChecksum = plan.Model.WeightsChecksum ?? "",
-            TimingsSeconds = timings,
-            PeakMemoryBytes = generation.PeakMemoryBytes,
-            PeakMemoryKind = generation.PeakMemoryKind,
-            Device = plan.Backend.Device.ToString(),
-            Software = Software(plan.Backend),
-            VideoFile = video.Name,
-            VideoBytes = video.Length,
-            VideoSha256 = VideoSidecar.Sha256Of(job.OutputPath),
-            FrameCount = frames.Count,
-            Width = frames.Width,
-            Height = frames.Height,
-            TruncatedPromptText = generation.Prompt.TruncatedText,
-        };
-        sidecar.Save(job.SidecarPath);
+            progress?.Report(new RenderProgress("encode_video", 1, 1, total.Elapsed));
+            var timings = generation.Timings.ToSeconds();
+            timings["encode_video"] = video.EncodeSeconds;
+            timings["total"] = total.Elapsed.TotalSeconds;
+            return new VideoSidecar
+            {
+                ToolVersion = ToolVersion,
+                CreatedUtc = DateTimeOffset.UtcNow,
+                Settings = job.Settings,
+                Resolved = Resolved(plan, generation),
+                ModelIdentity = plan.Model.Identity,
+                WeightsChecksum = plan.Model.WeightsChecksum ?? "",
+                TimingsSeconds = timings,
+                PeakMemoryBytes = generation.PeakMemoryBytes,
+                PeakMemoryKind = generation.PeakMemoryKind,
+                Device = plan.Backend.Device.ToString(),
+                Software = Software(plan.Backend),
+                VideoFile = video.FileName,
+                VideoBytes = video.Bytes,
+                VideoSha256 = video.Sha256,
+                FrameCount = frames.Count,
+                Width = frames.Width,
+                Height = frames.Height,
+                TruncatedPromptText = generation.Prompt.TruncatedText,
+            };
+        });
         return new PipelineRenderResult(new RenderResult(sidecar, frames), generation, plan);
     }
 
