@@ -131,18 +131,23 @@ public static partial class SpecParser
     private static void CheckDepth(string yaml, string file)
     {
         var parser = new Parser(new StringReader(yaml));
-        int depth = 0;
+        // The anchors of the collections now open: an alias to one of them would make the tree a cycle.
+        var open = new List<string>();
         while (parser.MoveNext())
         {
-            switch (parser.Current)
+            var e = parser.Current!;
+            switch (e)
             {
                 case MappingStart or SequenceStart:
-                    if (++depth > MaxDepth)
-                        throw new SpecException($"{file}:{parser.Current.Start.Line}:{parser.Current.Start.Column}: the YAML nests lists and mappings more than {MaxDepth} deep; a spec needs 4 levels (experiments → experiment → grid → values)");
+                    if (open.Count >= MaxDepth)
+                        throw new SpecException($"{file}:{e.Start.Line}:{e.Start.Column}: the YAML nests lists and mappings more than {MaxDepth} deep; a spec needs 4 levels (experiments → experiment → grid → values)");
+                    open.Add(((NodeEvent)e).Anchor.IsEmpty ? "" : ((NodeEvent)e).Anchor.Value);
                     break;
                 case MappingEnd or SequenceEnd:
-                    depth--;
+                    open.RemoveAt(open.Count - 1);
                     break;
+                case AnchorAlias alias when open.Contains(alias.Value.Value):
+                    throw new SpecException($"{file}:{e.Start.Line}:{e.Start.Column}: the alias *{alias.Value.Value} refers to a list or mapping that contains it; a spec cannot be circular");
             }
         }
     }

@@ -109,6 +109,17 @@ public class HostileSpecTests
     }
 
     [Fact]
+    public void ACircularAliasIsRefused()
+    {
+        var e = ErrorOf("defaults: &d { model: *d }\nexperiments:\n  x: { prompts: [panda] }\n");
+        Assert.Contains("small.yaml:1:23: the alias *d refers to a list or mapping that contains it; a spec cannot be circular", e);
+
+        // Aliases of finished nodes are ordinary YAML.
+        using var study = new StudyFolder("prompt_dir: ../prompts\nexperiments:\n  x: { prompts: &p [panda] }\n  y: { prompts: *p }\n");
+        Assert.Equal(2, StudyPlan.Expand(SpecParser.Load(study.SpecPath)).Jobs.Count());
+    }
+
+    [Fact]
     public void AGridOfTooManyVideosIsRefusedBeforeItIsExpanded()
     {
         var values = string.Join(", ", Enumerable.Range(1, 10_000));
