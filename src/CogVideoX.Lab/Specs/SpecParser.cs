@@ -461,7 +461,12 @@ public static partial class SpecParser
             {
                 foreach (var (k, v) in refMap.Children)
                 {
-                    var key = (k as YamlScalarNode)?.Value ?? "";
+                    if (k is not YamlScalarNode)
+                    {
+                        Error(k, $"reference is keyed by setting names, not a {Describe(k)}; {where} varies {string.Join(", ", varied.Select(x => x.Key))}");
+                        continue;
+                    }
+                    var key = ((YamlScalarNode)k).Value ?? "";
                     if (varied.All(x => x.Key != key))
                         Error(k, $"reference names '{key}', which {where} does not vary; it varies {string.Join(", ", varied.Select(x => x.Key))}");
                     else given[key] = v;

@@ -169,6 +169,9 @@ public class HostileSpecTests
         e = ErrorOf("defaults: { ? { a: 1 } : 2 }\nexperiments:\n  x: { prompts: [panda] }\n");
         Assert.Contains("small.yaml:1:15: settings in defaults are named by plain keys, not a mapping; settings: model, steps", e);
 
+        e = ErrorOf("experiments:\n  x: { prompts: [panda], vary: { steps: [1, 2] }, reference: { ? [steps] : 1 } }\n");
+        Assert.Contains("small.yaml:2:66: reference is keyed by setting names, not a list; experiment 'x' varies steps", e);
+
         e = ErrorOf("description: [a, b]\nexperiments:\n  x: { prompts: [panda], description: { a: 1 } }\n");
         Assert.Contains("small.yaml:1:14: 'description' must be a single value (text), not a list", e);
         Assert.Contains("small.yaml:3:39: 'description' must be a single value (text), not a mapping", e);
