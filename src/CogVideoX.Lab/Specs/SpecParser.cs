@@ -35,6 +35,12 @@ public static partial class SpecParser
     /// <summary>Videos a spec may plan in all: far beyond any study, well within memory for the plan and its manifest.</summary>
     public const long MaxJobs = 100_000;
 
+    /// <summary>Largest prompt file read.</summary>
+    public const long MaxPromptBytes = 1L << 20;
+
+    /// <summary>Largest spec file read.</summary>
+    public const long MaxFileBytes = 32L << 20;
+
     /// <summary>Longest experiment or spec name (it is a folder or file name under output_dir).</summary>
     public const int MaxNameLength = 100;
 
@@ -43,6 +49,9 @@ public static partial class SpecParser
         var full = Path.GetFullPath(path);
         if (!File.Exists(full))
             throw new SpecException($"{path}: no such spec file (experiment specs are YAML files, e.g. experiments/cogvideox_study.yaml)");
+        // Read whole, so bounded first: a spec of the largest allowed study is a few megabytes.
+        if (new FileInfo(full).Length is var length and > MaxFileBytes)
+            throw new SpecException($"{path}: the spec file is {length} bytes; a spec may be at most {MaxFileBytes} bytes (a study of {MaxJobs} videos fits in a few megabytes)");
         return Parse(File.ReadAllText(full), full);
     }
 
@@ -387,6 +396,12 @@ public static partial class SpecParser
                 }
                 if (!texts.ContainsKey(name))
                 {
+                    // The text encoder reads 226 tokens; a prompt file of megabytes is a mistake, not a prompt.
+                    if (new FileInfo(file).Length > MaxPromptBytes)
+                    {
+                        Error(item, $"prompt file {file} is {new FileInfo(file).Length} bytes; a prompt file may be at most {MaxPromptBytes} bytes");
+                        continue;
+                    }
                     var text = System.IO.File.ReadAllText(file).Trim();
                     if (text.Length == 0)
                     {

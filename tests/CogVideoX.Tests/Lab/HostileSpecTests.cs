@@ -181,6 +181,19 @@ public class HostileSpecTests
     }
 
     [Fact]
+    public void OversizedSpecAndPromptFilesAreRefusedBeforeReading()
+    {
+        using var study = new StudyFolder("prompt_dir: ../prompts\nexperiments:\n  x: { prompts: [huge] }\n");
+        File.WriteAllBytes(study.File("prompts", "huge.txt"), new byte[SpecParser.MaxPromptBytes + 1]);
+        var e = Assert.Throws<SpecException>(() => SpecParser.Load(study.SpecPath)).Message;
+        Assert.Contains($"small.yaml:3:18: prompt file {study.File("prompts", "huge.txt")} is 1048577 bytes; a prompt file may be at most 1048576 bytes", e);
+
+        using (var spec = File.OpenWrite(study.SpecPath)) spec.SetLength(SpecParser.MaxFileBytes + 1);
+        e = Assert.Throws<SpecException>(() => SpecParser.Load(study.SpecPath)).Message;
+        Assert.Equal($"{study.SpecPath}: the spec file is 33554433 bytes; a spec may be at most 33554432 bytes (a study of 100000 videos fits in a few megabytes)", e);
+    }
+
+    [Fact]
     public void AnOutputOptionNamingAFileIsAnError()
     {
         using var study = new StudyFolder(StudyFolder.SmallSpec);
