@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using CogVideoX.Engine;
 using CogVideoX.Models.Blocks;
+using CogVideoX.Models.Modules;
 using CogVideoX.Models.Text;
 using CogVideoX.Models.Transformer;
 using CogVideoX.Models.Vae;
@@ -381,7 +382,7 @@ public sealed class CogVideoXPipeline : IDisposable
     }
 
     /// <summary>Says so when host images could not all be page-locked (their copies then do not overlap the compute).</summary>
-    private void CheckPinned<TBlock>(HostBlocks<TBlock>? host, List<string> warnings) where TBlock : class, IStreamableBlock<TBlock>, IDisposable
+    private void CheckPinned<TBlock>(HostBlocks<TBlock>? host, List<string> warnings) where TBlock : Module
     {
         if (host is null || host.IsPinned || Streaming is null) return;
         string warning = $"memory: the {host.Name} ({MemorySizes.Format(host.Bytes)}) could not all be page-locked in host memory; " +
@@ -503,7 +504,7 @@ public sealed class CogVideoXPipeline : IDisposable
 
     /// <summary>A block source over host images: two device slots when streaming, one per block when uploading once.</summary>
     private StreamedBlocks<TBlock> Stream<TBlock>(HostBlocks<TBlock> host, WeightResidency residency)
-        where TBlock : class, IStreamableBlock<TBlock>, IDisposable =>
+        where TBlock : Module =>
         new(host, Backend, Streaming!.CreateCopyStream(), residency == WeightResidency.Streamed ? 2 : host.Count);
 
     private CogVideoXVae AcquireVae(IProgress<PipelineProgress>? progress, Stopwatch clock, ref PipelineTimings timings) =>
