@@ -13,10 +13,12 @@ namespace CogVideoX.Models.Modules;
 /// parameter at once (streamed blocks run over device slots without being rebuilt).
 /// </summary>
 /// <remarks>
-/// <para>Ownership, one rule for every model component: a module owns the tensors bound to its parameters (Dispose
-/// releases them). A forward method borrows its arguments (the caller still owns and disposes them) and returns a
-/// result the caller owns. A method that may release an argument early to lower the peak says so in its name
-/// (<c>…Consuming</c>).</para>
+/// <para>Ownership, one rule for every model component (T5 encoder, transformer, VAE and their parts): a module owns
+/// the tensors bound to its parameters (Dispose releases them). A method borrows its tensor arguments (the caller
+/// still owns and disposes them; a method that writes into one, as <c>TransformerBlock.Forward</c> updates the residual
+/// stream, says so) and returns results the caller owns. The one exception is spelled in the name: a method ending in
+/// <c>Consuming</c> (the VAE's stages) takes over its first argument and releases it as early as it can, which is what
+/// bounds the decoder's working set. A model constructed over a block source (streaming) takes the source over.</para>
 /// </remarks>
 public abstract class Module : IDisposable
 {
