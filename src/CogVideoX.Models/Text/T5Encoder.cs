@@ -84,7 +84,7 @@ public sealed class T5Encoder : IDisposable
 
     internal Tensor EmbedTokens => _module.EmbedTokens.Value;
 
-    private Tensor _relativeAttentionBias => _module.RelativeAttentionBias.Value;
+    private Tensor RelativeAttentionBias => _module.RelativeAttentionBias.Value;
 
     /// <summary>Where the blocks come from while a forward runs.</summary>
     public IBlockSource<T5Block> BlockSource => _blocks;
@@ -199,7 +199,7 @@ public sealed class T5Encoder : IDisposable
             int length = ids.Dim(1);
             hidden[p] = EmbedTokens.Embedding(ids);
             if (!biasByLength.TryGetValue(length, out var bias))
-                biasByLength[length] = bias = T5Attention.ComputeBias(_relativeAttentionBias, Config, length, length);
+                biasByLength[length] = bias = T5Attention.ComputeBias(RelativeAttentionBias, Config, length, length);
             positionBias[p] = bias;
         }
         for (int i = 0; i < _blocks.Count; i++)
@@ -342,8 +342,7 @@ public sealed class T5Encoder : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        // Resident blocks are part of the module tree; a streaming source is released here.
-        if (_blocks is not ResidentBlocks<T5Block>) _blocks?.Dispose();
+        _blocks?.Dispose();
         _module.Dispose();
     }
 }

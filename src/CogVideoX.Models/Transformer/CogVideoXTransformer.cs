@@ -113,9 +113,6 @@ public sealed class CogVideoXTransformer : IDisposable
     /// <summary>Bytes of weights held on the backend (streamed blocks: their device slots).</summary>
     public long WeightBytes => _module.BoundBytes + (_blocks is StreamedBlocks<TransformerBlock> streamed ? streamed.DeviceBytes : 0);
 
-    /// <summary>Checkpoint names the model read (for tests holding it to <see cref="ParameterShapes"/>).</summary>
-    internal IEnumerable<string> NamesRead => _module.CheckpointTensors.Select(t => t.Name);
-
     /// <summary>Every checkpoint tensor a model of this config reads, with its shape.</summary>
     public static IReadOnlyList<(string Name, int[] Shape)> ParameterShapes(TransformerConfig config) =>
         ParameterShapes(config, "transformer config");

@@ -65,6 +65,18 @@ public class ModuleTreeTests
     }
 
     [Fact]
+    public void AHostImageIsLaidOutFromTheDeclaredParameters()
+    {
+        // Streaming reads the layout from the block's declarations, whatever order anything was loaded in: a slot binds
+        // a fresh block's parameters to views of the same layout.
+        using var host = T5Encoder.LoadHostBlocks(Path.Combine(ThreeLayerModel.Folder, "text_encoder"), DType.F16, null);
+        using var block = host.CreateBlock();
+        Assert.Equal(block.Parameters.Select(p => Layout.Format(p.Shape)), host.Layout.Weights.Select(w => Layout.Format(w.Shape)));
+        Assert.Equal([DType.F16, DType.F32], host.Layout.Arenas.Select(a => a.DType));
+        Assert.All(block.Parameters, p => Assert.False(p.IsBound));
+    }
+
+    [Fact]
     public void ForwardsBorrowTheirArgumentsAndReturnOwnedResults()
     {
         using var encoder = T5Encoder.Load(Path.Combine(Fixtures.Path2b, "text_encoder"), CpuBackend.Instance, DType.F32);
