@@ -36,6 +36,8 @@ internal static class BenchPipelineCommand
             "outputs compared with the full mode, and the targets (balanced ≤ 10 GiB at ≤ 1.1× the full mode's time, low ≤ 4 GiB at ≤ 1.25×).");
         foreach (var o in new Option[] { model, weights, memory, device, dtype, steps, frames, height, width, guidance, seed, warmup, videos, tiling, fullSeconds })
             cmd.Options.Add(o);
+        var gpu = new GpuFlags();
+        gpu.AddTo(cmd);
         cmd.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
@@ -57,6 +59,7 @@ internal static class BenchPipelineCommand
                 Videos = parse.GetValue(videos),
                 VaeTiling = parse.GetValue(tiling),
                 FullSeconds = parse.GetValue(fullSeconds),
+                Gpu = gpu.Read(parse),
             };
             var result = PipelineBench.Run(settings, line => e.WriteLine(line), new StepLog(e));
             Print(o, result, settings.Videos);

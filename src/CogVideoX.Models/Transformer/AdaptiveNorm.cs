@@ -52,6 +52,6 @@ internal abstract class AdaptiveNorm : Module
         using var target = destination.Narrow(1, start, length);
         using var s = scale.Unsqueeze(1);
         using var t = shift.Unsqueeze(1);
-        rows.ModulatedLayerNorm(_normWeight?.Value, _normBias?.Value, s, t, Eps, target).Dispose();
+        rows.ModulatedLayerNormInto(_normWeight?.Value, _normBias?.Value, s, t, Eps, target);
     }
 }
