@@ -1,5 +1,6 @@
 using CogVideoX.Engine;
 using CogVideoX.Models.Blocks;
+using CogVideoX.Models.Modules;
 using CogVideoX.Models.Text;
 using CogVideoX.Models.Transformer;
 using CogVideoX.Models.Vae;
@@ -297,11 +298,11 @@ public sealed class ComponentManager : IDisposable
 
     /// <summary>A block source over host images: two device slots when streaming, one per block when uploading once.</summary>
     private StreamedBlocks<TBlock> Stream<TBlock>(HostBlocks<TBlock> host, WeightResidency residency)
-        where TBlock : class, IStreamableBlock<TBlock>, IDisposable =>
+        where TBlock : Module =>
         new(host, Backend, Streaming!.CreateCopyStream(), residency == WeightResidency.Streamed ? 2 : host.Count);
 
     /// <summary>Says so when host images could not all be page-locked (their copies then do not overlap the compute).</summary>
-    private void CheckPinned<TBlock>(HostBlocks<TBlock>? host, List<string> warnings) where TBlock : class, IStreamableBlock<TBlock>, IDisposable
+    private void CheckPinned<TBlock>(HostBlocks<TBlock>? host, List<string> warnings) where TBlock : Module
     {
         if (host is null || host.IsPinned || Streaming is null) return;
         string warning = $"memory: the {host.Name} ({MemorySizes.Format(host.Bytes)}) could not all be page-locked in host memory; " +

@@ -1,5 +1,6 @@
 using System.Globalization;
 using CogVideoX.Engine;
+using CogVideoX.Models.Text;
 using CogVideoX.Models.Transformer;
 using CogVideoX.Models.Vae;
 using CogVideoX.Weights;
@@ -64,72 +65,33 @@ public static class MemoryEstimator
     public const long Margin = 384L << 20;
 
     /// <summary>
-    /// The VAE decoder's working memory measured for the CogVideoX-2b config decoding 13 latent frames into 49 frames of
-    /// 480×720 in float32 (see <see cref="CogVideoXVae"/>): 5.2 GiB of convolution caches and 7.3 GiB inside resnet 0 of
-    /// the last up block. Both scale with the pixels of a frame (or a tile) and the dtype's size, not the frame count.
+    /// Sizes for a model folder in <paramref name="dtype"/> at a video size: each component sizes itself (weights from
+    /// its module tree, working memory from its own formula); this only works out the latent size and combines them.
     /// </summary>
-    private const double DecodeReferenceBytes = 12.5 * (1L << 30);
-
-    private const double DecodeReferencePixels = 480.0 * 720.0;
-
-    /// <summary>Sizes for a model folder in <paramref name="dtype"/> at a video size.</summary>
     public static ModelMemory Measure(ModelFolder model, DType dtype, int frames, int height, int width, bool classifierFreeGuidance, int textLength)
     {
-        int s = dtype.SizeOf();
-        var t5 = model.TextEncoder;
-        bool keepWoFloat32 = dtype == DType.F16;
-        long d = t5.DModel, inner = (long)t5.NumHeads * t5.DKv, ff = t5.DFf;
-        // wo stays in the checkpoint's half type (published T5 weights are F16/BF16) and is widened for one layer at a time.
-        long t5Block = (4 * d * inner + (t5.Gated ? 2 : 1) * d * ff) * s + d * ff * s
-            + 2 * d * s + (keepWoFloat32 ? 2 * d * 4 : 0);
-        long t5Rest = (long)t5.VocabSize * d * s + d * s + (keepWoFloat32 ? d * 4 : 0) + (long)t5.RelativeAttentionNumBuckets * t5.NumHeads * s;
-        int length = Math.Max(textLength, 1);
-        // The residual stream (float32 under F16), a norm, the projections, the gated feed-forward and the position bias.
-        long t5Working = length * (3 * d * 4 + 4 * inner * s + 3 * ff * s) + (long)t5.NumHeads * length * length * s
-            + 3L * 2 * length * d * s + (keepWoFloat32 ? d * ff * 4 : 0);
-
-        var tc = model.Transformer;
-        var shapes = CogVideoXTransformer.ParameterShapes(tc);
-        long blockElements = 0, restElements = 0;
-        foreach (var (name, shape) in shapes)
-        {
-            long n = shape.Aggregate(1L, (a, b) => a * b);
-            if (name.StartsWith("transformer_blocks.0.", StringComparison.Ordinal)) blockElements += n;
-            else if (!name.StartsWith("transformer_blocks.", StringComparison.Ordinal)) restElements += n;
-        }
-        int latentFrames = GenerationRules.LatentFrames(frames, model.Vae.TemporalCompressionRatio);
-        int spatial = model.Vae.SpatialCompressionRatio, p = tc.PatchSize;
-        long tokens = textLength + (long)latentFrames * (height / spatial / p) * (width / spatial / p);
-        int batch = classifierFreeGuidance ? 2 : 1;
-        // Inside a block at its peak (the attention): the hidden state, its norm, q/k/v (3), normed q and k, the merged
-        // heads and to_out's result — 9 hidden-sized tensors — plus one for the rotary copy (5b style).
-        long hiddenBytes = batch * tokens * tc.InnerDim * s;
-        long denoiseWorking = hiddenBytes * (tc.UseRotaryPositionalEmbeddings ? 10 : 9) + 2L * batch * textLength * tc.TextEmbedDim * s;
-
         var vae = model.Vae;
-        long output = (long)GenerationRules.DecodedFrames(latentFrames, vae.TemporalCompressionRatio) * vae.OutChannels * height * width * s;
-        double scale = vae.BlockOutChannels[0] / 128.0 * s / 4.0;
-        long decodeWorking = (long)(DecodeReferenceBytes * scale * (height * (double)width / DecodeReferencePixels)) + output;
-        var tiles = VaeTiling.ForConfig(vae);
-        int tileHeight = Math.Min(height, tiles.TileSampleMinHeight), tileWidth = Math.Min(width, tiles.TileSampleMinWidth);
-        int columns = (int)Math.Ceiling(width / (tiles.TileSampleMinWidth * (1 - tiles.OverlapFactorWidth)));
-        // Tiled: the caches and working memory of one tile, two rows of decoded tiles, the output.
-        long tileOutputs = 2L * Math.Max(columns, 1) * (output / ((long)height * width) * tileHeight * tileWidth);
-        long decodeTiled = (long)(DecodeReferenceBytes * scale * (tileHeight * (double)tileWidth / DecodeReferencePixels)) + tileOutputs + output;
-
+        int latentFrames = GenerationRules.LatentFrames(frames, vae.TemporalCompressionRatio);
+        int spatial = vae.SpatialCompressionRatio;
+        var text = T5Encoder.EstimateMemory(model.TextEncoder, dtype, textLength);
+        var transformer = CogVideoXTransformer.EstimateMemory(model.Transformer, dtype, classifierFreeGuidance ? 2 : 1, textLength,
+            latentFrames, height / spatial, width / spatial);
+        int decodedFrames = GenerationRules.DecodedFrames(latentFrames, vae.TemporalCompressionRatio);
+        var decode = CogVideoXVae.EstimateMemory(vae, dtype, decodedFrames, height, width, tiled: false);
+        var decodeTiled = CogVideoXVae.EstimateMemory(vae, dtype, decodedFrames, height, width, tiled: true);
         return new ModelMemory
         {
-            TextEncoderBlock = t5Block,
-            TextEncoderBlocks = t5.NumLayers,
-            TextEncoderRest = t5Rest,
-            TransformerBlock = blockElements * s,
-            TransformerBlocks = tc.NumLayers,
-            TransformerRest = restElements * s,
-            VaeDecoder = CogVideoXVae.DecoderParameterShapes(vae).Sum(e => e.Shape.Aggregate(1L, (a, b) => a * b)) * s,
-            TextEncoderWorking = t5Working,
-            DenoiseWorking = denoiseWorking,
-            DecodeWorking = decodeWorking,
-            DecodeWorkingTiled = Math.Min(decodeTiled, decodeWorking),
+            TextEncoderBlock = text.BlockBytes,
+            TextEncoderBlocks = text.Blocks,
+            TextEncoderRest = text.RestBytes,
+            TransformerBlock = transformer.BlockBytes,
+            TransformerBlocks = transformer.Blocks,
+            TransformerRest = transformer.RestBytes,
+            VaeDecoder = decode.WeightBytes,
+            TextEncoderWorking = text.WorkingBytes,
+            DenoiseWorking = transformer.WorkingBytes,
+            DecodeWorking = decode.WorkingBytes,
+            DecodeWorkingTiled = decodeTiled.WorkingBytes,
         };
     }
 

@@ -108,17 +108,19 @@ public static class ModelBench
         return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype));
     }
 
+    /// <summary>The VAE decoder with random weights (its declared parameter list, exactly).</summary>
     public static CogVideoXVae RandomVae(BenchSettings s, IBackend backend)
     {
         var config = VaeConfig.Load(Path.Combine(s.ConfigFolder, "vae", "config.json"));
-        using var checkpoint = Checkpoint.Random("random VAE weights", s.Seed + 1);
+        using var checkpoint = Checkpoint.Random("random VAE weights", s.Seed + 1, CogVideoXVae.DecoderParameterShapes(config));
         return new CogVideoXVae(config, checkpoint.Scope(backend, CogVideoXVae.DecodeDType(s.DType)));  // as the pipeline decodes
     }
 
+    /// <summary>The text encoder with random weights (its declared parameter list, exactly).</summary>
     public static T5Encoder RandomT5(BenchSettings s, IBackend backend)
     {
         var config = T5Config.Load(Path.Combine(s.ConfigFolder, "text_encoder", "config.json"));
-        using var checkpoint = Checkpoint.Random("random T5 weights", s.Seed + 2);
+        using var checkpoint = Checkpoint.Random("random T5 weights", s.Seed + 2, T5Encoder.ParameterShapes(config));
         return new T5Encoder(config, checkpoint.Scope(backend, s.DType));
     }
 

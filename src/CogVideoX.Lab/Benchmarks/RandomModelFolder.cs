@@ -1,5 +1,3 @@
-using System.Numerics.Tensors;
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -15,14 +13,12 @@ namespace CogVideoX.Lab.Benchmarks;
 /// A diffusers pipeline folder with deterministic random weights, written from a folder of configs (the published
 /// ones kept with the fixtures, <c>tests/fixtures/golden/real_configs/CogVideoX-2b</c>): benchmarks then run the real
 /// loading path — safetensors files, memory-mapped — at full size without downloading the weights. Speed and memory do
-/// not depend on the values. Matrices get a spread of 1/√fan_in, biases 0.02, norm weights 1 ± 0.05, so the
-/// activations keep a sane range. A folder already written for the same configs, dtype and seed is reused.
+/// not depend on the values (<see cref="RandomWeights"/>: the same distribution as random checkpoints; the tensor
+/// lists come from the models' module trees). A folder already written for the same configs, dtype and seed is reused.
 /// </summary>
 public static class RandomModelFolder
 {
     private const string Marker = "random-weights.json";
-    private const int PoolSize = 1 << 23;
-    private const int ChunkValues = 1 << 22;
 
     /// <summary>
     /// Writes (or reuses) <paramref name="target"/>: the configs of <paramref name="configFolder"/> (model_index.json,
@@ -66,7 +62,7 @@ public static class RandomModelFolder
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         foreach (var component in new[] { PipelineComponents.Transformer, PipelineComponents.Vae, PipelineComponents.TextEncoder })
             sha.AppendData(File.ReadAllBytes(Path.Combine(configFolder, component, "config.json")));
-        sha.AppendData(Encoding.UTF8.GetBytes($"{dtype.Name()}/{seed}/v1"));
+        sha.AppendData(Encoding.UTF8.GetBytes($"{dtype.Name()}/{seed}/v2"));
         return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
     }
 
@@ -88,122 +84,12 @@ public static class RandomModelFolder
         log?.Invoke($"random weights: writing {component} ({tensors.Count} tensors, {bytes / (double)(1L << 30):0.00} GiB {dtype.Name()})");
         var path = Path.Combine(folder, fileName);
         var temporary = path + ".partial";
-        WriteSafetensors(temporary, tensors, dtype, seed);
+        RandomWeights.WriteFile(temporary, tensors, dtype, seed,
+            new Dictionary<string, string> { ["format"] = "pt", ["note"] = "random weights for benchmarks (cogvideox bench)" });
         File.Move(temporary, path, overwrite: true);
     }
 
-    /// <summary>A safetensors file written tensor by tensor in chunks (no tensor is held whole in memory).</summary>
-    private static void WriteSafetensors(string path, IReadOnlyList<(string Name, int[] Shape)> tensors, DType dtype, int seed)
-    {
-        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 22);
-        var header = Header(tensors, dtype);
-        stream.Write(BitConverter.GetBytes((ulong)header.Length));
-        stream.Write(header);
-        var pool = Pool(seed);
-        var values = new float[ChunkValues];
-        var bytes = new byte[ChunkValues * dtype.SizeOf()];
-        foreach (var (name, shape) in tensors)
-        {
-            long n = Elements(shape);
-            var (scale, shift) = Distribution(name, shape);
-            long start = (uint)StableHash(name) % (PoolSize - ChunkValues);
-            for (long at = 0; at < n; at += ChunkValues)
-            {
-                int count = (int)Math.Min(ChunkValues, n - at);
-                var window = pool.AsSpan((int)((start + at) % (PoolSize - ChunkValues)), count);
-                var chunk = values.AsSpan(0, count);
-                TensorPrimitives.Multiply(window, scale, chunk);
-                TensorPrimitives.Add(chunk, shift, chunk);
-                int written = Encode(chunk, dtype, bytes);
-                stream.Write(bytes, 0, written);
-            }
-        }
-    }
-
-    private static int Encode(ReadOnlySpan<float> values, DType dtype, byte[] into)
-    {
-        switch (dtype)
-        {
-            case DType.F32:
-                MemoryMarshal.AsBytes(values).CopyTo(into);
-                return values.Length * 4;
-            case DType.F16:
-                TensorPrimitives.ConvertToHalf(values, MemoryMarshal.Cast<byte, Half>(into.AsSpan()));
-                return values.Length * 2;
-            case DType.BF16:
-                var output = MemoryMarshal.Cast<byte, ushort>(into.AsSpan());
-                for (int i = 0; i < values.Length; i++)
-                {
-                    uint bits = BitConverter.SingleToUInt32Bits(values[i]);
-                    output[i] = (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16); // round to nearest even
-                }
-                return values.Length * 2;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(dtype));
-        }
-    }
-
-    private static byte[] Header(IReadOnlyList<(string Name, int[] Shape)> tensors, DType dtype)
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            json.WriteStartObject("__metadata__");
-            json.WriteString("format", "pt");
-            json.WriteString("note", "random weights for benchmarks (cogvideox bench)");
-            json.WriteEndObject();
-            long offset = 0;
-            foreach (var (name, shape) in tensors)
-            {
-                long bytes = Elements(shape) * dtype.SizeOf();
-                json.WriteStartObject(name);
-                json.WriteString("dtype", dtype.Name());
-                json.WriteStartArray("shape");
-                foreach (int d in shape) json.WriteNumberValue(d);
-                json.WriteEndArray();
-                json.WriteStartArray("data_offsets");
-                json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset + bytes);
-                json.WriteEndArray();
-                json.WriteEndObject();
-                offset += bytes;
-            }
-            json.WriteEndObject();
-        }
-        while (buffer.Length % 8 != 0) buffer.WriteByte((byte)' ');
-        return buffer.ToArray();
-    }
-
     private static long Elements(int[] shape) => shape.Aggregate(1L, (a, d) => a * d);
-
-    /// <summary>Uniform values of variance 1 (in [−√3, √3]) from a seeded generator.</summary>
-    private static float[] Pool(int seed)
-    {
-        var random = new Random(seed);
-        var pool = new float[PoolSize];
-        for (int i = 0; i < pool.Length; i++) pool[i] = (float)((random.NextDouble() * 2 - 1) * Math.Sqrt(3));
-        return pool;
-    }
-
-    private static (float Scale, float Shift) Distribution(string name, int[] shape)
-    {
-        if (shape.Length >= 2)
-        {
-            long fanIn = 1;
-            for (int i = 1; i < shape.Length; i++) fanIn *= shape[i];
-            return ((float)(1.0 / Math.Sqrt(Math.Max(fanIn, 1))), 0f);
-        }
-        return name.EndsWith("bias", StringComparison.Ordinal) ? (0.02f, 0f) : (0.05f, 1f);
-    }
-
-    /// <summary>FNV-1a: the same values for the same name in every run (string.GetHashCode is randomised per process).</summary>
-    private static int StableHash(string s)
-    {
-        uint h = 2166136261;
-        foreach (char c in s) h = (h ^ c) * 16777619;
-        return (int)h;
-    }
 }
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, string>))]

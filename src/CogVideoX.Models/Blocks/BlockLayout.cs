@@ -4,7 +4,7 @@ namespace CogVideoX.Models.Blocks;
 
 /// <summary>
 /// Where each weight of a block sits when the block is packed into flat buffers ("arenas"), one per dtype, in the
-/// order of <see cref="IStreamableBlock{TBlock}.Weights"/>. A host image and a device slot use the same layout, so one
+/// order of the block's <see cref="Modules.Module.Parameters"/>. A host image and a device slot use the same layout, so one
 /// copy per arena moves a whole block. Offsets are aligned to <see cref="AlignmentBytes"/> so packed weights are as
 /// aligned as freshly allocated ones (GEMM libraries pick kernels by pointer alignment).
 /// </summary>
@@ -32,14 +32,15 @@ public sealed class BlockLayout
     /// <summary>Bytes of one packed block (all arenas, padding included).</summary>
     public long Bytes { get; }
 
-    /// <summary>The layout of a block with these weights.</summary>
-    public static BlockLayout Of(IReadOnlyList<Tensor> weights)
+    /// <summary>The layout of a block whose parameters take these shapes and dtypes.</summary>
+    public static BlockLayout Of(IReadOnlyList<(int[] Shape, DType DType)> weights)
     {
         var arenaOf = new Dictionary<DType, int>();
         var sizes = new List<(DType DType, long Elements)>();
         var placements = new List<Placement>();
         foreach (var w in weights)
         {
+            long elements = w.Shape.Aggregate(1L, (n, d) => n * d);
             if (!arenaOf.TryGetValue(w.DType, out int arena))
             {
                 arena = sizes.Count;
@@ -48,8 +49,8 @@ public sealed class BlockLayout
             }
             long align = Math.Max(1, AlignmentBytes / w.DType.SizeOf());
             long offset = (sizes[arena].Elements + align - 1) / align * align;
-            placements.Add(new Placement(arena, offset, w.ShapeArray(), w.DType));
-            sizes[arena] = (w.DType, offset + w.ElementCount);
+            placements.Add(new Placement(arena, offset, w.Shape, w.DType));
+            sizes[arena] = (w.DType, offset + elements);
         }
         foreach (var (dtype, elements) in sizes)
             if (elements > int.MaxValue)
@@ -58,7 +59,7 @@ public sealed class BlockLayout
     }
 
     /// <summary>Throws unless <paramref name="weights"/> fit this layout exactly (same count, dtypes and shapes).</summary>
-    public void Check(IReadOnlyList<Tensor> weights, string what)
+    public void Check(IReadOnlyList<(int[] Shape, DType DType)> weights, string what)
     {
         if (weights.Count != Weights.Count)
             throw new InvalidOperationException($"{what} has {weights.Count} weights, the first block {Weights.Count}; streamed blocks must all have the same structure");
@@ -67,7 +68,7 @@ public sealed class BlockLayout
             var p = Weights[i];
             if (weights[i].DType != p.DType || !weights[i].Shape.SequenceEqual(p.Shape))
                 throw new InvalidOperationException(
-                    $"{what}: weight {i} is {weights[i].DType.Name()}{weights[i].ShapeString}, the first block's is {p.DType.Name()}{Layout.Format(p.Shape)}; streamed blocks must all have the same structure");
+                    $"{what}: weight {i} is {weights[i].DType.Name()}{Layout.Format(weights[i].Shape)}, the first block's is {p.DType.Name()}{Layout.Format(p.Shape)}; streamed blocks must all have the same structure");
         }
     }
 
@@ -94,21 +95,5 @@ public sealed class BlockLayout
             foreach (var v in views) v?.Dispose();
             throw;
         }
-    }
-
-    /// <summary>A placing function for <see cref="IStreamableBlock{TBlock}.Rebind"/> that hands out these views in order.</summary>
-    public Func<Tensor, Tensor> Placer(Tensor[] views, string what)
-    {
-        int next = 0;
-        return w =>
-        {
-            if (next >= views.Length)
-                throw new InvalidOperationException($"{what}: the block placed more weights than its layout has ({views.Length})");
-            var view = views[next];
-            if (view.DType != w.DType || !view.Shape.SequenceEqual(w.Shape))
-                throw new InvalidOperationException($"{what}: weight {next} is {w.DType.Name()}{w.ShapeString}, its slot {view.DType.Name()}{view.ShapeString}");
-            next++;
-            return view;
-        };
     }
 }

@@ -1,24 +1,27 @@
 using CogVideoX.Engine;
+using CogVideoX.Models.Modules;
+using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Blocks;
 
 /// <summary>
 /// Every block of a model packed into host memory, one image per block (an arena per dtype, see
 /// <see cref="BlockLayout"/>), in page-locked memory when a streaming backend provides it so device copies run by DMA
-/// beside the compute. Built one block at a time, so loading holds one unpacked block at most besides the images.
+/// beside the compute. Each block's parameters are read straight into its image (the layout comes from the block's
+/// declared parameters, not from the order anything was loaded in).
 /// This is what the balanced and low memory modes keep between videos instead of the device copy.
 /// </summary>
-public sealed class HostBlocks<TBlock> : IDisposable where TBlock : class, IStreamableBlock<TBlock>, IDisposable
+public sealed class HostBlocks<TBlock> : IDisposable where TBlock : Module
 {
     private readonly Tensor[][] _arenas;
     private bool _disposed;
 
-    private HostBlocks(string name, BlockLayout layout, Tensor[][] arenas, TBlock template, bool pinned)
+    private HostBlocks(string name, BlockLayout layout, Tensor[][] arenas, Func<TBlock> create, bool pinned)
     {
         Name = name;
         Layout = layout;
         _arenas = arenas;
-        Template = template;
+        CreateBlock = create;
         IsPinned = pinned;
     }
 
@@ -35,8 +38,8 @@ public sealed class HostBlocks<TBlock> : IDisposable where TBlock : class, IStre
     /// <summary>Bytes of all images.</summary>
     public long Bytes => Layout.Bytes * Count;
 
-    /// <summary>Block 0 over its own image: the structure device slots are rebuilt from.</summary>
-    internal TBlock Template { get; }
+    /// <summary>A new block structure with nothing bound (a device slot binds its storage to one).</summary>
+    public Func<TBlock> CreateBlock { get; }
 
     /// <summary>Arena <paramref name="arena"/> of block <paramref name="block"/>'s image (a contiguous 1-D CPU tensor).</summary>
     public Tensor Arena(int block, int arena)
@@ -46,11 +49,12 @@ public sealed class HostBlocks<TBlock> : IDisposable where TBlock : class, IStre
     }
 
     /// <summary>
-    /// Packs <paramref name="count"/> blocks, each built on the CPU by <paramref name="load"/> (and disposed once
-    /// copied), into images in pinned memory from <paramref name="pinned"/> (ordinary memory when null, or when the
-    /// system refuses to page-lock more: copies from it still work, without overlapping the compute).
+    /// Packs <paramref name="count"/> blocks of the structure <paramref name="create"/> makes, block i read through
+    /// <paramref name="scopeOf"/>(i) (a CPU scope in the image dtype), into images in pinned memory from
+    /// <paramref name="pinned"/> (ordinary memory when null, or when the system refuses to page-lock more: copies from
+    /// it still work, without overlapping the compute).
     /// </summary>
-    public static HostBlocks<TBlock> Load(string name, int count, Func<int, TBlock> load, IWeightStreaming? pinned)
+    public static HostBlocks<TBlock> Load(string name, int count, Func<TBlock> create, Func<int, WeightScope> scopeOf, IWeightStreaming? pinned)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         bool pinning = pinned is not null;
@@ -70,39 +74,26 @@ public sealed class HostBlocks<TBlock> : IDisposable where TBlock : class, IStre
             return Tensor.Empty(CpuBackend.Instance, dtype, checked((int)elements));
         }
         var arenas = new Tensor[count][];
-        BlockLayout? layout = null;
-        TBlock? template = null;
         try
         {
+            // One structure, its storage swapped to each image in turn while that image is filled.
+            using var structure = create();
+            BlockLayout? layout = null;
             for (int i = 0; i < count; i++)
             {
-                using var block = load(i);
-                if (block.Weights.Any(w => w.Backend is not CpuBackend))
-                    throw new InvalidOperationException($"{name}: block {i} was not built in host memory");
-                layout ??= BlockLayout.Of(block.Weights);
-                layout.Check(block.Weights, $"{name} {i}");
+                var scope = scopeOf(i);
+                if (scope.Backend is not CpuBackend)
+                    throw new InvalidOperationException($"{name}: block {i} is not read into host memory");
+                var placements = structure.Placements(scope);
+                layout ??= BlockLayout.Of(placements);
+                layout.Check(placements, $"{name} {i}");
                 arenas[i] = layout.AllocateArenas(Allocate);
-                var views = layout.Views(arenas[i]);
-                bool kept = false;
-                try
-                {
-                    for (int w = 0; w < views.Length; w++) block.Weights[w].CopyTo(views[w]);
-                    if (i == 0)
-                    {
-                        template = block.Rebind(layout.Placer(views, name));
-                        kept = true; // the template owns block 0's views now
-                    }
-                }
-                finally
-                {
-                    if (!kept) foreach (var v in views) v.Dispose();
-                }
+                structure.LoadInto(scope, layout.Views(arenas[i]));
             }
-            return new HostBlocks<TBlock>(name, layout!, arenas, template!, pinning);
+            return new HostBlocks<TBlock>(name, layout!, arenas, create, pinning);
         }
         catch
         {
-            template?.Dispose();
             foreach (var set in arenas)
                 if (set is not null)
                     foreach (var a in set) a.Dispose();
@@ -114,7 +105,6 @@ public sealed class HostBlocks<TBlock> : IDisposable where TBlock : class, IStre
     {
         if (_disposed) return;
         _disposed = true;
-        Template.Dispose();
         foreach (var set in _arenas)
             foreach (var a in set) a.Dispose();
     }

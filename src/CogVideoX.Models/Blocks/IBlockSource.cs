@@ -3,23 +3,6 @@ using CogVideoX.Engine;
 namespace CogVideoX.Models.Blocks;
 
 /// <summary>
-/// A repeated block of a model (a transformer block, a T5 block) whose weights can live elsewhere than the model: it
-/// lists its weight tensors in a fixed order, the same for every block of the model, and can be rebuilt over other
-/// tensors of the same shapes — host images, device slots — with the same forward code.
-/// </summary>
-public interface IStreamableBlock<TBlock> where TBlock : class
-{
-    /// <summary>The block's weights, in an order that is the same for every block of one model.</summary>
-    IReadOnlyList<Tensor> Weights { get; }
-
-    /// <summary>
-    /// A block of the same structure whose weights are <c>place(w)</c> for each of <see cref="Weights"/>, called in
-    /// that order. The new block owns what <paramref name="place"/> returned (its Dispose disposes them).
-    /// </summary>
-    TBlock Rebind(Func<Tensor, Tensor> place);
-}
-
-/// <summary>
 /// Where a model finds its blocks while a forward pass runs. The model calls <see cref="BeginPass"/> once at the start
 /// of a pass, then for each block in order <see cref="Acquire"/> (the block's weights are — or, on the device's queue,
 /// will be — in place before any work queued after the call), runs it, and <see cref="Release"/> (the work that reads

@@ -1,4 +1,5 @@
 using CogVideoX.Engine;
+using CogVideoX.Models.Modules;
 
 namespace CogVideoX.Models.Blocks;
 
@@ -15,7 +16,7 @@ namespace CogVideoX.Models.Blocks;
 /// a pass too (block 0 of the next pass never waits for the last block of this one). A block already in a slot is not
 /// copied again.
 /// </remarks>
-public sealed class StreamedBlocks<TBlock> : IBlockSource<TBlock> where TBlock : class, IStreamableBlock<TBlock>, IDisposable
+public sealed class StreamedBlocks<TBlock> : IBlockSource<TBlock> where TBlock : Module
 {
     private readonly HostBlocks<TBlock> _host;
     private readonly IBackend _device;
@@ -65,7 +66,17 @@ public sealed class StreamedBlocks<TBlock> : IBlockSource<TBlock> where TBlock :
         try
         {
             views = _host.Layout.Views(arenas);
-            var block = _host.Template.Rebind(_host.Layout.Placer(views, $"{_host.Name} slot {index}"));
+            // The slot's block is built once; its parameters are views of the slot, whose contents the uploads swap.
+            var block = _host.CreateBlock();
+            try
+            {
+                block.Bind(views);
+            }
+            catch
+            {
+                block.Dispose();
+                throw;
+            }
             var slot = new Slot(arenas, block, _stream.CreateEvent(), _stream.CreateEvent());
             // The allocator may hand out memory whose last user is compute still queued (it orders reuse on the
             // compute queue only): the slot's first copy waits for the compute queued so far, like every later one.

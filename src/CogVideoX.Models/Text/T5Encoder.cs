@@ -1,5 +1,6 @@
 using CogVideoX.Engine;
 using CogVideoX.Models.Blocks;
+using CogVideoX.Models.Modules;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Text;
@@ -11,10 +12,10 @@ namespace CogVideoX.Models.Text;
 /// positions take part in attention like any other.
 /// </summary>
 /// <remarks>
-/// The module tree mirrors the checkpoint names (<c>shared.weight</c> or <c>encoder.embed_tokens.weight</c>,
-/// <c>encoder.block.{i}.layer.0.SelfAttention.{q,k,v,o}</c>, <c>…layer.0.layer_norm</c>,
-/// <c>encoder.block.{i}.layer.1.DenseReluDense.{wi_0,wi_1,wo}</c>, <c>…layer.1.layer_norm</c>,
-/// <c>encoder.final_layer_norm</c>). Extra tensors (a decoder, an lm_head) are ignored.
+/// The module tree (<see cref="T5EncoderModule"/>) mirrors the checkpoint names (<c>shared.weight</c> or
+/// <c>encoder.embed_tokens.weight</c>, <c>encoder.block.{i}.layer.0.SelfAttention.{q,k,v,o}</c>,
+/// <c>…layer.0.layer_norm</c>, <c>encoder.block.{i}.layer.1.DenseReluDense.{wi_0,wi_1,wo}</c>,
+/// <c>…layer.1.layer_norm</c>, <c>encoder.final_layer_norm</c>). Extra tensors (a decoder, an lm_head) are ignored.
 ///
 /// Half precision follows transformers exactly where it matters for range: with F16 weights the <c>wo</c>
 /// projections run in float32 (T5's <c>_keep_in_fp32_modules</c>; stored in the checkpoint's half type and widened on
@@ -32,11 +33,8 @@ public sealed class T5Encoder : IDisposable
     /// <summary>float16's largest value minus 1000: transformers' clamp when a half-precision stream has infinities.</summary>
     private const float HalfClampValue = 65504f - 1000f;
 
-    private const string RelativeAttentionBiasName = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight";
-
-    private readonly T5Weights _weights;
+    private readonly T5EncoderModule _module;
     private readonly IBlockSource<T5Block> _blocks = null!;
-    private readonly Tensor _relativeAttentionBias = null!;
     private bool _disposed;
 
     /// <summary>Builds the encoder from checkpoint tensors under <paramref name="weights"/> (converted to its dtype).</summary>
@@ -59,37 +57,15 @@ public sealed class T5Encoder : IDisposable
         if (!DType.IsFloat()) throw new ArgumentException($"the text encoder needs a float dtype, not {DType.Name()}");
         if (blocks is not null && blocks.Count != config.NumLayers)
             throw new ArgumentException($"{blocks.Count} blocks given for a text encoder of {config.NumLayers} layers", nameof(blocks));
-        _weights = new T5Weights(DType);
-        T5Block[]? loaded = null;
+        _module = new T5EncoderModule(config, DType, residentBlocks: blocks is null);
         try
         {
-            var embedName = weights.Contains("encoder.embed_tokens.weight") ? "encoder.embed_tokens.weight" : "shared.weight";
-            if (!weights.Contains(embedName))
-                throw new WeightsException($"{weights.Checkpoint.Source}: no token embedding: expected 'shared.weight' or 'encoder.embed_tokens.weight' of shape [{config.VocabSize}, {config.DModel}]");
-            EmbedTokens = _weights.Own(weights.Get(embedName, config.VocabSize, config.DModel));
-
-            var encoder = weights.Scope("encoder");
-            if (blocks is null)
-            {
-                var scope = encoder.Scope("block");
-                loaded = new T5Block[config.NumLayers];
-                for (int i = 0; i < config.NumLayers; i++)
-                    loaded[i] = new T5Block(config, scope.Scope(i), hasRelativeAttentionBias: i == 0);
-                _relativeAttentionBias = loaded[0].Layer0.SelfAttention.RelativeAttentionBias!;
-                blocks = new ResidentBlocks<T5Block>(loaded);
-            }
-            else
-            {
-                _relativeAttentionBias = _weights.Own(weights.Get(RelativeAttentionBiasName, config.RelativeAttentionNumBuckets, config.NumHeads));
-            }
-            _blocks = blocks;
-            FinalLayerNorm = new T5LayerNorm(_weights, config, encoder.Scope("final_layer_norm"));
+            _module.Load(weights);
+            _blocks = blocks ?? new ResidentBlocks<T5Block>(_module.Blocks);
         }
         catch
         {
-            if (loaded is not null) foreach (var b in loaded) b?.Dispose();
-            _blocks = null!; // a source given by the caller stays the caller's when construction fails
-            Dispose();
+            _module.Dispose(); // a source given by the caller stays the caller's when construction fails
             throw;
         }
     }
@@ -106,15 +82,17 @@ public sealed class T5Encoder : IDisposable
 
     public int DModel => Config.DModel;
 
-    internal Tensor EmbedTokens { get; }
+    internal Tensor EmbedTokens => _module.EmbedTokens.Value;
+
+    private Tensor RelativeAttentionBias => _module.RelativeAttentionBias.Value;
 
     /// <summary>Where the blocks come from while a forward runs.</summary>
     public IBlockSource<T5Block> BlockSource => _blocks;
 
     /// <summary>The blocks when they are resident (empty when they stream).</summary>
-    internal IReadOnlyList<T5Block> Blocks => _blocks is ResidentBlocks<T5Block> resident ? resident.Blocks : [];
+    internal IReadOnlyList<T5Block> Blocks => _module.Blocks;
 
-    internal T5LayerNorm FinalLayerNorm { get; }
+    internal T5LayerNorm FinalLayerNorm => _module.FinalLayerNorm;
 
     /// <summary>Reads <c>config.json</c> and the weights (one file or shards) of a <c>text_encoder/</c> folder.</summary>
     public static T5Encoder Load(string folder, IBackend backend, DType dtype)
@@ -158,7 +136,7 @@ public sealed class T5Encoder : IDisposable
         if (!dtype.IsFloat()) throw new ArgumentException($"the text encoder needs a float dtype, not {dtype.Name()}");
         var blocks = checkpoint.Scope(CpuBackend.Instance, dtype).Scope("encoder").Scope("block");
         return HostBlocks<T5Block>.Load("text encoder blocks", config.NumLayers,
-            i => new T5Block(config, blocks.Scope(i), hasRelativeAttentionBias: false), pinned);
+            () => new T5Block(config, dtype, hasRelativeAttentionBias: false), blocks.Scope, pinned);
     }
 
     private static string CheckFolder(string folder) => Directory.Exists(folder) ? folder
@@ -221,7 +199,7 @@ public sealed class T5Encoder : IDisposable
             int length = ids.Dim(1);
             hidden[p] = EmbedTokens.Embedding(ids);
             if (!biasByLength.TryGetValue(length, out var bias))
-                biasByLength[length] = bias = T5Attention.ComputeBias(_relativeAttentionBias, Config, length, length);
+                biasByLength[length] = bias = T5Attention.ComputeBias(RelativeAttentionBias, Config, length, length);
             positionBias[p] = bias;
         }
         for (int i = 0; i < _blocks.Count; i++)
@@ -242,32 +220,35 @@ public sealed class T5Encoder : IDisposable
 
     /// <summary>
     /// Every checkpoint tensor the encoder of this config reads, with its shape (the embedding as
-    /// <c>shared.weight</c>, as T5 checkpoints store it): for sizing memory and writing weights without a checkpoint.
+    /// <c>shared.weight</c>, as T5 checkpoints store it): for checks and writing weights without a checkpoint.
     /// </summary>
     public static IReadOnlyList<(string Name, int[] Shape)> ParameterShapes(T5Config config)
     {
         Validate(config, "text encoder config");
-        int d = config.DModel, inner = config.NumHeads * config.DKv, ff = config.DFf;
-        var list = new List<(string Name, int[] Shape)> { ("shared.weight", [config.VocabSize, d]) };
-        for (int i = 0; i < config.NumLayers; i++)
-        {
-            string a = $"encoder.block.{i}.layer.0", f = $"encoder.block.{i}.layer.1";
-            foreach (var p in new[] { "q", "k", "v" }) list.Add(($"{a}.SelfAttention.{p}.weight", [inner, d]));
-            list.Add(($"{a}.SelfAttention.o.weight", [d, inner]));
-            if (i == 0) list.Add(($"{a}.SelfAttention.relative_attention_bias.weight", [config.RelativeAttentionNumBuckets, config.NumHeads]));
-            list.Add(($"{a}.layer_norm.weight", [d]));
-            if (config.Gated)
-            {
-                list.Add(($"{f}.DenseReluDense.wi_0.weight", [ff, d]));
-                list.Add(($"{f}.DenseReluDense.wi_1.weight", [ff, d]));
-            }
-            else
-                list.Add(($"{f}.DenseReluDense.wi.weight", [ff, d]));
-            list.Add(($"{f}.DenseReluDense.wo.weight", [d, ff]));
-            list.Add(($"{f}.layer_norm.weight", [d]));
-        }
-        list.Add(("encoder.final_layer_norm.weight", [d]));
-        return list;
+        using var tree = new T5EncoderModule(config, DType.F32, residentBlocks: true);
+        return tree.CheckpointTensors;
+    }
+
+    /// <summary>
+    /// Device bytes of the encoder in <paramref name="dtype"/> for prompts of <paramref name="textLength"/> tokens: one
+    /// block's weights (they may stream), the weights outside the blocks (block 0's position table included), and the
+    /// working memory of a forward pass at its peak.
+    /// </summary>
+    public static ComponentMemory EstimateMemory(T5Config config, DType dtype, int textLength)
+    {
+        Validate(config, "text encoder config");
+        using var tree = new T5EncoderModule(config, dtype, residentBlocks: true);
+        using var block = new T5Block(config, dtype, hasRelativeAttentionBias: false);
+        long blockBytes = block.Bytes(dtype);
+        int s = dtype.SizeOf();
+        bool float32Wo = dtype == DType.F16;
+        long d = config.DModel, inner = (long)config.NumHeads * config.DKv, ff = config.DFf;
+        int length = Math.Max(textLength, 1);
+        // The residual stream (float32 under F16), a norm, the projections, the gated feed-forward, the position bias,
+        // and the float32 copy of one wo while its layer runs.
+        long working = length * (3 * d * 4 + 4 * inner * s + 3 * ff * s) + (long)config.NumHeads * length * length * s
+            + 3L * 2 * length * d * s + (float32Wo ? d * ff * 4 : 0);
+        return new ComponentMemory(blockBytes, config.NumLayers, tree.Bytes(dtype) - blockBytes * config.NumLayers, working);
     }
 
     /// <summary>Bucket of each (query, key) pair, row-major [queryLength, keyLength], as transformers computes it.</summary>
@@ -364,95 +345,64 @@ public sealed class T5Encoder : IDisposable
         if (_disposed) return;
         _disposed = true;
         _blocks?.Dispose();
-        _weights.Dispose();
+        _module.Dispose();
     }
 }
 
 /// <summary>
-/// The tensors one part of the encoder owns (the encoder's own, or one block's), and the precision rule they are
-/// loaded under: with F16 weights <c>wo</c> and the norms' float32 copies stay float32 (transformers' _keep_in_fp32_modules).
+/// The encoder's module tree: the token table, the blocks when resident (<c>encoder.block.{i}</c>) or else block 0's
+/// relative position table alone, and <c>encoder.final_layer_norm</c>. Built for a dtype, which decides the float32
+/// rules (wo, the norms' float32 copies).
 /// </summary>
-internal sealed class T5Weights(DType dtype) : IDisposable
+internal sealed class T5EncoderModule : Module
 {
-    private readonly List<Tensor> _owned = new();
+    private const string RelativeAttentionBiasName = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight";
 
-    /// <summary>True when <c>wo</c> runs in float32 under F16 weights.</summary>
-    public bool KeepFeedForwardOutputInFloat32 { get; } = dtype == DType.F16;
+    private readonly Parameter? _relativeAttentionBias;
 
-    public Tensor Own(Tensor tensor)
+    public T5EncoderModule(T5Config config, DType dtype, bool residentBlocks)
     {
-        _owned.Add(tensor);
-        return tensor;
+        EmbedTokens = WeightOrAlias("shared.weight", "encoder.embed_tokens.weight", config.VocabSize, config.DModel);
+        if (residentBlocks)
+        {
+            var blocks = new T5Block[config.NumLayers];
+            for (int i = 0; i < blocks.Length; i++)
+                blocks[i] = Child($"encoder.block.{i}", new T5Block(config, dtype, hasRelativeAttentionBias: i == 0));
+            Blocks = blocks;
+        }
+        else
+        {
+            _relativeAttentionBias = Weight(RelativeAttentionBiasName, config.RelativeAttentionNumBuckets, config.NumHeads);
+        }
+        FinalLayerNorm = Child("encoder.final_layer_norm", new T5LayerNorm(config, dtype));
     }
 
-    public void Dispose()
-    {
-        foreach (var t in _owned) t.Dispose();
-        _owned.Clear();
-    }
+    public Parameter EmbedTokens { get; }
+
+    public IReadOnlyList<T5Block> Blocks { get; } = [];
+
+    /// <summary>Block 0's table [num_buckets, heads], wherever the blocks are.</summary>
+    public Parameter RelativeAttentionBias => _relativeAttentionBias ?? Blocks[0].Layer0.SelfAttention.RelativeAttentionBias!;
+
+    public T5LayerNorm FinalLayerNorm { get; }
 }
 
 /// <summary>
-/// <c>encoder.block.{i}</c>: self-attention (layer.0), then feed-forward (layer.1), each pre-norm with a residual. The
-/// block owns its weights, so it can be packed into host memory and streamed (the relative position table of block 0
-/// is not among its <see cref="Weights"/>: the encoder uses it before the blocks).
+/// <c>encoder.block.{i}</c>: self-attention (layer.0), then feed-forward (layer.1), each pre-norm with a residual. A
+/// block can be packed into host memory and streamed (built with <c>hasRelativeAttentionBias: false</c>: the encoder
+/// holds block 0's table, as it uses it before the blocks).
 /// </summary>
-public sealed class T5Block : IStreamableBlock<T5Block>, IDisposable
+public sealed class T5Block : Module
 {
-    private readonly T5Weights _weights;
-
-    internal T5Block(T5Config config, WeightScope weights, bool hasRelativeAttentionBias)
+    internal T5Block(T5Config config, DType dtype, bool hasRelativeAttentionBias)
     {
-        _weights = new T5Weights(weights.DType);
-        try
-        {
-            var layers = weights.Scope("layer");
-            Layer0 = new T5SelfAttentionLayer(_weights, config, layers.Scope(0), hasRelativeAttentionBias);
-            Layer1 = new T5FeedForwardLayer(_weights, config, layers.Scope(1));
-        }
-        catch
-        {
-            _weights.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>The same block over <c>place(w)</c> for each of <see cref="Weights"/>, in that order.</summary>
-    private T5Block(T5Block source, Func<Tensor, Tensor> place)
-    {
-        _weights = new T5Weights(DType.F32);
-        Tensor Place(Tensor t) => _weights.Own(place(t));
-        try
-        {
-            Layer0 = new T5SelfAttentionLayer(source.Layer0, Place);
-            Layer1 = new T5FeedForwardLayer(source.Layer1, Place);
-        }
-        catch
-        {
-            _weights.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>q, k, v, o, layer.0's norm, the feed-forward's projections, layer.1's norm (float32 copies included).</summary>
-    public IReadOnlyList<Tensor> Weights
-    {
-        get
-        {
-            var list = new List<Tensor>();
-            Layer0.Collect(list);
-            Layer1.Collect(list);
-            return list;
-        }
+        Layer0 = Child("layer.0", new T5SelfAttentionLayer(config, dtype, hasRelativeAttentionBias));
+        Layer1 = Child("layer.1", new T5FeedForwardLayer(config, dtype));
     }
 
     internal T5SelfAttentionLayer Layer0 { get; }
 
     internal T5FeedForwardLayer Layer1 { get; }
-
-    public T5Block Rebind(Func<Tensor, Tensor> place) => new(this, place);
-
-    public void Dispose() => _weights.Dispose();
 
     public Tensor Forward(Tensor hidden, Tensor positionBias)
     {
@@ -466,24 +416,12 @@ public sealed class T5Block : IStreamableBlock<T5Block>, IDisposable
 }
 
 /// <summary><c>layer.0</c>: hidden + SelfAttention(layer_norm(hidden)).</summary>
-internal sealed class T5SelfAttentionLayer
+internal sealed class T5SelfAttentionLayer : Module
 {
-    public T5SelfAttentionLayer(T5Weights owner, T5Config config, WeightScope weights, bool hasRelativeAttentionBias)
+    public T5SelfAttentionLayer(T5Config config, DType dtype, bool hasRelativeAttentionBias)
     {
-        SelfAttention = new T5Attention(owner, config, weights.Scope("SelfAttention"), hasRelativeAttentionBias);
-        LayerNorm = new T5LayerNorm(owner, config, weights.Scope("layer_norm"));
-    }
-
-    public T5SelfAttentionLayer(T5SelfAttentionLayer source, Func<Tensor, Tensor> place)
-    {
-        SelfAttention = new T5Attention(source.SelfAttention, place);
-        LayerNorm = new T5LayerNorm(source.LayerNorm, place);
-    }
-
-    public void Collect(List<Tensor> into)
-    {
-        SelfAttention.Collect(into);
-        LayerNorm.Collect(into);
+        SelfAttention = Child("SelfAttention", new T5Attention(config, hasRelativeAttentionBias));
+        LayerNorm = Child("layer_norm", new T5LayerNorm(config, dtype));
     }
 
     public T5Attention SelfAttention { get; }
@@ -502,43 +440,24 @@ internal sealed class T5SelfAttentionLayer
 /// <c>SelfAttention</c>: q, k, v, o projections without biases; scores q·kᵀ without the 1/√d scaling, plus the
 /// relative position bias; <c>relative_attention_bias</c> [num_buckets, heads] exists in the first block only.
 /// </summary>
-internal sealed class T5Attention
+internal sealed class T5Attention : Module
 {
     private readonly T5Config _config;
+    private readonly Parameter _q, _k, _v, _o;
 
-    public T5Attention(T5Weights owner, T5Config config, WeightScope weights, bool hasRelativeAttentionBias)
+    public T5Attention(T5Config config, bool hasRelativeAttentionBias)
     {
         _config = config;
         int inner = config.NumHeads * config.DKv;
-        Q = owner.Own(weights.Get("q.weight", inner, config.DModel));
-        K = owner.Own(weights.Get("k.weight", inner, config.DModel));
-        V = owner.Own(weights.Get("v.weight", inner, config.DModel));
-        O = owner.Own(weights.Get("o.weight", config.DModel, inner));
+        _q = Weight("q.weight", inner, config.DModel);
+        _k = Weight("k.weight", inner, config.DModel);
+        _v = Weight("v.weight", inner, config.DModel);
+        _o = Weight("o.weight", config.DModel, inner);
         if (hasRelativeAttentionBias)
-            RelativeAttentionBias = owner.Own(weights.Get("relative_attention_bias.weight", config.RelativeAttentionNumBuckets, config.NumHeads));
+            RelativeAttentionBias = Weight("relative_attention_bias.weight", config.RelativeAttentionNumBuckets, config.NumHeads);
     }
 
-    /// <summary>The same projections over <c>place(w)</c> (q, k, v, o); the relative position table is not carried.</summary>
-    public T5Attention(T5Attention source, Func<Tensor, Tensor> place)
-    {
-        _config = source._config;
-        Q = place(source.Q);
-        K = place(source.K);
-        V = place(source.V);
-        O = place(source.O);
-    }
-
-    public void Collect(List<Tensor> into) => into.AddRange([Q, K, V, O]);
-
-    public Tensor Q { get; }
-
-    public Tensor K { get; }
-
-    public Tensor V { get; }
-
-    public Tensor O { get; }
-
-    public Tensor? RelativeAttentionBias { get; }
+    public Parameter? RelativeAttentionBias { get; }
 
     /// <summary>
     /// The additive bias [1, heads, queryLength, keyLength] from the bucket table <paramref name="table"/>
@@ -559,9 +478,9 @@ internal sealed class T5Attention
     public Tensor Forward(Tensor x, Tensor positionBias)
     {
         int batch = x.Dim(0), length = x.Dim(1), heads = _config.NumHeads, dkv = _config.DKv;
-        using var q = x.Linear(Q);
-        using var k = x.Linear(K);
-        using var v = x.Linear(V);
+        using var q = x.Linear(_q.Value);
+        using var k = x.Linear(_k.Value);
+        using var v = x.Linear(_v.Value);
         using var q4 = q.Reshape(batch, length, heads, dkv);
         using var k4 = k.Reshape(batch, length, heads, dkv);
         using var v4 = v.Reshape(batch, length, heads, dkv);
@@ -573,29 +492,17 @@ internal sealed class T5Attention
         using (var view = merged.Transpose(1, 2))
             Ops.AttentionInto(qh, kh, vh, positionBias, scale: 1f, output: view);
         using var flat = merged.Reshape(batch, length, heads * dkv);
-        return flat.Linear(O);
+        return flat.Linear(_o.Value);
     }
 }
 
 /// <summary><c>layer.1</c>: hidden + DenseReluDense(layer_norm(hidden)).</summary>
-internal sealed class T5FeedForwardLayer
+internal sealed class T5FeedForwardLayer : Module
 {
-    public T5FeedForwardLayer(T5Weights owner, T5Config config, WeightScope weights)
+    public T5FeedForwardLayer(T5Config config, DType dtype)
     {
-        DenseReluDense = new T5DenseActDense(owner, config, weights.Scope("DenseReluDense"));
-        LayerNorm = new T5LayerNorm(owner, config, weights.Scope("layer_norm"));
-    }
-
-    public T5FeedForwardLayer(T5FeedForwardLayer source, Func<Tensor, Tensor> place)
-    {
-        DenseReluDense = new T5DenseActDense(source.DenseReluDense, place);
-        LayerNorm = new T5LayerNorm(source.LayerNorm, place);
-    }
-
-    public void Collect(List<Tensor> into)
-    {
-        DenseReluDense.Collect(into);
-        LayerNorm.Collect(into);
+        DenseReluDense = Child("DenseReluDense", new T5DenseActDense(config, dtype));
+        LayerNorm = Child("layer_norm", new T5LayerNorm(config, dtype));
     }
 
     public T5DenseActDense DenseReluDense { get; }
@@ -614,83 +521,55 @@ internal sealed class T5FeedForwardLayer
 /// <c>DenseReluDense</c>: gated (v1.1) wo(act(wi_0 x) · wi_1 x), or plain wo(act(wi x)); under F16 weights wo runs
 /// in float32, its input widened to it, as transformers does.
 /// </summary>
-internal sealed class T5DenseActDense
+internal sealed class T5DenseActDense : Module
 {
     private readonly Activation _activation;
 
     /// <summary>wo runs in float32 (F16 weights), whatever its storage.</summary>
     private readonly bool _float32Output;
 
-    public T5DenseActDense(T5Weights owner, T5Config config, WeightScope weights)
+    private readonly Parameter? _wi0, _wi1, _wi;
+    private readonly Parameter _wo;
+
+    public T5DenseActDense(T5Config config, DType dtype)
     {
         _activation = T5Encoder.ActivationOf(config);
-        _float32Output = owner.KeepFeedForwardOutputInFloat32;
+        _float32Output = dtype == DType.F16;
         if (config.Gated)
         {
-            Wi0 = owner.Own(weights.Get("wi_0.weight", config.DFf, config.DModel));
-            Wi1 = owner.Own(weights.Get("wi_1.weight", config.DFf, config.DModel));
+            _wi0 = Weight("wi_0.weight", config.DFf, config.DModel);
+            _wi1 = Weight("wi_1.weight", config.DFf, config.DModel);
         }
         else
-            Wi = owner.Own(weights.Get("wi.weight", config.DFf, config.DModel));
-        Wo = owner.Own(WoScope(owner, weights).Get("wo.weight", config.DModel, config.DFf));
+            _wi = Weight("wi.weight", config.DFf, config.DModel);
+        // Where wo runs in float32 it is kept in the checkpoint's half type and widened on use: the widening is exact,
+        // and T5-XXL's 24 of them take 1.9 GiB instead of 3.8 GiB (the widened copy lives for one layer, 168 MiB).
+        _wo = _float32Output ? Float32Compute("wo.weight", config.DModel, config.DFf) : Weight("wo.weight", config.DModel, config.DFf);
     }
 
-    public T5DenseActDense(T5DenseActDense source, Func<Tensor, Tensor> place)
-    {
-        _activation = source._activation;
-        _float32Output = source._float32Output;
-        if (source.Wi0 is not null) Wi0 = place(source.Wi0);
-        if (source.Wi1 is not null) Wi1 = place(source.Wi1);
-        if (source.Wi is not null) Wi = place(source.Wi);
-        Wo = place(source.Wo);
-    }
+    public Tensor? Wi0 => _wi0?.Value;
 
-    public void Collect(List<Tensor> into)
-    {
-        if (Wi0 is not null) into.Add(Wi0);
-        if (Wi1 is not null) into.Add(Wi1);
-        if (Wi is not null) into.Add(Wi);
-        into.Add(Wo);
-    }
-
-    public Tensor? Wi0 { get; }
-
-    public Tensor? Wi1 { get; }
-
-    public Tensor? Wi { get; }
-
-    public Tensor Wo { get; }
-
-    /// <summary>
-    /// Where <c>wo</c> runs in float32, it is kept in the checkpoint's own half type when it has one and widened on use:
-    /// the widening is exact, so the product is the same, and T5-XXL's 24 of them take 1.9 GiB instead of 3.8 GiB for
-    /// the whole run (the widened copy lives for one layer, 168 MiB). Random weights are drawn in the load dtype.
-    /// </summary>
-    private static WeightScope WoScope(T5Weights owner, WeightScope weights)
-    {
-        if (!owner.KeepFeedForwardOutputInFloat32) return weights;
-        var stored = weights.StoredDType("wo.weight") ?? weights.DType;
-        return weights.As(stored is DType.F16 or DType.BF16 ? stored : DType.F32);
-    }
+    public Tensor Wo => _wo.Value;
 
     public Tensor Forward(Tensor x)
     {
         Tensor hidden;
-        if (Wi is not null)
-            hidden = x.Linear(Wi, null, _activation);
+        if (_wi is not null)
+            hidden = x.Linear(_wi.Value, null, _activation);
         else
         {
-            using var gate = x.Linear(Wi0!, null, _activation);
-            using var linear = x.Linear(Wi1!);
+            using var gate = x.Linear(_wi0!.Value, null, _activation);
+            using var linear = x.Linear(_wi1!.Value);
             hidden = gate.Mul(linear);
         }
         using (hidden)
         {
-            var dtype = _float32Output ? DType.F32 : Wo.DType;
-            using var wo = Wo.DType == dtype ? null : Wo.To(dtype);
-            if (hidden.DType == dtype) return hidden.Linear(wo ?? Wo);
+            var wo = _wo.Value;
+            var dtype = _float32Output ? DType.F32 : wo.DType;
+            using var widenedWo = wo.DType == dtype ? null : wo.To(dtype);
+            if (hidden.DType == dtype) return hidden.Linear(widenedWo ?? wo);
             using var widened = hidden.To(dtype);
-            return widened.Linear(wo ?? Wo);
+            return widened.Linear(widenedWo ?? wo);
         }
     }
 }
@@ -699,42 +578,28 @@ internal sealed class T5DenseActDense
 /// T5's layer norm (<c>*.layer_norm</c>, <c>final_layer_norm</c>): x / √(mean(x²) + ε) · weight, no mean, no bias,
 /// statistics in float32; the result has the weight's dtype (a float32 stream under half weights is narrowed).
 /// </summary>
-internal sealed class T5LayerNorm
+internal sealed class T5LayerNorm : Module
 {
     private readonly float _epsilon;
+    private readonly Parameter _weight;
+    private readonly Parameter? _weightFloat32;
 
-    public T5LayerNorm(T5Weights owner, T5Config config, WeightScope weights)
+    public T5LayerNorm(T5Config config, DType dtype)
     {
         _epsilon = (float)config.LayerNormEpsilon;
-        Weight = owner.Own(weights.Get("weight", config.DModel));
+        _weight = Weight("weight", config.DModel);
         // The float32 stream of F16 mode is normalised from its float32 values with a float32 copy of the weight.
-        if (owner.KeepFeedForwardOutputInFloat32)
-            WeightFloat32 = owner.Own(Weight.To(DType.F32));
+        if (dtype == DType.F16)
+            _weightFloat32 = Copy(_weight, DType.F32);
     }
-
-    public T5LayerNorm(T5LayerNorm source, Func<Tensor, Tensor> place)
-    {
-        _epsilon = source._epsilon;
-        Weight = place(source.Weight);
-        if (source.WeightFloat32 is not null) WeightFloat32 = place(source.WeightFloat32);
-    }
-
-    public void Collect(List<Tensor> into)
-    {
-        into.Add(Weight);
-        if (WeightFloat32 is not null) into.Add(WeightFloat32);
-    }
-
-    public Tensor Weight { get; }
-
-    private Tensor? WeightFloat32 { get; }
 
     public Tensor Forward(Tensor x)
     {
-        if (x.DType == Weight.DType) return x.RmsNorm(Weight, _epsilon);
-        if (x.DType != DType.F32 || WeightFloat32 is null)
-            throw new InvalidOperationException($"T5 layer norm: a {x.DType.Name()} input meets {Weight.DType.Name()} weights");
-        using var normed = x.RmsNorm(WeightFloat32, _epsilon);
-        return normed.To(Weight.DType);
+        var weight = _weight.Value;
+        if (x.DType == weight.DType) return x.RmsNorm(weight, _epsilon);
+        if (x.DType != DType.F32 || _weightFloat32 is null)
+            throw new InvalidOperationException($"T5 layer norm: a {x.DType.Name()} input meets {weight.DType.Name()} weights");
+        using var normed = x.RmsNorm(_weightFloat32.Value, _epsilon);
+        return normed.To(weight.DType);
     }
 }

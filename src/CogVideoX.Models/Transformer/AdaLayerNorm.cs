@@ -8,26 +8,16 @@ namespace CogVideoX.Models.Transformer;
 /// projected to [shift | scale] (shift first in this variant, unlike the chunk_dim 0 one), then
 /// LayerNorm(x)·(1 + scale) + shift.
 /// </summary>
-internal sealed class AdaLayerNorm : IDisposable
+internal sealed class AdaLayerNorm(TransformerConfig c) : AdaptiveNorm(c, 2)
 {
-    private const int Chunks = 2;
-    private readonly AdaptiveNormWeights _weights;
-
-    public AdaLayerNorm(WeightScope w, TransformerConfig c) => _weights = new AdaptiveNormWeights(w, c, Chunks);
-
-    public ParameterSet Parameters => _weights.Parameters;
-
-    internal static void DescribeParameters(TransformerConfig c, string prefix, List<(string Name, int[] Shape)> into) =>
-        AdaptiveNormWeights.DescribeParameters(c, prefix, Chunks, into);
-
     /// <summary>x [B, N, D] → a new modulated tensor [B, N, D].</summary>
     public Tensor Forward(Tensor x, Tensor activatedEmbedding)
     {
-        var parts = _weights.Modulation(activatedEmbedding);
+        var parts = Modulation(activatedEmbedding);
         try
         {
             var y = Tensor.Empty(x.Backend, x.DType, x.ShapeArray());
-            _weights.NormalizeModulated(x, y, 0, x.Dim(1), scale: parts[1], shift: parts[0]);
+            NormalizeModulated(x, y, 0, x.Dim(1), scale: parts[1], shift: parts[0]);
             return y;
         }
         finally
@@ -35,6 +25,4 @@ internal sealed class AdaLayerNorm : IDisposable
             foreach (var p in parts) p.Dispose();
         }
     }
-
-    public void Dispose() => _weights.Dispose();
 }

@@ -1,5 +1,6 @@
 using CogVideoX.Engine;
 using CogVideoX.Models.Blocks;
+using CogVideoX.Models.Modules;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Transformer;
@@ -15,15 +16,8 @@ namespace CogVideoX.Models.Transformer;
 /// </summary>
 public sealed class CogVideoXTransformer : IDisposable
 {
-    private readonly ParameterSet _parameters = new();
-    private readonly PatchEmbedding _patchEmbed;
-    private readonly TimestepEmbedding _timeEmbedding;
+    private readonly CogVideoXTransformerModule _module;
     private readonly IBlockSource<TransformerBlock> _blocks;
-    private readonly Tensor? _normFinalWeight;
-    private readonly Tensor? _normFinalBias;
-    private readonly AdaLayerNorm _normOut;
-    private readonly Tensor _projOutWeight;
-    private readonly Tensor _projOutBias;
     private bool _disposed;
 
     /// <summary>Builds the model from weights under <paramref name="weights"/> (checkpoint names relative to it).</summary>
@@ -42,42 +36,13 @@ public sealed class CogVideoXTransformer : IDisposable
         Config = config;
         Backend = weights.Backend;
         DType = weights.DType;
-        CheckNames(config, weights);
-        var ffActivation = TransformerConfigCheck.FeedForwardActivation(config, configSource);
-        var timeActivation = TransformerConfigCheck.TimestepActivation(config, configSource);
+        CheckNames(config, weights, configSource);
         if (blocks is not null && blocks.Count != config.NumLayers)
             throw new ArgumentException($"{blocks.Count} blocks given for a transformer of {config.NumLayers} layers", nameof(blocks));
-        TransformerBlock[]? loaded = null;
-        try
-        {
-            _patchEmbed = new PatchEmbedding(weights.Scope("patch_embed"), config);
-            _timeEmbedding = new TimestepEmbedding(weights.Scope("time_embedding"), config, timeActivation);
-            if (blocks is null)
-            {
-                loaded = new TransformerBlock[config.NumLayers];
-                var scope = weights.Scope("transformer_blocks");
-                for (int i = 0; i < loaded.Length; i++)
-                    loaded[i] = new TransformerBlock(scope.Scope(i), config, ffActivation);
-                blocks = new ResidentBlocks<TransformerBlock>(loaded);
-            }
-            _blocks = blocks;
-            if (config.NormElementwiseAffine)
-            {
-                _normFinalWeight = _parameters.Load(weights, "norm_final.weight", config.InnerDim);
-                _normFinalBias = _parameters.Load(weights, "norm_final.bias", config.InnerDim);
-            }
-            _normOut = new AdaLayerNorm(weights.Scope("norm_out"), config);
-            int outFeatures = config.PatchSize * config.PatchSize * config.OutputChannels;
-            _projOutWeight = _parameters.Load(weights, "proj_out.weight", outFeatures, config.InnerDim);
-            _projOutBias = _parameters.Load(weights, "proj_out.bias", outFeatures);
-        }
-        catch
-        {
-            if (loaded is not null) foreach (var b in loaded) b?.Dispose();
-            _blocks = null!; // a source given by the caller stays the caller's when construction fails
-            Dispose();
-            throw;
-        }
+        _module = new CogVideoXTransformerModule(config, configSource, residentBlocks: blocks is null);
+        // A source given by the caller stays the caller's when loading fails (Load releases what it bound).
+        _module.Load(weights);
+        _blocks = blocks ?? new ResidentBlocks<TransformerBlock>(_module.Blocks);
     }
 
     /// <summary>
@@ -126,10 +91,10 @@ public sealed class CogVideoXTransformer : IDisposable
         var activation = TransformerConfigCheck.FeedForwardActivation(config, configPath);
         using var checkpoint = Checkpoint.Open(folder);
         var scope = checkpoint.Scope(CpuBackend.Instance, dtype);
-        CheckNames(config, scope);
+        CheckNames(config, scope, configPath);
         var blocks = scope.Scope("transformer_blocks");
         return HostBlocks<TransformerBlock>.Load("transformer blocks", config.NumLayers,
-            i => new TransformerBlock(blocks.Scope(i), config, activation), pinned);
+            () => new TransformerBlock(config, activation), blocks.Scope, pinned);
     }
 
     private static string CheckFolder(string folder) => Directory.Exists(folder) ? folder
@@ -146,40 +111,36 @@ public sealed class CogVideoXTransformer : IDisposable
     public IBlockSource<TransformerBlock> Blocks => _blocks;
 
     /// <summary>Bytes of weights held on the backend (streamed blocks: their device slots).</summary>
-    public long WeightBytes => _parameters.Bytes + _patchEmbed.Parameters.Bytes + _timeEmbedding.Parameters.Bytes
-        + _normOut.Parameters.Bytes + _blocks switch
-        {
-            ResidentBlocks<TransformerBlock> resident => resident.Blocks.Sum(b => b.WeightBytes),
-            StreamedBlocks<TransformerBlock> streamed => streamed.DeviceBytes,
-            _ => 0,
-        };
-
-    /// <summary>Checkpoint names the loader read, in order (for tests holding it to <see cref="ParameterShapes"/>).</summary>
-    internal IEnumerable<string> NamesRead => _patchEmbed.Parameters.NamesRead
-        .Concat(_timeEmbedding.Parameters.NamesRead)
-        .Concat(_blocks is ResidentBlocks<TransformerBlock> resident ? resident.Blocks.SelectMany(b => b.NamesRead) : [])
-        .Concat(_parameters.NamesRead)
-        .Concat(_normOut.Parameters.NamesRead);
+    public long WeightBytes => _module.BoundBytes + (_blocks is StreamedBlocks<TransformerBlock> streamed ? streamed.DeviceBytes : 0);
 
     /// <summary>Every checkpoint tensor a model of this config reads, with its shape.</summary>
-    public static IReadOnlyList<(string Name, int[] Shape)> ParameterShapes(TransformerConfig config)
+    public static IReadOnlyList<(string Name, int[] Shape)> ParameterShapes(TransformerConfig config) =>
+        ParameterShapes(config, "transformer config");
+
+    private static IReadOnlyList<(string Name, int[] Shape)> ParameterShapes(TransformerConfig config, string configSource)
+    {
+        TransformerConfigCheck.Validate(config, configSource);
+        using var tree = new CogVideoXTransformerModule(config, configSource, residentBlocks: true);
+        return tree.CheckpointTensors;
+    }
+
+    /// <summary>
+    /// Device bytes of the model in <paramref name="dtype"/> for one call on a batch of <paramref name="batch"/> with
+    /// <paramref name="textLength"/> text tokens and latents of the given size: one block's weights (they may stream),
+    /// the rest, and the working memory at the peak of a block (its attention).
+    /// </summary>
+    public static ComponentMemory EstimateMemory(TransformerConfig config, DType dtype, int batch, int textLength, int latentFrames, int latentHeight, int latentWidth)
     {
         TransformerConfigCheck.Validate(config, "transformer config");
-        var list = new List<(string Name, int[] Shape)>();
-        PatchEmbedding.DescribeParameters(config, "patch_embed", list);
-        TimestepEmbedding.DescribeParameters(config, "time_embedding", list);
-        for (int i = 0; i < config.NumLayers; i++)
-            TransformerBlock.DescribeParameters(config, $"transformer_blocks.{i}", list);
-        if (config.NormElementwiseAffine)
-        {
-            list.Add(("norm_final.weight", [config.InnerDim]));
-            list.Add(("norm_final.bias", [config.InnerDim]));
-        }
-        AdaLayerNorm.DescribeParameters(config, "norm_out", list);
-        int outFeatures = config.PatchSize * config.PatchSize * config.OutputChannels;
-        list.Add(("proj_out.weight", [outFeatures, config.InnerDim]));
-        list.Add(("proj_out.bias", [outFeatures]));
-        return list;
+        using var tree = new CogVideoXTransformerModule(config, "transformer config", residentBlocks: true);
+        long block = tree.Blocks[0].Bytes(dtype);
+        int s = dtype.SizeOf(), p = config.PatchSize;
+        long tokens = textLength + (long)latentFrames * (latentHeight / p) * (latentWidth / p);
+        // Inside a block at its peak (the attention): the hidden state, its norm, q/k/v (3), normed q and k, the merged
+        // heads and to_out's result — 9 hidden-sized tensors — plus one for the rotary copy (5b style).
+        long hiddenBytes = batch * tokens * config.InnerDim * s;
+        long working = hiddenBytes * (config.UseRotaryPositionalEmbeddings ? 10 : 9) + 2L * batch * textLength * config.TextEmbedDim * s;
+        return new ComponentMemory(block, config.NumLayers, tree.Bytes(dtype) - block * config.NumLayers, working);
     }
 
     /// <summary>The rotary tables for latents of this size on this model's backend and dtype (5b style only).</summary>
@@ -208,11 +169,11 @@ public sealed class CogVideoXTransformer : IDisposable
         _blocks.BeginPass();
         var x = latents.To(DType);
         var text = textEmbeddings.To(DType);
-        var embedding = _timeEmbedding.Forward(perItem);
+        var embedding = _module.TimeEmbedding.Forward(perItem);
         // Every adaptive norm takes SiLU(embedding); it is the same for all of them.
         var activated = embedding.Silu();
 
-        var hidden = _patchEmbed.Forward(x, text);
+        var hidden = _module.PatchEmbed.Forward(x, text);
         for (int i = 0; i < _blocks.Count; i++)
         {
             // A full-size step on the CPU takes minutes; a signal is honoured at the next layer, not the next step.
@@ -223,9 +184,9 @@ public sealed class CogVideoXTransformer : IDisposable
         }
 
         var video = hidden.Narrow(1, textLength, videoLength);
-        var normed = video.LayerNorm(_normFinalWeight, _normFinalBias, (float)c.NormEps);
-        var modulated = _normOut.Forward(normed, activated);
-        var projected = modulated.Linear(_projOutWeight, _projOutBias);
+        var normed = video.LayerNorm(_module.NormFinalWeight?.Value, _module.NormFinalBias?.Value, (float)c.NormEps);
+        var modulated = _module.NormOut.Forward(normed, activated);
+        var projected = modulated.Linear(_module.ProjOutWeight.Value, _module.ProjOutBias.Value);
         // Unpatchify: [B, F, h, w, C, p, p] → [B, F, C, h, p, w, p] → [B, F, C, H, W].
         var output = projected.Reshape(b, f, h / p, w / p, c.OutputChannels, p, p)
             .Permute(0, 1, 4, 2, 5, 3, 6)
@@ -276,22 +237,22 @@ public sealed class CogVideoXTransformer : IDisposable
     }
 
     /// <summary>Refuses a checkpoint that lacks tensors this config needs or holds tensors it would ignore.</summary>
-    private static void CheckNames(TransformerConfig config, WeightScope weights)
+    private static void CheckNames(TransformerConfig config, WeightScope weights, string configSource)
     {
         string prefix = weights.Prefix.Length == 0 ? "" : weights.Prefix + ".";
         var present = weights.Checkpoint.Names.Where(n => n.StartsWith(prefix, StringComparison.Ordinal))
             .Select(n => n[prefix.Length..]).ToHashSet(StringComparer.Ordinal);
         // The layer count comes from the config alone: a config that needs far more tensors than the checkpoint holds
         // is refused before a name list num_layers long is built; nearer counts get the itemised comparison below.
-        var perBlock = new List<(string Name, int[] Shape)>();
-        TransformerBlock.DescribeParameters(config, "transformer_blocks.0", perBlock);
-        long blockTensors = (long)perBlock.Count * config.NumLayers;
+        int perBlock = ParameterShapes(config with { NumLayers = 1 }, configSource)
+            .Count(e => e.Name.StartsWith("transformer_blocks.0.", StringComparison.Ordinal));
+        long blockTensors = (long)perBlock * config.NumLayers;
         if (blockTensors > 2L * present.Count)
             throw new WeightsException(
                 $"{weights.Checkpoint.Source}: the transformer config's num_layers {config.NumLayers} needs {blockTensors} block tensors " +
-                $"({perBlock.Count} per layer), but the checkpoint holds {present.Count} tensors in all. " +
+                $"({perBlock} per layer), but the checkpoint holds {present.Count} tensors in all. " +
                 "Use the config.json that came with these weights.");
-        var expected = ParameterShapes(config).Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+        var expected = ParameterShapes(config, configSource).Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
         var missing = expected.Where(n => !present.Contains(n)).OrderBy(n => n, StringComparer.Ordinal).ToList();
         var unexpected = present.Where(n => !expected.Contains(n)).OrderBy(n => n, StringComparer.Ordinal).ToList();
         if (missing.Count == 0 && unexpected.Count == 0) return;
@@ -311,10 +272,52 @@ public sealed class CogVideoXTransformer : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        _patchEmbed?.Dispose();
-        _timeEmbedding?.Dispose();
-        _blocks?.Dispose();
-        _normOut?.Dispose();
-        _parameters.Dispose();
+        _blocks.Dispose();
+        _module.Dispose();
     }
+}
+
+/// <summary>
+/// The transformer's module tree: <c>patch_embed</c>, <c>time_embedding</c>, <c>transformer_blocks.{i}</c> (when
+/// resident), <c>norm_final</c>, <c>norm_out</c>, <c>proj_out</c>.
+/// </summary>
+internal sealed class CogVideoXTransformerModule : Module
+{
+    public CogVideoXTransformerModule(TransformerConfig config, string configSource, bool residentBlocks)
+    {
+        var ffActivation = TransformerConfigCheck.FeedForwardActivation(config, configSource);
+        PatchEmbed = Child("patch_embed", new PatchEmbedding(config));
+        TimeEmbedding = Child("time_embedding", new TimestepEmbedding(config, TransformerConfigCheck.TimestepActivation(config, configSource)));
+        if (residentBlocks)
+        {
+            var blocks = new TransformerBlock[config.NumLayers];
+            for (int i = 0; i < blocks.Length; i++) blocks[i] = Child($"transformer_blocks.{i}", new TransformerBlock(config, ffActivation));
+            Blocks = blocks;
+        }
+        if (config.NormElementwiseAffine)
+        {
+            NormFinalWeight = Weight("norm_final.weight", config.InnerDim);
+            NormFinalBias = Weight("norm_final.bias", config.InnerDim);
+        }
+        NormOut = Child("norm_out", new AdaLayerNorm(config));
+        int outFeatures = config.PatchSize * config.PatchSize * config.OutputChannels;
+        ProjOutWeight = Weight("proj_out.weight", outFeatures, config.InnerDim);
+        ProjOutBias = Weight("proj_out.bias", outFeatures);
+    }
+
+    public PatchEmbedding PatchEmbed { get; }
+
+    public TimestepEmbedding TimeEmbedding { get; }
+
+    public IReadOnlyList<TransformerBlock> Blocks { get; } = [];
+
+    public Parameter? NormFinalWeight { get; }
+
+    public Parameter? NormFinalBias { get; }
+
+    public AdaLayerNorm NormOut { get; }
+
+    public Parameter ProjOutWeight { get; }
+
+    public Parameter ProjOutBias { get; }
 }

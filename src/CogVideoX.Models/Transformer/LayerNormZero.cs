@@ -8,23 +8,8 @@ namespace CogVideoX.Models.Transformer;
 /// embedding projected to six vectors — shift, scale, gate for the video tokens and the same for the text tokens (the
 /// "expert" adaptive norms) — and a LayerNorm shared by both kinds of token.
 /// </summary>
-internal sealed class LayerNormZero : IDisposable
+internal sealed class LayerNormZero(TransformerConfig c) : AdaptiveNorm(c, 6)
 {
-    private const int Chunks = 6;
-    private readonly AdaptiveNormWeights _weights;
-
-    public LayerNormZero(WeightScope w, TransformerConfig c) => _weights = new AdaptiveNormWeights(w, c, Chunks);
-
-    private LayerNormZero(AdaptiveNormWeights weights) => _weights = weights;
-
-    /// <summary>The same norm over <c>place(t)</c> for each of its parameters, in load order.</summary>
-    public LayerNormZero Rebind(Func<Tensor, Tensor> place) => new(_weights.Rebind(place));
-
-    public ParameterSet Parameters => _weights.Parameters;
-
-    internal static void DescribeParameters(TransformerConfig c, string prefix, List<(string Name, int[] Shape)> into) =>
-        AdaptiveNormWeights.DescribeParameters(c, prefix, Chunks, into);
-
     /// <summary>
     /// Normalises <paramref name="hidden"/> [B, S, D] (text tokens first) into <paramref name="destination"/>, each
     /// kind of token modulated by its own shift/scale, and returns the two gates [B, D] (video, text) as views of
@@ -32,13 +17,13 @@ internal sealed class LayerNormZero : IDisposable
     /// </summary>
     public (Tensor Gate, Tensor TextGate) Apply(Tensor hidden, Tensor destination, int textLength, Tensor activatedEmbedding)
     {
-        var parts = _weights.Modulation(activatedEmbedding);
+        var parts = Modulation(activatedEmbedding);
         try
         {
             // diffusers' chunk order: shift, scale, gate, enc_shift, enc_scale, enc_gate.
             int videoLength = hidden.Dim(1) - textLength;
-            _weights.NormalizeModulated(hidden, destination, textLength, videoLength, scale: parts[1], shift: parts[0]);
-            _weights.NormalizeModulated(hidden, destination, 0, textLength, scale: parts[4], shift: parts[3]);
+            NormalizeModulated(hidden, destination, textLength, videoLength, scale: parts[1], shift: parts[0]);
+            NormalizeModulated(hidden, destination, 0, textLength, scale: parts[4], shift: parts[3]);
             return (parts[2].Alias(), parts[5].Alias());
         }
         finally
@@ -46,6 +31,4 @@ internal sealed class LayerNormZero : IDisposable
             foreach (var p in parts) p.Dispose();
         }
     }
-
-    public void Dispose() => _weights.Dispose();
 }

@@ -1,4 +1,5 @@
 using CogVideoX.Engine;
+using CogVideoX.Models.Modules;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Transformer;
@@ -9,47 +10,26 @@ namespace CogVideoX.Models.Transformer;
 /// <c>text_proj</c> for the text embeddings, text tokens first, and — 2b style — the sincos positional table added
 /// to the video tokens.
 /// </summary>
-internal sealed class PatchEmbedding : IDisposable
+internal sealed class PatchEmbedding : Module
 {
-    private readonly ParameterSet _parameters = new();
-    private readonly Tensor _projWeight;
-    private readonly Tensor? _projBias;
-    private readonly Tensor _textWeight;
-    private readonly Tensor _textBias;
+    private readonly Parameter _projWeight;
+    private readonly Parameter? _projBias;
+    private readonly Parameter _textWeight;
+    private readonly Parameter _textBias;
     private readonly TransformerConfig _config;
     private (int Frames, int Height, int Width) _positionsKey;
     private Tensor? _positions;
 
-    public PatchEmbedding(WeightScope w, TransformerConfig c)
+    public PatchEmbedding(TransformerConfig c)
     {
         _config = c;
         int d = c.InnerDim, p = c.PatchSize;
-        try
-        {
-            // A stride-p p×p convolution on non-overlapping patches is a GEMM with the kernel flattened (C, ky, kx).
-            using var conv = _parameters.LoadTransient(w, "proj.weight", d, c.InChannels, p, p);
-            _projWeight = _parameters.Keep(conv.Reshape(d, c.InChannels * p * p));
-            if (c.PatchBias)
-                _projBias = _parameters.Load(w, "proj.bias", d);
-            _textWeight = _parameters.Load(w, "text_proj.weight", d, c.TextEmbedDim);
-            _textBias = _parameters.Load(w, "text_proj.bias", d);
-        }
-        catch
-        {
-            _parameters.Dispose();
-            throw;
-        }
-    }
-
-    public ParameterSet Parameters => _parameters;
-
-    internal static void DescribeParameters(TransformerConfig c, string prefix, List<(string Name, int[] Shape)> into)
-    {
-        int d = c.InnerDim, p = c.PatchSize;
-        into.Add(($"{prefix}.proj.weight", [d, c.InChannels, p, p]));
-        if (c.PatchBias) into.Add(($"{prefix}.proj.bias", [d]));
-        into.Add(($"{prefix}.text_proj.weight", [d, c.TextEmbedDim]));
-        into.Add(($"{prefix}.text_proj.bias", [d]));
+        // A stride-p p×p convolution on non-overlapping patches is a GEMM with the kernel flattened (C, ky, kx).
+        _projWeight = Reshaped("proj.weight", [d, c.InChannels, p, p], [d, c.InChannels * p * p]);
+        if (c.PatchBias)
+            _projBias = Weight("proj.bias", d);
+        _textWeight = Weight("text_proj.weight", d, c.TextEmbedDim);
+        _textBias = Weight("text_proj.bias", d);
     }
 
     /// <summary>latents [B, F, C, H, W], text [B, T, text_embed_dim] → tokens [B, T + F·(H/p)·(W/p), D].</summary>
@@ -60,10 +40,10 @@ internal sealed class PatchEmbedding : IDisposable
         int gh = latents.Dim(3) / p, gw = latents.Dim(4) / p;
         // [B, F, C, h, p, w, p] → [B, F, h, w, C, p, p]: one row per patch in token order (frame, row, column).
         var patches = latents.Reshape(b, f, ch, gh, p, gw, p).Permute(0, 1, 3, 5, 2, 4, 6).Reshape(b, f * gh * gw, ch * p * p);
-        var video = patches.Linear(_projWeight, _projBias);
+        var video = patches.Linear(_projWeight.Value, _projBias?.Value);
         if (!_config.UseRotaryPositionalEmbeddings)
             video = video.Add(Positions(f, gh, gw, video.Backend, video.DType));
-        var textTokens = text.Linear(_textWeight, _textBias);
+        var textTokens = text.Linear(_textWeight.Value, _textBias.Value);
         return scope.Keep(Ops.Concat(1, textTokens, video));
     }
 
@@ -86,10 +66,10 @@ internal sealed class PatchEmbedding : IDisposable
         return fresh;
     }
 
-    public void Dispose()
+    public override void Dispose()
     {
         _positions?.Dispose();
         _positions = null;
-        _parameters.Dispose();
+        base.Dispose();
     }
 }

@@ -1,4 +1,5 @@
 using CogVideoX.Engine;
+using CogVideoX.Models.Modules;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Transformer;
@@ -7,55 +8,37 @@ namespace CogVideoX.Models.Transformer;
 /// <c>time_proj</c> + <c>time_embedding</c>: the sinusoidal projection of each batch item's timestep (float32, as
 /// diffusers' <c>get_timestep_embedding</c>), then <c>linear_1</c> → activation → <c>linear_2</c>.
 /// </summary>
-internal sealed class TimestepEmbedding : IDisposable
+internal sealed class TimestepEmbedding : Module
 {
-    private readonly ParameterSet _parameters = new();
-    private readonly Tensor _linear1Weight;
-    private readonly Tensor _linear1Bias;
-    private readonly Tensor _linear2Weight;
-    private readonly Tensor _linear2Bias;
+    private readonly Parameter _linear1Weight;
+    private readonly Parameter _linear1Bias;
+    private readonly Parameter _linear2Weight;
+    private readonly Parameter _linear2Bias;
     private readonly Activation _activation;
     private readonly int _channels;
     private readonly bool _flipSinToCos;
     private readonly int _freqShift;
 
-    public TimestepEmbedding(WeightScope w, TransformerConfig c, Activation activation)
+    public TimestepEmbedding(TransformerConfig c, Activation activation)
     {
         _channels = c.InnerDim;
         _flipSinToCos = c.FlipSinToCos;
         _freqShift = c.FreqShift;
         _activation = activation;
-        try
-        {
-            _linear1Weight = _parameters.Load(w, "linear_1.weight", c.TimeEmbedDim, c.InnerDim);
-            _linear1Bias = _parameters.Load(w, "linear_1.bias", c.TimeEmbedDim);
-            _linear2Weight = _parameters.Load(w, "linear_2.weight", c.TimeEmbedDim, c.TimeEmbedDim);
-            _linear2Bias = _parameters.Load(w, "linear_2.bias", c.TimeEmbedDim);
-        }
-        catch
-        {
-            _parameters.Dispose();
-            throw;
-        }
-    }
-
-    public ParameterSet Parameters => _parameters;
-
-    internal static void DescribeParameters(TransformerConfig c, string prefix, List<(string Name, int[] Shape)> into)
-    {
-        into.Add(($"{prefix}.linear_1.weight", [c.TimeEmbedDim, c.InnerDim]));
-        into.Add(($"{prefix}.linear_1.bias", [c.TimeEmbedDim]));
-        into.Add(($"{prefix}.linear_2.weight", [c.TimeEmbedDim, c.TimeEmbedDim]));
-        into.Add(($"{prefix}.linear_2.bias", [c.TimeEmbedDim]));
+        _linear1Weight = Weight("linear_1.weight", c.TimeEmbedDim, c.InnerDim);
+        _linear1Bias = Weight("linear_1.bias", c.TimeEmbedDim);
+        _linear2Weight = Weight("linear_2.weight", c.TimeEmbedDim, c.TimeEmbedDim);
+        _linear2Bias = Weight("linear_2.bias", c.TimeEmbedDim);
     }
 
     /// <summary>The conditioning vector [B, time_embed_dim] for one timestep per batch item.</summary>
     public Tensor Forward(ReadOnlySpan<float> timesteps)
     {
         var table = Sinusoidal(timesteps, _channels, _flipSinToCos, _freqShift);
-        using var projected = Tensor.FromArray(table, [timesteps.Length, _channels], _linear1Weight.Backend, _linear1Weight.DType);
-        using var hidden = projected.Linear(_linear1Weight, _linear1Bias, _activation);
-        return hidden.Linear(_linear2Weight, _linear2Bias);
+        var weight1 = _linear1Weight.Value;
+        using var projected = Tensor.FromArray(table, [timesteps.Length, _channels], weight1.Backend, weight1.DType);
+        using var hidden = projected.Linear(weight1, _linear1Bias.Value, _activation);
+        return hidden.Linear(_linear2Weight.Value, _linear2Bias.Value);
     }
 
     /// <summary>
@@ -88,6 +71,4 @@ internal sealed class TimestepEmbedding : IDisposable
         }
         return table;
     }
-
-    public void Dispose() => _parameters.Dispose();
 }

@@ -1,5 +1,5 @@
 using CogVideoX.Engine;
-using CogVideoX.Weights;
+using CogVideoX.Models.Modules;
 
 namespace CogVideoX.Models.Vae;
 
@@ -34,18 +34,20 @@ public sealed class CausalConvCache : IDisposable
 /// video, with copies of the first frame; height and width get zero padding of (kernel − 1) / 2. Checkpoint names:
 /// <c>conv.weight</c> [out, in, k, k, k], <c>conv.bias</c> [out].
 /// </summary>
-public sealed class CausalConv3d : IDisposable
+public sealed class CausalConv3d : Module
 {
-    public CausalConv3d(WeightScope weights, int inChannels, int outChannels, int kernelSize)
+    private readonly Parameter _weight;
+    private readonly Parameter _bias;
+
+    public CausalConv3d(int inChannels, int outChannels, int kernelSize)
     {
         if (kernelSize < 1 || kernelSize % 2 == 0)
             throw new ArgumentOutOfRangeException(nameof(kernelSize), "causal convolutions here use odd cubic kernels");
         KernelSize = kernelSize;
         InChannels = inChannels;
         OutChannels = outChannels;
-        var conv = weights.Scope("conv");
-        Weight = conv.Get("weight", outChannels, inChannels, kernelSize, kernelSize, kernelSize);
-        Bias = conv.Get("bias", outChannels);
+        _weight = Weight("conv.weight", outChannels, inChannels, kernelSize, kernelSize, kernelSize);
+        _bias = Weight("conv.bias", outChannels);
     }
 
     public int KernelSize { get; }
@@ -54,26 +56,22 @@ public sealed class CausalConv3d : IDisposable
 
     public int OutChannels { get; }
 
-    public Tensor Weight { get; }
-
-    public Tensor Bias { get; }
-
     /// <summary>Frames of padding in time (the cache length).</summary>
     public int TimePadding => KernelSize - 1;
 
     /// <summary>
-    /// Convolves x [B, Cin, T, H, W] → [B, Cout, T, H, W]. Takes ownership of <paramref name="x"/> (it is released
-    /// as soon as the padded copy exists, to keep the working set small). With a cache, its frames pad the past and
-    /// are replaced by this batch's last frames; without one every call starts a new video.
+    /// Convolves x [B, Cin, T, H, W] → [B, Cout, T, H, W], consuming <paramref name="x"/> (it is released as soon as
+    /// the padded copy exists, to keep the working set small). With a cache, its frames pad the past and are replaced
+    /// by this batch's last frames; without one every call starts a new video.
     /// </summary>
-    public Tensor Forward(Tensor x, CausalConvCache? cache)
+    public Tensor ForwardConsuming(Tensor x, CausalConvCache? cache)
     {
         int spatialPad = (KernelSize - 1) / 2;
         var p = new Conv3dParams(1, 1, 1, 0, spatialPad, spatialPad);
         if (TimePadding == 0)
         {
             // diffusers also "caches" the whole input of 1×1×1 convolutions, but never reads it: nothing to carry.
-            using (x) return x.Conv3d(Weight, Bias, p);
+            using (x) return x.Conv3d(_weight.Value, _bias.Value, p);
         }
 
         Tensor padded;
@@ -91,7 +89,7 @@ public sealed class CausalConv3d : IDisposable
                 using var tail = padded.Narrow(2, padded.Dim(2) - TimePadding, TimePadding);
                 cache.Replace(tail.Clone());
             }
-            return padded.Conv3d(Weight, Bias, p);
+            return padded.Conv3d(_weight.Value, _bias.Value, p);
         }
     }
 
@@ -99,11 +97,5 @@ public sealed class CausalConv3d : IDisposable
     {
         using var first = x.Narrow(2, 0, 1);
         return first.BroadcastTo(x.Dim(0), x.Dim(1), count, x.Dim(3), x.Dim(4));
-    }
-
-    public void Dispose()
-    {
-        Weight.Dispose();
-        Bias.Dispose();
     }
 }

@@ -1,4 +1,5 @@
 using CogVideoX.Engine;
+using CogVideoX.Models.Modules;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Vae;
@@ -19,23 +20,23 @@ public sealed class CogVideoXVae : IDisposable
     /// </summary>
     public const int LatentFramesPerBatch = 2;
 
-    private readonly Tensor? _postQuantWeight;
-    private readonly Tensor? _postQuantBias;
+    /// <summary>
+    /// The VAE decoder's working memory measured for the CogVideoX-2b config decoding 13 latent frames into 49 frames of
+    /// 480×720 in float32: 5.2 GiB of convolution caches and 7.3 GiB inside resnet 0 of the last up block. Both scale
+    /// with the pixels of a frame (or a tile), the width of the decoder and the dtype's size, not the frame count.
+    /// </summary>
+    private const double DecodeReferenceBytes = 12.5 * (1L << 30);
+
+    private const double DecodeReferencePixels = 480.0 * 720.0;
+
+    private readonly VaeDecoderModule _module;
 
     /// <summary>Builds the decoder from a VAE checkpoint (only <c>decoder.*</c> and, when used, <c>post_quant_conv.*</c> are read).</summary>
     public CogVideoXVae(VaeConfig config, WeightScope weights)
     {
         Config = config;
-        Decoder = new Decoder3d(weights.Scope("decoder"), config);
-        if (config.UsePostQuantConv)
-        {
-            // diffusers sizes post_quant_conv by out_channels, so it can only run when that equals latent_channels.
-            if (config.OutChannels != config.LatentChannels)
-                throw new WeightsException($"{weights.Checkpoint.Source}: use_post_quant_conv needs out_channels ({config.OutChannels}) equal to latent_channels ({config.LatentChannels}), as diffusers builds it");
-            var pq = weights.Scope("post_quant_conv");
-            _postQuantWeight = pq.Get("weight", config.OutChannels, config.OutChannels, 1, 1, 1);
-            _postQuantBias = pq.Get("bias", config.OutChannels);
-        }
+        _module = new VaeDecoderModule(config, weights.Checkpoint.Source);
+        _module.Load(weights);
         Backend = weights.Backend;
         DType = weights.DType;
     }
@@ -60,19 +61,40 @@ public sealed class CogVideoXVae : IDisposable
     /// <summary>Every checkpoint tensor the decoding half reads (decoder, and post_quant_conv when used), with its shape.</summary>
     public static IReadOnlyList<(string Name, int[] Shape)> DecoderParameterShapes(VaeConfig config)
     {
-        var list = new List<(string Name, int[] Shape)>();
-        Decoder3d.DescribeParameters(config, "decoder", list);
-        if (config.UsePostQuantConv)
+        using var tree = new VaeDecoderModule(config, "VAE config");
+        return tree.CheckpointTensors;
+    }
+
+    /// <summary>
+    /// Device bytes of the decoding half in <paramref name="dtype"/> for a video of <paramref name="decodedFrames"/>
+    /// frames of <paramref name="height"/>×<paramref name="width"/>: its weights (no repeated blocks), and the working
+    /// memory of a decode — whole frames, or with the config's default tiles when <paramref name="tiled"/> (never more
+    /// than whole frames). The output video is included.
+    /// </summary>
+    public static ComponentMemory EstimateMemory(VaeConfig config, DType dtype, int decodedFrames, int height, int width, bool tiled)
+    {
+        using var tree = new VaeDecoderModule(config, "VAE config");
+        int s = dtype.SizeOf();
+        long output = (long)decodedFrames * config.OutChannels * height * width * s;
+        double scale = config.BlockOutChannels[0] / 128.0 * s / 4.0;
+        long whole = (long)(DecodeReferenceBytes * scale * (height * (double)width / DecodeReferencePixels)) + output;
+        long working = whole;
+        if (tiled)
         {
-            list.Add(("post_quant_conv.weight", [config.OutChannels, config.OutChannels, 1, 1, 1]));
-            list.Add(("post_quant_conv.bias", [config.OutChannels]));
+            var tiles = VaeTiling.ForConfig(config);
+            int tileHeight = Math.Min(height, tiles.TileSampleMinHeight), tileWidth = Math.Min(width, tiles.TileSampleMinWidth);
+            int columns = (int)Math.Ceiling(width / (tiles.TileSampleMinWidth * (1 - tiles.OverlapFactorWidth)));
+            // The caches and working memory of one tile, two rows of decoded tiles, the output.
+            long tileOutputs = 2L * Math.Max(columns, 1) * (output / ((long)height * width) * tileHeight * tileWidth);
+            long decodeTiled = (long)(DecodeReferenceBytes * scale * (tileHeight * (double)tileWidth / DecodeReferencePixels)) + tileOutputs + output;
+            working = Math.Min(decodeTiled, whole);
         }
-        return list;
+        return new ComponentMemory(0, 0, tree.Bytes(dtype), working);
     }
 
     public VaeConfig Config { get; }
 
-    public Decoder3d Decoder { get; }
+    public Decoder3d Decoder => _module.Decoder;
 
     public IBackend Backend { get; }
 
@@ -180,8 +202,8 @@ public sealed class CogVideoXVae : IDisposable
         }
     }
 
-    private Tensor PostQuant(Tensor z) =>
-        _postQuantWeight is null ? z.Alias() : z.Conv3d(_postQuantWeight, _postQuantBias, new Conv3dParams(1, 1, 1, 0, 0, 0));
+    private Tensor PostQuant(Tensor z) => _module.PostQuantWeight is null ? z.Alias()
+        : z.Conv3d(_module.PostQuantWeight.Value, _module.PostQuantBias!.Value, new Conv3dParams(1, 1, 1, 0, 0, 0));
 
     // ---- tiling (diffusers' tiled_decode) ----
 
@@ -261,10 +283,28 @@ public sealed class CogVideoXVae : IDisposable
         }
     }
 
-    public void Dispose()
+    public void Dispose() => _module.Dispose();
+}
+
+/// <summary>The decoding half's module tree: <c>decoder</c> and, when the config uses it, <c>post_quant_conv</c>.</summary>
+internal sealed class VaeDecoderModule : Module
+{
+    public VaeDecoderModule(VaeConfig config, string source)
     {
-        Decoder.Dispose();
-        _postQuantWeight?.Dispose();
-        _postQuantBias?.Dispose();
+        Decoder = Child("decoder", new Decoder3d(config, source));
+        if (config.UsePostQuantConv)
+        {
+            // diffusers sizes post_quant_conv by out_channels, so it can only run when that equals latent_channels.
+            if (config.OutChannels != config.LatentChannels)
+                throw new WeightsException($"{source}: use_post_quant_conv needs out_channels ({config.OutChannels}) equal to latent_channels ({config.LatentChannels}), as diffusers builds it");
+            PostQuantWeight = Weight("post_quant_conv.weight", config.OutChannels, config.OutChannels, 1, 1, 1);
+            PostQuantBias = Weight("post_quant_conv.bias", config.OutChannels);
+        }
     }
+
+    public Decoder3d Decoder { get; }
+
+    public Parameter? PostQuantWeight { get; }
+
+    public Parameter? PostQuantBias { get; }
 }

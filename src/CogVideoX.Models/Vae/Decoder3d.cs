@@ -1,4 +1,5 @@
 using CogVideoX.Engine;
+using CogVideoX.Models.Modules;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Vae;
@@ -48,40 +49,40 @@ public sealed class DecoderCache : IDisposable
 /// diffusers' CogVideoXDecoder3D: conv_in → mid block → up blocks → norm_out → SiLU → conv_out, every norm conditioned
 /// on the latents being decoded. Built from <see cref="VaeConfig"/> alone; checkpoint names under <c>decoder.</c>.
 /// </summary>
-public sealed class Decoder3d : IDisposable
+public sealed class Decoder3d : Module
 {
     /// <summary>diffusers' decoder mid block always has two ResNet blocks.</summary>
     public const int MidBlockLayers = 2;
 
     public const string UpBlockType = "CogVideoXUpBlock3D";
 
-    public Decoder3d(WeightScope weights, VaeConfig config)
+    /// <summary>The decoder's structure for <paramref name="config"/>; <paramref name="path"/> names it in messages.</summary>
+    public Decoder3d(VaeConfig config, string source, string path = "decoder")
     {
-        Validate(config, weights.Checkpoint.Source);
-        var activation = ActivationOf(config.ActFn, weights.Checkpoint.Source);
+        Validate(config, source);
+        var activation = ActivationOf(config.ActFn, source);
         var channels = config.BlockOutChannels.Reverse().ToArray();
         int latent = config.LatentChannels, groups = config.NormNumGroups;
         LatentChannels = latent;
         OutChannels = config.OutChannels;
 
-        ConvIn = new CausalConv3d(weights.Scope("conv_in"), latent, channels[0], 3);
-        MidBlock = new MidBlock3d(weights.Scope("mid_block"), channels[0], MidBlockLayers, latent, groups, activation);
+        ConvIn = Child("conv_in", new CausalConv3d(latent, channels[0], 3));
+        MidBlock = Child("mid_block", new MidBlock3d($"{path}.mid_block", channels[0], MidBlockLayers, latent, groups, activation));
 
         int temporalLevels = TemporalLevels(config.TemporalCompressionRatio);
-        var upBlocks = weights.Scope("up_blocks");
         var blocks = new UpBlock3d[config.UpBlockTypes.Length];
         int previous = channels[0];
         for (int i = 0; i < blocks.Length; i++)
         {
             bool last = i == config.BlockOutChannels.Length - 1;
-            blocks[i] = new UpBlock3d(upBlocks.Scope(i), previous, channels[i], config.LayersPerBlock + 1, latent, groups,
-                activation, addUpsample: !last, compressTime: i < temporalLevels);
+            blocks[i] = Child($"up_blocks.{i}", new UpBlock3d($"{path}.up_blocks.{i}", previous, channels[i], config.LayersPerBlock + 1, latent, groups,
+                activation, addUpsample: !last, compressTime: i < temporalLevels));
             previous = channels[i];
         }
         UpBlocks = blocks;
 
-        NormOut = new SpatialNorm3d(weights.Scope("norm_out"), channels[^1], latent, groups);
-        ConvOut = new CausalConv3d(weights.Scope("conv_out"), channels[^1], config.OutChannels, 3);
+        NormOut = Child("norm_out", new SpatialNorm3d($"{path}.norm_out", channels[^1], latent, groups));
+        ConvOut = Child("conv_out", new CausalConv3d(channels[^1], config.OutChannels, 3));
     }
 
     public int LatentChannels { get; }
@@ -114,69 +115,21 @@ public sealed class Decoder3d : IDisposable
 
     /// <summary>
     /// Decodes one frame batch z [B, latent, T, h, w] → [B, out, T', h·s, w·s], reading and updating the cache.
-    /// z is borrowed (it also conditions every norm).
+    /// z is borrowed (it also conditions every norm); the result is the caller's.
     /// </summary>
     public Tensor Forward(Tensor z, DecoderCache cache)
     {
-        var h = ConvIn.Forward(z.Alias(), cache.ConvIn);
-        h = MidBlock.Forward(h, z, cache.Mid);
+        // The stages consume each intermediate as soon as the next exists, which bounds the working set.
+        var h = ConvIn.ForwardConsuming(z.Alias(), cache.ConvIn);
+        h = MidBlock.ForwardConsuming(h, z, cache.Mid);
         for (int i = 0; i < UpBlocks.Count; i++)
         {
             cache.Cancellation.ThrowIfCancellationRequested();
-            h = UpBlocks[i].Forward(h, z, cache.Up[i], cache.Cancellation);
+            h = UpBlocks[i].ForwardConsuming(h, z, cache.Up[i], cache.Cancellation);
         }
         // conv_act after norm_out is a fixed nn.SiLU in diffusers, independent of act_fn.
-        h = NormOut.Forward(h, z, Activation.Silu);
-        return ConvOut.Forward(h, cache.ConvOut);
-    }
-
-    /// <summary>
-    /// Every checkpoint tensor the decoder of this config reads (names under <paramref name="prefix"/>), with its
-    /// shape, in the order the constructor reads them: for sizing memory and writing weights without a checkpoint.
-    /// </summary>
-    public static void DescribeParameters(VaeConfig config, string prefix, List<(string Name, int[] Shape)> into)
-    {
-        Validate(config, "VAE config");
-        var channels = config.BlockOutChannels.Reverse().ToArray();
-        int latent = config.LatentChannels;
-        void Conv(string name, int input, int output, int kernel)
-        {
-            into.Add(($"{name}.conv.weight", [output, input, kernel, kernel, kernel]));
-            into.Add(($"{name}.conv.bias", [output]));
-        }
-        void Norm(string name, int c)
-        {
-            into.Add(($"{name}.norm_layer.weight", [c]));
-            into.Add(($"{name}.norm_layer.bias", [c]));
-            Conv($"{name}.conv_y", latent, c, 1);
-            Conv($"{name}.conv_b", latent, c, 1);
-        }
-        void Resnet(string name, int input, int output)
-        {
-            Norm($"{name}.norm1", input);
-            Conv($"{name}.conv1", input, output, 3);
-            Norm($"{name}.norm2", output);
-            Conv($"{name}.conv2", output, output, 3);
-            if (input == output) return;
-            into.Add(($"{name}.conv_shortcut.weight", [output, input, 1, 1, 1]));
-            into.Add(($"{name}.conv_shortcut.bias", [output]));
-        }
-        Conv($"{prefix}.conv_in", latent, channels[0], 3);
-        for (int r = 0; r < MidBlockLayers; r++) Resnet($"{prefix}.mid_block.resnets.{r}", channels[0], channels[0]);
-        int previous = channels[0];
-        for (int i = 0; i < config.UpBlockTypes.Length; i++)
-        {
-            for (int r = 0; r < config.LayersPerBlock + 1; r++)
-                Resnet($"{prefix}.up_blocks.{i}.resnets.{r}", r == 0 ? previous : channels[i], channels[i]);
-            if (i != config.BlockOutChannels.Length - 1)
-            {
-                into.Add(($"{prefix}.up_blocks.{i}.upsamplers.0.conv.weight", [channels[i], channels[i], 3, 3]));
-                into.Add(($"{prefix}.up_blocks.{i}.upsamplers.0.conv.bias", [channels[i]]));
-            }
-            previous = channels[i];
-        }
-        Norm($"{prefix}.norm_out", channels[^1]);
-        Conv($"{prefix}.conv_out", channels[^1], config.OutChannels, 3);
+        h = NormOut.ForwardConsuming(h, z, Activation.Silu);
+        return ConvOut.ForwardConsuming(h, cache.ConvOut);
     }
 
     /// <summary>floor(log2(ratio)), as diffusers' int(np.log2(temporal_compression_ratio)).</summary>
@@ -196,7 +149,7 @@ public sealed class Decoder3d : IDisposable
         _ => throw new WeightsException($"{source}: VAE act_fn \"{name}\" is not supported (supported: silu, swish, gelu, relu)"),
     };
 
-    private static void Validate(VaeConfig config, string source)
+    internal static void Validate(VaeConfig config, string source)
     {
         if (config.BlockOutChannels.Length == 0 || config.BlockOutChannels.Any(c => c < 1))
             throw new WeightsException($"{source}: VAE block_out_channels must list at least one positive channel count");
@@ -211,14 +164,5 @@ public sealed class Decoder3d : IDisposable
             throw new WeightsException($"{source}: VAE temporal_compression_ratio must be at least 1, got {config.TemporalCompressionRatio}");
         if (config.NormNumGroups < 1)
             throw new WeightsException($"{source}: VAE norm_num_groups must be positive, got {config.NormNumGroups}");
-    }
-
-    public void Dispose()
-    {
-        ConvIn.Dispose();
-        MidBlock.Dispose();
-        foreach (var b in UpBlocks) b.Dispose();
-        NormOut.Dispose();
-        ConvOut.Dispose();
     }
 }

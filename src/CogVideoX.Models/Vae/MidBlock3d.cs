@@ -1,16 +1,15 @@
 using CogVideoX.Engine;
-using CogVideoX.Weights;
+using CogVideoX.Models.Modules;
 
 namespace CogVideoX.Models.Vae;
 
 /// <summary>diffusers' CogVideoXMidBlock3D in the decoder: ResNet blocks at the latent resolution. Checkpoint names: <c>resnets.{i}.*</c>.</summary>
-public sealed class MidBlock3d : IDisposable
+public sealed class MidBlock3d : Module
 {
-    public MidBlock3d(WeightScope weights, int channels, int layers, int latentChannels, int groups, Activation activation)
+    public MidBlock3d(string path, int channels, int layers, int latentChannels, int groups, Activation activation)
     {
-        var resnets = weights.Scope("resnets");
         Resnets = Enumerable.Range(0, layers)
-            .Select(i => new ResnetBlock3d(resnets.Scope(i), channels, channels, latentChannels, groups, activation))
+            .Select(i => Child($"resnets.{i}", new ResnetBlock3d($"{path}.resnets.{i}", channels, channels, latentChannels, groups, activation)))
             .ToArray();
     }
 
@@ -18,15 +17,10 @@ public sealed class MidBlock3d : IDisposable
 
     public ResnetBlockCache[] CreateCache() => Resnets.Select(r => r.CreateCache()).ToArray();
 
-    /// <summary>Takes ownership of <paramref name="x"/>; zq is borrowed.</summary>
-    public Tensor Forward(Tensor x, Tensor zq, ResnetBlockCache[] cache)
+    /// <summary>Consumes <paramref name="x"/>; zq is borrowed.</summary>
+    public Tensor ForwardConsuming(Tensor x, Tensor zq, ResnetBlockCache[] cache)
     {
-        for (int i = 0; i < Resnets.Count; i++) x = Resnets[i].Forward(x, zq, cache[i]);
+        for (int i = 0; i < Resnets.Count; i++) x = Resnets[i].ForwardConsuming(x, zq, cache[i]);
         return x;
-    }
-
-    public void Dispose()
-    {
-        foreach (var r in Resnets) r.Dispose();
     }
 }

@@ -1,5 +1,5 @@
 using CogVideoX.Engine;
-using CogVideoX.Weights;
+using CogVideoX.Models.Modules;
 
 namespace CogVideoX.Models.Vae;
 
@@ -24,25 +24,24 @@ public sealed class ResnetBlockCache : IDisposable
 /// embedding, no dropout at inference): norm1 → act → conv1 → norm2 → act → conv2, plus the input (through a
 /// 1×1×1 <c>conv_shortcut</c> when the channel count changes).
 /// </summary>
-public sealed class ResnetBlock3d : IDisposable
+public sealed class ResnetBlock3d : Module
 {
-    private readonly Tensor? _shortcutWeight;
-    private readonly Tensor? _shortcutBias;
+    private readonly Parameter? _shortcutWeight;
+    private readonly Parameter? _shortcutBias;
 
-    public ResnetBlock3d(WeightScope weights, int inChannels, int outChannels, int latentChannels, int groups, Activation activation)
+    public ResnetBlock3d(string path, int inChannels, int outChannels, int latentChannels, int groups, Activation activation)
     {
         InChannels = inChannels;
         OutChannels = outChannels;
         Activation = activation;
-        Norm1 = new SpatialNorm3d(weights.Scope("norm1"), inChannels, latentChannels, groups);
-        Conv1 = new CausalConv3d(weights.Scope("conv1"), inChannels, outChannels, 3);
-        Norm2 = new SpatialNorm3d(weights.Scope("norm2"), outChannels, latentChannels, groups);
-        Conv2 = new CausalConv3d(weights.Scope("conv2"), outChannels, outChannels, 3);
+        Norm1 = Child("norm1", new SpatialNorm3d($"{path}.norm1", inChannels, latentChannels, groups));
+        Conv1 = Child("conv1", new CausalConv3d(inChannels, outChannels, 3));
+        Norm2 = Child("norm2", new SpatialNorm3d($"{path}.norm2", outChannels, latentChannels, groups));
+        Conv2 = Child("conv2", new CausalConv3d(outChannels, outChannels, 3));
         if (inChannels != outChannels)
         {
-            var shortcut = weights.Scope("conv_shortcut");
-            _shortcutWeight = shortcut.Get("weight", outChannels, inChannels, 1, 1, 1);
-            _shortcutBias = shortcut.Get("bias", outChannels);
+            _shortcutWeight = Weight("conv_shortcut.weight", outChannels, inChannels, 1, 1, 1);
+            _shortcutBias = Weight("conv_shortcut.bias", outChannels);
         }
     }
 
@@ -62,30 +61,20 @@ public sealed class ResnetBlock3d : IDisposable
 
     public ResnetBlockCache CreateCache() => new();
 
-    /// <summary>x [B, Cin, T, H, W] → [B, Cout, T, H, W]. Takes ownership of <paramref name="x"/>; zq is borrowed.</summary>
-    public Tensor Forward(Tensor x, Tensor zq, ResnetBlockCache cache)
+    /// <summary>x [B, Cin, T, H, W] → [B, Cout, T, H, W], consuming <paramref name="x"/>; zq is borrowed.</summary>
+    public Tensor ForwardConsuming(Tensor x, Tensor zq, ResnetBlockCache cache)
     {
         // With a shortcut convolution, compute it first so the wider input can go as soon as norm1 has read it.
         var residual = _shortcutWeight is null
             ? x.Alias()
-            : x.Conv3d(_shortcutWeight, _shortcutBias, new Conv3dParams(1, 1, 1, 0, 0, 0));
+            : x.Conv3d(_shortcutWeight.Value, _shortcutBias!.Value, new Conv3dParams(1, 1, 1, 0, 0, 0));
         using (residual)
         {
-            var h = Norm1.Forward(x, zq, Activation);
-            h = Conv1.Forward(h, cache.Conv1);
-            h = Norm2.Forward(h, zq, Activation);
-            h = Conv2.Forward(h, cache.Conv2);
+            var h = Norm1.ForwardConsuming(x, zq, Activation);
+            h = Conv1.ForwardConsuming(h, cache.Conv1);
+            h = Norm2.ForwardConsuming(h, zq, Activation);
+            h = Conv2.ForwardConsuming(h, cache.Conv2);
             using (h) return h.Add(residual);
         }
-    }
-
-    public void Dispose()
-    {
-        Norm1.Dispose();
-        Conv1.Dispose();
-        Norm2.Dispose();
-        Conv2.Dispose();
-        _shortcutWeight?.Dispose();
-        _shortcutBias?.Dispose();
     }
 }

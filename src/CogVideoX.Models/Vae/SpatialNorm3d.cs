@@ -1,4 +1,5 @@
 using CogVideoX.Engine;
+using CogVideoX.Models.Modules;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Vae;
@@ -9,31 +10,29 @@ namespace CogVideoX.Models.Vae;
 /// frame count above one, the first frame is resized on its own and the rest separately, as in the causal VAE.
 /// Checkpoint names: <c>norm_layer.{weight,bias}</c>, <c>conv_y.conv.*</c>, <c>conv_b.conv.*</c>.
 /// </summary>
-public sealed class SpatialNorm3d : IDisposable
+public sealed class SpatialNorm3d : Module
 {
+    private readonly Parameter _gamma;
+    private readonly Parameter _beta;
+
     /// <summary>diffusers builds this GroupNorm with a fixed eps of 1e-6, whatever the config's norm_eps.</summary>
     public const float Epsilon = 1e-6f;
 
-    public SpatialNorm3d(WeightScope weights, int channels, int latentChannels, int groups)
+    public SpatialNorm3d(string path, int channels, int latentChannels, int groups)
     {
         if (groups < 1 || channels % groups != 0)
-            throw new WeightsException($"{weights.Prefix}: {channels} channels do not split into norm_num_groups = {groups} groups; use a config whose norm_num_groups divides every block_out_channels entry");
+            throw new WeightsException($"{path}: {channels} channels do not split into norm_num_groups = {groups} groups; use a config whose norm_num_groups divides every block_out_channels entry");
         Channels = channels;
         Groups = groups;
-        var norm = weights.Scope("norm_layer");
-        Gamma = norm.Get("weight", channels);
-        Beta = norm.Get("bias", channels);
-        ConvY = new CausalConv3d(weights.Scope("conv_y"), latentChannels, channels, 1);
-        ConvB = new CausalConv3d(weights.Scope("conv_b"), latentChannels, channels, 1);
+        _gamma = Weight("norm_layer.weight", channels);
+        _beta = Weight("norm_layer.bias", channels);
+        ConvY = Child("conv_y", new CausalConv3d(latentChannels, channels, 1));
+        ConvB = Child("conv_b", new CausalConv3d(latentChannels, channels, 1));
     }
 
     public int Channels { get; }
 
     public int Groups { get; }
-
-    public Tensor Gamma { get; }
-
-    public Tensor Beta { get; }
 
     public CausalConv3d ConvY { get; }
 
@@ -41,9 +40,9 @@ public sealed class SpatialNorm3d : IDisposable
 
     /// <summary>
     /// act(GroupNorm(f) · y(zq) + b(zq)) for f [B, C, T, H, W] and zq [B, Cz, Tz, h, w] with H, W whole multiples of
-    /// h, w. Takes ownership of <paramref name="f"/> (released right after the statistics are taken); zq is borrowed.
+    /// h, w, consuming <paramref name="f"/> (released once the output is written); zq is borrowed.
     /// </summary>
-    public Tensor Forward(Tensor f, Tensor zq, Activation activation)
+    public Tensor ForwardConsuming(Tensor f, Tensor zq, Activation activation)
     {
         int t = f.Dim(2), h = f.Dim(3), w = f.Dim(4);
         int zh = zq.Dim(3), zw = zq.Dim(4);
@@ -55,13 +54,13 @@ public sealed class SpatialNorm3d : IDisposable
         Tensor scale, shift;
         using (var zt = ResizeFrames(zq, t))
         {
-            scale = ConvY.Forward(zt.Alias(), null);
-            shift = ConvB.Forward(zt.Alias(), null);
+            scale = ConvY.ForwardConsuming(zt.Alias(), null);
+            shift = ConvB.ForwardConsuming(zt.Alias(), null);
         }
         using (scale)
         using (shift)
         using (f)
-            return f.SpatialGroupNorm(Groups, Gamma, Beta, scale, shift, Epsilon, activation);
+            return f.SpatialGroupNorm(Groups, _gamma.Value, _beta.Value, scale, shift, Epsilon, activation);
     }
 
     internal static Tensor ResizeFrames(Tensor zq, int frames)
@@ -89,13 +88,5 @@ public sealed class SpatialNorm3d : IDisposable
         if (outSize == 2 * inSize) return i >> 1;
         float scale = (float)inSize / outSize;
         return Math.Min((int)MathF.Floor(i * scale), inSize - 1);
-    }
-
-    public void Dispose()
-    {
-        Gamma.Dispose();
-        Beta.Dispose();
-        ConvY.Dispose();
-        ConvB.Dispose();
     }
 }

@@ -1,5 +1,5 @@
 using CogVideoX.Engine;
-using CogVideoX.Weights;
+using CogVideoX.Models.Modules;
 
 namespace CogVideoX.Models.Vae;
 
@@ -8,34 +8,28 @@ namespace CogVideoX.Models.Vae;
 /// <see cref="CompressTime"/>, see <see cref="Frames.UpsampledCount"/>), then a 3×3 convolution applied to each
 /// frame. Checkpoint names: <c>conv.weight</c> [out, in, 3, 3] (a 2D convolution), <c>conv.bias</c>.
 /// </summary>
-public sealed class Upsample3d : IDisposable
+public sealed class Upsample3d : Module
 {
     private const int KernelSize = 3;
 
-    private readonly Tensor _kernel;
+    private readonly Parameter _kernel;
+    private readonly Parameter _bias;
 
-    public Upsample3d(WeightScope weights, int inChannels, int outChannels, bool compressTime)
+    public Upsample3d(int inChannels, int outChannels, bool compressTime)
     {
         CompressTime = compressTime;
-        var conv = weights.Scope("conv");
-        Weight = conv.Get("weight", outChannels, inChannels, KernelSize, KernelSize);
-        Bias = conv.Get("bias", outChannels);
         // A per-frame 2D convolution is a 3D one with a time kernel of 1: no permute to [B·T, C, H, W] needed.
-        _kernel = Weight.Unsqueeze(2);
+        _kernel = Reshaped("conv.weight", [outChannels, inChannels, KernelSize, KernelSize], [outChannels, inChannels, 1, KernelSize, KernelSize]);
+        _bias = Weight("conv.bias", outChannels);
     }
 
     public bool CompressTime { get; }
 
-    /// <summary>The checkpoint's 2D kernel [out, in, 3, 3].</summary>
-    public Tensor Weight { get; }
-
-    public Tensor Bias { get; }
-
     /// <summary>Frames out for <paramref name="frames"/> frames in.</summary>
     public int OutputFrames(int frames) => CompressTime ? Frames.UpsampledCount(frames) : frames;
 
-    /// <summary>x [B, C, T, H, W] → [B, Cout, T', 2H, 2W]. Takes ownership of <paramref name="x"/>.</summary>
-    public Tensor Forward(Tensor x)
+    /// <summary>x [B, C, T, H, W] → [B, Cout, T', 2H, 2W], consuming <paramref name="x"/>.</summary>
+    public Tensor ForwardConsuming(Tensor x)
     {
         Tensor upsampled;
         using (x)
@@ -56,13 +50,6 @@ public sealed class Upsample3d : IDisposable
             }
         }
         using (upsampled)
-            return upsampled.Conv3d(_kernel, Bias, new Conv3dParams(1, 1, 1, 0, 1, 1));
-    }
-
-    public void Dispose()
-    {
-        _kernel.Dispose();
-        Weight.Dispose();
-        Bias.Dispose();
+            return upsampled.Conv3d(_kernel.Value, _bias.Value, new Conv3dParams(1, 1, 1, 0, 1, 1));
     }
 }

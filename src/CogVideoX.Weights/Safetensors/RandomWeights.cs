@@ -6,9 +6,11 @@ namespace CogVideoX.Weights;
 /// Deterministic random weights made on the backend that asks for them, for benchmarks at full size without files:
 /// a pool of 4 Mi standard-normal values is uploaded once per backend and dtype, and every tensor is a scaled window of
 /// it (offset by a hash of its name). Matrices get a standard deviation of 1/√fan_in, biases 0.02, norm weights
-/// 1 ± 0.05, so activations keep a sane range; speed does not depend on the values.
+/// 1 ± 0.05, so activations keep a sane range; speed does not depend on the values. The one random-weight
+/// distribution: random checkpoints (<see cref="Checkpoint.Random"/>) and random-weight files (<see cref="WriteFile"/>)
+/// both come from it.
 /// </summary>
-internal sealed class RandomWeights : IDisposable
+public sealed class RandomWeights : IDisposable
 {
     private const int PoolSize = 1 << 22;
     private const int Window = PoolSize / 2;
@@ -16,9 +18,22 @@ internal sealed class RandomWeights : IDisposable
     private readonly int _seed;
     private readonly Dictionary<(IBackend, DType), Tensor> _pools = new();
 
-    public RandomWeights(int seed) => _seed = seed;
+    internal RandomWeights(int seed) => _seed = seed;
 
-    public Tensor Make(string name, int[] shape, IBackend backend, DType dtype)
+    /// <summary>
+    /// A .safetensors file of <paramref name="tensors"/> in <paramref name="dtype"/> holding the values a random
+    /// checkpoint of <paramref name="seed"/> gives them, made and written one tensor at a time.
+    /// </summary>
+    public static void WriteFile(string path, IReadOnlyList<(string Name, int[] Shape)> tensors, DType dtype, int seed,
+        IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        using var random = new RandomWeights(seed);
+        SafetensorsWriter.Write(path, tensors.Select(t => (t.Name, dtype, t.Shape)).ToList(),
+            i => random.Make(tensors[i].Name, tensors[i].Shape, CpuBackend.Instance, dtype), metadata);
+    }
+
+    internal Tensor Make(string name, int[] shape, IBackend backend, DType dtype)
     {
         if (!dtype.IsFloat()) throw new WeightsException($"random weights: '{name}' was asked for as {dtype.Name()}; only float tensors can be made");
         var t = Tensor.Empty(backend, dtype, shape);

@@ -16,21 +16,49 @@ public static class SafetensorsWriter
     public static void Write(string path, IReadOnlyList<(string Name, Tensor Tensor)> tensors,
         IReadOnlyDictionary<string, string>? metadata = null)
     {
-        ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
-        var header = Header(tensors, metadata);
+        Write(path, tensors.Select(t => (t.Name, t.Tensor.DType, t.Tensor.ShapeArray())).ToList(), i => tensors[i].Tensor, ownsTensors: false, metadata);
+    }
+
+    /// <summary>
+    /// Writes tensors made one at a time, so a file larger than memory can be written: <paramref name="entries"/> gives
+    /// every tensor's name, dtype and shape (the header), then <paramref name="make"/>(i) is called for each in turn;
+    /// the tensor it returns (of that dtype and shape) is written and released.
+    /// </summary>
+    public static void Write(string path, IReadOnlyList<(string Name, DType DType, int[] Shape)> entries, Func<int, Tensor> make,
+        IReadOnlyDictionary<string, string>? metadata = null) => Write(path, entries, make, ownsTensors: true, metadata);
+
+    private static void Write(string path, IReadOnlyList<(string Name, DType DType, int[] Shape)> entries, Func<int, Tensor> tensorAt,
+        bool ownsTensors, IReadOnlyDictionary<string, string>? metadata)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(entries);
+        var header = Header(entries, metadata);
         using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
         stream.Write(BitConverter.GetBytes((ulong)header.Length));
         stream.Write(header);
-        foreach (var (_, tensor) in tensors)
+        for (int i = 0; i < entries.Count; i++)
         {
-            if (tensor.ElementCount == 0) continue;
-            using var host = tensor.To(CpuBackend.Instance);
-            stream.Write(CpuBackend.Bytes(host));
+            var (name, dtype, shape) = entries[i];
+            if (Elements(shape) == 0) continue;
+            var tensor = tensorAt(i);
+            try
+            {
+                if (tensor.DType != dtype || !tensor.Shape.SequenceEqual(shape))
+                    throw new ArgumentException($"tensor '{name}' is {tensor.DType.Name()}{tensor.ShapeString}, its header entry {dtype.Name()}{Layout.Format(shape)}");
+                using var host = tensor.To(CpuBackend.Instance);
+                stream.Write(CpuBackend.Bytes(host));
+            }
+            finally
+            {
+                if (ownsTensors) tensor.Dispose();
+            }
         }
     }
 
-    private static byte[] Header(IReadOnlyList<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata)
+    private static long Elements(int[] shape) => shape.Aggregate(1L, (n, d) => n * d);
+
+    private static byte[] Header(IReadOnlyList<(string Name, DType DType, int[] Shape)> tensors, IReadOnlyDictionary<string, string>? metadata)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
         using var buffer = new MemoryStream();
@@ -44,17 +72,17 @@ public static class SafetensorsWriter
                 json.WriteEndObject();
             }
             long offset = 0;
-            foreach (var (name, tensor) in tensors)
+            foreach (var (name, dtype, shape) in tensors)
             {
                 if (string.IsNullOrEmpty(name) || name == MetadataKey)
                     throw new ArgumentException($"'{name}' cannot name a tensor in a safetensors file");
                 if (!names.Add(name))
                     throw new ArgumentException($"tensor name '{name}' appears twice");
-                long bytes = tensor.ElementCount * tensor.DType.SizeOf();
+                long bytes = Elements(shape) * dtype.SizeOf();
                 json.WriteStartObject(name);
-                json.WriteString("dtype", tensor.DType.Name());
+                json.WriteString("dtype", dtype.Name());
                 json.WriteStartArray("shape");
-                foreach (int d in tensor.Shape) json.WriteNumberValue(d);
+                foreach (int d in shape) json.WriteNumberValue(d);
                 json.WriteEndArray();
                 json.WriteStartArray("data_offsets");
                 json.WriteNumberValue(offset);

@@ -233,9 +233,10 @@ public class T5EncoderTests
     {
         var encoder = T5Encoder.Load(TextEncoderFolder(Fixtures.Path2b), CpuBackend.Instance, DType.F32);
         var embedding = encoder.EmbedTokens;
+        var wo = encoder.Blocks[1].Layer1.DenseReluDense.Wo;
         encoder.Dispose();
         Assert.True(embedding.IsDisposed);
-        Assert.True(encoder.Blocks[1].Layer1.DenseReluDense.Wo.IsDisposed);
+        Assert.True(wo.IsDisposed);
         using var ids = Tensor.FromArray(new long[] { 1 }, new[] { 1, 1 });
         Assert.Throws<ObjectDisposedException>(() => encoder.Forward(ids));
     }

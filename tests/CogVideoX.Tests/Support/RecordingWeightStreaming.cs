@@ -1,5 +1,6 @@
 using CogVideoX.Engine;
 using CogVideoX.Models.Blocks;
+using CogVideoX.Models.Modules;
 
 namespace CogVideoX.Tests;
 
@@ -100,7 +101,7 @@ public sealed class RecordingWeightStreaming : IWeightStreaming
 
 /// <summary>Logs a block source's acquire and release calls into the streaming log (with the slot each block came from).</summary>
 public sealed class LoggingBlockSource<TBlock>(IBlockSource<TBlock> inner, List<StreamOp> log) : IBlockSource<TBlock>
-    where TBlock : class, IStreamableBlock<TBlock>
+    where TBlock : Module
 {
     public int Count => inner.Count;
 
@@ -114,7 +115,7 @@ public sealed class LoggingBlockSource<TBlock>(IBlockSource<TBlock> inner, List<
     {
         var block = inner.Acquire(index);
         // Logged after the inner call returns: the block's compute is queued after everything the source did.
-        log.Add(new StreamOp("acquire", Target: block.Weights[0].Storage, Block: index));
+        log.Add(new StreamOp("acquire", Target: block.Parameters[0].Value.Storage, Block: index));
         return block;
     }
 

@@ -27,6 +27,30 @@ public class RandomCheckpointTests
     }
 
     [Fact]
+    public void RandomWeightFilesHoldTheRandomCheckpointsValues()
+    {
+        // One distribution: a file written for benchmarks (RandomModelFolder) reads back as the random checkpoint of
+        // the same seed, whatever the dtype.
+        var tensors = CogVideoXTransformer.ParameterShapes(Config5b()).Take(6).ToList();
+        using var dir = new TempFolder();
+        foreach (var dtype in new[] { DType.F32, DType.F16 })
+        {
+            var path = Path.Combine(dir.Path, $"random-{dtype}.safetensors");
+            RandomWeights.WriteFile(path, tensors, dtype, seed: 3);
+            using var file = Checkpoint.Open(path);
+            using var random = Checkpoint.Random("random", 3, tensors);
+            Assert.Equal(tensors.Select(t => t.Name).Order(StringComparer.Ordinal), file.Names);
+            foreach (var (name, shape) in tensors)
+            {
+                using var written = file.Load(name);
+                using var made = random.Scope(CpuBackend.Instance, dtype).Get(name, shape);
+                Assert.Equal(dtype, written.DType);
+                Assert.Equal(made.ToFloatArray(), written.ToFloatArray());
+            }
+        }
+    }
+
+    [Fact]
     public void ValuesAreScaledByKind()
     {
         using var checkpoint = Checkpoint.Random("random");
