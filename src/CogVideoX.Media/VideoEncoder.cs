@@ -13,6 +13,9 @@ public sealed record VideoEncoding
     public int Crf { get; init; } = 18;
 
     public string Preset { get; init; } = "medium";
+
+    /// <summary>Hears (frames handed to ffmpeg, all frames) after each frame, for progress bars.</summary>
+    public Action<int, int>? Progress { get; init; }
 }
 
 /// <summary>Writes frames to an MP4 through ffmpeg, atomically (temporary name, then rename).</summary>
@@ -61,6 +64,7 @@ public static class VideoEncoder
             {
                 frames.ToRgb24(i, rgb);
                 stdin.Write(rgb);
+                e.Progress?.Invoke(i + 1, frames.Count);
             }
         }
         catch (IOException)

@@ -342,7 +342,11 @@ public sealed class CogVideoXPipeline : IDisposable
             using (var z = permuted.Scale((float)(1.0 / vae.Config.ScalingFactor)))
             {
                 observer?.Tensor("vae_input", z);
-                using var decoded = vae.Decode(z, new VaeDecodeOptions { Tiling = VaeTilingFor(policy), Slicing = Options.VaeSlicing });
+                // Progress per batch of latent frames, so the decode has a bar and an estimate like the denoising.
+                var decodeWatch = watch;
+                Action<int, int>? decodeProgress = progress is null ? null
+                    : (done, total) => progress.Report(new PipelineProgress(PipelineStages.VaeDecode, done, total, decodeWatch.Elapsed, clock.Elapsed, TimeSpan.Zero, -1));
+                using var decoded = vae.Decode(z, new VaeDecodeOptions { Tiling = VaeTilingFor(policy), Slicing = Options.VaeSlicing, Progress = decodeProgress });
                 observer?.Tensor("vae_decoded", decoded);
                 using var shifted = decoded.Affine(0.5f, 0.5f);
                 using var clamped = shifted.Clamp(0f, 1f);
@@ -452,16 +456,7 @@ public sealed class CogVideoXPipeline : IDisposable
             $"with ≈ {MemorySizes.Format(available)} of device memory available to this process: {advice}.";
     }
 
-    private static string Describe(string stage) => stage switch
-    {
-        PipelineStages.LoadTextEncoder => "loading the text encoder",
-        PipelineStages.TextEncoder => "encoding the prompt",
-        PipelineStages.LoadTransformer => "loading the transformer",
-        PipelineStages.Denoise => "denoising",
-        PipelineStages.LoadVae => "loading the VAE",
-        PipelineStages.VaeDecode => "decoding the latents",
-        _ => stage,
-    };
+    private static string Describe(string stage) => PipelineStages.Describe(stage);
 
     /// <summary>
     /// One denoising step: the transformer on [latents; latents] under guidance (the latents alone without), the

@@ -51,4 +51,7 @@ public sealed record VaeDecodeOptions
 
     /// <summary>Decode the items of a batch one at a time (diffusers' enable_slicing).</summary>
     public bool Slicing { get; init; }
+
+    /// <summary>Hears (done, total) after each batch of latent frames (per tile when tiled), for progress bars.</summary>
+    public Action<int, int>? Progress { get; init; }
 }
