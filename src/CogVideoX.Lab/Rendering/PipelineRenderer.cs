@@ -77,14 +77,17 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
         cancellation.ThrowIfCancellationRequested();
 
         var frames = new VideoFrames(generation.Frames, generation.FrameCount, generation.Height, generation.Width);
-        progress?.Report(new RenderProgress("encode_video", 0, 1, total.Elapsed));
+        progress?.Report(new RenderProgress(PipelineStages.EncodeVideo, 0, frames.Count, total.Elapsed));
         var encode = Stopwatch.StartNew();
-        VideoEncoder.WriteMp4(frames, job.OutputPath, new VideoEncoding { Fps = job.Settings.Fps });
+        VideoEncoder.WriteMp4(frames, job.OutputPath, new VideoEncoding
+        {
+            Fps = job.Settings.Fps,
+            Progress = progress is null ? null : (done, all) => progress.Report(new RenderProgress(PipelineStages.EncodeVideo, done, all, total.Elapsed)),
+        });
         var encodeSeconds = encode.Elapsed.TotalSeconds;
-        progress?.Report(new RenderProgress("encode_video", 1, 1, total.Elapsed));
 
         var timings = generation.Timings.ToSeconds();
-        timings["encode_video"] = encodeSeconds;
+        timings[PipelineStages.EncodeVideo] = encodeSeconds;
         timings["total"] = total.Elapsed.TotalSeconds;
         var video = new FileInfo(job.OutputPath);
         var sidecar = new VideoSidecar

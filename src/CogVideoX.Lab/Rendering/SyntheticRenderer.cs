@@ -33,15 +33,19 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
         cancellation.ThrowIfCancellationRequested();
 
         var encode = Stopwatch.StartNew();
-        VideoEncoder.WriteMp4(frames, job.OutputPath, new VideoEncoding { Fps = s.Fps });
-        progress?.Report(new RenderProgress("encode_video", s.Steps, s.Steps, total.Elapsed));
+        progress?.Report(new RenderProgress("encode_video", 0, frames.Count, total.Elapsed));
+        VideoEncoder.WriteMp4(frames, job.OutputPath, new VideoEncoding
+        {
+            Fps = s.Fps,
+            Progress = progress is null ? null : (done, all) => progress.Report(new RenderProgress("encode_video", done, all, total.Elapsed)),
+        });
         var info = new FileInfo(job.OutputPath);
         var sidecar = new VideoSidecar
         {
             ToolVersion = typeof(SyntheticRenderer).Assembly.GetName().Version?.ToString() ?? "",
             CreatedUtc = DateTimeOffset.UtcNow,
             Settings = s,
-            Resolved = new() { ["renderer"] = "synthetic", ["frames_decoded"] = frames.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            Resolved = new() { ["renderer"] = "synthetic", ["device"] = "cpu", ["frames_decoded"] = frames.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
             ModelIdentity = Identity,
             TimingsSeconds = new()
             {
@@ -51,7 +55,7 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
             },
             PeakMemoryBytes = Process.GetCurrentProcess().PeakWorkingSet64,
             PeakMemoryKind = "host",
-            Device = s.Device,
+            Device = "cpu", // drawn on the CPU, whatever device the settings name
             Software = new()
             {
                 [".net"] = RuntimeInformation.FrameworkDescription,
