@@ -117,15 +117,12 @@ internal static class GenerateCommand
         var output = parse.GetValue(s_output) ?? DefaultOutput(settings.Model, promptSource);
         var tensors = parse.GetValue(s_saveTensors);
         CheckPaths(output, tensors);
-        if (!parse.GetValue(s_overwrite)) RefuseToOverwrite(output, settings, parse.GetValue(s_output) is null);
         RenderPlan.Check(settings);
         // auto: the GPU when one works, else the CPU — decided here, so the sidecar names the device that ran.
         var device = DeviceSelection.Resolve(settings.Device, gpu);
-        if (device.Reason.Length > 0)
-        {
-            settings = settings with { Device = device.Device };
-            if (!quiet) stderr.WriteLine(device.Reason);
-        }
+        if (device.Reason.Length > 0) settings = settings with { Device = device.Device };
+        if (!parse.GetValue(s_overwrite)) RefuseToOverwrite(output, settings, parse.GetValue(s_output) is null);
+        if (device.Reason.Length > 0 && !quiet) stderr.WriteLine(device.Reason);
 
         _ = CogVideoX.Media.Ffmpeg.FfmpegPath; // before any download: a missing ffmpeg should not cost gigabytes first
         // A model that is neither a folder nor cached is downloaded first (announced, with progress; never offline).
