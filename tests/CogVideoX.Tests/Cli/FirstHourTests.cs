@@ -55,6 +55,11 @@ public class FirstHourTests
         Assert.True(code == 0, stderr);
         Assert.Contains("device: cpu — --device auto found no GPU that works (no CUDA driver (test))", stderr);
         Assert.Equal("cpu", VideoSidecar.TryLoad(dir.File("v.json"))!.Settings.Device);
+        // Resolved values keep their JSON types: booleans and numbers, not strings.
+        var json = File.ReadAllText(dir.File("v.json"));
+        Assert.Contains("\"dynamic_cfg\": false", json);
+        Assert.Matches("\"prompt_tokens\": [0-9]+,", json);
+        Assert.Contains("\"dtype\": null", json);
     }
 
     [Fact]
