@@ -73,7 +73,7 @@ internal static class ExperimentCommand
 
             if (!isQuiet && deviceChoice.Reason.Length > 0) progressOut.WriteLine(deviceChoice.Reason);
             // Everything every job needs is checked (and the model downloaded) once, before the first job.
-            if (kind == RendererFactory.Pipeline) Preflight(plan, options, progressOut, environment, cancellation);
+            if (kind == RendererFactory.Pipeline) Preflight(plan, options, progressOut, environment, checkDevices: deviceList is null, cancellation);
             bool interactive = ReferenceEquals(progressOut, Console.Error) && !Console.IsErrorRedirected;
             var console = new RunConsole(progressOut, interactive, isQuiet, deviceList?.Count ?? 1);
             var stepDelay = TimeSpan.FromMilliseconds(parse.GetValue(s_syntheticStepMs));
@@ -227,13 +227,15 @@ internal static class ExperimentCommand
     /// folder nor in the cache, as generate does) and each device — so a run that cannot work stops with one message
     /// instead of failing every job the same way.
     /// </summary>
-    private static void Preflight(StudyPlan plan, RunOptions options, TextWriter messages, Func<string, string?> environment, CancellationToken cancellation)
+    /// <param name="checkDevices">False with --devices: the workers open their own GPUs (the parent holds none, so it takes no GPU memory from them).</param>
+    private static void Preflight(StudyPlan plan, RunOptions options, TextWriter messages, Func<string, string?> environment, bool checkDevices, CancellationToken cancellation)
     {
         var todo = plan.Jobs.Where(j => options.Shard.Contains(j.Index) && !VideoSidecar.IsComplete(j.ToVideoJob(options.OutputDir), verifyHash: false)).ToList();
         if (todo.Count == 0) return;
         _ = CogVideoX.Media.Ffmpeg.FfmpegPath;
         foreach (var model in todo.Select(j => j.Settings.Model).Distinct(StringComparer.Ordinal))
             ModelResolution.ResolveAsync(model, messages, environment, cancellation).GetAwaiter().GetResult();
+        if (!checkDevices) return;
         foreach (var device in todo.Select(j => options.Device ?? j.Settings.Device).Distinct(StringComparer.Ordinal))
         {
             try
