@@ -3,6 +3,7 @@ using CogVideoX.Cli.Commands;
 using CogVideoX.Engine;
 using CogVideoX.Engine.Cuda;
 using CogVideoX.Lab;
+using CogVideoX.Media;
 
 namespace CogVideoX.Cli;
 
@@ -53,6 +54,12 @@ public static class Cli
         {
             stderr.WriteLine($"error: {e.Message}");
             return e.ExitCode;
+        }
+        catch (Exception e) when (FileErrors.IsDiskFull(e) || FileErrors.IsReadOnly(e) || e is UnauthorizedAccessException)
+        {
+            // The machine's state, not a bug: say what happened to which path and what to do.
+            stderr.WriteLine($"error: {FileErrors.Describe(e)}");
+            return 1;
         }
         catch (OperationCanceledException)
         {

@@ -64,16 +64,22 @@ public sealed unsafe partial class CudaBackend
         return args;
     }
 
-    /// <summary>Consumer warpgroups (64 query rows each) and K/V stages of attention_sm90.cu (its ATTN_NW, ATTN_STAGES).</summary>
-    private const int HopperAttentionWarpgroups = 4, HopperAttentionStages = 6;
+    // The launch geometry of attention_sm90.cu, mirrored from its #defines; KernelConstantsTests evaluates the
+    // kernel source's definitions and fails when the two disagree.
+
+    /// <summary>Consumer warpgroups (64 query rows each) and K/V stages (its ATTN_NW, ATTN_STAGES).</summary>
+    internal const int HopperAttentionWarpgroups = 4, HopperAttentionStages = 6;
+
+    /// <summary>Threads per block: the consumer warpgroups and one producer warpgroup (its ATTN_THREADS).</summary>
+    internal const int HopperAttentionThreads = 128 * (HopperAttentionWarpgroups + 1);
 
     /// <summary>The kernel's dynamic shared memory (its ATTN_SM90_SMEM): Q rows, the stages' K and V tiles, their barriers, alignment.</summary>
-    private const uint HopperAttentionSharedBytes = 64 * HopperAttentionWarpgroups * 128 + 2 * HopperAttentionStages * 64 * 128
+    internal const uint HopperAttentionSharedBytes = 64 * HopperAttentionWarpgroups * 128 + 2 * HopperAttentionStages * 64 * 128
         + 8 * (2 * HopperAttentionStages + 1) + 1024;
 
     /// <summary>
-    /// The sm_90a flash-attention kernel (wgmma products, a TMA producer warpgroup, mbarrier stages): 9.4 ms at the 2b
-    /// shape on the H200 against 10.7–11.0 ms for cuDNN 9.14 and 51.5 ms for the sm_80 kernel. Head dim 64, F16/BF16,
+    /// The sm_90a flash-attention kernel (wgmma products, a TMA producer warpgroup, mbarrier stages), faster than cuDNN's
+    /// and the sm_80 kernel at the transformers' shapes (docs/gpu-runs/2026-12-04-cuda-backend-history.md). Head dim 64, F16/BF16,
     /// no bias, rows contiguous and 16-byte aligned. False when the module cannot be built here (e.g. an NVRTC without
     /// sm_90a; noted once) or the driver refuses the tensor maps.
     /// </summary>
@@ -90,7 +96,7 @@ public sealed unsafe partial class CudaBackend
         int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2);
         int rows = 64 * HopperAttentionWarpgroups;
         _ownAttentionCalls++;
-        Launch(function, (uint)((nq + rows - 1) / rows), (uint)(b * h), (uint)(128 * (HopperAttentionWarpgroups + 1)),
+        Launch(function, (uint)((nq + rows - 1) / rows), (uint)(b * h), HopperAttentionThreads,
             HopperAttentionSharedBytes, ref args);
         return true;
     }

@@ -23,7 +23,7 @@ public sealed record CudaBackendOptions
 
     /// <summary>
     /// Try this backend's sm_90 attention kernel before cuDNN where it applies (head dim 64, F16/BF16, no bias): on the
-    /// H200 it measured 9.4 ms against cuDNN 9.14's 10.7–11.0 ms at the 2b shape. False puts cuDNN first.
+    /// H200 it measured faster than cuDNN 9.14 at the transformers' shapes (docs/gpu-runs). False puts cuDNN first.
     /// </summary>
     public bool OwnAttentionFirst { get; init; } = true;
 
@@ -33,7 +33,7 @@ public sealed record CudaBackendOptions
     /// <summary>
     /// For large attention calls, time every plan cuDNN offers (both graphs, each engine configuration) on the first
     /// call of a shape and keep the fastest; otherwise the heuristics' first choice is used. Off by default: on an
-    /// H100 the first choice measured within 1% of the best, and building every plan costs seconds on the first call.
+    /// H100 the first choice measured as fast as the best, and building every plan costs seconds on the first call.
     /// </summary>
     public bool CudnnAttentionAutotune { get; init; }
 
@@ -46,42 +46,39 @@ public sealed record CudaBackendOptions
     /// <summary>Which cuDNN attention graph to build: the unified SDPA operation first, then the composite one (Auto).</summary>
     public CudnnAttentionGraphChoice CudnnAttentionGraph { get; init; }
 
-    /// <summary>
-    /// The defaults, changed by environment variables for comparisons on a device: COGVIDEOX_CUDNN = 0 (no cuDNN),
-    /// attention or conv (only that), autotune (time the candidate attention plans and GEMM algorithms on first use), 1 (both, the default);
-    /// COGVIDEOX_CUDNN_SDPA = unified, composite or auto; COGVIDEOX_ATTENTION = own (the default) or cudnn (which of the
-    /// two goes first where both apply).
-    /// </summary>
-    public static CudaBackendOptions FromEnvironment(Func<string, string?>? environment = null)
+    /// <summary>The defaults with the user's GPU choices (flags or experiment settings) applied.</summary>
+    public static CudaBackendOptions From(GpuOptions gpu)
     {
-        environment ??= Environment.GetEnvironmentVariable;
+        ArgumentNullException.ThrowIfNull(gpu);
         var options = new CudaBackendOptions();
-        var cudnn = environment("COGVIDEOX_CUDNN")?.Trim().ToLowerInvariant();
-        options = cudnn switch
+        options = gpu.Cudnn switch
         {
-            null or "" or "1" or "on" => options,
-            "0" or "off" => options with { UseCudnnAttention = false, UseCudnnConvolution = false },
-            "autotune" => options with { CudnnAttentionAutotune = true, GemmAutotune = true },
-            "attention" => options with { UseCudnnConvolution = false },
-            "conv" => options with { UseCudnnAttention = false },
-            _ => throw new CogVideoXException($"COGVIDEOX_CUDNN='{cudnn}' is not understood: use 0, 1, attention, conv or autotune"),
+            CudnnUse.Off => options with { UseCudnnAttention = false, UseCudnnConvolution = false },
+            CudnnUse.Autotune => options with { CudnnAttentionAutotune = true, GemmAutotune = true },
+            CudnnUse.AttentionOnly => options with { UseCudnnConvolution = false },
+            CudnnUse.ConvolutionOnly => options with { UseCudnnAttention = false },
+            _ => options,
         };
-        var attention = environment("COGVIDEOX_ATTENTION")?.Trim().ToLowerInvariant();
-        options = attention switch
+        if (gpu.Attention == AttentionPreference.Cudnn) options = options with { OwnAttentionFirst = false };
+        return options with
         {
-            null or "" or "own" => options,
-            "cudnn" => options with { OwnAttentionFirst = false },
-            _ => throw new CogVideoXException($"COGVIDEOX_ATTENTION='{attention}' is not understood: use own (this backend's sm_90 kernel first, the default) or cudnn"),
-        };
-        var graph = environment("COGVIDEOX_CUDNN_SDPA")?.Trim().ToLowerInvariant();
-        return graph switch
-        {
-            null or "" or "auto" => options,
-            "unified" => options with { CudnnAttentionGraph = CudnnAttentionGraphChoice.Unified },
-            "composite" => options with { CudnnAttentionGraph = CudnnAttentionGraphChoice.Composite },
-            _ => throw new CogVideoXException($"COGVIDEOX_CUDNN_SDPA='{graph}' is not understood: use auto, unified or composite"),
+            CudnnAttentionGraph = gpu.CudnnSdpa switch
+            {
+                CudnnSdpaForm.Unified => CudnnAttentionGraphChoice.Unified,
+                CudnnSdpaForm.Composite => CudnnAttentionGraphChoice.Composite,
+                _ => CudnnAttentionGraphChoice.Auto,
+            },
         };
     }
+
+    /// <summary>
+    /// The defaults, changed by environment variables for comparisons on a device (see <see cref="GpuOptions"/>):
+    /// COGVIDEOX_CUDNN = 0 (no cuDNN), attention or conv (only that), autotune (time the candidate attention plans and
+    /// GEMM algorithms on first use), 1 (both, the default); COGVIDEOX_CUDNN_SDPA = unified, composite or auto;
+    /// COGVIDEOX_ATTENTION = own (the default) or cudnn (which of the two goes first where both apply).
+    /// </summary>
+    public static CudaBackendOptions FromEnvironment(Func<string, string?>? environment = null) =>
+        From(GpuOptions.Default.WithEnvironment(environment));
 }
 
 /// <summary>The cuDNN operation graph attention is described with.</summary>
@@ -101,7 +98,8 @@ public enum CudnnAttentionGraphChoice
 /// An instance serves one thread at a time (its GEMM plan cache is not locked); storages may be
 /// released from any thread.
 /// </summary>
-public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
+public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics, ILinearKernel, ISoftmaxKernel, ILayerNormKernel, IRmsNormKernel, IGroupNormKernel,
+    IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel
 {
     private const int StagingBytes = 16 << 20;
     private const long WorkspaceBytes = 32L << 20;
@@ -159,8 +157,12 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics
         return new CudaBackend(info, options ?? new CudaBackendOptions());
     }
 
-    /// <summary>Makes "cuda" / "cuda:N" resolvable through <see cref="Backends"/>.</summary>
-    public static void Register() => Backends.Register(DeviceKind.Cuda, i => Create(i, CudaBackendOptions.FromEnvironment()));
+    /// <summary>
+    /// Makes "cuda" / "cuda:N" resolvable through <see cref="Backends"/>: the caller's GPU options, with the
+    /// COGVIDEOX_* environment variables overriding them.
+    /// </summary>
+    public static void Register() =>
+        Backends.Register(DeviceKind.Cuda, (i, gpu) => Create(i, CudaBackendOptions.From(gpu.WithEnvironment())));
 
     public string Name => $"cuda:{Info.Index} ({Info.Name}, {Info.Architecture})";
 

@@ -10,30 +10,46 @@ public sealed record VideoInfo(int Width, int Height, int FrameCount, double Fps
 public static class VideoProbe
 {
     /// <summary>Reads stream facts with ffprobe (counting decoded frames, so a truncated file shows).</summary>
-    public static VideoInfo Probe(string path)
+    public static VideoInfo Probe(string path) => Probe(path, path).Info;
+
+    /// <summary>
+    /// The same, naming the file <paramref name="shownAs"/> in errors (a temporary file by its final name), and with
+    /// what ffprobe complained about while reading it (empty for a sound file).
+    /// </summary>
+    internal static (VideoInfo Info, string Complaints) Probe(string path, string shownAs)
     {
-        if (!File.Exists(path)) throw new CogVideoXException($"{path}: no such video file");
+        if (!File.Exists(path)) throw new CogVideoXException($"{shownAs}: no such video file");
         var r = Ffmpeg.RunCapture(Ffmpeg.FfprobePath,
             ["-v", "error", "-select_streams", "v:0", "-count_frames",
              "-show_entries", "stream=width,height,codec_name,pix_fmt,avg_frame_rate,nb_read_frames:format=duration",
              "-of", "json", path], TimeSpan.FromMinutes(2));
         if (r.ExitCode != 0)
-            throw new CogVideoXException($"{path}: not a readable video ({Ffmpeg.Tail(r.StdErr)})");
+            throw new CogVideoXException($"{shownAs}: not a readable video ({Ffmpeg.Tail(r.StdErr.Replace(path, shownAs, StringComparison.Ordinal))})");
         using var doc = JsonDocument.Parse(r.StdOut);
         if (!doc.RootElement.TryGetProperty("streams", out var streams) || streams.GetArrayLength() == 0)
-            throw new CogVideoXException($"{path}: has no video stream");
+            throw new CogVideoXException($"{shownAs}: has no video stream");
         var s = streams[0];
         double duration = 0;
         if (doc.RootElement.TryGetProperty("format", out var fmt) && fmt.TryGetProperty("duration", out var d))
             double.TryParse(d.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out duration);
-        return new VideoInfo(
-            s.GetProperty("width").GetInt32(),
-            s.GetProperty("height").GetInt32(),
-            int.Parse(s.GetProperty("nb_read_frames").GetString() ?? "0", CultureInfo.InvariantCulture),
-            ParseRate(s.GetProperty("avg_frame_rate").GetString()),
-            s.GetProperty("codec_name").GetString() ?? "",
-            s.GetProperty("pix_fmt").GetString() ?? "",
-            duration);
+        VideoInfo info;
+        try
+        {
+            info = new VideoInfo(
+                s.GetProperty("width").GetInt32(),
+                s.GetProperty("height").GetInt32(),
+                int.Parse(s.GetProperty("nb_read_frames").GetString() ?? "0", CultureInfo.InvariantCulture),
+                ParseRate(s.GetProperty("avg_frame_rate").GetString()),
+                s.GetProperty("codec_name").GetString() ?? "",
+                s.GetProperty("pix_fmt").GetString() ?? "",
+                duration);
+        }
+        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException or OverflowException)
+        {
+            // A damaged file can leave ffprobe without a size or frame count.
+            throw new CogVideoXException($"{shownAs}: not a readable video (ffprobe could not read its stream's size and frames: {Ffmpeg.Tail(r.StdErr.Replace(path, shownAs, StringComparison.Ordinal))})");
+        }
+        return (info, Ffmpeg.Tail(r.StdErr.Replace(path, shownAs, StringComparison.Ordinal)));
     }
 
     private static double ParseRate(string? rate)

@@ -19,7 +19,7 @@ internal static class BenchCommand
 {
     private sealed record Options(
         Option<string> Model, Option<string> Device, Option<string> DType, Option<int> Frames, Option<int> Height, Option<int> Width,
-        Option<int> Repeats, Option<int> Warmup, Option<int> Steps, Option<double> Guidance, Option<bool> Profile);
+        Option<int> Repeats, Option<int> Warmup, Option<int> Steps, Option<double> Guidance, Option<bool> Profile, GpuFlags Gpu);
 
     public static Command Create(Func<GpuCheck> gpu)
     {
@@ -48,8 +48,10 @@ internal static class BenchCommand
             new Option<int>("--warmup") { Description = "Untimed repetitions first.", DefaultValueFactory = _ => 1 },
             new Option<int>("--steps") { Description = "Denoising steps (pipeline).", DefaultValueFactory = _ => 50 },
             new Option<double>("--guidance") { Description = "Guidance scale (pipeline; > 1 runs CFG).", DefaultValueFactory = _ => 6.0 },
-            new Option<bool>("--profile") { Description = "After the timed repetitions, run one more with each op timed on the device and print where the time goes." });
+            new Option<bool>("--profile") { Description = "After the timed repetitions, run one more with each op timed on the device and print where the time goes." },
+            new GpuFlags());
         var cmd = new Command(name, description) { o.Model, o.Device, o.DType, o.Frames, o.Height, o.Width, o.Repeats, o.Warmup, o.Steps, o.Guidance, o.Profile };
+        o.Gpu.AddTo(cmd);
         cmd.SetAction(parse => Run(parse, o, run, parse.InvocationConfiguration.Output, gpu));
         return cmd;
     }
@@ -81,7 +83,7 @@ internal static class BenchCommand
         var choice = DeviceSelection.Resolve(parse.GetValue(o.Device)!.Trim().ToLowerInvariant(), gpu);
         if (choice.Reason.Length > 0) parse.InvocationConfiguration.Error.WriteLine(choice.Reason);
         var device = Backends.Parse(choice.Device);
-        var backend = Backends.Get(device);
+        var backend = Backends.Get(device, o.Gpu.Read(parse));
         output.WriteLine($"device: {DeviceLine(backend)}");
         output.WriteLine($"model: {settings.ModelName} ({folder}), {settings.DType.Name()}, {frames} frames {height}×{width}, random weights");
         output.Flush();

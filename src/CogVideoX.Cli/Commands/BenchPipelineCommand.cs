@@ -14,7 +14,7 @@ namespace CogVideoX.Cli.Commands;
 /// </summary>
 internal static class BenchPipelineCommand
 {
-    public static Command Create(Func<GpuCheck> gpu)
+    public static Command Create(Func<GpuCheck> gpuCheck)
     {
         var model = new Option<string>("--model-config", "--model") { Description = "2b, 5b (the published configs, with random weights), a folder of configs, or a pipeline folder with weights.", DefaultValueFactory = _ => "2b" };
         var weights = new Option<string?>("--weights") { Description = "Where random weights are written and reused (default ~/.cache/cogvideox/random-weights/<model>-<dtype>).", HelpName = "FOLDER" };
@@ -36,11 +36,13 @@ internal static class BenchPipelineCommand
             "outputs compared with the full mode, and the targets (balanced ≤ 10 GiB at ≤ 1.1× the full mode's time, low ≤ 4 GiB at ≤ 1.25×).");
         foreach (var o in new Option[] { model, weights, memory, device, dtype, steps, frames, height, width, guidance, seed, warmup, videos, tiling, fullSeconds })
             cmd.Options.Add(o);
+        var gpu = new GpuFlags();
+        gpu.AddTo(cmd);
         cmd.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
             var e = parse.InvocationConfiguration.Error;
-            var choice = DeviceSelection.Resolve(parse.GetValue(device)!.Trim().ToLowerInvariant(), gpu);
+            var choice = DeviceSelection.Resolve(parse.GetValue(device)!.Trim().ToLowerInvariant(), gpuCheck);
             if (choice.Reason.Length > 0) e.WriteLine(choice.Reason);
             var settings = new PipelineBenchSettings
             {
@@ -59,6 +61,7 @@ internal static class BenchPipelineCommand
                 Videos = parse.GetValue(videos),
                 VaeTiling = parse.GetValue(tiling),
                 FullSeconds = parse.GetValue(fullSeconds),
+                Gpu = gpu.Read(parse),
             };
             var result = PipelineBench.Run(settings, line => e.WriteLine(line), new StepLog(e));
             Print(o, result, settings.Videos);

@@ -208,7 +208,7 @@ internal static class ExperimentCommand
         }
         var options = new RunOptions
         {
-            OutputDir = Path.GetFullPath(parse.GetValue(s_output) ?? spec.OutputDir),
+            OutputDir = OutputFolder(parse.GetValue(s_output), spec),
             Shard = parse.GetValue(s_shard) is { } s ? Shard.Parse(s) : Shard.All,
             StaleAfter = TimeSpan.FromMinutes(minutes),
             Synthetic = kind == RendererFactory.Synthetic,
@@ -248,6 +248,27 @@ internal static class ExperimentCommand
                     "or run `cogvideox doctor` to see what the GPU lacks", 2);
             }
         }
+    }
+
+    /// <summary>
+    /// The folder a study's files go to (--output, else the spec's output_dir), checked before any work: it must be a
+    /// folder or not exist yet.
+    /// </summary>
+    internal static string OutputFolder(string? option, ExperimentSpec spec)
+    {
+        var what = option is null ? $"output_dir of {spec.SourcePath}" : "--output";
+        string full;
+        try
+        {
+            full = Path.GetFullPath(option ?? spec.OutputDir);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new CogVideoXException($"{what} '{option}' is not a usable folder path ({e.Message}); give a folder", 2);
+        }
+        if (File.Exists(full))
+            throw new CogVideoXException($"{what} names {full}, which is a file; give a folder (it holds <experiment>/<video>.mp4 and the study's plan, manifest and report)", 2);
+        return full;
     }
 
     private static WorkerLaunch WorkerLaunch(ParseResult parse, RunOptions options, string device, int worker)

@@ -72,6 +72,8 @@ internal static class GenerateCommand
 
     private static readonly Option<bool> s_vaeTiling = new("--vae-tiling") { Description = "Decode in overlapping spatial tiles (less memory)." };
 
+    private static readonly GpuFlags s_gpu = new();
+
     private static readonly Option<string?> s_output = new("--output", "-o")
     {
         Description = "The MP4 to write (default outputs/<model>/<prompt>.mp4); the sidecar goes next to it as .json. An existing file is not replaced without --overwrite.",
@@ -99,6 +101,7 @@ internal static class GenerateCommand
                      s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_output, s_overwrite, s_saveTensors, s_quiet, s_json,
                  })
             cmd.Options.Add(option);
+        s_gpu.AddTo(cmd);
         cmd.SetAction(parse => Run(parse, environment, gpu));
         return cmd;
     }
@@ -125,10 +128,18 @@ internal static class GenerateCommand
         if (device.Reason.Length > 0 && !quiet) stderr.WriteLine(device.Reason);
 
         _ = CogVideoX.Media.Ffmpeg.FfmpegPath; // before any download: a missing ffmpeg should not cost gigabytes first
+        // Likewise a destination that cannot be written (read-only, full, a file in the way, a sidecar path that
+        // holds someone else's file): found now, not after the denoising.
+        var job = new VideoJob("generate", Path.GetFileNameWithoutExtension(output), output, settings);
+        VideoOutput.Check(job, "--output ");
+        if (tensors is not null)
+        {
+            AtomicFile.CheckWritable(tensors, "--save-tensors");
+            VideoOutput.CleanTemporaryFiles(tensors, onlyDeadOwners: true);
+        }
         // A model that is neither a folder nor cached is downloaded first (announced, with progress; never offline).
         ModelResolution.ResolveAsync(settings.Model, stderr, environment, cancellation).GetAwaiter().GetResult();
 
-        var job = new VideoJob("generate", Path.GetFileNameWithoutExtension(output), output, settings);
         using var renderer = new PipelineRenderer(environment);
         var bar = quiet ? null : new ConsoleProgress(stderr, ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected);
         var result = renderer.Render(job, bar, cancellation, note =>
@@ -200,6 +211,8 @@ internal static class GenerateCommand
             Memory = parse.GetValue(s_memory)!.Trim().ToLowerInvariant(),
             VaeTiling = parse.GetValue(s_vaeTiling),
         };
+        var (attention, cudnn, sdpa) = s_gpu.Names(parse);
+        settings = settings with { Attention = attention, Cudnn = cudnn, CudnnSdpa = sdpa };
         return (settings, name);
     }
 
@@ -273,7 +286,16 @@ internal static class GenerateCommand
             ["seed"] = s.Settings.Seed.ToString(CultureInfo.InvariantCulture),
             ["video"] = s.VideoFile,
         };
-        AtomicFile.Write(path, tmp => SafetensorsWriter.Write(tmp, [("latents", latents), ("frames", frames)], metadata));
+        try
+        {
+            AtomicFile.Write(path, tmp => SafetensorsWriter.Write(tmp, [("latents", latents), ("frames", frames)], metadata));
+        }
+        catch (Exception e) when (FileErrors.IsFileError(e))
+        {
+            // Checked before the run, so only a disk that filled meanwhile gets here; the video itself is kept.
+            var why = FileErrors.Explain(e, "--save-tensors", path);
+            throw new CogVideoXException($"{why.Message} (the video {result.Render.Sidecar.VideoFile} and its sidecar were written and are complete)", e);
+        }
     }
 
     private static void WriteSummary(TextWriter o, VideoJob job, PipelineRenderResult result, string? tensors)

@@ -72,7 +72,7 @@ internal static class ReportCommand
         if (!File.Exists(target))
             throw new CogVideoXException($"{target}: no such spec file or output folder", 2);
         var spec = SpecParser.Load(target);
-        var dir = Path.GetFullPath(output ?? spec.OutputDir);
+        var dir = ExperimentCommand.OutputFolder(output, spec);
         if (!Directory.Exists(dir))
             throw new CogVideoXException($"{dir} does not exist: run `cogvideox experiment run {target}` first, or, if it wrote elsewhere with -o DIR, pass the same -o DIR here");
         return [(StudyPlan.Expand(spec), dir)];

@@ -26,9 +26,11 @@ internal static class SelfTestCommand
         {
             device, filter, timing, timingOnly, golden, fixtures,
         };
+        var gpu = new GpuFlags();
+        gpu.AddTo(cmd);
         cmd.SetAction(parse => parse.GetValue(golden)
-            ? RunGolden(parse.GetValue(device)!, parse.GetValue(fixtures), parse.InvocationConfiguration.Output)
-            : Run(parse.GetValue(device)!, parse.GetValue(filter), parse.GetValue(timing) || parse.GetValue(timingOnly),
+            ? RunGolden(parse.GetValue(device)!, gpu.Read(parse), parse.GetValue(fixtures), parse.InvocationConfiguration.Output)
+            : Run(parse.GetValue(device)!, gpu.Read(parse), parse.GetValue(filter), parse.GetValue(timing) || parse.GetValue(timingOnly),
                 !parse.GetValue(timingOnly), parse.InvocationConfiguration.Output));
         return cmd;
     }
@@ -37,10 +39,10 @@ internal static class SelfTestCommand
     /// The golden runs' model stages on the device: float32 and the half type each style's published model uses
     /// (F16 for 2b, BF16 for 5b; both run for both styles), max error against the README's GPU tolerance.
     /// </summary>
-    private static int RunGolden(string deviceText, string? fixtures, TextWriter o)
+    private static int RunGolden(string deviceText, GpuOptions gpu, string? fixtures, TextWriter o)
     {
         var folder = GoldenParity.FindFixtures(fixtures);
-        var target = Backends.Get(Backends.Parse(deviceText));
+        var target = Backends.Get(Backends.Parse(deviceText), gpu);
         o.WriteLine($"golden parity: {BenchCommand.DeviceLine(target)}, fixtures {folder}");
         string header = $"{"style",-18} {"run",-20} {"stage",-26} {"dtype",-5} {"max abs err",11} {"bound",9} {"cpu bound",9}  result";
         o.WriteLine(header);
@@ -63,12 +65,12 @@ internal static class SelfTestCommand
         return failed == 0 ? 0 : 1;
     }
 
-    private static int Run(string deviceText, string? filter, bool timing, bool cases, TextWriter o)
+    private static int Run(string deviceText, GpuOptions gpu, string? filter, bool timing, bool cases, TextWriter o)
     {
         var device = Backends.Parse(deviceText);
         if (device.IsCpu)
             throw new CogVideoXException("selftest compares a device with the CPU reference, so it needs a device other than the CPU: use --device cuda or cuda:N");
-        var target = Backends.Get(device);
+        var target = Backends.Get(device, gpu);
         var stats = target as IMemoryStatistics;
         int failed = 0;
         bool leaked = false;

@@ -50,15 +50,37 @@ public abstract class CogVideoXScheduler : IScheduler
 
     public abstract void Step(int stepIndex, ReadOnlySpan<float> modelOutput, ReadOnlySpan<float> sample, Span<float> prevSample, TorchGenerator? generator = null);
 
+    public abstract Tensor Step(int stepIndex, Tensor modelOutput, Tensor sample, TorchGenerator? generator = null);
+
     /// <summary>Checks a step's arguments and returns its timestep.</summary>
     protected int CheckStep(int stepIndex, ReadOnlySpan<float> modelOutput, ReadOnlySpan<float> sample, Span<float> prevSample)
+    {
+        int t = CheckStepIndex(stepIndex);
+        if (modelOutput.Length != sample.Length || prevSample.Length != sample.Length)
+            throw new ArgumentException($"model output ({modelOutput.Length}), sample ({sample.Length}) and prevSample ({prevSample.Length}) must have the same element count");
+        return t;
+    }
+
+    /// <summary>Checks a tensor step's arguments and returns its timestep; the host x̂₀ of an earlier span step is forgotten.</summary>
+    protected int CheckStep(int stepIndex, Tensor modelOutput, Tensor sample)
+    {
+        ArgumentNullException.ThrowIfNull(modelOutput);
+        ArgumentNullException.ThrowIfNull(sample);
+        int t = CheckStepIndex(stepIndex);
+        if (!modelOutput.Shape.SequenceEqual(sample.Shape))
+            throw new ArgumentException($"model output {modelOutput.ShapeString} and sample {sample.ShapeString} must have the same shape");
+        if (!ReferenceEquals(modelOutput.Backend, sample.Backend))
+            throw new ArgumentException($"model output ({modelOutput.Device}) and sample ({sample.Device}) must be on the same backend");
+        _predictedLength = 0;
+        return t;
+    }
+
+    private int CheckStepIndex(int stepIndex)
     {
         if (_timesteps.Length == 0)
             throw new InvalidOperationException("SetTimesteps must be called before Step");
         if ((uint)stepIndex >= (uint)_timesteps.Length)
             throw new ArgumentOutOfRangeException(nameof(stepIndex), stepIndex, $"the schedule has {_timesteps.Length} steps");
-        if (modelOutput.Length != sample.Length || prevSample.Length != sample.Length)
-            throw new ArgumentException($"model output ({modelOutput.Length}), sample ({sample.Length}) and prevSample ({prevSample.Length}) must have the same element count");
         return _timesteps[stepIndex];
     }
 
@@ -103,6 +125,42 @@ public abstract class CogVideoXScheduler : IScheduler
                 modelOutput.CopyTo(x0);
                 break;
         }
+    }
+
+    /// <summary>
+    /// The same x̂₀ on float32 tensors on their backend: the same operations in the same order, each rounded once, so
+    /// on the CPU backend it is bit-identical to the span form. Tensors it makes belong to the caller's scope.
+    /// </summary>
+    protected Tensor PredictOriginal(double alphaProdT, Tensor modelOutput, Tensor sample)
+    {
+        float sqrtAlpha = (float)Math.Sqrt(alphaProdT);
+        float sqrtBeta = (float)Math.Sqrt(1.0 - alphaProdT);
+        return Config.PredictionType switch
+        {
+            "v_prediction" => sample.Scale(sqrtAlpha).Sub(modelOutput.Scale(sqrtBeta)),
+            // A division, not a product with the reciprocal, as the span form (and torch) divides.
+            "epsilon" => sample.Sub(modelOutput.Scale(sqrtBeta)).Div(Tensor.Full(sample.Backend, DType.F32, sqrtAlpha, Ones(sample.Rank))),
+            _ => modelOutput.Alias(),
+        };
+    }
+
+    private static int[] Ones(int rank)
+    {
+        var shape = new int[rank];
+        Array.Fill(shape, 1);
+        return shape;
+    }
+
+    /// <summary>Releases the tensors the scheduler holds between steps.</summary>
+    public void Dispose()
+    {
+        ReleaseState();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases the tensors a subclass holds between steps (none here).</summary>
+    protected virtual void ReleaseState()
+    {
     }
 
     /// <summary>ᾱ_t as diffusers computes it, in float64.</summary>

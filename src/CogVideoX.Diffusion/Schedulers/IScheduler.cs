@@ -1,8 +1,12 @@
+using CogVideoX.Engine;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Diffusion;
 
-/// <summary>The two schedulers CogVideoX ships: DDIM (the 2b default) and DPM-Solver++ (2M, stochastic; the 5b default).</summary>
+/// <summary>
+/// The schedulers CogVideoX ships: DDIM (the 2b default) and DPM-Solver++ (2M, stochastic; the 5b default). Names,
+/// diffusers class names and factories are in <see cref="SchedulerRegistry"/>.
+/// </summary>
 public enum SchedulerKind
 {
     Ddim,
@@ -10,12 +14,14 @@ public enum SchedulerKind
 }
 
 /// <summary>
-/// A CogVideoX noise scheduler as the pipeline drives it: <see cref="SetTimesteps"/> once per run, then
-/// <see cref="Step"/> once per entry of <see cref="Timesteps"/>, in order. Latents and model outputs are host float32
-/// buffers in C order (any shape: the update is element-wise); coefficients are computed in float64 and applied in
-/// float32, as diffusers does, so the results match diffusers' to the last bit or nearly.
+/// A CogVideoX noise scheduler as the pipeline drives it: <see cref="SetTimesteps"/> once per run, then a step once
+/// per entry of <see cref="Timesteps"/>, in order. A step runs on tensors on the latents' backend (the pipeline's
+/// form) or on host float32 buffers in C order (the reference form; any shape: the update is element-wise); both do
+/// the same float32 operations in the same order, so on the CPU they agree to the bit. Coefficients are computed in
+/// float64 and applied in float32, as diffusers does, so the results match diffusers' to the last bit or nearly.
+/// Dispose releases what a scheduler holds between steps (DPM's previous x̂₀ on the device).
 /// </summary>
-public interface IScheduler
+public interface IScheduler : IDisposable
 {
     SchedulerKind Kind { get; }
 
@@ -34,7 +40,7 @@ public interface IScheduler
     /// <summary>The timesteps of the current schedule, from most to least noisy.</summary>
     IReadOnlyList<int> Timesteps { get; }
 
-    /// <summary>Whether <see cref="Step"/> draws noise (and so needs a generator).</summary>
+    /// <summary>Whether a step draws noise (and so needs a generator).</summary>
     bool IsStochastic { get; }
 
     /// <summary>Builds the schedule for a run of <paramref name="numInferenceSteps"/> steps and forgets any previous run.</summary>
@@ -48,6 +54,13 @@ public interface IScheduler
     /// </summary>
     void Step(int stepIndex, ReadOnlySpan<float> modelOutput, ReadOnlySpan<float> sample, Span<float> prevSample, TorchGenerator? generator = null);
 
-    /// <summary>The denoised estimate x̂₀ from the last <see cref="Step"/> (empty before the first), e.g. for previews.</summary>
+    /// <summary>
+    /// The same step on tensors of one shape on one backend (any dtype; computed in float32): returns the next latents
+    /// as a new float32 tensor on the sample's backend (caller disposes). Nothing but a stochastic scheduler's noise —
+    /// drawn on the host from <paramref name="generator"/>, so the stream stays torch's — crosses between host and device.
+    /// </summary>
+    Tensor Step(int stepIndex, Tensor modelOutput, Tensor sample, TorchGenerator? generator = null);
+
+    /// <summary>The denoised estimate x̂₀ from the last span step (empty before it and after a tensor step), e.g. for previews.</summary>
     ReadOnlySpan<float> PredictedOriginalSample { get; }
 }

@@ -13,11 +13,9 @@
 // each warpgroup overlaps them: the scores of tile j + 1 are issued before P_j.V_j, and their softmax runs while
 // P_j.V_j is on the tensor cores (FlashAttention-3's intra-warpgroup pipelining).
 //
-// Measured on the H200 at [2,30,17776,64] (scripts/kernels/attention_sm90_check.cu, same session): 9.39 ms, 517
-// TFLOP/s; cuDNN 9.14's fused SDPA 10.7-11.0 ms; the previous form of this kernel (all warps copying with cp.async and
-// meeting at a block barrier per tile, 2 blocks of 2 warpgroups per SM) 11.3 ms. A producer of one warp instead of a
-// warpgroup puts a fifth warp on one of the four register-file partitions and capped every thread at 94 registers
-// (spills, serialised wgmma: 14.9 ms). Exponentials two at a time in f16 (ex2.approx.f16x2) measured slower.
+// The producer is a whole warpgroup, not one warp: a fifth warp on one of the four register-file partitions caps every
+// thread's registers below what the consumers need (spills, serialised wgmma). Timings of this kernel and of the forms
+// tried before it: docs/gpu-runs/2026-12-04-cuda-backend-history.md (edit and measure with scripts/kernels/).
 // Layout contract: Q, K, V rows of 64 contiguous values, 16-byte aligned, every other stride a multiple of 16 bytes
 // (the tensor maps' rule); Y rows contiguous, 4-byte aligned.
 

@@ -220,6 +220,42 @@ __device__ __forceinline__ float activate(int act, float x)
 __device__ __forceinline__ i64 grid_stride() { return (i64)blockDim.x * gridDim.x; }
 __device__ __forceinline__ i64 global_index() { return (i64)blockIdx.x * blockDim.x + threadIdx.x; }
 
+// The grid-stride loops over an IndexMap3 shared by the copy, fill, map and binary kernels: body(o0, o1, o2) gets each
+// index's operand offsets, computed in 32 bits where the host set MAP_INDEX32. Under MAP_VECTOR8 every index and
+// offset counts eight-element vectors.
+template <typename Body>
+__device__ __forceinline__ void for_each_vector8(const IndexMap3& m, Body body)
+{
+    for (i64 i = global_index(); i < m.count; i += grid_stride())
+    {
+        i64 o0, o1, o2;
+        if (m.flags & MAP_INDEX32) offsets3_32(m, (u32)i, o0, o1, o2);
+        else offsets3(m, i, o0, o1, o2);
+        body(o0, o1, o2);
+    }
+}
+
+template <typename Body>
+__device__ __forceinline__ void for_each_strided(const IndexMap3& m, Body body)
+{
+    if (m.flags & MAP_INDEX32)
+    {
+        for (u32 i = (u32)global_index(); i < (u32)m.count; i += (u32)grid_stride())
+        {
+            i64 o0, o1, o2;
+            offsets3_32(m, i, o0, o1, o2);
+            body(o0, o1, o2);
+        }
+        return;
+    }
+    for (i64 i = global_index(); i < m.count; i += grid_stride())
+    {
+        i64 o0, o1, o2;
+        offsets3(m, i, o0, o1, o2);
+        body(o0, o1, o2);
+    }
+}
+
 // Block-wide reductions (blockDim.x a multiple of 32, at most 1024). Every thread gets the result.
 template <typename T> struct SumOp { static __device__ __forceinline__ T apply(T a, T b) { return a + b; } };
 template <typename T> struct MaxOp { static __device__ __forceinline__ T apply(T a, T b) { return a != a || b != b ? (a != a ? a : b) : (a > b ? a : b); } };

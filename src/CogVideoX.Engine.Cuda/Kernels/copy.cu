@@ -37,13 +37,7 @@ __device__ void copy_impl(const CopyArgs& a)
     TO* d = (TO*)a.dst;
     if (a.map.flags & MAP_VECTOR8)
     {
-        for (i64 i = global_index(); i < a.map.count; i += grid_stride())
-        {
-            i64 os, od, unused;
-            if (a.map.flags & MAP_INDEX32) offsets3_32(a.map, (u32)i, os, od, unused);
-            else offsets3(a.map, i, os, od, unused);
-            CopyVector8<TI, TO>::run(s + os * 8, d + od * 8);
-        }
+        for_each_vector8(a.map, [&](i64 os, i64 od, i64) { CopyVector8<TI, TO>::run(s + os * 8, d + od * 8); });
         return;
     }
     if (a.map.rank == 1 && a.map.stride[0][0] == 1 && a.map.stride[1][0] == 1)
@@ -51,22 +45,7 @@ __device__ void copy_impl(const CopyArgs& a)
         for (i64 i = global_index(); i < a.map.count; i += grid_stride()) d[i] = Convert<TO, TI>::run(s[i]);
         return;
     }
-    if (a.map.flags & MAP_INDEX32)
-    {
-        for (u32 i = (u32)global_index(); i < (u32)a.map.count; i += (u32)grid_stride())
-        {
-            i64 os, od, unused;
-            offsets3_32(a.map, i, os, od, unused);
-            d[od] = Convert<TO, TI>::run(s[os]);
-        }
-        return;
-    }
-    for (i64 i = global_index(); i < a.map.count; i += grid_stride())
-    {
-        i64 os, od, unused;
-        offsets3(a.map, i, os, od, unused);
-        d[od] = Convert<TO, TI>::run(s[os]);
-    }
+    for_each_strided(a.map, [&](i64 os, i64 od, i64) { d[od] = Convert<TO, TI>::run(s[os]); });
 }
 
 #define COPY(NI, TI, NO, TO) extern "C" __global__ void copy_##NI##_##NO(CopyArgs a) { copy_impl<TI, TO>(a); }
@@ -89,22 +68,7 @@ __device__ void fill_impl(const FillArgs& a)
 {
     T* d = (T*)a.dst;
     T v = (T)a.bits;
-    if (a.map.flags & MAP_INDEX32)
-    {
-        for (u32 i = (u32)global_index(); i < (u32)a.map.count; i += (u32)grid_stride())
-        {
-            i64 o, u1, u2;
-            offsets3_32(a.map, i, o, u1, u2);
-            d[o] = v;
-        }
-        return;
-    }
-    for (i64 i = global_index(); i < a.map.count; i += grid_stride())
-    {
-        i64 o, u1, u2;
-        offsets3(a.map, i, o, u1, u2);
-        d[o] = v;
-    }
+    for_each_strided(a.map, [&](i64 o, i64, i64) { d[o] = v; });
 }
 
 extern "C" __global__ void fill_b16(FillArgs a) { fill_impl<u16>(a); }

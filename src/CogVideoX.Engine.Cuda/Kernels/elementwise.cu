@@ -50,17 +50,14 @@ __device__ void map_impl(const MapArgs& a)
     TO* y = (TO*)a.y;
     if (a.map.flags & MAP_VECTOR8)
     {
-        for (i64 i = global_index(); i < a.map.count; i += grid_stride())
+        for_each_vector8(a.map, [&](i64 ox, i64 oy, i64)
         {
-            i64 ox, oy, unused;
-            if (a.map.flags & MAP_INDEX32) offsets3_32(a.map, (u32)i, ox, oy, unused);
-            else offsets3(a.map, i, ox, oy, unused);
             float v[8];
             load8(x + ox * 8, v);
 #pragma unroll
             for (int e = 0; e < 8; ++e) v[e] = map_value(a.op, v[e], a.p0, a.p1);
             store8(y + oy * 8, v);
-        }
+        });
         return;
     }
     if (a.map.rank == 1 && a.map.stride[0][0] == 1 && a.map.stride[1][0] == 1)
@@ -69,22 +66,7 @@ __device__ void map_impl(const MapArgs& a)
             y[i] = from_float<TO>(map_value(a.op, to_float(x[i]), a.p0, a.p1));
         return;
     }
-    if (a.map.flags & MAP_INDEX32)
-    {
-        for (u32 i = (u32)global_index(); i < (u32)a.map.count; i += (u32)grid_stride())
-        {
-            i64 ox, oy, unused;
-            offsets3_32(a.map, i, ox, oy, unused);
-            y[oy] = from_float<TO>(map_value(a.op, to_float(x[ox]), a.p0, a.p1));
-        }
-        return;
-    }
-    for (i64 i = global_index(); i < a.map.count; i += grid_stride())
-    {
-        i64 ox, oy, unused;
-        offsets3(a.map, i, ox, oy, unused);
-        y[oy] = from_float<TO>(map_value(a.op, to_float(x[ox]), a.p0, a.p1));
-    }
+    for_each_strided(a.map, [&](i64 ox, i64 oy, i64) { y[oy] = from_float<TO>(map_value(a.op, to_float(x[ox]), a.p0, a.p1)); });
 }
 
 struct BinaryArgs
@@ -120,36 +102,18 @@ __device__ void binary_impl(const BinaryArgs& args)
     TO* y = (TO*)args.y;
     if (args.map.flags & MAP_VECTOR8)
     {
-        for (i64 i = global_index(); i < args.map.count; i += grid_stride())
+        for_each_vector8(args.map, [&](i64 oa, i64 ob, i64 oy)
         {
-            i64 oa, ob, oy;
-            if (args.map.flags & MAP_INDEX32) offsets3_32(args.map, (u32)i, oa, ob, oy);
-            else offsets3(args.map, i, oa, ob, oy);
             float va[8], vb[8];
             load8(a + oa * 8, va);
             load8(b + ob * 8, vb);
 #pragma unroll
             for (int e = 0; e < 8; ++e) va[e] = binary_value(args.op, va[e], vb[e]);
             store8(y + oy * 8, va);
-        }
+        });
         return;
     }
-    if (args.map.flags & MAP_INDEX32)
-    {
-        for (u32 i = (u32)global_index(); i < (u32)args.map.count; i += (u32)grid_stride())
-        {
-            i64 oa, ob, oy;
-            offsets3_32(args.map, i, oa, ob, oy);
-            y[oy] = from_float<TO>(binary_value(args.op, to_float(a[oa]), to_float(b[ob])));
-        }
-        return;
-    }
-    for (i64 i = global_index(); i < args.map.count; i += grid_stride())
-    {
-        i64 oa, ob, oy;
-        offsets3(args.map, i, oa, ob, oy);
-        y[oy] = from_float<TO>(binary_value(args.op, to_float(a[oa]), to_float(b[ob])));
-    }
+    for_each_strided(args.map, [&](i64 oa, i64 ob, i64 oy) { y[oy] = from_float<TO>(binary_value(args.op, to_float(a[oa]), to_float(b[ob]))); });
 }
 
 struct ChannelBiasArgs

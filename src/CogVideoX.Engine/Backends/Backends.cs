@@ -3,15 +3,16 @@ namespace CogVideoX.Engine;
 /// <summary>
 /// Resolves a <see cref="Device"/> to its backend. The CPU backend is built in; other kinds are registered by the
 /// assembly that implements them (the CLI registers CUDA at start-up), so the engine does not depend on them. One
-/// backend instance is opened per device and kept until <see cref="DisposeAll"/>.
+/// backend instance is opened per device and set of <see cref="GpuOptions"/> and kept until <see cref="DisposeAll"/>.
 /// </summary>
 public static class Backends
 {
     private static readonly object s_gate = new();
-    private static readonly Dictionary<DeviceKind, Func<int, IBackend>> s_factories = new();
-    private static readonly Dictionary<Device, IBackend> s_open = new();
+    private static readonly Dictionary<DeviceKind, Func<int, GpuOptions, IBackend>> s_factories = new();
+    private static readonly Dictionary<(Device Device, GpuOptions Options), IBackend> s_open = new();
 
-    public static void Register(DeviceKind kind, Func<int, IBackend> factory)
+    /// <summary>Registers how a device kind's backend is opened: device index and the run's GPU options in.</summary>
+    public static void Register(DeviceKind kind, Func<int, GpuOptions, IBackend> factory)
     {
         ArgumentNullException.ThrowIfNull(factory);
         if (kind == DeviceKind.Cpu) throw new ArgumentException("the CPU backend is built in");
@@ -24,23 +25,24 @@ public static class Backends
         lock (s_gate) return s_factories.ContainsKey(kind);
     }
 
-    /// <summary>The backend of a device, opened on first use.</summary>
-    public static IBackend Get(Device device)
+    /// <summary>The backend of a device with these GPU options (the defaults when null), opened on first use.</summary>
+    public static IBackend Get(Device device, GpuOptions? options = null)
     {
         if (device.IsCpu) return CpuBackend.Instance;
+        options ??= GpuOptions.Default;
         lock (s_gate)
         {
-            if (s_open.TryGetValue(device, out var open)) return open;
+            if (s_open.TryGetValue((device, options), out var open)) return open;
             if (!s_factories.TryGetValue(device.Kind, out var factory))
                 throw new CogVideoXException($"device {device} is not available in this build (no {device.Kind} backend is registered); use --device cpu");
-            var backend = factory(device.Index);
-            s_open[device] = backend;
+            var backend = factory(device.Index, options);
+            s_open[(device, options)] = backend;
             return backend;
         }
     }
 
     /// <summary>Parses "cpu", "cuda" or "cuda:N" and opens its backend.</summary>
-    public static IBackend Get(string device) => Get(Parse(device));
+    public static IBackend Get(string device, GpuOptions? options = null) => Get(Parse(device), options);
 
     public static Device Parse(string text)
     {

@@ -1,6 +1,11 @@
 namespace CogVideoX.Engine;
 
-/// <summary>The tensor operations: shape inference and validation here, kernels in the tensor's backend.</summary>
+/// <summary>
+/// The tensor operations: shape inference and validation here, kernels in the tensor's backend (a capability's
+/// decomposition where the backend lacks it). One ownership rule: arguments are borrowed, results owned — an op that
+/// returns a tensor hands the caller a new reference to dispose, and an op that writes a caller's destination
+/// (CopyTo, the *Into forms) returns nothing.
+/// </summary>
 public static partial class Ops
 {
     private static void SameBackend(Tensor a, Tensor b, string op)
@@ -35,6 +40,9 @@ public static partial class Ops
         if (t.Rank != rank)
             throw new ArgumentException($"{op}: {what} must have {rank} dims, got {t.ShapeString}");
     }
+
+    /// <summary>The backend's own kernel for a capability, or null (no kernel, or decompositions forced on this thread).</summary>
+    private static T? Kernel<T>(Tensor x) where T : class => Decompositions.Forced ? null : x.Backend as T;
 
     private static Tensor Like(Tensor x, int[]? shape = null, DType? dtype = null) =>
         Tensor.Empty(x.Backend, dtype ?? x.DType, shape ?? x.ShapeArray());

@@ -29,7 +29,8 @@ public static partial class Ops
         if (y.ElementCount > 0)
         {
             if (k == 0) throw new ArgumentException("linear: input has zero features");
-            x.Backend.Linear(x2, weight, bias, activation, y);
+            if (Kernel<ILinearKernel>(x) is { } kernel) kernel.Linear(x2, weight, bias, activation, y);
+            else Decompositions.Linear(x2, weight, bias, activation, y);
         }
         using (y) return y.Reshape(outShape);
     }
@@ -101,7 +102,9 @@ public static partial class Ops
         CheckAffine(x, gamma, c, "group_norm", "gamma");
         CheckAffine(x, beta, c, "group_norm", "beta");
         var y = Like(x);
-        if (y.ElementCount > 0) x.Backend.GroupNorm(x, groups, gamma, beta, eps, activation, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<IGroupNormKernel>(x) is { } kernel) kernel.GroupNorm(x, groups, gamma, beta, eps, activation, y);
+        else Decompositions.GroupNorm(x, groups, gamma, beta, eps, activation, y);
         return y;
     }
 
@@ -127,7 +130,9 @@ public static partial class Ops
                 throw new ArgumentException($"spatial_group_norm: {what} {m.ShapeString} must be [{x.Dim(0)}, {c}, {x.Dim(2)}, h, w] with h, w dividing {x.Dim(3)} × {x.Dim(4)}");
         }
         var y = Like(x);
-        if (y.ElementCount > 0) x.Backend.SpatialGroupNorm(x, groups, gamma, beta, scale, shift, eps, activation, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<ISpatialGroupNormKernel>(x) is { } kernel) kernel.SpatialGroupNorm(x, groups, gamma, beta, scale, shift, eps, activation, y);
+        else Decompositions.SpatialGroupNorm(x, groups, gamma, beta, scale, shift, eps, activation, y);
         return y;
     }
 
@@ -138,16 +143,24 @@ public static partial class Ops
         CheckAffine(x, gamma, x.Dim(-1), "layer_norm", "gamma");
         CheckAffine(x, beta, x.Dim(-1), "layer_norm", "beta");
         var y = Like(x);
-        if (y.ElementCount > 0) x.Backend.LayerNorm(x, gamma, beta, eps, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<ILayerNormKernel>(x) is { } kernel) kernel.LayerNorm(x, gamma, beta, eps, y);
+        else Decompositions.LayerNorm(x, gamma, beta, eps, y);
         return y;
     }
 
     /// <summary>
     /// A DiT block's adaptive LayerNorm in one pass: (LayerNorm(x)·gamma + beta)·(1 + scale) + shift, with scale and
-    /// shift broadcastable to x (e.g. [B, 1, D] for one modulation per batch item). When <paramref name="output"/> is
-    /// given (x's shape and dtype, any strides) the result is written there and returned as a new reference.
+    /// shift broadcastable to x (e.g. [B, 1, D] for one modulation per batch item).
     /// </summary>
-    public static Tensor ModulatedLayerNorm(this Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Tensor? output = null)
+    public static Tensor ModulatedLayerNorm(this Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps) =>
+        ModulatedLayerNormCore(x, gamma, beta, scale, shift, eps, null)!;
+
+    /// <summary><see cref="ModulatedLayerNorm"/> written into output (x's shape and dtype, any strides).</summary>
+    public static void ModulatedLayerNormInto(this Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Tensor output) =>
+        ModulatedLayerNormCore(x, gamma, beta, scale, shift, eps, output);
+
+    private static Tensor? ModulatedLayerNormCore(Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Tensor? output)
     {
         Float(x, "modulated_layer_norm");
         RankAtLeast(x, 1, "modulated_layer_norm", "input");
@@ -160,16 +173,19 @@ public static partial class Ops
         using var s = BroadcastOperand(scale, x, "modulated_layer_norm", "scale");
         using var t = BroadcastOperand(shift, x, "modulated_layer_norm", "shift");
         var y = OutputLike(x, output, "modulated_layer_norm");
-        if (y.ElementCount > 0) x.Backend.ModulatedLayerNorm(x, gamma, beta, s, t, eps, y);
-        return y;
+        if (y.ElementCount == 0) return ResultOf(y, output);
+        if (Kernel<IModulatedLayerNormKernel>(x) is { } kernel) kernel.ModulatedLayerNorm(x, gamma, beta, s, t, eps, y);
+        else Decompositions.ModulatedLayerNorm(x, gamma, beta, s, t, eps, y);
+        return ResultOf(y, output);
     }
 
-    /// <summary>
-    /// x + h ⊙ gate with h and gate broadcastable to x (a gated residual, e.g. gate [B, 1, D]). When
-    /// <paramref name="output"/> is given (x's shape and dtype, any strides; x itself for an in-place update) the
-    /// result is written there and returned as a new reference.
-    /// </summary>
-    public static Tensor AddMul(this Tensor x, Tensor h, Tensor gate, Tensor? output = null)
+    /// <summary>x + h ⊙ gate with h and gate broadcastable to x (a gated residual, e.g. gate [B, 1, D]).</summary>
+    public static Tensor AddMul(this Tensor x, Tensor h, Tensor gate) => AddMulCore(x, h, gate, null)!;
+
+    /// <summary><see cref="AddMul"/> written into output (x's shape and dtype, any strides; x itself for an in-place update).</summary>
+    public static void AddMulInto(this Tensor x, Tensor h, Tensor gate, Tensor output) => AddMulCore(x, h, gate, output);
+
+    private static Tensor? AddMulCore(Tensor x, Tensor h, Tensor gate, Tensor? output)
     {
         Float(x, "add_mul");
         SameBackend(x, h, "add_mul");
@@ -179,8 +195,10 @@ public static partial class Ops
         using var hb = BroadcastOperand(h, x, "add_mul", "h");
         using var gb = BroadcastOperand(gate, x, "add_mul", "gate");
         var y = OutputLike(x, output, "add_mul");
-        if (y.ElementCount > 0) x.Backend.AddMul(x, hb, gb, y);
-        return y;
+        if (y.ElementCount == 0) return ResultOf(y, output);
+        if (Kernel<IGatedResidualKernel>(x) is { } kernel) kernel.AddMul(x, hb, gb, y);
+        else Decompositions.AddMul(x, hb, gb, y);
+        return ResultOf(y, output);
     }
 
     /// <summary>operand viewed with x's shape (numpy broadcasting), or a clear error.</summary>
@@ -198,15 +216,18 @@ public static partial class Ops
         return operand.BroadcastTo(x.ShapeArray());
     }
 
-    /// <summary>The caller's output (checked against x, as a new reference) or a new tensor like x.</summary>
+    /// <summary>The caller's output (checked against x, still the caller's) or a new tensor like x.</summary>
     private static Tensor OutputLike(Tensor x, Tensor? output, string op)
     {
         if (output is null) return Like(x);
         SameBackend(x, output, op);
         if (!output.Shape.SequenceEqual(x.Shape) || output.DType != x.DType)
             throw new ArgumentException($"{op}: output {output} must be {x.DType.Name()} {x.ShapeString}");
-        return output.Alias();
+        return output;
     }
+
+    /// <summary>Arguments are borrowed and results owned: a new tensor goes to the caller, a written output does not.</summary>
+    private static Tensor? ResultOf(Tensor y, Tensor? output) => output is null ? y : null;
 
     public static Tensor RmsNorm(this Tensor x, Tensor? gamma, float eps)
     {
@@ -214,7 +235,9 @@ public static partial class Ops
         RankAtLeast(x, 1, "rms_norm", "input");
         CheckAffine(x, gamma, x.Dim(-1), "rms_norm", "gamma");
         var y = Like(x);
-        if (y.ElementCount > 0) x.Backend.RmsNorm(x, gamma, eps, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<IRmsNormKernel>(x) is { } kernel) kernel.RmsNorm(x, gamma, eps, y);
+        else Decompositions.RmsNorm(x, gamma, eps, y);
         return y;
     }
 
@@ -231,16 +254,23 @@ public static partial class Ops
         Float(x, "softmax");
         RankAtLeast(x, 1, "softmax", "input");
         var y = Like(x);
-        if (y.ElementCount > 0) x.Backend.Softmax(x, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<ISoftmaxKernel>(x) is { } kernel) kernel.Softmax(x, y);
+        else Decompositions.Softmax(x, y);
         return y;
     }
 
     /// <summary>
     /// Scaled dot-product attention, q [B, H, Nq, D], k/v [B, H, Nk, D], optional additive bias broadcastable to
-    /// [B, H, Nq, Nk]. When <paramref name="output"/> is given (shape [B, H, Nq, D], any strides) the result is written
-    /// there and it is returned as a new reference; otherwise a contiguous [B, H, Nq, D] tensor is returned.
+    /// [B, H, Nq, Nk]; the result is a contiguous [B, H, Nq, D] tensor.
     /// </summary>
-    public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor? output = null)
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale) => AttentionCore(q, k, v, bias, scale, null)!;
+
+    /// <summary><see cref="Attention"/> written into output (shape [B, H, Nq, D], any strides).</summary>
+    public static void AttentionInto(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor output) =>
+        AttentionCore(q, k, v, bias, scale, output);
+
+    private static Tensor? AttentionCore(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor? output)
     {
         SameBackend(q, k, "attention");
         SameBackend(q, v, "attention");
@@ -262,24 +292,32 @@ public static partial class Ops
         }
         using (biasView)
         {
-            var y = output?.Alias() ?? Like(q, new[] { b, h, nq, d });
-            if (!y.Shape.SequenceEqual(new[] { b, h, nq, d }))
-                throw new ArgumentException($"attention: output {y.ShapeString} must be [{b}, {h}, {nq}, {d}]");
+            if (output is not null)
+            {
+                SameBackend(q, output, "attention");
+                if (!output.Shape.SequenceEqual(new[] { b, h, nq, d }))
+                    throw new ArgumentException($"attention: output {output.ShapeString} must be [{b}, {h}, {nq}, {d}]");
+            }
+            var y = output ?? Like(q, new[] { b, h, nq, d });
             if (y.ElementCount > 0)
             {
                 if (nk == 0) q.Backend.Fill(y, 0);
-                else q.Backend.Attention(q, k, v, biasView, scale, y);
+                else if (Kernel<IAttentionKernel>(q) is { } kernel) kernel.Attention(q, k, v, biasView, scale, y);
+                else Decompositions.Attention(q, k, v, biasView, scale, y);
             }
-            return y;
+            return ResultOf(y, output);
         }
     }
 
     /// <summary>
-    /// Interleaved-pair rotary embedding (diffusers' use_real_unbind_dim=-1): x [B, H, N, D], cos/sin [N, D]. When
-    /// <paramref name="output"/> is given (x's shape and dtype, any strides; x itself to rotate in place) the result
-    /// is written there and returned as a new reference.
+    /// Interleaved-pair rotary embedding (diffusers' use_real_unbind_dim=-1): x [B, H, N, D], cos/sin [N, D].
     /// </summary>
-    public static Tensor Rotary(this Tensor x, Tensor cos, Tensor sin, Tensor? output = null)
+    public static Tensor Rotary(this Tensor x, Tensor cos, Tensor sin) => RotaryCore(x, cos, sin, null)!;
+
+    /// <summary><see cref="Rotary"/> written into output (x's shape and dtype, any strides; x itself to rotate in place).</summary>
+    public static void RotaryInto(this Tensor x, Tensor cos, Tensor sin, Tensor output) => RotaryCore(x, cos, sin, output);
+
+    private static Tensor? RotaryCore(Tensor x, Tensor cos, Tensor sin, Tensor? output)
     {
         SameBackend(x, cos, "rotary");
         SameBackend(x, sin, "rotary");
@@ -291,8 +329,10 @@ public static partial class Ops
         if (cos.Rank != 2 || cos.Dim(0) != n || cos.Dim(1) != d || !sin.Shape.SequenceEqual(cos.Shape))
             throw new ArgumentException($"rotary: cos {cos.ShapeString} / sin {sin.ShapeString} must be [{n}, {d}] for x {x.ShapeString}");
         var y = OutputLike(x, output, "rotary");
-        if (y.ElementCount > 0) x.Backend.Rotary(x, cos, sin, y);
-        return y;
+        if (y.ElementCount == 0) return ResultOf(y, output);
+        if (Kernel<IRotaryKernel>(x) is { } kernel) kernel.Rotary(x, cos, sin, y);
+        else Decompositions.Rotary(x, cos, sin, y);
+        return ResultOf(y, output);
     }
 
     /// <summary>Embedding lookup: table [V, D], ids I64 of any shape → [..ids, D].</summary>

@@ -80,7 +80,9 @@ public static partial class Ops
             shape[r - k + i] *= factors[i];
         }
         var y = Like(x, shape);
-        if (y.ElementCount > 0) x.Backend.UpsampleNearest(x, y);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<IUpsampleNearestKernel>(x) is { } kernel) kernel.UpsampleNearest(x, y);
+        else Decompositions.UpsampleNearest(x, y);
         return y;
     }
 

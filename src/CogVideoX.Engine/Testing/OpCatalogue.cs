@@ -3,8 +3,10 @@ namespace CogVideoX.Engine.Testing;
 /// <summary>
 /// One op case: builds its inputs from deterministic host data on a given backend and returns the output. The same
 /// case run on two backends sees the same input values, so their outputs can be compared element by element.
+/// A decomposed case runs its capability on the backend under test as the reference decomposition
+/// (<see cref="Decompositions"/>), so it checks the decomposition there against the reference backend's kernel.
 /// </summary>
-public sealed record OpCase(string Op, DType DType, string Sizes, Func<OpInputs, Tensor> Body, double? Tolerance = null)
+public sealed record OpCase(string Op, DType DType, string Sizes, Func<OpInputs, Tensor> Body, double? Tolerance = null, bool Decomposed = false)
 {
     /// <summary>Normalised-error bound for this case: its own, or the dtype's default.</summary>
     public double Bound => Tolerance ?? OpCatalogue.DefaultTolerance(DType);
@@ -97,8 +99,30 @@ public static class OpCatalogue
         AddRows(Add);
         AddProducts(Add);
         AddAttention(Add);
+        // Every capability's cases once more as its decomposition: the fused kernel and the decomposition must agree.
+        var decomposed = cases.Where(c => CapabilityOf(c.Op) is not null)
+            .Select(c => c with { Sizes = "decomposed " + c.Sizes, Decomposed = true })
+            .ToList();
+        cases.AddRange(decomposed);
         return cases;
     }
+
+    /// <summary>The capability a case's op runs through, or null for core ops.</summary>
+    public static Capability? CapabilityOf(string op) => op switch
+    {
+        "linear" => Capability.Linear,
+        "softmax" => Capability.Softmax,
+        "layer_norm" => Capability.LayerNorm,
+        "rms_norm" => Capability.RmsNorm,
+        "group_norm" => Capability.GroupNorm,
+        "modulated_layer_norm" => Capability.ModulatedLayerNorm,
+        "add_mul" => Capability.GatedResidual,
+        "spatial_group_norm" => Capability.SpatialGroupNorm,
+        "upsample" => Capability.UpsampleNearest,
+        "attention" => Capability.Attention,
+        "rotary" => Capability.Rotary,
+        _ => null,
+    };
 
     private static void AddLayout(List<OpCase> cases, Action<string, string, Func<OpInputs, Tensor>, double?> add)
     {
@@ -217,7 +241,7 @@ public static class OpCatalogue
             using var g = gate.Unsqueeze(1);
             using var target = x.Narrow(1, 3, 9);
             using var part = h.Narrow(1, 3, 9);
-            using var r = target.AddMul(part, g, target);
+            target.AddMulInto(part, g, target);
             return x;
         });
         Add("add_mul", "[3,7,33] ⊙ [33] (odd width)", c => { using var x = c.Rand(3, 7, 33); using var h = c.Rand(3, 7, 33); using var g = c.Rand(33); return x.AddMul(h, g); });
@@ -299,7 +323,7 @@ public static class OpCatalogue
             using var scale = scale0.Unsqueeze(1);
             using var part = x.Narrow(1, 2, 7);
             using var target = y.Narrow(1, 2, 7);
-            using var r = part.ModulatedLayerNorm(null, null, scale, shift, 1e-6f, target);
+            part.ModulatedLayerNormInto(null, null, scale, shift, 1e-6f, target);
             return y;
         });
         Add("modulated_layer_norm", "[3,5,33] scale/shift [3,1,33] (odd width)", c =>
@@ -376,7 +400,7 @@ public static class OpCatalogue
             using var cos = c.Rand(14, 64);
             using var sin = c.Rand(14, 64);
             using var video = x.Narrow(2, 3, 14);
-            using var r = video.Rotary(cos, sin, video);
+            video.RotaryInto(cos, sin, video);
             return x;
         });
         Add("rotary", "x [1,2,17,64]", c =>
@@ -528,7 +552,7 @@ public static class OpCatalogue
             using var v = v0.Permute(0, 2, 1, 3);
             var y = c.Zeros(2, 70, 2, 64);
             using var yv = y.Permute(0, 2, 1, 3);
-            using var r = Ops.Attention(q, k, v, null, 0.125f, yv);
+            Ops.AttentionInto(q, k, v, null, 0.125f, yv);
             return y;
         });
         Add("attention", "q,k,v,y strided views of [1,70,2,64]", c =>
@@ -542,7 +566,7 @@ public static class OpCatalogue
             using var v = v0.Permute(0, 2, 1, 3);
             var y = c.Zeros(1, 70, 2, 64);
             using var yv = y.Permute(0, 2, 1, 3);
-            using var r = Ops.Attention(q, k, v, null, 0.125f, yv);
+            Ops.AttentionInto(q, k, v, null, 0.125f, yv);
             return y;
         });
     }
@@ -563,7 +587,8 @@ public static class OpCatalogue
         }
         try
         {
-            (actual, actualShape) = Run(c, target, seed);
+            using (c.Decomposed ? Decompositions.Force() : null)
+                (actual, actualShape) = Run(c, target, seed);
             target.Synchronize();
         }
         catch (Exception e)

@@ -76,7 +76,11 @@ public static class OpTimings
                 var shift = modulation.Narrow(1, 0, d).Unsqueeze(1);
                 var part = x.Narrow(1, text, s - text);
                 var target = y.Narrow(1, text, s - text);
-                return () => part.ModulatedLayerNorm(null, null, scale, shift, 1e-5f, target);
+                return () =>
+                {
+                    part.ModulatedLayerNormInto(null, null, scale, shift, 1e-5f, target);
+                    return target.Alias();
+                };
             });
         yield return new Bench("block qkv", dt, $"[{rows},{d}]·[{3 * d},{d}]ᵀ +bias", 2.0 * rows * d * 3 * d, 0,
             c => { var x = c.Rand(rows, d); var w = c.Uniform([3 * d, d], -0.05f, 0.05f); var bias = c.Rand(3 * d); return () => x.Linear(w, bias); });
@@ -98,7 +102,11 @@ public static class OpTimings
                 var v = qkv.Select(2, 2).Permute(0, 2, 1, 3);
                 var merged = c.Zeros(b, s, heads, hd);
                 var y = merged.Permute(0, 2, 1, 3);
-                return () => Ops.Attention(q, k, v, null, 0.125f, y);
+                return () =>
+                {
+                    Ops.AttentionInto(q, k, v, null, 0.125f, y);
+                    return y.Alias();
+                };
             }, 5);
         yield return new Bench("block attention", dt, "as above, v copied contiguous first", 4.0 * b * heads * s * (double)s * hd, 0,
             c =>
@@ -112,7 +120,8 @@ public static class OpTimings
                 return () =>
                 {
                     using var v = vView.Contiguous();
-                    return Ops.Attention(q, k, v, null, 0.125f, y);
+                    Ops.AttentionInto(q, k, v, null, 0.125f, y);
+                    return y.Alias();
                 };
             }, 5);
         yield return new Bench("block out", dt, $"[{rows},{d}]·[{d},{d}]ᵀ +bias", 2.0 * rows * d * d, 0,
@@ -125,7 +134,11 @@ public static class OpTimings
                 var gate = c.Rand(b, 6 * d).Narrow(1, 2 * d, d).Unsqueeze(1);
                 var target = x.Narrow(1, text, s - text);
                 var part = h.Narrow(1, text, s - text);
-                return () => target.AddMul(part, gate, target);
+                return () =>
+                {
+                    target.AddMulInto(part, gate, target);
+                    return target.Alias();
+                };
             });
         yield return new Bench("block ff_in", dt, $"[{rows},{d}]·[{4 * d},{d}]ᵀ +bias gelu_tanh", 2.0 * rows * d * 4 * d, 0,
             c => { var x = c.Rand(rows, d); var w = c.Uniform([4 * d, d], -0.05f, 0.05f); var bias = c.Rand(4 * d); return () => x.Linear(w, bias, Activation.GeluTanh); });

@@ -17,6 +17,9 @@ public sealed record PipelineBenchSettings
 
     public string Device { get; init; } = "cuda";
 
+    /// <summary>The GPU backend's choices (attention kernel, cuDNN use).</summary>
+    public GpuOptions Gpu { get; init; } = GpuOptions.Default;
+
     /// <summary>null: F32 on the CPU, else F16 for 2b and BF16 for the 5b family.</summary>
     public DType? DType { get; init; }
 
@@ -111,7 +114,7 @@ public static class PipelineBench
         };
         GenerationRules.Check(request);
         var device = Backends.Parse(s.Device);
-        var backend = Backends.Get(device);
+        var backend = Backends.Get(device, s.Gpu);
         var (model, description) = OpenModel(s, device, log);
         bool fiveB = model.Transformer.UseRotaryPositionalEmbeddings;
         var dtype = s.DType ?? (device.IsCpu ? DType.F32 : fiveB ? DType.BF16 : DType.F16);

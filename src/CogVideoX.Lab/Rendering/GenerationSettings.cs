@@ -60,6 +60,15 @@ public sealed record GenerationSettings
     /// <summary>`auto`, `full`, `balanced`, `low` (GPU memory policy).</summary>
     public string Memory { get; init; } = "auto";
 
+    /// <summary>`own` or `cudnn`: the attention kernel a GPU tries first; null → the backend's default (own).</summary>
+    public string? Attention { get; init; }
+
+    /// <summary>`on`, `off`, `attention`, `conv`, `autotune`: what a GPU uses cuDNN for; null → on.</summary>
+    public string? Cudnn { get; init; }
+
+    /// <summary>`auto`, `unified`, `composite`: the cuDNN attention graph; null → auto.</summary>
+    public string? CudnnSdpa { get; init; }
+
     /// <summary>
     /// True when both settings make the same video. Which GPU of a kind ran it does not matter (`cuda:1` makes the
     /// video `cuda` makes), so a sweep spread over several GPUs recognises its outputs; the kind does (CPU float32

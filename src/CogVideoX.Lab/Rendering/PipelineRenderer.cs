@@ -16,8 +16,7 @@ public sealed record PipelineRenderResult(RenderResult Render, GenerationResult 
 
 /// <summary>
 /// CogVideoX itself as an <see cref="IVideoRenderer"/>: settings → <see cref="RenderPlan"/> → <see cref="CogVideoXPipeline"/>
-/// → MP4 (H.264, yuv420p, written under a temporary name and renamed) → JSON sidecar (written the same way, after the
-/// video). One instance keeps its pipeline — and, under the full memory policy, the loaded models — from job to job, so
+/// → MP4 (H.264, yuv420p) and JSON sidecar, written and verified as a pair by <see cref="VideoOutput"/>. One instance keeps its pipeline — and, under the full memory policy, the loaded models — from job to job, so
 /// a sweep over prompts, seeds or guidance loads the weights once; a job for another model, device, dtype, memory
 /// mode or VAE tiling replaces it. <c>generate</c> and the experiment runner both render through this class.
 /// </summary>
@@ -50,10 +49,9 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
     public PipelineRenderResult Render(VideoJob job, IProgress<RenderProgress>? progress, CancellationToken cancellation, Action<RenderNote>? log)
     {
         ArgumentNullException.ThrowIfNull(job);
-        if (!string.Equals(Path.GetExtension(job.OutputPath), ".mp4", StringComparison.OrdinalIgnoreCase))
-            throw new CogVideoXException($"{job.OutputPath}: the output must be an .mp4 file (the sidecar goes next to it as .json)", GenerationRules.UsageExitCode);
         RenderPlan.Check(job.Settings);
         _ = Ffmpeg.FfmpegPath; // a missing ffmpeg is found before any weights are read
+        VideoOutput.Check(job); // so is an output that cannot be written
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -78,47 +76,40 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
 
         var frames = new VideoFrames(generation.Frames, generation.FrameCount, generation.Height, generation.Width);
         progress?.Report(new RenderProgress(PipelineStages.EncodeVideo, 0, frames.Count, total.Elapsed));
-        var encode = Stopwatch.StartNew();
-        VideoEncoder.WriteMp4(frames, job.OutputPath, new VideoEncoding
+        var sidecar = VideoOutput.Write(job, frames, video =>
         {
-            Fps = job.Settings.Fps,
-            Progress = progress is null ? null : (done, all) => progress.Report(new RenderProgress(PipelineStages.EncodeVideo, done, all, total.Elapsed)),
-        });
-        var encodeSeconds = encode.Elapsed.TotalSeconds;
-
-        var timings = generation.Timings.ToSeconds();
-        timings[PipelineStages.EncodeVideo] = encodeSeconds;
-        timings["total"] = total.Elapsed.TotalSeconds;
-        var video = new FileInfo(job.OutputPath);
-        var sidecar = new VideoSidecar
-        {
-            ToolVersion = ToolVersion,
-            CreatedUtc = DateTimeOffset.UtcNow,
-            Settings = job.Settings,
-            Resolved = Resolved(plan, generation),
-            ModelIdentity = plan.Model.Identity,
-            WeightsChecksum = plan.Model.WeightsChecksum ?? "",
-            TimingsSeconds = timings,
-            PeakMemoryBytes = generation.PeakMemoryBytes,
-            PeakMemoryKind = generation.PeakMemoryKind,
-            Device = plan.Backend.Device.ToString(),
-            Software = Software(plan.Backend),
-            VideoFile = video.Name,
-            VideoBytes = video.Length,
-            VideoSha256 = VideoSidecar.Sha256Of(job.OutputPath),
-            FrameCount = frames.Count,
-            Width = frames.Width,
-            Height = frames.Height,
-            TruncatedPromptText = generation.Prompt.TruncatedText,
-        };
-        sidecar.Save(job.SidecarPath);
+            var timings = generation.Timings.ToSeconds();
+            timings[PipelineStages.EncodeVideo] = video.EncodeSeconds;
+            timings["total"] = total.Elapsed.TotalSeconds;
+            return new VideoSidecar
+            {
+                ToolVersion = ToolVersion,
+                CreatedUtc = DateTimeOffset.UtcNow,
+                Settings = job.Settings,
+                Resolved = Resolved(plan, generation),
+                ModelIdentity = plan.Model.Identity,
+                WeightsChecksum = plan.Model.WeightsChecksum ?? "",
+                TimingsSeconds = timings,
+                PeakMemoryBytes = generation.PeakMemoryBytes,
+                PeakMemoryKind = generation.PeakMemoryKind,
+                Device = plan.Backend.Device.ToString(),
+                Software = Software(plan.Backend),
+                VideoFile = video.FileName,
+                VideoBytes = video.Bytes,
+                VideoSha256 = video.Sha256,
+                FrameCount = frames.Count,
+                Width = frames.Width,
+                Height = frames.Height,
+                TruncatedPromptText = generation.Prompt.TruncatedText,
+            };
+        }, progress is null ? null : (done, all) => progress.Report(new RenderProgress(PipelineStages.EncodeVideo, done, all, total.Elapsed)));
         return new PipelineRenderResult(new RenderResult(sidecar, frames), generation, plan);
     }
 
     /// <summary>The pipeline for a plan: the one held when it fits, else a new one (the old one's models released first).</summary>
     private CogVideoXPipeline PipelineFor(RenderPlan plan)
     {
-        var key = new PipelineKey(plan.Model.Path, plan.Backend.Device, plan.Options.DType, plan.Options.MemoryPolicy.Name, plan.Options.VaeTiling);
+        var key = new PipelineKey(plan.Model.Path, plan.Backend, plan.Options.DType, plan.Options.MemoryPolicy.Name, plan.Options.VaeTiling);
         if (_pipeline is not null && _key == key) return _pipeline;
         _pipeline?.Dispose();
         _pipeline = null;
@@ -134,7 +125,7 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
         return new Dictionary<string, string>
         {
             ["model_folder"] = plan.Model.Path,
-            ["scheduler"] = SchedulerSelection.Name(r.Scheduler),
+            ["scheduler"] = SchedulerRegistry.Name(r.Scheduler),
             ["timestep_spacing"] = r.TimestepSpacing,
             ["timesteps"] = string.Join(",", r.Timesteps.Select(I)),
             ["dynamic_cfg"] = r.DynamicCfg ? "true" : "false",
@@ -187,7 +178,8 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
         }
     }
 
-    private sealed record PipelineKey(string ModelPath, Device Device, DType DType, string Memory, Models.Vae.VaeTiling? Tiling);
+    /// <summary>What a held pipeline fits; the backend instance stands for the device and its GPU options.</summary>
+    private sealed record PipelineKey(string ModelPath, IBackend Backend, DType DType, string Memory, Models.Vae.VaeTiling? Tiling);
 
     /// <summary>The pipeline's progress in the renderer's terms, timed from the start of the render.</summary>
     private sealed class ForwardProgress(IProgress<RenderProgress> target, Stopwatch total) : IProgress<PipelineProgress>

@@ -37,9 +37,10 @@ public sealed record RenderPlan
             throw new CogVideoXException("no model given; use 2b, 5b, a model folder or a Hugging Face repo id", GenerationRules.UsageExitCode);
         GenerationRules.CheckFps(s.Fps);
         var warnings = GenerationRules.Check(ToRequest(s, scheduler: null));
-        if (s.Scheduler is not null) Usage(() => SchedulerSelection.Parse(s.Scheduler));
+        if (s.Scheduler is not null) Usage(() => SchedulerRegistry.Parse(s.Scheduler));
         if (s.DType is not null) ParseDType(s.DType);
         ParseMemory(s.Memory);
+        ParseGpu(s);
         if (DeviceSelection.IsAuto(s.Device)) return warnings; // chosen when the plan is resolved
         if (!Device.TryParse(s.Device, out var device))
             throw new CogVideoXException($"unknown device '{s.Device}': use auto (the GPU when one works, else the CPU), cpu, cuda or cuda:N (N = 0 for the first GPU)",
@@ -50,16 +51,26 @@ public sealed record RenderPlan
         return warnings;
     }
 
+    /// <summary>The settings' GPU choices as the backend's typed options (the CPU ignores them).</summary>
+    public static GpuOptions ParseGpu(GenerationSettings s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        return Usage(() => GpuOptions.Parse(s.Attention, s.Cudnn, s.CudnnSdpa));
+    }
+
     /// <summary>Resolves a job's settings: model folder, backend, dtype, memory policy. Throws for settings that cannot run.</summary>
-    public static RenderPlan Resolve(GenerationSettings s, Func<string, string?>? environment = null, Func<GpuCheck>? gpu = null)
+    public static RenderPlan Resolve(GenerationSettings s, Func<string, string?>? environment = null, Func<GpuCheck>? gpuCheck = null)
     {
         var warnings = Check(s).ToList();
         var notes = new List<string>();
         var model = ModelLocator.Resolve(s.Model, environment);
-        var choice = DeviceSelection.Resolve(s.Device, gpu);
+        var choice = DeviceSelection.Resolve(s.Device, gpuCheck);
         if (choice.Reason.Length > 0) notes.Add(choice.Reason);
         var device = Backends.Parse(choice.Device);
-        var backend = Backends.Get(device);
+        var gpu = ParseGpu(s);
+        var backend = Backends.Get(device, gpu);
+        if (!device.IsCpu && gpu.WithEnvironment(environment) is var effective && effective != gpu)
+            notes.Add($"gpu: {effective} — COGVIDEOX_ATTENTION / COGVIDEOX_CUDNN / COGVIDEOX_CUDNN_SDPA override the settings' {gpu}");
         bool fiveB = model.Transformer.UseRotaryPositionalEmbeddings;
         var gpuDefault = fiveB ? DType.BF16 : DType.F16;
 
@@ -90,16 +101,16 @@ public sealed record RenderPlan
             MemoryPolicy = memory,
             VaeTiling = s.VaeTiling ? VaeTiling.ForConfig(model.Vae) : null,
         };
-        SchedulerKind? scheduler = s.Scheduler is null ? null : SchedulerSelection.Parse(s.Scheduler);
+        SchedulerKind? scheduler = s.Scheduler is null ? null : SchedulerRegistry.Parse(s.Scheduler);
         if (scheduler is null)
         {
             var kind = SchedulerSelection.DefaultKind(model.Transformer);
-            notes.Add($"scheduler: {SchedulerSelection.Name(kind)} — the default for {(fiveB ? "the 5b family (DPM, trailing timesteps)" : "CogVideoX-2b")}");
+            notes.Add($"scheduler: {SchedulerRegistry.Name(kind)} — the default for {(fiveB ? "the 5b family (DPM, trailing timesteps)" : "CogVideoX-2b")}");
         }
         if (s.DynamicCfg is null)
         {
             var kind = scheduler ?? SchedulerSelection.DefaultKind(model.Transformer);
-            notes.Add($"dynamic CFG: {(kind == SchedulerKind.Dpm ? "on — THUDM's demo uses it with DPM" : "off — THUDM's demo uses it with DPM only")}");
+            notes.Add($"dynamic CFG: {(SchedulerRegistry.Get(kind).DynamicCfgByDefault ? "on — THUDM's demo uses it with DPM" : "off — THUDM's demo uses it with DPM only")}");
         }
         return new RenderPlan
         {

@@ -8,7 +8,7 @@ namespace CogVideoX.Lab;
 /// A renderer without a model, for rehearsing the workbench (<c>--renderer synthetic</c>) and for its tests: it
 /// draws a deterministic moving pattern from the settings — the seed places it, the prompt picks its colours,
 /// guidance raises contrast and saturation, fewer steps leave more noise, frames and size shape the clip — and
-/// then does what the pipeline renderer does with real frames: an MP4 and a sidecar, each written atomically,
+/// then does what the pipeline renderer does with real frames: an MP4 and a sidecar, written as a verified pair,
 /// with timings and peak memory. Its videos say nothing about CogVideoX; everything around them is real.
 /// </summary>
 public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRenderer
@@ -20,6 +20,7 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
     public RenderResult Render(VideoJob job, IProgress<RenderProgress>? progress, CancellationToken cancellation)
     {
         var s = job.Settings;
+        VideoOutput.Check(job); // before the steps, as the pipeline renderer checks before denoising
         var total = Stopwatch.StartNew();
         for (int step = 1; step <= s.Steps; step++)
         {
@@ -32,44 +33,39 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
         double denoise = total.Elapsed.TotalSeconds;
         cancellation.ThrowIfCancellationRequested();
 
-        var encode = Stopwatch.StartNew();
         progress?.Report(new RenderProgress("encode_video", 0, frames.Count, total.Elapsed));
-        VideoEncoder.WriteMp4(frames, job.OutputPath, new VideoEncoding
+        var sidecar = VideoOutput.Write(job, frames, video =>
         {
-            Fps = s.Fps,
-            Progress = progress is null ? null : (done, all) => progress.Report(new RenderProgress("encode_video", done, all, total.Elapsed)),
-        });
-        var info = new FileInfo(job.OutputPath);
-        var sidecar = new VideoSidecar
-        {
-            ToolVersion = typeof(SyntheticRenderer).Assembly.GetName().Version?.ToString() ?? "",
-            CreatedUtc = DateTimeOffset.UtcNow,
-            Settings = s,
-            Resolved = new() { ["renderer"] = "synthetic", ["device"] = "cpu", ["frames_decoded"] = frames.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
-            ModelIdentity = Identity,
-            TimingsSeconds = new()
+            return new VideoSidecar
             {
-                ["denoise"] = denoise,
-                ["encode_video"] = encode.Elapsed.TotalSeconds,
-                ["total"] = total.Elapsed.TotalSeconds,
-            },
-            PeakMemoryBytes = Process.GetCurrentProcess().PeakWorkingSet64,
-            PeakMemoryKind = "host",
-            Device = "cpu", // drawn on the CPU, whatever device the settings name
-            Software = new()
-            {
-                [".net"] = RuntimeInformation.FrameworkDescription,
-                ["os"] = RuntimeInformation.OSDescription,
-                ["ffmpeg"] = s_ffmpegVersion.Value ?? "unknown",
-            },
-            VideoFile = info.Name,
-            VideoBytes = info.Length,
-            VideoSha256 = VideoSidecar.Sha256Of(job.OutputPath),
-            FrameCount = frames.Count,
-            Width = frames.Width,
-            Height = frames.Height,
-        };
-        sidecar.Save(job.SidecarPath);
+                ToolVersion = typeof(SyntheticRenderer).Assembly.GetName().Version?.ToString() ?? "",
+                CreatedUtc = DateTimeOffset.UtcNow,
+                Settings = s,
+                Resolved = new() { ["renderer"] = "synthetic", ["device"] = "cpu", ["frames_decoded"] = frames.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                ModelIdentity = Identity,
+                TimingsSeconds = new()
+                {
+                    ["denoise"] = denoise,
+                    ["encode_video"] = video.EncodeSeconds,
+                    ["total"] = total.Elapsed.TotalSeconds,
+                },
+                PeakMemoryBytes = Process.GetCurrentProcess().PeakWorkingSet64,
+                PeakMemoryKind = "host",
+                Device = "cpu", // drawn on the CPU, whatever device the settings name
+                Software = new()
+                {
+                    [".net"] = RuntimeInformation.FrameworkDescription,
+                    ["os"] = RuntimeInformation.OSDescription,
+                    ["ffmpeg"] = s_ffmpegVersion.Value ?? "unknown",
+                },
+                VideoFile = video.FileName,
+                VideoBytes = video.Bytes,
+                VideoSha256 = video.Sha256,
+                FrameCount = frames.Count,
+                Width = frames.Width,
+                Height = frames.Height,
+            };
+        }, progress is null ? null : (done, all) => progress.Report(new RenderProgress("encode_video", done, all, total.Elapsed)));
         return new RenderResult(sidecar, frames);
     }
 

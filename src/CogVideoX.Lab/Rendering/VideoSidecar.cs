@@ -72,6 +72,26 @@ public sealed record VideoSidecar
     public void Save(string path) =>
         AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, LabJsonContext.Readable.VideoSidecar));
 
+    /// <summary>
+    /// True when <paramref name="path"/> holds a sidecar this tool wrote (a JSON object naming the tool and its
+    /// video), so replacing it loses nothing; any other file — model_index.json, a config — must not be replaced.
+    /// </summary>
+    public static bool IsSidecarFile(string path)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            var root = doc.RootElement;
+            return root.ValueKind == JsonValueKind.Object
+                && root.TryGetProperty("tool", out var tool) && tool.ValueKind == JsonValueKind.String && tool.GetString() == "cogvideox"
+                && root.TryGetProperty("video_file", out var video) && video.ValueKind == JsonValueKind.String;
+        }
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Reads a sidecar; null when missing or unreadable (an incomplete output).</summary>
     public static VideoSidecar? TryLoad(string path)
     {

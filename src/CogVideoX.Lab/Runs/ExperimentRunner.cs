@@ -255,10 +255,18 @@ public sealed class ExperimentRunner
         {
             throw;
         }
-        catch (Exception e) when (e is CogVideoXException or IOException or InvalidOperationException or ArgumentException or OutOfMemoryException)
+        catch (Exception e) when (e is CogVideoXException or InvalidOperationException or ArgumentException or OutOfMemoryException || FileErrors.IsFileError(e))
         {
-            var message = e is CogVideoXException ? e.Message : $"{e.GetType().Name}: {e.Message}";
-            _manifest.Append(Record("failed", job, null, device, started, watch.Elapsed.TotalSeconds, null, message));
+            var message = e is CogVideoXException ? e.Message : FileErrors.Describe(e);
+            // On a full disk the manifest may not take the line either: the job still counts as failed, and says so.
+            try
+            {
+                _manifest.Append(Record("failed", job, null, device, started, watch.Elapsed.TotalSeconds, null, message));
+            }
+            catch (Exception m) when (FileErrors.IsFileError(m))
+            {
+                message += $" (the manifest could not record this failure: {FileErrors.Describe(m)})";
+            }
             WriteFailure(vj.OutputPath, message);
             emit(new RunEvent { Kind = "failed", Index = job.Index, Job = job.Id, Message = message, Seconds = watch.Elapsed.TotalSeconds });
             return new JobOutcome { Index = job.Index, Job = job.Id, Status = "failed", Seconds = watch.Elapsed.TotalSeconds, Device = device, Worker = _options.Worker, Error = message };
@@ -369,34 +377,13 @@ public sealed class ExperimentRunner
             AtomicFile.WriteAllText(FailurePath(outputPath),
                 JsonSerializer.Serialize(new FailureMarker(_options.RunId, error), LabLineJsonContext.Default.FailureMarker));
         }
-        catch (IOException)
+        catch (Exception e) when (FileErrors.IsFileError(e))
         {
         }
     }
 
-    /// <summary>
-    /// Removes a job's temporary files (<c>.NAME.partial-PID-…</c>, as <see cref="AtomicFile"/> names them). While we
-    /// hold the claim every one of them is a dead holder's; otherwise only those whose process is gone from this host.
-    /// </summary>
-    public static int CleanTemporaryFiles(string outputPath, bool onlyDeadOwners)
-    {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(outputPath))!;
-        if (!Directory.Exists(dir)) return 0;
-        var prefix = $".{Path.GetFileNameWithoutExtension(outputPath)}.partial-";
-        int n = 0;
-        foreach (var file in Directory.EnumerateFiles(dir, prefix + "*"))
-        {
-            if (onlyDeadOwners)
-            {
-                var rest = Path.GetFileName(file)[prefix.Length..];
-                var dash = rest.IndexOf('-');
-                if (dash <= 0 || !int.TryParse(rest[..dash], NumberStyles.None, CultureInfo.InvariantCulture, out var pid)) continue;
-                if (ProcessIdentity.StartTicksOf(pid) is not null) continue;
-            }
-            if (TryDelete(file)) n++;
-        }
-        return n;
-    }
+    /// <summary>A job's temporary files removed (see <see cref="VideoOutput.CleanTemporaryFiles"/>).</summary>
+    public static int CleanTemporaryFiles(string outputPath, bool onlyDeadOwners) => VideoOutput.CleanTemporaryFiles(outputPath, onlyDeadOwners);
 
     private static bool TryDelete(string path)
     {

@@ -1,4 +1,6 @@
 using System.Globalization;
+using CogVideoX.Diffusion;
+using CogVideoX.Engine;
 
 namespace CogVideoX.Lab.Specs;
 
@@ -127,11 +129,14 @@ public sealed class SettingKey
             v => v < 16 || v % 16 != 0 ? $"is {v}" : null, (s, v) => s with { Height = v }, s => s.Height),
         Int("width", "a multiple of 16 ≥ 16 (pixels; the VAE downsamples by 8 and the transformer patches by 2)",
             v => v < 16 || v % 16 != 0 ? $"is {v}" : null, (s, v) => s with { Width = v }, s => s.Width),
-        Choice("scheduler", ["ddim", "dpm"], (s, v) => s with { Scheduler = v }, s => s.Scheduler),
+        Choice("scheduler", [.. SchedulerRegistry.Names], (s, v) => s with { Scheduler = v }, s => s.Scheduler),
         new SettingKey("dynamic_cfg", "true, false or null (the model's default)", false,
             t => t.ToLowerInvariant() switch { "true" => true, "false" => false, _ => throw new FormatException() },
             _ => null, (s, v) => s with { DynamicCfg = (bool?)v }, s => s.DynamicCfg),
         Choice("dtype", ["f32", "f16", "bf16"], (s, v) => s with { DType = v }, s => s.DType),
+        Choice("attention", [.. GpuOptions.AttentionNames], (s, v) => s with { Attention = v }, s => s.Attention),
+        Choice("cudnn", [.. GpuOptions.CudnnNames], (s, v) => s with { Cudnn = v }, s => s.Cudnn),
+        Choice("cudnn_sdpa", [.. GpuOptions.CudnnSdpaNames], (s, v) => s with { CudnnSdpa = v }, s => s.CudnnSdpa),
         Text("device", "`auto`, `cpu`, `cuda` or `cuda:N`", v => IsDevice(v!) ? null : $"is '{v}'",
             (s, v) => s with { Device = v! }, s => s.Device),
         Choice("memory", ["auto", "full", "balanced", "low"], (s, v) => s with { Memory = v! }, s => s.Memory),

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
 using YamlDotNet.RepresentationModel;
 
 namespace CogVideoX.Lab.Specs;
@@ -28,11 +29,29 @@ public static partial class SpecParser
     private static readonly string[] s_topKeys = ["name", "description", "output_dir", "prompt_dir", "defaults", "experiments"];
     private static readonly string[] s_experimentKeys = ["description", "prompts", "settings", "vary", "grid", "reference"];
 
+    /// <summary>How deeply collections may nest: a spec needs 4 levels; YamlDotNet's node tree recurses once per level.</summary>
+    public const int MaxDepth = 32;
+
+    /// <summary>Videos a spec may plan in all: far beyond any study, well within memory for the plan and its manifest.</summary>
+    public const long MaxJobs = 100_000;
+
+    /// <summary>Largest prompt file read.</summary>
+    public const long MaxPromptBytes = 1L << 20;
+
+    /// <summary>Largest spec file read.</summary>
+    public const long MaxFileBytes = 32L << 20;
+
+    /// <summary>Longest experiment or spec name (it is a folder or file name under output_dir).</summary>
+    public const int MaxNameLength = 100;
+
     public static ExperimentSpec Load(string path)
     {
         var full = Path.GetFullPath(path);
         if (!File.Exists(full))
             throw new SpecException($"{path}: no such spec file (experiment specs are YAML files, e.g. experiments/cogvideox_study.yaml)");
+        // Read whole, so bounded first: a spec of the largest allowed study is a few megabytes.
+        if (new FileInfo(full).Length is var length and > MaxFileBytes)
+            throw new SpecException($"{path}: the spec file is {length} bytes; a spec may be at most {MaxFileBytes} bytes (a study of {MaxJobs} videos fits in a few megabytes)");
         return Parse(File.ReadAllText(full), full);
     }
 
@@ -42,6 +61,7 @@ public static partial class SpecParser
         var stream = new YamlStream();
         try
         {
+            CheckDepth(yaml, ctx.File);
             stream.Load(new StringReader(yaml));
         }
         catch (YamlException e)
@@ -62,8 +82,9 @@ public static partial class SpecParser
         var top = ctx.Keys(root, s_topKeys, "the spec");
         var folder = Path.GetDirectoryName(Path.GetFullPath(sourcePath))!;
         var name = ctx.Scalar(top, "name") is { } nameNode ? ctx.Identifier(nameNode, "spec name") : Path.GetFileNameWithoutExtension(sourcePath);
-        var outputDir = Path.GetFullPath(Path.Combine(folder, ctx.Scalar(top, "output_dir")?.Value ?? "outputs"));
-        var promptDir = Path.GetFullPath(Path.Combine(folder, ctx.Scalar(top, "prompt_dir")?.Value ?? "prompts"));
+        var description = ctx.Scalar(top, "description")?.Value;
+        var outputDir = ctx.Folder(top, "output_dir", folder, "outputs");
+        var promptDir = ctx.Folder(top, "prompt_dir", folder, "prompts");
 
         var defaults = new GenerationSettings();
         if (top.TryGetValue("defaults", out var defaultsNode))
@@ -80,18 +101,26 @@ public static partial class SpecParser
             ctx.Error(expsNode, "`experiments:` must be a mapping of experiment name → { prompts, vary | grid, reference, settings }");
         else
         {
+            double jobs = 0;
             foreach (var (keyNode, body) in exps.Children)
             {
-                var expName = ctx.Identifier((YamlScalarNode)keyNode, "experiment name");
+                if (keyNode is not YamlScalarNode expKey)
+                {
+                    ctx.Error(keyNode, $"experiment names must be plain names (letters, digits, '_', '.', '-'), not a {Context.Describe(keyNode)}");
+                    continue;
+                }
+                var expName = ctx.Identifier(expKey, "experiment name");
                 var exp = ctx.Experiment(expName, body, defaults, promptDir, available, prompts);
-                if (exp is not null) experiments.Add(exp);
+                if (exp is null) continue;
+                experiments.Add(exp);
+                jobs += ctx.CheckJobs(exp, body, jobs);
             }
         }
         ctx.ThrowIfErrors();
         return new ExperimentSpec
         {
             Name = name,
-            Description = ctx.Scalar(top, "description")?.Value,
+            Description = description,
             SourcePath = Path.GetFullPath(sourcePath),
             OutputDir = outputDir,
             PromptDir = promptDir,
@@ -104,21 +133,98 @@ public static partial class SpecParser
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     private static partial Regex SafeName();
 
+    /// <summary>
+    /// Walks the YAML's events (YamlDotNet's parser keeps its own stack, so this cannot overflow ours) and stops at
+    /// the first collection nested deeper than <see cref="MaxDepth"/>, before the node tree is built recursively.
+    /// </summary>
+    private static void CheckDepth(string yaml, string file)
+    {
+        var parser = new Parser(new StringReader(yaml));
+        // The anchors of the collections now open: an alias to one of them would make the tree a cycle.
+        var open = new List<string>();
+        while (parser.MoveNext())
+        {
+            var e = parser.Current!;
+            switch (e)
+            {
+                case MappingStart or SequenceStart:
+                    if (open.Count >= MaxDepth)
+                        throw new SpecException($"{file}:{e.Start.Line}:{e.Start.Column}: the YAML nests lists and mappings more than {MaxDepth} deep; a spec needs 4 levels (experiments → experiment → grid → values)");
+                    open.Add(((NodeEvent)e).Anchor.IsEmpty ? "" : ((NodeEvent)e).Anchor.Value);
+                    break;
+                case MappingEnd or SequenceEnd:
+                    open.RemoveAt(open.Count - 1);
+                    break;
+                case AnchorAlias alias when open.Contains(alias.Value.Value):
+                    throw new SpecException($"{file}:{e.Start.Line}:{e.Start.Column}: the alias *{alias.Value.Value} refers to a list or mapping that contains it; a spec cannot be circular");
+            }
+        }
+    }
+
     private sealed class Context(string file)
     {
         private readonly List<string> _errors = [];
 
         public string File { get; } = file;
 
-        public void Error(YamlNode node, string message) => _errors.Add($"{File}:{node.Start.Line}:{node.Start.Column}: {message}");
+        private int _errorCount;
+
+        public void Error(YamlNode node, string message)
+        {
+            // Only the first few are shown; a huge list of bad values must not hold a message for each.
+            if (++_errorCount <= 20) _errors.Add($"{File}:{node.Start.Line}:{node.Start.Column}: {message}");
+        }
 
         public void ThrowIfErrors()
         {
-            if (_errors.Count == 0) return;
-            var shown = _errors.Take(20).ToList();
-            if (_errors.Count > 20) shown.Add($"… and {_errors.Count - 20} more");
-            throw new SpecException((_errors.Count == 1 ? "invalid experiment spec: " : $"invalid experiment spec ({_errors.Count} problems):\n  ")
+            if (_errorCount == 0) return;
+            var shown = _errors.ToList();
+            if (_errorCount > 20) shown.Add($"… and {_errorCount - 20} more");
+            throw new SpecException((_errorCount == 1 ? "invalid experiment spec: " : $"invalid experiment spec ({_errorCount} problems):\n  ")
                 + string.Join("\n  ", shown));
+        }
+
+        /// <summary>An output_dir or prompt_dir as an absolute folder (relative to the spec's folder).</summary>
+        public string Folder(Dictionary<string, YamlNode> top, string key, string specFolder, string fallback)
+        {
+            var node = Scalar(top, key);
+            var value = node?.Value ?? fallback;
+            try
+            {
+                if (value.Length > 0 && !value.Contains('\0', StringComparison.Ordinal))
+                    return Path.GetFullPath(Path.Combine(specFolder, value));
+            }
+            catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+            {
+            }
+            Error(node!, $"{key} '{value}' is not a usable folder path; give a folder, relative to the spec's folder or absolute");
+            return Path.GetFullPath(Path.Combine(specFolder, fallback));
+        }
+
+        /// <summary>
+        /// Checks an experiment's video count (with the ones before it) against <see cref="MaxJobs"/> and that no two
+        /// of its videos share an output name; returns its count.
+        /// </summary>
+        public double CheckJobs(ExperimentDefinition exp, YamlNode node, double before)
+        {
+            // In double: a grid of many long lists overflows a long.
+            double count = exp.Prompts.Count;
+            foreach (var v in exp.Varied) count *= v.Values.Count;
+            if (before + count > MaxJobs)
+            {
+                var factors = string.Join(" × ", new[] { $"{exp.Prompts.Count} prompt(s)" }.Concat(exp.Varied.Select(v => $"{v.Values.Count} {v.Key}")));
+                Error(node, $"experiment '{exp.Name}' makes {count:0} videos ({factors}){(before > 0 ? $", {before + count:0} with the experiments before it" : "")}; " +
+                    $"a spec may plan at most {MaxJobs} videos; vary fewer values, or split the study into several specs");
+                return count;
+            }
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var name in StudyPlan.JobNames(exp))
+                if (!seen.Add(name))
+                {
+                    Error(node, $"two videos of experiment '{exp.Name}' would both be written to {exp.Name}/{name}.mp4; make the varied values differ in more than punctuation");
+                    break;
+                }
+            return count;
         }
 
         /// <summary>The mapping's entries by key; unknown or repeated keys are errors.</summary>
@@ -129,7 +235,7 @@ public static partial class SpecParser
             {
                 if (k is not YamlScalarNode { Value: { } key })
                 {
-                    Error(k, $"keys in {where} must be plain names");
+                    Error(k, $"keys in {where} must be plain names, not a {Describe(k)}; allowed: {string.Join(", ", allowed)}");
                     continue;
                 }
                 if (!allowed.Contains(key))
@@ -151,8 +257,10 @@ public static partial class SpecParser
         public string Identifier(YamlScalarNode node, string what)
         {
             var value = node.Value ?? "";
-            if (!SafeName().IsMatch(value))
-                Error(node, $"{what} '{value}' must start with a letter or digit and use only letters, digits, '_', '.', '-' (it names files)");
+            if (!SafeName().IsMatch(value) || value.Contains("..", StringComparison.Ordinal))
+                Error(node, $"{what} '{Shorten(value)}' must start with a letter or digit and use only letters, digits, '_', '.', '-' (it names files)");
+            else if (value.Length > MaxNameLength)
+                Error(node, $"{what} '{Shorten(value)}' is {value.Length} characters long; at most {MaxNameLength} are allowed (it names files)");
             return value;
         }
 
@@ -174,7 +282,12 @@ public static partial class SpecParser
             var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (k, v) in map.Children)
             {
-                var name = (k as YamlScalarNode)?.Value ?? "";
+                if (k is not YamlScalarNode)
+                {
+                    Error(k, $"settings in {where} are named by plain keys, not a {Describe(k)}; settings: {KeyList()}");
+                    continue;
+                }
+                var name = ((YamlScalarNode)k).Value ?? "";
                 var key = SettingKey.Find(name);
                 if (key is null)
                 {
@@ -262,9 +375,15 @@ public static partial class SpecParser
                 Error(node, $"`prompts` must be a list of prompt names (files NAME.txt in {promptDir}) or `all`");
                 return names;
             }
+            if (node is YamlSequenceNode { Children.Count: > (int)MaxJobs } tooMany)
+            {
+                Error(node, $"`prompts` lists {tooMany.Children.Count} prompts; a spec may plan at most {MaxJobs} videos");
+                return names;
+            }
+            var listed = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (name, item) in items)
             {
-                if (names.Contains(name))
+                if (!listed.Add(name))
                 {
                     Error(item, $"prompt '{name}' is listed twice in {where} (its outputs would collide)");
                     continue;
@@ -277,6 +396,12 @@ public static partial class SpecParser
                 }
                 if (!texts.ContainsKey(name))
                 {
+                    // The text encoder reads 226 tokens; a prompt file of megabytes is a mistake, not a prompt.
+                    if (new FileInfo(file).Length > MaxPromptBytes)
+                    {
+                        Error(item, $"prompt file {file} is {new FileInfo(file).Length} bytes; a prompt file may be at most {MaxPromptBytes} bytes");
+                        continue;
+                    }
                     var text = System.IO.File.ReadAllText(file).Trim();
                     if (text.Length == 0)
                     {
@@ -311,13 +436,21 @@ public static partial class SpecParser
                     Error(valuesNode, $"{where}: {key.Name} must be a list of values, e.g. [a, b]; each {key.Allowed}");
                     continue;
                 }
+                if (seq.Children.Count > MaxJobs)
+                {
+                    Error(valuesNode, $"{where}: {key.Name} lists {seq.Children.Count} values; a spec may plan at most {MaxJobs} videos");
+                    continue;
+                }
                 var values = new List<SettingValue>();
+                // By output name: values that differ only where names cannot (punctuation, case of a hash) would collide.
+                var names = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var item in seq.Children)
                 {
                     if (ParseValue(key, item) is not { } v) continue;
-                    if (values.Any(x => x.Text == v.Text))
+                    var name = StudyPlan.ValueName(v);
+                    if (!names.Add(name))
                     {
-                        Error(item, $"{key.Name} value {v.Text} is listed twice in {where}: both would be written to {key.Name}_{v.Text}.mp4");
+                        Error(item, $"{key.Name} value {Shorten(v.Text)} is listed twice in {where}: both would be written to {name}.mp4");
                         continue;
                     }
                     values.Add(v);
@@ -343,7 +476,12 @@ public static partial class SpecParser
             {
                 foreach (var (k, v) in refMap.Children)
                 {
-                    var key = (k as YamlScalarNode)?.Value ?? "";
+                    if (k is not YamlScalarNode)
+                    {
+                        Error(k, $"reference is keyed by setting names, not a {Describe(k)}; {where} varies {string.Join(", ", varied.Select(x => x.Key))}");
+                        continue;
+                    }
+                    var key = ((YamlScalarNode)k).Value ?? "";
                     if (varied.All(x => x.Key != key))
                         Error(k, $"reference names '{key}', which {where} does not vary; it varies {string.Join(", ", varied.Select(x => x.Key))}");
                     else given[key] = v;
@@ -383,7 +521,10 @@ public static partial class SpecParser
 
         private static string KeyList() => string.Join(", ", SettingKey.All.Select(k => k.Name));
 
-        private static string Describe(YamlNode node) => node switch
+        /// <summary>A value short enough to quote in a message.</summary>
+        public static string Shorten(string text) => text.Length <= 60 ? text : text[..57] + "…";
+
+        public static string Describe(YamlNode node) => node switch
         {
             YamlMappingNode => "mapping",
             YamlSequenceNode => "list",

@@ -1,5 +1,8 @@
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
 using CogVideoX.Lab.Runs;
 using CogVideoX.Media;
 
@@ -10,8 +13,13 @@ namespace CogVideoX.Lab.Specs;
 /// with the last grid key fastest): the order shards partition and the report follows. Saved next to the outputs as
 /// <c>&lt;spec&gt;.plan.json</c> so <c>report DIR</c> works without the spec or the prompt files.
 /// </summary>
-public sealed record StudyPlan
+public sealed partial record StudyPlan
 {
+    /// <summary>Longest name a varied value keeps as it is; a job's whole name is held under <see cref="MaxJobNameLength"/>.</summary>
+    private const int MaxValueNameLength = 48;
+
+    private const int MaxJobNameLength = 160;
+
     public int SchemaVersion { get; init; } = 1;
 
     public required string SpecName { get; init; }
@@ -112,9 +120,36 @@ public sealed record StudyPlan
     private static string JobName(ExperimentDefinition exp, string prompt, IReadOnlyList<SettingValue> combo)
     {
         if (combo.Count == 0) return prompt;
-        var varied = string.Join("_", combo.Select(c => $"{c.Key}_{c.Text}"));
-        return exp.Prompts.Count > 1 ? $"{prompt}_{varied}" : varied;
+        var varied = string.Join("_", combo.Select(ValueName));
+        return Bounded(exp.Prompts.Count > 1 ? $"{prompt}_{varied}" : varied, MaxJobNameLength);
     }
+
+    /// <summary>Every output name an experiment will use, in plan order (for the parser's collision check).</summary>
+    internal static IEnumerable<string> JobNames(ExperimentDefinition exp) =>
+        exp.Prompts.SelectMany(p => Combinations(exp.Varied).Select(c => JobName(exp, p, c)));
+
+    /// <summary>
+    /// <c>key_value</c> as it appears in file names. Ordinary values (numbers, words) appear as written; any other
+    /// text (separators, '..', spaces, or too long) becomes a slug of its safe characters and a hash of the exact
+    /// text, so a value can never name a folder or leave output_dir, and different values keep different names.
+    /// </summary>
+    public static string ValueName(SettingValue value) => $"{value.Key}_{Bounded(value.Text, MaxValueNameLength)}";
+
+    private static string Bounded(string text, int maxLength)
+    {
+        if (text.Length <= maxLength && FileNameChars().IsMatch(text) && !text.Contains("..", StringComparison.Ordinal)) return text;
+        var slug = Unsafe().Replace(text, "-").Trim('-', '.');
+        while (slug.Contains("..", StringComparison.Ordinal)) slug = slug.Replace("..", ".", StringComparison.Ordinal);
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..10];
+        slug = slug[..Math.Min(slug.Length, maxLength - hash.Length - 1)].TrimEnd('-', '.');
+        return slug.Length == 0 ? hash : $"{slug}-{hash}";
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9_.+-]*$")]
+    private static partial Regex FileNameChars();
+
+    [GeneratedRegex("[^A-Za-z0-9_.+-]+")]
+    private static partial Regex Unsafe();
 
     private static IEnumerable<IReadOnlyList<SettingValue>> Combinations(IReadOnlyList<VariedSetting> varied)
     {
@@ -135,16 +170,31 @@ public sealed record StudyPlan
 
     public static StudyPlan Load(string path)
     {
+        StudyPlan plan;
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), LabRunJsonContext.Default.StudyPlan)
+            plan = JsonSerializer.Deserialize(File.ReadAllBytes(path), LabRunJsonContext.Default.StudyPlan)
                 ?? throw new Engine.CogVideoXException($"{path}: empty plan file");
         }
         catch (JsonException e)
         {
             throw new Engine.CogVideoXException($"{path}: not a readable plan file ({e.Message}); run `experiment run SPEC --dry-run` to write it again");
         }
+        // The report is written under the spec's name and reads the videos at the jobs' paths: a plan file is
+        // data from disk, so neither may lead out of the folder it was found in.
+        string? problem = !IsFileName(plan.SpecName) ? $"its spec name '{plan.SpecName}' is not a plain file name"
+            : plan.Experiments.FirstOrDefault(e => !IsFileName(e.Name)) is { } badExp ? $"its experiment name '{badExp.Name}' is not a plain folder name"
+            : plan.Experiments.SelectMany(e => e.Jobs).FirstOrDefault(j => j.Experiment is null || j.Name is null || j.Output != $"{j.Experiment}/{j.Name}.mp4" || !IsFileName(j.Name) || !IsFileName(j.Experiment))
+                is { } badJob ? $"its video path '{badJob.Output}' is not <experiment>/<name>.mp4 inside the folder"
+            : null;
+        if (problem is not null)
+            throw new Engine.CogVideoXException($"{path}: not a plan file `experiment run` writes: {problem}; run `experiment run SPEC --dry-run` to write it again", 2);
+        return plan;
     }
+
+    /// <summary>One path component that stays where it is put: no separators, no '..', not empty, not too long.</summary>
+    private static bool IsFileName(string? name) =>
+        name is { Length: > 0 and <= 255 } && name is not "." and not ".." && name.IndexOfAny(['/', '\\', '\0']) < 0 && !name.Contains("..", StringComparison.Ordinal);
 }
 
 public sealed record ExperimentPlan

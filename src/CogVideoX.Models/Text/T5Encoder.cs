@@ -569,7 +569,7 @@ internal sealed class T5Attention
         // Written through a [B, H, L, D] view of a [B, L, H, D] buffer, so merging the heads needs no copy.
         using var merged = Tensor.Empty(x.Backend, x.DType, batch, length, heads, dkv);
         using (var view = merged.Transpose(1, 2))
-        using (Ops.Attention(qh, kh, vh, positionBias, scale: 1f, output: view)) { }
+            Ops.AttentionInto(qh, kh, vh, positionBias, scale: 1f, output: view);
         using var flat = merged.Reshape(batch, length, heads * dkv);
         return flat.Linear(O);
     }

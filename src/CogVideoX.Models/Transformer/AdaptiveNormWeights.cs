@@ -98,7 +98,7 @@ internal sealed class AdaptiveNormWeights : IDisposable
         using var target = destination.Narrow(1, start, length);
         using var s = scale.Unsqueeze(1);
         using var t = shift.Unsqueeze(1);
-        rows.ModulatedLayerNorm(NormWeight, NormBias, s, t, Eps, target).Dispose();
+        rows.ModulatedLayerNormInto(NormWeight, NormBias, s, t, Eps, target);
     }
 
     public void Dispose() => _parameters.Dispose();

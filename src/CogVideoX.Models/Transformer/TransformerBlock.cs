@@ -187,9 +187,7 @@ public sealed class TransformerBlock : IStreamableBlock<TransformerBlock>, IDisp
         // The kernel writes heads straight into [B, S, H, hd] order, so merging heads is a free reshape.
         using var merged = Tensor.Empty(x.Backend, x.DType, b, s, _heads, _headDim);
         using (var heads = merged.Permute(0, 2, 1, 3))
-        using (Ops.Attention(q, k, v, null, (float)(1.0 / Math.Sqrt(_headDim)), heads))
-        {
-        }
+            Ops.AttentionInto(q, k, v, null, (float)(1.0 / Math.Sqrt(_headDim)), heads);
         using var flat = merged.Reshape(b, s, _heads * _headDim);
         return flat.Linear(_outWeight, _outBias);
     }
@@ -198,7 +196,7 @@ public sealed class TransformerBlock : IStreamableBlock<TransformerBlock>, IDisp
     private static void ApplyRotary(Tensor x, int textLength, RotaryTables rotary)
     {
         using var video = x.Narrow(2, textLength, x.Dim(2) - textLength);
-        video.Rotary(rotary.Cos, rotary.Sin, video).Dispose();
+        video.RotaryInto(rotary.Cos, rotary.Sin, video);
     }
 
     /// <summary>hidden += gate · update, with the video gate on the video tokens and the text gate on the text tokens.</summary>
@@ -214,7 +212,7 @@ public sealed class TransformerBlock : IStreamableBlock<TransformerBlock>, IDisp
         using var target = hidden.Narrow(1, start, length);
         using var part = update.Narrow(1, start, length);
         using var g = gate.Unsqueeze(1);
-        target.AddMul(part, g, target).Dispose();
+        target.AddMulInto(part, g, target);
     }
 
     public void Dispose()

@@ -69,13 +69,18 @@ internal sealed class HubClient : IDisposable
         using var response = await SendAsync(HttpMethod.Get, url, what, followRedirects: true, ct).ConfigureAwait(false);
         if (response.StatusCode != HttpStatusCode.OK)
             throw Refused(response, repoId, revision, path: null);
+        var tooLarge = $"{what} from {url.Authority} is larger than {Sizes.Format(_settings.MaxFileListBytes)}, far more than a model repository's; check HF_ENDPOINT and any proxy";
+        if (response.Content.Headers.ContentLength > _settings.MaxFileListBytes)
+            throw new HubException(HubFailure.BadResponse, tooLarge);
         byte[] body;
         using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
         {
             timeout.CancelAfter(_settings.RequestTimeout);
             try
             {
-                body = await response.Content.ReadAsByteArrayAsync(timeout.Token).ConfigureAwait(false);
+                // Read with a cap: without a Content-Length the body is only bounded by what the server sends.
+                body = await ReadAtMostAsync(response, _settings.MaxFileListBytes, timeout.Token).ConfigureAwait(false)
+                    ?? throw new HubException(HubFailure.BadResponse, tooLarge);
             }
             catch (Exception e) when (IsNetworkFailure(e, ct))
             {
@@ -83,6 +88,24 @@ internal sealed class HubClient : IDisposable
             }
         }
         return ParseRepoInfo(body, repoId, revision, url);
+    }
+
+    /// <summary>The body, or null when it is longer than <paramref name="limit"/> bytes.</summary>
+    private static async Task<byte[]?> ReadAtMostAsync(HttpResponseMessage response, long limit, CancellationToken ct)
+    {
+        var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        await using (body.ConfigureAwait(false))
+        {
+            using var bytes = new MemoryStream();
+            var buffer = new byte[81920];
+            int n;
+            while ((n = await body.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+            {
+                if (bytes.Length + n > limit) return null;
+                bytes.Write(buffer, 0, n);
+            }
+            return bytes.ToArray();
+        }
     }
 
     /// <summary>HEAD of a file at a commit: its blob name (ETag), size and download location.</summary>

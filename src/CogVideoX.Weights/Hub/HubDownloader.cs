@@ -45,7 +45,7 @@ internal sealed class HubDownloader
     /// <summary>Fetches the files of <paramref name="paths"/> that the snapshot lacks; throws the first failure once every file has ended.</summary>
     public async Task FetchAsync(IReadOnlyList<string> paths, CancellationToken ct)
     {
-        var toFetch = paths.Where(p => !_cache.HasEntry(Commit, p)).ToList();
+        var toFetch = paths.Where(p => !_cache.HasEntry(Commit, p) || !CachedEntryIsSound(p)).ToList();
         _progress.Planned(toFetch.Select(p => (p, _repo.File(p)?.Size)).ToList(), paths.Count - toFetch.Count);
         if (toFetch.Count == 0) return;
         _remaining = CheckSpace(toFetch);
@@ -96,10 +96,16 @@ internal sealed class HubDownloader
 
     private async Task EnsureBlobAsync(RemoteFile file, CancellationToken ct)
     {
-        if (HubCacheFolder.IsPresent(_cache.Blob(file.Etag)))
+        var cached = _cache.Blob(file.Etag);
+        if (HubCacheFolder.IsPresent(cached))
         {
-            _progress.FileDone(file.Path, file.Size, "already in the cache's blobs");
-            return;
+            if (Damage(cached, file.Size, file.Etag) is not { } damage)
+            {
+                _progress.FileDone(file.Path, file.Size, "already in the cache's blobs");
+                return;
+            }
+            _progress.Note(file.Path, $"the cached blob {cached} is damaged ({damage}): downloading the file again");
+            DeleteDamaged(cached);
         }
         try
         {
@@ -175,13 +181,77 @@ internal sealed class HubDownloader
         }
     }
 
+    /// <summary>
+    /// Whether a snapshot entry already there holds what the file list says (size, and the hash where the ETag is one):
+    /// a truncated or altered blob (a crash, a disk error, a careless copy) is deleted and fetched again rather
+    /// than reported complete.
+    /// </summary>
+    private bool CachedEntryIsSound(string path)
+    {
+        if (_repo.File(path) is not { Size: { } size } sibling) return true;
+        var entry = new FileInfo(_cache.Entry(Commit, path));
+        var target = entry.LinkTarget is null ? entry : entry.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? entry;
+        var etag = sibling.Sha256 ?? sibling.BlobId;
+        if (Damage(target.FullName, size, etag) is not { } damage) return true;
+        _progress.Note(path, $"the cached copy {target.FullName} is damaged ({damage}): downloading it again");
+        DeleteDamaged(target.FullName);
+        HubCacheFolder.TryDelete(entry.FullName);
+        return false;
+    }
+
+    /// <summary>What is wrong with a cached file (its size, or its hash when the ETag is a digest); null when nothing is.</summary>
+    private static string? Damage(string path, long size, string? etag)
+    {
+        try
+        {
+            long length = new FileInfo(path).Length;
+            if (length != size) return $"{Sizes.Format(length)} instead of {Sizes.Format(size)}";
+            if (etag is null) return null;
+            using var verifier = new BlobVerifier(etag, size);
+            if (verifier.Algorithm is null) return null;
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, BufferSize);
+            var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+            try
+            {
+                int n;
+                while ((n = stream.Read(buffer, 0, buffer.Length)) > 0) verifier.Append(buffer.AsSpan(0, n));
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            var digest = verifier.Digest();
+            return digest == verifier.Etag ? null : $"its {verifier.Algorithm} is {digest}, not {verifier.Etag}";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"unreadable: {e.Message}";
+        }
+    }
+
+    private void DeleteDamaged(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new HubException(HubFailure.CacheNotWritable, $"cannot delete the damaged cached file {path} ({e.Message}); delete it by hand, or make the cache ({_cache.Cache}) writable, and run again", e);
+        }
+    }
+
     /// <summary>Brings the file from <paramref name="have"/> bytes to its full size, retrying what a network can do to a download.</summary>
     private async Task<long> TransferAsync(RemoteFile file, FileStream stream, string incomplete, BlobVerifier verifier, byte[] buffer, long have, CancellationToken ct)
     {
-        int failedTries = 0;
+        // Bounded in count and in time whatever the server does: tries without new bytes, tries in all, and time
+        // since bytes last arrived that had never arrived before (a restarted transfer repeating old ground is no progress).
+        int failedTries = 0, tries = 0;
+        long furthest = have;
+        bool restarts = false;
+        var sinceProgress = System.Diagnostics.Stopwatch.StartNew();
         while (have < file.Size)
         {
-            long before = have;
             string? retry = null;
             try
             {
@@ -192,9 +262,11 @@ internal sealed class HubDownloader
                     _progress.Note(file.Path, response.StatusCode == HttpStatusCode.OK
                         ? $"the server ignored the request to resume at {Sizes.Format(have)}: downloading the file again from its first byte"
                         : $"the server refused to resume at {Sizes.Format(have)} (416): downloading the file again from its first byte");
+                    // From now on every try starts the file over, so getting further is no reason to keep trying.
+                    restarts = true;
                     SetLength(stream, incomplete, 0);
                     Interlocked.Add(ref _remaining, have);
-                    have = before = 0;
+                    have = 0;
                     verifier.Reset();
                     _progress.FileAdvanced(file.Path, 0);
                     if (response.StatusCode != HttpStatusCode.OK)
@@ -230,10 +302,25 @@ internal sealed class HubDownloader
                 retry = $"the connection failed after {Sizes.Format(have)} of {Sizes.Format(file.Size)} ({HubClient.Reason(e)})";
             }
             if (retry is null) continue;
-            if (have > before) failedTries = 0;
+            if (have > furthest)
+            {
+                furthest = have;
+                if (!restarts)
+                {
+                    failedTries = 0;
+                    sinceProgress.Restart();
+                }
+            }
             failedTries++;
+            tries++;
             if (failedTries >= _settings.MaxAttempts)
-                throw Lost(file, incomplete, have, $"{retry} ({_settings.MaxAttempts} tries without new data)", null);
+                throw Lost(file, incomplete, have, restarts
+                    ? $"{retry} ({_settings.MaxAttempts} tries; the server does not resume downloads, so each try started the file over)"
+                    : $"{retry} ({_settings.MaxAttempts} tries without new data)", null);
+            if (tries >= _settings.MaxTotalAttempts)
+                throw Lost(file, incomplete, have, $"{retry} ({tries} tries in all, the most for one file)", null);
+            if (sinceProgress.Elapsed >= _settings.RetryTimeLimit)
+                throw Lost(file, incomplete, have, $"{retry} (no new data for {HubClient.Seconds(sinceProgress.Elapsed)}, more than the {HubClient.Seconds(_settings.RetryTimeLimit)} allowed)", null);
             var delay = _client.BackoffDelay(failedTries);
             _progress.Note(file.Path, $"{retry}; resuming at {Sizes.Format(have)} in {HubClient.Seconds(delay)} (try {failedTries + 1} of {_settings.MaxAttempts})");
             await Task.Delay(delay, ct).ConfigureAwait(false);

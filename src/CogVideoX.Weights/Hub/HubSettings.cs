@@ -40,8 +40,20 @@ public sealed record HubSettings
     /// <summary>How many files are downloaded at once (huggingface_hub's snapshot_download uses 8).</summary>
     public int MaxParallelDownloads { get; init; } = 8;
 
-    /// <summary>Tries per request before a lost connection or a failing server is reported; a try that brought new bytes resets the count.</summary>
+    /// <summary>
+    /// Tries per request before a lost connection or a failing server is reported; a try that brought bytes never
+    /// received before resets the count (except from a server that ignores Range, where every try starts over).
+    /// </summary>
     public int MaxAttempts { get; init; } = 5;
+
+    /// <summary>Tries per file in all, however much each one brought: a connection that keeps dropping ends some time.</summary>
+    public int MaxTotalAttempts { get; init; } = 50;
+
+    /// <summary>The longest a file's download may go on failing without bringing bytes never received before.</summary>
+    public TimeSpan RetryTimeLimit { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The largest repo file list read (a real one is well under a megabyte, even for thousands of files).</summary>
+    internal long MaxFileListBytes { get; init; } = 32L << 20;
 
     /// <summary>The wait before the first retry; it doubles with each further try (up to 16 times this).</summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(1);

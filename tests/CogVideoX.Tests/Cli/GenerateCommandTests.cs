@@ -129,7 +129,8 @@ public class GenerateCommandTests
         using var dir = new TempDir();
         var output = dir.File("v.mp4");
         var (code, _, stderr) = Run(Tiny(output, 5, 2, "--prompt", "A whale.", "--negative-prompt", "blurry", "--guidance", "4.5",
-            "--scheduler", "dpm", "--no-dynamic-cfg", "--dtype", "bf16", "--memory", "balanced", "--vae-tiling", "--device", "cpu"));
+            "--scheduler", "dpm", "--no-dynamic-cfg", "--dtype", "bf16", "--memory", "balanced", "--vae-tiling", "--device", "cpu",
+            "--attention", "cuDNN", "--cudnn", "conv", "--cudnn-sdpa", "unified"));
         Assert.True(code == 0, stderr);
         var sidecar = VideoSidecar.TryLoad(dir.File("v.json"))!;
         var r = sidecar.Resolved;
@@ -137,6 +138,8 @@ public class GenerateCommandTests
             (r["scheduler"], r["timestep_spacing"], r["dynamic_cfg"], r["dtype"], r["memory"], r["vae_tiling"], r["classifier_free_guidance"]));
         Assert.Equal(("blurry", 4.5, "dpm", false, "bf16", true), (sidecar.Settings.NegativePrompt, sidecar.Settings.Guidance,
             sidecar.Settings.Scheduler, sidecar.Settings.DynamicCfg, sidecar.Settings.DType, sidecar.Settings.VaeTiling));
+        // The GPU choices are recorded (the CPU backend ignores them).
+        Assert.Equal(("cudnn", "conv", "unified"), (sidecar.Settings.Attention, sidecar.Settings.Cudnn, sidecar.Settings.CudnnSdpa));
         Assert.Equal("8", r["frames_decoded"]); // 5 frames → 2 latent frames → 8, as diffusers
         Assert.Equal(8, VideoProbe.Probe(output).FrameCount);
         Assert.Contains("warning: frames: 5 is not one of the counts", stderr);
@@ -197,6 +200,9 @@ public class GenerateCommandTests
     [InlineData(new[] { "--dtype", "f8" }, "unknown dtype \"f8\"", "bf16")]
     [InlineData(new[] { "--memory", "most" }, "unknown memory mode \"most\"", "balanced")]
     [InlineData(new[] { "--device", "tpu" }, "unknown device 'tpu'", "cpu, cuda or cuda:N")]
+    [InlineData(new[] { "--attention", "flash" }, "--attention='flash' is not understood", "use own")]
+    [InlineData(new[] { "--cudnn", "maybe" }, "--cudnn='maybe' is not understood", "0, 1, attention, conv or autotune")]
+    [InlineData(new[] { "--cudnn-sdpa", "fast" }, "--cudnn-sdpa='fast' is not understood", "auto, unified or composite")]
     [InlineData(new[] { "--dynamic-cfg", "--no-dynamic-cfg" }, "--dynamic-cfg and --no-dynamic-cfg both given", "use one")]
     [InlineData(new[] { "--output", "OUT/video.avi" }, "the file name must end in .mp4", "sidecar")]
     [InlineData(new[] { "--save-tensors", "OUT/v.json" }, "would overwrite the video or its sidecar", ".safetensors")]

@@ -21,36 +21,76 @@ public class SchedulerBehaviourTests
     }
 
     [Theory]
-    [InlineData("v_prediction")]
-    [InlineData("sample")]
-    [InlineData("epsilon")]
-    public void DdimStepsOnTensorsAsOnSpans(string type)
+    [InlineData(SchedulerKind.Ddim, "v_prediction")]
+    [InlineData(SchedulerKind.Ddim, "sample")]
+    [InlineData(SchedulerKind.Ddim, "epsilon")]
+    [InlineData(SchedulerKind.Dpm, "v_prediction")]
+    [InlineData(SchedulerKind.Dpm, "sample")]
+    [InlineData(SchedulerKind.Dpm, "epsilon")]
+    public void TensorStepsAreBitIdenticalToSpanSteps(SchedulerKind kind, string type)
     {
-        // The pipeline's tensor step (on the backend for v and x₀ predictions, through the host for ε) must give
-        // the span step's floats exactly, at every step of an uneven (7-step) schedule.
+        // The pipeline's tensor step (on the latents' backend, DPM's noise uploaded from the same generator stream)
+        // must give the span step's floats exactly, at every step of an uneven (7-step) schedule: DPM's first-order
+        // step 0, its second-order middle and its first-order last step, with the previous x̂₀ held as a tensor.
         var config = Config2b with { PredictionType = type, RescaleBetasZeroSnr = false };
-        var spans = new CogVideoXDdimScheduler(config);
-        var tensors = new CogVideoXDdimScheduler(config);
+        using var spans = Create(kind, config);
+        using var tensors = Create(kind, config);
         spans.SetTimesteps(7);
         tensors.SetTimesteps(7);
-        Assert.Equal(type != "epsilon", tensors.StepsOnTensors);
+        var spanGenerator = new TorchGenerator(5);
+        var tensorGenerator = new TorchGenerator(5);
         const int n = 37;
         var sample = Random(n, 3);
         for (int i = 0; i < 7; i++)
         {
             var modelOut = Random(n, 10 + i);
             var expected = new float[n];
-            spans.Step(i, modelOut, sample, expected);
+            spans.Step(i, modelOut, sample, expected, spanGenerator);
             using var x = Tensor.FromArray(sample, [1, n]);
             using var m = Tensor.FromArray(modelOut, [1, n]);
-            using var next = ((IScheduler)tensors).Step(i, m, x);
+            using var next = tensors.Step(i, m, x, tensorGenerator);
             Assert.Equal(DType.F32, next.DType);
-            TorchGeneratorTests.AssertBitExact(expected, next.ToFloatArray(), $"{type} step {i}");
+            Assert.Equal([1, n], next.ShapeArray());
+            TorchGeneratorTests.AssertBitExact(expected, next.ToFloatArray(), $"{kind} {type} step {i}");
             sample = expected;
         }
-        if (type != "epsilon") return;
-        using var t = Tensor.FromArray(sample, [1, n]);
-        Assert.Throws<InvalidOperationException>(() => tensors.StepOnTensors(0, t, t));
+        // Both generators have advanced the same way.
+        Assert.Equal(spanGenerator.Randn([4]), tensorGenerator.Randn([4]));
+    }
+
+    [Fact]
+    public void DpmMixesStepFormsThroughItsHeldEstimate()
+    {
+        // A tensor step after a span step (and the reverse) reads the previous x̂₀ wherever it is held.
+        using var reference = new CogVideoXDpmScheduler(Config2b);
+        using var mixed = new CogVideoXDpmScheduler(Config2b);
+        reference.SetTimesteps(4);
+        mixed.SetTimesteps(4);
+        var g1 = new TorchGenerator(7);
+        var g2 = new TorchGenerator(7);
+        const int n = 24;
+        var sample = Random(n, 1);
+        for (int i = 0; i < 4; i++)
+        {
+            var modelOut = Random(n, 20 + i);
+            var expected = new float[n];
+            reference.Step(i, modelOut, sample, expected, g1);
+            float[] actual;
+            if (i % 2 == 0)
+            {
+                actual = new float[n];
+                mixed.Step(i, modelOut, sample, actual, g2);
+            }
+            else
+            {
+                using var x = Tensor.FromArray(sample, [2, 3, 4]);
+                using var m = Tensor.FromArray(modelOut, [2, 3, 4]);
+                using var next = mixed.Step(i, m, x, g2);
+                actual = next.ToFloatArray();
+            }
+            TorchGeneratorTests.AssertBitExact(expected, actual, $"step {i}");
+            sample = expected;
+        }
     }
 
     [Theory]

@@ -42,7 +42,7 @@ public class SchedulerSelectionTests
         Assert.Same(scheduler5b, ddim.Config); // the scheduler the folder names: its config as published
 
         var (scheduler2b, transformer2b) = Real("CogVideoX-2b");
-        var dpm = SchedulerSelection.Resolve(scheduler2b with { TimestepSpacing = "leading" }, transformer2b, SchedulerSelection.Parse("DPM"));
+        var dpm = SchedulerSelection.Resolve(scheduler2b with { TimestepSpacing = "leading" }, transformer2b, SchedulerRegistry.Parse("DPM"));
         Assert.Equal(SchedulerKind.Dpm, dpm.Kind);
         Assert.Equal("trailing", dpm.Config.TimestepSpacing);
         Assert.Equal(3.0, dpm.Config.SnrShiftScale);
@@ -61,14 +61,36 @@ public class SchedulerSelectionTests
     [Fact]
     public void NamesRoundTripAndUnknownNamesAreRefused()
     {
-        foreach (var name in SchedulerSelection.Names)
-            Assert.Equal(name, SchedulerSelection.Name(SchedulerSelection.Parse(name)));
+        foreach (var name in SchedulerRegistry.Names)
+            Assert.Equal(name, SchedulerRegistry.Name(SchedulerRegistry.Parse(name)));
         foreach (SchedulerKind kind in Enum.GetValues<SchedulerKind>())
-            Assert.Equal(kind, SchedulerSelection.KindOfClassName(SchedulerSelection.ClassName(kind)));
-        Assert.Null(SchedulerSelection.KindOfClassName("EulerDiscreteScheduler"));
+            Assert.Equal(kind, SchedulerRegistry.KindOfClassName(SchedulerRegistry.Get(kind).ClassName));
+        Assert.Null(SchedulerRegistry.KindOfClassName("EulerDiscreteScheduler"));
 
-        var e = Assert.Throws<CogVideoXException>(() => SchedulerSelection.Parse("euler"));
+        var e = Assert.Throws<CogVideoXException>(() => SchedulerRegistry.Parse("euler"));
         Assert.Contains("euler", e.Message);
         Assert.Contains("ddim, dpm", e.Message);
+    }
+
+    [Fact]
+    public void TheRegistryHasOneEntryPerKindThatBuildsThatKind()
+    {
+        // Every kind is registered once, under a unique name and class name, and its factory builds that kind.
+        var config = SchedulerCaseTests.ConfigOf("ddim");
+        Assert.Equal(Enum.GetValues<SchedulerKind>().Order(), SchedulerRegistry.All.Select(s => s.Kind).Order());
+        Assert.Equal(SchedulerRegistry.All.Count, SchedulerRegistry.Names.Distinct().Count());
+        Assert.Equal(SchedulerRegistry.All.Count, SchedulerRegistry.All.Select(s => s.ClassName).Distinct().Count());
+        foreach (var info in SchedulerRegistry.All)
+        {
+            using var scheduler = SchedulerRegistry.Create(info.Kind, config);
+            Assert.Equal(info.Kind, scheduler.Kind);
+            Assert.Equal(info.Kind, SchedulerRegistry.Parse($"  {info.Name.ToUpperInvariant()} "));
+            Assert.Same(info, new SchedulerChoice(info.Kind, config).Info);
+        }
+        // THUDM's demo: dynamic CFG with DPM only.
+        Assert.True(SchedulerRegistry.Get(SchedulerKind.Dpm).DynamicCfgByDefault);
+        Assert.False(SchedulerRegistry.Get(SchedulerKind.Ddim).DynamicCfgByDefault);
+        var e = Assert.Throws<CogVideoXException>(() => SchedulerRegistry.Parse(""));
+        Assert.Contains("deterministic", e.Message);
     }
 }

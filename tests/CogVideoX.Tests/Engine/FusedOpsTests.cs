@@ -46,7 +46,7 @@ public class FusedOpsTests
         using var shift = c.Rand(2, 1, 16);
         using var part = x.Narrow(1, 2, 5);
         using var target = y.Narrow(1, 2, 5);
-        part.ModulatedLayerNorm(null, null, scale, shift, 1e-6f, target).Dispose();
+        part.ModulatedLayerNormInto(null, null, scale, shift, 1e-6f, target);
         using var expected = part.ModulatedLayerNorm(null, null, scale, shift, 1e-6f);
         AssertClose(expected, target, 0);
         using var before = y.Narrow(1, 0, 2);
@@ -62,7 +62,7 @@ public class FusedOpsTests
         using var gate = c.Rand(2, 1, 24);
         using var product = h.Mul(gate);
         using var expected = x.Add(product);
-        x.AddMul(h, gate, x).Dispose();
+        x.AddMulInto(h, gate, x);
         AssertClose(expected, x, 0);
     }
 

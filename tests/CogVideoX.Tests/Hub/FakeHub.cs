@@ -47,6 +47,12 @@ public sealed class FakeHub : IDisposable
     /// <summary>Tokens the Hub knows; any other bearer token is "Invalid credentials".</summary>
     public HashSet<string> Tokens { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Spaces appended to the file list's JSON (still valid JSON), to make it as large as a test wants.</summary>
+    public int FileListPadding { get; set; }
+
+    /// <summary>Send the file list without Content-Length: its end is where the connection closes.</summary>
+    public bool FileListWithoutLength { get; set; }
+
     /// <summary>A wait before every file transfer's first byte (to see how many run at once).</summary>
     public TimeSpan ContentDelay { get; set; }
 
@@ -110,7 +116,10 @@ public sealed class FakeHub : IDisposable
             var fault = _faults.FirstOrDefault(f => f.Stage == stage && (f.Path is null || f.Path == path) && (kind is null || f.Kind == kind) && f.Times > 0);
             if (fault is null) return null;
             fault.Times--;
-            return fault;
+            // A fault with a Step applies further on each time (a connection that drops later and later).
+            var applied = fault.Step == 0 ? fault : fault with { At = fault.At + fault.Step * fault.Taken };
+            fault.Taken++;
+            return applied;
         }
     }
 
@@ -195,7 +204,10 @@ public sealed class FakeHub : IDisposable
                 return;
             }
             bool blobs = query.Split('&').Contains("blobs=true");
-            await response.Json(200, RepoJson(repo, commit, blobs));
+            var json = RepoJson(repo, commit, blobs) + new string(' ', FileListPadding);
+            if (FileListWithoutLength)
+                await response.Send(200, "OK", [("Content-Type", "application/json; charset=utf-8")], Encoding.UTF8.GetBytes(json), contentLength: null, headOnly: false);
+            else await response.Json(200, json);
             return;
         }
 
@@ -403,11 +415,12 @@ public sealed class FakeHub : IDisposable
     /// <summary>One response on a connection that is closed after it.</summary>
     private sealed class Response(NetworkStream stream, CancellationToken stop)
     {
-        public async Task Send(int status, string reason, IEnumerable<(string Name, string Value)> headers, ReadOnlyMemory<byte> body, long contentLength, bool headOnly)
+        /// <param name="contentLength">Null: no Content-Length, the body ends with the connection.</param>
+        public async Task Send(int status, string reason, IEnumerable<(string Name, string Value)> headers, ReadOnlyMemory<byte> body, long? contentLength, bool headOnly)
         {
             var head = new StringBuilder($"HTTP/1.1 {status} {reason}\r\n");
             foreach (var (name, value) in headers) head.Append(name).Append(": ").Append(value).Append("\r\n");
-            head.Append("Content-Length: ").Append(contentLength.ToString(CultureInfo.InvariantCulture)).Append("\r\n");
+            if (contentLength is { } length) head.Append("Content-Length: ").Append(length.ToString(CultureInfo.InvariantCulture)).Append("\r\n");
             head.Append("Connection: close\r\n\r\n");
             await stream.WriteAsync(Encoding.ASCII.GetBytes(head.ToString()), stop);
             if (!headOnly)
@@ -527,7 +540,11 @@ public enum FaultKind
 
 /// <summary>Something for the fake Hub to do wrong, to the next <see cref="Times"/> requests that match.</summary>
 /// <param name="Path">The repo file (null: any; ignored for the API).</param>
-public sealed record Fault(FaultStage Stage, FaultKind Kind, string? Path = null, long At = 0, TimeSpan Delay = default, int Status = 0, string? ErrorCode = null, string? Message = null)
+/// <param name="Step">How much further <paramref name="At"/> is each time the fault applies.</param>
+public sealed record Fault(FaultStage Stage, FaultKind Kind, string? Path = null, long At = 0, TimeSpan Delay = default, int Status = 0, string? ErrorCode = null, string? Message = null, long Step = 0)
 {
     public int Times { get; set; } = 1;
+
+    /// <summary>How many times it has applied.</summary>
+    public int Taken { get; set; }
 }

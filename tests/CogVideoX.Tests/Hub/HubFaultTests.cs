@@ -370,4 +370,102 @@ public sealed class HubFaultTests : IDisposable
         Assert.StartsWith($"{incomplete} is being written by another download (another cogvideox process?); wait for it to finish, or stop it, and run again", e.Message);
         Assert.Equal(100, other.Length);
     }
+
+    [Fact]
+    public async Task AServerThatIgnoresRangeGetsNoFreshTriesForGettingFurther()
+    {
+        _bed.AddTiny2b();
+        // Every try starts the file over and drops a little later than the one before: never "progress".
+        _bed.Hub.Add(new Fault(FaultStage.Content, FaultKind.IgnoreRange, Transformer) { Times = 100 });
+        _bed.Hub.Add(new Fault(FaultStage.Content, FaultKind.DropAt, Transformer, At: 300_000, Step: 300_000) { Times = 100 });
+
+        var e = await DownloadFails();
+
+        Assert.Equal(HubFailure.ConnectionLost, e.Failure);
+        Assert.StartsWith($"{HubTestBed.Repo}: {Transformer}: the connection closed after 878.9 KiB of 2.0 MiB (3 tries; the server does not resume downloads, so each try started the file over). ", e.Message);
+        Assert.Equal(3, _bed.Hub.ContentRequests(Transformer).Count);
+        AssertConsistent(complete: false);
+    }
+
+    [Fact]
+    public async Task AConnectionThatDropsOnEveryTryEndsAfterTheTriesAllowedInAll()
+    {
+        _bed.AddTiny2b();
+        // Each try brings new bytes (so the tries without new data never run out), but the drops never stop.
+        _bed.Hub.Add(new Fault(FaultStage.Content, FaultKind.DropAt, Transformer, At: 100_000, Step: 100_000) { Times = 100 });
+
+        var e = await DownloadFails(_bed.Settings() with { MaxTotalAttempts = 4 });
+
+        Assert.StartsWith($"{HubTestBed.Repo}: {Transformer}: the connection closed after 390.6 KiB of 2.0 MiB (4 tries in all, the most for one file). The 390.6 KiB", e.Message);
+        Assert.Equal([null, "bytes=100000-", "bytes=200000-", "bytes=300000-"], _bed.Hub.ContentRequests(Transformer).Select(r => r.Range));
+        Assert.Equal(400_000, new FileInfo(Path.Combine(_bed.Blobs(), EtagOf(Transformer) + ".incomplete")).Length);
+    }
+
+    [Fact]
+    public async Task RetriesWithoutNewDataEndAfterTheTimeAllowed()
+    {
+        _bed.AddTiny2b();
+        _bed.Hub.Add(new Fault(FaultStage.Content, FaultKind.StallAt, Transformer, At: 300_000, Delay: TimeSpan.FromSeconds(30)) { Times = 1000 });
+        var clock = Stopwatch.StartNew();
+
+        var e = await DownloadFails(Impatient with { MaxAttempts = 1000, RetryTimeLimit = TimeSpan.FromSeconds(1) });
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"took {clock.Elapsed}");
+        Assert.Matches(@"\(no new data for [0-9.]+ s, more than the 1 s allowed\)\. The 293\.0 KiB", e.Message);
+    }
+
+    [Fact]
+    public async Task AFileListWithoutContentLengthIsReadWithASizeCap()
+    {
+        _bed.AddTiny2b();
+        _bed.Hub.FileListWithoutLength = true;
+        var settings = _bed.Settings() with { MaxFileListBytes = 64 << 10 };
+
+        // Ended by the connection closing: read as usual.
+        var result = await ModelHub.DownloadAsync(HubTestBed.Repo, null, settings);
+        Assert.Equal(12, result.Files);
+
+        _bed.Hub.FileListPadding = 1 << 20;
+        var e = await DownloadFails(settings);
+        Assert.Equal(HubFailure.BadResponse, e.Failure);
+        Assert.Equal($"the file list of {HubTestBed.Repo}@main from {new Uri(_bed.Hub.Endpoint).Authority} is larger than 64.0 KiB, far more than a model repository's; check HF_ENDPOINT and any proxy", e.Message);
+
+        // A Content-Length over the cap is refused before reading.
+        _bed.Hub.FileListWithoutLength = false;
+        e = await DownloadFails(settings);
+        Assert.Contains("is larger than 64.0 KiB", e.Message);
+    }
+
+    [Fact]
+    public async Task ADamagedBlobInTheCacheIsFetchedAgainNotCalledComplete()
+    {
+        var commit = _bed.AddTiny2b();
+        await ModelHub.DownloadAsync(HubTestBed.Repo, null, _bed.Settings());
+        var blob = Path.Combine(_bed.Blobs(), EtagOf(Transformer));
+        var bytes = HubTestBed.FixtureBytes(Transformer);
+
+        // Truncated (an interrupted copy).
+        File.WriteAllBytes(blob, bytes[..1000]);
+        var progress = new RecordingProgress();
+        var result = await ModelHub.DownloadAsync(HubTestBed.Repo, null, _bed.Settings(), progress);
+        Assert.Equal(1, result.Fetched);
+        Assert.Contains($"note {Transformer}: the cached copy {blob} is damaged (1000 bytes instead of 2.0 MiB): downloading it again", progress.Notes);
+        Assert.Equal(bytes, File.ReadAllBytes(Path.Combine(_bed.Snapshot(commit), Transformer)));
+        AssertConsistent(complete: true);
+
+        // The right size, other content (a flipped bit).
+        var damaged = bytes.ToArray();
+        damaged[12_345] ^= 1;
+        File.WriteAllBytes(blob, damaged);
+        progress = new RecordingProgress();
+        result = await ModelHub.DownloadAsync(HubTestBed.Repo, null, _bed.Settings(), progress);
+        Assert.Equal(1, result.Fetched);
+        Assert.Contains(progress.Notes, n => n.StartsWith($"note {Transformer}: the cached copy {blob} is damaged (its sha256 is ", StringComparison.Ordinal));
+        Assert.Equal(bytes, File.ReadAllBytes(Path.Combine(_bed.Snapshot(commit), Transformer)));
+
+        // A sound cache is left as it is.
+        result = await ModelHub.DownloadAsync(HubTestBed.Repo, null, _bed.Settings());
+        Assert.Equal(0, result.Fetched);
+        AssertConsistent(complete: true);
+    }
 }

@@ -168,6 +168,28 @@ public class SpecTests
     }
 
     [Fact]
+    public void GpuChoicesAreSettingsWithTheirAllowedValues()
+    {
+        using var study = new StudyFolder("""
+            defaults: { attention: cudnn, cudnn: conv }
+            experiments:
+              a: { prompts: [panda], vary: { cudnn_sdpa: [unified, composite] }, reference: unified }
+            prompt_dir: ../prompts
+            """);
+        var jobs = StudyPlan.Expand(SpecParser.Load(study.SpecPath)).Jobs.ToList();
+        Assert.Equal([("cudnn", "conv", "unified"), ("cudnn", "conv", "composite")],
+            jobs.Select(j => (j.Settings.Attention, j.Settings.Cudnn, j.Settings.CudnnSdpa)));
+
+        var e = ErrorOf("""
+            defaults:
+              attention: flash
+            experiments:
+              a: { prompts: [panda] }
+            """);
+        Assert.Contains(":2:14: attention is 'flash'; allowed: one of own, cudnn", e);
+    }
+
+    [Fact]
     public void UnknownPromptsListTheAvailableOnes()
     {
         var e = ErrorOf("experiments:\n  a:\n    prompts: [panda, dragon]\n");

@@ -7,9 +7,11 @@ namespace CogVideoX.Engine;
 
 /// <summary>
 /// The reference backend: managed, vectorised, multi-threaded, float32 compute. F16/BF16 inputs are widened to
-/// float32 before a kernel runs, and results are narrowed when the output is stored in a half type.
+/// float32 before a kernel runs, and results are narrowed when the output is stored in a half type. It has every
+/// <see cref="Capability"/>, so its fused kernels are the reference the decompositions are checked against.
 /// </summary>
-public sealed unsafe partial class CpuBackend : IBackend
+public sealed unsafe partial class CpuBackend : IBackend, ILinearKernel, ISoftmaxKernel, ILayerNormKernel, IRmsNormKernel, IGroupNormKernel,
+    IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel
 {
     public static readonly CpuBackend Instance = new();
 

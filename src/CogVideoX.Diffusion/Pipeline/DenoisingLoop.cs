@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using CogVideoX.Engine;
+using CogVideoX.Models.Transformer;
+
+namespace CogVideoX.Diffusion;
+
+/// <summary>What one run's denoising loop works with besides the latents; the loop owns none of it.</summary>
+/// <param name="Transformer">The loaded transformer.</param>
+/// <param name="Scheduler">The run's scheduler, its timesteps set.</param>
+/// <param name="Generator">The generator that drew the initial latents (a stochastic scheduler's noise continues it).</param>
+/// <param name="Conditioning">The task's conditioning (what the transformer sees besides the latents).</param>
+/// <param name="Embeddings">Text embeddings, [negative; positive] under guidance.</param>
+/// <param name="Request">The video asked for (guidance scale, steps).</param>
+/// <param name="Resolved">What the run resolved (guidance on or off, dynamic CFG).</param>
+/// <param name="DType">The dtype the latents are held in between steps.</param>
+public sealed record DenoisingInputs(
+    CogVideoXTransformer Transformer,
+    IScheduler Scheduler,
+    TorchGenerator Generator,
+    VideoConditioning Conditioning,
+    Tensor Embeddings,
+    GenerationRequest Request,
+    ResolvedGeneration Resolved,
+    DType DType);
+
+/// <summary>
+/// The denoising loop every task shares, as in diffusers' <c>__call__</c>: for each timestep, the transformer on
+/// [latents; latents] under classifier-free guidance (the latents alone without) plus what the task adds, the
+/// guided prediction in float32, the scheduler's step on the latents' backend.
+/// </summary>
+public static class DenoisingLoop
+{
+    /// <summary>
+    /// Runs every step from <paramref name="latents"/>, which it takes over (disposed, also on failure), and returns
+    /// the final latents in the compute dtype. Checks <paramref name="cancellation"/> before each step.
+    /// </summary>
+    public static Tensor Run(DenoisingInputs inputs, Tensor latents, StageClock clock, CancellationToken cancellation, IPipelineObserver? observer)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(latents);
+        ArgumentNullException.ThrowIfNull(clock);
+        int steps = inputs.Request.Steps;
+        var watch = clock.Begin(PipelineStages.Denoise, steps);
+        var stepTimes = new List<TimeSpan>(steps);
+        try
+        {
+            using var rotary = inputs.Transformer.Config.UseRotaryPositionalEmbeddings
+                ? inputs.Transformer.BuildRotaryTables(latents.Dim(1), latents.Dim(3), latents.Dim(4))
+                : null;
+            var timesteps = inputs.Scheduler.Timesteps;
+            for (int i = 0; i < timesteps.Count; i++)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var stepClock = Stopwatch.StartNew();
+                int t = timesteps[i];
+                var next = Step(inputs, rotary, latents, i, t, observer);
+                latents.Dispose();
+                latents = next;
+                observer?.Tensor($"latents_after_step{i}", latents);
+                latents.Backend.Synchronize();
+                stepTimes.Add(stepClock.Elapsed);
+                clock.Step(watch, i + 1, steps, stepClock.Elapsed, t);
+            }
+        }
+        catch
+        {
+            latents.Dispose();
+            throw;
+        }
+        clock.Timings = clock.Timings with { Denoise = watch.Elapsed, Steps = stepTimes };
+        return latents;
+    }
+
+    /// <summary>
+    /// One step: the transformer on the (batched, conditioned) latents, the prediction guided in float32, then the
+    /// scheduler's update; the next latents come back in the compute dtype.
+    /// </summary>
+    private static Tensor Step(DenoisingInputs inputs, RotaryTables? rotary, Tensor latents, int index, int timestep, IPipelineObserver? observer)
+    {
+        var (request, resolved) = (inputs.Request, inputs.Resolved);
+        bool cfg = resolved.ClassifierFreeGuidance;
+        using var batched = cfg ? Ops.Concat(0, latents, latents) : latents.Alias();
+        using var input = inputs.Conditioning.TransformerInput(batched);
+        using var prediction = inputs.Transformer.Forward(input, inputs.Embeddings, [timestep], rotary);
+        observer?.Tensor($"transformer_out_step{index}", prediction);
+        double scale = Guidance.ScaleAt(request.Guidance, resolved.DynamicCfg, index, timestep, request.Steps, resolved.DynamicCfgSchedule);
+        using var guided = cfg ? Guidance.Apply(prediction, scale) : prediction.To(DType.F32);
+        using var updated = inputs.Scheduler.Step(index, guided, latents, inputs.Generator);
+        return updated.To(inputs.DType);
+    }
+}

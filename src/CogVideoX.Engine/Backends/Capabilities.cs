@@ -1,0 +1,156 @@
+namespace CogVideoX.Engine;
+
+/// <summary>
+/// An optional kernel a backend may run itself instead of <see cref="Ops"/>' reference decomposition into core ops
+/// (<see cref="Decompositions"/>): a backend has it when it implements the interface of the same name. Each one has
+/// the core kernels' contract (outputs allocated by the caller, inputs already validated and broadcast) and must
+/// agree with its decomposition within the op catalogue's tolerances.
+/// </summary>
+public enum Capability
+{
+    /// <summary><see cref="ILinearKernel"/>: a GEMM with the bias and activation in its epilogue.</summary>
+    Linear,
+
+    /// <summary><see cref="ISoftmaxKernel"/>.</summary>
+    Softmax,
+
+    /// <summary><see cref="ILayerNormKernel"/>.</summary>
+    LayerNorm,
+
+    /// <summary><see cref="IRmsNormKernel"/>.</summary>
+    RmsNorm,
+
+    /// <summary><see cref="IGroupNormKernel"/>, the activation fused.</summary>
+    GroupNorm,
+
+    /// <summary><see cref="IModulatedLayerNormKernel"/>: a DiT block's adaptive LayerNorm in one pass.</summary>
+    ModulatedLayerNorm,
+
+    /// <summary><see cref="IGatedResidualKernel"/>: x + h ⊙ gate in one pass.</summary>
+    GatedResidual,
+
+    /// <summary><see cref="ISpatialGroupNormKernel"/>: a VAE's spatially modulated group norm in one pass.</summary>
+    SpatialGroupNorm,
+
+    /// <summary><see cref="IUpsampleNearestKernel"/>.</summary>
+    UpsampleNearest,
+
+    /// <summary><see cref="IAttentionKernel"/>: scaled dot-product attention without the whole score matrix.</summary>
+    Attention,
+
+    /// <summary><see cref="IRotaryKernel"/>: interleaved-pair rotary embedding, in place allowed.</summary>
+    Rotary,
+}
+
+/// <summary>The capability query (ggml's supports_op, per op kind).</summary>
+public static class BackendCapabilities
+{
+    public static bool Supports(this IBackend backend, Capability capability) => KernelInterface(capability).IsInstanceOfType(backend);
+
+    /// <summary>The interface a backend implements to have a capability.</summary>
+    public static Type KernelInterface(Capability capability) => capability switch
+    {
+        Capability.Linear => typeof(ILinearKernel),
+        Capability.Softmax => typeof(ISoftmaxKernel),
+        Capability.LayerNorm => typeof(ILayerNormKernel),
+        Capability.RmsNorm => typeof(IRmsNormKernel),
+        Capability.GroupNorm => typeof(IGroupNormKernel),
+        Capability.ModulatedLayerNorm => typeof(IModulatedLayerNormKernel),
+        Capability.GatedResidual => typeof(IGatedResidualKernel),
+        Capability.SpatialGroupNorm => typeof(ISpatialGroupNormKernel),
+        Capability.UpsampleNearest => typeof(IUpsampleNearestKernel),
+        Capability.Attention => typeof(IAttentionKernel),
+        Capability.Rotary => typeof(IRotaryKernel),
+        _ => throw new ArgumentOutOfRangeException(nameof(capability)),
+    };
+
+    /// <summary>The capabilities a backend runs itself; the rest run as decompositions.</summary>
+    public static IReadOnlyList<Capability> Capabilities(this IBackend backend) =>
+        Enum.GetValues<Capability>().Where(backend.Supports).ToArray();
+}
+
+public interface ILinearKernel
+{
+    /// <summary>y[M, N] = act(x[M, K] · weight[N, K]ᵀ + bias[N]).</summary>
+    void Linear(Tensor x, Tensor weight, Tensor? bias, Activation activation, Tensor y);
+}
+
+public interface ISoftmaxKernel
+{
+    /// <summary>Softmax over the last dim.</summary>
+    void Softmax(Tensor x, Tensor y);
+}
+
+public interface ILayerNormKernel
+{
+    /// <summary>Normalise over the last dim (mean and variance), then affine.</summary>
+    void LayerNorm(Tensor x, Tensor? gamma, Tensor? beta, float eps, Tensor y);
+}
+
+public interface IRmsNormKernel
+{
+    /// <summary>x / sqrt(mean(x²) + eps) over the last dim, times gamma. Statistics in float32.</summary>
+    void RmsNorm(Tensor x, Tensor? gamma, float eps, Tensor y);
+}
+
+public interface IGroupNormKernel
+{
+    /// <summary>x [N, C, ...]: normalise over (C/groups × spatial) per group, then per-channel affine and activation.</summary>
+    void GroupNorm(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps, Activation activation, Tensor y);
+}
+
+public interface IModulatedLayerNormKernel
+{
+    /// <summary>
+    /// LayerNorm over the last dim with the affine gamma/beta [D] (either may be null), then modulation:
+    /// y = (norm(x)·gamma + beta)·(1 + scale) + shift, each step rounded once in float32. scale and shift come
+    /// broadcast to x's shape (e.g. one [D] row per batch item: a DiT block's adaptive norm); they and y share x's
+    /// dtype. y may be a strided view (it is written once, row by row).
+    /// </summary>
+    void ModulatedLayerNorm(Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Tensor y);
+}
+
+public interface IGatedResidualKernel
+{
+    /// <summary>
+    /// y = x + h ⊙ gate (product and sum each rounded once in float32): a gated residual. h and gate come broadcast
+    /// to x's shape and share its dtype; y has x's shape and may be x itself or any strided view.
+    /// </summary>
+    void AddMul(Tensor x, Tensor h, Tensor gate, Tensor y);
+}
+
+public interface ISpatialGroupNormKernel
+{
+    /// <summary>
+    /// y = act((GroupNorm(x)·gamma + beta)·scale + shift) for x [N, C, T, H, W], with scale and shift [N, C, T, h, w] (x's
+    /// dtype) nearest-upsampled to H × W (whole multiples of h and w): a VAE's spatial norm in one pass over x, the
+    /// modulation read at its own size. Each step rounded once in float32; y contiguous.
+    /// </summary>
+    void SpatialGroupNorm(Tensor x, int groups, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Activation activation, Tensor y);
+}
+
+public interface IUpsampleNearestKernel
+{
+    /// <summary>Nearest-neighbour upsampling: each trailing dim of y is a whole multiple of x's (the factor); y contiguous.</summary>
+    void UpsampleNearest(Tensor x, Tensor y);
+}
+
+public interface IAttentionKernel
+{
+    /// <summary>
+    /// y = softmax(q·kᵀ·scale + bias)·v with q [B, H, Nq, D], k and v [B, H, Nk, D] (Nk ≥ 1), bias broadcast to
+    /// [B, H, Nq, Nk] or null. y has shape [B, H, Nq, D] and may be a strided view (e.g. of [B, Nq, H, D]).
+    /// Must not materialise the whole [H, Nq, Nk] score matrix.
+    /// </summary>
+    void Attention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y);
+}
+
+public interface IRotaryKernel
+{
+    /// <summary>
+    /// Rotary embedding on interleaved pairs: x [B, H, N, D], cos/sin [N, D];
+    /// y[2i] = x[2i]·cos[2i] − x[2i+1]·sin[2i], y[2i+1] = x[2i+1]·cos[2i+1] + x[2i]·sin[2i+1].
+    /// y may be a strided view, x itself included (each pair is read before it is written).
+    /// </summary>
+    void Rotary(Tensor x, Tensor cos, Tensor sin, Tensor y);
+}

@@ -1,0 +1,93 @@
+using System.Text.RegularExpressions;
+using CogVideoX.Engine.Cuda;
+
+namespace CogVideoX.Tests.Cuda;
+
+/// <summary>
+/// The host's copies of a kernel's launch constants against the kernel source's own #defines (evaluated here, as
+/// the preprocessor would), so a change to one side fails without a GPU.
+/// </summary>
+public partial class KernelConstantsTests
+{
+    [Fact]
+    public void HopperAttentionLaunchConstantsMatchTheKernelSource()
+    {
+        var defines = Defines(KernelCompiler.Source("attention_sm90"));
+        Assert.Equal(CudaBackend.HopperAttentionWarpgroups, Evaluate("ATTN_NW", defines));
+        Assert.Equal(CudaBackend.HopperAttentionStages, Evaluate("ATTN_STAGES", defines));
+        Assert.Equal(CudaBackend.HopperAttentionThreads, Evaluate("ATTN_THREADS", defines));
+        Assert.Equal((long)CudaBackend.HopperAttentionSharedBytes, Evaluate("ATTN_SM90_SMEM", defines));
+    }
+
+    [Fact]
+    public void TheEvaluatorExpandsNestedDefinitions()
+    {
+        var defines = Defines("#define A 3  // three\n#ifndef B\n#define B (A * (A + 1))\n#endif\n#define C (B - 2 * A) / 3\n");
+        Assert.Equal(2, Evaluate("C", defines));
+    }
+
+    /// <summary>Object-like #defines, first definition wins (the #ifndef defaults), comments stripped.</summary>
+    private static Dictionary<string, string> Defines(string source)
+    {
+        var defines = new Dictionary<string, string>();
+        foreach (Match m in DefineLine().Matches(source))
+        {
+            string body = m.Groups[2].Value;
+            int comment = body.IndexOf("//", StringComparison.Ordinal);
+            if (comment >= 0) body = body[..comment];
+            defines.TryAdd(m.Groups[1].Value, body.Trim());
+        }
+        return defines;
+    }
+
+    private static long Evaluate(string name, Dictionary<string, string> defines)
+    {
+        Assert.True(defines.ContainsKey(name), $"the kernel source defines no {name}");
+        string text = defines[name];
+        for (int depth = 0; Identifier().IsMatch(text); depth++)
+        {
+            Assert.True(depth < 16, $"{name} does not expand to a number: {text}");
+            text = Identifier().Replace(text, m => defines.TryGetValue(m.Value, out var v) ? $"({v})" : throw new InvalidOperationException($"{name} uses {m.Value}, not defined"));
+        }
+        int at = 0;
+        long value = Sum(text.Replace(" ", ""), ref at);
+        Assert.Equal(text.Replace(" ", "").Length, at);
+        return value;
+    }
+
+    private static long Sum(string s, ref int at)
+    {
+        long v = Product(s, ref at);
+        while (at < s.Length && s[at] is '+' or '-')
+            v = s[at++] == '+' ? v + Product(s, ref at) : v - Product(s, ref at);
+        return v;
+    }
+
+    private static long Product(string s, ref int at)
+    {
+        long v = Atom(s, ref at);
+        while (at < s.Length && s[at] is '*' or '/')
+            v = s[at++] == '*' ? v * Atom(s, ref at) : v / Atom(s, ref at);
+        return v;
+    }
+
+    private static long Atom(string s, ref int at)
+    {
+        if (s[at] == '(')
+        {
+            at++;
+            long v = Sum(s, ref at);
+            Assert.Equal(')', s[at++]);
+            return v;
+        }
+        int start = at;
+        while (at < s.Length && char.IsAsciiDigit(s[at])) at++;
+        return long.Parse(s[start..at]);
+    }
+
+    [GeneratedRegex(@"^[ \t]*#define[ \t]+([A-Za-z_]\w*)[ \t]+(.+)$", RegexOptions.Multiline)]
+    private static partial Regex DefineLine();
+
+    [GeneratedRegex(@"[A-Za-z_]\w*")]
+    private static partial Regex Identifier();
+}
