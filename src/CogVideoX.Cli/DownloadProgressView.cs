@@ -57,6 +57,9 @@ internal sealed class DownloadProgressView : IDownloadProgress
             bool unknown = files.Any(f => f.Size is null);
             var what = files.Count == 1 ? files[0].Path : $"{files.Count} files";
             Line($"fetching {what} ({Sizes.Format(known)}{(unknown ? " and more" : "")}){(alreadyCached > 0 ? $"; {alreadyCached} more already in the cache" : "")}");
+            // The weights: say what the gigabytes are before they start.
+            if (known >= 100L << 20 && files.Count > 1)
+                Line($"  {string.Join(", ", files.OrderByDescending(f => f.Size ?? 0).Take(6).Select(f => $"{f.Path} {Sizes.Format(f.Size ?? 0)}"))}{(files.Count > 6 ? $" and {files.Count - 6} more" : "")}");
         }
     }
 

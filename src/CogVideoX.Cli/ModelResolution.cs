@@ -14,7 +14,13 @@ internal static class ModelResolution
         var view = DownloadProgressView.For(messages, environment);
         try
         {
-            return await ModelHub.ResolveAsync(model, settings, view, notice: messages.WriteLine, ct).ConfigureAwait(false);
+            // Before any byte: what comes, and that the multi-gigabyte part is sized before it starts.
+            void Notice(string line)
+            {
+                messages.WriteLine(line);
+                messages.WriteLine("  first the index, configs and tokenizer (kilobytes), then the weights: their count and size are printed before their transfer starts; Ctrl+C stops it and the next run resumes");
+            }
+            return await ModelHub.ResolveAsync(model, settings, view, notice: Notice, ct).ConfigureAwait(false);
         }
         finally
         {

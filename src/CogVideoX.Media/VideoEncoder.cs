@@ -13,6 +13,9 @@ public sealed record VideoEncoding
     public int Crf { get; init; } = 18;
 
     public string Preset { get; init; } = "medium";
+
+    /// <summary>Hears (frames handed to ffmpeg, all frames) after each frame, for progress bars.</summary>
+    public Action<int, int>? Progress { get; init; }
 }
 
 /// <summary>
@@ -126,6 +129,7 @@ public static class VideoEncoder
             {
                 frames.ToRgb24(i, rgb);
                 stdin.Write(rgb);
+                e.Progress?.Invoke(i + 1, frames.Count);
             }
         }
         catch (IOException)

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using CogVideoX.Engine;
 using CogVideoX.Engine.Cuda;
+using CogVideoX.Lab;
 using CogVideoX.Lab.Benchmarks;
 
 namespace CogVideoX.Cli.Commands;
@@ -20,25 +21,25 @@ internal static class BenchCommand
         Option<string> Model, Option<string> Device, Option<string> DType, Option<int> Frames, Option<int> Height, Option<int> Width,
         Option<int> Repeats, Option<int> Warmup, Option<int> Steps, Option<double> Guidance, Option<bool> Profile, GpuFlags Gpu);
 
-    public static Command Create()
+    public static Command Create(Func<GpuCheck> gpu)
     {
         var bench = new Command("bench", "Measure speed: the CPU GEMM, or full-size CogVideoX stages with random weights on a device (median of repeats, peak memory).");
         bench.Subcommands.Add(CreateGemm());
-        bench.Subcommands.Add(Stage("transformer", "One transformer step with classifier-free guidance (batch 2).", (b, s, o) => [ModelBench.Transformer(b, s, o)]));
-        bench.Subcommands.Add(Stage("vae", "The VAE decode of one video.", (b, s, o) => [ModelBench.Vae(b, s, o)]));
-        bench.Subcommands.Add(Stage("t5", "The T5 encode of a prompt and a negative prompt.", (b, s, o) => [ModelBench.T5(b, s, o)]));
+        bench.Subcommands.Add(Stage(gpu, "transformer", "One transformer step with classifier-free guidance (batch 2).", (b, s, o) => [ModelBench.Transformer(b, s, o)]));
+        bench.Subcommands.Add(Stage(gpu, "vae", "The VAE decode of one video.", (b, s, o) => [ModelBench.Vae(b, s, o)]));
+        bench.Subcommands.Add(Stage(gpu, "t5", "The T5 encode of a prompt and a negative prompt.", (b, s, o) => [ModelBench.T5(b, s, o)]));
         // The whole run is the real pipeline (generate's code) in each memory mode: its own command.
-        bench.Subcommands.Add(BenchPipelineCommand.Create());
-        bench.Subcommands.Add(Stage("all", "transformer, vae and t5 one after the other.", (b, s, o) =>
+        bench.Subcommands.Add(BenchPipelineCommand.Create(gpu));
+        bench.Subcommands.Add(Stage(gpu, "all", "transformer, vae and t5 one after the other.", (b, s, o) =>
             [ModelBench.Transformer(b, s, o), ModelBench.Vae(b, s, o), ModelBench.T5(b, s, o)]));
         return bench;
     }
 
-    private static Command Stage(string name, string description, Func<IBackend, BenchSettings, Action<string>, IReadOnlyList<StageResult>> run)
+    private static Command Stage(Func<GpuCheck> gpu, string name, string description, Func<IBackend, BenchSettings, Action<string>, IReadOnlyList<StageResult>> run)
     {
         var o = new Options(
             new Option<string>("--model-config") { Description = "2b, 5b (the published configs) or a folder with transformer/, vae/, text_encoder/, scheduler/ configs.", DefaultValueFactory = _ => "2b" },
-            new Option<string>("--device") { Description = "cuda, cuda:N or cpu.", DefaultValueFactory = _ => "cuda" },
+            new Option<string>("--device") { Description = "auto (the GPU when one works, else the CPU), cuda, cuda:N or cpu.", DefaultValueFactory = _ => DeviceSelection.Auto },
             new Option<string>("--dtype") { Description = "f16, bf16 or f32; auto: bf16 for rotary (5b-style) models, f16 otherwise.", DefaultValueFactory = _ => "auto" },
             new Option<int>("--frames") { Description = "Video frames (4k + 1).", DefaultValueFactory = _ => 49 },
             new Option<int>("--height") { Description = "Video height in pixels (multiple of 16).", DefaultValueFactory = _ => 480 },
@@ -51,11 +52,11 @@ internal static class BenchCommand
             new GpuFlags());
         var cmd = new Command(name, description) { o.Model, o.Device, o.DType, o.Frames, o.Height, o.Width, o.Repeats, o.Warmup, o.Steps, o.Guidance, o.Profile };
         o.Gpu.AddTo(cmd);
-        cmd.SetAction(parse => Run(parse, o, run, parse.InvocationConfiguration.Output));
+        cmd.SetAction(parse => Run(parse, o, run, parse.InvocationConfiguration.Output, gpu));
         return cmd;
     }
 
-    private static int Run(ParseResult parse, Options o, Func<IBackend, BenchSettings, Action<string>, IReadOnlyList<StageResult>> run, TextWriter output)
+    private static int Run(ParseResult parse, Options o, Func<IBackend, BenchSettings, Action<string>, IReadOnlyList<StageResult>> run, TextWriter output, Func<GpuCheck> gpu)
     {
         int frames = parse.GetValue(o.Frames), height = parse.GetValue(o.Height), width = parse.GetValue(o.Width);
         int repeats = parse.GetValue(o.Repeats), warmup = parse.GetValue(o.Warmup), steps = parse.GetValue(o.Steps);
@@ -79,7 +80,9 @@ internal static class BenchCommand
             Profile = parse.GetValue(o.Profile),
         };
         settings = settings with { DType = ParseDType(parse.GetValue(o.DType)!, settings) };
-        var device = Backends.Parse(parse.GetValue(o.Device)!);
+        var choice = DeviceSelection.Resolve(parse.GetValue(o.Device)!.Trim().ToLowerInvariant(), gpu);
+        if (choice.Reason.Length > 0) parse.InvocationConfiguration.Error.WriteLine(choice.Reason);
+        var device = Backends.Parse(choice.Device);
         var backend = Backends.Get(device, o.Gpu.Read(parse));
         output.WriteLine($"device: {DeviceLine(backend)}");
         output.WriteLine($"model: {settings.ModelName} ({folder}), {settings.DType.Name()}, {frames} frames {height}×{width}, random weights");

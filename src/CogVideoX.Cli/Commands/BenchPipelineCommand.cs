@@ -14,12 +14,12 @@ namespace CogVideoX.Cli.Commands;
 /// </summary>
 internal static class BenchPipelineCommand
 {
-    public static Command Create()
+    public static Command Create(Func<GpuCheck> gpuCheck)
     {
         var model = new Option<string>("--model-config", "--model") { Description = "2b, 5b (the published configs, with random weights), a folder of configs, or a pipeline folder with weights.", DefaultValueFactory = _ => "2b" };
         var weights = new Option<string?>("--weights") { Description = "Where random weights are written and reused (default ~/.cache/cogvideox/random-weights/<model>-<dtype>).", HelpName = "FOLDER" };
         var memory = new Option<string>("--memory") { Description = "Memory modes to run, comma-separated, in order: full, balanced, low, auto.", DefaultValueFactory = _ => "full,balanced,low", HelpName = "MODES" };
-        var device = new Option<string>("--device") { Description = "cuda, cuda:N or cpu.", DefaultValueFactory = _ => "cuda" };
+        var device = new Option<string>("--device") { Description = "auto (the GPU when one works, else the CPU), cuda, cuda:N or cpu.", DefaultValueFactory = _ => DeviceSelection.Auto };
         var dtype = new Option<string>("--dtype") { Description = "f32, f16, bf16 or auto (f16 for 2b and bf16 for 5b on a GPU, f32 on the CPU).", DefaultValueFactory = _ => "auto", HelpName = "f32|f16|bf16|auto" };
         var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 50 };
         var frames = new Option<int>("--frames") { Description = "Video frames (4k+1).", DefaultValueFactory = _ => 49 };
@@ -42,12 +42,14 @@ internal static class BenchPipelineCommand
         {
             var o = parse.InvocationConfiguration.Output;
             var e = parse.InvocationConfiguration.Error;
+            var choice = DeviceSelection.Resolve(parse.GetValue(device)!.Trim().ToLowerInvariant(), gpuCheck);
+            if (choice.Reason.Length > 0) e.WriteLine(choice.Reason);
             var settings = new PipelineBenchSettings
             {
                 Model = parse.GetValue(model)!,
                 WeightsFolder = parse.GetValue(weights),
                 Modes = parse.GetValue(memory)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-                Device = parse.GetValue(device)!.Trim().ToLowerInvariant(),
+                Device = choice.Device,
                 DType = parse.GetValue(dtype)!.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase) ? null : RenderPlan.ParseDType(parse.GetValue(dtype)!),
                 Steps = parse.GetValue(steps),
                 Frames = parse.GetValue(frames),

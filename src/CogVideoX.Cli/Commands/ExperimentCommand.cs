@@ -5,6 +5,7 @@ using CogVideoX.Engine;
 using CogVideoX.Lab;
 using CogVideoX.Lab.Runs;
 using CogVideoX.Lab.Specs;
+using CogVideoX.Weights;
 
 namespace CogVideoX.Cli.Commands;
 
@@ -35,15 +36,15 @@ internal static class ExperimentCommand
     // Test hook: makes each synthetic step take this long, so runs can be interrupted part-way.
     private static readonly Option<int> s_syntheticStepMs = new("--synthetic-step-ms") { Hidden = true, DefaultValueFactory = _ => 0 };
 
-    public static Command Create()
+    public static Command Create(Func<string, string?> environment, Func<GpuCheck> gpu)
     {
         var cmd = new Command("experiment", "Run experiment studies: many videos from one spec, resumable, shardable, spread over GPUs.");
-        cmd.Subcommands.Add(CreateRun());
-        cmd.Subcommands.Add(CreateWorker());
+        cmd.Subcommands.Add(CreateRun(environment, gpu));
+        cmd.Subcommands.Add(CreateWorker(gpu));
         return cmd;
     }
 
-    private static Command CreateRun()
+    private static Command CreateRun(Func<string, string?> environment, Func<GpuCheck> gpu)
     {
         var dryRun = new Option<bool>("--dry-run") { Description = "List what would be rendered and what is already complete; change nothing" };
         var devices = new Option<string?>("--devices")
@@ -51,7 +52,7 @@ internal static class ExperimentCommand
             Description = "One worker process per device, taking jobs as they free up: GPU ordinals (0,1,2), cuda:N, or cpu",
         };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only failures and the final line" };
-        var json = new Option<bool>("--json") { Description = "Print a JSON summary on stdout (progress goes to stderr)" };
+        var json = new Option<bool>("--json") { Description = "Print a JSON summary on stdout" };
         var cmd = new Command("run", "Render every video of a spec that is not complete yet; safe to interrupt and run again.")
         {
             s_spec, dryRun, s_shard, devices, s_output, quiet, json, s_renderer, s_staleAfter, s_syntheticStepMs,
@@ -59,19 +60,22 @@ internal static class ExperimentCommand
         cmd.SetAction((parse, cancellation) =>
         {
             var config = parse.InvocationConfiguration;
-            var (spec, plan, options) = Load(parse);
+            var deviceList = parse.GetValue(devices) is { } d ? DeviceList.Parse(d) : null;
+            var (spec, plan, options, deviceChoice) = Load(parse, gpu, deviceList?[0]);
             bool asJson = parse.GetValue(json), isQuiet = parse.GetValue(quiet);
             var stdout = config.Output;
-            var progressOut = asJson ? config.Error : stdout;
+            // Progress and notes on stderr, results on stdout (as generate does), so `> file` keeps only the results.
+            var progressOut = config.Error;
+            var kind = parse.GetValue(s_renderer)!;
 
             if (parse.GetValue(dryRun))
-                return Task.FromResult(PrintDryRun(stdout, spec, new ExperimentRunner(plan, options), options, asJson));
+                return Task.FromResult(PrintDryRun(stdout, spec, plan, new ExperimentRunner(plan, options), options, asJson, kind, deviceChoice, environment, gpu, config.Error));
 
-            var deviceList = parse.GetValue(devices) is { } d ? DeviceList.Parse(d) : null;
-            bool interactive = ReferenceEquals(progressOut, Console.Out) && !Console.IsOutputRedirected
-                || ReferenceEquals(progressOut, Console.Error) && !Console.IsErrorRedirected;
+            if (!isQuiet && deviceChoice.Reason.Length > 0) progressOut.WriteLine(deviceChoice.Reason);
+            // Everything every job needs is checked (and the model downloaded) once, before the first job.
+            if (kind == RendererFactory.Pipeline) Preflight(plan, options, progressOut, environment, checkDevices: deviceList is null, cancellation);
+            bool interactive = ReferenceEquals(progressOut, Console.Error) && !Console.IsErrorRedirected;
             var console = new RunConsole(progressOut, interactive, isQuiet, deviceList?.Count ?? 1);
-            var kind = parse.GetValue(s_renderer)!;
             var stepDelay = TimeSpan.FromMilliseconds(parse.GetValue(s_syntheticStepMs));
 
             RunSummary summary;
@@ -112,6 +116,7 @@ internal static class ExperimentCommand
                     Total = plan.Jobs.Count(j => options.Shard.Contains(j.Index)),
                     AlreadyComplete = console.Outcomes.Values.Count(o => o.Status == "complete"),
                     Rendered = console.Outcomes.Values.Count(o => o.Status == "rendered"),
+                    Linked = console.Outcomes.Values.Count(o => o.Status == "linked"),
                     Failed = console.Outcomes.Values.Count(o => o.Status == "failed"),
                     WallSeconds = console.Elapsed.TotalSeconds,
                     Manifest = Manifest.For(options.OutputDir, plan.SpecName).Path,
@@ -120,25 +125,25 @@ internal static class ExperimentCommand
                 var crashed = exitCodes.Select((code, i) => (code, i)).Where(x => x.code != 0 && x.code != 1).ToList();
                 if (crashed.Count > 0)
                     throw new CogVideoXException($"worker(s) {string.Join(", ", crashed.Select(c => $"{c.i} (exit {c.code})"))} stopped abnormally; their messages are above. Run the same command again to finish: completed videos are kept.");
-                if (summary.Rendered + summary.AlreadyComplete + summary.Failed < summary.Total)
-                    throw new CogVideoXException($"the workers finished {summary.Rendered + summary.AlreadyComplete} of {summary.Total} videos; run the same command again to finish the rest");
+                if (summary.Rendered + summary.Linked + summary.AlreadyComplete + summary.Failed < summary.Total)
+                    throw new CogVideoXException($"the workers finished {summary.Rendered + summary.Linked + summary.AlreadyComplete} of {summary.Total} videos; run the same command again to finish the rest");
             }
 
-            var unfinished = summary.Total - summary.Rendered - summary.AlreadyComplete;
+            var unfinished = summary.Total - summary.Rendered - summary.Linked - summary.AlreadyComplete;
             var line = string.Create(CultureInfo.InvariantCulture,
-                $"{plan.SpecName}: {summary.Total} video(s): {summary.Rendered} rendered, {summary.AlreadyComplete} already complete, {summary.Failed} failed in {RunConsole.Clock(TimeSpan.FromSeconds(summary.WallSeconds))} → {options.OutputDir}");
-            if (asJson) stdout.WriteLine(JsonSerializer.Serialize(summary, LabRunJsonContext.Default.RunSummary));
+                $"{plan.SpecName}: {summary.Total} video(s): {summary.Rendered} rendered, {(summary.Linked > 0 ? $"{summary.Linked} linked to identical ones, " : "")}{summary.AlreadyComplete} already complete, {summary.Failed} failed in {RunConsole.Clock(TimeSpan.FromSeconds(summary.WallSeconds))} → {options.OutputDir}");
+            if (asJson) stdout.WriteLine(JsonSerializer.Serialize(summary, LabRunJsonContext.Readable.RunSummary));
             else
             {
                 stdout.WriteLine(line);
-                if (!isQuiet) stdout.WriteLine(unfinished == 0 ? $"manifest: {summary.Manifest}; next: cogvideox report {parse.GetValue(s_spec)}" : "failed videos are retried by running the same command again");
+                if (!isQuiet) stdout.WriteLine(unfinished == 0 ? $"manifest: {summary.Manifest}; next: {ReportHint(parse)}" : "failed videos are retried by running the same command again");
             }
             return Task.FromResult(summary.Failed > 0 ? 1 : 0);
         });
         return cmd;
     }
 
-    private static Command CreateWorker()
+    private static Command CreateWorker(Func<GpuCheck> gpu)
     {
         var device = new Option<string>("--device") { Required = true };
         var worker = new Option<int>("--worker") { Required = true };
@@ -150,7 +155,7 @@ internal static class ExperimentCommand
         cmd.Hidden = true;
         cmd.SetAction((parse, cancellation) =>
         {
-            var (_, plan, options) = Load(parse);
+            var (_, plan, options, _) = Load(parse, gpu, parse.GetValue(device));
             options = options with { Device = parse.GetValue(device)!, Worker = parse.GetValue(worker), RunId = parse.GetValue(runId)! };
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
             WorkerPool.WatchParent(stop, TimeSpan.FromSeconds(10));
@@ -162,7 +167,7 @@ internal static class ExperimentCommand
             {
                 var summary = runner.Run(renderer, e =>
                 {
-                    var line = JsonSerializer.Serialize(e, LabLineJsonContext.Default.RunEvent);
+                    var line = JsonSerializer.Serialize(e, LabLineJsonContext.Readable.RunEvent);
                     lock (gate)
                     {
                         output.WriteLine(line);
@@ -179,7 +184,11 @@ internal static class ExperimentCommand
         return cmd;
     }
 
-    private static (ExperimentSpec Spec, StudyPlan Plan, RunOptions Options) Load(ParseResult parse)
+    /// <summary>
+    /// The spec, its plan with <c>device: auto</c> decided (the kind of <paramref name="workerDevice"/> for the workers
+    /// of --devices, the CPU for test patterns, else the GPU when one works), and the run's options.
+    /// </summary>
+    private static (ExperimentSpec Spec, StudyPlan Plan, RunOptions Options, DeviceChoice Device) Load(ParseResult parse, Func<GpuCheck> gpu, string? workerDevice)
     {
         var spec = SpecParser.Load(parse.GetValue(s_spec)!);
         var plan = StudyPlan.Expand(spec);
@@ -189,6 +198,14 @@ internal static class ExperimentCommand
         var kind = parse.GetValue(s_renderer)!;
         if (!RendererFactory.Kinds.Contains(kind))
             throw new CogVideoXException($"unknown renderer '{kind}'; use one of: {string.Join(", ", RendererFactory.Kinds)}", 2);
+        var choice = new DeviceChoice("", "");
+        if (plan.Jobs.Any(j => DeviceSelection.IsAuto(j.Settings.Device)))
+        {
+            choice = kind == RendererFactory.Synthetic ? new DeviceChoice("cpu", "device: cpu — the synthetic renderer draws test patterns on the CPU")
+                : workerDevice is not null ? new DeviceChoice(GenerationSettings.DeviceKind(workerDevice), $"device: {workerDevice} — from --devices")
+                : DeviceSelection.Resolve(DeviceSelection.Auto, gpu);
+            plan = plan.WithDevice(choice.Device);
+        }
         var options = new RunOptions
         {
             OutputDir = OutputFolder(parse.GetValue(s_output), spec),
@@ -196,7 +213,41 @@ internal static class ExperimentCommand
             StaleAfter = TimeSpan.FromMinutes(minutes),
             Synthetic = kind == RendererFactory.Synthetic,
         };
-        return (spec, plan, options);
+        return (spec, plan, options, choice);
+    }
+
+    /// <summary>The report command for this run's outputs (with -o when the run was given one).</summary>
+    private static string ReportHint(ParseResult parse) =>
+        $"cogvideox report {Quote(parse.GetValue(s_spec)!)}{(parse.GetValue(s_output) is { } o ? $" -o {Quote(o)}" : "")}";
+
+    private static string Quote(string path) => path.Any(c => char.IsWhiteSpace(c) || c is '\'' or '"' or '$') ? $"'{path.Replace("'", "'\\''")}'" : path;
+
+    /// <summary>
+    /// What every job needs, checked once before the first: ffmpeg, each model (downloaded now if it is neither a
+    /// folder nor in the cache, as generate does) and each device — so a run that cannot work stops with one message
+    /// instead of failing every job the same way.
+    /// </summary>
+    /// <param name="checkDevices">False with --devices: the workers open their own GPUs (the parent holds none, so it takes no GPU memory from them).</param>
+    private static void Preflight(StudyPlan plan, RunOptions options, TextWriter messages, Func<string, string?> environment, bool checkDevices, CancellationToken cancellation)
+    {
+        var todo = plan.Jobs.Where(j => options.Shard.Contains(j.Index) && !VideoSidecar.IsComplete(j.ToVideoJob(options.OutputDir), verifyHash: false)).ToList();
+        if (todo.Count == 0) return;
+        _ = CogVideoX.Media.Ffmpeg.FfmpegPath;
+        foreach (var model in todo.Select(j => j.Settings.Model).Distinct(StringComparer.Ordinal))
+            ModelResolution.ResolveAsync(model, messages, environment, cancellation).GetAwaiter().GetResult();
+        if (!checkDevices) return;
+        foreach (var device in todo.Select(j => options.Device ?? j.Settings.Device).Distinct(StringComparer.Ordinal))
+        {
+            try
+            {
+                _ = Backends.Get(device);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                throw new CogVideoXException($"device {device} cannot run here ({e.Message}); no video was started. Set `device: auto` or `device: cpu` in the spec's defaults, " +
+                    "or run `cogvideox doctor` to see what the GPU lacks", 2);
+            }
+        }
     }
 
     /// <summary>
@@ -253,20 +304,48 @@ internal static class ExperimentCommand
         return (host, [dll]);
     }
 
-    private static int PrintDryRun(TextWriter o, ExperimentSpec spec, ExperimentRunner runner, RunOptions options, bool asJson)
+    private static int PrintDryRun(TextWriter o, ExperimentSpec spec, StudyPlan plan, ExperimentRunner runner, RunOptions options, bool asJson, string kind,
+        DeviceChoice device, Func<string, string?> environment, Func<GpuCheck> gpu, TextWriter error)
     {
         var rows = runner.DryRun();
+        // What the run would find: the device and each model (looked for, never downloaded here).
+        var checks = new List<string>();
+        if (device.Reason.Length > 0) checks.Add(device.Reason);
+        var todo = rows.Where(r => r.Status is "todo" or "stale").ToList();
+        if (kind == RendererFactory.Pipeline)
+        {
+            foreach (var d in todo.Select(r => options.Device ?? r.Settings.Device).Distinct(StringComparer.Ordinal).Where(d => d != "cpu"))
+            {
+                var check = gpu();
+                checks.Add(check.Works ? $"device {d}: a GPU works ({check.Detail})" : $"device {d}: NO GPU WORKS HERE ({check.Detail}); the run would stop before its first video — set `device: auto` or `cpu` in the spec");
+            }
+            foreach (var model in todo.Select(r => r.Settings.Model).Distinct(StringComparer.Ordinal))
+            {
+                try
+                {
+                    checks.Add($"model {model}: {ModelLocator.Resolve(model, environment).Identity}");
+                }
+                catch (CogVideoXException e)
+                {
+                    bool offline = HubSettings.FromEnvironment(environment).Offline;
+                    checks.Add($"model {model}: not found ({e.Message}); {(offline ? "offline mode is on (HF_HUB_OFFLINE), so the run would stop before its first video" : "the run downloads it once before its first video")}");
+                }
+            }
+        }
         if (asJson)
         {
-            o.WriteLine(JsonSerializer.Serialize(rows, LabRunJsonContext.Default.ListDryRunRow));
+            foreach (var c in checks) error.WriteLine(c);
+            o.WriteLine(JsonSerializer.Serialize(rows, LabRunJsonContext.Readable.ListDryRunRow));
             return 0;
         }
         o.WriteLine($"{spec.Name}: {rows.Count} video(s) in shard {options.Shard} → {options.OutputDir}");
+        foreach (var c in checks) o.WriteLine("  " + c);
         int width = Math.Max(5, rows.Count == 0 ? 0 : rows.Max(r => r.Output.Length));
         o.WriteLine($"  {"#",4}  {"status",-9} {"video".PadRight(width)}  settings");
         foreach (var r in rows)
-            o.WriteLine($"  {r.Index,4}  {r.Status,-9} {r.Output.PadRight(width)}  {r.Settings}{(string.IsNullOrEmpty(r.Detail) ? "" : "  [" + r.Detail + "]")}");
-        o.WriteLine($"{rows.Count(r => r.Status is "todo" or "stale")} to render, {rows.Count(r => r.Status == "complete")} complete, {rows.Count(r => r.Status == "claimed")} being rendered by other processes");
+            o.WriteLine($"  {r.Index,4}  {r.Status,-9} {r.Output.PadRight(width)}  {r.Summary}{(string.IsNullOrEmpty(r.Detail) ? "" : "  [" + r.Detail + "]")}");
+        int same = rows.Count(r => r.Status == "same");
+        o.WriteLine($"{todo.Count} to render, {(same > 0 ? $"{same} with the same settings as another (linked to it, not rendered again), " : "")}{rows.Count(r => r.Status == "complete")} complete, {rows.Count(r => r.Status == "claimed")} being rendered by other processes");
         return 0;
     }
 }

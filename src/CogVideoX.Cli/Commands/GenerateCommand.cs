@@ -34,19 +34,19 @@ internal static class GenerateCommand
         DefaultValueFactory = _ => "2b",
     };
 
-    private static readonly Option<int> s_steps = new("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 50 };
+    private static readonly Option<int> s_steps = new("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => GenerationDefaults.Steps };
 
-    private static readonly Option<double> s_guidance = new("--guidance") { Description = "Classifier-free guidance scale (1 or less: none).", DefaultValueFactory = _ => 6.0 };
+    private static readonly Option<double> s_guidance = new("--guidance") { Description = "Classifier-free guidance scale (1 or less: none).", DefaultValueFactory = _ => GenerationDefaults.Guidance };
 
-    private static readonly Option<int> s_frames = new("--frames") { Description = "Video frames, 4k+1 (the models were trained on 49).", DefaultValueFactory = _ => 49 };
+    private static readonly Option<int> s_frames = new("--frames") { Description = "Video frames, 4k+1 (the models were trained on 49).", DefaultValueFactory = _ => GenerationDefaults.Frames };
 
-    private static readonly Option<int> s_fps = new("--fps") { Description = "Frames per second of the MP4.", DefaultValueFactory = _ => 8 };
+    private static readonly Option<int> s_fps = new("--fps") { Description = "Frames per second of the MP4.", DefaultValueFactory = _ => GenerationDefaults.Fps };
 
-    private static readonly Option<long> s_seed = new("--seed") { Description = "Seed of the torch-compatible CPU generator (same seed, same latents as diffusers).", DefaultValueFactory = _ => 42 };
+    private static readonly Option<long> s_seed = new("--seed") { Description = "Seed of the torch-compatible CPU generator (same seed, same latents as diffusers).", DefaultValueFactory = _ => GenerationDefaults.Seed };
 
-    private static readonly Option<int> s_height = new("--height") { Description = "Height in pixels, a multiple of 16.", DefaultValueFactory = _ => 480 };
+    private static readonly Option<int> s_height = new("--height") { Description = "Height in pixels, a multiple of 16.", DefaultValueFactory = _ => GenerationDefaults.Height };
 
-    private static readonly Option<int> s_width = new("--width") { Description = "Width in pixels, a multiple of 16.", DefaultValueFactory = _ => 720 };
+    private static readonly Option<int> s_width = new("--width") { Description = "Width in pixels, a multiple of 16.", DefaultValueFactory = _ => GenerationDefaults.Width };
 
     private static readonly Option<string?> s_scheduler = new("--scheduler") { Description = "ddim or dpm (default: ddim for 2b, dpm for 5b).", HelpName = "ddim|dpm" };
 
@@ -56,7 +56,12 @@ internal static class GenerateCommand
 
     private static readonly Option<string?> s_dtype = new("--dtype") { Description = "f32, f16 or bf16 (default: f32 on the CPU; on a GPU f16 for 2b, bf16 for 5b).", HelpName = "f32|f16|bf16" };
 
-    private static readonly Option<string> s_device = new("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu", HelpName = "cpu|cuda[:N]" };
+    private static readonly Option<string> s_device = new("--device")
+    {
+        Description = "auto (the GPU when one works, else the CPU; it says which and why), cpu, cuda or cuda:N.",
+        DefaultValueFactory = _ => DeviceSelection.Auto,
+        HelpName = "auto|cpu|cuda[:N]",
+    };
 
     private static readonly Option<string> s_memory = new("--memory")
     {
@@ -69,11 +74,13 @@ internal static class GenerateCommand
 
     private static readonly GpuFlags s_gpu = new();
 
-    private static readonly Option<string?> s_output = new("--output")
+    private static readonly Option<string?> s_output = new("--output", "-o")
     {
-        Description = "The MP4 to write (default outputs/<model>/<prompt>.mp4); the sidecar goes next to it as .json.",
+        Description = "The MP4 to write (default outputs/<model>/<prompt>.mp4); the sidecar goes next to it as .json. An existing file is not replaced without --overwrite.",
         HelpName = "FILE",
     };
+
+    private static readonly Option<bool> s_overwrite = new("--overwrite") { Description = "Replace the video (and its sidecar) when the output file exists already." };
 
     private static readonly Option<string?> s_saveTensors = new("--save-tensors")
     {
@@ -81,25 +88,25 @@ internal static class GenerateCommand
         HelpName = "FILE",
     };
 
-    private static readonly Option<bool> s_quiet = new("--quiet") { Description = "No progress or summary; warnings and errors only." };
+    private static readonly Option<bool> s_quiet = new("--quiet", "-q") { Description = "No progress or summary; warnings and errors only." };
 
     private static readonly Option<bool> s_json = new("--json") { Description = "Print a machine-readable summary on stdout." };
 
-    public static Command Create(Func<string, string?> environment)
+    public static Command Create(Func<string, string?> environment, Func<GpuCheck> gpu)
     {
         var cmd = new Command("generate", "Generate a video from a prompt: text encoder → transformer → VAE → MP4 + JSON sidecar.");
         foreach (var option in new Option[]
                  {
                      s_promptFile, s_prompt, s_negativePrompt, s_model, s_steps, s_guidance, s_frames, s_fps, s_seed, s_height, s_width,
-                     s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_output, s_saveTensors, s_quiet, s_json,
+                     s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_output, s_overwrite, s_saveTensors, s_quiet, s_json,
                  })
             cmd.Options.Add(option);
         s_gpu.AddTo(cmd);
-        cmd.SetAction(parse => Run(parse, environment));
+        cmd.SetAction(parse => Run(parse, environment, gpu));
         return cmd;
     }
 
-    private static int Run(ParseResult parse, Func<string, string?> environment)
+    private static int Run(ParseResult parse, Func<string, string?> environment, Func<GpuCheck> gpu)
     {
         var stdout = parse.InvocationConfiguration.Output;
         var stderr = parse.InvocationConfiguration.Error;
@@ -114,6 +121,11 @@ internal static class GenerateCommand
         var tensors = parse.GetValue(s_saveTensors);
         CheckPaths(output, tensors);
         RenderPlan.Check(settings);
+        // auto: the GPU when one works, else the CPU — decided here, so the sidecar names the device that ran.
+        var device = DeviceSelection.Resolve(settings.Device, gpu);
+        if (device.Reason.Length > 0) settings = settings with { Device = device.Device };
+        if (!parse.GetValue(s_overwrite)) RefuseToOverwrite(output, settings, parse.GetValue(s_output) is null);
+        if (device.Reason.Length > 0 && !quiet) stderr.WriteLine(device.Reason);
 
         _ = CogVideoX.Media.Ffmpeg.FfmpegPath; // before any download: a missing ffmpeg should not cost gigabytes first
         // Likewise a destination that cannot be written (read-only, full, a file in the way, a sidecar path that
@@ -202,6 +214,22 @@ internal static class GenerateCommand
         var (attention, cudnn, sdpa) = s_gpu.Names(parse);
         settings = settings with { Attention = attention, Cudnn = cudnn, CudnnSdpa = sdpa };
         return (settings, name);
+    }
+
+    /// <summary>
+    /// An existing video is never replaced silently: without --overwrite its name is refused, saying whether it was
+    /// made with the same settings or which ones differ, and what to do.
+    /// </summary>
+    private static void RefuseToOverwrite(string output, GenerationSettings settings, bool defaultName)
+    {
+        var sidecarPath = Path.ChangeExtension(output, ".json");
+        if (!File.Exists(output) && !File.Exists(sidecarPath)) return;
+        var existing = VideoSidecar.TryLoad(sidecarPath);
+        var differences = existing?.Settings.Differences(settings);
+        string made = existing is null ? "" : differences!.Count == 0 ? ", made with these same settings" : $", made with other settings ({string.Join(", ", differences!)})";
+        throw new CogVideoXException(
+            $"{output} exists already{made}; nothing was rendered. Give another name with {(defaultName ? "-o FILE (--output)" : "a different --output")}, " +
+            "or add --overwrite to replace it", 2);
     }
 
     /// <summary>outputs/&lt;model&gt;/&lt;prompt&gt;.mp4: the alias, folder name or repo name, and the prompt file's name.</summary>
@@ -346,7 +374,7 @@ internal sealed record GenerateSummary(
     int Height,
     int Fps,
     GenerationSettings Settings,
-    Dictionary<string, string> Resolved,
+    [property: JsonConverter(typeof(ResolvedValuesConverter))] Dictionary<string, string> Resolved,
     Dictionary<string, double> TimingsSeconds,
     long PeakMemoryBytes,
     string PeakMemoryKind,
@@ -369,46 +397,56 @@ internal sealed partial class GenerateJsonContext : JsonSerializerContext
 }
 
 /// <summary>
-/// Progress on stderr: a bar redrawn in place on a terminal, one line per step when redirected; stage changes on
-/// lines of their own. Remaining time is the mean step time so far times the steps left.
+/// Progress on stderr: a bar redrawn in place on a terminal, plain lines when redirected (every step of the
+/// denoising, every tenth of the decode and the MP4); other stage changes on lines of their own. Remaining time is
+/// the mean step time of the stage so far times the steps left.
 /// </summary>
 internal sealed class ConsoleProgress(TextWriter error, bool interactive) : IProgress<RenderProgress>
 {
     private const int BarWidth = 28;
     private readonly object _gate = new();
-    private TimeSpan _denoiseStart;
+    private TimeSpan _stageStart;
+    private int _lastTenth = -1;
     private bool _barOpen;
 
     public void Report(RenderProgress p)
     {
         lock (_gate)
         {
-            if (p.Stage == PipelineStages.Denoise)
+            if (p.Step == 0)
             {
-                if (p.Step == 0)
-                {
-                    _denoiseStart = p.Elapsed;
-                    return;
-                }
-                var spent = p.Elapsed - _denoiseStart;
-                var perStep = spent / p.Step;
-                var remaining = perStep * (p.TotalSteps - p.Step);
-                var line = $"denoise {p.Step}/{p.TotalSteps}  elapsed {GenerateCommand.Clock(spent)}  remaining {GenerateCommand.Clock(remaining)}  ({GenerateCommand.Seconds(perStep.TotalSeconds)}/step)";
-                if (interactive)
-                {
-                    int filled = (int)Math.Round(BarWidth * (double)p.Step / p.TotalSteps);
-                    error.Write($"\r[{new string('#', filled)}{new string('.', BarWidth - filled)}] {line}   ");
-                    _barOpen = true;
-                    if (p.Step == p.TotalSteps) CloseBar();
-                }
-                else
-                {
-                    error.WriteLine(line);
-                }
+                CloseBar();
+                (_stageStart, _lastTenth) = (p.Elapsed, -1);
+                if (p.Stage != PipelineStages.Denoise) error.WriteLine($"{PipelineStages.Describe(p.Stage)}…");
                 return;
             }
-            CloseBar();
-            if (p.Step == 0) error.WriteLine($"{Describe(p.Stage)}…");
+            // The end of a stage without steps of its own (a load, the text encoder).
+            if (p.TotalSteps <= 1)
+            {
+                CloseBar();
+                return;
+            }
+            bool denoise = p.Stage == PipelineStages.Denoise;
+            var spent = p.Elapsed - _stageStart;
+            var perStep = spent / p.Step;
+            var remaining = perStep * (p.TotalSteps - p.Step);
+            var label = denoise ? "denoise" : p.Stage == PipelineStages.VaeDecode ? "decode" : p.Stage == PipelineStages.EncodeVideo ? "MP4" : p.Stage;
+            var line = $"{label} {p.Step}/{p.TotalSteps}  elapsed {GenerateCommand.Clock(spent)}  remaining {GenerateCommand.Clock(remaining)}" +
+                (denoise ? $"  ({GenerateCommand.Seconds(perStep.TotalSeconds)}/step)" : "");
+            if (interactive)
+            {
+                int filled = (int)Math.Round(BarWidth * (double)p.Step / p.TotalSteps);
+                error.Write($"\r[{new string('#', filled)}{new string('.', BarWidth - filled)}] {line}   ");
+                _barOpen = true;
+                if (p.Step == p.TotalSteps) CloseBar();
+            }
+            else
+            {
+                // Redirected: every denoising step, and about every tenth of the shorter stages.
+                int tenth = 10 * p.Step / p.TotalSteps;
+                if (denoise || tenth != _lastTenth) error.WriteLine(line);
+                _lastTenth = tenth;
+            }
         }
     }
 
@@ -425,14 +463,4 @@ internal sealed class ConsoleProgress(TextWriter error, bool interactive) : IPro
         _barOpen = false;
     }
 
-    private static string Describe(string stage) => stage switch
-    {
-        PipelineStages.LoadTextEncoder => "loading the text encoder",
-        PipelineStages.TextEncoder => "encoding the prompt",
-        PipelineStages.LoadTransformer => "loading the transformer",
-        PipelineStages.LoadVae => "loading the VAE",
-        PipelineStages.VaeDecode => "decoding the latents",
-        "encode_video" => "writing the MP4",
-        _ => stage,
-    };
 }

@@ -14,26 +14,47 @@ internal static class ReportCommand
         var output = new Option<string?>("--output", "-o") { Description = "With a spec: the output folder, if not the spec's output_dir" };
         var recompute = new Option<bool>("--recompute-metrics") { Description = "Decode every video again and recompute all metrics" };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the report's path" };
-        var cmd = new Command("report", "Write a self-contained HTML report of a study: videos side by side, key frames, charts, a table of runs, and what changed the most.")
+        var selfContained = new Option<bool>("--self-contained")
         {
-            target, output, recompute, quiet,
+            Description = "One HTML file that works on its own: images inside it, and videos too while they total at most --inline-videos-mb (past that they stay linked)",
+        };
+        var inlineMb = new Option<int>("--inline-videos-mb") { Description = "With --self-contained: the most MiB of video to put inside the page", DefaultValueFactory = _ => 64 };
+        var cmd = new Command("report",
+            "Write the HTML report of a study: videos side by side, key frames, charts, a table of runs, and what changed the most. " +
+            "The page links its videos and a folder of images next to it; --self-contained puts them inside the page.")
+        {
+            target, output, recompute, quiet, selfContained, inlineMb,
         };
         cmd.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
+            var e = parse.InvocationConfiguration.Error;
             bool isQuiet = parse.GetValue(quiet);
+            if (parse.GetValue(inlineMb) < 0)
+                throw new CogVideoXException($"--inline-videos-mb must be 0 or more (got {parse.GetValue(inlineMb)}); 0 keeps every video linked", 2);
+            var options = new ReportOptions { SelfContained = parse.GetValue(selfContained), InlineVideoBytes = (long)parse.GetValue(inlineMb) << 20 };
+            int code = 0;
             foreach (var (plan, dir) in Resolve(parse.GetValue(target)!, parse.GetValue(output)))
             {
-                var result = ReportBuilder.Build(plan, dir, parse.GetValue(recompute), isQuiet ? null : line => o.WriteLine("  " + line));
+                // Work in progress on stderr, the result on stdout.
+                var result = ReportBuilder.Build(plan, dir, parse.GetValue(recompute), isQuiet ? null : line => e.WriteLine("  " + line), options);
+                if (result.Complete == 0)
+                {
+                    // Nothing to show usually means the wrong folder (a run with -o DIR reports with the same -o DIR).
+                    e.WriteLine($"error: {dir} holds none of the {result.Videos} video(s) of {plan.SpecName}: render them first (`cogvideox experiment run SPEC`), " +
+                        "or, if they were written elsewhere with -o DIR, pass the same -o DIR here");
+                    code = 1;
+                }
                 if (isQuiet)
                 {
                     o.WriteLine(result.HtmlPath);
                     continue;
                 }
-                o.WriteLine($"{plan.SpecName}: {result.Complete} of {result.Videos} video(s) complete → {result.HtmlPath}");
+                var inlined = result.SelfContained ? $" (self-contained; {result.InlinedVideos} of {result.Complete} video(s) inside the page)" : "";
+                o.WriteLine($"{plan.SpecName}: {result.Complete} of {result.Videos} video(s) complete → {result.HtmlPath}{inlined}");
                 foreach (var f in result.Findings) o.WriteLine($"  {f.Experiment}: {f.Sentence}");
             }
-            return 0;
+            return code;
         });
         return cmd;
     }
@@ -53,7 +74,7 @@ internal static class ReportCommand
         var spec = SpecParser.Load(target);
         var dir = ExperimentCommand.OutputFolder(output, spec);
         if (!Directory.Exists(dir))
-            throw new CogVideoXException($"{dir} does not exist: run `cogvideox experiment run {target}` first");
+            throw new CogVideoXException($"{dir} does not exist: run `cogvideox experiment run {target}` first, or, if it wrote elsewhere with -o DIR, pass the same -o DIR here");
         return [(StudyPlan.Expand(spec), dir)];
     }
 }

@@ -70,6 +70,14 @@ internal sealed class RunConsole(TextWriter output, bool interactive, bool quiet
                         Line($"[{Finished}/{_total}] {e.Job}: done in {e.Seconds:0.0} s{memory} · elapsed {Clock(_clock.Elapsed)}{Eta()}");
                     }
                     break;
+                case "linked":
+                    _running.Remove(e.Index);
+                    if (Record(e, new JobOutcome { Index = e.Index, Job = e.Job!, Status = "linked", Worker = e.Worker, Device = e.Device }))
+                    {
+                        _doneUnits += e.Units;
+                        Line($"[{Finished}/{_total}] {e.Job}: {e.Message}");
+                    }
+                    break;
                 case "failed":
                     _running.Remove(e.Index);
                     if (Record(e, new JobOutcome { Index = e.Index, Job = e.Job!, Status = "failed", Seconds = e.Seconds, Worker = e.Worker, Device = e.Device, Error = e.Message }))

@@ -268,7 +268,13 @@ public sealed class CogVideoXPipeline : IDisposable
         using (var z = permuted.Scale((float)(1.0 / vae.Config.ScalingFactor)))
         {
             observer?.Tensor("vae_input", z);
-            using var decoded = vae.Decode(z, new VaeDecodeOptions { Tiling = _components.VaeTilingFor(policy), Slicing = Options.VaeSlicing, Cancellation = cancellation });
+            using var decoded = vae.Decode(z, new VaeDecodeOptions
+            {
+                Tiling = _components.VaeTilingFor(policy),
+                Slicing = Options.VaeSlicing,
+                Cancellation = cancellation,
+                Progress = (done, total) => clock.Part(PipelineStages.VaeDecode, watch, done, total),
+            });
             observer?.Tensor("vae_decoded", decoded);
             NonFiniteCheck.Frames(decoded); // before the clamp, which on a GPU turns NaN into 0
             using var shifted = decoded.Affine(0.5f, 0.5f);

@@ -248,16 +248,7 @@ public sealed class ComponentManager : IDisposable
             $"with ≈ {MemorySizes.Format(available)} of device memory available to this process: {advice}.";
     }
 
-    private static string Describe(string stage) => stage switch
-    {
-        PipelineStages.LoadTextEncoder => "loading the text encoder",
-        PipelineStages.TextEncoder => "encoding the prompt",
-        PipelineStages.LoadTransformer => "loading the transformer",
-        PipelineStages.Denoise => "denoising",
-        PipelineStages.LoadVae => "loading the VAE",
-        PipelineStages.VaeDecode => "decoding the latents",
-        _ => stage,
-    };
+    private static string Describe(string stage) => PipelineStages.Describe(stage);
 
     // ---- the components, loaded on first use ----
 

@@ -4,6 +4,21 @@ using CogVideoX.Engine;
 namespace CogVideoX.Diffusion;
 
 /// <summary>
+/// The defaults of a video (THUDM's: 50 steps, guidance 6, 49 frames of 480×720 at 8 fps, seed 42) — the one place
+/// they are written; requests, the experiment settings and the command line all take them from here.
+/// </summary>
+public static class GenerationDefaults
+{
+    public const int Steps = 50;
+    public const double Guidance = 6.0;
+    public const int Frames = 49;
+    public const int Fps = 8;
+    public const int Height = 480;
+    public const int Width = 720;
+    public const long Seed = 42;
+}
+
+/// <summary>
 /// One video to generate, in diffusers' terms (<c>CogVideoXPipeline.__call__</c> with a CPU generator seeded with
 /// <see cref="Seed"/>). Null scheduler and dynamic CFG mean the model's defaults.
 /// </summary>
@@ -14,19 +29,19 @@ public sealed record GenerationRequest
     /// <summary>What the video should not show; null is diffusers' <c>None</c>, encoded as "" when guidance is on.</summary>
     public string? NegativePrompt { get; init; }
 
-    public int Steps { get; init; } = 50;
+    public int Steps { get; init; } = GenerationDefaults.Steps;
 
     /// <summary>Classifier-free guidance scale; above 1 the transformer runs on [negative; positive] each step.</summary>
-    public double Guidance { get; init; } = 6.0;
+    public double Guidance { get; init; } = GenerationDefaults.Guidance;
 
     /// <summary>Requested video frames (4k+1); the VAE may decode a few more (13 → 16), as diffusers does.</summary>
-    public int Frames { get; init; } = 49;
+    public int Frames { get; init; } = GenerationDefaults.Frames;
 
-    public int Height { get; init; } = 480;
+    public int Height { get; init; } = GenerationDefaults.Height;
 
-    public int Width { get; init; } = 720;
+    public int Width { get; init; } = GenerationDefaults.Width;
 
-    public long Seed { get; init; } = 42;
+    public long Seed { get; init; } = GenerationDefaults.Seed;
 
     /// <summary>null → the model's default (DDIM for 2b, DPM for the 5b family).</summary>
     public SchedulerKind? Scheduler { get; init; }

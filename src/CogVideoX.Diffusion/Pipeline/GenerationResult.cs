@@ -13,6 +13,22 @@ public static class PipelineStages
     public const string LoadVae = "load_vae";
     public const string VaeDecode = "vae_decode";
 
+    /// <summary>Writing the MP4: not a pipeline stage, but renderers report it under this name after the decode.</summary>
+    public const string EncodeVideo = "encode_video";
+
+    /// <summary>What a stage does, in words ("decoding the latents"), for progress lines and error messages.</summary>
+    public static string Describe(string stage) => stage switch
+    {
+        LoadTextEncoder => "loading the text encoder",
+        TextEncoder => "encoding the prompt",
+        LoadTransformer => "loading the transformer",
+        Denoise => "denoising",
+        LoadVae => "loading the VAE",
+        VaeDecode => "decoding the latents",
+        EncodeVideo => "writing the MP4",
+        _ => stage,
+    };
+
     public static string Load(ModelComponent component) => component switch
     {
         ModelComponent.TextEncoder => LoadTextEncoder,

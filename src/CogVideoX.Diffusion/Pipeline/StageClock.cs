@@ -43,6 +43,10 @@ public sealed class StageClock
         return elapsed;
     }
 
+    /// <summary>Reports progress inside another stage (the VAE's batches of latent frames), so it gets a bar and an estimate too.</summary>
+    public void Part(string stage, Stopwatch watch, int done, int total) =>
+        _progress?.Report(new PipelineProgress(stage, done, total, watch.Elapsed, _run.Elapsed, TimeSpan.Zero, -1));
+
     /// <summary>Reports a denoising step done (<paramref name="done"/> of <paramref name="total"/>, at timestep <paramref name="timestep"/>).</summary>
     public void Step(Stopwatch stage, int done, int total, TimeSpan step, int timestep) =>
         _progress?.Report(new PipelineProgress(PipelineStages.Denoise, done, total, stage.Elapsed, _run.Elapsed, step, timestep));

@@ -110,7 +110,7 @@ public static class MetricsStore
                 };
             }
         }
-        var json = JsonSerializer.Serialize(result, LabRunJsonContext.Default.MetricsFile);
+        var json = JsonSerializer.Serialize(result, LabRunJsonContext.Readable.MetricsFile);
         var path = PathFor(outputDir, plan.SpecName);
         if (!File.Exists(path) || File.ReadAllText(path) != json) AtomicFile.WriteAllText(path, json);
         return result;

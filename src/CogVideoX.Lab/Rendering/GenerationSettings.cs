@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using CogVideoX.Diffusion;
 
 namespace CogVideoX.Lab;
 
@@ -19,19 +20,19 @@ public sealed record GenerationSettings
 
     public string? NegativePrompt { get; init; }
 
-    public int Steps { get; init; } = 50;
+    public int Steps { get; init; } = GenerationDefaults.Steps;
 
-    public double Guidance { get; init; } = 6.0;
+    public double Guidance { get; init; } = GenerationDefaults.Guidance;
 
-    public int Frames { get; init; } = 49;
+    public int Frames { get; init; } = GenerationDefaults.Frames;
 
-    public int Fps { get; init; } = 8;
+    public int Fps { get; init; } = GenerationDefaults.Fps;
 
-    public long Seed { get; init; } = 42;
+    public long Seed { get; init; } = GenerationDefaults.Seed;
 
-    public int Height { get; init; } = 480;
+    public int Height { get; init; } = GenerationDefaults.Height;
 
-    public int Width { get; init; } = 720;
+    public int Width { get; init; } = GenerationDefaults.Width;
 
     /// <summary>`ddim` or `dpm`; null → per-model default (2b DDIM, 5b DPM trailing).</summary>
     public string? Scheduler { get; init; }
@@ -40,10 +41,21 @@ public sealed record GenerationSettings
     public bool? DynamicCfg { get; init; }
 
     /// <summary>`f32`, `f16`, `bf16`; null → per-model default on a GPU (2b fp16, 5b bf16), f32 on the CPU.</summary>
+    [JsonPropertyName("dtype")]
     public string? DType { get; init; }
 
-    /// <summary>`cpu`, `cuda`, `cuda:N`.</summary>
-    public string Device { get; init; } = "cpu";
+    /// <summary>Reads sidecars written before the key was <c>dtype</c> (the naming policy made it <c>d_type</c>); never written.</summary>
+    [JsonPropertyName("d_type")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public string? LegacyDType
+    {
+        get => null;
+        init => DType ??= value;
+    }
+
+    /// <summary>`auto` (the GPU when one works, else the CPU: see <see cref="DeviceSelection"/>), `cpu`, `cuda`, `cuda:N`.</summary>
+    public string Device { get; init; } = DeviceSelection.Auto;
 
     /// <summary>`auto`, `full`, `balanced`, `low` (GPU memory policy).</summary>
     public string Memory { get; init; } = "auto";
@@ -64,6 +76,40 @@ public sealed record GenerationSettings
     /// </summary>
     public bool DefinesSameVideoAs(GenerationSettings other) =>
         this with { Device = DeviceKind(Device) } == other with { Device = DeviceKind(other.Device) };
+
+    /// <summary>What differs from <paramref name="other"/>, as "steps 50 → 10" (this → other); the GPU's ordinal does not count.</summary>
+    public IReadOnlyList<string> Differences(GenerationSettings other)
+    {
+        var list = new List<string>();
+        void Add<T>(string name, T mine, T theirs)
+        {
+            if (!EqualityComparer<T>.Default.Equals(mine, theirs)) list.Add($"{name} {Show(mine)} → {Show(theirs)}");
+        }
+        static string Show<T>(T value) => value switch
+        {
+            null => "default",
+            string text => text.Length > 40 ? $"\"{text[..37]}…\"" : text,
+            IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+            _ => value.ToString() ?? "",
+        };
+        Add("model", Model, other.Model);
+        Add("prompt", Prompt, other.Prompt);
+        Add("negative prompt", NegativePrompt, other.NegativePrompt);
+        Add("steps", Steps, other.Steps);
+        Add("guidance", Guidance, other.Guidance);
+        Add("frames", Frames, other.Frames);
+        Add("fps", Fps, other.Fps);
+        Add("seed", Seed, other.Seed);
+        Add("height", Height, other.Height);
+        Add("width", Width, other.Width);
+        Add("scheduler", Scheduler, other.Scheduler);
+        Add("dynamic CFG", DynamicCfg, other.DynamicCfg);
+        Add("dtype", DType, other.DType);
+        Add("device", DeviceKind(Device), DeviceKind(other.Device));
+        Add("memory", Memory, other.Memory);
+        Add("VAE tiling", VaeTiling, other.VaeTiling);
+        return list;
+    }
 
     /// <summary>`cuda:3` → `cuda`; `cpu` → `cpu`.</summary>
     public static string DeviceKind(string device)

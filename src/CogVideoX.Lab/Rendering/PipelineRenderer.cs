@@ -75,12 +75,11 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
         cancellation.ThrowIfCancellationRequested();
 
         var frames = new VideoFrames(generation.Frames, generation.FrameCount, generation.Height, generation.Width);
-        progress?.Report(new RenderProgress("encode_video", 0, 1, total.Elapsed));
+        progress?.Report(new RenderProgress(PipelineStages.EncodeVideo, 0, frames.Count, total.Elapsed));
         var sidecar = VideoOutput.Write(job, frames, video =>
         {
-            progress?.Report(new RenderProgress("encode_video", 1, 1, total.Elapsed));
             var timings = generation.Timings.ToSeconds();
-            timings["encode_video"] = video.EncodeSeconds;
+            timings[PipelineStages.EncodeVideo] = video.EncodeSeconds;
             timings["total"] = total.Elapsed.TotalSeconds;
             return new VideoSidecar
             {
@@ -103,7 +102,7 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
                 Height = frames.Height,
                 TruncatedPromptText = generation.Prompt.TruncatedText,
             };
-        });
+        }, progress is null ? null : (done, all) => progress.Report(new RenderProgress(PipelineStages.EncodeVideo, done, all, total.Elapsed)));
         return new PipelineRenderResult(new RenderResult(sidecar, frames), generation, plan);
     }
 

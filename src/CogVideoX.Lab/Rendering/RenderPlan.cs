@@ -39,12 +39,15 @@ public sealed record RenderPlan
         var warnings = GenerationRules.Check(ToRequest(s, scheduler: null));
         if (s.Scheduler is not null) Usage(() => SchedulerRegistry.Parse(s.Scheduler));
         if (s.DType is not null) ParseDType(s.DType);
-        var device = Usage(() => Backends.Parse(s.Device));
+        ParseMemory(s.Memory);
+        ParseGpu(s);
+        if (DeviceSelection.IsAuto(s.Device)) return warnings; // chosen when the plan is resolved
+        if (!Device.TryParse(s.Device, out var device))
+            throw new CogVideoXException($"unknown device '{s.Device}': use auto (the GPU when one works, else the CPU), cpu, cuda or cuda:N (N = 0 for the first GPU)",
+                GenerationRules.UsageExitCode);
         if (!Backends.IsRegistered(device.Kind))
             throw new CogVideoXException(
                 $"device {device} is not available in this build (no {device.Kind} backend is registered); use --device cpu", GenerationRules.UsageExitCode);
-        ParseMemory(s.Memory);
-        ParseGpu(s);
         return warnings;
     }
 
@@ -56,12 +59,14 @@ public sealed record RenderPlan
     }
 
     /// <summary>Resolves a job's settings: model folder, backend, dtype, memory policy. Throws for settings that cannot run.</summary>
-    public static RenderPlan Resolve(GenerationSettings s, Func<string, string?>? environment = null)
+    public static RenderPlan Resolve(GenerationSettings s, Func<string, string?>? environment = null, Func<GpuCheck>? gpuCheck = null)
     {
         var warnings = Check(s).ToList();
         var notes = new List<string>();
         var model = ModelLocator.Resolve(s.Model, environment);
-        var device = Backends.Parse(s.Device);
+        var choice = DeviceSelection.Resolve(s.Device, gpuCheck);
+        if (choice.Reason.Length > 0) notes.Add(choice.Reason);
+        var device = Backends.Parse(choice.Device);
         var gpu = ParseGpu(s);
         var backend = Backends.Get(device, gpu);
         if (!device.IsCpu && gpu.WithEnvironment(environment) is var effective && effective != gpu)

@@ -33,15 +33,15 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
         double denoise = total.Elapsed.TotalSeconds;
         cancellation.ThrowIfCancellationRequested();
 
+        progress?.Report(new RenderProgress("encode_video", 0, frames.Count, total.Elapsed));
         var sidecar = VideoOutput.Write(job, frames, video =>
         {
-            progress?.Report(new RenderProgress("encode_video", s.Steps, s.Steps, total.Elapsed));
             return new VideoSidecar
             {
                 ToolVersion = typeof(SyntheticRenderer).Assembly.GetName().Version?.ToString() ?? "",
                 CreatedUtc = DateTimeOffset.UtcNow,
                 Settings = s,
-                Resolved = new() { ["renderer"] = "synthetic", ["frames_decoded"] = frames.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                Resolved = new() { ["renderer"] = "synthetic", ["device"] = "cpu", ["frames_decoded"] = frames.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
                 ModelIdentity = Identity,
                 TimingsSeconds = new()
                 {
@@ -51,7 +51,7 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
                 },
                 PeakMemoryBytes = Process.GetCurrentProcess().PeakWorkingSet64,
                 PeakMemoryKind = "host",
-                Device = s.Device,
+                Device = "cpu", // drawn on the CPU, whatever device the settings name
                 Software = new()
                 {
                     [".net"] = RuntimeInformation.FrameworkDescription,
@@ -65,7 +65,7 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
                 Width = frames.Width,
                 Height = frames.Height,
             };
-        });
+        }, progress is null ? null : (done, all) => progress.Report(new RenderProgress("encode_video", done, all, total.Elapsed)));
         return new RenderResult(sidecar, frames);
     }
 

@@ -40,11 +40,12 @@ public static class VideoOutput
     /// Encodes <paramref name="frames"/> to the job's MP4 and writes its sidecar, as a verified pair.
     /// <paramref name="describe"/> makes the sidecar from the encoded file's size and SHA-256 and the encoding time.
     /// </summary>
-    public static VideoSidecar Write(VideoJob job, VideoFrames frames, Func<EncodedVideo, VideoSidecar> describe)
+    /// <param name="progress">Hears (frames handed to the encoder, all frames), for progress bars.</param>
+    public static VideoSidecar Write(VideoJob job, VideoFrames frames, Func<EncodedVideo, VideoSidecar> describe, Action<int, int>? progress = null)
     {
         Check(job);
         CleanTemporaryFiles(job.OutputPath, onlyDeadOwners: true);
-        var encoding = new VideoEncoding { Fps = job.Settings.Fps };
+        var encoding = new VideoEncoding { Fps = job.Settings.Fps, Progress = progress };
         var watch = Stopwatch.StartNew();
         VideoSidecar? sidecar = null;
         AtomicFile.WritePair(
@@ -53,7 +54,7 @@ public static class VideoOutput
             {
                 var encoded = new EncodedVideo(Path.GetFileName(job.OutputPath), new FileInfo(tmp).Length, VideoSidecar.Sha256Of(tmp), watch.Elapsed.TotalSeconds);
                 sidecar = describe(encoded);
-                return JsonSerializer.Serialize(sidecar, LabJsonContext.Default.VideoSidecar);
+                return JsonSerializer.Serialize(sidecar, LabJsonContext.Readable.VideoSidecar);
             });
         return sidecar!;
     }

@@ -22,7 +22,8 @@ public sealed record VideoSidecar
 
     public GenerationSettings Settings { get; init; } = new();
 
-    /// <summary>Defaults resolved at run time: scheduler, dtype, dynamic CFG, memory mode, frame count decoded.</summary>
+    /// <summary>Defaults resolved at run time: scheduler, dtype, dynamic CFG, memory mode, frame count decoded (numbers and true/false as JSON numbers and booleans).</summary>
+    [JsonConverter(typeof(ResolvedValuesConverter))]
     public Dictionary<string, string> Resolved { get; init; } = new();
 
     /// <summary>Folder path, or `repo@revision`.</summary>
@@ -58,6 +59,10 @@ public sealed record VideoSidecar
 
     public string? TruncatedPromptText { get; init; }
 
+    /// <summary>For a study's job with the same settings as another: that job's output, whose video this file is (linked or copied).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? SameAs { get; init; }
+
     public static string Sha256Of(string path)
     {
         using var fs = File.OpenRead(path);
@@ -65,7 +70,7 @@ public sealed record VideoSidecar
     }
 
     public void Save(string path) =>
-        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, LabJsonContext.Default.VideoSidecar));
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, LabJsonContext.Readable.VideoSidecar));
 
     /// <summary>
     /// True when <paramref name="path"/> holds a sidecar this tool wrote (a JSON object naming the tool and its
@@ -126,4 +131,61 @@ public sealed record VideoSidecar
 [JsonSerializable(typeof(VideoSidecar))]
 [JsonSerializable(typeof(GenerationSettings))]
 [JsonSerializable(typeof(VideoJob))]
-public sealed partial class LabJsonContext : JsonSerializerContext;
+public sealed partial class LabJsonContext : JsonSerializerContext
+{
+    /// <summary>The same, writing text as people read it (`+`, quotes, apostrophes and accents unescaped).</summary>
+    public static LabJsonContext Readable { get; } = new(new JsonSerializerOptions
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}
+
+/// <summary>
+/// The resolved values, kept as text in memory but written as what they are: whole numbers as JSON numbers,
+/// true/false as booleans, the rest as strings (<c>"prompt_tokens": 220</c>, <c>"dynamic_cfg": false</c>). Reads either form.
+/// </summary>
+public sealed class ResolvedValuesConverter : JsonConverter<Dictionary<string, string>>
+{
+    public override Dictionary<string, string> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("resolved values: an object was expected");
+        var values = new Dictionary<string, string>();
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        {
+            var key = reader.GetString()!;
+            reader.Read();
+            values[key] = reader.TokenType switch
+            {
+                JsonTokenType.String => reader.GetString()!,
+                JsonTokenType.Number => System.Text.Encoding.UTF8.GetString(reader.HasValueSequence ? System.Buffers.BuffersExtensions.ToArray(reader.ValueSequence) : reader.ValueSpan),
+                JsonTokenType.True => "true",
+                JsonTokenType.False => "false",
+                JsonTokenType.Null => "",
+                _ => throw new JsonException($"resolved value {key}: a string, number or boolean was expected"),
+            };
+        }
+        return values;
+    }
+
+    public override void Write(Utf8JsonWriter writer, Dictionary<string, string> value, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        foreach (var (key, text) in value)
+        {
+            if (text is "true" or "false") writer.WriteBoolean(key, text == "true");
+            else if (IsWholeNumber(text)) writer.WriteNumber(key, long.Parse(text, System.Globalization.CultureInfo.InvariantCulture));
+            else writer.WriteString(key, text);
+        }
+        writer.WriteEndObject();
+    }
+
+    /// <summary>Digits with an optional minus and no leading zeros, so the number reads back as the same text.</summary>
+    private static bool IsWholeNumber(string text)
+    {
+        var digits = text.StartsWith('-') ? text.AsSpan(1) : text.AsSpan();
+        return digits.Length is > 0 and <= 18 && (digits.Length == 1 || digits[0] != '0') && !digits.ContainsAnyExceptInRange('0', '9');
+    }
+}

@@ -68,20 +68,25 @@ public static class Charts
             plot.Axes.AutoScaleX();
             plot.Axes.SetLimitsY(0, top > 0 ? top * 1.12 : 1);
         }
+        int height = Height;
         if (spec.Categories is { } categories)
         {
             plot.Axes.Bottom.SetTicks(Enumerable.Range(0, categories.Count).Select(i => (double)i).ToArray(), categories.ToArray());
-            if (categories.Any(c => c.Length > 6))
+            int longest = categories.Max(c => c.Length);
+            if (longest > 6)
             {
-                plot.Axes.Bottom.TickLabelStyle.Rotation = -35;
+                // Upright labels hang straight down from their tick: a slanted one leans past the left edge and is cut
+                // ("murai_pioggia"). The axis and the image grow by the longest label, so the plot keeps its height.
+                int labels = (int)Math.Ceiling(longest * 7.5) + 36;
+                plot.Axes.Bottom.TickLabelStyle.Rotation = -90;
                 plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleRight;
-                plot.Axes.Bottom.MinimumSize = 90;
+                plot.Axes.Bottom.MinimumSize = labels;
+                height += Math.Max(0, labels - 50);
             }
             plot.Axes.SetLimitsX(-0.6, categories.Count - 0.4);
         }
         if (spec.Series.Count > 1) plot.ShowLegend(Alignment.UpperLeft);
         else plot.HideLegend();
-        var bytes = plot.GetImageBytes(Width, Height, ImageFormat.Png);
-        AtomicFile.WriteAllBytes(path, bytes);
+        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(Width, height, ImageFormat.Png));
     }
 }

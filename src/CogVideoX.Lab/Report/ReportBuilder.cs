@@ -9,18 +9,32 @@ using CogVideoX.Media;
 namespace CogVideoX.Lab.Report;
 
 /// <summary>What <see cref="ReportBuilder.Build"/> wrote.</summary>
-public sealed record ReportResult(string HtmlPath, string AssetsDir, int Videos, int Complete, IReadOnlyList<Finding> Findings);
+/// <param name="InlinedVideos">Videos embedded in the page (self-contained reports); the others are linked.</param>
+public sealed record ReportResult(string HtmlPath, string AssetsDir, int Videos, int Complete, IReadOnlyList<Finding> Findings,
+    bool SelfContained = false, int InlinedVideos = 0);
+
+/// <summary>How the report is written.</summary>
+public sealed record ReportOptions
+{
+    /// <summary>Everything in the one HTML file: images inline, videos inline up to <see cref="InlineVideoBytes"/> in all (linked beyond).</summary>
+    public bool SelfContained { get; init; }
+
+    /// <summary>The most video bytes a self-contained page embeds (base64 adds a third); past it the videos stay linked.</summary>
+    public long InlineVideoBytes { get; init; } = 64L << 20;
+}
 
 /// <summary>
 /// Writes a study's report: one HTML page next to the outputs (<c>&lt;spec&gt;.report.html</c>) and its images in
 /// <c>&lt;spec&gt;.report/</c>. Videos and images are referenced by relative paths and nothing is fetched from the
-/// network, so the page works offline and when the output folder is copied elsewhere. Every user string (prompts,
-/// names, descriptions) is HTML-escaped.
+/// network, so the page works offline and when the output folder is copied elsewhere; with
+/// <see cref="ReportOptions.SelfContained"/> the images (and the videos, up to a size) are inside the page, so the
+/// page alone can be sent. Every user string (prompts, names, descriptions) is HTML-escaped.
 /// </summary>
 public static class ReportBuilder
 {
-    public static ReportResult Build(StudyPlan plan, string outputDir, bool recomputeMetrics = false, Action<string>? log = null)
+    public static ReportResult Build(StudyPlan plan, string outputDir, bool recomputeMetrics = false, Action<string>? log = null, ReportOptions? options = null)
     {
+        options ??= new ReportOptions();
         outputDir = Path.GetFullPath(outputDir);
         var metrics = MetricsStore.Refresh(plan, outputDir, recomputeMetrics, log);
         var runs = ReportData.Collect(plan, outputDir, metrics);
@@ -30,22 +44,66 @@ public static class ReportBuilder
         Directory.CreateDirectory(assets);
         AtomicFile.CleanStale(assets);
         var written = new HashSet<string>(StringComparer.Ordinal);
+        var page = new Page(assets, assetsName, outputDir, options, runs);
 
         var html = new StringBuilder();
         Head(html, plan, runs);
         Overview(html, plan, runs, findings);
         foreach (var exp in plan.Experiments)
-            Experiment(html, exp, runs.Where(r => r.Job.Experiment == exp.Name).ToList(), findings, outputDir, assets, assetsName, written, log);
-        Table(html, runs);
+            Experiment(html, exp, runs.Where(r => r.Job.Experiment == exp.Name).ToList(), findings, page, written, log);
+        Table(html, runs, page);
         Prompts(html, plan);
-        Footer(html, plan);
+        Footer(html, plan, page);
 
         // Images of earlier reports that this one no longer shows.
         foreach (var file in Directory.GetFiles(assets))
             if (!written.Contains(Path.GetFileName(file))) File.Delete(file);
         var htmlPath = Path.Combine(outputDir, plan.SpecName + ".report.html");
         AtomicFile.WriteAllText(htmlPath, html.ToString());
-        return new ReportResult(htmlPath, assets, runs.Count, runs.Count(r => r.Complete), findings);
+        return new ReportResult(htmlPath, assets, runs.Count, runs.Count(r => r.Complete), findings, options.SelfContained, page.InlinedVideos);
+    }
+
+    /// <summary>Where the page's images and videos come from: files next to it, or (self-contained) data: URLs.</summary>
+    private sealed class Page
+    {
+        private readonly HashSet<string> _inlined = new(StringComparer.Ordinal);
+
+        public Page(string assets, string assetsName, string outputDir, ReportOptions options, List<ReportRun> runs)
+        {
+            (Assets, AssetsName, OutputDir, SelfContained) = (assets, assetsName, outputDir, options.SelfContained);
+            if (!SelfContained) return;
+            // Videos go in while they fit (in the page's order), so a small study is one file and a large one stays readable.
+            long total = 0;
+            foreach (var r in runs.Where(r => r.Complete))
+            {
+                long size = new FileInfo(Path.Combine(outputDir, r.Job.Output)).Length;
+                if (total + size > options.InlineVideoBytes) continue;
+                total += size;
+                _inlined.Add(r.Job.Output);
+            }
+        }
+
+        public string Assets { get; }
+
+        public string AssetsName { get; }
+
+        public string OutputDir { get; }
+
+        public bool SelfContained { get; }
+
+        public int InlinedVideos => _inlined.Count;
+
+        public bool IsInlined(string output) => _inlined.Contains(output);
+
+        /// <summary>The src of an image written to the assets folder.</summary>
+        public string Image(string file) => SelfContained
+            ? "data:image/png;base64," + Convert.ToBase64String(File.ReadAllBytes(Path.Combine(Assets, file)))
+            : Url(AssetsName + "/" + file);
+
+        /// <summary>The src of a finished video.</summary>
+        public string Video(string output) => IsInlined(output)
+            ? "data:video/mp4;base64," + Convert.ToBase64String(File.ReadAllBytes(Path.Combine(OutputDir, output)))
+            : Url(output);
     }
 
     private static string H(string? text) => WebUtility.HtmlEncode(text ?? "");
@@ -100,8 +158,8 @@ public static class ReportBuilder
             details.prompt { margin:6px 0; } details.prompt summary { cursor:pointer; color:var(--muted); }
             .table-wrap { overflow-x:auto; }
             table { border-collapse:collapse; font-size:13px; width:100%; }
-            th, td { padding:5px 8px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
-            th { position:sticky; top:0; background:#f7f8fb; cursor:pointer; user-select:none; }
+            th, td { padding:5px 7px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
+            th { position:sticky; top:0; background:#f7f8fb; cursor:pointer; user-select:none; white-space:normal; vertical-align:bottom; }
             th.text, td.text { text-align:left; }
             tr.missing-row td { color:var(--muted); }
             dl.prompts dt { font-weight:600; margin-top:10px; } dl.prompts dd { margin:2px 0 0 0; color:#333; }
@@ -155,8 +213,8 @@ public static class ReportBuilder
         job.Values.Count == 0 ? job.Settings.PromptName ?? job.Name
         : (exp.Prompts.Count > 1 ? job.Settings.PromptName + " · " : "") + string.Join(" · ", job.Values.Select(v => $"{v.Key} {v.Value}"));
 
-    private static void Experiment(StringBuilder h, ExperimentPlan exp, List<ReportRun> runs, List<Finding> findings, string outputDir,
-        string assets, string assetsName, HashSet<string> written, Action<string>? log)
+    private static void Experiment(StringBuilder h, ExperimentPlan exp, List<ReportRun> runs, List<Finding> findings, Page page,
+        HashSet<string> written, Action<string>? log)
     {
         h.Append($"<section id=\"exp-{H(exp.Name)}\"><h2>{H(exp.Name)}</h2>");
         if (!string.IsNullOrWhiteSpace(exp.Description)) h.Append($"<p>{H(exp.Description)}</p>");
@@ -174,9 +232,9 @@ public static class ReportBuilder
         foreach (var r in runs)
         {
             var caption = Caption(r.Job, exp);
-            h.Append($"<figure class=\"video{(r.Job.IsReference ? " reference" : "")}\">");
+            h.Append($"<figure class=\"video{(r.Job.IsReference ? " reference" : "")}\" id=\"v{r.Job.Index}\">");
             if (r.Complete)
-                h.Append($"<video controls muted loop playsinline preload=\"metadata\" src=\"{Url(r.Job.Output)}\" title=\"{H(caption)}\"></video>");
+                h.Append($"<video controls muted loop playsinline preload=\"metadata\" src=\"{page.Video(r.Job.Output)}\" title=\"{H(caption)}\"></video>");
             else
                 h.Append("<div class=\"missing\">not rendered yet</div>");
             h.Append($"<figcaption><b>{H(caption)}</b>{(r.Job.IsReference ? "<span class=\"tag\">reference</span>" : "")}<br><span class=\"muted\">");
@@ -197,16 +255,20 @@ public static class ReportBuilder
         var complete = runs.Where(r => r.Complete).ToList();
         if (complete.Count > 0)
         {
-            var grid = KeyFrameGrid(exp, complete, outputDir, assets, log);
+            var grid = KeyFrameGrid(exp, complete, page.OutputDir, page.Assets, log);
             written.Add(grid);
-            h.Append($"<h3>Key frames (first · middle · last)</h3><img class=\"grid\" alt=\"key frames of {H(exp.Name)}\" src=\"{Url(assetsName + "/" + grid)}\">");
-            h.Append("<h3>Charts</h3><div class=\"charts\">");
-            foreach (var (file, title) in ExperimentCharts(exp, complete, assets))
+            h.Append($"<h3>Key frames (first · middle · last)</h3><img class=\"grid\" alt=\"key frames of {H(exp.Name)}\" src=\"{page.Image(grid)}\">");
+            var charts = ExperimentCharts(exp, complete, page.Assets).ToList();
+            if (charts.Count > 0)
             {
-                written.Add(file);
-                h.Append($"<img alt=\"{H(title)}\" src=\"{Url(assetsName + "/" + file)}\">");
+                h.Append("<h3>Charts</h3><div class=\"charts\">");
+                foreach (var (file, title) in charts)
+                {
+                    written.Add(file);
+                    h.Append($"<img alt=\"{H(title)}\" src=\"{page.Image(file)}\">");
+                }
+                h.Append("</div>");
             }
-            h.Append("</div>");
         }
         h.Append("</section>\n");
     }
@@ -275,7 +337,7 @@ public static class ReportBuilder
                     Categories = names,
                     FromZero = true,
                 };
-                yield return Save(spec, $"chart_{exp.Name}_{m.Key}.png", assets);
+                foreach (var chart in Save(spec, $"chart_{exp.Name}_{m.Key}.png", assets)) yield return chart;
             }
             yield break;
         }
@@ -307,35 +369,49 @@ public static class ReportBuilder
                     Categories = categories,
                     FromZero = m.FromZero,
                 };
-                yield return Save(spec, $"chart_{exp.Name}_{m.Key}_vs_{varied.Key}.png", assets);
+                foreach (var chart in Save(spec, $"chart_{exp.Name}_{m.Key}_vs_{varied.Key}.png", assets)) yield return chart;
             }
         }
     }
 
     private static string YLabel(MetricDef m) => m.Unit.Length == 0 ? m.Label : $"{m.Label} ({m.Unit})";
 
-    private static (string, string) Save(ChartSpec spec, string file, string assets)
+    private static IEnumerable<(string, string)> Save(ChartSpec spec, string file, string assets)
     {
+        // A chart needs two points to show anything (the reference's own PSNR is ∞ and left out, say).
+        if (spec.Series.Sum(s => s.Points.Count(p => double.IsFinite(p.Y))) < 2) yield break;
         Charts.SavePng(spec, Path.Combine(assets, file));
-        return (file, spec.Title);
+        yield return (file, spec.Title);
     }
 
-    private static void Table(StringBuilder h, List<ReportRun> runs)
+    private static void Table(StringBuilder h, List<ReportRun> runs, Page page)
     {
-        h.Append("<section id=\"runs\"><h2>All runs</h2><p class=\"muted\">Click a column to sort. Times and memory from each video's sidecar; metrics recomputed from the MP4s.</p><div class=\"table-wrap\"><table id=\"runs-table\"><thead><tr>");
-        string[] textCols = ["experiment", "video", "prompt", "device"];
-        foreach (var c in textCols.Take(3)) h.Append($"<th class=\"text\">{c}</th>");
-        foreach (var c in new[] { "steps", "guidance", "seed", "frames", "size" }) h.Append($"<th>{c}</th>");
-        h.Append("<th class=\"text\">device</th><th>worker</th>");
-        foreach (var m in MetricDef.All) h.Append($"<th>{H(m.Label)}{(m.Unit.Length > 0 && m.Unit.Length < 5 ? $" ({H(m.Unit)})" : "")}</th>");
+        // Columns that say the same for every run become one sentence, so the table fits the page without scrolling.
+        var devices = runs.Select(r => r.Device).OfType<string>().Distinct().ToList();
+        var workers = runs.Select(r => r.Record?.Worker).OfType<int>().Distinct().ToList();
+        var sizes = runs.Select(r => (r.Job.Settings.Width, r.Job.Settings.Height)).Distinct().ToList();
+        bool deviceColumn = devices.Count > 1, workerColumn = workers.Count > 1, sizeColumn = sizes.Count > 1;
+        var same = new List<string>();
+        if (!deviceColumn && devices.Count == 1) same.Add($"all on {devices[0]}");
+        if (!sizeColumn && sizes.Count == 1) same.Add($"all {sizes[0].Width}×{sizes[0].Height}");
+        h.Append($"<section id=\"runs\"><h2>All runs</h2><p class=\"muted\">Click a column to sort. Times and memory from each video's sidecar; metrics recomputed from the MP4s{H(same.Count > 0 ? "; " + string.Join(", ", same) : "")}.</p><div class=\"table-wrap\"><table id=\"runs-table\"><thead><tr>");
+        foreach (var c in new[] { "experiment", "video", "prompt" }) h.Append($"<th class=\"text\">{c}</th>");
+        foreach (var c in new[] { "steps", "guidance", "seed", "frames" }) h.Append($"<th>{c}</th>");
+        if (sizeColumn) h.Append("<th>size</th>");
+        if (deviceColumn) h.Append("<th class=\"text\">device</th>");
+        if (workerColumn) h.Append("<th>worker</th>");
+        foreach (var m in MetricDef.All) h.Append($"<th title=\"{H(m.Label)}{(m.Unit.Length > 0 ? $" ({H(m.Unit)})" : "")}\">{H(m.Short)}</th>");
         h.Append("<th>denoise (s)</th></tr></thead><tbody>\n");
         foreach (var r in runs)
         {
             var s = r.Job.Settings;
             h.Append(r.Complete ? "<tr>" : "<tr class=\"missing-row\">");
-            h.Append($"<td class=\"text\">{H(r.Job.Experiment)}</td><td class=\"text\">{(r.Complete ? $"<a href=\"{Url(r.Job.Output)}\">{H(r.Job.Name)}</a>" : H(r.Job.Name) + " (not rendered)")}</td><td class=\"text\">{H(s.PromptName)}</td>");
-            h.Append($"<td>{s.Steps}</td><td>{H(SettingKey.Format(s.Guidance))}</td><td>{s.Seed}</td><td>{s.Frames}</td><td data-v=\"{s.Width * s.Height}\">{s.Width}×{s.Height}</td>");
-            h.Append($"<td class=\"text\">{H(r.Device ?? "—")}</td><td>{(r.Record is { } rec ? rec.Worker.ToString(CultureInfo.InvariantCulture) : "—")}</td>");
+            var link = page.IsInlined(r.Job.Output) ? $"#v{r.Job.Index}" : Url(r.Job.Output);
+            h.Append($"<td class=\"text\">{H(r.Job.Experiment)}</td><td class=\"text\">{(r.Complete ? $"<a href=\"{link}\">{H(r.Job.Name)}</a>" : H(r.Job.Name) + " (not rendered)")}</td><td class=\"text\">{H(s.PromptName)}</td>");
+            h.Append($"<td>{s.Steps}</td><td>{H(SettingKey.Format(s.Guidance))}</td><td>{s.Seed}</td><td>{s.Frames}</td>");
+            if (sizeColumn) h.Append($"<td data-v=\"{s.Width * s.Height}\">{s.Width}×{s.Height}</td>");
+            if (deviceColumn) h.Append($"<td class=\"text\">{H(r.Device ?? "—")}</td>");
+            if (workerColumn) h.Append($"<td>{(r.Record is { } rec ? rec.Worker.ToString(CultureInfo.InvariantCulture) : "—")}</td>");
             foreach (var m in MetricDef.All)
             {
                 var v = m.Value(r);
@@ -354,9 +430,12 @@ public static class ReportBuilder
         h.Append("</dl></section>\n");
     }
 
-    private static void Footer(StringBuilder h, StudyPlan plan)
+    private static void Footer(StringBuilder h, StudyPlan plan, Page page)
     {
-        h.Append($"</main><footer>Made by <code>cogvideox report</code> from {H(Path.GetFileName(plan.SourcePath))}. Videos are linked relative to this page: keep the page next to its experiment folders.</footer>\n");
+        var where = !page.SelfContained ? "Images are in the folder next to this page and videos are linked relative to it: keep the page next to its experiment folders."
+            : page.InlinedVideos == plan.Jobs.Count() ? "Self-contained: every image and video is inside this page."
+            : "Self-contained images; videos past the size limit are linked relative to this page (keep it next to its experiment folders to play them).";
+        h.Append($"</main><footer>Made by <code>cogvideox report</code> from {H(Path.GetFileName(plan.SourcePath))}. {H(where)}</footer>\n");
         // Sorting the table and playing a strip in step: small, self-contained, no libraries.
         h.Append("""
             <script>

@@ -17,26 +17,27 @@ public sealed record ReportRun(PlannedJob Job, bool Complete, VideoSidecar? Side
     public string? Device => Record?.Device ?? Sidecar?.Device;
 }
 
-/// <summary>A quantity the report charts and tabulates per video.</summary>
-public sealed record MetricDef(string Key, string Label, string Unit, Func<ReportRun, double?> Value, bool FromZero, string Format)
+/// <summary>A quantity the report charts and tabulates per video; <see cref="Short"/> heads its table column.</summary>
+public sealed record MetricDef(string Key, string Label, string Unit, Func<ReportRun, double?> Value, bool FromZero, string Format, string Short)
 {
+    /// <summary>A value for the table; an infinite PSNR (the same pixels) reads "identical".</summary>
     public string Show(double? v) => v switch
     {
         null => "—",
-        double d when double.IsPositiveInfinity(d) => "∞",
+        double d when double.IsPositiveInfinity(d) => "identical",
         double d => d.ToString(Format, CultureInfo.InvariantCulture),
     };
 
-    public static readonly MetricDef Time = new("time", "render time", "s", r => r.TotalSeconds, true, "0.0");
-    public static readonly MetricDef Memory = new("memory", "peak memory", "GiB", r => r.PeakMemoryGiB, true, "0.00");
-    public static readonly MetricDef Flicker = new("flicker", "flicker", "mean |Δ| per frame", r => r.Metrics?.Metrics.Flicker, true, "0.0000");
-    public static readonly MetricDef Sharpness = new("sharpness", "sharpness", "Laplacian variance", r => r.Metrics?.Metrics.Sharpness, true, "0.0");
-    public static readonly MetricDef Colourfulness = new("colourfulness", "colourfulness", "Hasler–Süsstrunk", r => r.Metrics?.Metrics.Colourfulness, true, "0.0");
+    public static readonly MetricDef Time = new("time", "render time", "s", r => r.TotalSeconds, true, "0.0", "time (s)");
+    public static readonly MetricDef Memory = new("memory", "peak memory", "GiB", r => r.PeakMemoryGiB, true, "0.00", "peak (GiB)");
+    public static readonly MetricDef Flicker = new("flicker", "flicker", "mean |Δ| per frame", r => r.Metrics?.Metrics.Flicker, true, "0.0000", "flicker");
+    public static readonly MetricDef Sharpness = new("sharpness", "sharpness", "Laplacian variance", r => r.Metrics?.Metrics.Sharpness, true, "0.0", "sharpness");
+    public static readonly MetricDef Colourfulness = new("colourfulness", "colourfulness", "Hasler–Süsstrunk", r => r.Metrics?.Metrics.Colourfulness, true, "0.0", "colour");
     // The reference against itself: PSNR ∞ (left out of charts), SSIM 1 — so its point anchors the SSIM chart.
     public static readonly MetricDef Psnr = new("psnr", "PSNR to reference", "dB",
-        r => r.Metrics?.Difference?.Psnr ?? (r.Job.IsReference && r.Metrics is not null ? double.PositiveInfinity : null), false, "0.00");
+        r => r.Metrics?.Difference?.Psnr ?? (r.Job.IsReference && r.Metrics is not null ? double.PositiveInfinity : null), false, "0.00", "PSNR (dB)");
     public static readonly MetricDef Ssim = new("ssim", "SSIM to reference", "",
-        r => r.Metrics?.Difference?.Ssim ?? (r.Job.IsReference && r.Metrics is not null ? 1.0 : null), false, "0.000");
+        r => r.Metrics?.Difference?.Ssim ?? (r.Job.IsReference && r.Metrics is not null ? 1.0 : null), false, "0.000", "SSIM");
 
     /// <summary>What each video is on its own (the summary compares these across settings).</summary>
     public static readonly MetricDef[] Intrinsic = [Flicker, Sharpness, Colourfulness];
@@ -52,7 +53,7 @@ public static class ReportData
         var (records, _) = Manifest.For(outputDir, plan.SpecName).Read();
         // The last line about a given video file (output + checksum) describes it.
         var byVideo = new Dictionary<string, ManifestRecord>(StringComparer.Ordinal);
-        foreach (var r in records.Where(r => r.Event is "done" or "recovered"))
+        foreach (var r in records.Where(r => r.Event is "done" or "recovered" or "linked"))
             byVideo[r.Output + "\n" + r.VideoSha256] = r;
         var runs = new List<ReportRun>();
         foreach (var job in plan.Jobs)

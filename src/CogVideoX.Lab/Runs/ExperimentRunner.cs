@@ -48,12 +48,15 @@ public sealed class ExperimentRunner
     public List<DryRunRow> DryRun()
     {
         var rows = new List<DryRunRow>();
+        var mine = Jobs.Select(j => j.Output).ToHashSet(StringComparer.Ordinal);
         foreach (var job in Jobs)
         {
             var vj = job.ToVideoJob(_options.OutputDir);
             string status, detail;
             if (IsDone(vj))
                 (status, detail) = ("complete", "");
+            else if (job.SameAs is { } original && (mine.Contains(original) || IsDone(OriginalJob(job)!)))
+                (status, detail) = ("same", $"same settings as {original}: gets that file, not rendered again");
             else
             {
                 var claim = JobClaim.Status(vj.OutputPath, _options.StaleAfter);
@@ -61,10 +64,23 @@ public sealed class ExperimentRunner
                     : claim.Live ? ("claimed", claim.ToString())
                     : ("stale", claim + " (will be redone)");
             }
-            rows.Add(new DryRunRow { Index = job.Index, Job = job.Id, Output = job.Output, Status = status, Detail = detail, Settings = Describe(job.Settings) });
+            rows.Add(new DryRunRow
+            {
+                Index = job.Index,
+                Job = job.Id,
+                Output = job.Output,
+                Status = status,
+                Detail = detail,
+                SameAs = job.SameAs,
+                Settings = job.Settings,
+                Summary = Describe(job.Settings),
+            });
         }
         return rows;
     }
+
+    private VideoJob? OriginalJob(PlannedJob job) =>
+        job.SameAs is { } original && _plan.JobFor(original) is { } o ? o.ToVideoJob(_options.OutputDir) : null;
 
     /// <summary>Complete (sidecar, size, checksum) and made by the kind of renderer this run uses.</summary>
     private bool IsDone(VideoJob vj, bool verifyHash = true) =>
@@ -97,20 +113,23 @@ public sealed class ExperimentRunner
             Kind = "plan",
             Total = jobs.Count,
             Complete = _completeAtStart.Count,
-            Units = jobs.Where(j => !_completeAtStart.Contains(j.Index)).Sum(j => Units(j.Settings)),
+            Units = jobs.Where(j => !_completeAtStart.Contains(j.Index) && j.SameAs is null).Sum(j => Units(j.Settings)),
         });
 
         var pending = jobs.ToList();
-        int lastWaitingFor = -1;
+        var inRun = jobs.Select(j => j.Index).ToHashSet();
+        int lastWaitingFor = -1, sameFailures = 0;
+        string? lastError = null;
         while (pending.Count > 0)
         {
             var held = new List<PlannedJob>();
             foreach (var job in pending)
             {
                 cancellation.ThrowIfCancellationRequested();
-                var result = RunOne(job, renderer, recorded, Emit, cancellation);
+                var result = RunOne(job, renderer, recorded, inRun, Emit, cancellation);
                 if (result is null) held.Add(job);
                 else outcomes[job.Index] = result;
+                StopWhenNothingCanRun(result, outcomes, ref lastError, ref sameFailures);
             }
             if (held.Count > 0 && held.Count == pending.Count)
             {
@@ -131,6 +150,7 @@ public sealed class ExperimentRunner
             Total = jobs.Count,
             AlreadyComplete = outcomes.Values.Count(o => o.Status == "complete"),
             Rendered = outcomes.Values.Count(o => o.Status == "rendered"),
+            Linked = outcomes.Values.Count(o => o.Status == "linked"),
             Failed = outcomes.Values.Count(o => o.Status == "failed"),
             WallSeconds = wall.Elapsed.TotalSeconds,
             Manifest = _manifest.Path,
@@ -138,8 +158,23 @@ public sealed class ExperimentRunner
         };
     }
 
+    /// <summary>
+    /// Stops the run when its first videos all failed with the same message (a missing model, a device that cannot
+    /// run): the rest would fail the same way, one by one, and the message is worth reading once.
+    /// </summary>
+    private static void StopWhenNothingCanRun(JobOutcome? result, Dictionary<int, JobOutcome> outcomes, ref string? lastError, ref int sameFailures)
+    {
+        const int Limit = 3;
+        if (result is not { Status: "failed", Error: { } error }) return;
+        sameFailures = error == lastError ? sameFailures + 1 : 1;
+        lastError = error;
+        if (sameFailures >= Limit && !outcomes.Values.Any(o => o.Status is "rendered" or "linked"))
+            throw new CogVideoXException($"stopped after the first {sameFailures} videos failed the same way (the others would too): {error}. " +
+                "Fix that and run the same command again; finished videos are kept.");
+    }
+
     /// <summary>One job: null when another live process holds it (try again later), else what happened.</summary>
-    private JobOutcome? RunOne(PlannedJob job, IVideoRenderer renderer, HashSet<string> recorded, Action<RunEvent> emit, CancellationToken cancellation)
+    private JobOutcome? RunOne(PlannedJob job, IVideoRenderer renderer, HashSet<string> recorded, HashSet<int> inRun, Action<RunEvent> emit, CancellationToken cancellation)
     {
         var vj = job.ToVideoJob(_options.OutputDir);
         if (IsDone(vj))
@@ -162,14 +197,32 @@ public sealed class ExperimentRunner
         if (FailedInThisRun(vj) is { } failedMeanwhile)
             return new JobOutcome { Index = job.Index, Job = job.Id, Status = "failed", Error = failedMeanwhile, Worker = _options.Worker };
 
+        if (job.SameAs is { } sameAs && _plan.JobFor(sameAs) is { } original)
+        {
+            var ovj = original.ToVideoJob(_options.OutputDir);
+            if (IsDone(ovj, verifyHash: false))
+                return Link(job, vj, original, ovj, claim, recorded, emit);
+            if (inRun.Contains(original.Index))
+            {
+                // The original is this run's to render (earlier in the order, or by another worker): wait for it.
+                claim.Dispose();
+                if (FailedInThisRun(ovj) is { } originalFailed)
+                    return new JobOutcome { Index = job.Index, Job = job.Id, Status = "failed", Error = $"{original.Id} (same settings) failed: {originalFailed}", Worker = _options.Worker };
+                return null;
+            }
+            // The original belongs to another shard and is not done: this shard renders its own copy.
+        }
+
         // We own the job: whatever temporary files it has are leftovers of a dead holder.
         int cleaned = CleanTemporaryFiles(vj.OutputPath, onlyDeadOwners: false);
         if (claim.TookOver.Holder is not null || cleaned > 0)
             emit(new RunEvent { Kind = "note", Index = job.Index, Job = job.Id, Message = $"redoing it: {claim.TookOver}{(cleaned > 0 ? $", removed {cleaned} temporary file(s)" : "")}" });
 
         var renderJob = _options.Device is { } d ? vj with { Settings = vj.Settings with { Device = d } } : vj;
+        // The synthetic renderer draws on the CPU whatever the spec says: say so rather than name a GPU it never used.
+        var device = _options.Synthetic ? "cpu" : renderJob.Settings.Device;
         var units = Units(job.Settings);
-        emit(new RunEvent { Kind = "start", Index = job.Index, Job = job.Id, Units = units, Steps = job.Settings.Steps, Device = renderJob.Settings.Device });
+        emit(new RunEvent { Kind = "start", Index = job.Index, Job = job.Id, Units = units, Steps = job.Settings.Steps, Device = _options.Synthetic ? "cpu (synthetic renderer)" : device });
         var started = DateTimeOffset.UtcNow;
         var watch = Stopwatch.StartNew();
         var beat = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerSecond, Math.Min(_options.StaleAfter.Ticks / 4, TimeSpan.TicksPerMinute / 2)));
@@ -190,13 +243,13 @@ public sealed class ExperimentRunner
             var result = renderer.Render(renderJob, progress, cancellation);
             var metrics = VideoMetrics.Measure(result.Frames);
             var sidecar = result.Sidecar;
-            _manifest.Append(Record("done", job, sidecar, renderJob.Settings.Device, started, watch.Elapsed.TotalSeconds, metrics));
+            _manifest.Append(Record("done", job, sidecar, device, started, watch.Elapsed.TotalSeconds, metrics));
             recorded.Add(Key(job.Output, sidecar.VideoSha256));
             heartbeat.Dispose();
             TryDelete(FailurePath(vj.OutputPath));
             claim.ReleaseCompleted();
-            emit(new RunEvent { Kind = "done", Index = job.Index, Job = job.Id, Seconds = watch.Elapsed.TotalSeconds, Units = units, PeakMemoryBytes = sidecar.PeakMemoryBytes, Device = renderJob.Settings.Device });
-            return new JobOutcome { Index = job.Index, Job = job.Id, Status = "rendered", Seconds = watch.Elapsed.TotalSeconds, Device = renderJob.Settings.Device, Worker = _options.Worker };
+            emit(new RunEvent { Kind = "done", Index = job.Index, Job = job.Id, Seconds = watch.Elapsed.TotalSeconds, Units = units, PeakMemoryBytes = sidecar.PeakMemoryBytes, Device = device });
+            return new JobOutcome { Index = job.Index, Job = job.Id, Status = "rendered", Seconds = watch.Elapsed.TotalSeconds, Device = device, Worker = _options.Worker };
         }
         catch (OperationCanceledException)
         {
@@ -208,7 +261,7 @@ public sealed class ExperimentRunner
             // On a full disk the manifest may not take the line either: the job still counts as failed, and says so.
             try
             {
-                AppendFailure();
+                _manifest.Append(Record("failed", job, null, device, started, watch.Elapsed.TotalSeconds, null, message));
             }
             catch (Exception m) when (FileErrors.IsFileError(m))
             {
@@ -216,28 +269,28 @@ public sealed class ExperimentRunner
             }
             WriteFailure(vj.OutputPath, message);
             emit(new RunEvent { Kind = "failed", Index = job.Index, Job = job.Id, Message = message, Seconds = watch.Elapsed.TotalSeconds });
-            return new JobOutcome { Index = job.Index, Job = job.Id, Status = "failed", Seconds = watch.Elapsed.TotalSeconds, Device = renderJob.Settings.Device, Worker = _options.Worker, Error = message };
-
-            void AppendFailure() => _manifest.Append(new ManifestRecord
-            {
-                Event = "failed",
-                Spec = _plan.SpecName,
-                RunId = _options.RunId,
-                Index = job.Index,
-                Experiment = job.Experiment,
-                Name = job.Name,
-                Output = job.Output,
-                Settings = job.Settings,
-                Device = renderJob.Settings.Device,
-                Worker = _options.Worker,
-                Host = ProcessIdentity.Current.Host,
-                Pid = ProcessIdentity.Current.Pid,
-                StartedUtc = started,
-                FinishedUtc = DateTimeOffset.UtcNow,
-                WallSeconds = watch.Elapsed.TotalSeconds,
-                Error = message,
-            });
+            return new JobOutcome { Index = job.Index, Job = job.Id, Status = "failed", Seconds = watch.Elapsed.TotalSeconds, Device = device, Worker = _options.Worker, Error = message };
         }
+    }
+
+    /// <summary>
+    /// A job with the same settings as a finished one gets its file — a hard link, else a copy — and a sidecar of
+    /// its own naming it, so it is complete like any other output; the manifest line says which video it is.
+    /// </summary>
+    private JobOutcome Link(PlannedJob job, VideoJob vj, PlannedJob original, VideoJob ovj, JobClaim claim, HashSet<string> recorded, Action<RunEvent> emit)
+    {
+        var started = DateTimeOffset.UtcNow;
+        var watch = Stopwatch.StartNew();
+        var sidecar = VideoSidecar.TryLoad(ovj.SidecarPath)!;
+        CleanTemporaryFiles(vj.OutputPath, onlyDeadOwners: false);
+        var how = SharedFile.LinkOrCopy(ovj.OutputPath, vj.OutputPath);
+        var own = sidecar with { VideoFile = Path.GetFileName(vj.OutputPath), SameAs = original.Output };
+        own.Save(vj.SidecarPath);
+        _manifest.Append(Record("linked", job, own, sidecar.Device, started, watch.Elapsed.TotalSeconds, null) with { SameAs = original.Output, Linked = how });
+        recorded.Add(Key(job.Output, own.VideoSha256));
+        claim.ReleaseCompleted();
+        emit(new RunEvent { Kind = "linked", Index = job.Index, Job = job.Id, Message = $"same settings as {original.Id}: {how} of its video", Units = 0 });
+        return new JobOutcome { Index = job.Index, Job = job.Id, Status = "linked", Device = sidecar.Device, Worker = _options.Worker };
     }
 
     private JobOutcome Complete(PlannedJob job, VideoJob vj, HashSet<string> recorded, Action<RunEvent> emit)
@@ -264,34 +317,37 @@ public sealed class ExperimentRunner
         return new JobOutcome { Index = job.Index, Job = job.Id, Status = "complete", Device = sidecar.Device, Worker = _options.Worker };
     }
 
-    private ManifestRecord Record(string kind, PlannedJob job, VideoSidecar sidecar, string device, DateTimeOffset started, double wallSeconds, FrameMetrics? metrics) => new()
-    {
-        Event = kind,
-        Spec = _plan.SpecName,
-        RunId = _options.RunId,
-        Index = job.Index,
-        Experiment = job.Experiment,
-        Name = job.Name,
-        Output = job.Output,
-        Sidecar = Path.ChangeExtension(job.Output, ".json"),
-        Settings = sidecar.Settings,
-        TimingsSeconds = sidecar.TimingsSeconds,
-        WallSeconds = wallSeconds,
-        PeakMemoryBytes = sidecar.PeakMemoryBytes,
-        PeakMemoryKind = sidecar.PeakMemoryKind,
-        Device = device,
-        Worker = _options.Worker,
-        Host = ProcessIdentity.Current.Host,
-        Pid = ProcessIdentity.Current.Pid,
-        StartedUtc = started,
-        FinishedUtc = DateTimeOffset.UtcNow,
-        VideoSha256 = sidecar.VideoSha256,
-        FrameCount = sidecar.FrameCount,
-        Metrics = metrics,
-    };
+    /// <summary>A manifest line: what was rendered (from its sidecar) or what failed (the job's own settings and the error).</summary>
+    private ManifestRecord Record(string kind, PlannedJob job, VideoSidecar? sidecar, string device, DateTimeOffset started, double wallSeconds,
+        FrameMetrics? metrics, string? error = null) => new()
+        {
+            Event = kind,
+            Spec = _plan.SpecName,
+            RunId = _options.RunId,
+            Index = job.Index,
+            Experiment = job.Experiment,
+            Name = job.Name,
+            Output = job.Output,
+            Sidecar = sidecar is null ? "" : Path.ChangeExtension(job.Output, ".json"),
+            Settings = sidecar?.Settings ?? job.Settings,
+            TimingsSeconds = sidecar?.TimingsSeconds ?? [],
+            WallSeconds = wallSeconds,
+            PeakMemoryBytes = sidecar?.PeakMemoryBytes ?? 0,
+            PeakMemoryKind = sidecar?.PeakMemoryKind ?? "",
+            Device = device,
+            Worker = _options.Worker,
+            Host = ProcessIdentity.Current.Host,
+            Pid = ProcessIdentity.Current.Pid,
+            StartedUtc = started,
+            FinishedUtc = DateTimeOffset.UtcNow,
+            VideoSha256 = sidecar?.VideoSha256,
+            FrameCount = sidecar?.FrameCount ?? 0,
+            Metrics = metrics,
+            Error = error,
+        };
 
     private HashSet<string> RecordedOutputs() =>
-        _manifest.Read().Records.Where(r => r.Event is "done" or "recovered").Select(r => Key(r.Output, r.VideoSha256)).ToHashSet(StringComparer.Ordinal);
+        _manifest.Read().Records.Where(r => r.Event is "done" or "recovered" or "linked").Select(r => Key(r.Output, r.VideoSha256)).ToHashSet(StringComparer.Ordinal);
 
     private static string Key(string output, string? sha) => output + "\n" + sha;
 

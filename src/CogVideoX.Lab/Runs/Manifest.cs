@@ -9,7 +9,10 @@ namespace CogVideoX.Lab.Runs;
 /// <summary>One line of a run manifest: a video rendered (or found complete but unrecorded), or a failure.</summary>
 public sealed record ManifestRecord
 {
-    /// <summary><c>done</c> (rendered by this run), <c>recovered</c> (found complete, recorded from its sidecar), <c>failed</c>.</summary>
+    /// <summary>
+    /// <c>done</c> (rendered by this run), <c>linked</c> (the same settings as <see cref="SameAs"/>: its file, linked or
+    /// copied), <c>recovered</c> (found complete, recorded from its sidecar), <c>failed</c>.
+    /// </summary>
     public required string Event { get; init; }
 
     public required string Spec { get; init; }
@@ -59,6 +62,12 @@ public sealed record ManifestRecord
     public FrameMetrics? Metrics { get; init; }
 
     public string? Error { get; init; }
+
+    /// <summary>For <c>linked</c>: the output (relative) rendered with the same settings, whose file this is.</summary>
+    public string? SameAs { get; init; }
+
+    /// <summary>For <c>linked</c>: <c>hard link</c> or <c>copy</c>.</summary>
+    public string? Linked { get; init; }
 }
 
 /// <summary>
@@ -73,7 +82,7 @@ public sealed class Manifest(string path)
 
     public void Append(ManifestRecord record)
     {
-        var line = JsonSerializer.Serialize(record, LabLineJsonContext.Default.ManifestRecord);
+        var line = JsonSerializer.Serialize(record, LabLineJsonContext.Readable.ManifestRecord);
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path))!);
         WithRetry(() =>
         {
@@ -151,7 +160,17 @@ public sealed record FailureMarker(string RunId, string Error);
 [JsonSerializable(typeof(ClaimRecord))]
 [JsonSerializable(typeof(RunEvent))]
 [JsonSerializable(typeof(FailureMarker))]
-public sealed partial class LabLineJsonContext : JsonSerializerContext;
+public sealed partial class LabLineJsonContext : JsonSerializerContext
+{
+    /// <summary>The same, writing text as people read it (`+`, quotes, apostrophes and accents unescaped).</summary>
+    public static LabLineJsonContext Readable { get; } = new(new JsonSerializerOptions
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}
 
 [JsonSourceGenerationOptions(
     WriteIndented = true,
@@ -162,4 +181,15 @@ public sealed partial class LabLineJsonContext : JsonSerializerContext;
 [JsonSerializable(typeof(RunSummary))]
 [JsonSerializable(typeof(List<DryRunRow>))]
 [JsonSerializable(typeof(MetricsFile))]
-public sealed partial class LabRunJsonContext : JsonSerializerContext;
+public sealed partial class LabRunJsonContext : JsonSerializerContext
+{
+    /// <summary>The same, writing text as people read it (`+`, quotes, apostrophes and accents unescaped).</summary>
+    public static LabRunJsonContext Readable { get; } = new(new JsonSerializerOptions
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

@@ -6,7 +6,10 @@ namespace CogVideoX.Lab.Runs;
 /// </summary>
 public sealed record RunEvent
 {
-    /// <summary><c>plan</c>, <c>start</c>, <c>step</c>, <c>done</c>, <c>complete</c> (found done), <c>held</c>, <c>failed</c>, <c>note</c>.</summary>
+    /// <summary>
+    /// <c>plan</c>, <c>start</c>, <c>step</c>, <c>done</c>, <c>linked</c> (same settings as a finished job: its file),
+    /// <c>complete</c> (found done), <c>held</c>, <c>failed</c>, <c>note</c>.
+    /// </summary>
     public required string Kind { get; init; }
 
     public int Worker { get; init; }
@@ -56,6 +59,9 @@ public sealed record RunSummary
 
     public int Rendered { get; init; }
 
+    /// <summary>Jobs with the same settings as another job of the study: they got its file instead of a render.</summary>
+    public int Linked { get; init; }
+
     public int Failed { get; init; }
 
     public double WallSeconds { get; init; }
@@ -71,7 +77,7 @@ public sealed record JobOutcome
 
     public required string Job { get; init; }
 
-    /// <summary><c>rendered</c>, <c>complete</c> (already was), <c>failed</c>.</summary>
+    /// <summary><c>rendered</c>, <c>linked</c> (same settings as another job: its file), <c>complete</c> (already was), <c>failed</c>.</summary>
     public required string Status { get; init; }
 
     public double Seconds { get; init; }
@@ -92,10 +98,18 @@ public sealed record DryRunRow
 
     public required string Output { get; init; }
 
-    /// <summary><c>complete</c>, <c>todo</c>, <c>claimed</c> (a live process is on it), <c>stale</c> (will be redone).</summary>
+    /// <summary>
+    /// <c>complete</c>, <c>todo</c>, <c>same</c> (same settings as <see cref="SameAs"/>: gets its file), <c>claimed</c>
+    /// (a live process is on it), <c>stale</c> (will be redone).
+    /// </summary>
     public required string Status { get; init; }
 
     public string? Detail { get; init; }
 
-    public required string Settings { get; init; }
+    public string? SameAs { get; init; }
+
+    public required GenerationSettings Settings { get; init; }
+
+    /// <summary>The settings in one line, for people.</summary>
+    public required string Summary { get; init; }
 }

@@ -40,7 +40,7 @@ public static class DeviceList
         {
             var item = raw.ToLowerInvariant();
             string device = int.TryParse(item, NumberStyles.None, CultureInfo.InvariantCulture, out var ordinal) ? $"cuda:{ordinal}" : item;
-            if (!SettingKey.IsDevice(device) || device == "cuda")
+            if (!SettingKey.IsDevice(device) || device is "cuda" or "auto")
                 throw new CogVideoXException($"--devices: '{raw}' is not a device; give GPU ordinals (0,1), cuda:N, or cpu (e.g. --devices 0,1)", 2);
             devices.Add(device);
         }

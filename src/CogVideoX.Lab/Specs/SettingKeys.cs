@@ -137,7 +137,7 @@ public sealed class SettingKey
         Choice("attention", [.. GpuOptions.AttentionNames], (s, v) => s with { Attention = v }, s => s.Attention),
         Choice("cudnn", [.. GpuOptions.CudnnNames], (s, v) => s with { Cudnn = v }, s => s.Cudnn),
         Choice("cudnn_sdpa", [.. GpuOptions.CudnnSdpaNames], (s, v) => s with { CudnnSdpa = v }, s => s.CudnnSdpa),
-        Text("device", "`cpu`, `cuda` or `cuda:N`", v => IsDevice(v!) ? null : $"is '{v}'",
+        Text("device", "`auto`, `cpu`, `cuda` or `cuda:N`", v => IsDevice(v!) ? null : $"is '{v}'",
             (s, v) => s with { Device = v! }, s => s.Device),
         Choice("memory", ["auto", "full", "balanced", "low"], (s, v) => s with { Memory = v! }, s => s.Memory),
         Text("negative_prompt", "text (what the video should not show)", _ => null, (s, v) => s with { NegativePrompt = v }, s => s.NegativePrompt),
@@ -146,7 +146,7 @@ public sealed class SettingKey
     public static SettingKey? Find(string name) => All.FirstOrDefault(k => k.Name == name);
 
     public static bool IsDevice(string device) =>
-        device is "cpu" or "cuda" ||
+        device is "auto" or "cpu" or "cuda" ||
         (device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out _));
 
     private static int Nearest4k1(int v) => Math.Max(1, (int)Math.Round((v - 1) / 4.0) * 4 + 1);

@@ -78,8 +78,43 @@ public sealed partial record StudyPlan
                 Jobs = jobs,
             });
         }
-        return new StudyPlan { SpecName = spec.Name, Description = spec.Description, SourcePath = spec.SourcePath, Experiments = experiments };
+        return new StudyPlan { SpecName = spec.Name, Description = spec.Description, SourcePath = spec.SourcePath, Experiments = MarkDuplicates(experiments) };
     }
+
+    /// <summary>
+    /// A job with the same settings as an earlier one (the baseline's panda_guitar is every ablation's reference in
+    /// the reference study) is the same video: it names the first as <see cref="PlannedJob.SameAs"/>, and the runner
+    /// links (or copies) that file instead of rendering it again.
+    /// </summary>
+    private static List<ExperimentPlan> MarkDuplicates(List<ExperimentPlan> experiments)
+    {
+        var first = new List<PlannedJob>();
+        return experiments.Select(e => e with
+        {
+            Jobs = e.Jobs.Select(job =>
+            {
+                var original = first.FirstOrDefault(f => f.Settings.DefinesSameVideoAs(job.Settings));
+                if (original is null)
+                {
+                    first.Add(job);
+                    return job with { SameAs = null };
+                }
+                return job with { SameAs = original.Output };
+            }).ToList(),
+        }).ToList();
+    }
+
+    /// <summary>The plan with <c>device: auto</c> decided (once per run, so every job and its sidecar name the same device).</summary>
+    public StudyPlan WithDevice(string device) => this with
+    {
+        Experiments = Experiments.Select(e => e with
+        {
+            Jobs = e.Jobs.Select(j => DeviceSelection.IsAuto(j.Settings.Device) ? j with { Settings = j.Settings with { Device = device } } : j).ToList(),
+        }).ToList(),
+    };
+
+    /// <summary>The job whose output is <paramref name="output"/> (relative, '/'-separated), if any.</summary>
+    public PlannedJob? JobFor(string output) => Jobs.FirstOrDefault(j => j.Output == output);
 
     /// <summary>Output name: the prompt when nothing varies, else <c>key_value</c> pairs (prefixed by the prompt when there are several).</summary>
     private static string JobName(ExperimentDefinition exp, string prompt, IReadOnlyList<SettingValue> combo)
@@ -128,7 +163,7 @@ public sealed partial record StudyPlan
     public void Save(string outputDir)
     {
         var path = Path.Combine(outputDir, PlanFileName(SpecName));
-        var json = JsonSerializer.Serialize(this, LabRunJsonContext.Default.StudyPlan);
+        var json = JsonSerializer.Serialize(this, LabRunJsonContext.Readable.StudyPlan);
         if (File.Exists(path) && File.ReadAllText(path) == json) return;
         AtomicFile.WriteAllText(path, json);
     }
@@ -202,6 +237,12 @@ public sealed record PlannedJob
 
     /// <summary>The name of the job in the same experiment this one is compared with; null for references and unvaried experiments.</summary>
     public string? ReferenceName { get; init; }
+
+    /// <summary>
+    /// The output of an earlier job with the same settings: this one is not rendered again but gets that file (a
+    /// hard link, or a copy where links are not possible). Null when this job renders its own video.
+    /// </summary>
+    public string? SameAs { get; init; }
 
     [JsonIgnore]
     public string Id => $"{Experiment}/{Name}";

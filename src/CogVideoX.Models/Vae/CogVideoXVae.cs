@@ -142,18 +142,20 @@ public sealed class CogVideoXVae : IDisposable
         bool tiled = plan is { } p && (w > p.LatentWidth || h > p.LatentHeight);
         var (outHeight, outWidth) = tiled ? TiledSize(plan!.Value, h, w) : (h * SpatialScale, w * SpatialScale);
         var output = Tensor.Empty(Backend, DType, b, Decoder.OutChannels, OutputFrames(frames), outHeight, outWidth);
+        int tiles = tiled ? (h + plan!.Value.StrideHeight - 1) / plan.Value.StrideHeight * ((w + plan.Value.StrideWidth - 1) / plan.Value.StrideWidth) : 1;
+        var progress = new BatchCounter(options.Progress, FrameBatches(frames).Count() * tiles * (options.Slicing && b > 1 ? b : 1));
         if (options.Slicing && b > 1)
         {
             for (int i = 0; i < b; i++)
             {
                 using var item = latents.Narrow(0, i, 1);
                 using var destination = output.Narrow(0, i, 1);
-                DecodeInto(item, destination, tiled ? plan : null, options.Cancellation);
+                DecodeInto(item, destination, tiled ? plan : null, progress, options.Cancellation);
             }
         }
         else
         {
-            DecodeInto(latents, output, tiled ? plan : null, options.Cancellation);
+            DecodeInto(latents, output, tiled ? plan : null, progress, options.Cancellation);
         }
         return scope.Keep(output);
     }
@@ -176,14 +178,14 @@ public sealed class CogVideoXVae : IDisposable
                 throw new CogVideoXException($"VAE decode: latents {z.ShapeString} are empty; every dimension must be at least 1");
     }
 
-    private void DecodeInto(Tensor z, Tensor destination, TilePlan? plan, CancellationToken cancellation)
+    private void DecodeInto(Tensor z, Tensor destination, TilePlan? plan, BatchCounter progress, CancellationToken cancellation)
     {
-        if (plan is { } p) DecodeTiled(z, destination, p, cancellation);
-        else DecodeFrames(z, destination, cancellation);
+        if (plan is { } p) DecodeTiled(z, destination, p, progress, cancellation);
+        else DecodeFrames(z, destination, progress, cancellation);
     }
 
     /// <summary>Decodes every frame batch of z, carrying the caches, straight into destination's frames.</summary>
-    private void DecodeFrames(Tensor z, Tensor destination, CancellationToken cancellation)
+    private void DecodeFrames(Tensor z, Tensor destination, BatchCounter progress, CancellationToken cancellation)
     {
         using var cache = Decoder.CreateCache();
         cache.Cancellation = cancellation;
@@ -199,6 +201,7 @@ public sealed class CogVideoXVae : IDisposable
             using (var target = destination.Narrow(2, at, decoded.Dim(2))) decoded.CopyTo(target);
             at += decoded.Dim(2);
             cache.KeepFrom(batch);
+            progress.Done();
         }
     }
 
@@ -220,7 +223,7 @@ public sealed class CogVideoXVae : IDisposable
     /// as diffusers' in-place loop does after decoding them all, then its kept part is written to destination. Only
     /// the previous row of decoded tiles is held.
     /// </summary>
-    private void DecodeTiled(Tensor z, Tensor destination, TilePlan p, CancellationToken cancellation)
+    private void DecodeTiled(Tensor z, Tensor destination, TilePlan p, BatchCounter progress, CancellationToken cancellation)
     {
         int h = z.Dim(3), w = z.Dim(4), s = SpatialScale;
         var above = new List<Tensor>();
@@ -238,7 +241,7 @@ public sealed class CogVideoXVae : IDisposable
                     row.Add(tile);
                     using (var latentTile = z.Narrow(3, i, th))
                     using (var latentTile2 = latentTile.Narrow(4, j, tw))
-                        DecodeFrames(latentTile2, tile, cancellation);
+                        DecodeFrames(latentTile2, tile, progress, cancellation);
                     if (i > 0) BlendVertical(above[col], tile, p.BlendHeight);
                     if (col > 0) BlendHorizontal(row[col - 1], tile, p.BlendWidth);
                     keepHeight = Math.Min(p.KeepHeight, tile.Dim(3));
@@ -284,6 +287,14 @@ public sealed class CogVideoXVae : IDisposable
     }
 
     public void Dispose() => _module.Dispose();
+
+    /// <summary>Counts decoded frame batches for <see cref="VaeDecodeOptions.Progress"/>.</summary>
+    private sealed class BatchCounter(Action<int, int>? report, int total)
+    {
+        private int _done;
+
+        public void Done() => report?.Invoke(++_done, total);
+    }
 }
 
 /// <summary>The decoding half's module tree: <c>decoder</c> and, when the config uses it, <c>post_quant_conv</c>.</summary>

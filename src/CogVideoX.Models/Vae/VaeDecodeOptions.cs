@@ -54,4 +54,7 @@ public sealed record VaeDecodeOptions
 
     /// <summary>Checked between frame batches, tiles and the decoder's blocks, so a stop request is honoured within a block's time.</summary>
     public CancellationToken Cancellation { get; init; }
+
+    /// <summary>Hears (done, total) after each batch of latent frames (per tile when tiled), for progress bars.</summary>
+    public Action<int, int>? Progress { get; init; }
 }

@@ -17,11 +17,14 @@ public class GenerateCommandTests
     /// <summary>The panda_s42 golden run: with these settings the saved frames are diffusers' frames.</summary>
     private const string PandaPrompt = "A panda, dressed in a small red jacket and a tiny hat, sits on a wooden stool in a serene bamboo forest, strumming a miniature acoustic guitar.";
 
+    /// <summary>--device auto sees no GPU here: these are tests of the CPU reference, on any machine.</summary>
+    internal static readonly Func<GpuCheck> NoGpu = () => GpuCheck.Missing("the tests run on the CPU");
+
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = CogVideoX.Cli.Cli.Run(args, stdout, stderr);
+        int code = CogVideoX.Cli.Cli.Run(args, stdout, stderr, gpu: NoGpu);
         return (code, stdout.ToString(), stderr.ToString());
     }
 

@@ -70,7 +70,7 @@ public sealed class RunFromCacheTests(ITestOutputHelper output) : IDisposable
             var stderr = new StringWriter();
             int code = CogVideoX.Cli.Cli.Run(
                 ["generate", "--model", HubTestBed.Repo, "--prompt", run.Prompt, "--seed", "42", "--steps", "4", "--guidance", "6",
-                 "--frames", "9", "--height", "32", "--width", "48", "--quiet",
+                 "--frames", "9", "--height", "32", "--width", "48", "--quiet", "--device", "cpu",
                  "--output", dir.File(name + ".mp4"), "--save-tensors", dir.File(name + ".safetensors")],
                 stdout, stderr, Environment);
             output.WriteLine(stderr.ToString());

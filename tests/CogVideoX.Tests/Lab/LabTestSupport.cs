@@ -43,7 +43,10 @@ public sealed class StudyFolder : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    /// <summary>A small study: 2 baseline prompts, guidance 1/6/12, steps 1/2 — 7 videos of 9 frames at 48×32 on the CPU.</summary>
+    /// <summary>
+    /// A small study: 2 baseline prompts, guidance 1/6/12, steps 1/2 — 7 videos of 9 frames at 48×32 on the CPU. Each
+    /// experiment has its own seed so no two jobs share settings (<see cref="SharedSpec"/> tests jobs that do).
+    /// </summary>
     public const string SmallSpec = """
         name: small
         description: A reduced study for tests.
@@ -61,6 +64,30 @@ public sealed class StudyFolder : IDisposable
         experiments:
           baseline:
             prompts: [panda, tricky]
+          guidance:
+            prompts: [panda]
+            vary: { guidance: [1, 6, 12] }
+            reference: 6
+            settings: { seed: 1 }
+          steps:
+            prompts: [panda]
+            vary: { steps: [1, 2] }
+            reference: 2
+            settings: { seed: 2 }
+        """;
+
+    /// <summary>
+    /// The reference study's shape in small: panda at the defaults is the baseline and the reference of both
+    /// ablations (jobs 0, 3 and 5 share settings) — 6 jobs, 4 renders.
+    /// </summary>
+    public const string SharedSpec = """
+        name: small
+        output_dir: ../outputs
+        prompt_dir: ../prompts
+        defaults: { steps: 2, guidance: 6, seed: 42, frames: 9, fps: 8, height: 32, width: 48 }
+        experiments:
+          baseline:
+            prompts: [panda]
           guidance:
             prompts: [panda]
             vary: { guidance: [1, 6, 12] }
@@ -139,7 +166,7 @@ public static class LabAssert
     {
         var (records, unreadable) = Manifest.For(outputs, spec).Read();
         Assert.True(unreadable <= 1, $"{unreadable} unreadable manifest lines (at most one torn line per kill is expected, and appends seal it)");
-        return records.Where(r => r.Event is "done" or "recovered").GroupBy(r => r.Output).ToDictionary(g => g.Key, g => g.ToList());
+        return records.Where(r => r.Event is "done" or "recovered" or "linked").GroupBy(r => r.Output).ToDictionary(g => g.Key, g => g.ToList());
     }
 
     /// <summary>No temporary files or claims left anywhere under the outputs.</summary>

@@ -114,6 +114,73 @@ public class ReportBrowserTests
         Assert.All(requests, r => Assert.True(r.StartsWith("file://", StringComparison.Ordinal) || r.StartsWith("data:", StringComparison.Ordinal), $"the page fetched {r}"));
     }
 
+    [Fact]
+    public async Task ASelfContainedReportIsOneFileThatWorksAloneAndFitsThePage()
+    {
+        using var study = new StudyFolder(StudyFolder.SmallSpec);
+        var spec = SpecParser.Load(study.SpecPath);
+        var plan = StudyPlan.Expand(spec);
+        new ExperimentRunner(plan, new RunOptions { OutputDir = spec.OutputDir, Synthetic = true }).Run(new SyntheticRenderer(), _ => { }, CancellationToken.None);
+        var result = ReportBuilder.Build(plan, spec.OutputDir, options: new ReportOptions { SelfContained = true });
+        Assert.Equal((true, 7), (result.SelfContained, result.InlinedVideos));
+
+        // Only the page, in a folder of its own: every image and video must come from inside it.
+        var alone = study.File("alone", "report.html");
+        Directory.CreateDirectory(Path.GetDirectoryName(alone)!);
+        File.Copy(result.HtmlPath, alone);
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await LaunchChromium(playwright);
+        var tab = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1400, Height = 1000 } });
+        var errors = new List<string>();
+        var requests = new List<string>();
+        tab.PageError += (_, e) => { lock (errors) errors.Add(e); };
+        tab.RequestFailed += (_, r) => { lock (errors) errors.Add($"request failed: {r.Url[..Math.Min(80, r.Url.Length)]}"); };
+        tab.Request += (_, r) => { lock (requests) requests.Add(r.Url); };
+        await tab.GotoAsync(new Uri(alone).AbsoluteUri, new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+
+        var state = JsonDocument.Parse(await tab.EvaluateAsync<string>("""
+            async () => {
+              const imgs = Array.from(document.images);
+              await Promise.all(imgs.map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })));
+              const vids = Array.from(document.querySelectorAll('video'));
+              const loaded = await Promise.all(vids.map(v => new Promise(resolve => {
+                if (v.readyState >= 2) return resolve(v.videoWidth);
+                v.addEventListener('loadeddata', () => resolve(v.videoWidth), { once: true });
+                v.addEventListener('error', () => resolve(0), { once: true });
+                v.preload = 'auto'; v.load();
+                setTimeout(() => resolve(0), 20000);
+              })));
+              const wrap = document.querySelector('.table-wrap');
+              return JSON.stringify({
+                images: imgs.map(i => i.naturalWidth), videos: loaded,
+                tableOverflow: wrap.scrollWidth - wrap.clientWidth,
+                pageOverflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+              });
+            }
+            """)).RootElement;
+        Assert.True(state.GetProperty("images").GetArrayLength() >= 1 + 5, "too few images");
+        Assert.All(state.GetProperty("images").EnumerateArray(), w => Assert.True(w.GetInt32() > 0, "an image did not load"));
+        Assert.Equal(7, state.GetProperty("videos").GetArrayLength());
+        Assert.All(state.GetProperty("videos").EnumerateArray(), w => Assert.Equal(48, w.GetInt32()));
+        // The table of runs fits: no sideways scrolling at a laptop's width.
+        Assert.True(state.GetProperty("tableOverflow").GetInt32() <= 0, $"the table scrolls sideways by {state.GetProperty("tableOverflow")} px");
+        Assert.True(state.GetProperty("pageOverflow").GetInt32() <= 0, "the page scrolls sideways");
+        Assert.True(errors.Count == 0, "browser errors:\n" + string.Join("\n", errors));
+        Assert.All(requests, r => Assert.True(r == new Uri(alone).AbsoluteUri || r.StartsWith("data:", StringComparison.Ordinal), $"the page fetched {r[..Math.Min(80, r.Length)]}"));
+        Assert.Contains("Self-contained: every image and video is inside this page.", File.ReadAllText(alone));
+
+        Directory.CreateDirectory(ArtifactsDir);
+        await tab.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(ArtifactsDir, "lab-report-self-contained.png"), FullPage = true });
+
+        // Past the size limit the videos stay linked (and the page says so).
+        var linked = ReportBuilder.Build(plan, spec.OutputDir, options: new ReportOptions { SelfContained = true, InlineVideoBytes = 0 });
+        Assert.Equal(0, linked.InlinedVideos);
+        var html = File.ReadAllText(linked.HtmlPath);
+        Assert.Contains("src=\"guidance/guidance_12.mp4\"", html);
+        Assert.Contains("data:image/png;base64,", html);
+        Assert.Contains("videos past the size limit are linked", html);
+    }
+
     private static void CopyTree(string from, string to)
     {
         foreach (var dir in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))

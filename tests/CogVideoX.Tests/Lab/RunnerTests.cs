@@ -216,10 +216,10 @@ public class RunnerTests
     {
         using var study = new StudyFolder(StudyFolder.SmallSpec.Replace("device: cpu", "device: cuda"));
         var (plan, options) = Small(study);
-        // Worker 1 of `--devices 0,1` renders on cuda:1 (the synthetic renderer ignores the device, the bookkeeping does not).
+        // Worker 1 of `--devices 0,1` renders for cuda:1; the synthetic renderer draws on the CPU and the manifest says so.
         new ExperimentRunner(plan, options with { Device = "cuda:1", Worker = 1 }).Run(new SyntheticRenderer(), _ => { }, CancellationToken.None);
         var records = LabAssert.Finished(options.OutputDir).Values.Select(r => r[0]).ToList();
-        Assert.All(records, r => Assert.Equal(("cuda:1", 1), (r.Device, r.Worker)));
+        Assert.All(records, r => Assert.Equal(("cpu", 1), (r.Device, r.Worker)));
         Assert.All(plan.Jobs, j => Assert.Equal("cuda", j.Settings.Device));
         Assert.All(plan.Jobs, j => Assert.True(VideoSidecar.IsComplete(j.ToVideoJob(options.OutputDir)), j.Id));
         // A later run on cuda:0 finds them all complete.

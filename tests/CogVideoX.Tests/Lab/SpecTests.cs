@@ -26,7 +26,7 @@ public class SpecTests
             .Concat(["exp4_frames/frames_25.mp4", "exp4_frames/frames_49.mp4"]);
         Assert.Equal(expected, jobs.Select(j => j.Output));
 
-        var defaults = new GenerationSettings { Model = "2b", Steps = 50, Guidance = 6, Seed = 42, Frames = 49, Fps = 8, Height = 480, Width = 720, Device = "cuda" };
+        var defaults = new GenerationSettings { Model = "2b", Steps = 50, Guidance = 6, Seed = 42, Frames = 49, Fps = 8, Height = 480, Width = 720, Device = "auto" };
         foreach (var job in jobs)
         {
             // Every video is the defaults with its prompt and at most one setting changed.
@@ -38,6 +38,9 @@ public class SpecTests
             if (job.Experiment != "baseline") Assert.Equal("panda_guitar", job.Settings.PromptName);
         }
         Assert.Equal([1.0, 6, 12], jobs.Where(j => j.Experiment == "exp1_guidance_scale").Select(j => j.Settings.Guidance));
+        // panda_guitar at the defaults (job 0) is also each ablation's reference: those four get its file.
+        Assert.Equal([10, 14, 15, 19], jobs.Where(j => j.SameAs == "baseline/panda_guitar.mp4").Select(j => j.Index));
+        Assert.Equal(4, jobs.Count(j => j.SameAs is not null));
         Assert.Equal([10, 25, 50], jobs.Where(j => j.Experiment == "exp2_steps").Select(j => j.Settings.Steps));
         Assert.Equal([42L, 123, 999], jobs.Where(j => j.Experiment == "exp3_seed").Select(j => j.Settings.Seed));
         Assert.Equal([25, 49], jobs.Where(j => j.Experiment == "exp4_frames").Select(j => j.Settings.Frames));

@@ -44,7 +44,16 @@ public class StudyEndToEndTests
         using var study = new StudyFolder(yaml);
         var run = CliProcess.RunOk(study.Root, "experiment", "run", study.SpecPath, "--renderer", RendererKind, "--json");
         var summary = JsonSerializer.Deserialize(run.StdOut, LabRunJsonContext.Default.RunSummary)!;
-        Assert.Equal((6, 6, 0), (summary.Total, summary.Rendered, summary.Failed));
+        // panda at the defaults is the baseline and the reference of both ablations: rendered once, linked twice.
+        Assert.Equal((6, 4, 2, 0), (summary.Total, summary.Rendered, summary.Linked, summary.Failed));
+        var baseline = File.ReadAllBytes(Path.Combine(study.Outputs, "baseline", "panda.mp4"));
+        foreach (var same in new[] { "exp1_guidance_scale/guidance_6.mp4", "exp4_frames/frames_9.mp4" })
+        {
+            Assert.Equal(baseline, File.ReadAllBytes(Path.Combine(study.Outputs, same)));
+            var line = LabAssert.Finished(study.Outputs)[same].Single();
+            Assert.Equal(("linked", "baseline/panda.mp4"), (line.Event, line.SameAs));
+            Assert.Contains(line.Linked, new[] { "hard link", "copy" });
+        }
 
         var plan = StudyPlan.Expand(SpecParser.Load(study.SpecPath));
         foreach (var job in plan.Jobs)
