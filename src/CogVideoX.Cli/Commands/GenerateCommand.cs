@@ -224,7 +224,18 @@ internal static class GenerateCommand
     {
         var sidecarPath = Path.ChangeExtension(output, ".json");
         if (!File.Exists(output) && !File.Exists(sidecarPath)) return;
-        var existing = VideoSidecar.TryLoad(sidecarPath);
+        VideoSidecar? existing;
+        try
+        {
+            existing = VideoSidecar.TryLoad(sidecarPath);
+            if (existing is not { Tool: "cogvideox", Settings: not null }) existing = null; // JSON, but not our sidecar
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            existing = null;
+        }
+        // A file there that is no sidecar of ours and no video: the output checks say what it is and what to do.
+        if (existing is null && !File.Exists(output)) return;
         var differences = existing?.Settings.Differences(settings);
         string made = existing is null ? "" : differences!.Count == 0 ? ", made with these same settings" : $", made with other settings ({string.Join(", ", differences!)})";
         throw new CogVideoXException(

@@ -88,18 +88,16 @@ public sealed partial record StudyPlan
     /// </summary>
     private static List<ExperimentPlan> MarkDuplicates(List<ExperimentPlan> experiments)
     {
-        var first = new List<PlannedJob>();
+        // Keyed by the settings as DefinesSameVideoAs compares them (device kind only): linear in the number of jobs.
+        var first = new Dictionary<GenerationSettings, PlannedJob>();
         return experiments.Select(e => e with
         {
             Jobs = e.Jobs.Select(job =>
             {
-                var original = first.FirstOrDefault(f => f.Settings.DefinesSameVideoAs(job.Settings));
-                if (original is null)
-                {
-                    first.Add(job);
-                    return job with { SameAs = null };
-                }
-                return job with { SameAs = original.Output };
+                var key = job.Settings with { Device = GenerationSettings.DeviceKind(job.Settings.Device) };
+                if (first.TryGetValue(key, out var original)) return job with { SameAs = original.Output };
+                first[key] = job;
+                return job with { SameAs = null };
             }).ToList(),
         }).ToList();
     }

@@ -39,7 +39,7 @@ public class GenerateOutputTests
 
         (int Code, string Out, string Err) r;
         using (FaultyDisk.TruncatingEncodes())
-            r = Run(Tiny(output, "--seed", "7"));
+            r = Run(Tiny(output, "--seed", "7", "--overwrite"));
         Assert.Equal(1, r.Code);
         Assert.Contains($"error: the encoded video {output} came out incomplete and was not kept", r.Err);
         Assert.DoesNotContain("internal error", r.Err);
