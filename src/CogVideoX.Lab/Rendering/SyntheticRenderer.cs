@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using CogVideoX.Diffusion;
 using CogVideoX.Media;
 
 namespace CogVideoX.Lab;
@@ -65,7 +66,7 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
                 Width = frames.Width,
                 Height = frames.Height,
             };
-        }, progress is null ? null : (done, all) => progress.Report(new RenderProgress("encode_video", done, all, total.Elapsed)));
+        }, progress is null ? null : (done, all) => progress.Report(new RenderProgress(PipelineStages.EncodeVideo, done, all, total.Elapsed)));
         return new RenderResult(sidecar, frames);
     }
 
