@@ -47,10 +47,7 @@ public sealed unsafe partial class CudaBackend
         for (int i = 0; fast && i < r - 3; i++) fast = x.Dim(i) == y.Dim(i);
         if (!fast)
         {
-            var (source, destination) = Ops.NearestUpsampleViews(x, y);
-            using (source)
-            using (destination)
-                Copy(source, destination);
+            Decompositions.UpsampleNearest(x, y);
             return;
         }
         var args = new UpsampleArgs

@@ -158,11 +158,11 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics, IL
     }
 
     /// <summary>
-    /// Makes "cuda" / "cuda:N" resolvable through <see cref="Backends"/>: the caller's GPU options, with the
-    /// COGVIDEOX_* environment variables overriding them.
+    /// Makes "cuda" / "cuda:N" resolvable through <see cref="Backends"/>, which passes the caller's GPU options with
+    /// the COGVIDEOX_* environment variables already applied.
     /// </summary>
     public static void Register() =>
-        Backends.Register(DeviceKind.Cuda, (i, gpu) => Create(i, CudaBackendOptions.From(gpu.WithEnvironment())));
+        Backends.Register(DeviceKind.Cuda, (i, gpu) => Create(i, CudaBackendOptions.From(gpu)));
 
     public string Name => $"cuda:{Info.Index} ({Info.Name}, {Info.Architecture})";
 

@@ -322,7 +322,7 @@ internal static class GenerateCommand
         if (t.TryGetValue(PipelineStages.Denoise, out var dn))
             parts.Add($"denoise {Seconds(dn)}{(t.TryGetValue("denoise_step_mean", out var m) ? $" ({Seconds(m)}/step)" : "")}");
         if (t.TryGetValue(PipelineStages.VaeDecode, out var vd)) parts.Add($"VAE decode {Seconds(vd)}");
-        if (t.TryGetValue("encode_video", out var ev)) parts.Add($"MP4 {Seconds(ev)}");
+        if (t.TryGetValue(PipelineStages.EncodeVideo, out var ev)) parts.Add($"MP4 {Seconds(ev)}");
         if (t.TryGetValue("total", out var total)) parts.Add($"total {Seconds(total)}");
         o.WriteLine(string.Join(" · ", parts));
         o.WriteLine($"peak memory {Size(s.PeakMemoryBytes)} ({s.PeakMemoryKind}); {s.Resolved.GetValueOrDefault("scheduler")}, {s.Resolved.GetValueOrDefault("dtype")}, dynamic CFG {s.Resolved.GetValueOrDefault("dynamic_cfg")}, seed {s.Settings.Seed}");

@@ -224,7 +224,7 @@ public sealed class ComponentManager : IDisposable
     public string OutOfMemoryMessage(IDeviceOutOfMemory oom, IMemoryPolicy policy, string stage, GenerationRequest request, bool cfg)
     {
         long available = oom.FreeBytes + oom.HeldBytes;
-        string what = $"out of GPU memory on {Backend.Device} in memory mode {policy.Name} while {Describe(stage)}: " +
+        string what = $"out of GPU memory on {Backend.Device} in memory mode {policy.Name} while {PipelineStages.Describe(stage)}: " +
             $"an allocation of {MemorySizes.Format(oom.RequestedBytes)} failed with {MemorySizes.Format(oom.HeldBytes)} held by this process and " +
             $"{MemorySizes.Format(oom.FreeBytes)} of {MemorySizes.Format(oom.TotalBytes)} free";
         ModelMemory sizes;
@@ -247,8 +247,6 @@ public sealed class ComponentManager : IDisposable
         return $"{what}. For this video ({request.Frames} frames of {request.Width}×{request.Height}) the memory modes need: {needs}, " +
             $"with ≈ {MemorySizes.Format(available)} of device memory available to this process: {advice}.";
     }
-
-    private static string Describe(string stage) => PipelineStages.Describe(stage);
 
     // ---- the components, loaded on first use ----
 

@@ -29,7 +29,8 @@ public static class Backends
     public static IBackend Get(Device device, GpuOptions? options = null)
     {
         if (device.IsCpu) return CpuBackend.Instance;
-        options ??= GpuOptions.Default;
+        // Keyed on the options in effect (COGVIDEOX_* variables applied), so choices that resolve alike share one backend.
+        options = (options ?? GpuOptions.Default).WithEnvironment();
         lock (s_gate)
         {
             if (s_open.TryGetValue((device, options), out var open)) return open;

@@ -108,6 +108,9 @@ public sealed record GenerationSettings
         Add("device", DeviceKind(Device), DeviceKind(other.Device));
         Add("memory", Memory, other.Memory);
         Add("VAE tiling", VaeTiling, other.VaeTiling);
+        Add("attention", Attention, other.Attention);
+        Add("cudnn", Cudnn, other.Cudnn);
+        Add("cudnn-sdpa", CudnnSdpa, other.CudnnSdpa);
         return list;
     }
 

@@ -28,13 +28,13 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
             cancellation.ThrowIfCancellationRequested();
             if (stepDelay > TimeSpan.Zero && cancellation.WaitHandle.WaitOne(stepDelay))
                 cancellation.ThrowIfCancellationRequested();
-            progress?.Report(new RenderProgress("denoise", step, s.Steps, total.Elapsed));
+            progress?.Report(new RenderProgress(PipelineStages.Denoise, step, s.Steps, total.Elapsed));
         }
         var frames = Draw(s);
         double denoise = total.Elapsed.TotalSeconds;
         cancellation.ThrowIfCancellationRequested();
 
-        progress?.Report(new RenderProgress("encode_video", 0, frames.Count, total.Elapsed));
+        progress?.Report(new RenderProgress(PipelineStages.EncodeVideo, 0, frames.Count, total.Elapsed));
         var sidecar = VideoOutput.Write(job, frames, video =>
         {
             return new VideoSidecar
@@ -46,8 +46,8 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
                 ModelIdentity = Identity,
                 TimingsSeconds = new()
                 {
-                    ["denoise"] = denoise,
-                    ["encode_video"] = video.EncodeSeconds,
+                    [PipelineStages.Denoise] = denoise,
+                    [PipelineStages.EncodeVideo] = video.EncodeSeconds,
                     ["total"] = total.Elapsed.TotalSeconds,
                 },
                 PeakMemoryBytes = Process.GetCurrentProcess().PeakWorkingSet64,

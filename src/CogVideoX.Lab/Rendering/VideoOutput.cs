@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using CogVideoX.Diffusion;
 using CogVideoX.Engine;
 using CogVideoX.Lab.Runs;
 using CogVideoX.Media;
@@ -15,8 +16,6 @@ namespace CogVideoX.Lab;
 /// </summary>
 public static class VideoOutput
 {
-    private const int UsageExitCode = 2;
-
     /// <summary>
     /// Before any work: the video is an .mp4, its folder exists or can be made and written to (not read-only, not
     /// full, no file in the way), and its sidecar path holds nothing but an earlier sidecar of ours.
@@ -25,14 +24,14 @@ public static class VideoOutput
     public static void Check(VideoJob job, string label = "")
     {
         if (!string.Equals(Path.GetExtension(job.OutputPath), ".mp4", StringComparison.OrdinalIgnoreCase))
-            throw new CogVideoXException($"{label}{job.OutputPath}: the output must be an .mp4 file (the sidecar goes next to it as .json)", UsageExitCode);
+            throw new CogVideoXException($"{label}{job.OutputPath}: the output must be an .mp4 file (the sidecar goes next to it as .json)", GenerationRules.UsageExitCode);
         var sidecar = job.SidecarPath;
         if (Directory.Exists(sidecar))
-            throw new CogVideoXException($"{label}{job.OutputPath}: its sidecar would be written to {sidecar}, which is a folder; choose another name for the video", UsageExitCode);
+            throw new CogVideoXException($"{label}{job.OutputPath}: its sidecar would be written to {sidecar}, which is a folder; choose another name for the video", GenerationRules.UsageExitCode);
         if (File.Exists(sidecar) && !VideoSidecar.IsSidecarFile(sidecar))
             throw new CogVideoXException(
                 $"{label}{job.OutputPath}: its sidecar would be written to {sidecar}, which exists and is not a cogvideox sidecar — writing it would destroy that file; " +
-                "choose another name or folder for the video", UsageExitCode);
+                "choose another name or folder for the video", GenerationRules.UsageExitCode);
         AtomicFile.CheckWritable(job.OutputPath, label.Length > 0 ? label.TrimEnd() : "the video");
     }
 

@@ -246,7 +246,7 @@ public sealed class ExperimentRunner
             _manifest.Append(Record("done", job, sidecar, device, started, watch.Elapsed.TotalSeconds, metrics));
             recorded.Add(Key(job.Output, sidecar.VideoSha256));
             heartbeat.Dispose();
-            TryDelete(FailurePath(vj.OutputPath));
+            AtomicFile.TryDelete(FailurePath(vj.OutputPath));
             claim.ReleaseCompleted();
             emit(new RunEvent { Kind = "done", Index = job.Index, Job = job.Id, Seconds = watch.Elapsed.TotalSeconds, Units = units, PeakMemoryBytes = sidecar.PeakMemoryBytes, Device = device });
             return new JobOutcome { Index = job.Index, Job = job.Id, Status = "rendered", Seconds = watch.Elapsed.TotalSeconds, Device = device, Worker = _options.Worker };
@@ -385,19 +385,6 @@ public sealed class ExperimentRunner
     /// <summary>A job's temporary files removed (see <see cref="VideoOutput.CleanTemporaryFiles"/>).</summary>
     public static int CleanTemporaryFiles(string outputPath, bool onlyDeadOwners) => VideoOutput.CleanTemporaryFiles(outputPath, onlyDeadOwners);
 
-    private static bool TryDelete(string path)
-    {
-        try
-        {
-            if (!File.Exists(path)) return false;
-            File.Delete(path);
-            return true;
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
 
     /// <summary>Forwards render progress synchronously (System.Progress would post to the thread pool, out of order).</summary>
     private sealed class Progress(Action<RenderProgress> handler) : IProgress<RenderProgress>

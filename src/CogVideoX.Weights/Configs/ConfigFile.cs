@@ -14,6 +14,14 @@ public static class ConfigFile
 {
     public static T Load<T>(string path, JsonTypeInfo<T> type) where T : class, new() => Parse(ReadBytes(path), path, type);
 
+    /// <summary>Loads a config and range-checks it (<paramref name="check"/>) before anything is sized from its values.</summary>
+    internal static T Load<T>(string path, JsonTypeInfo<T> type, Action<T, ConfigLimits> check) where T : class, new()
+    {
+        var config = Load(path, type);
+        check(config, new ConfigLimits(path));
+        return config;
+    }
+
     /// <summary>A config file's bytes, with the ways reading can fail turned into messages.</summary>
     public static byte[] ReadBytes(string path)
     {

@@ -23,11 +23,8 @@ public sealed record SchedulerConfig
     public bool RescaleBetasZeroSnr { get; init; }
     public double SnrShiftScale { get; init; } = 3.0;
 
-    public static SchedulerConfig Load(string path)
-    {
-        var config = ConfigFile.Load(path, ConfigJsonContext.Default.SchedulerConfig);
-        // The schedule tables hold one value per training timestep; the scheduler checks the rest of the keys.
-        new ConfigLimits(path).Range("num_train_timesteps", config.NumTrainTimesteps, 2, 100_000, "1,000");
-        return config;
-    }
+    // The schedule tables hold one value per training timestep; the scheduler checks the rest of the keys.
+    public static SchedulerConfig Load(string path) =>
+        ConfigFile.Load(path, ConfigJsonContext.Default.SchedulerConfig,
+            static (config, limits) => limits.Range("num_train_timesteps", config.NumTrainTimesteps, 2, 100_000, "1,000"));
 }

@@ -24,17 +24,12 @@ public sealed record T5Config
     /// <summary>The feed-forward activation: "gelu_new" (tanh GELU) for gated-gelu, else the proj's own.</summary>
     public string Activation => DenseActFn ?? (FeedForwardProj == "gated-gelu" ? "gelu_new" : FeedForwardProj.Replace("gated-", "", StringComparison.Ordinal));
 
-    public static T5Config Load(string path)
-    {
-        var config = ConfigFile.Load(path, ConfigJsonContext.Default.T5Config);
-        config.CheckLimits(path);
-        return config;
-    }
+    public static T5Config Load(string path) =>
+        ConfigFile.Load(path, ConfigJsonContext.Default.T5Config, static (config, limits) => config.CheckLimits(limits));
 
     /// <summary>Refuses values no T5 encoder has, before any tensor list or buffer is sized from them.</summary>
-    public void CheckLimits(string path)
+    private void CheckLimits(ConfigLimits limits)
     {
-        var limits = new ConfigLimits(path);
         limits.Range("vocab_size", VocabSize, 1, 1 << 20, "32,128");
         limits.Range("d_model", DModel, 1, 65536, "4,096");
         limits.Range("d_kv", DKv, 1, 4096, "64");

@@ -53,17 +53,12 @@ public sealed record TransformerConfig
         (false, true) => "learned",
     };
 
-    public static TransformerConfig Load(string path)
-    {
-        var config = ConfigFile.Load(path, ConfigJsonContext.Default.TransformerConfig);
-        config.CheckLimits(path);
-        return config;
-    }
+    public static TransformerConfig Load(string path) =>
+        ConfigFile.Load(path, ConfigJsonContext.Default.TransformerConfig, static (config, limits) => config.CheckLimits(limits));
 
     /// <summary>Refuses values no CogVideoX transformer has, before any tensor list or table is sized from them.</summary>
-    public void CheckLimits(string path)
+    private void CheckLimits(ConfigLimits limits)
     {
-        var limits = new ConfigLimits(path);
         limits.Range("num_attention_heads", NumAttentionHeads, 1, 1024, "30 (2b) and 48 (5b)");
         limits.Range("attention_head_dim", AttentionHeadDim, 1, 4096, "64");
         limits.Product("num_attention_heads × attention_head_dim", (long)NumAttentionHeads * AttentionHeadDim, 32768, "1,920 (2b) and 3,072 (5b)");

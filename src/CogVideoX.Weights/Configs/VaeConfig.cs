@@ -28,17 +28,12 @@ public sealed record VaeConfig
     /// <summary>Spatial down-sampling factor of the latents: 2^(blocks − 1).</summary>
     public int SpatialCompressionRatio => 1 << (BlockOutChannels.Length - 1);
 
-    public static VaeConfig Load(string path)
-    {
-        var config = ConfigFile.Load(path, ConfigJsonContext.Default.VaeConfig);
-        config.CheckLimits(path);
-        return config;
-    }
+    public static VaeConfig Load(string path) =>
+        ConfigFile.Load(path, ConfigJsonContext.Default.VaeConfig, static (config, limits) => config.CheckLimits(limits));
 
     /// <summary>Refuses values no CogVideoX VAE has, before any layer or compression ratio is derived from them.</summary>
-    public void CheckLimits(string path)
+    private void CheckLimits(ConfigLimits limits)
     {
-        var limits = new ConfigLimits(path);
         // 2^(blocks − 1) is the spatial compression: more than 8 blocks would compress each side over 128×.
         limits.List("block_out_channels", BlockOutChannels, 8, 1, 8192, "[128, 256, 256, 512]");
         limits.Range("layers_per_block", LayersPerBlock, 0, 64, "3");
