@@ -51,7 +51,7 @@ def provenance():
         "python": platform.python_version(),
         "device": "cpu",
         "dtype": "float32",
-        "compat_shims": torch_compat.installed() + [m + " (shim)" for m in ("transformers", "safetensors")
+        "compat_shims": torch_compat.installed() + [m + " (shim)" for m in ("transformers", "safetensors", "accelerate")
                                                     if getattr(sys.modules.get(m), "__version__", "").endswith("compat")],
     }
 

@@ -110,6 +110,7 @@ public sealed class CogVideoXPipeline : IDisposable
         int latentFrames = GenerationRules.LatentFrames(request.Frames, TemporalCompression);
         var memory = _components.ResolveMemory(request, cfg);
         warnings.AddRange(memory.Warnings);
+        var lora = _components.UseLora(request.Lora ?? []);
         var resolved = new ResolvedGeneration
         {
             Scheduler = choice.Kind,
@@ -126,6 +127,7 @@ public sealed class CogVideoXPipeline : IDisposable
             LatentShape = [1, latentFrames, Model.Vae.LatentChannels, request.Height / spatial, request.Width / spatial],
             DecodedFrames = GenerationRules.DecodedFrames(latentFrames, TemporalCompression),
             VaeTiling = _components.VaeTilingFor(memory.Policy) is not null,
+            Lora = lora,
         };
         return (resolved, warnings, choice);
     }

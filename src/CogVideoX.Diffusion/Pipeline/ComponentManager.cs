@@ -1,5 +1,6 @@
 using CogVideoX.Engine;
 using CogVideoX.Models.Blocks;
+using CogVideoX.Models.Lora;
 using CogVideoX.Models.Modules;
 using CogVideoX.Models.Text;
 using CogVideoX.Models.Transformer;
@@ -29,6 +30,12 @@ public sealed class ComponentManager : IDisposable
     private HostBlocks<T5Block>? _textEncoderHost;
     private HostBlocks<TransformerBlock>? _transformerHost;
     private string? _activeMode;
+
+    // LoRA: the adapters the next transformer load fuses, and those the loaded transformer (and its host images) carry.
+    private readonly Dictionary<string, (long Length, DateTime Written, LoraAdapter Adapter)> _loraFiles = new(StringComparer.Ordinal);
+    private LoraSet? _lora;
+    private string _loraKey = "";
+    private string _transformerLoraKey = "";
 
     public ComponentManager(ModelFolder model, PipelineOptions options, IBackend backend)
     {
@@ -265,16 +272,53 @@ public sealed class ComponentManager : IDisposable
         return _textEncoder;
     }
 
+    /// <summary>
+    /// Reads and checks the LoRA files of a request against the transformer's config (each file read once while it is
+    /// unchanged on disk) and makes them the adapters the transformer is loaded with; a transformer loaded with other
+    /// adapters or strengths is loaded again when next needed. Returns what will be applied, for the sidecar.
+    /// </summary>
+    public IReadOnlyList<LoraRecord> UseLora(IReadOnlyList<LoraSpec> specs)
+    {
+        ArgumentNullException.ThrowIfNull(specs);
+        var applied = specs.Select(s => new AppliedLora(LoraFile(s.File), s.Strength)).ToList();
+        var set = applied.Count == 0 ? null : new LoraSet(applied);
+        var configPath = Path.Combine(Model.ComponentPath(PipelineComponents.Transformer), "config.json");
+        CogVideoXTransformer.CheckLora(set, Model.Transformer, configPath);
+        _lora = set;
+        _loraKey = string.Join("|", applied.Select(a => $"{a.Adapter.Sha256}:{a.Strength.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}"));
+        return applied.Select(a => new LoraRecord(a.Adapter.Path, a.Adapter.Sha256, a.Strength, a.Adapter.Layers.Count)).ToList();
+    }
+
+    private LoraAdapter LoraFile(string file)
+    {
+        string full = Path.GetFullPath(file);
+        var info = new FileInfo(full);
+        if (info.Exists && _loraFiles.TryGetValue(full, out var known) && known.Length == info.Length && known.Written == info.LastWriteTimeUtc)
+            return known.Adapter;
+        var adapter = LoraAdapter.Open(full);
+        _loraFiles[full] = (info.Length, info.LastWriteTimeUtc, adapter);
+        return adapter;
+    }
+
     /// <summary>The transformer, placed as <paramref name="policy"/> says (its load timed on <paramref name="clock"/>).</summary>
     public CogVideoXTransformer Transformer(IMemoryPolicy policy, StageClock clock, List<string> warnings)
     {
+        if (_transformerLoraKey != _loraKey)
+        {
+            // Loaded with other adapters: the fused weights (and host images) are not these.
+            Release(ModelComponent.Transformer);
+            _transformerHost?.Dispose();
+            _transformerHost = null;
+            TrimCache();
+        }
         _transformer ??= Load(ModelComponent.Transformer, clock, () =>
         {
             var folder = Model.ComponentPath(PipelineComponents.Transformer);
             var residency = ResidencyOf(policy, ModelComponent.Transformer);
-            if (residency == WeightResidency.Loaded) return CogVideoXTransformer.Load(folder, Backend, Options.DType);
-            _transformerHost ??= CogVideoXTransformer.LoadHostBlocks(folder, Options.DType, Streaming);
-            return CogVideoXTransformer.Load(folder, Backend, Options.DType, Stream(_transformerHost, residency));
+            _transformerLoraKey = _loraKey;
+            if (residency == WeightResidency.Loaded) return CogVideoXTransformer.Load(folder, Backend, Options.DType, _lora);
+            _transformerHost ??= CogVideoXTransformer.LoadHostBlocks(folder, Options.DType, Streaming, _lora);
+            return CogVideoXTransformer.Load(folder, Backend, Options.DType, Stream(_transformerHost, residency), _lora);
         });
         CheckPinned(_transformerHost, warnings);
         return _transformer;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using CogVideoX.Engine;
+using CogVideoX.Models.Lora;
 
 namespace CogVideoX.Diffusion;
 
@@ -50,6 +51,13 @@ public sealed record GenerationRequest
     public bool? DynamicCfg { get; init; }
 
     public DynamicCfgSchedule DynamicCfgSchedule { get; init; } = DynamicCfgSchedule.DiffusersParity;
+
+    /// <summary>
+    /// LoRA adapters fused into the transformer, each at its strength (diffusers' <c>load_lora_weights</c> +
+    /// <c>set_adapters</c>); empty for none. A request with other adapters or strengths than the loaded transformer's
+    /// loads it again.
+    /// </summary>
+    public IReadOnlyList<LoraSpec> Lora { get; init; } = [];
 }
 
 /// <summary>

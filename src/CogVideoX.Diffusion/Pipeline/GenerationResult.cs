@@ -1,4 +1,5 @@
 using CogVideoX.Engine;
+using CogVideoX.Models.Lora;
 using CogVideoX.Models.Text;
 
 namespace CogVideoX.Diffusion;
@@ -146,6 +147,9 @@ public sealed record ResolvedGeneration
 
     /// <summary>Whether the VAE decoded in tiles (asked for, or implied by the low memory mode).</summary>
     public bool VaeTiling { get; init; }
+
+    /// <summary>The LoRA adapters fused into the transformer: each file, its SHA-256 and strength (empty for none).</summary>
+    public IReadOnlyList<LoraRecord> Lora { get; init; } = [];
 }
 
 /// <summary>The output of <see cref="CogVideoXPipeline.Generate"/>: frames and latents on the host, and what the run measured.</summary>

@@ -1,5 +1,6 @@
 using CogVideoX.Engine;
 using CogVideoX.Models.Blocks;
+using CogVideoX.Models.Lora;
 using CogVideoX.Models.Modules;
 using CogVideoX.Weights;
 
@@ -47,30 +48,45 @@ public sealed class CogVideoXTransformer : IDisposable
 
     /// <summary>
     /// Loads a diffusers <c>transformer/</c> folder: <c>config.json</c> and the safetensors weights (single file or
-    /// sharded with an index), converted to <paramref name="dtype"/> on <paramref name="backend"/>.
+    /// sharded with an index), converted to <paramref name="dtype"/> on <paramref name="backend"/>, with
+    /// <paramref name="lora"/>'s adapters fused into the weights they adapt (checked against the config first).
     /// </summary>
-    public static CogVideoXTransformer Load(string folder, IBackend backend, DType dtype)
+    public static CogVideoXTransformer Load(string folder, IBackend backend, DType dtype, LoraSet? lora = null)
     {
         if (!Directory.Exists(folder))
             throw new WeightsException($"{folder}: transformer folder not found (expected config.json and *.safetensors)");
         var configPath = Path.Combine(folder, "config.json");
         var config = TransformerConfig.Load(configPath);
+        var patch = CheckLora(lora, config, configPath);
         using var checkpoint = Checkpoint.Open(folder);
-        return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype), configPath);
+        return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype, patch), configPath);
+    }
+
+    /// <summary>
+    /// Checks LoRA adapters against a transformer config (every adapted layer must be one of its linear layers, of
+    /// the LoRA's sizes); returns the patch to load through (null when there is nothing to fuse).
+    /// </summary>
+    public static LoraSet? CheckLora(LoraSet? lora, TransformerConfig config, string configSource = "transformer config")
+    {
+        if (lora is null || lora.IsEmpty) return null;
+        lora.Validate(ParameterShapes(config, configSource),
+            $"this transformer ({config.NumLayers} blocks, {config.NumAttentionHeads * config.AttentionHeadDim} wide)");
+        return lora;
     }
 
     /// <summary>
     /// Loads a <c>transformer/</c> folder onto <paramref name="backend"/> except its blocks, which come from
     /// <paramref name="blocks"/> (taken over by the model; disposed with it, also when loading fails).
     /// </summary>
-    public static CogVideoXTransformer Load(string folder, IBackend backend, DType dtype, IBlockSource<TransformerBlock> blocks)
+    public static CogVideoXTransformer Load(string folder, IBackend backend, DType dtype, IBlockSource<TransformerBlock> blocks, LoraSet? lora = null)
     {
         try
         {
             var configPath = Path.Combine(CheckFolder(folder), "config.json");
             var config = TransformerConfig.Load(configPath);
+            var patch = CheckLora(lora, config, configPath);
             using var checkpoint = Checkpoint.Open(folder);
-            return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype), blocks, configPath);
+            return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype, patch), blocks, configPath);
         }
         catch
         {
@@ -81,16 +97,18 @@ public sealed class CogVideoXTransformer : IDisposable
 
     /// <summary>
     /// The blocks of a <c>transformer/</c> folder packed into host memory in <paramref name="dtype"/> (pinned through
-    /// <paramref name="pinned"/> when given), for <see cref="StreamedBlocks{TBlock}"/>. Read one block at a time.
+    /// <paramref name="pinned"/> when given), for <see cref="StreamedBlocks{TBlock}"/>. Read one block at a time, with
+    /// <paramref name="lora"/> fused into the images once (every upload of a streamed block then carries it).
     /// </summary>
-    public static HostBlocks<TransformerBlock> LoadHostBlocks(string folder, DType dtype, IWeightStreaming? pinned)
+    public static HostBlocks<TransformerBlock> LoadHostBlocks(string folder, DType dtype, IWeightStreaming? pinned, LoraSet? lora = null)
     {
         var configPath = Path.Combine(CheckFolder(folder), "config.json");
         var config = TransformerConfig.Load(configPath);
         TransformerConfigCheck.Validate(config, configPath);
         var activation = TransformerConfigCheck.FeedForwardActivation(config, configPath);
+        var patch = CheckLora(lora, config, configPath);
         using var checkpoint = Checkpoint.Open(folder);
-        var scope = checkpoint.Scope(CpuBackend.Instance, dtype);
+        var scope = checkpoint.Scope(CpuBackend.Instance, dtype, patch);
         CheckNames(config, scope, configPath);
         var blocks = scope.Scope("transformer_blocks");
         return HostBlocks<TransformerBlock>.Load("transformer blocks", config.NumLayers,

@@ -155,6 +155,9 @@ public sealed class Checkpoint : IDisposable
     /// <summary>A loader rooted at this checkpoint that converts to dtype on backend.</summary>
     public WeightScope Scope(IBackend backend, DType dtype) => new(this, backend, dtype, "");
 
+    /// <summary>A loader rooted at this checkpoint whose tensors are changed by <paramref name="patch"/> as they are read (null: as stored).</summary>
+    public WeightScope Scope(IBackend backend, DType dtype, IWeightPatch? patch) => new(this, backend, dtype, "", patch);
+
     public void Dispose()
     {
         foreach (var f in _files) f.Dispose();

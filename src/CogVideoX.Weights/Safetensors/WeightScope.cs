@@ -11,13 +11,20 @@ public sealed class WeightScope
 {
     private readonly Checkpoint _checkpoint;
 
-    internal WeightScope(Checkpoint checkpoint, IBackend backend, DType dtype, string prefix)
+    internal WeightScope(Checkpoint checkpoint, IBackend backend, DType dtype, string prefix, IWeightPatch? patch = null)
     {
         _checkpoint = checkpoint;
         Backend = backend;
         DType = dtype;
         Prefix = prefix;
+        Patch = patch;
     }
+
+    /// <summary>What changes tensors as they are read (LoRA adapters fused into the weights); null reads them as stored.</summary>
+    public IWeightPatch? Patch { get; }
+
+    /// <summary>The same scope, reading through <paramref name="patch"/> (null: as stored).</summary>
+    public WeightScope WithPatch(IWeightPatch? patch) => new(_checkpoint, Backend, DType, Prefix, patch);
 
     public IBackend Backend { get; }
 
@@ -28,12 +35,12 @@ public sealed class WeightScope
 
     public Checkpoint Checkpoint => _checkpoint;
 
-    public WeightScope Scope(string name) => new(_checkpoint, Backend, DType, Join(name));
+    public WeightScope Scope(string name) => new(_checkpoint, Backend, DType, Join(name), Patch);
 
     public WeightScope Scope(int index) => Scope(index.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     /// <summary>The same prefix, loading as another dtype (e.g. norms kept in float32).</summary>
-    public WeightScope As(DType dtype) => new(_checkpoint, Backend, dtype, Prefix);
+    public WeightScope As(DType dtype) => new(_checkpoint, Backend, dtype, Prefix, Patch);
 
     public string Join(string name) => Prefix.Length == 0 ? name : $"{Prefix}.{name}";
 
@@ -44,16 +51,25 @@ public sealed class WeightScope
     {
         LoadCancellation.Current.ThrowIfCancellationRequested();
         var full = Join(name);
-        if (_checkpoint.IsRandom) return _checkpoint.LoadRandom(full, shape, Backend, DType);
+        if (Patch is null || !Patch.Changes(full) || !DType.IsFloat()) return Read(full, name, shape, DType);
+        // Patched in float32 on the loading backend, rounded once to the dtype it is held in.
+        using var stored = Read(full, name, shape, DType.F32);
+        using var patched = Patch.Apply(full, stored);
+        return patched.To(DType);
+    }
+
+    private Tensor Read(string full, string name, int[] shape, DType dtype)
+    {
+        if (_checkpoint.IsRandom) return _checkpoint.LoadRandom(full, shape, Backend, dtype);
         if (!_checkpoint.Contains(full))
             throw new WeightsException($"{_checkpoint.Source}: no tensor '{full}'{(shape.Length > 0 ? $" (expected shape {Layout.Format(shape)})" : "")}; {Nearby(name)}");
         var file = _checkpoint.FileOf(full);
         var entry = file.Entry(full);
         if (shape.Length > 0 && !entry.Shape.AsSpan().SequenceEqual(shape))
             throw new WeightsException($"{file.Path}: tensor '{full}' has shape {Layout.Format(entry.Shape)}, expected {Layout.Format(shape)}");
-        if (entry.DType.IsFloat() != DType.IsFloat())
-            throw new WeightsException($"{file.Path}: tensor '{full}' is {entry.DType.Name()}, expected {(DType.IsFloat() ? "a float tensor (F32, F16 or BF16)" : "an integer tensor (I64)")} to load as {DType.Name()}");
-        return _checkpoint.Load(full, Backend, DType);
+        if (entry.DType.IsFloat() != dtype.IsFloat())
+            throw new WeightsException($"{file.Path}: tensor '{full}' is {entry.DType.Name()}, expected {(dtype.IsFloat() ? "a float tensor (F32, F16 or BF16)" : "an integer tensor (I64)")} to load as {dtype.Name()}");
+        return _checkpoint.Load(full, Backend, dtype);
     }
 
     public Tensor? GetOptional(string name, params int[] shape) => Contains(name) ? Get(name, shape) : null;

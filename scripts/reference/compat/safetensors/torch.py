@@ -57,3 +57,16 @@ def load(data):
 def load_file(filename, device="cpu"):
     with safe_open(filename, framework="pt", device=device) as f:
         return {k: f.get_tensor(k) for k in f.keys()}
+
+
+def storage_ptr(tensor):
+    """Address of a tensor's storage (as safetensors.torch's: peft uses it to find tensors that share storage)."""
+    storage = tensor.untyped_storage() if hasattr(tensor, "untyped_storage") else tensor.storage()
+    return storage.data_ptr()
+
+
+def storage_size(tensor):
+    """Bytes of a tensor's storage (as safetensors.torch's)."""
+    if hasattr(tensor, "untyped_storage"):
+        return tensor.untyped_storage().nbytes()
+    return tensor.storage().size() * tensor.element_size()
