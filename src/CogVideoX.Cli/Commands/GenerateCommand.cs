@@ -72,6 +72,13 @@ internal static class GenerateCommand
 
     private static readonly Option<bool> s_vaeTiling = new("--vae-tiling") { Description = "Decode in overlapping spatial tiles (less memory)." };
 
+    private static readonly Option<string[]> s_lora = new("--lora")
+    {
+        Description = "A LoRA file (diffusers/PEFT .safetensors) fused into the transformer, with an optional strength (default 1; 0.5 weakens it). Repeat for several.",
+        HelpName = "FILE[:STRENGTH]",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
     private static readonly GpuFlags s_gpu = new();
 
     private static readonly Option<string?> s_output = new("--output", "-o")
@@ -98,7 +105,7 @@ internal static class GenerateCommand
         foreach (var option in new Option[]
                  {
                      s_promptFile, s_prompt, s_negativePrompt, s_model, s_steps, s_guidance, s_frames, s_fps, s_seed, s_height, s_width,
-                     s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_output, s_overwrite, s_saveTensors, s_quiet, s_json,
+                     s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_lora, s_output, s_overwrite, s_saveTensors, s_quiet, s_json,
                  })
             cmd.Options.Add(option);
         s_gpu.AddTo(cmd);
@@ -210,6 +217,7 @@ internal static class GenerateCommand
             Device = parse.GetValue(s_device)!.Trim().ToLowerInvariant(),
             Memory = parse.GetValue(s_memory)!.Trim().ToLowerInvariant(),
             VaeTiling = parse.GetValue(s_vaeTiling),
+            Lora = CogVideoX.Models.Lora.LoraSpec.FormatList((parse.GetValue(s_lora) ?? []).Select(CogVideoX.Models.Lora.LoraSpec.Parse)),
         };
         var (attention, cudnn, sdpa) = s_gpu.Names(parse);
         settings = settings with { Attention = attention, Cudnn = cudnn, CudnnSdpa = sdpa };
@@ -326,6 +334,8 @@ internal static class GenerateCommand
         if (t.TryGetValue("total", out var total)) parts.Add($"total {Seconds(total)}");
         o.WriteLine(string.Join(" · ", parts));
         o.WriteLine($"peak memory {Size(s.PeakMemoryBytes)} ({s.PeakMemoryKind}); {s.Resolved.GetValueOrDefault("scheduler")}, {s.Resolved.GetValueOrDefault("dtype")}, dynamic CFG {s.Resolved.GetValueOrDefault("dynamic_cfg")}, seed {s.Settings.Seed}");
+        foreach (var lora in s.Lora ?? [])
+            o.WriteLine($"LoRA {lora.File} at strength {lora.Strength.ToString("R", CultureInfo.InvariantCulture)} ({lora.Layers} layers, sha256 {lora.Sha256[..12]}…)");
     }
 
     private static string Size(long bytes) => bytes >= 1L << 30

@@ -111,6 +111,7 @@ public sealed record GenerationSettings
         Add("attention", Attention, other.Attention);
         Add("cudnn", Cudnn, other.Cudnn);
         Add("cudnn-sdpa", CudnnSdpa, other.CudnnSdpa);
+        Add("lora", Lora, other.Lora);
         return list;
     }
 
@@ -122,6 +123,13 @@ public sealed record GenerationSettings
     }
     /// <summary>Decode the latents in overlapping spatial tiles (less memory; the blended seams change pixels slightly).</summary>
     public bool VaeTiling { get; init; }
+
+    /// <summary>
+    /// LoRA adapters fused into the transformer, as "FILE:STRENGTH" entries separated by "; " (canonical form of
+    /// <see cref="Models.Lora.LoraSpec.FormatList"/>); null for none.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Lora { get; init; }
 }
 
 /// <summary>One video to make in an experiment: where it goes and what defines it.</summary>

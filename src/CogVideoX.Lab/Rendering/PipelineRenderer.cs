@@ -101,6 +101,8 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
                 Width = frames.Width,
                 Height = frames.Height,
                 TruncatedPromptText = generation.Prompt.TruncatedText,
+                Lora = generation.Resolved.Lora.Count == 0 ? null
+                    : generation.Resolved.Lora.Select(l => new SidecarLora { File = l.File, Sha256 = l.Sha256, Strength = l.Strength, Layers = l.Layers }).ToList(),
             };
         }, progress is null ? null : (done, all) => progress.Report(new RenderProgress(PipelineStages.EncodeVideo, done, all, total.Elapsed)));
         return new PipelineRenderResult(new RenderResult(sidecar, frames), generation, plan);

@@ -41,6 +41,7 @@ public sealed record RenderPlan
         if (s.DType is not null) ParseDType(s.DType);
         ParseMemory(s.Memory);
         ParseGpu(s);
+        Models.Lora.LoraSpec.ParseList(s.Lora);
         if (DeviceSelection.IsAuto(s.Device)) return warnings; // chosen when the plan is resolved
         if (!Device.TryParse(s.Device, out var device))
             throw new CogVideoXException($"unknown device '{s.Device}': use auto (the GPU when one works, else the CPU), cpu, cuda or cuda:N (N = 0 for the first GPU)",
@@ -136,6 +137,7 @@ public sealed record RenderPlan
         Seed = s.Seed,
         Scheduler = scheduler,
         DynamicCfg = s.DynamicCfg,
+        Lora = Models.Lora.LoraSpec.ParseList(s.Lora),
     };
 
     /// <summary>Runs a parser whose errors are the user's to fix: they leave with the usage exit code.</summary>

@@ -59,6 +59,10 @@ public sealed record VideoSidecar
 
     public string? TruncatedPromptText { get; init; }
 
+    /// <summary>The LoRA adapters fused into the transformer: each file's full path, SHA-256 and strength (absent without LoRA).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<SidecarLora>? Lora { get; init; }
+
     /// <summary>For a study's job with the same settings as another: that job's output, whose video this file is (linked or copied).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? SameAs { get; init; }
@@ -122,6 +126,19 @@ public sealed record VideoSidecar
         if (!File.Exists(video) || new FileInfo(video).Length != s.VideoBytes) return false;
         return !verifyHash || Sha256Of(video) == s.VideoSha256;
     }
+}
+
+/// <summary>One LoRA file a video was made with.</summary>
+public sealed record SidecarLora
+{
+    public string File { get; init; } = "";
+
+    public string Sha256 { get; init; } = "";
+
+    public double Strength { get; init; }
+
+    /// <summary>Linear layers it adapts.</summary>
+    public int Layers { get; init; }
 }
 
 [JsonSourceGenerationOptions(

@@ -73,9 +73,9 @@ public sealed class SettingKey
             {
                 parsed = _parse(text ?? "");
             }
-            catch (FormatException)
+            catch (FormatException e)
             {
-                error = $"{Name} must be {Allowed}, got '{text}'";
+                error = e.InnerException is CogVideoXException detail ? detail.Message : $"{Name} must be {Allowed}, got '{text}'";
                 return false;
             }
             catch (OverflowException)
@@ -94,7 +94,7 @@ public sealed class SettingKey
         return true;
     }
 
-    private bool Nullable => Name is "scheduler" or "dynamic_cfg" or "dtype" or "negative_prompt";
+    private bool Nullable => Name is "scheduler" or "dynamic_cfg" or "dtype" or "negative_prompt" or "lora";
 
     public GenerationSettings Apply(GenerationSettings settings, SettingValue value) => _apply(settings, value.Value);
 
@@ -141,7 +141,22 @@ public sealed class SettingKey
             (s, v) => s with { Device = v! }, s => s.Device),
         Choice("memory", ["auto", "full", "balanced", "low"], (s, v) => s with { Memory = v! }, s => s.Memory),
         Text("negative_prompt", "text (what the video should not show)", _ => null, (s, v) => s with { NegativePrompt = v }, s => s.NegativePrompt),
+        new SettingKey("lora", "LoRA files as FILE or FILE:STRENGTH (strength 1 when left out), several separated by ';', or none", false,
+            t => LoraSetting(t), _ => null, (s, v) => s with { Lora = (string?)v }, s => s.Lora),
     ];
+
+    /// <summary>The canonical "FILE:STRENGTH; …" text of a lora value (null for none); a bad value is a FormatException.</summary>
+    private static string? LoraSetting(string text)
+    {
+        try
+        {
+            return Models.Lora.LoraSpec.FormatList(Models.Lora.LoraSpec.ParseList(text));
+        }
+        catch (CogVideoXException e)
+        {
+            throw new FormatException(e.Message, e);
+        }
+    }
 
     public static SettingKey? Find(string name) => All.FirstOrDefault(k => k.Name == name);
 

@@ -46,6 +46,26 @@ public sealed record LoraSpec(string File, double Strength = 1.0)
             throw Usage($"lora: the strength of '{context}' is {value.ToString(CultureInfo.InvariantCulture)}; use a finite number such as 0.8");
     }
 
+    /// <summary>
+    /// Several LoRAs in one setting: "FILE[:STRENGTH]" entries separated by ';' ("a.safetensors:0.8; b.safetensors");
+    /// null, empty or "none" is no LoRA.
+    /// </summary>
+    public static IReadOnlyList<LoraSpec> ParseList(string? text)
+    {
+        if (text is null || text.Trim().Length == 0 || text.Trim().Equals("none", StringComparison.OrdinalIgnoreCase)) return [];
+        var parts = text.Split(';');
+        if (parts.Any(p => p.Trim().Length == 0))
+            throw Usage($"lora: '{text}' has an empty entry; separate LoRA files with ';' as in \"a.safetensors:0.8; b.safetensors:0.5\"");
+        return parts.Select(Parse).ToList();
+    }
+
+    /// <summary>The canonical text of a list ("FILE:STRENGTH; …"; null for none), so equal lists compare equal as text.</summary>
+    public static string? FormatList(IEnumerable<LoraSpec> specs)
+    {
+        var list = specs.ToList();
+        return list.Count == 0 ? null : string.Join("; ", list.Select(s => s.ToString()));
+    }
+
     /// <summary>"FILE:STRENGTH", the form <see cref="Parse"/> reads.</summary>
     public override string ToString() => $"{File}:{Strength.ToString("R", CultureInfo.InvariantCulture)}";
 

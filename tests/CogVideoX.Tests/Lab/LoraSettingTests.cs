@@ -1,0 +1,66 @@
+using CogVideoX.Lab;
+using CogVideoX.Lab.Specs;
+
+namespace CogVideoX.Tests.Lab;
+
+/// <summary>The <c>lora</c> setting: a study can vary the adapters and their strengths; bad values are located.</summary>
+public class LoraSettingTests
+{
+    [Fact]
+    public void AStudyVariesTheStrengthAndEqualListsCompareEqual()
+    {
+        using var study = new StudyFolder("""
+            defaults: { lora: "styles/a.safetensors" }
+            experiments:
+              strength:
+                prompts: [panda]
+                vary: { lora: [none, "styles/a.safetensors:0.5", "styles/a.safetensors:1; styles/b.safetensors:0.25"] }
+                reference: none
+            prompt_dir: ../prompts
+            """);
+        var jobs = StudyPlan.Expand(SpecParser.Load(study.SpecPath)).Jobs.ToList();
+        Assert.Equal([null, "styles/a.safetensors:0.5", "styles/a.safetensors:1; styles/b.safetensors:0.25"], jobs.Select(j => j.Settings.Lora));
+        // Output names stay plain file names (the value's separators become a slug and a hash).
+        Assert.All(jobs, j => Assert.DoesNotContain("styles/", j.Output, StringComparison.Ordinal));
+        Assert.Equal(3, jobs.Select(j => j.Output).Distinct().Count());
+
+        // Written in another way, the same adapters are the same video.
+        var a = new GenerationSettings { Lora = "styles/a.safetensors:1" };
+        Assert.True(SettingKey.Find("lora")!.TryParse(" styles/a.safetensors ", false, out var value, out _));
+        var b = SettingKey.Find("lora")!.Apply(new GenerationSettings(), value!);
+        Assert.True(a.DefinesSameVideoAs(b));
+        Assert.Equal(["lora styles/a.safetensors:1 → styles/a.safetensors:0.5"], a.Differences(a with { Lora = "styles/a.safetensors:0.5" }));
+    }
+
+    [Fact]
+    public void ABadStrengthIsLocatedAndSaysWhatIsAllowed()
+    {
+        using var study = new StudyFolder("""
+            defaults: { lora: "a.safetensors:strong" }
+            experiments:
+              a: { prompts: [panda] }
+            prompt_dir: ../prompts
+            """);
+        var e = Assert.Throws<SpecException>(() => SpecParser.Load(study.SpecPath)).Message;
+        Assert.Contains(":1:19: lora: the strength 'strong' in 'a.safetensors:strong' is not a number", e);
+    }
+
+    [Fact]
+    public void SidecarsWithoutLoraReadAsBeforeAndRecordEachFile()
+    {
+        var settings = new GenerationSettings { Prompt = "p" };
+        var sidecar = new VideoSidecar { Settings = settings };
+        var json = System.Text.Json.JsonSerializer.Serialize(sidecar, LabJsonContext.Readable.VideoSidecar);
+        Assert.DoesNotContain("\"lora\"", json);
+        var withLora = sidecar with
+        {
+            Settings = settings with { Lora = "a.safetensors:0.7" },
+            Lora = [new SidecarLora { File = "/x/a.safetensors", Sha256 = "ab", Strength = 0.7, Layers = 8 }],
+        };
+        json = System.Text.Json.JsonSerializer.Serialize(withLora, LabJsonContext.Readable.VideoSidecar);
+        var back = System.Text.Json.JsonSerializer.Deserialize(json, LabJsonContext.Default.VideoSidecar)!;
+        Assert.Equal("a.safetensors:0.7", back.Settings.Lora);
+        Assert.Equal(("/x/a.safetensors", "ab", 0.7, 8), (back.Lora![0].File, back.Lora[0].Sha256, back.Lora[0].Strength, back.Lora[0].Layers));
+        Assert.True(back.Settings.DefinesSameVideoAs(withLora.Settings));
+    }
+}
