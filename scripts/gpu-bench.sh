@@ -11,7 +11,7 @@ mkdir -p "$OUT"
 export COGVIDEOX_KERNEL_CACHE=/tmp/cogvideox-kernels
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
-STAGES=${STAGES:-"env doctor selftest timing bench2b cudnn2b composite2b bench5b vae t5 golden variants pipeline"}
+STAGES=${STAGES:-"env doctor selftest timing bench2b cudnn2b composite2b bench5b vae t5 lora golden variants pipeline"}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 
 if has env; then
@@ -55,8 +55,13 @@ if has composite2b; then COGVIDEOX_ATTENTION=cudnn COGVIDEOX_CUDNN_SDPA=composit
 if has bench5b; then run_bench bench5b 240 transformer --model-config 5b --repeats 3; fi
 if has vae; then run_bench vae 240 vae --model-config 2b --repeats 3 ${PROFILE:+--profile}; fi
 if has t5; then run_bench t5 180 t5 --model-config 2b --repeats 5; fi
-if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5; then
-  grep -E "^=== |^transformer |^vae |^t5 |^paths|rc=|error|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
+# LoRA (issue 21): load and CFG step with 0/1/2 rank-64 adapters fused, and what unfused adapters would add per step.
+if has lora; then
+  run_bench lora2b 300 lora --model-config 2b --repeats 3
+  run_bench lora5b 400 lora --model-config 5b --repeats 3
+fi
+if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora; then
+  grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then
   timeout 240 $B selftest --golden > "$OUT/golden.txt" 2>&1; echo "golden rc=$?" >> "$OUT/golden.txt"

@@ -6,7 +6,8 @@ differs so that ratios compare like with like.
 
     PYTHONPATH=<diffusers>/src python3 scripts/reference/diffusers_bench.py [stage ...]
 
-Stages: attention step2b step5b vae t5 pipeline offload (default: all but offload). Each prints one line:
+Stages: attention step2b step5b vae t5 pipeline offload lora2b lora5b (default: the first six; the lora stages need
+peft importable — installed, or its source on PYTHONPATH). Each prints one line:
     diffusers <stage> <seconds> s  peak <GiB> GiB  [<repetitions>]  <what>
 Speed does not depend on the weights' values, so random initialisation (on the GPU, for speed) is enough.
 """
@@ -100,6 +101,52 @@ def step(model, dtype, repeats):
         seconds, times = timed(fn, repeats)
     report(f"step-{model[10:]}", seconds, times, f"{model} transformer {dtype}, CFG batch 2, latents "
            f"{LATENT_FRAMES}x{LATENT_H}x{LATENT_W}")
+    del t
+
+
+def lora(model, dtype, repeats, rank=64):
+    """Step time with random rank-64 LoRA adapters on every block's attention (to_q/to_k/to_v/to_out.0), loaded with
+    diffusers' load_lora_adapter (PEFT must import: installed, or its source on PYTHONPATH): none, one and two adapters
+    unfused (PEFT's run-time path), then fused with fuse_lora; and the load + fuse time. The C# side: `bench lora`."""
+    fresh()
+    t = transformer(model, dtype)
+    latents = torch.randn(2, LATENT_FRAMES, t.config.in_channels, LATENT_H, LATENT_W, device="cuda", dtype=dtype)
+    text = torch.randn(2, 226, t.config.text_embed_dim, device="cuda", dtype=dtype)
+    timestep = torch.tensor([999, 999], device="cuda")
+    rope = rotary(t)
+    fn = lambda: t(hidden_states=latents, encoder_hidden_states=text, timestep=timestep, image_rotary_emb=rope, return_dict=False)
+    gen = torch.Generator().manual_seed(0)
+
+    def adapter():
+        sd = {}
+        for name, m in t.named_modules():
+            if isinstance(m, torch.nn.Linear) and name.startswith("transformer_blocks.") and name.split(".", 2)[2] in (
+                    "attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0"):
+                sd[f"{name}.lora_A.weight"] = (torch.randn(rank, m.in_features, generator=gen) * 0.02).to(dtype)
+                sd[f"{name}.lora_B.weight"] = (torch.randn(m.out_features, rank, generator=gen) * 0.02).to(dtype)
+        return sd
+
+    tag = f"lora-{model[10:]}"
+    with torch.no_grad():
+        seconds, times = timed(fn, repeats)
+        report(tag + "-none", seconds, times, f"{model} transformer {dtype}, CFG batch 2, no LoRA")
+        for n, name in ((1, "a"), (2, "b")):
+            sd = adapter()
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            t.load_lora_adapter(sd, prefix=None, adapter_name=name)
+            torch.cuda.synchronize()
+            load = time.perf_counter() - start
+            t.set_adapters(["a", "b"][:n], [0.8] * n)
+            seconds, times = timed(fn, repeats)
+            report(f"{tag}-{n}", seconds, times, f"{n} adapter(s) rank {rank} unfused (PEFT at run time); load_lora_adapter {load:.3f} s")
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        t.fuse_lora(lora_scale=1.0, adapter_names=["a", "b"])
+        torch.cuda.synchronize()
+        fuse = time.perf_counter() - start
+        seconds, times = timed(fn, repeats)
+        report(f"{tag}-2fused", seconds, times, f"2 adapters fused (fuse_lora {fuse:.3f} s)")
     del t
 
 
@@ -209,7 +256,8 @@ def main():
         try:
             {"attention": lambda: attention(10), "step2b": lambda: step("CogVideoX-2b", torch.float16, 5),
              "step5b": lambda: step("CogVideoX-5b", torch.bfloat16, 3), "vae": lambda: vae(3), "t5": lambda: t5(5),
-             "pipeline": lambda: pipeline(False), "offload": lambda: pipeline(True)}[stage]()
+             "pipeline": lambda: pipeline(False), "offload": lambda: pipeline(True),
+             "lora2b": lambda: lora("CogVideoX-2b", torch.float16, 5), "lora5b": lambda: lora("CogVideoX-5b", torch.bfloat16, 3)}[stage]()
         except Exception as e:
             print(f"diffusers {stage} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
         torch.cuda.empty_cache()

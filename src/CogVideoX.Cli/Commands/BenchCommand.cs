@@ -30,9 +30,51 @@ internal static class BenchCommand
         bench.Subcommands.Add(Stage(gpu, "t5", "The T5 encode of a prompt and a negative prompt.", (b, s, o) => [ModelBench.T5(b, s, o)]));
         // The whole run is the real pipeline (generate's code) in each memory mode: its own command.
         bench.Subcommands.Add(BenchPipelineCommand.Create(gpu));
+        bench.Subcommands.Add(CreateLora(gpu));
         bench.Subcommands.Add(Stage(gpu, "all", "transformer, vae and t5 one after the other.", (b, s, o) =>
             [ModelBench.Transformer(b, s, o), ModelBench.Vae(b, s, o), ModelBench.T5(b, s, o)]));
         return bench;
+    }
+
+    private static readonly Option<string[]> s_loraFiles = new("--lora")
+    {
+        Description = "A LoRA file to measure with (FILE[:STRENGTH]; the first is 'one LoRA', the first two 'two'); random adapters fill in.",
+        HelpName = "FILE[:STRENGTH]",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    private static readonly Option<int> s_loraRank = new("--lora-rank") { Description = "Rank of the random adapters.", DefaultValueFactory = _ => 64 };
+
+    private static readonly Option<string> s_loraTargets = new("--lora-targets")
+    {
+        Description = "Layers of each block the random adapters adapt: attn (to_q, to_k, to_v, to_out.0) or all (every linear).",
+        DefaultValueFactory = _ => "attn",
+    };
+
+    /// <summary>`bench lora`: load time and CFG step time with no, one and two LoRAs fused, and what unfused adapters would add per step.</summary>
+    private static Command CreateLora(Func<GpuCheck> gpu)
+    {
+        LoraBenchSettings? lora = null;
+        var cmd = Stage(gpu, "lora", "LoRA: transformer load and CFG step with no, one and two adapters fused, and the per-step work of unfused adapters.",
+            (b, s, o) => ModelBench.Lora(b, s, lora!, o));
+        foreach (var option in new Option[] { s_loraFiles, s_loraRank, s_loraTargets }) cmd.Options.Add(option);
+        var action = cmd.Action!;
+        cmd.SetAction(parse =>
+        {
+            string targets = parse.GetValue(s_loraTargets)!.Trim().ToLowerInvariant();
+            if (targets is not ("attn" or "all"))
+                throw new CogVideoXException($"--lora-targets {targets}: use attn (to_q, to_k, to_v, to_out.0 of every block) or all (every linear layer of every block)", 2);
+            int rank = parse.GetValue(s_loraRank);
+            if (rank < 1) throw new CogVideoXException($"--lora-rank {rank}: the rank must be at least 1 (trained CogVideoX LoRAs use 64 or 128)", 2);
+            lora = new LoraBenchSettings
+            {
+                Files = (parse.GetValue(s_loraFiles) ?? []).Select(Models.Lora.LoraSpec.Parse).ToList(),
+                Rank = rank,
+                Targets = targets,
+            };
+            return ((System.CommandLine.Invocation.SynchronousCommandLineAction)action).Invoke(parse);
+        });
+        return cmd;
     }
 
     private static Command Stage(Func<GpuCheck> gpu, string name, string description, Func<IBackend, BenchSettings, Action<string>, IReadOnlyList<StageResult>> run)

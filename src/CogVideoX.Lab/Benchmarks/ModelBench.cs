@@ -70,7 +70,7 @@ public sealed record StageResult(string Stage, string Description, IReadOnlyList
 /// transformer step with classifier-free guidance, the VAE decode, the T5 encode, and the whole pipeline. Each timed
 /// region starts and ends with a device synchronisation, so it is the wall time of the work, launches included.
 /// </summary>
-public static class ModelBench
+public static partial class ModelBench
 {
     /// <summary>
     /// "2b" / "5b" (the published configs kept with the test fixtures, found from the working directory or the
