@@ -124,7 +124,21 @@ public sealed record VideoSidecar
         if (s is null || !s.Settings.DefinesSameVideoAs(job.Settings)) return false;
         var video = Path.Combine(Path.GetDirectoryName(job.SidecarPath)!, s.VideoFile);
         if (!File.Exists(video) || new FileInfo(video).Length != s.VideoBytes) return false;
+        // A LoRA file replaced since (same name, other contents) makes another video.
+        if (verifyHash && s.Lora is { } loras && loras.Any(l => !File.Exists(l.File) || CachedSha256(l.File) != l.Sha256)) return false;
         return !verifyHash || Sha256Of(video) == s.VideoSha256;
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Length, DateTime Written, string Sha)> s_fileHashes = new(StringComparer.Ordinal);
+
+    /// <summary>SHA-256 of a file, remembered while its size and modification time stay the same (LoRA files are large and shared by many jobs).</summary>
+    private static string CachedSha256(string path)
+    {
+        var info = new FileInfo(path);
+        if (s_fileHashes.TryGetValue(path, out var known) && known.Length == info.Length && known.Written == info.LastWriteTimeUtc) return known.Sha;
+        var sha = Sha256Of(path);
+        s_fileHashes[path] = (info.Length, info.LastWriteTimeUtc, sha);
+        return sha;
     }
 }
 

@@ -32,6 +32,19 @@ public class LoraCommandTests
             sidecar.Lora!.Select(l => (l.File, l.Sha256, l.Strength, l.Layers)));
         Assert.Contains("LoRA " + a + " at strength 0.7", stdout);
 
+        // The video is complete while its LoRA files are those it was made with; a replaced file makes another video.
+        var job = new VideoJob("x", "v", dir.File("v.mp4"), sidecar.Settings);
+        Assert.True(VideoSidecar.IsComplete(job));
+        var copy = dir.File("b.safetensors");
+        File.Copy(b, copy);
+        var changed = sidecar with { Lora = [.. sidecar.Lora!.Take(1), sidecar.Lora![1] with { File = copy }] };
+        changed.Save(dir.File("v.json"));
+        Assert.True(VideoSidecar.IsComplete(job));
+        File.WriteAllBytes(copy, [.. File.ReadAllBytes(copy), 0]);
+        File.SetLastWriteTimeUtc(copy, DateTime.UtcNow.AddMinutes(1));
+        Assert.False(VideoSidecar.IsComplete(job));
+        sidecar.Save(dir.File("v.json"));
+
         // Another strength is another video: the existing one is not replaced, and the message says what differs.
         (code, _, stderr) = Run(Tiny(dir.File("v.mp4"), "--lora", $"{a}:0.5", "--lora", b));
         Assert.Equal(2, code);
