@@ -111,6 +111,9 @@ public sealed record GenerationSettings
         Add("attention", Attention, other.Attention);
         Add("cudnn", Cudnn, other.Cudnn);
         Add("cudnn-sdpa", CudnnSdpa, other.CudnnSdpa);
+        Add("image", Image, other.Image);
+        Add("video", Video, other.Video);
+        Add("strength", Strength, other.Strength);
         return list;
     }
 
@@ -122,6 +125,18 @@ public sealed record GenerationSettings
     }
     /// <summary>Decode the latents in overlapping spatial tiles (less memory; the blended seams change pixels slightly).</summary>
     public bool VaeTiling { get; init; }
+
+    /// <summary>Image to video: the picture to animate (PNG, JPEG, WebP); needs an image-to-video model (5b-i2v).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Image { get; init; }
+
+    /// <summary>Video to video: the video to restyle (its first <see cref="Frames"/> frames), on a text-to-video model.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Video { get; init; }
+
+    /// <summary>Video to video: the part of the schedule that runs, in (0, 1]; null → 0.8 (diffusers' default).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? Strength { get; init; }
 }
 
 /// <summary>One video to make in an experiment: where it goes and what defines it.</summary>
