@@ -140,6 +140,15 @@ def make_resize_cases():
     # The RGBA image as diffusers.utils.load_image gives it (convert("RGB") drops alpha) and the processor resizes it.
     rgba = Image.open(os.path.join(INPUTS, "image_rgba_24x40.png"))
     cases["rgba_as_rgb"] = torch.from_numpy(np.array(rgba.convert("RGB")).astype(np.float32))
+    # A JPEG whose EXIF says "rotate 90° clockwise to display" (orientation 6), as phones write them: load_image
+    # applies exif_transpose before convert("RGB"). Chroma subsampling off, so decoders agree to the last bit or two.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pattern(rs, 24, 40, 2.0)).save(os.path.join(INPUTS, "image_exif6_24x40.jpg"), quality=95,
+                                                  subsampling=0, exif=exif)
+    from PIL import ImageOps
+    loaded = ImageOps.exif_transpose(Image.open(os.path.join(INPUTS, "image_exif6_24x40.jpg"))).convert("RGB")
+    cases["jpeg_exif6_as_loaded"] = torch.from_numpy(np.array(loaded).astype(np.float32))
     refenv.save(cases, os.path.join(OUT, "resize_cases.safetensors"),
                 note="uint8 pixel values stored as float32, [H, W, 3]; PIL " + Image.__version__)
 

@@ -13,7 +13,7 @@ public static class ImageReader
     /// <summary>
     /// Decodes <paramref name="bytes"/> (the file <paramref name="path"/>) to interleaved RGB [H, W, 3]. Alpha is
     /// dropped without blending, as PIL's <c>convert("RGB")</c> (diffusers' <c>load_image</c>) drops it: the colour
-    /// values are read unpremultiplied. Grey and palette images come out as RGB.
+    /// values are read unpremultiplied. Grey and palette images come out as RGB; an EXIF orientation is applied.
     /// </summary>
     public static (byte[] Rgb, int Height, int Width) DecodeRgb(byte[] bytes, string path)
     {
@@ -41,14 +41,37 @@ public static class ImageReader
         {
             handle.Free();
         }
-        int pixels = info.Width * info.Height;
-        var rgb = new byte[pixels * 3];
-        for (int p = 0; p < pixels; p++)
-        {
-            rgb[3 * p] = rgba[4 * p];
-            rgb[3 * p + 1] = rgba[4 * p + 1];
-            rgb[3 * p + 2] = rgba[4 * p + 2];
-        }
-        return (rgb, info.Height, info.Width);
+        return Orient(rgba, info.Height, info.Width, (int)codec.EncodedOrigin);
+    }
+
+    /// <summary>
+    /// RGB of the RGBA pixels, turned upright as the EXIF orientation <paramref name="orientation"/> (1–8) says — what
+    /// PIL's <c>ImageOps.exif_transpose</c> does in diffusers' <c>load_image</c> (5–8 swap height and width).
+    /// </summary>
+    internal static (byte[] Rgb, int Height, int Width) Orient(byte[] rgba, int h, int w, int orientation)
+    {
+        bool swap = orientation is >= 5 and <= 8;
+        int outH = swap ? w : h, outW = swap ? h : w;
+        var rgb = new byte[outH * outW * 3];
+        for (int y = 0; y < outH; y++)
+            for (int x = 0; x < outW; x++)
+            {
+                var (sy, sx) = orientation switch
+                {
+                    2 => (y, w - 1 - x),
+                    3 => (h - 1 - y, w - 1 - x),
+                    4 => (h - 1 - y, x),
+                    5 => (x, y),
+                    6 => (h - 1 - x, y),
+                    7 => (h - 1 - x, w - 1 - y),
+                    8 => (x, w - 1 - y),
+                    _ => (y, x),
+                };
+                int s = 4 * (sy * w + sx), d = 3 * (y * outW + x);
+                rgb[d] = rgba[s];
+                rgb[d + 1] = rgba[s + 1];
+                rgb[d + 2] = rgba[s + 2];
+            }
+        return (rgb, outH, outW);
     }
 }

@@ -341,6 +341,7 @@ internal static class GenerateCommand
         double loads = t.Where(p => p.Key.StartsWith("load_", StringComparison.Ordinal)).Sum(p => p.Value);
         if (loads > 0) parts.Add($"loading {Seconds(loads)}");
         if (t.TryGetValue(PipelineStages.TextEncoder, out var te)) parts.Add($"text encoder {Seconds(te)}");
+        if (t.TryGetValue(PipelineStages.VaeEncode, out var ve)) parts.Add($"VAE encode {Seconds(ve)}");
         if (t.TryGetValue(PipelineStages.Denoise, out var dn))
             parts.Add($"denoise {Seconds(dn)}{(t.TryGetValue("denoise_step_mean", out var m) ? $" ({Seconds(m)}/step)" : "")}");
         if (t.TryGetValue(PipelineStages.VaeDecode, out var vd)) parts.Add($"VAE decode {Seconds(vd)}");

@@ -64,6 +64,47 @@ public class InputImageTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AJpegIsTurnedUprightAsItsExifSays()
+    {
+        var cases = Fixtures.LoadAll(Path.Combine(InputPipelineTests.Folder, "resize_cases.safetensors"));
+        try
+        {
+            // Stored 24 rows × 40 columns with orientation 6: shown (and loaded by diffusers) 40 × 24.
+            var image = InputFiles.LoadImage(Path.Combine(Inputs, "image_exif6_24x40.jpg"));
+            var expected = cases["jpeg_exif6_as_loaded"];
+            Assert.Equal((expected.Dim(0), expected.Dim(1)), (image.Height, image.Width));
+            Assert.Equal((40, 24), (image.Height, image.Width));
+            var want = Bytes(expected);
+            int worst = 0;
+            for (int i = 0; i < want.Length; i++) worst = Math.Max(worst, Math.Abs(want[i] - image.Frames[0][i]));
+            output.WriteLine($"JPEG (SkiaSharp) against PIL: largest difference {worst} of 255");
+            Assert.True(worst <= 2, $"JPEG pixels differ from PIL's by up to {worst}"); // two libjpeg builds: rounding at most
+        }
+        finally
+        {
+            foreach (var t in cases.Values) t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void EveryExifOrientationMatchesPil()
+    {
+        // A 2 × 3 picture; PIL's transposes of it (Image.Transpose for orientations 2–8, as exif_transpose maps them).
+        byte[] rgba = [.. Enumerable.Range(0, 6).SelectMany(v => new[] { (byte)v, (byte)v, (byte)v, (byte)255 })];
+        int[][] expected =
+        [
+            [0, 1, 2, 3, 4, 5], [2, 1, 0, 5, 4, 3], [5, 4, 3, 2, 1, 0], [3, 4, 5, 0, 1, 2],
+            [0, 3, 1, 4, 2, 5], [3, 0, 4, 1, 5, 2], [5, 2, 4, 1, 3, 0], [2, 5, 1, 4, 0, 3],
+        ];
+        for (int o = 1; o <= 8; o++)
+        {
+            var (rgb, h, w) = ImageReader.Orient(rgba, 2, 3, o);
+            Assert.Equal(o >= 5 ? (3, 2) : (2, 3), (h, w));
+            Assert.Equal(expected[o - 1], Enumerable.Range(0, 6).Select(i => (int)rgb[3 * i]));
+        }
+    }
+
+    [Fact]
     public void PreprocessMapsBytesToMinusOneToOne()
     {
         var media = new InputMedia("x", "", [new byte[] { 0, 255, 51, 128, 1, 254 }], 1, 2);
