@@ -6,7 +6,9 @@ differs so that ratios compare like with like.
 
     PYTHONPATH=<diffusers>/src python3 scripts/reference/diffusers_bench.py [stage ...]
 
-Stages: attention step2b step5b vae t5 pipeline offload (default: all but offload). Each prints one line:
+Stages: attention step2b step5b step5b-i2v vae t5 pipeline offload (default: all but offload). step5b-i2v is the
+CogVideoX-5b-I2V transformer (in_channels 32, learned positional table besides the rotary positions; configs derived in
+real_configs/CogVideoX-5b-I2V/PROVENANCE.md), the match of `cogvideox bench transformer-i2v`. Each prints one line:
     diffusers <stage> <seconds> s  peak <GiB> GiB  [<repetitions>]  <what>
 Speed does not depend on the weights' values, so random initialisation (on the GPU, for speed) is enough.
 """
@@ -199,7 +201,7 @@ def pipeline(offload):
 
 
 def main():
-    stages = sys.argv[1:] or ["attention", "step2b", "step5b", "vae", "t5", "pipeline"]
+    stages = sys.argv[1:] or ["attention", "step2b", "step5b", "step5b-i2v", "vae", "t5", "pipeline"]
     import diffusers
 
     props = torch.cuda.get_device_properties(0)
@@ -208,7 +210,8 @@ def main():
     for stage in stages:
         try:
             {"attention": lambda: attention(10), "step2b": lambda: step("CogVideoX-2b", torch.float16, 5),
-             "step5b": lambda: step("CogVideoX-5b", torch.bfloat16, 3), "vae": lambda: vae(3), "t5": lambda: t5(5),
+             "step5b": lambda: step("CogVideoX-5b", torch.bfloat16, 3),
+             "step5b-i2v": lambda: step("CogVideoX-5b-I2V", torch.bfloat16, 3), "vae": lambda: vae(3), "t5": lambda: t5(5),
              "pipeline": lambda: pipeline(False), "offload": lambda: pipeline(True)}[stage]()
         except Exception as e:
             print(f"diffusers {stage} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)

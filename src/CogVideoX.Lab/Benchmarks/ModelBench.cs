@@ -83,10 +83,11 @@ public static class ModelBench
         {
             "2b" or "cogvideox-2b" => "CogVideoX-2b",
             "5b" or "cogvideox-5b" => "CogVideoX-5b",
+            "5b-i2v" or "cogvideox-5b-i2v" => "CogVideoX-5b-I2V",
             _ => null,
         };
         if (name is null)
-            throw new CogVideoXException($"--model-config '{model}': use 2b, 5b, or a folder holding transformer/, vae/, text_encoder/ and scheduler/ config.json files");
+            throw new CogVideoXException($"--model-config '{model}': use 2b, 5b, 5b-i2v, or a folder holding transformer/, vae/, text_encoder/ and scheduler/ config.json files");
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)

@@ -26,6 +26,16 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void TheImageToVideoStepRunsOnTheTinyI2vModel()
+    {
+        // The full-size stage defaults to real_configs/CogVideoX-5b-I2V (a GPU's work); the tiny model has its layout.
+        var (code, o, err) = Run(["bench", "transformer-i2v", "--model-config", CogVideoX.Tests.Pipeline.InputPipelineTests.I2vModel, .. Tiny]);
+        Assert.True(code == 0, err);
+        Assert.Contains("model: pipeline_5b_i2v_style", o);
+        Assert.Contains(o.Split('\n'), line => line.StartsWith("transformer ", StringComparison.Ordinal) && line.Contains(" s   peak"));
+    }
+
+    [Fact]
     public void PipelineRunsTheRealPipelineInTheModesAsked()
     {
         // The stage options the other benchmarks take work here too (--model-config, --dtype auto); the memory modes
@@ -39,7 +49,7 @@ public class BenchCommandTests
     }
 
     [Theory]
-    [InlineData("--model-config", "7b", "--model-config '7b': use 2b, 5b, or a folder")]
+    [InlineData("--model-config", "7b", "--model-config '7b': use 2b, 5b, 5b-i2v, or a folder")]
     [InlineData("--frames", "10", "--frames 10: CogVideoX takes 4k + 1 frames")]
     [InlineData("--height", "100", "both must be positive multiples of 16")]
     [InlineData("--dtype", "f8", "--dtype 'f8': use f16, bf16, f32 or auto")]

@@ -76,6 +76,19 @@ public class TransformerTests
         }
     }
 
+    [Fact]
+    public void BuildsFromTheImageToVideoConfig()
+    {
+        // real_configs/CogVideoX-5b-I2V (derived from diffusers' conversion script, see its PROVENANCE.md).
+        var config = TransformerConfig.Load(Fixtures.GoldenFile("real_configs", "CogVideoX-5b-I2V", "transformer", "config.json"));
+        Assert.Equal(("rotary+learned", 32, 16), (config.PositionalEmbedding, config.InChannels, config.OutputChannels));
+        var shapes = CogVideoXTransformer.ParameterShapes(config).ToDictionary(p => p.Name, p => p.Shape);
+        Assert.Equal([3072, 32, 2, 2], shapes["patch_embed.proj.weight"]);
+        Assert.Equal([1, 226 + 13 * 30 * 45, 3072], shapes["patch_embed.pos_embedding"]);
+        Assert.Equal([64, 3072], shapes["proj_out.weight"]);
+        Assert.Equal(24 * 42 + 17, shapes.Count);
+    }
+
     [Theory]
     [InlineData("CogVideoX-2b", 30, 30, 1920, false)]
     [InlineData("CogVideoX-5b", 42, 48, 3072, true)]
