@@ -120,3 +120,43 @@ public class GenerateInputCommandTests
     public void TheFiveBImageToVideoAliasNamesThePublishedRepo() =>
         Assert.Equal("THUDM/CogVideoX-5b-I2V", CogVideoX.Weights.ModelLocator.Aliases["5b-i2v"]);
 }
+
+/// <summary>A study that varies video-to-video's strength, and one that compares input images, as specs write them.</summary>
+public class InputSpecTests
+{
+    [Fact]
+    public void AStudyVariesStrengthAndComparesImages()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir.File("inputs"));
+        Directory.CreateDirectory(dir.File("prompts"));
+        File.WriteAllText(dir.File("prompts", "panda_guitar.txt"), "A panda plays a guitar.");
+        var spec = dir.File("study.yaml");
+        File.WriteAllText(spec, """
+            name: inputs_study
+            output_dir: out
+            prompt_dir: prompts
+            defaults: { model: 2b, steps: 4, frames: 9, height: 32, width: 48 }
+            experiments:
+              strength:
+                prompts: [panda_guitar]
+                settings: { video: inputs/clip.mp4 }
+                vary: { strength: [0.25, 0.5, 1] }
+                reference: 0.5
+              images:
+                prompts: [panda_guitar]
+                settings: { model: 5b-i2v }
+                vary: { image: [inputs/a.png, inputs/b.jpg] }
+                reference: inputs/a.png
+            """);
+        var parsed = SpecParser.Load(spec);
+        var jobs = StudyPlan.Expand(parsed).Jobs.ToList();
+        Assert.Equal(5, jobs.Count);
+        var strengths = jobs.Where(j => j.Settings.Video is not null).ToList();
+        Assert.Equal([0.25, 0.5, 1.0], strengths.Select(j => j.Settings.Strength!.Value));
+        Assert.All(strengths, j => Assert.Equal(dir.File("inputs", "clip.mp4"), j.Settings.Video)); // relative to the spec
+        var images = jobs.Where(j => j.Settings.Image is not null).Select(j => j.Settings.Image).ToList();
+        Assert.Equal([dir.File("inputs", "a.png"), dir.File("inputs", "b.jpg")], images);
+        Assert.All(jobs, j => Assert.DoesNotContain('/', j.Name)); // paths become safe names
+    }
+}
