@@ -236,7 +236,7 @@ public sealed class CogVideoXVaeEncoder : IDisposable
     {
         int latent = Encoder.OutputSize(pixels);
         if (latent < 1)
-            throw new CogVideoXException($"VAE tiling: the tile at pixel {start} of {size} is only {pixels} pixels {side}, smaller than one latent pixel ({SpatialScale}); choose a tile size and overlap whose tiles end at least {SpatialScale} pixels before the edge, or encode untiled");
+            throw new CogVideoXException($"VAE tiling: the tile at pixel {start} of {size} is only {pixels} pixels {side}, smaller than one latent pixel ({SpatialScale}); choose a tile size or overlap for which the last tile is at least {SpatialScale} pixels {side}, or encode untiled");
         return latent;
     }
 

@@ -215,3 +215,60 @@ public class VaeEncoderTests(TinyVaeEncoder fixture, ITestOutputHelper output) :
         foreach (var (name, shape) in encoder) Assert.Equal(shape, file.Entries[name].Shape.ToArray());
     }
 }
+
+/// <summary>The encoder's working memory, counted on a backend that meters its tensors.</summary>
+public class VaeEncoderMemoryTests(ITestOutputHelper output)
+{
+    private static (long Peak, long Latents) Measure(MeteredBackend backend, CogVideoXVaeEncoder encoder, int frames, int height, int width, VaeEncodeOptions? options = null)
+    {
+        var random = new Random(frames * 1000 + height);
+        var values = new float[3L * frames * height * width];
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
+        // The video stays on the CPU: the encoder moves it to its backend a frame batch at a time.
+        using var video = Tensor.FromArray(values, [1, 3, frames, height, width]);
+        long before = backend.AllocatedBytes;
+        backend.ResetPeak();
+        using var dist = encoder.Encode(video, options);
+        long latents = 2L * dist.Mean.ElementCount * sizeof(float);
+        return (backend.PeakBytes - before, latents);
+    }
+
+    [Fact]
+    public void WorkingMemoryIsBoundedByAFrameBatchAndMatchesTheEstimate()
+    {
+        using var backend = new MeteredBackend();
+        var folder = Path.Combine(Fixtures.Path2b, "vae");
+        using var encoder = CogVideoXVaeEncoder.Load(folder, backend, DType.F32);
+        var config = encoder.Config;
+        var (peak17, latents17) = Measure(backend, encoder, 17, 32, 48);
+        var (peak49, latents49) = Measure(backend, encoder, 49, 32, 48);
+        output.WriteLine($"17 frames: peak {peak17} bytes; 49 frames: peak {peak49} bytes (latents {latents17}, {latents49})");
+        // Three times the frames, the same working set: only the latents grow.
+        Assert.True(peak49 <= peak17 + 3 * (latents49 - latents17), $"49 frames held {peak49} bytes against {peak17} for 17");
+
+        foreach (var (frames, peak) in new[] { (17, peak17), (49, peak49) })
+        {
+            long estimate = CogVideoXVaeEncoder.EstimateMemory(config, DType.F32, frames, 32, 48, tiled: false).WorkingBytes;
+            output.WriteLine($"{frames} frames: estimate {estimate} bytes, measured {peak} ({peak / (double)estimate:P0})");
+            Assert.InRange(peak, estimate / 2, estimate);
+        }
+    }
+
+    [Fact]
+    public void TiledWorkingMemoryIsBoundedByATile()
+    {
+        using var backend = new MeteredBackend();
+        using var encoder = CogVideoXVaeEncoder.Load(Path.Combine(Fixtures.Path2b, "vae"), backend, DType.F32);
+        var config = encoder.Config;
+        var tiles = VaeTiling.ForConfig(config);
+        // The default tiles of the tiny config: 16×24 pixels every 13×19 (the last ones 12×14 on 64×90).
+        var (untiled, _) = Measure(backend, encoder, 9, 64, 90);
+        var (tiled, _) = Measure(backend, encoder, 9, 64, 90, new VaeEncodeOptions { Tiling = tiles });
+        long estimateWhole = CogVideoXVaeEncoder.EstimateMemory(config, DType.F32, 9, 64, 90, tiled: false).WorkingBytes;
+        long estimateTiled = CogVideoXVaeEncoder.EstimateMemory(config, DType.F32, 9, 64, 90, tiled: true).WorkingBytes;
+        output.WriteLine($"64×90: untiled peak {untiled} bytes (estimate {estimateWhole}), tiles of {tiles.TileSampleMinHeight}×{tiles.TileSampleMinWidth}: peak {tiled} (estimate {estimateTiled})");
+        Assert.True(tiled * 4 < untiled, $"tiles held {tiled} bytes against {untiled} untiled");
+        Assert.InRange(untiled, estimateWhole / 2, estimateWhole);
+        Assert.InRange(tiled, estimateTiled / 2, estimateTiled);
+    }
+}
