@@ -10,7 +10,7 @@ namespace CogVideoX.Cli.Commands;
 
 /// <summary>
 /// `bench`: performance measurements that print figures (not tests: timings depend on the machine). `bench gemm`: the
-/// CPU GEMM; `bench transformer|vae|t5|all`: full-size CogVideoX stages with random weights (made on the device from
+/// CPU GEMM; `bench transformer|vae|encode|t5|all`: full-size CogVideoX stages with random weights (made on the device from
 /// the published configs), timed after warm-up with the device synchronised around each repetition, with the peak
 /// device memory and the device line; `bench pipeline`: the whole pipeline in each memory mode (see
 /// <see cref="BenchPipelineCommand"/>).
@@ -31,11 +31,12 @@ internal static class BenchCommand
         bench.Subcommands.Add(Stage(gpu, "transformer-i2v", "One CogVideoX-5b-I2V transformer step with classifier-free guidance (in_channels 32, learned positions).",
             (b, s, o) => [ModelBench.Transformer(b, s, o)], defaultModel: "5b-i2v"));
         bench.Subcommands.Add(Stage(gpu, "vae", "The VAE decode of one video.", (b, s, o) => [ModelBench.Vae(b, s, o)]));
+        bench.Subcommands.Add(Stage(gpu, "encode", "The VAE encode of one video (image-to-video, video-to-video), whole frames and tiled.", (b, s, o) => ModelBench.VaeEncode(b, s, o)));
         bench.Subcommands.Add(Stage(gpu, "t5", "The T5 encode of a prompt and a negative prompt.", (b, s, o) => [ModelBench.T5(b, s, o)]));
         // The whole run is the real pipeline (generate's code) in each memory mode: its own command.
         bench.Subcommands.Add(BenchPipelineCommand.Create(gpu));
-        bench.Subcommands.Add(Stage(gpu, "all", "transformer, vae and t5 one after the other.", (b, s, o) =>
-            [ModelBench.Transformer(b, s, o), ModelBench.Vae(b, s, o), ModelBench.T5(b, s, o)]));
+        bench.Subcommands.Add(Stage(gpu, "all", "transformer, vae, encode and t5 one after the other.", (b, s, o) =>
+            [ModelBench.Transformer(b, s, o), ModelBench.Vae(b, s, o), .. ModelBench.VaeEncode(b, s, o), ModelBench.T5(b, s, o)]));
         return bench;
     }
 

@@ -56,8 +56,9 @@ public sealed class CogVideoXVaeEncoder : IDisposable
     /// </summary>
     /// <remarks>
     /// At the peak (a causal convolution of the first down block, at full resolution with block_out_channels[0]
-    /// channels): its input kept for the residual, its time-padded input (two more frames) and its output, each of a
-    /// frame batch's frames, plus every convolution cache (two frames of its input each) and the latents.
+    /// channels), besides the frame batch's input: the convolution's input kept for the residual, its time-padded input (two more frames) and its output, each of a
+    /// frame batch's frames, plus every convolution cache (two frames of its input each; none when the video is one
+    /// frame batch, as the last batch keeps none) and the latents.
     /// </remarks>
     public static ComponentMemory EstimateMemory(VaeConfig config, DType dtype, int frames, int height, int width, bool tiled)
     {
@@ -67,14 +68,18 @@ public sealed class CogVideoXVaeEncoder : IDisposable
         if (tiled)
         {
             var plan = EncodeTilePlan.For(VaeTiling.ForConfig(config), tree.Encoder.SpatialScale);
-            if (width > plan.SampleWidth || height > plan.SampleHeight)
+            // Where a tile would be under one latent pixel, tiled encoding is refused: whole frames are the estimate.
+            if ((width > plan.SampleWidth || height > plan.SampleHeight) && TilesFit(tree.Encoder, plan, height, width))
             {
                 int tileHeight = Math.Min(height, plan.SampleHeight), tileWidth = Math.Min(width, plan.SampleWidth);
                 int columns = EncodeTilePlan.Starts(width, plan.StrideWidth).Count();
-                long latents = LatentBytes(tree.Encoder, dtype, frames, height, width);
-                // One tile's working set, two rows of encoded tiles (moments: twice the latents of a tile), the latents.
+                // One tile's working set (its latents included), two rows of encoded tiles (moments: twice the latents of
+                // a tile), and the blended result, whose size is that of the kept parts (larger than untiled latents when
+                // the tiles overlap by more than the blend).
                 long tileMoments = 2 * LatentBytes(tree.Encoder, dtype, frames, tileHeight, tileWidth);
-                long tiledBytes = WorkingBytes(tree.Encoder, dtype, frames, tileHeight, tileWidth) + 2L * columns * tileMoments + latents;
+                var (latentHeight, latentWidth) = TiledSize(tree.Encoder, plan, height, width);
+                long latents = LatentBytes(tree.Encoder, dtype, frames, 1, 1) * latentHeight * latentWidth;
+                long tiledBytes = WorkingBytes(tree.Encoder, dtype, frames, tileHeight, tileWidth) + 2L * columns * tileMoments + 3 * latents;
                 working = Math.Min(tiledBytes, whole);
             }
         }
@@ -87,11 +92,12 @@ public sealed class CogVideoXVaeEncoder : IDisposable
         int batchFrames = FrameBatches(frames).Max(b => b.Count);
         long pixels = (long)height * width;
         int channels = encoder.ConvIn.OutChannels;
-        long peak = (3L * batchFrames + CausalFramesPadding(encoder)) * channels * pixels * s;
-        return peak + CacheBytes(encoder, dtype, height, width) + 3 * LatentBytes(encoder, dtype, frames, height, width);
+        // The frame batch's input on the device, then the three full-resolution tensors of a causal convolution.
+        long peak = ((long)encoder.InChannels * batchFrames + (3L * batchFrames + encoder.ConvIn.TimePadding) * channels) * pixels * s;
+        // The last batch keeps no cache: a one-batch video (an image) holds none.
+        long caches = FrameBatches(frames).Count() > 1 ? CacheBytes(encoder, dtype, height, width) : 0;
+        return peak + caches + 3 * LatentBytes(encoder, dtype, frames, height, width);
     }
-
-    private static int CausalFramesPadding(Encoder3d encoder) => encoder.ConvIn.TimePadding;
 
     /// <summary>Bytes of every convolution cache: two frames of each causal convolution's input at its resolution.</summary>
     private static long CacheBytes(Encoder3d encoder, DType dtype, int height, int width)
@@ -111,11 +117,12 @@ public sealed class CogVideoXVaeEncoder : IDisposable
         return total * dtype.SizeOf();
     }
 
-    /// <summary>Bytes of the mean (or the log-variance) of a video's latents.</summary>
+    /// <summary>Bytes of the mean (or the log-variance) of a video's latents (height and width in video pixels; 1 × 1: per latent pixel).</summary>
     private static long LatentBytes(Encoder3d encoder, DType dtype, int frames, int height, int width)
     {
         int latentFrames = FrameBatches(frames).Sum(b => encoder.OutputFrames(b.Count));
-        return (long)encoder.LatentChannels * latentFrames * encoder.OutputSize(height) * encoder.OutputSize(width) * dtype.SizeOf();
+        long pixels = height == 1 && width == 1 ? 1 : (long)encoder.OutputSize(height) * encoder.OutputSize(width);
+        return encoder.LatentChannels * latentFrames * pixels * dtype.SizeOf();
     }
 
     public VaeConfig Config { get; }
@@ -125,6 +132,9 @@ public sealed class CogVideoXVaeEncoder : IDisposable
     public IBackend Backend { get; }
 
     public DType DType { get; }
+
+    /// <summary>Bytes of the encoder's weights as loaded.</summary>
+    public long WeightBytes => _module.BoundBytes;
 
     /// <summary>Video pixels per latent pixel.</summary>
     public int SpatialScale => Encoder.SpatialScale;
@@ -147,7 +157,7 @@ public sealed class CogVideoXVaeEncoder : IDisposable
         var plan = options.Tiling is { } tiling ? EncodeTilePlan.For(tiling, SpatialScale) : (EncodeTilePlan?)null;
         int b = video.Dim(0), frames = video.Dim(2), h = video.Dim(3), w = video.Dim(4);
         bool tiled = plan is { } p && (w > p.SampleWidth || h > p.SampleHeight);
-        var (latentHeight, latentWidth) = tiled ? TiledSize(plan!.Value, h, w) : (Encoder.OutputSize(h), Encoder.OutputSize(w));
+        var (latentHeight, latentWidth) = tiled ? TiledSize(Encoder, plan!.Value, h, w) : (Encoder.OutputSize(h), Encoder.OutputSize(w));
         int tiles = tiled ? EncodeTilePlan.Starts(h, plan!.Value.StrideHeight).Count() * EncodeTilePlan.Starts(w, plan.Value.StrideWidth).Count() : 1;
         var progress = new BatchCounter(options.Progress, FrameBatches(frames).Count() * tiles * (options.Slicing && b > 1 ? b : 1));
         using var scope = new TensorScope();
@@ -170,6 +180,21 @@ public sealed class CogVideoXVaeEncoder : IDisposable
         scope.Keep(distribution.LogVar);
         return distribution;
     }
+
+    /// <summary>
+    /// Whether <paramref name="tiling"/> can encode frames of <paramref name="height"/>×<paramref name="width"/>: false
+    /// when a tile (the last row or column, cut by the edge) would be smaller than one latent pixel, which diffusers'
+    /// tiled_encode cannot encode either (<see cref="Encode"/> says which tile). True when the frames fit one tile.
+    /// </summary>
+    public bool CanTile(VaeTiling tiling, int height, int width)
+    {
+        var p = EncodeTilePlan.For(tiling, SpatialScale);
+        return (width <= p.SampleWidth && height <= p.SampleHeight) || TilesFit(Encoder, p, height, width);
+    }
+
+    private static bool TilesFit(Encoder3d encoder, EncodeTilePlan p, int height, int width) =>
+        EncodeTilePlan.Starts(height, p.StrideHeight).All(i => encoder.OutputSize(Math.Min(p.SampleHeight, height - i)) >= 1)
+        && EncodeTilePlan.Starts(width, p.StrideWidth).All(j => encoder.OutputSize(Math.Min(p.SampleWidth, width - j)) >= 1);
 
     private void CheckVideo(Tensor video)
     {
@@ -200,6 +225,7 @@ public sealed class CogVideoXVaeEncoder : IDisposable
         foreach (var (start, count) in FrameBatches(video.Dim(2)))
         {
             cancellation.ThrowIfCancellationRequested();
+            if (start + count == video.Dim(2)) cache.MarkFinal();
             // Everything a batch allocates goes with its scope, except the carried frames.
             using var batch = new TensorScope();
             using var slice = video.Narrow(2, start, count);
@@ -224,19 +250,20 @@ public sealed class CogVideoXVaeEncoder : IDisposable
 
     // ---- tiling (diffusers' tiled_encode) ----
 
-    private (int Height, int Width) TiledSize(EncodeTilePlan p, int h, int w)
+    /// <summary>The size of the blended latents: the kept part of each tile row and column.</summary>
+    private static (int Height, int Width) TiledSize(Encoder3d encoder, EncodeTilePlan p, int h, int w)
     {
         int height = 0, width = 0;
-        foreach (int i in EncodeTilePlan.Starts(h, p.StrideHeight)) height += Math.Min(p.KeepHeight, TileLatentSize(Math.Min(p.SampleHeight, h - i), "high", i, h));
-        foreach (int j in EncodeTilePlan.Starts(w, p.StrideWidth)) width += Math.Min(p.KeepWidth, TileLatentSize(Math.Min(p.SampleWidth, w - j), "wide", j, w));
+        foreach (int i in EncodeTilePlan.Starts(h, p.StrideHeight)) height += Math.Min(p.KeepHeight, TileLatentSize(encoder, Math.Min(p.SampleHeight, h - i), "high", i, h));
+        foreach (int j in EncodeTilePlan.Starts(w, p.StrideWidth)) width += Math.Min(p.KeepWidth, TileLatentSize(encoder, Math.Min(p.SampleWidth, w - j), "wide", j, w));
         return (height, width);
     }
 
-    private int TileLatentSize(int pixels, string side, int start, int size)
+    private static int TileLatentSize(Encoder3d encoder, int pixels, string side, int start, int size)
     {
-        int latent = Encoder.OutputSize(pixels);
+        int latent = encoder.OutputSize(pixels);
         if (latent < 1)
-            throw new CogVideoXException($"VAE tiling: the tile at pixel {start} of {size} is only {pixels} pixels {side}, smaller than one latent pixel ({SpatialScale}); choose a tile size and overlap whose tiles end at least {SpatialScale} pixels before the edge, or encode untiled");
+            throw new CogVideoXException($"VAE tiling: the tile at pixel {start} of {size} is only {pixels} pixels {side}, smaller than one latent pixel ({encoder.SpatialScale}); choose a tile size or overlap for which the last tile is at least {encoder.SpatialScale} pixels {side}, or encode untiled");
         return latent;
     }
 

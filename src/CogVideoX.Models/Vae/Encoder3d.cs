@@ -30,6 +30,12 @@ public sealed class EncoderCache : IDisposable
     public IEnumerable<CausalConvCache> All =>
         new[] { ConvIn }.Concat(Down.SelectMany(b => b.SelectMany(r => r.All))).Concat(Mid.SelectMany(r => r.All)).Append(ConvOut);
 
+    /// <summary>Marks the next frame batch as the video's last: the convolutions release their carried frames as they go.</summary>
+    public void MarkFinal()
+    {
+        foreach (var c in All) c.Final = true;
+    }
+
     /// <summary>Bytes held by the carried frames now.</summary>
     public long Bytes => All.Sum(c => c.Frames is { } f ? f.ElementCount * f.DType.SizeOf() : 0);
 

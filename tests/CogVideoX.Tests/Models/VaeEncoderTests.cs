@@ -153,6 +153,19 @@ public class VaeEncoderTests(TinyVaeEncoder fixture, ITestOutputHelper output) :
     }
 
     [Fact]
+    public void TheLastBatchKeepsNoCache()
+    {
+        var video = Case("f9_video");
+        using var cache = Encoder.Encoder.CreateCache();
+        cache.MarkFinal();
+        using var moments = Encoder.Encoder.Forward(video, cache);
+        Assert.Equal(0, cache.Bytes);
+        using var dist = Encoder.Encode(video);
+        using var mean = moments.Narrow(1, 0, 4);
+        Assert.Equal(dist.Mean.ToFloatArray(), mean.ToFloatArray());
+    }
+
+    [Fact]
     public void WrongVideosAreRefusedWithWhatIsAllowed()
     {
         using var fourChannels = Tensor.Zeros(CpuBackend.Instance, DType.F32, 1, 4, 9, 32, 48);
@@ -213,5 +226,94 @@ public class VaeEncoderTests(TinyVaeEncoder fixture, ITestOutputHelper output) :
         using var file = SafetensorsFile.Open(Path.Combine(Fixtures.Path2b, "vae", "diffusion_pytorch_model.safetensors"));
         Assert.Equal(file.Entries.Keys.Order(), encoder.Concat(decoder).Select(p => p.Name).Order());
         foreach (var (name, shape) in encoder) Assert.Equal(shape, file.Entries[name].Shape.ToArray());
+    }
+}
+
+/// <summary>The encoder's working memory, counted on a backend that meters its tensors.</summary>
+public class VaeEncoderMemoryTests(ITestOutputHelper output)
+{
+    private static (long Peak, long Latents) Measure(MeteredBackend backend, CogVideoXVaeEncoder encoder, int frames, int height, int width, VaeEncodeOptions? options = null)
+    {
+        var random = new Random(frames * 1000 + height);
+        var values = new float[3L * frames * height * width];
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
+        // The video stays on the CPU: the encoder moves it to its backend a frame batch at a time.
+        using var video = Tensor.FromArray(values, [1, 3, frames, height, width]);
+        long before = backend.AllocatedBytes;
+        backend.ResetPeak();
+        using var dist = encoder.Encode(video, options);
+        long latents = 2L * dist.Mean.ElementCount * sizeof(float);
+        return (backend.PeakBytes - before, latents);
+    }
+
+    [Fact]
+    public void WorkingMemoryIsBoundedByAFrameBatchAndMatchesTheEstimate()
+    {
+        using var backend = new MeteredBackend();
+        var folder = Path.Combine(Fixtures.Path2b, "vae");
+        using var encoder = CogVideoXVaeEncoder.Load(folder, backend, DType.F32);
+        var config = encoder.Config;
+        var (peak17, _) = Measure(backend, encoder, 17, 32, 48);
+        var (peak25, latents25) = Measure(backend, encoder, 25, 32, 48);
+        var (peak49, latents49) = Measure(backend, encoder, 49, 32, 48);
+        output.WriteLine($"25 frames: peak {peak25} bytes; 49 frames: peak {peak49} bytes (latents {latents25}, {latents49})");
+        // Twice the frames, the same working set (a middle batch with every cache held): only the latents grow.
+        Assert.True(peak49 <= peak25 + 3 * (latents49 - latents25), $"49 frames held {peak49} bytes against {peak25} for 25");
+
+        // One frame (an image) and 9 frames are one batch each: the last batch keeps no cache.
+        var (peak1, _) = Measure(backend, encoder, 1, 32, 48);
+        var (peak9, _) = Measure(backend, encoder, 9, 32, 48);
+        foreach (var (frames, peak) in new[] { (1, peak1), (9, peak9), (17, peak17), (25, peak25), (49, peak49) })
+        {
+            long estimate = CogVideoXVaeEncoder.EstimateMemory(config, DType.F32, frames, 32, 48, tiled: false).WorkingBytes;
+            output.WriteLine($"{frames} frames: estimate {estimate} bytes, measured {peak} ({peak / (double)estimate:P0})");
+            Assert.InRange(peak, estimate / 2, estimate);
+        }
+    }
+
+    [Fact]
+    public void TiledWorkingMemoryIsBoundedByATile()
+    {
+        using var backend = new MeteredBackend();
+        using var encoder = CogVideoXVaeEncoder.Load(Path.Combine(Fixtures.Path2b, "vae"), backend, DType.F32);
+        var config = encoder.Config;
+        var tiles = VaeTiling.ForConfig(config);
+        // The default tiles of the tiny config: 16×24 pixels every 13×19 (the last ones 12×14 on 64×90).
+        var (untiled, _) = Measure(backend, encoder, 9, 64, 90);
+        var (tiled, _) = Measure(backend, encoder, 9, 64, 90, new VaeEncodeOptions { Tiling = tiles });
+        long estimateWhole = CogVideoXVaeEncoder.EstimateMemory(config, DType.F32, 9, 64, 90, tiled: false).WorkingBytes;
+        long estimateTiled = CogVideoXVaeEncoder.EstimateMemory(config, DType.F32, 9, 64, 90, tiled: true).WorkingBytes;
+        output.WriteLine($"64×90: untiled peak {untiled} bytes (estimate {estimateWhole}), tiles of {tiles.TileSampleMinHeight}×{tiles.TileSampleMinWidth}: peak {tiled} (estimate {estimateTiled})");
+        Assert.True(tiled * 4 < untiled, $"tiles held {tiled} bytes against {untiled} untiled");
+        Assert.InRange(untiled, estimateWhole / 2, estimateWhole);
+        Assert.InRange(tiled, estimateTiled / 2, estimateTiled);
+    }
+}
+
+/// <summary>The encoder's estimate at the published size, for the record and for the figures the GPU run should meet.</summary>
+public class VaeEncoderEstimateTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void FullSizeEstimateIsAFrameBatchNotTheVideo()
+    {
+        var config = VaeConfig.Load(Path.Combine(Fixtures.Golden, "real_configs", "CogVideoX-5b", "vae", "config.json"));
+        var whole = CogVideoXVaeEncoder.EstimateMemory(config, DType.BF16, 49, 480, 720, tiled: false);
+        var tiled = CogVideoXVaeEncoder.EstimateMemory(config, DType.BF16, 49, 480, 720, tiled: true);
+        var image = CogVideoXVaeEncoder.EstimateMemory(config, DType.BF16, 1, 480, 720, tiled: false);
+        double gib = 1L << 30;
+        output.WriteLine($"CogVideoX-5b VAE encoder, BF16: weights {whole.WeightBytes / gib:0.000} GiB; 49×480×720 working {whole.WorkingBytes / gib:0.00} GiB " +
+            $"(tiled {tiled.WorkingBytes / gib:0.00} GiB); one image {image.WorkingBytes / gib:0.00} GiB");
+        // A 9-frame batch of 128 channels at 480×720 in BF16 is 0.74 GiB: three of them (2.4 GiB with the padding), and
+        // 1.65 GiB of caches (1.06 GiB of them the six convolutions of down block 0 at full resolution).
+        Assert.InRange(whole.WorkingBytes, 3L << 30, 5L << 30);
+        Assert.True(tiled.WorkingBytes < whole.WorkingBytes / 2);
+        Assert.True(image.WorkingBytes < whole.WorkingBytes / 3);
+        // Where the default tiles do not fit (the tiny config's 16×24 tiles leave a 6-pixel row at 32×48), the estimate
+        // is whole frames, as the encode would have to be.
+        var tiny = VaeConfig.Load(Path.Combine(Fixtures.Path2b, "vae", "config.json"));
+        Assert.Equal(CogVideoXVaeEncoder.EstimateMemory(tiny, DType.F32, 9, 32, 48, tiled: false),
+            CogVideoXVaeEncoder.EstimateMemory(tiny, DType.F32, 9, 32, 48, tiled: true));
+        // The encoder is about a third of the VAE's 215.6 M parameters.
+        Assert.InRange(whole.WeightBytes / 2, 50_000_000, 120_000_000);
     }
 }
