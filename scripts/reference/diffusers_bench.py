@@ -6,8 +6,11 @@ differs so that ratios compare like with like.
 
     PYTHONPATH=<diffusers>/src python3 scripts/reference/diffusers_bench.py [stage ...]
 
-Stages: attention step2b step5b vae t5 pipeline offload lora2b lora5b (default: the first six; the lora stages need
-peft importable — installed, or its source on PYTHONPATH). Each prints one line:
+Stages: attention step2b step5b step5b-i2v vae vae_encode t5 pipeline offload lora2b lora5b (default: all but offload
+and the lora stages, which need peft importable — installed, or its source on PYTHONPATH). The C# side
+of vae_encode is `bench encode --model-config 5b` (bf16, as diffusers here). step5b-i2v is the CogVideoX-5b-I2V
+transformer (in_channels 32, learned positional table besides the rotary positions; configs derived in
+real_configs/CogVideoX-5b-I2V/PROVENANCE.md), the match of `cogvideox bench transformer-i2v`. Each prints one line:
     diffusers <stage> <seconds> s  peak <GiB> GiB  [<repetitions>]  <what>
 Speed does not depend on the weights' values, so random initialisation (on the GPU, for speed) is enough.
 """
@@ -190,6 +193,29 @@ def vae(repeats):
     del v
 
 
+def vae_encode(repeats, model="CogVideoX-5b", dtype=torch.bfloat16):
+    """vae.encode(video).latent_dist of one 49-frame 480x720 video with values in [-1, 1], in the dtype the
+    image-to-video and video-to-video pipelines encode in (the VAE's: bf16 for 5b), whole frames, then tiled."""
+    fresh()
+    from diffusers import AutoencoderKLCogVideoX
+
+    with torch.device("cuda"):
+        v = AutoencoderKLCogVideoX.from_config(config(model, "vae"))
+    v = v.to(dtype).eval()
+    x = torch.rand(1, 3, FRAMES, HEIGHT, WIDTH, device="cuda", dtype=dtype) * 2 - 1
+    name = str(dtype).replace("torch.", "")
+    torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        seconds, times = timed(lambda: v.encode(x).latent_dist.mode(), repeats)
+    report("vae_encode", seconds, times, f"{model} VAE encode {name}, {FRAMES} frames {HEIGHT}x{WIDTH} -> {LATENT_FRAMES} latent frames")
+    v.enable_tiling()
+    torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        seconds, times = timed(lambda: v.encode(x).latent_dist.mode(), repeats)
+    report("vae_encode-tiled", seconds, times, "same, tiling on (default tiles)")
+    del v, x
+
+
 def text_encoder():
     from transformers import T5Config, T5EncoderModel
 
@@ -246,7 +272,7 @@ def pipeline(offload):
 
 
 def main():
-    stages = sys.argv[1:] or ["attention", "step2b", "step5b", "vae", "t5", "pipeline"]
+    stages = sys.argv[1:] or ["attention", "step2b", "step5b", "step5b-i2v", "vae", "vae_encode", "t5", "pipeline"]
     import diffusers
 
     props = torch.cuda.get_device_properties(0)
@@ -255,7 +281,9 @@ def main():
     for stage in stages:
         try:
             {"attention": lambda: attention(10), "step2b": lambda: step("CogVideoX-2b", torch.float16, 5),
-             "step5b": lambda: step("CogVideoX-5b", torch.bfloat16, 3), "vae": lambda: vae(3), "t5": lambda: t5(5),
+             "step5b": lambda: step("CogVideoX-5b", torch.bfloat16, 3),
+             "step5b-i2v": lambda: step("CogVideoX-5b-I2V", torch.bfloat16, 3), "vae": lambda: vae(3),
+             "vae_encode": lambda: vae_encode(3), "t5": lambda: t5(5),
              "pipeline": lambda: pipeline(False), "offload": lambda: pipeline(True),
              "lora2b": lambda: lora("CogVideoX-2b", torch.float16, 5), "lora5b": lambda: lora("CogVideoX-5b", torch.bfloat16, 3)}[stage]()
         except Exception as e:

@@ -8,6 +8,17 @@ public static class VideoDecoder
 {
     public static VideoFrames Read(string path)
     {
+        var (frames, info) = ReadRgb24(path);
+        return VideoFrames.FromRgb24(frames, info.Height, info.Width);
+    }
+
+    /// <summary>
+    /// The first <paramref name="maxFrames"/> frames (all when null) as interleaved 8-bit RGB, exactly as ffmpeg
+    /// converts them to rgb24, with what ffprobe says about the file (its <see cref="VideoInfo.FrameCount"/> counts
+    /// every frame, also those not read).
+    /// </summary>
+    public static (List<byte[]> Frames, VideoInfo Info) ReadRgb24(string path, int? maxFrames = null)
+    {
         var info = VideoProbe.Probe(path);
         var psi = new ProcessStartInfo(Ffmpeg.FfmpegPath)
         {
@@ -15,7 +26,10 @@ public static class VideoDecoder
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "-hide_banner", "-loglevel", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-" })
+        var args = new List<string> { "-hide_banner", "-loglevel", "error", "-i", path };
+        if (maxFrames is { } max) args.AddRange(["-frames:v", max.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        args.AddRange(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
+        foreach (var a in args)
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi) ?? throw new CogVideoXException("could not start ffmpeg");
         var stderr = p.StandardError.ReadToEndAsync();
@@ -38,6 +52,6 @@ public static class VideoDecoder
         p.WaitForExit();
         if (p.ExitCode != 0)
             throw new CogVideoXException($"{path}: ffmpeg could not decode it ({Ffmpeg.Tail(stderr.Result)})");
-        return VideoFrames.FromRgb24(frames, info.Height, info.Width);
+        return (frames, info);
     }
 }

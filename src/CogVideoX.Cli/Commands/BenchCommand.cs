@@ -10,7 +10,7 @@ namespace CogVideoX.Cli.Commands;
 
 /// <summary>
 /// `bench`: performance measurements that print figures (not tests: timings depend on the machine). `bench gemm`: the
-/// CPU GEMM; `bench transformer|vae|t5|all`: full-size CogVideoX stages with random weights (made on the device from
+/// CPU GEMM; `bench transformer|vae|encode|t5|all`: full-size CogVideoX stages with random weights (made on the device from
 /// the published configs), timed after warm-up with the device synchronised around each repetition, with the peak
 /// device memory and the device line; `bench pipeline`: the whole pipeline in each memory mode (see
 /// <see cref="BenchPipelineCommand"/>).
@@ -26,13 +26,18 @@ internal static class BenchCommand
         var bench = new Command("bench", "Measure speed: the CPU GEMM, or full-size CogVideoX stages with random weights on a device (median of repeats, peak memory).");
         bench.Subcommands.Add(CreateGemm());
         bench.Subcommands.Add(Stage(gpu, "transformer", "One transformer step with classifier-free guidance (batch 2).", (b, s, o) => [ModelBench.Transformer(b, s, o)]));
+        // Image to video: the 5b-I2V transformer (in_channels 32: video and image latents; learned positional table
+        // added to the patch embeddings besides the rotary positions). diffusers_bench.py's stage step5b-i2v is its match.
+        bench.Subcommands.Add(Stage(gpu, "transformer-i2v", "One CogVideoX-5b-I2V transformer step with classifier-free guidance (in_channels 32, learned positions).",
+            (b, s, o) => [ModelBench.Transformer(b, s, o)], defaultModel: "5b-i2v"));
         bench.Subcommands.Add(Stage(gpu, "vae", "The VAE decode of one video.", (b, s, o) => [ModelBench.Vae(b, s, o)]));
+        bench.Subcommands.Add(Stage(gpu, "encode", "The VAE encode of one video (image-to-video, video-to-video), whole frames and tiled.", (b, s, o) => ModelBench.VaeEncode(b, s, o)));
         bench.Subcommands.Add(Stage(gpu, "t5", "The T5 encode of a prompt and a negative prompt.", (b, s, o) => [ModelBench.T5(b, s, o)]));
         // The whole run is the real pipeline (generate's code) in each memory mode: its own command.
         bench.Subcommands.Add(BenchPipelineCommand.Create(gpu));
         bench.Subcommands.Add(CreateLora(gpu));
-        bench.Subcommands.Add(Stage(gpu, "all", "transformer, vae and t5 one after the other.", (b, s, o) =>
-            [ModelBench.Transformer(b, s, o), ModelBench.Vae(b, s, o), ModelBench.T5(b, s, o)]));
+        bench.Subcommands.Add(Stage(gpu, "all", "transformer, vae, encode and t5 one after the other.", (b, s, o) =>
+            [ModelBench.Transformer(b, s, o), ModelBench.Vae(b, s, o), .. ModelBench.VaeEncode(b, s, o), ModelBench.T5(b, s, o)]));
         return bench;
     }
 
@@ -77,10 +82,11 @@ internal static class BenchCommand
         return cmd;
     }
 
-    private static Command Stage(Func<GpuCheck> gpu, string name, string description, Func<IBackend, BenchSettings, Action<string>, IReadOnlyList<StageResult>> run)
+    private static Command Stage(Func<GpuCheck> gpu, string name, string description, Func<IBackend, BenchSettings, Action<string>, IReadOnlyList<StageResult>> run,
+        string defaultModel = "2b")
     {
         var o = new Options(
-            new Option<string>("--model-config") { Description = "2b, 5b (the published configs) or a folder with transformer/, vae/, text_encoder/, scheduler/ configs.", DefaultValueFactory = _ => "2b" },
+            new Option<string>("--model-config") { Description = "2b, 5b, 5b-i2v (the published configs) or a folder with transformer/, vae/, text_encoder/, scheduler/ configs.", DefaultValueFactory = _ => defaultModel },
             new Option<string>("--device") { Description = "auto (the GPU when one works, else the CPU), cuda, cuda:N or cpu.", DefaultValueFactory = _ => DeviceSelection.Auto },
             new Option<string>("--dtype") { Description = "f16, bf16 or f32; auto: bf16 for rotary (5b-style) models, f16 otherwise.", DefaultValueFactory = _ => "auto" },
             new Option<int>("--frames") { Description = "Video frames (4k + 1).", DefaultValueFactory = _ => 49 },

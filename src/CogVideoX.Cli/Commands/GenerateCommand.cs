@@ -30,7 +30,7 @@ internal static class GenerateCommand
 
     private static readonly Option<string> s_model = new("--model")
     {
-        Description = "2b, 5b, a diffusers pipeline folder, or a Hugging Face repo id in the local cache (owner/name[@revision]).",
+        Description = "2b, 5b, 5b-i2v (image to video), a diffusers pipeline folder, or a Hugging Face repo id in the local cache (owner/name[@revision]).",
         DefaultValueFactory = _ => "2b",
     };
 
@@ -95,6 +95,24 @@ internal static class GenerateCommand
         HelpName = "FILE",
     };
 
+    private static readonly Option<string?> s_image = new("--image")
+    {
+        Description = "Image to video: the picture to animate (PNG, JPEG or WebP; resized to --height × --width). Needs an image-to-video model: --model 5b-i2v.",
+        HelpName = "FILE",
+    };
+
+    private static readonly Option<string?> s_video = new("--video")
+    {
+        Description = "Video to video: the video to restyle (its first --frames frames, resized) on a text-to-video model (2b, 5b).",
+        HelpName = "FILE",
+    };
+
+    private static readonly Option<double?> s_strength = new("--strength")
+    {
+        Description = "Video to video: the part of the denoising schedule that runs on the noised input, in (0, 1] (default 0.8; lower keeps more of the video).",
+        HelpName = "S",
+    };
+
     private static readonly Option<bool> s_quiet = new("--quiet", "-q") { Description = "No progress or summary; warnings and errors only." };
 
     private static readonly Option<bool> s_json = new("--json") { Description = "Print a machine-readable summary on stdout." };
@@ -106,6 +124,7 @@ internal static class GenerateCommand
                  {
                      s_promptFile, s_prompt, s_negativePrompt, s_model, s_steps, s_guidance, s_frames, s_fps, s_seed, s_height, s_width,
                      s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_lora, s_output, s_overwrite, s_saveTensors, s_quiet, s_json,
+                     s_image, s_video, s_strength,
                  })
             cmd.Options.Add(option);
         s_gpu.AddTo(cmd);
@@ -218,6 +237,9 @@ internal static class GenerateCommand
             Memory = parse.GetValue(s_memory)!.Trim().ToLowerInvariant(),
             VaeTiling = parse.GetValue(s_vaeTiling),
             Lora = CogVideoX.Models.Lora.LoraSpec.FormatList((parse.GetValue(s_lora) ?? []).Select(CogVideoX.Models.Lora.LoraSpec.Parse)),
+            Image = parse.GetValue(s_image),
+            Video = parse.GetValue(s_video),
+            Strength = parse.GetValue(s_strength),
         };
         var (attention, cudnn, sdpa) = s_gpu.Names(parse);
         settings = settings with { Attention = attention, Cudnn = cudnn, CudnnSdpa = sdpa };
@@ -327,6 +349,7 @@ internal static class GenerateCommand
         double loads = t.Where(p => p.Key.StartsWith("load_", StringComparison.Ordinal)).Sum(p => p.Value);
         if (loads > 0) parts.Add($"loading {Seconds(loads)}");
         if (t.TryGetValue(PipelineStages.TextEncoder, out var te)) parts.Add($"text encoder {Seconds(te)}");
+        if (t.TryGetValue(PipelineStages.VaeEncode, out var ve)) parts.Add($"VAE encode {Seconds(ve)}");
         if (t.TryGetValue(PipelineStages.Denoise, out var dn))
             parts.Add($"denoise {Seconds(dn)}{(t.TryGetValue("denoise_step_mean", out var m) ? $" ({Seconds(m)}/step)" : "")}");
         if (t.TryGetValue(PipelineStages.VaeDecode, out var vd)) parts.Add($"VAE decode {Seconds(vd)}");

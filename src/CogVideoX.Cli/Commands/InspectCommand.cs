@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using CogVideoX.Diffusion;
+using CogVideoX.Engine;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Cli.Commands;
@@ -45,7 +47,21 @@ internal static class InspectCommand
             .Select(c => Component(folder, c))
             .ToList();
         return new InspectReport(model, folder.Identity, folder.Path, folder.PipelineClass, folder.Index.DiffusersVersion,
-            folder.Hub, folder.WeightsChecksum, components);
+            folder.Hub, folder.WeightsChecksum, components)
+        { Task = Task(folder) };
+    }
+
+    /// <summary>What the folder does (text-, image- or video-to-video); null when its configs cannot tell.</summary>
+    private static string? Task(ModelFolder folder)
+    {
+        try
+        {
+            return PipelineTasks.Describe(folder);
+        }
+        catch (CogVideoXException)
+        {
+            return null; // a missing or broken component config: the component rows say so
+        }
     }
 
     private static ComponentReport Component(ModelFolder folder, PipelineComponent c)
@@ -77,6 +93,7 @@ internal static class InspectCommand
         var head = new List<(string, string)> { ("folder", r.Path) };
         if (r.Hub is { } hub) head.Add(("source", $"{hub.RepoId}@{hub.Commit} (revision {hub.Revision})"));
         head.Add(("weights checksum", r.WeightsChecksum ?? "none (no weights in this folder)"));
+        if (r.Task is not null) head.Add(("task", r.Task));
         WriteRows(o, head);
         foreach (var c in r.Components)
         {
@@ -177,7 +194,11 @@ internal sealed record InspectReport(
     string? DiffusersVersion,
     HubSnapshot? Hub,
     string? WeightsChecksum,
-    IReadOnlyList<ComponentReport> Components);
+    IReadOnlyList<ComponentReport> Components)
+{
+    /// <summary>What the folder does: text-to-video or image-to-video, and how that was decided.</summary>
+    public string? Task { get; init; }
+}
 
 /// <summary>One component: its weights (from the headers) or why there are none, and its effective config.</summary>
 internal sealed record ComponentReport(string Name, string? Library, string? ClassName, string Path)

@@ -92,9 +92,11 @@ public sealed class CogVideoXPipeline : IDisposable
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(request.Prompt);
         var warnings = GenerationRules.Check(request, TemporalCompression, SizeMultiple).ToList();
+        var task = TaskFor(request);
+        warnings.AddRange(InputRules.Check(request, Task, task, Model));
         var choice = SchedulerSelection.Resolve(Model.Scheduler, Model.Transformer, request.Scheduler);
         using var scheduler = choice.Create();
-        scheduler.SetTimesteps(request.Steps);
+        SetSchedule(scheduler, request, task);
         bool dynamic = request.DynamicCfg ?? choice.Info.DynamicCfgByDefault;
         bool cfg = Guidance.IsEnabled(request.Guidance);
         if (Tokenizer.Tokenize(request.Prompt, Options.MaxSequenceLength).TruncationMessage is { } cut)
@@ -128,8 +130,28 @@ public sealed class CogVideoXPipeline : IDisposable
             DecodedFrames = GenerationRules.DecodedFrames(latentFrames, TemporalCompression),
             VaeTiling = _components.VaeTilingFor(memory.Policy) is not null,
             Lora = lora,
+            Task = task.Name,
+            Strength = task == PipelineTasks.VideoToVideo ? request.Strength ?? VideoToVideoConditioning.DefaultStrength : null,
         };
         return (resolved, warnings, choice);
+    }
+
+    /// <summary>
+    /// The task a request runs: the model's, except that a text-to-video model given a video restyles it
+    /// (video-to-video runs on the text-to-video weights, as diffusers' pipeline does).
+    /// </summary>
+    public PipelineTask TaskFor(GenerationRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return Task == PipelineTasks.TextToVideo && request.Video is not null ? PipelineTasks.VideoToVideo : Task;
+    }
+
+    /// <summary>The run's timesteps: the full schedule, or for video-to-video its tail that strength keeps.</summary>
+    private static void SetSchedule(IScheduler scheduler, GenerationRequest request, PipelineTask task)
+    {
+        scheduler.SetTimesteps(request.Steps);
+        if (task == PipelineTasks.VideoToVideo)
+            scheduler.SkipSteps(VideoToVideoConditioning.SkippedSteps(request.Steps, request.Strength ?? VideoToVideoConditioning.DefaultStrength));
     }
 
     /// <summary>
@@ -189,9 +211,12 @@ public sealed class CogVideoXPipeline : IDisposable
             // 2. Latents, as the task prepares them, from the generator the scheduler's noise continues.
             var generator = new TorchGenerator(request.Seed);
             scheduler = choice.Create();
-            scheduler.SetTimesteps(request.Steps);
-            conditioning = Task.CreateConditioning(request);
-            var context = new ConditioningContext(Model, Backend, Options.DType, request, resolved.LatentShape, _components, policy, clock);
+            var task = TaskFor(request);
+            SetSchedule(scheduler, request, task);
+            conditioning = task.CreateConditioning(request);
+            stage = task == PipelineTasks.TextToVideo ? stage : PipelineStages.VaeEncode;
+            var context = new ConditioningContext(Model, Backend, Options.DType, request, resolved.LatentShape, _components, policy, clock,
+                observer, cancellation);
             latents = conditioning.PrepareLatents(context, generator, scheduler);
             observer?.Tensor("initial_latents", latents);
 

@@ -27,6 +27,7 @@ public sealed class ComponentManager : IDisposable
     private T5Encoder? _textEncoder;
     private CogVideoXTransformer? _transformer;
     private CogVideoXVae? _vae;
+    private CogVideoXVaeEncoder? _vaeEncoder;
     private HostBlocks<T5Block>? _textEncoderHost;
     private HostBlocks<TransformerBlock>? _transformerHost;
     private string? _activeMode;
@@ -67,7 +68,7 @@ public sealed class ComponentManager : IDisposable
     {
         ModelComponent.TextEncoder => _textEncoder is not null,
         ModelComponent.Transformer => _transformer is not null,
-        ModelComponent.Vae => _vae is not null,
+        ModelComponent.Vae => _vae is not null || _vaeEncoder is not null,
         _ => throw new ArgumentOutOfRangeException(nameof(component), component, null),
     };
 
@@ -87,6 +88,8 @@ public sealed class ComponentManager : IDisposable
             case ModelComponent.Vae:
                 _vae?.Dispose();
                 _vae = null;
+                _vaeEncoder?.Dispose(); // the encoding half (image- and video-to-video) goes with the decoder
+                _vaeEncoder = null;
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(component), component, null);
@@ -328,6 +331,14 @@ public sealed class ComponentManager : IDisposable
     public CogVideoXVae Vae(StageClock clock) =>
         _vae ??= Load(ModelComponent.Vae, clock,
             () => CogVideoXVae.Load(Model.ComponentPath(PipelineComponents.Vae), Backend, CogVideoXVae.DecodeDType(Options.DType)));
+
+    /// <summary>
+    /// The VAE's encoding half (image- and video-to-video), loaded apart from the decoder in the decoder's dtype; its
+    /// load is timed as the VAE's and it is released with the VAE.
+    /// </summary>
+    public CogVideoXVaeEncoder VaeEncoder(StageClock clock) =>
+        _vaeEncoder ??= Load(ModelComponent.Vae, clock,
+            () => CogVideoXVae.LoadEncoder(Model.ComponentPath(PipelineComponents.Vae), Backend, CogVideoXVae.DecodeDType(Options.DType)));
 
     /// <summary>A block source over host images: two device slots when streaming, one per block when uploading once.</summary>
     private StreamedBlocks<TBlock> Stream<TBlock>(HostBlocks<TBlock> host, WeightResidency residency)

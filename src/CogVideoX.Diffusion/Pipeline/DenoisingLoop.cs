@@ -39,7 +39,8 @@ public static class DenoisingLoop
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(latents);
         ArgumentNullException.ThrowIfNull(clock);
-        int steps = inputs.Request.Steps;
+        // The schedule's own count: video-to-video's strength cuts it short of the requested steps.
+        int steps = inputs.Scheduler.Timesteps.Count;
         var watch = clock.Begin(PipelineStages.Denoise, steps);
         var stepTimes = new List<TimeSpan>(steps);
         try
@@ -83,9 +84,10 @@ public static class DenoisingLoop
         bool cfg = resolved.ClassifierFreeGuidance;
         using var batched = cfg ? Ops.Concat(0, latents, latents) : latents.Alias();
         using var input = inputs.Conditioning.TransformerInput(batched);
+        observer?.Tensor($"transformer_in_step{index}", input);
         using var prediction = inputs.Transformer.Forward(input, inputs.Embeddings, [timestep], rotary, cancellation);
         observer?.Tensor($"transformer_out_step{index}", prediction);
-        double scale = Guidance.ScaleAt(request.Guidance, resolved.DynamicCfg, index, timestep, request.Steps, resolved.DynamicCfgSchedule);
+        double scale = Guidance.ScaleAt(request.Guidance, resolved.DynamicCfg, index, timestep, inputs.Scheduler.Timesteps.Count, resolved.DynamicCfgSchedule);
         using var guided = cfg ? Guidance.Apply(prediction, scale) : prediction.To(DType.F32);
         using var updated = inputs.Scheduler.Step(index, guided, latents, inputs.Generator);
         return updated.To(inputs.DType);

@@ -58,6 +58,14 @@ public sealed record GenerationRequest
     /// loads it again.
     /// </summary>
     public IReadOnlyList<LoraSpec> Lora { get; init; } = [];
+    /// <summary>The picture an image-to-video model animates (required by those models, refused by the others).</summary>
+    public InputMedia? Image { get; init; }
+
+    /// <summary>The video a text-to-video model restyles (video-to-video); its first <see cref="Frames"/> frames are used.</summary>
+    public InputMedia? Video { get; init; }
+
+    /// <summary>Video-to-video: how much of the schedule runs, in (0, 1] (null: diffusers' 0.8); 1 ignores the video's content but not its noise draw.</summary>
+    public double? Strength { get; init; }
 }
 
 /// <summary>

@@ -14,6 +14,9 @@ public static class PipelineStages
     public const string LoadVae = "load_vae";
     public const string VaeDecode = "vae_decode";
 
+    /// <summary>Image- and video-to-video: the VAE encodes the input before the denoising loop.</summary>
+    public const string VaeEncode = "vae_encode";
+
     /// <summary>Writing the MP4: not a pipeline stage, but renderers report it under this name after the decode.</summary>
     public const string EncodeVideo = "encode_video";
 
@@ -26,6 +29,7 @@ public static class PipelineStages
         Denoise => "denoising",
         LoadVae => "loading the VAE",
         VaeDecode => "decoding the latents",
+        VaeEncode => "encoding the input with the VAE",
         EncodeVideo => "writing the MP4",
         _ => stage,
     };
@@ -82,6 +86,9 @@ public sealed record PipelineTimings
 
     public TimeSpan VaeDecode { get; init; }
 
+    /// <summary>The VAE encoder's stage (image- and video-to-video only).</summary>
+    public TimeSpan VaeEncode { get; init; }
+
     /// <summary>The whole run, loads included.</summary>
     public TimeSpan Total { get; init; }
 
@@ -104,6 +111,7 @@ public sealed record PipelineTimings
         }
         Add(PipelineStages.LoadVae, LoadVae, always: false);
         Add(PipelineStages.VaeDecode, VaeDecode);
+        Add(PipelineStages.VaeEncode, VaeEncode, always: false);
         d["pipeline"] = Total.TotalSeconds;
         return d;
     }
@@ -150,6 +158,11 @@ public sealed record ResolvedGeneration
 
     /// <summary>The LoRA adapters fused into the transformer: each file, its SHA-256 and strength (empty for none).</summary>
     public IReadOnlyList<LoraRecord> Lora { get; init; } = [];
+    /// <summary>What the run did: text-to-video, image-to-video or video-to-video.</summary>
+    public string Task { get; init; } = "";
+
+    /// <summary>Video-to-video's strength (the part of the schedule that ran); null for the other tasks.</summary>
+    public double? Strength { get; init; }
 }
 
 /// <summary>The output of <see cref="CogVideoXPipeline.Generate"/>: frames and latents on the host, and what the run measured.</summary>

@@ -32,12 +32,37 @@ public static class PipelineTasks
         new("text-to-video", "CogVideoXPipeline", "THUDM/CogVideoX-2b, THUDM/CogVideoX-5b", 1, _ => new TextToVideoConditioning());
 
     public static PipelineTask ImageToVideo { get; } =
-        new("image-to-video", "CogVideoXImageToVideoPipeline", "THUDM/CogVideoX-5b-I2V", 2, null);
+        new("image-to-video", "CogVideoXImageToVideoPipeline", "THUDM/CogVideoX-5b-I2V", 2, _ => new ImageToVideoConditioning());
 
+    /// <summary>Runs on the text-to-video models (their folders name CogVideoXPipeline) when a request gives a video.</summary>
     public static PipelineTask VideoToVideo { get; } =
-        new("video-to-video", "CogVideoXVideoToVideoPipeline", "THUDM/CogVideoX-5b with an input video", 1, null);
+        new("video-to-video", "CogVideoXVideoToVideoPipeline", "THUDM/CogVideoX-2b or -5b with an input video", 1, _ => new VideoToVideoConditioning());
 
     public static IReadOnlyList<PipelineTask> All { get; } = [TextToVideo, ImageToVideo, VideoToVideo];
+
+    /// <summary>
+    /// What a folder does, in words, for <c>inspect</c>: the task its model_index.json class names, or — for a class
+    /// this program does not know — the one its transformer's input channels suggest (twice the VAE's latent channels:
+    /// image latents concatenated, image-to-video), and what a run of it needs.
+    /// </summary>
+    public static string Describe(ModelFolder model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var task = All.FirstOrDefault(t => t.PipelineClass == model.PipelineClass);
+        string how = "from model_index.json";
+        if (task is null)
+        {
+            int groups = model.Vae.LatentChannels > 0 && model.Transformer.InChannels % model.Vae.LatentChannels == 0
+                ? model.Transformer.InChannels / model.Vae.LatentChannels : 0;
+            task = All.FirstOrDefault(t => t.TransformerInputGroups == groups && t != VideoToVideo);
+            how = $"by its transformer's in_channels {model.Transformer.InChannels} (VAE latents: {model.Vae.LatentChannels}); its class {model.PipelineClass} is not one this program knows";
+            if (task is null) return $"unknown ({how})";
+        }
+        string needs = task == ImageToVideo
+            ? "generate needs --image FILE (the picture to animate)"
+            : "generate from a prompt; with --video FILE it restyles a video (video-to-video)";
+        return $"{task.Name} ({how}); {needs}";
+    }
 
     /// <summary>The task a model folder's pipeline class names; an error says what is supported when it cannot run.</summary>
     public static PipelineTask ForModel(ModelFolder model)

@@ -12,6 +12,8 @@ namespace CogVideoX.Diffusion;
 /// <param name="Components">Loads components on demand (an image-to-video task encodes its image with the VAE).</param>
 /// <param name="Policy">The run's memory mode, for components the conditioning loads.</param>
 /// <param name="Clock">The run's clock, for loads and stages the conditioning adds.</param>
+/// <param name="Observer">Sees the conditioning's intermediate tensors (encoder input and output, image latents).</param>
+/// <param name="Cancellation">Checked inside the stages the conditioning adds (the VAE encoder).</param>
 public sealed record ConditioningContext(
     ModelFolder Model,
     IBackend Backend,
@@ -20,7 +22,9 @@ public sealed record ConditioningContext(
     IReadOnlyList<int> LatentShape,
     ComponentManager Components,
     IMemoryPolicy Policy,
-    StageClock Clock);
+    StageClock Clock,
+    IPipelineObserver? Observer = null,
+    CancellationToken Cancellation = default);
 
 /// <summary>
 /// What differs between text-to-video, image-to-video and video-to-video: the latents the denoising loop starts from

@@ -44,6 +44,14 @@ public sealed class CogVideoXDpmScheduler : CogVideoXScheduler
         ReleaseState();
     }
 
+    /// <summary>The cut schedule starts first order, as diffusers' loop passes no previous x̂₀ at its first step.</summary>
+    public override void SkipSteps(int count)
+    {
+        base.SkipSteps(count);
+        _previousStep = -1;
+        ReleaseState();
+    }
+
     public override void Step(int stepIndex, ReadOnlySpan<float> modelOutput, ReadOnlySpan<float> sample, Span<float> prevSample, TorchGenerator? generator = null)
     {
         int t = CheckStep(stepIndex, modelOutput, sample, prevSample);

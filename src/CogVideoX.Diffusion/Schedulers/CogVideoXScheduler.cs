@@ -13,6 +13,7 @@ public abstract class CogVideoXScheduler : IScheduler
     private readonly double[] _alphasCumprod;
     private readonly double _finalAlphaCumprod;
     private int[] _timesteps = [];
+    private int _numInferenceSteps;
     private float[] _predictedOriginal = [];
     private int _predictedLength;
 
@@ -34,7 +35,7 @@ public abstract class CogVideoXScheduler : IScheduler
 
     public float InitNoiseSigma => 1f;
 
-    public int NumInferenceSteps => _timesteps.Length;
+    public int NumInferenceSteps => _numInferenceSteps;
 
     public IReadOnlyList<int> Timesteps => _timesteps;
 
@@ -45,6 +46,17 @@ public abstract class CogVideoXScheduler : IScheduler
     public virtual void SetTimesteps(int numInferenceSteps)
     {
         _timesteps = ComputeTimesteps(Config, numInferenceSteps);
+        _numInferenceSteps = _timesteps.Length;
+        _predictedLength = 0;
+    }
+
+    public virtual void SkipSteps(int count)
+    {
+        if (_timesteps.Length == 0)
+            throw new InvalidOperationException("SetTimesteps must be called before SkipSteps");
+        if (count < 0 || count >= _timesteps.Length)
+            throw new ArgumentOutOfRangeException(nameof(count), count, $"the schedule has {_timesteps.Length} steps; at least one must remain");
+        _timesteps = _timesteps[count..];
         _predictedLength = 0;
     }
 

@@ -34,7 +34,7 @@ public interface IScheduler : IDisposable
     /// <summary>The standard deviation of the initial noise (1 for both CogVideoX schedulers).</summary>
     float InitNoiseSigma { get; }
 
-    /// <summary>Steps of the current schedule (0 before <see cref="SetTimesteps"/>).</summary>
+    /// <summary>Steps of the full schedule set by <see cref="SetTimesteps"/> (0 before it; <see cref="SkipSteps"/> keeps it).</summary>
     int NumInferenceSteps { get; }
 
     /// <summary>The timesteps of the current schedule, from most to least noisy.</summary>
@@ -45,6 +45,13 @@ public interface IScheduler : IDisposable
 
     /// <summary>Builds the schedule for a run of <paramref name="numInferenceSteps"/> steps and forgets any previous run.</summary>
     void SetTimesteps(int numInferenceSteps);
+
+    /// <summary>
+    /// Drops the first <paramref name="count"/> timesteps of the schedule (diffusers' image- and video-to-video
+    /// <c>timesteps[t_start:]</c>): the run starts at a less noisy timestep, the step sizes stay those of the full
+    /// schedule, and the step indices then count from its new first step.
+    /// </summary>
+    void SkipSteps(int count);
 
     /// <summary>
     /// Step <paramref name="stepIndex"/> (timestep <c>Timesteps[stepIndex]</c>): from the model's (guided) output and

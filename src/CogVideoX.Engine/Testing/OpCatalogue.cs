@@ -191,6 +191,17 @@ public static class OpCatalogue
             return Ops.Concat(1, a, b);
         });
         Add("pad", "[2,3,7] (1,0)(2,1)(0,3) value 0.5", c => { using var x = c.Rand(2, 3, 7); return x.Pad([(1, 0), (2, 1), (0, 3)], 0.5f); });
+        // The VAE encoder's down-sampler: one zero row below and column right, after compress_time's average of frame
+        // pairs read through strided time views (the first frame of an odd count kept).
+        Add("pad", "[1,5,3,9,13] (0,0)(0,0)(0,0)(0,1)(0,1)", c => { using var x = c.Rand(1, 5, 3, 9, 13); return x.Pad([(0, 0), (0, 0), (0, 0), (0, 1), (0, 1)]); });
+        Add("binary", "[1,6,9,5,7] time pairs slice(2,1,9,2) + slice(2,2,9,2), ×½", c =>
+        {
+            using var x = c.Rand(1, 6, 9, 5, 7);
+            using var even = x.Slice(2, 1, 9, 2);
+            using var odd = x.Slice(2, 2, 9, 2);
+            using var sum = even.Add(odd);
+            return sum.Scale(0.5f);
+        });
         Add("upsample", "[1,3,5,7] ×(2,2)", c => { using var x = c.Rand(1, 3, 5, 7); return x.UpsampleNearest(2, 2); });
         Add("upsample", "[1,4,3,5,4] ×(2,2,2)", c => { using var x = c.Rand(1, 4, 3, 5, 4); return x.UpsampleNearest(2, 2, 2); });
         Add("upsample", "[2,3,2,3,12] ×(1,4,2)", c => { using var x = c.Rand(2, 3, 2, 3, 12); return x.UpsampleNearest(1, 4, 2); });
@@ -484,6 +495,8 @@ public static class OpCatalogue
             ([1, 8, 5, 6, 7], [6, 8, 1, 1, 1], new Conv3dParams(1, 1, 1, 0, 0, 0), true),
             ([1, 4, 9, 8, 8], [4, 4, 3, 3, 3], new Conv3dParams(2, 2, 2, 0, 1, 1), true),
             ([1, 32, 3, 30, 45], [32, 32, 3, 3, 3], new Conv3dParams(1, 1, 1, 0, 1, 1), true),
+            // The VAE encoder's down-sampler: a per-frame 3×3 kernel of stride 2 over a padded odd-sized input.
+            ([1, 6, 3, 10, 14], [6, 6, 1, 3, 3], new Conv3dParams(1, 2, 2, 0, 0, 0), true),
         })
         {
             Add("conv3d", $"x {Layout.Format(x)} w {Layout.Format(w)} s({p.StrideT},{p.StrideH},{p.StrideW}) p({p.PadT},{p.PadH},{p.PadW})", c =>

@@ -83,10 +83,11 @@ public static partial class ModelBench
         {
             "2b" or "cogvideox-2b" => "CogVideoX-2b",
             "5b" or "cogvideox-5b" => "CogVideoX-5b",
+            "5b-i2v" or "cogvideox-5b-i2v" => "CogVideoX-5b-I2V",
             _ => null,
         };
         if (name is null)
-            throw new CogVideoXException($"--model-config '{model}': use 2b, 5b, or a folder holding transformer/, vae/, text_encoder/ and scheduler/ config.json files");
+            throw new CogVideoXException($"--model-config '{model}': use 2b, 5b, 5b-i2v, or a folder holding transformer/, vae/, text_encoder/ and scheduler/ config.json files");
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
@@ -114,6 +115,14 @@ public static partial class ModelBench
         var config = VaeConfig.Load(Path.Combine(s.ConfigFolder, "vae", "config.json"));
         using var checkpoint = Checkpoint.Random("random VAE weights", s.Seed + 1, CogVideoXVae.DecoderParameterShapes(config));
         return new CogVideoXVae(config, checkpoint.Scope(backend, CogVideoXVae.DecodeDType(s.DType)));  // as the pipeline decodes
+    }
+
+    /// <summary>The VAE encoder with random weights (its declared parameter list, exactly), in the settings' dtype.</summary>
+    public static CogVideoXVaeEncoder RandomVaeEncoder(BenchSettings s, IBackend backend)
+    {
+        var config = VaeConfig.Load(Path.Combine(s.ConfigFolder, "vae", "config.json"));
+        using var checkpoint = Checkpoint.Random("random VAE encoder weights", s.Seed + 4, CogVideoXVaeEncoder.EncoderParameterShapes(config));
+        return new CogVideoXVaeEncoder(config, checkpoint.Scope(backend, s.DType));
     }
 
     /// <summary>The text encoder with random weights (its declared parameter list, exactly).</summary>
@@ -155,6 +164,36 @@ public static partial class ModelBench
         return new StageResult("vae", $"{s.ModelName} VAE decode {s.DType.Name()}, {s.LatentFrames} latent frames → {vae.OutputFrames(s.LatentFrames)} frames {s.Height}×{s.Width}",
             times.Seconds, times.Peak, 0)
         { Profile = times.Profile };
+    }
+
+    /// <summary>
+    /// The VAE encode of one video of the settings' size (values in [−1, 1]) into its latent distribution, repeated:
+    /// whole frames ("encode"), then with the config's default tiles ("encode-tiled") where they fit the size.
+    /// </summary>
+    public static IReadOnlyList<StageResult> VaeEncode(IBackend backend, BenchSettings s, Action<string>? log = null)
+    {
+        using var encoder = RandomVaeEncoder(s, backend);
+        log?.Invoke($"  VAE encoder built: {encoder.WeightBytes / (double)(1L << 30):0.00} GiB of weights");
+        using var scope = new TensorScope();
+        var inputs = new OpInputs(backend, s.DType, s.Seed + 5);
+        var video = scope.Keep(inputs.Uniform([1, encoder.Config.InChannels, s.Frames, s.Height, s.Width], -1f, 1f));
+        string what = $"{s.ModelName} VAE encode {s.DType.Name()}, {s.Frames} frames {s.Height}×{s.Width} → {encoder.LatentFrames(s.Frames)} latent frames";
+        var results = new List<StageResult>();
+        var whole = Repeat(backend, s, () => encoder.Encode(video).Dispose(), log, "encode");
+        results.Add(new StageResult("encode", what, whole.Seconds, whole.Peak, encoder.WeightBytes) { Profile = whole.Profile });
+        var tiles = VaeTiling.ForConfig(encoder.Config);
+        if (encoder.CanTile(tiles, s.Height, s.Width))
+        {
+            var options = new VaeEncodeOptions { Tiling = tiles };
+            var tiled = Repeat(backend, s, () => encoder.Encode(video, options).Dispose(), log, "tiled encode");
+            results.Add(new StageResult("encode-tiled", $"same, tiles of {tiles.TileSampleMinHeight}×{tiles.TileSampleMinWidth} pixels", tiled.Seconds, tiled.Peak, encoder.WeightBytes)
+            { Profile = tiled.Profile });
+        }
+        else
+        {
+            log?.Invoke($"  tiled encode skipped: the default tiles ({tiles.TileSampleMinHeight}×{tiles.TileSampleMinWidth}) leave a tile under one latent pixel at {s.Height}×{s.Width}");
+        }
+        return results;
     }
 
     /// <summary>The T5 encode of a prompt and a negative prompt (batch 2, as CFG needs), repeated.</summary>

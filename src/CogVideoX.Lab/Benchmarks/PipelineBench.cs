@@ -243,6 +243,7 @@ public static class PipelineBench
         {
             "2b" or "cogvideox-2b" => "CogVideoX-2b",
             "5b" or "cogvideox-5b" => "CogVideoX-5b",
+            "5b-i2v" or "cogvideox-5b-i2v" => "CogVideoX-5b-I2V",
             _ => null,
         };
         if (name is null)

@@ -112,6 +112,9 @@ public sealed record GenerationSettings
         Add("cudnn", Cudnn, other.Cudnn);
         Add("cudnn-sdpa", CudnnSdpa, other.CudnnSdpa);
         Add("lora", Lora, other.Lora);
+        Add("image", Image, other.Image);
+        Add("video", Video, other.Video);
+        Add("strength", Strength, other.Strength);
         return list;
     }
 
@@ -130,6 +133,17 @@ public sealed record GenerationSettings
     /// </summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Lora { get; init; }
+    /// <summary>Image to video: the picture to animate (PNG, JPEG, WebP); needs an image-to-video model (5b-i2v).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Image { get; init; }
+
+    /// <summary>Video to video: the video to restyle (its first <see cref="Frames"/> frames), on a text-to-video model.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Video { get; init; }
+
+    /// <summary>Video to video: the part of the schedule that runs, in (0, 1]; null → 0.8 (diffusers' default).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? Strength { get; init; }
 }
 
 /// <summary>One video to make in an experiment: where it goes and what defines it.</summary>

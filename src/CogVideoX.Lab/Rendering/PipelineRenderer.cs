@@ -124,7 +124,7 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
     {
         var r = generation.Resolved;
         string I(int v) => v.ToString(CultureInfo.InvariantCulture);
-        return new Dictionary<string, string>
+        return WithInputs(new Dictionary<string, string>
         {
             ["model_folder"] = plan.Model.Path,
             ["scheduler"] = SchedulerRegistry.Name(r.Scheduler),
@@ -144,7 +144,28 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
             ["prompt_tokens"] = I(generation.Prompt.TokenCount),
             ["max_sequence_length"] = I(generation.Prompt.MaxLength),
             ["seed_generator"] = "torch.Generator(cpu).manual_seed",
-        };
+            ["task"] = r.Task,
+        }, plan.Request, r);
+    }
+
+    /// <summary>The input files of image- and video-to-video (path and SHA-256), the strength, the frames read.</summary>
+    private static Dictionary<string, string> WithInputs(Dictionary<string, string> resolved, GenerationRequest request, ResolvedGeneration r)
+    {
+        if (request.Image is { } image)
+        {
+            resolved["input_image"] = image.Path;
+            resolved["input_image_sha256"] = image.Sha256;
+            resolved["input_image_size"] = $"{image.Width}x{image.Height}";
+        }
+        if (request.Video is { } video)
+        {
+            resolved["input_video"] = video.Path;
+            resolved["input_video_sha256"] = video.Sha256;
+            resolved["input_video_size"] = $"{video.Width}x{video.Height}";
+            resolved["input_video_frames_used"] = request.Frames.ToString(CultureInfo.InvariantCulture);
+        }
+        if (r.Strength is { } strength) resolved["strength"] = strength.ToString("R", CultureInfo.InvariantCulture);
+        return resolved;
     }
 
     private static Dictionary<string, string> Software(IBackend backend)

@@ -37,6 +37,7 @@ public sealed record RenderPlan
             throw new CogVideoXException("no model given; use 2b, 5b, a model folder or a Hugging Face repo id", GenerationRules.UsageExitCode);
         GenerationRules.CheckFps(s.Fps);
         var warnings = GenerationRules.Check(ToRequest(s, scheduler: null));
+        CheckInputs(s);
         if (s.Scheduler is not null) Usage(() => SchedulerRegistry.Parse(s.Scheduler));
         if (s.DType is not null) ParseDType(s.DType);
         ParseMemory(s.Memory);
@@ -119,7 +120,11 @@ public sealed record RenderPlan
             Model = model,
             Backend = backend,
             Options = options,
-            Request = ToRequest(s, scheduler),
+            Request = ToRequest(s, scheduler) with
+            {
+                Image = s.Image is null ? null : InputFiles.LoadImage(s.Image),
+                Video = s.Video is null ? null : InputFiles.LoadVideo(s.Video, s.Frames),
+            },
             Notes = notes,
             Warnings = warnings,
         };
@@ -138,7 +143,26 @@ public sealed record RenderPlan
         Scheduler = scheduler,
         DynamicCfg = s.DynamicCfg,
         Lora = Models.Lora.LoraSpec.ParseList(s.Lora),
+        Strength = s.Strength,
     };
+
+    /// <summary>The input files and strength, as far as they can be checked without the model (it decides which input it takes).</summary>
+    private static void CheckInputs(GenerationSettings s)
+    {
+        if (s.Image is not null && s.Video is not null)
+            throw new CogVideoXException("both an input image and an input video given; use --image FILE (image-to-video, model 5b-i2v) or --video FILE (video-to-video, model 2b or 5b)",
+                GenerationRules.UsageExitCode);
+        if (s.Image is not null) InputFiles.CheckReadable(s.Image, "image");
+        if (s.Video is not null) InputFiles.CheckReadable(s.Video, "video");
+        if (s.Strength is { } strength)
+        {
+            if (!(strength > 0 && strength <= 1))
+                throw new CogVideoXException($"strength: {strength.ToString("G", System.Globalization.CultureInfo.InvariantCulture)} is outside (0, 1]: it is the part of the schedule " +
+                    "that runs on the noised input video (0.8 is diffusers' default; lower keeps more of the video)", GenerationRules.UsageExitCode);
+            if (s.Video is null)
+                throw new CogVideoXException("strength applies to video-to-video only; give --video FILE, or leave strength out", GenerationRules.UsageExitCode);
+        }
+    }
 
     /// <summary>Runs a parser whose errors are the user's to fix: they leave with the usage exit code.</summary>
     private static T Usage<T>(Func<T> parse)

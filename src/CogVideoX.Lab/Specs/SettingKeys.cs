@@ -94,7 +94,7 @@ public sealed class SettingKey
         return true;
     }
 
-    private bool Nullable => Name is "scheduler" or "dynamic_cfg" or "dtype" or "negative_prompt" or "lora";
+    private bool Nullable => Name is "scheduler" or "dynamic_cfg" or "dtype" or "negative_prompt" or "lora" or "image" or "video" or "strength";
 
     public GenerationSettings Apply(GenerationSettings settings, SettingValue value) => _apply(settings, value.Value);
 
@@ -143,6 +143,14 @@ public sealed class SettingKey
         Text("negative_prompt", "text (what the video should not show)", _ => null, (s, v) => s with { NegativePrompt = v }, s => s.NegativePrompt),
         new SettingKey("lora", "LoRA files as FILE or FILE:STRENGTH (strength 1 when left out), several separated by ';', or none", false,
             t => LoraSetting(t), _ => null, (s, v) => s with { Lora = (string?)v }, s => s.Lora),
+        Text("image", "a PNG, JPEG or WebP file (image-to-video; needs model 5b-i2v)", v => string.IsNullOrWhiteSpace(v) ? "must not be empty" : null,
+            (s, v) => s with { Image = v }, s => s.Image),
+        Text("video", "a video file ffmpeg reads, e.g. MP4 (video-to-video on model 2b or 5b; its first `frames` frames are used)",
+            v => string.IsNullOrWhiteSpace(v) ? "must not be empty" : null, (s, v) => s with { Video = v }, s => s.Video),
+        new SettingKey("strength", "a number in (0, 1] (video-to-video: the part of the schedule that runs; 0.8 by default) or null", true,
+            t => double.Parse(t, NumberStyles.Float, CultureInfo.InvariantCulture),
+            v => v is double d && !(d > 0 && d <= 1) ? $"is {Format(d)}, outside (0, 1]" : null,
+            (s, v) => s with { Strength = (double?)v }, s => s.Strength),
     ];
 
     /// <summary>The canonical "FILE:STRENGTH; …" text of a lora value (null for none); a bad value is a FormatException.</summary>

@@ -311,10 +311,16 @@ public static partial class SpecParser
                 return null;
             }
             bool isNull = scalar.Style is ScalarStyle.Plain or ScalarStyle.Any && scalar.Value is null or "" or "~" or "null" or "Null" or "NULL";
-            if (key.TryParse(scalar.Value, isNull, out var value, out var error)) return value;
+            if (key.TryParse(scalar.Value, isNull, out var value, out var error)) return InputRelativeToSpec(value!);
             Error(node, error!);
             return null;
         }
+
+        /// <summary>An input image or video named relative to the spec file, like its other paths (the name keeps its text).</summary>
+        private SettingValue InputRelativeToSpec(SettingValue value) =>
+            value.Key is "image" or "video" && value.Value is string path && !Path.IsPathRooted(path)
+                ? value with { Value = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(File))!, path)) }
+                : value;
 
         public ExperimentDefinition? Experiment(string name, YamlNode node, GenerationSettings defaults, string promptDir,
             string[] available, Dictionary<string, string> promptTexts)

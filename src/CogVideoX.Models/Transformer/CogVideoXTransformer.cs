@@ -221,10 +221,11 @@ public sealed class CogVideoXTransformer : IDisposable
         int b = latents.Dim(0);
         if (b < 1) throw new CogVideoXException("transformer: the batch is empty");
         TransformerConfigCheck.LatentSize(c, latents.Dim(1), latents.Dim(3), latents.Dim(4));
+        TransformerConfigCheck.LearnedTableSize(c, latents.Dim(3), latents.Dim(4));
         if (text.Rank != 3 || text.Dim(0) != b || text.Dim(2) != c.TextEmbedDim)
             throw new CogVideoXException(
                 $"transformer: text embeddings must be [{b}, tokens, {c.TextEmbedDim}] for latents {latents.ShapeString}, got {text.ShapeString}");
-        if (!c.UseRotaryPositionalEmbeddings && text.Dim(1) != c.MaxTextSeqLength)
+        if ((!c.UseRotaryPositionalEmbeddings || c.UseLearnedPositionalEmbeddings) && text.Dim(1) != c.MaxTextSeqLength)
             throw new CogVideoXException(
                 $"transformer: this model's positional table has room for exactly {c.MaxTextSeqLength} text tokens " +
                 $"(max_text_seq_length), got {text.Dim(1)}; pad or truncate the prompt to {c.MaxTextSeqLength} tokens");

@@ -8,7 +8,10 @@ namespace CogVideoX.Models.Transformer;
 /// <c>patch_embed</c> (diffusers' <c>CogVideoXPatchEmbed</c>, CogVideoX 1.0): each frame's p×p latent patches
 /// projected to the hidden size (the checkpoint's stride-p convolution, run as one GEMM over gathered patches),
 /// <c>text_proj</c> for the text embeddings, text tokens first, and — 2b style — the sincos positional table added
-/// to the video tokens.
+/// to the video tokens. With <c>use_learned_positional_embeddings</c> (CogVideoX-5b-I2V, besides its rotary positions)
+/// the checkpoint's <c>pos_embedding</c> [1, text + video tokens of the config's sample size, D] is added to all tokens
+/// when a call has the sample's frame count, and — as diffusers does — the sincos table of the call's grid (text rows
+/// zero) for any other frame count; another height or width is refused (the table covers one size).
 /// </summary>
 internal sealed class PatchEmbedding : Module
 {
@@ -16,6 +19,7 @@ internal sealed class PatchEmbedding : Module
     private readonly Parameter? _projBias;
     private readonly Parameter _textWeight;
     private readonly Parameter _textBias;
+    private readonly Parameter? _learned;
     private readonly TransformerConfig _config;
     private (int Frames, int Height, int Width) _positionsKey;
     private Tensor? _positions;
@@ -30,7 +34,17 @@ internal sealed class PatchEmbedding : Module
             _projBias = Weight("proj.bias", d);
         _textWeight = Weight("text_proj.weight", d, c.TextEmbedDim);
         _textBias = Weight("text_proj.bias", d);
+        if (c.UseLearnedPositionalEmbeddings)
+            _learned = Weight("pos_embedding", 1, c.MaxTextSeqLength + LearnedVideoTokens(c), d);
     }
+
+    /// <summary>Video tokens of the config's sample size: the rows of the learned table after the text's.</summary>
+    internal static int LearnedVideoTokens(TransformerConfig c) =>
+        (c.SampleHeight / c.PatchSize) * (c.SampleWidth / c.PatchSize) * ((c.SampleFrames - 1) / c.TemporalCompressionRatio + 1);
+
+    /// <summary>Whether a call with <paramref name="latentFrames"/> latent frames adds the learned table as stored.</summary>
+    internal static bool UsesLearnedTable(TransformerConfig c, int latentFrames) =>
+        c.UseLearnedPositionalEmbeddings && (latentFrames - 1) * c.TemporalCompressionRatio + 1 == c.SampleFrames;
 
     /// <summary>latents [B, F, C, H, W], text [B, T, text_embed_dim] → tokens [B, T + F·(H/p)·(W/p), D].</summary>
     public Tensor Forward(Tensor latents, Tensor text)
@@ -41,9 +55,19 @@ internal sealed class PatchEmbedding : Module
         // [B, F, C, h, p, w, p] → [B, F, h, w, C, p, p]: one row per patch in token order (frame, row, column).
         var patches = latents.Reshape(b, f, ch, gh, p, gw, p).Permute(0, 1, 3, 5, 2, 4, 6).Reshape(b, f * gh * gw, ch * p * p);
         var video = patches.Linear(_projWeight.Value, _projBias?.Value);
-        if (!_config.UseRotaryPositionalEmbeddings)
-            video = video.Add(Positions(f, gh, gw, video.Backend, video.DType));
         var textTokens = text.Linear(_textWeight.Value, _textBias.Value);
+        if (_learned is not null && UsesLearnedTable(_config, f))
+        {
+            // The learned table spans text and video tokens: [1, T + N, D] → its text rows and its video rows.
+            int t = textTokens.Dim(1);
+            var table = _learned.Value.Reshape(_learned.Value.Dim(1), _config.InnerDim);
+            textTokens = textTokens.Add(table.Narrow(0, 0, t));
+            video = video.Add(table.Narrow(0, t, table.Dim(0) - t));
+        }
+        else if (!_config.UseRotaryPositionalEmbeddings || _learned is not null)
+        {
+            video = video.Add(Positions(f, gh, gw, video.Backend, video.DType));
+        }
         return scope.Keep(Ops.Concat(1, textTokens, video));
     }
 

@@ -15,9 +15,9 @@ internal static class TransformerConfigCheck
         if (c.OfsEmbedDim is > 0)
             Fail(source, $"ofs_embed_dim = {c.OfsEmbedDim} (the ofs embedding of CogVideoX 1.5 image-to-video) is not " +
                 "supported; CogVideoX 1.0 models have ofs_embed_dim null");
-        if (c.UseLearnedPositionalEmbeddings)
-            Fail(source, "use_learned_positional_embeddings is true (CogVideoX-5b-I2V, image-to-video); only the " +
-                "text-to-video models with sincos or rotary positions are supported");
+        if (c.UseLearnedPositionalEmbeddings && !c.UseRotaryPositionalEmbeddings)
+            Fail(source, "use_learned_positional_embeddings is true but use_rotary_positional_embeddings is false: no " +
+                "CogVideoX model has learned positions without rotary ones (CogVideoX-5b-I2V has both), and diffusers refuses it too");
         Positive(source, "num_attention_heads", c.NumAttentionHeads);
         Positive(source, "attention_head_dim", c.AttentionHeadDim);
         Positive(source, "in_channels", c.InChannels);
@@ -35,7 +35,7 @@ internal static class TransformerConfigCheck
         if (c.UseRotaryPositionalEmbeddings && c.AttentionHeadDim % 16 != 0)
             Fail(source, $"3D rotary embeddings split attention_head_dim into time/height/width parts and need it " +
                 $"divisible by 16, got {c.AttentionHeadDim}");
-        if (!c.UseRotaryPositionalEmbeddings && c.InnerDim % 16 != 0)
+        if ((!c.UseRotaryPositionalEmbeddings || c.UseLearnedPositionalEmbeddings) && c.InnerDim % 16 != 0)
             Fail(source, $"sincos positional embeddings need num_attention_heads × attention_head_dim divisible by 16, " +
                 $"got {c.InnerDim}");
         FeedForwardActivation(c, source);
@@ -71,6 +71,19 @@ internal static class TransformerConfigCheck
             throw new CogVideoXException(
                 $"latent size {height}×{width} does not split into {p}×{p} patches; the latent height and width " +
                 $"(video size / 8) must be multiples of {p}, so the video size must be a multiple of {8 * p}");
+    }
+
+    /// <summary>
+    /// A model with a learned positional table (CogVideoX-5b-I2V) runs only at its config's sample height and width:
+    /// the table has one row per patch of that size (diffusers refuses other sizes too).
+    /// </summary>
+    public static void LearnedTableSize(TransformerConfig c, int latentHeight, int latentWidth)
+    {
+        if (!c.UseLearnedPositionalEmbeddings || (latentHeight == c.SampleHeight && latentWidth == c.SampleWidth)) return;
+        throw new CogVideoXException(
+            $"this model's learned positional table (use_learned_positional_embeddings, as in CogVideoX-5b-I2V) covers one video size, " +
+            $"{c.SampleHeight * 8} × {c.SampleWidth * 8} (height × width; latents {c.SampleHeight} × {c.SampleWidth}), and cannot run at " +
+            $"{latentHeight * 8} × {latentWidth * 8}; use --height {c.SampleHeight * 8} --width {c.SampleWidth * 8} (the input image is resized to it)", 2);
     }
 
     private static void Positive(string source, string key, int value)

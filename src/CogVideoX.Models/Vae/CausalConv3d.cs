@@ -12,6 +12,12 @@ public sealed class CausalConvCache : IDisposable
     /// <summary>[B, C, kernel − 1, H, W], or null before the first batch.</summary>
     public Tensor? Frames { get; private set; }
 
+    /// <summary>
+    /// Set for the video's last frame batch: nothing follows, so the convolution releases the carried frames once it
+    /// has read them instead of keeping new ones (a one-batch video, such as an image, then holds no cache at all).
+    /// </summary>
+    public bool Final { get; set; }
+
     /// <summary>Replaces the carried frames, releasing the previous ones at once.</summary>
     internal void Replace(Tensor? frames)
     {
@@ -84,7 +90,11 @@ public sealed class CausalConv3d : Module
         }
         using (padded)
         {
-            if (cache is not null)
+            if (cache is { Final: true })
+            {
+                cache.Replace(null);
+            }
+            else if (cache is not null)
             {
                 using var tail = padded.Narrow(2, padded.Dim(2) - TimePadding, TimePadding);
                 cache.Replace(tail.Clone());

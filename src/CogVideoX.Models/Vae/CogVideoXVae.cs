@@ -58,6 +58,12 @@ public sealed class CogVideoXVae : IDisposable
         return new CogVideoXVae(config, checkpoint.Scope(backend, dtype));
     }
 
+    /// <summary>
+    /// Loads the encoding half from the same VAE folder (<see cref="CogVideoXVaeEncoder"/>): a separate object, so
+    /// runs that never encode do not hold the encoder's weights.
+    /// </summary>
+    public static CogVideoXVaeEncoder LoadEncoder(string folder, IBackend backend, DType dtype) => CogVideoXVaeEncoder.Load(folder, backend, dtype);
+
     /// <summary>Every checkpoint tensor the decoding half reads (decoder, and post_quant_conv when used), with its shape.</summary>
     public static IReadOnlyList<(string Name, int[] Shape)> DecoderParameterShapes(VaeConfig config)
     {
@@ -115,17 +121,7 @@ public sealed class CogVideoXVae : IDisposable
     /// diffusers' frame batches: max(F / 2, 1) batches of two frames, the first also taking the odd frame
     /// (13 → 3, 2, 2, 2, 2, 2; 4 → 2, 2; 1 → 1).
     /// </summary>
-    public static IEnumerable<(int Start, int Count)> FrameBatches(int latentFrames)
-    {
-        int batches = Math.Max(latentFrames / LatentFramesPerBatch, 1);
-        int remainder = latentFrames % LatentFramesPerBatch;
-        for (int i = 0; i < batches; i++)
-        {
-            int start = LatentFramesPerBatch * i + (i == 0 ? 0 : remainder);
-            int end = Math.Min(LatentFramesPerBatch * (i + 1) + remainder, latentFrames);
-            yield return (start, end - start);
-        }
-    }
+    public static IEnumerable<(int Start, int Count)> FrameBatches(int latentFrames) => Frames.Batches(latentFrames, LatentFramesPerBatch);
 
     /// <summary>
     /// Decodes latents z [B, latent_channels, F, h, w] into [B, out_channels, F', h·8, w·8] on this model's backend
@@ -267,10 +263,10 @@ public sealed class CogVideoXVae : IDisposable
     }
 
     /// <summary>b's first rows ← a's last rows · (1 − y/e) + b's rows · y/e, in place (diffusers' blend_v).</summary>
-    private static void BlendVertical(Tensor a, Tensor b, int extent) => Blend(a, b, 3, extent);
+    internal static void BlendVertical(Tensor a, Tensor b, int extent) => Blend(a, b, 3, extent);
 
     /// <summary>The same across columns (diffusers' blend_h).</summary>
-    private static void BlendHorizontal(Tensor a, Tensor b, int extent) => Blend(a, b, 4, extent);
+    internal static void BlendHorizontal(Tensor a, Tensor b, int extent) => Blend(a, b, 4, extent);
 
     private static void Blend(Tensor a, Tensor b, int dim, int extent)
     {

@@ -53,4 +53,54 @@ internal static class Frames
         }
         return source;
     }
+
+    /// <summary>
+    /// Frames left by diffusers' temporal ×2 down-sampling (compress_time): a single frame stays one frame, an odd
+    /// count keeps its first frame and averages the rest in pairs (T → 1 + (T − 1) / 2), an even count averages pairs.
+    /// </summary>
+    public static int DownsampledCount(int frames) => frames switch
+    {
+        <= 1 => frames,
+        _ when frames % 2 == 1 => 1 + (frames - 1) / 2,
+        _ => frames / 2,
+    };
+
+    /// <summary>
+    /// The temporal half of compress_time (F.avg_pool1d with kernel and stride 2 over time, the first of an odd count
+    /// kept as it is), consuming <paramref name="x"/>: (a + b) · ½ of each pair, read through strided views.
+    /// </summary>
+    public static Tensor AveragePairsConsuming(Tensor x)
+    {
+        int t = x.Dim(2);
+        if (t <= 1) return x;
+        using (x)
+        {
+            int first = t % 2;
+            Tensor averaged;
+            using (var even = x.Slice(2, first, t, 2))
+            using (var odd = x.Slice(2, first + 1, t, 2))
+            using (var sum = even.Add(odd))
+                averaged = sum.Scale(0.5f);
+            if (first == 0) return averaged;
+            using (averaged)
+            using (var kept = x.Narrow(2, 0, 1))
+                return Ops.Concat(2, kept, averaged);
+        }
+    }
+
+    /// <summary>
+    /// diffusers' frame batches of <paramref name="perBatch"/> frames: max(F / perBatch, 1) batches, the first also
+    /// taking the remainder (perBatch 2: 13 → 3, 2, 2, 2, 2, 2; perBatch 8: 49 → 9, 8, 8, 8, 8, 8 and 13 → 13).
+    /// </summary>
+    public static IEnumerable<(int Start, int Count)> Batches(int frames, int perBatch)
+    {
+        int batches = Math.Max(frames / perBatch, 1);
+        int remainder = frames % perBatch;
+        for (int i = 0; i < batches; i++)
+        {
+            int start = perBatch * i + (i == 0 ? 0 : remainder);
+            int end = Math.Min(perBatch * (i + 1) + remainder, frames);
+            yield return (start, end - start);
+        }
+    }
 }

@@ -17,6 +17,7 @@ public static partial class ModelLocator
     {
         ["2b"] = "THUDM/CogVideoX-2b",
         ["5b"] = "THUDM/CogVideoX-5b",
+        ["5b-i2v"] = "THUDM/CogVideoX-5b-I2V",
     };
 
     /// <summary>

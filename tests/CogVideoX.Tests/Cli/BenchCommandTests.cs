@@ -21,8 +21,32 @@ public class BenchCommandTests
         Assert.Contains("device: cpu", o);
         Assert.Contains("model: pipeline_5b_style", o);
         Assert.Contains("BF16", o);
-        foreach (var stage in new[] { "transformer ", "vae ", "t5 " })
+        foreach (var stage in new[] { "transformer ", "vae ", "encode ", "t5 " })
             Assert.Contains(o.Split('\n'), line => line.StartsWith(stage, StringComparison.Ordinal) && line.Contains(" s   peak"));
+    }
+
+    [Fact]
+    public void TheImageToVideoStepRunsOnTheTinyI2vModel()
+    {
+        // The full-size stage defaults to real_configs/CogVideoX-5b-I2V (a GPU's work); the tiny model has its layout.
+        var (code, o, err) = Run(["bench", "transformer-i2v", "--model-config", CogVideoX.Tests.Pipeline.InputPipelineTests.I2vModel, .. Tiny]);
+        Assert.True(code == 0, err);
+        Assert.Contains("model: pipeline_5b_i2v_style", o);
+        Assert.Contains(o.Split('\n'), line => line.StartsWith("transformer ", StringComparison.Ordinal) && line.Contains(" s   peak"));
+    }
+
+    [Fact]
+    public void EncodeRunsWholeAndTiledWhereTheTilesFit()
+    {
+        // The tiny config's default tiles are 16×24 pixels every 13×19: at 32×48 the last row would be 6 pixels high.
+        var (code, o, err) = Run(["bench", "encode", "--model-config", Fixtures.Path2b, .. Tiny]);
+        Assert.True(code == 0, err);
+        Assert.Contains(o.Split('\n'), line => line.StartsWith("encode ", StringComparison.Ordinal) && line.Contains("9 frames 32×48 → 3 latent frames"));
+        Assert.Contains("tiled encode skipped", o);
+        (code, o, err) = Run(["bench", "encode", "--model-config", Fixtures.Path2b, "--device", "cpu", "--frames", "9", "--height", "64", "--width", "48",
+            "--repeats", "1", "--warmup", "0"]);
+        Assert.True(code == 0, err);
+        Assert.Contains(o.Split('\n'), line => line.StartsWith("encode-tiled ", StringComparison.Ordinal) && line.Contains("tiles of 16×24 pixels"));
     }
 
     [Fact]
@@ -39,7 +63,7 @@ public class BenchCommandTests
     }
 
     [Theory]
-    [InlineData("--model-config", "7b", "--model-config '7b': use 2b, 5b, or a folder")]
+    [InlineData("--model-config", "7b", "--model-config '7b': use 2b, 5b, 5b-i2v, or a folder")]
     [InlineData("--frames", "10", "--frames 10: CogVideoX takes 4k + 1 frames")]
     [InlineData("--height", "100", "both must be positive multiples of 16")]
     [InlineData("--dtype", "f8", "--dtype 'f8': use f16, bf16, f32 or auto")]

@@ -76,6 +76,19 @@ public class TransformerTests
         }
     }
 
+    [Fact]
+    public void BuildsFromTheImageToVideoConfig()
+    {
+        // real_configs/CogVideoX-5b-I2V (derived from diffusers' conversion script, see its PROVENANCE.md).
+        var config = TransformerConfig.Load(Fixtures.GoldenFile("real_configs", "CogVideoX-5b-I2V", "transformer", "config.json"));
+        Assert.Equal(("rotary+learned", 32, 16), (config.PositionalEmbedding, config.InChannels, config.OutputChannels));
+        var shapes = CogVideoXTransformer.ParameterShapes(config).ToDictionary(p => p.Name, p => p.Shape);
+        Assert.Equal([3072, 32, 2, 2], shapes["patch_embed.proj.weight"]);
+        Assert.Equal([1, 226 + 13 * 30 * 45, 3072], shapes["patch_embed.pos_embedding"]);
+        Assert.Equal([64, 3072], shapes["proj_out.weight"]);
+        Assert.Equal(24 * 42 + 17, shapes.Count);
+    }
+
     [Theory]
     [InlineData("CogVideoX-2b", 30, 30, 1920, false)]
     [InlineData("CogVideoX-5b", 42, 48, 3072, true)]
@@ -136,7 +149,7 @@ public class TransformerTests
     [Theory]
     [InlineData("\"patch_size_t\": null", "\"patch_size_t\": 2", "patch_size_t = 2")]
     [InlineData("\"ofs_embed_dim\": null", "\"ofs_embed_dim\": 512", "ofs_embed_dim = 512")]
-    [InlineData("\"use_learned_positional_embeddings\": false", "\"use_learned_positional_embeddings\": true", "use_learned_positional_embeddings")]
+    [InlineData("\"use_learned_positional_embeddings\": false", "\"use_learned_positional_embeddings\": true", "1 missing ('patch_embed.pos_embedding')")]
     [InlineData("\"activation_fn\": \"gelu-approximate\"", "\"activation_fn\": \"geglu\"", "activation_fn \"geglu\"")]
     [InlineData("\"num_layers\": 2", "\"num_layers\": 3", "24 missing ('transformer_blocks.2.")]
     [InlineData("\"num_layers\": 2", "\"num_layers\": 1", "not used by this config ('transformer_blocks.1.")]

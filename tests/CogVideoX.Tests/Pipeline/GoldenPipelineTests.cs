@@ -98,6 +98,7 @@ public class GoldenPipelineTests(ITestOutputHelper output)
 
         public static bool Compared(string name) =>
             name is "prompt_embeds" or "negative_embeds" or "initial_latents" or "vae_input" or "vae_decoded"
+            || name.StartsWith("transformer_in_step", StringComparison.Ordinal)
             || name.StartsWith("transformer_out_step", StringComparison.Ordinal)
             || name.StartsWith("latents_after_step", StringComparison.Ordinal);
 

@@ -21,7 +21,8 @@ public class ConfigTests
     public void FixturesHoldTheExpectedConfigs()
     {
         var files = FixtureConfigPaths();
-        Assert.Equal(22, files.Count); // 4 model indexes, 4 scheduler configs, 14 component configs
+        Assert.Equal(27, files.Count); // 5 model indexes, 5 scheduler configs, 17 component configs
+        Assert.Contains(Path.Combine("real_configs", "CogVideoX-5b-I2V", "transformer", "config.json"), files);
         Assert.Contains(Path.Combine("real_configs", "CogVideoX-5b", "transformer", "config.json"), files);
     }
 

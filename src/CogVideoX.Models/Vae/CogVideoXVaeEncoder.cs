@@ -1,0 +1,351 @@
+using CogVideoX.Engine;
+using CogVideoX.Models.Modules;
+using CogVideoX.Weights;
+
+namespace CogVideoX.Models.Vae;
+
+/// <summary>
+/// The encoding half of diffusers' AutoencoderKLCogVideoX (<c>vae.encode(video).latent_dist</c>): video
+/// [B, 3, F, H, W] with values in [−1, 1] → a <see cref="LatentDistribution"/> over latents [B, C, F', H/8, W/8]
+/// (not yet multiplied by the scaling factor). The frames are encoded in batches of eight (the first also taking the
+/// remainder: 49 → 9, 8, 8, 8, 8, 8) with the convolution caches carried between batches, so the working memory is
+/// that of one frame batch (of one tile when tiling) plus the caches, whatever the length of the video. Loaded on its
+/// own from the VAE folder (only <c>encoder.*</c> and, when used, <c>quant_conv.*</c> are read), so text-to-video,
+/// which never encodes, pays nothing for it.
+/// </summary>
+public sealed class CogVideoXVaeEncoder : IDisposable
+{
+    /// <summary>
+    /// Video frames per encoder call (diffusers' num_sample_frames_batch_size). The VAE was trained this way: other
+    /// values change the result, which is why it is not an option.
+    /// </summary>
+    public const int FramesPerBatch = 8;
+
+    private readonly VaeEncoderModule _module;
+
+    /// <summary>Builds the encoder from a VAE checkpoint (only <c>encoder.*</c> and, when used, <c>quant_conv.*</c> are read).</summary>
+    public CogVideoXVaeEncoder(VaeConfig config, WeightScope weights)
+    {
+        Config = config;
+        _module = new VaeEncoderModule(config, weights.Checkpoint.Source);
+        _module.Load(weights);
+        Backend = weights.Backend;
+        DType = weights.DType;
+    }
+
+    /// <summary>Loads <c>config.json</c> and the encoder's weights from a VAE folder (e.g. <c>THUDM/CogVideoX-5b-I2V/vae</c>).</summary>
+    public static CogVideoXVaeEncoder Load(string folder, IBackend backend, DType dtype)
+    {
+        var config = VaeConfig.Load(Path.Combine(folder, "config.json"));
+        using var checkpoint = Checkpoint.Open(folder);
+        return new CogVideoXVaeEncoder(config, checkpoint.Scope(backend, dtype));
+    }
+
+    /// <summary>Every checkpoint tensor the encoding half reads (encoder, and quant_conv when used), with its shape.</summary>
+    public static IReadOnlyList<(string Name, int[] Shape)> EncoderParameterShapes(VaeConfig config)
+    {
+        using var tree = new VaeEncoderModule(config, "VAE config");
+        return tree.CheckpointTensors;
+    }
+
+    /// <summary>
+    /// Device bytes of the encoding half in <paramref name="dtype"/> for a video of <paramref name="frames"/> frames of
+    /// <paramref name="height"/>×<paramref name="width"/>: its weights, and the working memory of an encode — whole
+    /// frames, or with the config's default tiles when <paramref name="tiled"/> (never more than whole frames). The
+    /// latents (mean and log-variance) are included; the input video, which the caller holds, is not.
+    /// </summary>
+    /// <remarks>
+    /// At the peak (a causal convolution of the first down block, at full resolution with block_out_channels[0]
+    /// channels), besides the frame batch's input: the convolution's input kept for the residual, its time-padded input (two more frames) and its output, each of a
+    /// frame batch's frames, plus every convolution cache (two frames of its input each; none when the video is one
+    /// frame batch, as the last batch keeps none) and the latents.
+    /// </remarks>
+    public static ComponentMemory EstimateMemory(VaeConfig config, DType dtype, int frames, int height, int width, bool tiled)
+    {
+        using var tree = new VaeEncoderModule(config, "VAE config");
+        long whole = WorkingBytes(tree.Encoder, dtype, frames, height, width);
+        long working = whole;
+        if (tiled)
+        {
+            var plan = EncodeTilePlan.For(VaeTiling.ForConfig(config), tree.Encoder.SpatialScale);
+            // Where a tile would be under one latent pixel, tiled encoding is refused: whole frames are the estimate.
+            if ((width > plan.SampleWidth || height > plan.SampleHeight) && TilesFit(tree.Encoder, plan, height, width))
+            {
+                int tileHeight = Math.Min(height, plan.SampleHeight), tileWidth = Math.Min(width, plan.SampleWidth);
+                int columns = EncodeTilePlan.Starts(width, plan.StrideWidth).Count();
+                // One tile's working set (its latents included), two rows of encoded tiles (moments: twice the latents of
+                // a tile), and the blended result, whose size is that of the kept parts (larger than untiled latents when
+                // the tiles overlap by more than the blend).
+                long tileMoments = 2 * LatentBytes(tree.Encoder, dtype, frames, tileHeight, tileWidth);
+                var (latentHeight, latentWidth) = TiledSize(tree.Encoder, plan, height, width);
+                long latents = LatentBytes(tree.Encoder, dtype, frames, 1, 1) * latentHeight * latentWidth;
+                long tiledBytes = WorkingBytes(tree.Encoder, dtype, frames, tileHeight, tileWidth) + 2L * columns * tileMoments + 3 * latents;
+                working = Math.Min(tiledBytes, whole);
+            }
+        }
+        return new ComponentMemory(0, 0, tree.Bytes(dtype), working);
+    }
+
+    private static long WorkingBytes(Encoder3d encoder, DType dtype, int frames, int height, int width)
+    {
+        int s = dtype.SizeOf();
+        int batchFrames = FrameBatches(frames).Max(b => b.Count);
+        long pixels = (long)height * width;
+        int channels = encoder.ConvIn.OutChannels;
+        // The frame batch's input on the device, then the three full-resolution tensors of a causal convolution.
+        long peak = ((long)encoder.InChannels * batchFrames + (3L * batchFrames + encoder.ConvIn.TimePadding) * channels) * pixels * s;
+        // The last batch keeps no cache: a one-batch video (an image) holds none.
+        long caches = FrameBatches(frames).Count() > 1 ? CacheBytes(encoder, dtype, height, width) : 0;
+        return peak + caches + 3 * LatentBytes(encoder, dtype, frames, height, width);
+    }
+
+    /// <summary>Bytes of every convolution cache: two frames of each causal convolution's input at its resolution.</summary>
+    private static long CacheBytes(Encoder3d encoder, DType dtype, int height, int width)
+    {
+        long total = (long)encoder.ConvIn.TimePadding * encoder.ConvIn.InChannels * height * width;
+        int h = height, w = width;
+        foreach (var block in encoder.DownBlocks)
+        {
+            foreach (var r in block.Resnets)
+                total += (long)(r.Conv1.TimePadding * r.Conv1.InChannels + r.Conv2.TimePadding * r.Conv2.InChannels) * h * w;
+            h = block.OutputSize(h);
+            w = block.OutputSize(w);
+        }
+        foreach (var r in encoder.MidBlock.Resnets)
+            total += (long)(r.Conv1.TimePadding * r.Conv1.InChannels + r.Conv2.TimePadding * r.Conv2.InChannels) * h * w;
+        total += (long)encoder.ConvOut.TimePadding * encoder.ConvOut.InChannels * h * w;
+        return total * dtype.SizeOf();
+    }
+
+    /// <summary>Bytes of the mean (or the log-variance) of a video's latents (height and width in video pixels; 1 × 1: per latent pixel).</summary>
+    private static long LatentBytes(Encoder3d encoder, DType dtype, int frames, int height, int width)
+    {
+        int latentFrames = FrameBatches(frames).Sum(b => encoder.OutputFrames(b.Count));
+        long pixels = height == 1 && width == 1 ? 1 : (long)encoder.OutputSize(height) * encoder.OutputSize(width);
+        return encoder.LatentChannels * latentFrames * pixels * dtype.SizeOf();
+    }
+
+    public VaeConfig Config { get; }
+
+    public Encoder3d Encoder => _module.Encoder;
+
+    public IBackend Backend { get; }
+
+    public DType DType { get; }
+
+    /// <summary>Bytes of the encoder's weights as loaded.</summary>
+    public long WeightBytes => _module.BoundBytes;
+
+    /// <summary>Video pixels per latent pixel.</summary>
+    public int SpatialScale => Encoder.SpatialScale;
+
+    /// <summary>diffusers' frame batches for a video of <paramref name="frames"/> frames (49 → 9, 8, 8, 8, 8, 8; 13 → 13).</summary>
+    public static IEnumerable<(int Start, int Count)> FrameBatches(int frames) => Frames.Batches(frames, FramesPerBatch);
+
+    /// <summary>Latent frames for a video of <paramref name="frames"/> frames (13 from 49, 1 from 1, as diffusers).</summary>
+    public int LatentFrames(int frames) => FrameBatches(frames).Sum(b => Encoder.OutputFrames(b.Count));
+
+    /// <summary>
+    /// Encodes <paramref name="video"/> [B, in_channels, F, H, W] (values in [−1, 1]) on this model's backend and dtype
+    /// (the video is converted a frame batch at a time when it lives elsewhere) into the distribution of its latents.
+    /// The video is not modified or released; the distribution is the caller's.
+    /// </summary>
+    public LatentDistribution Encode(Tensor video, VaeEncodeOptions? options = null)
+    {
+        options ??= new VaeEncodeOptions();
+        CheckVideo(video);
+        var plan = options.Tiling is { } tiling ? EncodeTilePlan.For(tiling, SpatialScale) : (EncodeTilePlan?)null;
+        int b = video.Dim(0), frames = video.Dim(2), h = video.Dim(3), w = video.Dim(4);
+        bool tiled = plan is { } p && (w > p.SampleWidth || h > p.SampleHeight);
+        var (latentHeight, latentWidth) = tiled ? TiledSize(Encoder, plan!.Value, h, w) : (Encoder.OutputSize(h), Encoder.OutputSize(w));
+        int tiles = tiled ? EncodeTilePlan.Starts(h, plan!.Value.StrideHeight).Count() * EncodeTilePlan.Starts(w, plan.Value.StrideWidth).Count() : 1;
+        var progress = new BatchCounter(options.Progress, FrameBatches(frames).Count() * tiles * (options.Slicing && b > 1 ? b : 1));
+        using var scope = new TensorScope();
+        using var moments = Tensor.Empty(Backend, DType, b, 2 * Encoder.LatentChannels, LatentFrames(frames), latentHeight, latentWidth);
+        if (options.Slicing && b > 1)
+        {
+            for (int i = 0; i < b; i++)
+            {
+                using var item = video.Narrow(0, i, 1);
+                using var destination = moments.Narrow(0, i, 1);
+                EncodeInto(item, destination, tiled ? plan : null, progress, options.Cancellation);
+            }
+        }
+        else
+        {
+            EncodeInto(video, moments, tiled ? plan : null, progress, options.Cancellation);
+        }
+        var distribution = LatentDistribution.FromMoments(moments);
+        scope.Keep(distribution.Mean);
+        scope.Keep(distribution.LogVar);
+        return distribution;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="tiling"/> can encode frames of <paramref name="height"/>×<paramref name="width"/>: false
+    /// when a tile (the last row or column, cut by the edge) would be smaller than one latent pixel, which diffusers'
+    /// tiled_encode cannot encode either (<see cref="Encode"/> says which tile). True when the frames fit one tile.
+    /// </summary>
+    public bool CanTile(VaeTiling tiling, int height, int width)
+    {
+        var p = EncodeTilePlan.For(tiling, SpatialScale);
+        return (width <= p.SampleWidth && height <= p.SampleHeight) || TilesFit(Encoder, p, height, width);
+    }
+
+    private static bool TilesFit(Encoder3d encoder, EncodeTilePlan p, int height, int width) =>
+        EncodeTilePlan.Starts(height, p.StrideHeight).All(i => encoder.OutputSize(Math.Min(p.SampleHeight, height - i)) >= 1)
+        && EncodeTilePlan.Starts(width, p.StrideWidth).All(j => encoder.OutputSize(Math.Min(p.SampleWidth, width - j)) >= 1);
+
+    private void CheckVideo(Tensor video)
+    {
+        if (video.IsDisposed) throw new ObjectDisposedException(nameof(video), "the video passed to the VAE encoder was already disposed");
+        if (video.Rank != 5 || video.Dim(1) != Config.InChannels)
+            throw new CogVideoXException($"VAE encode: the video must be [batch, {Config.InChannels} channels, frames, height, width] with values in [-1, 1], got {video.ShapeString}");
+        if (!video.DType.IsFloat())
+            throw new CogVideoXException($"VAE encode: the video must be a float tensor (values in [-1, 1]), got {video.DType.Name()}");
+        for (int d = 0; d < 5; d++)
+            if (video.Dim(d) == 0)
+                throw new CogVideoXException($"VAE encode: the video {video.ShapeString} is empty; every dimension must be at least 1");
+        if (Encoder.OutputSize(video.Dim(3)) < 1 || Encoder.OutputSize(video.Dim(4)) < 1)
+            throw new CogVideoXException($"VAE encode: {video.Dim(3)}×{video.Dim(4)} pixels is smaller than one latent pixel; frames must be at least {SpatialScale}×{SpatialScale} (CogVideoX takes 480×720)");
+    }
+
+    private void EncodeInto(Tensor video, Tensor destination, EncodeTilePlan? plan, BatchCounter progress, CancellationToken cancellation)
+    {
+        if (plan is { } p) EncodeTiled(video, destination, p, progress, cancellation);
+        else EncodeFrames(video, destination, progress, cancellation);
+    }
+
+    /// <summary>Encodes every frame batch of the video, carrying the caches, straight into destination's frames.</summary>
+    private void EncodeFrames(Tensor video, Tensor destination, BatchCounter progress, CancellationToken cancellation)
+    {
+        using var cache = Encoder.CreateCache();
+        cache.Cancellation = cancellation;
+        int at = 0;
+        foreach (var (start, count) in FrameBatches(video.Dim(2)))
+        {
+            cancellation.ThrowIfCancellationRequested();
+            if (start + count == video.Dim(2)) cache.MarkFinal();
+            // Everything a batch allocates goes with its scope, except the carried frames.
+            using var batch = new TensorScope();
+            using var slice = video.Narrow(2, start, count);
+            using var input = ReferenceEquals(slice.Backend, Backend) && slice.DType == DType ? slice.Alias() : ToModel(slice);
+            using var encoded = Encoder.Forward(input, cache);
+            using var quantised = Quant(encoded);
+            using (var target = destination.Narrow(2, at, quantised.Dim(2))) quantised.CopyTo(target);
+            at += quantised.Dim(2);
+            cache.KeepFrom(batch);
+            progress.Done();
+        }
+    }
+
+    private Tensor ToModel(Tensor x)
+    {
+        using var moved = x.To(Backend);
+        return moved.To(DType);
+    }
+
+    private Tensor Quant(Tensor h) => _module.QuantWeight is null ? h.Alias()
+        : h.Conv3d(_module.QuantWeight.Value, _module.QuantBias!.Value, new Conv3dParams(1, 1, 1, 0, 0, 0));
+
+    // ---- tiling (diffusers' tiled_encode) ----
+
+    /// <summary>The size of the blended latents: the kept part of each tile row and column.</summary>
+    private static (int Height, int Width) TiledSize(Encoder3d encoder, EncodeTilePlan p, int h, int w)
+    {
+        int height = 0, width = 0;
+        foreach (int i in EncodeTilePlan.Starts(h, p.StrideHeight)) height += Math.Min(p.KeepHeight, TileLatentSize(encoder, Math.Min(p.SampleHeight, h - i), "high", i, h));
+        foreach (int j in EncodeTilePlan.Starts(w, p.StrideWidth)) width += Math.Min(p.KeepWidth, TileLatentSize(encoder, Math.Min(p.SampleWidth, w - j), "wide", j, w));
+        return (height, width);
+    }
+
+    private static int TileLatentSize(Encoder3d encoder, int pixels, string side, int start, int size)
+    {
+        int latent = encoder.OutputSize(pixels);
+        if (latent < 1)
+            throw new CogVideoXException($"VAE tiling: the tile at pixel {start} of {size} is only {pixels} pixels {side}, smaller than one latent pixel ({encoder.SpatialScale}); choose a tile size or overlap for which the last tile is at least {encoder.SpatialScale} pixels {side}, or encode untiled");
+        return latent;
+    }
+
+    /// <summary>
+    /// Tiles are encoded row by row; each is blended with the (already blended) tile above and to its left, exactly
+    /// as diffusers' loop does after encoding them all, then its kept part is written to destination. Only the
+    /// previous row of encoded tiles (latent-sized) is held.
+    /// </summary>
+    private void EncodeTiled(Tensor video, Tensor destination, EncodeTilePlan p, BatchCounter progress, CancellationToken cancellation)
+    {
+        int h = video.Dim(3), w = video.Dim(4);
+        var above = new List<Tensor>();
+        var row = new List<Tensor>();
+        try
+        {
+            int y0 = 0;
+            foreach (int i in EncodeTilePlan.Starts(h, p.StrideHeight))
+            {
+                int x0 = 0, keepHeight = 0, col = 0;
+                foreach (int j in EncodeTilePlan.Starts(w, p.StrideWidth))
+                {
+                    int th = Math.Min(p.SampleHeight, h - i), tw = Math.Min(p.SampleWidth, w - j);
+                    var tile = Tensor.Empty(Backend, DType, destination.Dim(0), destination.Dim(1), destination.Dim(2), Encoder.OutputSize(th), Encoder.OutputSize(tw));
+                    row.Add(tile);
+                    using (var rows = video.Narrow(3, i, th))
+                    using (var view = rows.Narrow(4, j, tw))
+                        EncodeFrames(view, tile, progress, cancellation);
+                    if (i > 0) CogVideoXVae.BlendVertical(above[col], tile, p.BlendHeight);
+                    if (col > 0) CogVideoXVae.BlendHorizontal(row[col - 1], tile, p.BlendWidth);
+                    keepHeight = Math.Min(p.KeepHeight, tile.Dim(3));
+                    int keepWidth = Math.Min(p.KeepWidth, tile.Dim(4));
+                    using (var kept = tile.Narrow(3, 0, keepHeight))
+                    using (var kept2 = kept.Narrow(4, 0, keepWidth))
+                    using (var target = destination.Narrow(3, y0, keepHeight))
+                    using (var target2 = target.Narrow(4, x0, keepWidth))
+                        kept2.CopyTo(target2);
+                    x0 += keepWidth;
+                    col++;
+                }
+                y0 += keepHeight;
+                foreach (var t in above) t.Dispose();
+                (above, row) = (row, above);
+                row.Clear();
+            }
+        }
+        finally
+        {
+            foreach (var t in above) t.Dispose();
+            foreach (var t in row) t.Dispose();
+        }
+    }
+
+    public void Dispose() => _module.Dispose();
+
+    /// <summary>Counts encoded frame batches for <see cref="VaeEncodeOptions.Progress"/>.</summary>
+    private sealed class BatchCounter(Action<int, int>? report, int total)
+    {
+        private int _done;
+
+        public void Done() => report?.Invoke(++_done, total);
+    }
+}
+
+/// <summary>The encoding half's module tree: <c>encoder</c> and, when the config uses it, <c>quant_conv</c>.</summary>
+internal sealed class VaeEncoderModule : Module
+{
+    public VaeEncoderModule(VaeConfig config, string source)
+    {
+        Encoder = Child("encoder", new Encoder3d(config, source));
+        if (config.UseQuantConv)
+        {
+            // diffusers sizes quant_conv by 2 · out_channels, so it can only run when out_channels equals latent_channels.
+            if (config.OutChannels != config.LatentChannels)
+                throw new WeightsException($"{source}: use_quant_conv needs out_channels ({config.OutChannels}) equal to latent_channels ({config.LatentChannels}), as diffusers builds it");
+            QuantWeight = Weight("quant_conv.weight", 2 * config.LatentChannels, 2 * config.LatentChannels, 1, 1, 1);
+            QuantBias = Weight("quant_conv.bias", 2 * config.LatentChannels);
+        }
+    }
+
+    public Encoder3d Encoder { get; }
+
+    public Parameter? QuantWeight { get; }
+
+    public Parameter? QuantBias { get; }
+}
