@@ -7,7 +7,7 @@ differs so that ratios compare like with like.
     PYTHONPATH=<diffusers>/src python3 scripts/reference/diffusers_bench.py [stage ...]
 
 Stages: attention step2b step5b vae vae_encode t5 pipeline offload (default: all but offload). The C# side of
-vae_encode is `bench encode --model-config 5b` (bf16, as diffusers here). Each prints one line:
+vae_encode is `bench encode --model-config 5b` (a bf16 pipeline, whose VAE encodes in f16 there: same bytes per value). Each prints one line:
     diffusers <stage> <seconds> s  peak <GiB> GiB  [<repetitions>]  <what>
 Speed does not depend on the weights' values, so random initialisation (on the GPU, for speed) is enough.
 """
