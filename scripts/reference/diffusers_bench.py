@@ -8,7 +8,8 @@ differs so that ratios compare like with like.
 
 Stages: attention step2b step5b step5b-i2v vae vae_encode t5 pipeline offload lora2b lora5b (default: all but offload
 and the lora stages, which need peft importable — installed, or its source on PYTHONPATH). The C# side
-of vae_encode is `bench encode --model-config 5b` (bf16, as diffusers here). step5b-i2v is the CogVideoX-5b-I2V
+of vae_encode is `bench encode --model-config 5b` (a bf16 pipeline, whose VAE encodes in f16 there: same bytes per
+value). step5b-i2v is the CogVideoX-5b-I2V
 transformer (in_channels 32, learned positional table besides the rotary positions; configs derived in
 real_configs/CogVideoX-5b-I2V/PROVENANCE.md), the match of `cogvideox bench transformer-i2v`. Each prints one line:
     diffusers <stage> <seconds> s  peak <GiB> GiB  [<repetitions>]  <what>

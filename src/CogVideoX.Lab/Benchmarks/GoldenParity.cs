@@ -15,7 +15,7 @@ public sealed record GoldenCheck(string Style, string Run, string Stage, DType D
 
 /// <summary>
 /// The golden pipeline runs' model stages on a device: each run's T5 embeddings, every transformer call and the VAE
-/// decode, from the fixture's recorded inputs, compared with the fixture's outputs by the README's rule (max abs
+/// decode, from the fixture's recorded inputs, and the VAE encoder's reference cases, compared with the fixture's outputs by the README's rule (max abs
 /// error ≤ tolerance × max(1, max |reference|); 2e-2 on a GPU, 1e-4 on the CPU column, reported alongside).
 /// </summary>
 public static class GoldenParity
@@ -67,7 +67,57 @@ public static class GoldenParity
                 }
             }
         }
+        foreach (var check in CheckEncoder(device, fixtures, dtypes))
+        {
+            checks.Add(check);
+            progress?.Invoke(check);
+        }
         return checks;
+    }
+
+    /// <summary>
+    /// The VAE encoder's reference cases (tests/fixtures/reference/vae_encoder, beside the golden folder; skipped where
+    /// that folder is absent) in each dtype: mean and log-variance of a one-frame, a 17- and a 49-frame video and a
+    /// tiled one, the video given in float32 on the host as a pipeline would hand it over; BF16 encodes in F16, as a
+    /// pipeline does (<see cref="CogVideoXVaeEncoder.EncodeDType"/>).
+    /// </summary>
+    internal static IEnumerable<GoldenCheck> CheckEncoder(IBackend device, string fixtures, IReadOnlyList<DType> dtypes)
+    {
+        var cases = Path.Combine(fixtures, "..", "reference", "vae_encoder", "vae_encoder_cases.safetensors");
+        if (!File.Exists(cases)) yield break;
+        using var file = SafetensorsFile.Open(cases);
+        foreach (var dtype in dtypes)
+        {
+            using var encoder = CogVideoXVaeEncoder.Load(Path.Combine(fixtures, "pipeline_2b_style", "vae"), device, CogVideoXVaeEncoder.EncodeDType(dtype));
+            string suffix = encoder.DType == dtype ? "" : $" ({encoder.DType.Name()})";  // as a pipeline encodes
+            foreach (var (name, tiled) in new[] { ("f1", false), ("f17", false), ("f49", false), ("tiled", true) })
+            {
+                using var video = file.Load($"{name}_video");
+                var options = tiled ? new VaeEncodeOptions { Tiling = new VaeTiling(32, 48, 1.0 / 4, 1.0 / 3) } : null;
+                using var dist = encoder.Encode(video, options);
+                using (var mean = file.Load($"{name}_mean"))
+                    yield return Compare("vae_encoder", name, "encode mean" + suffix, dtype, mean, dist.Mean);
+                using (var logVar = file.Load($"{name}_logvar"))
+                    yield return Compare("vae_encoder", name, "encode logvar" + suffix, dtype, logVar, dist.LogVar);
+            }
+        }
+    }
+
+    /// <summary>The README's rule: max abs error against max(1, max |reference|) times each tolerance.</summary>
+    private static GoldenCheck Compare(string style, string run, string stage, DType dtype, Tensor expected, Tensor actual)
+    {
+        var e = expected.ToFloatArray();
+        var a = actual.ToFloatArray();
+        double maxRef = 0, maxErr = 0;
+        for (int i = 0; i < e.Length; i++)
+        {
+            maxRef = Math.Max(maxRef, Math.Abs(e[i]));
+            double d = Math.Abs((double)a[i] - e[i]);
+            maxErr = double.IsNaN(d) ? double.PositiveInfinity : Math.Max(maxErr, d);
+        }
+        if (a.Length != e.Length) maxErr = double.PositiveInfinity;
+        double scale = Math.Max(1, maxRef);
+        return new GoldenCheck(style, run, stage, dtype, maxErr, maxRef, GpuTolerance * scale, CpuTolerance * scale);
     }
 
     private static List<string> RunTags(string folder)
@@ -79,21 +129,7 @@ public static class GoldenParity
     private static IEnumerable<GoldenCheck> CheckRun(string style, string run, SafetensorsFile file, DType dtype, IBackend device,
         T5Encoder t5, CogVideoXTransformer transformer, CogVideoXVae vae)
     {
-        GoldenCheck Compare(string stage, Tensor expected, Tensor actual)
-        {
-            var e = expected.ToFloatArray();
-            var a = actual.ToFloatArray();
-            double maxRef = 0, maxErr = 0;
-            for (int i = 0; i < e.Length; i++)
-            {
-                maxRef = Math.Max(maxRef, Math.Abs(e[i]));
-                double d = Math.Abs((double)a[i] - e[i]);
-                maxErr = double.IsNaN(d) ? double.PositiveInfinity : Math.Max(maxErr, d);
-            }
-            if (a.Length != e.Length) maxErr = double.PositiveInfinity;
-            double scale = Math.Max(1, maxRef);
-            return new GoldenCheck(style, run, stage, dtype, maxErr, maxRef, GpuTolerance * scale, CpuTolerance * scale);
-        }
+        GoldenCheck Compare(string stage, Tensor expected, Tensor actual) => GoldenParity.Compare(style, run, stage, dtype, expected, actual);
 
         foreach (var (ids, embeds) in new[] { ("prompt_ids", "prompt_embeds"), ("negative_ids", "negative_embeds") })
         {

@@ -117,12 +117,12 @@ public static partial class ModelBench
         return new CogVideoXVae(config, checkpoint.Scope(backend, CogVideoXVae.DecodeDType(s.DType)));  // as the pipeline decodes
     }
 
-    /// <summary>The VAE encoder with random weights (its declared parameter list, exactly), in the settings' dtype.</summary>
+    /// <summary>The VAE encoder with random weights (its declared parameter list, exactly), in the dtype a pipeline encodes in.</summary>
     public static CogVideoXVaeEncoder RandomVaeEncoder(BenchSettings s, IBackend backend)
     {
         var config = VaeConfig.Load(Path.Combine(s.ConfigFolder, "vae", "config.json"));
         using var checkpoint = Checkpoint.Random("random VAE encoder weights", s.Seed + 4, CogVideoXVaeEncoder.EncoderParameterShapes(config));
-        return new CogVideoXVaeEncoder(config, checkpoint.Scope(backend, s.DType));
+        return new CogVideoXVaeEncoder(config, checkpoint.Scope(backend, CogVideoXVaeEncoder.EncodeDType(s.DType)));
     }
 
     /// <summary>The text encoder with random weights (its declared parameter list, exactly).</summary>
@@ -175,9 +175,9 @@ public static partial class ModelBench
         using var encoder = RandomVaeEncoder(s, backend);
         log?.Invoke($"  VAE encoder built: {encoder.WeightBytes / (double)(1L << 30):0.00} GiB of weights");
         using var scope = new TensorScope();
-        var inputs = new OpInputs(backend, s.DType, s.Seed + 5);
+        var inputs = new OpInputs(backend, encoder.DType, s.Seed + 5);
         var video = scope.Keep(inputs.Uniform([1, encoder.Config.InChannels, s.Frames, s.Height, s.Width], -1f, 1f));
-        string what = $"{s.ModelName} VAE encode {s.DType.Name()}, {s.Frames} frames {s.Height}×{s.Width} → {encoder.LatentFrames(s.Frames)} latent frames";
+        string what = $"{s.ModelName} VAE encode {encoder.DType.Name()}, {s.Frames} frames {s.Height}×{s.Width} → {encoder.LatentFrames(s.Frames)} latent frames";
         var results = new List<StageResult>();
         var whole = Repeat(backend, s, () => encoder.Encode(video).Dispose(), log, "encode");
         results.Add(new StageResult("encode", what, whole.Seconds, whole.Peak, encoder.WeightBytes) { Profile = whole.Profile });

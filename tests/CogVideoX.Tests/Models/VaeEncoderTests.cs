@@ -317,3 +317,22 @@ public class VaeEncoderEstimateTests(ITestOutputHelper output)
         Assert.InRange(whole.WeightBytes / 2, 50_000_000, 120_000_000);
     }
 }
+
+/// <summary>The encoder's cases in `selftest --golden` (the GPU session's parity run), here on the CPU in each dtype.</summary>
+public class VaeEncoderParityTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void GoldenParityRunsTheEncoderCasesInEachDType()
+    {
+        var checks = CogVideoX.Lab.Benchmarks.GoldenParity.CheckEncoder(CpuBackend.Instance, Fixtures.Golden, [DType.F32, DType.F16, DType.BF16]).ToList();
+        foreach (var c in checks)
+            output.WriteLine($"{c.Run,-6} {c.Stage,-14} {c.DType.Name(),-5} max abs error {c.MaxAbsError:E3} (GPU bound {c.Bound:E3}, {c.MaxAbsError / c.Bound:0.00} of it)");
+        Assert.Equal(3 * 4 * 2, checks.Count);
+        Assert.All(checks.Where(c => c.DType == DType.F32), c => Assert.True(c.MaxAbsError <= c.CpuBound, $"{c.Run} {c.Stage}"));
+        // Half precision within the GPU tolerance; BF16 pipelines encode in F16 (bf16 itself reaches 1.39× the bound).
+        Assert.All(checks, c => Assert.True(c.Passed, $"{c.Run} {c.Stage} {c.DType.Name()}"));
+        Assert.All(checks.Where(c => c.DType == DType.BF16), c => Assert.EndsWith("(F16)", c.Stage));
+        Assert.Equal(DType.F16, CogVideoXVaeEncoder.EncodeDType(DType.BF16));
+        Assert.Equal(DType.F32, CogVideoXVaeEncoder.EncodeDType(DType.F32));
+    }
+}
