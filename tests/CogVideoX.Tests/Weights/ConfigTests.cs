@@ -21,7 +21,7 @@ public class ConfigTests
     public void FixturesHoldTheExpectedConfigs()
     {
         var files = FixtureConfigPaths();
-        Assert.Equal(22, files.Count); // 4 model indexes, 4 scheduler configs, 14 component configs
+        Assert.Equal(32, files.Count); // 6 model indexes, 6 scheduler configs, 20 component configs (1.0 and 1.5 real configs included)
         Assert.Contains(Path.Combine("real_configs", "CogVideoX-5b", "transformer", "config.json"), files);
     }
 
