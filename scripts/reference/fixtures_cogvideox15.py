@@ -271,9 +271,28 @@ def real_configs():
         print("wrote", folder, file=sys.stderr)
 
 
+def vae_columns():
+    """The 1.5 tiny VAE decoding in full-height column tiles (the C# VaeTiling.Columns(48, 96, 2, overlapLatent=2)):
+    tiles of 64x64 pixels (8 latent rows: int(8 * 5/6) = 6 covers the 6 latent rows, so one row of tiles; enable_tiling
+    takes an overlap factor of 0 as "not given", hence the taller tile with the default 1/6), width overlap 2/8 ->
+    stride 6 latent pixels, blended over 16 pixels, 2 columns."""
+    folder = os.path.join(OUT, "pipeline_15_style")
+    vae = AutoencoderKLCogVideoX.from_pretrained(folder, subfolder="vae", low_cpu_mem_usage=False).eval()
+    z = torch.randn((1, 4, 3, 6, 12), generator=torch.Generator().manual_seed(150))
+    untiled = vae.decode(z).sample
+    vae.enable_tiling(tile_sample_min_height=64, tile_sample_min_width=64, tile_overlap_factor_height=1 / 6,
+                      tile_overlap_factor_width=2 / 8)
+    tiled = vae.decode(z).sample
+    refenv.save(dict(z=z, decoded_columns=tiled, decoded_untiled=untiled), os.path.join(OUT, "vae_column_tiles.safetensors"),
+                settings={"tile_sample_min_height": 64, "tile_sample_min_width": 64, "tile_overlap_factor_height": 1 / 6,
+                          "tile_overlap_factor_width": 2 / 8})
+    print("vae_column_tiles", tuple(tiled.shape), "max |tiled - untiled|", (tiled - untiled).abs().max().item())
+
+
 if __name__ == "__main__":
     torch.manual_seed(0)
     real_configs()
     t2v()
     i2v()
+    vae_columns()
     json.dump(refenv.provenance(), open(os.path.join(OUT, "provenance.json"), "w"), indent=1)

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using CogVideoX.Diffusion;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Cli.Commands;
@@ -45,7 +46,8 @@ internal static class InspectCommand
             .Select(c => Component(folder, c))
             .ToList();
         return new InspectReport(model, folder.Identity, folder.Path, folder.PipelineClass, folder.Index.DiffusersVersion,
-            folder.Hub, folder.WeightsChecksum, components);
+            folder.Hub, folder.WeightsChecksum, components)
+        { Kind = ModelDefaults.Describe(folder) };
     }
 
     private static ComponentReport Component(ModelFolder folder, PipelineComponent c)
@@ -75,6 +77,7 @@ internal static class InspectCommand
     {
         o.WriteLine($"{r.PipelineClass}{(r.DiffusersVersion is null ? "" : $" (diffusers {r.DiffusersVersion})")}");
         var head = new List<(string, string)> { ("folder", r.Path) };
+        if (r.Kind is { } kind) head.Add(("model", kind));
         if (r.Hub is { } hub) head.Add(("source", $"{hub.RepoId}@{hub.Commit} (revision {hub.Revision})"));
         head.Add(("weights checksum", r.WeightsChecksum ?? "none (no weights in this folder)"));
         WriteRows(o, head);
@@ -177,7 +180,11 @@ internal sealed record InspectReport(
     string? DiffusersVersion,
     HubSnapshot? Hub,
     string? WeightsChecksum,
-    IReadOnlyList<ComponentReport> Components);
+    IReadOnlyList<ComponentReport> Components)
+{
+    /// <summary>What the folder is: model generation and task, the published model it is like, its defaults.</summary>
+    public string? Kind { get; init; }
+}
 
 /// <summary>One component: its weights (from the headers) or why there are none, and its effective config.</summary>
 internal sealed record ComponentReport(string Name, string? Library, string? ClassName, string Path)

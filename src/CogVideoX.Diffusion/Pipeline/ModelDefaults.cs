@@ -55,6 +55,36 @@ public sealed record ModelDefaults(
         };
     }
 
+    /// <summary>
+    /// What a model folder is, in words: "CogVideoX 1.5 text-to-video (like THUDM/CogVideoX1.5-5B); defaults 81 frames,
+    /// 768×1360, 16 fps". Null when its transformer config cannot be read (the folder checks say why).
+    /// </summary>
+    public static string? Describe(ModelFolder folder)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        TransformerConfig t;
+        try
+        {
+            t = folder.Transformer;
+        }
+        catch (CogVideoXException)
+        {
+            return null;
+        }
+        var d = For(t);
+        var task = PipelineTasks.All.FirstOrDefault(k => k.PipelineClass == folder.PipelineClass);
+        string like = (t.HasTemporalPatches, t.OfsEmbedDim is > 0, t.PositionalEmbedding, t.NumLayers) switch
+        {
+            (true, true, _, _) => "THUDM/CogVideoX1.5-5B-I2V",
+            (true, false, _, _) => "THUDM/CogVideoX1.5-5B",
+            (false, _, "rotary+learned", _) => "THUDM/CogVideoX-5b-I2V",
+            (false, _, "rotary", _) => "THUDM/CogVideoX-5b",
+            _ => "THUDM/CogVideoX-2b",
+        };
+        return $"{d.Name} {task?.Name ?? "(pipeline " + folder.PipelineClass + ")"} (like {like}); defaults {d.Frames} frames, {d.Height}×{d.Width}, {d.Fps} fps" +
+            (task is { IsSupported: false } ? $"; {task.Name} is not implemented yet" : "");
+    }
+
     /// <summary>Latent frames the pipeline adds in front (1.5: to a multiple of the temporal patch) and trims before decoding.</summary>
     public int LatentPadding(int latentFrames) =>
         latentFrames % LatentFramePatch == 0 ? 0 : LatentFramePatch - latentFrames % LatentFramePatch;

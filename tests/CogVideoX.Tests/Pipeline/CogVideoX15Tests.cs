@@ -2,6 +2,7 @@ using System.Text.Json;
 using CogVideoX.Diffusion;
 using CogVideoX.Engine;
 using CogVideoX.Models.Transformer;
+using CogVideoX.Models.Vae;
 using CogVideoX.Weights;
 using Xunit.Abstractions;
 
@@ -259,5 +260,80 @@ public class CogVideoX15Tests(ITestOutputHelper output)
             double err = Compare.AssertClose(expected, value, ModelTolerance, $"{tag} {name}");
             output.WriteLine($"{tag} {name} {value.ShapeString}: max abs error {err:E2}");
         }
+    }
+}
+
+/// <summary>The memory estimates of CogVideoX1.5-5B at THUDM's size (81 frames 768×1360, BF16, CFG), on the CPU.</summary>
+public class CogVideoX15MemoryTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void EstimatesForTheFullSize15PutBalancedAndLowUnderTheirTargets()
+    {
+        var model = ModelFolder.Open(Fixtures.GoldenFile("real_configs", "CogVideoX1.5-5B"));
+        var sizes = MemoryEstimator.Measure(model, DType.BF16, 81, 768, 1360, classifierFreeGuidance: true, textLength: 226);
+        double Gib(long b) => b / (double)(1L << 30);
+        output.WriteLine($"T5 {Gib(sizes.TextEncoder):F2} GiB, transformer {Gib(sizes.Transformer):F2} GiB ({sizes.TransformerBlocks} × " +
+            $"{Gib(sizes.TransformerBlock) * 1024:F1} MiB), VAE decoder {Gib(sizes.VaeDecoder) * 1024:F0} MiB; working: T5 " +
+            $"{Gib(sizes.TextEncoderWorking) * 1024:F0} MiB, denoise {Gib(sizes.DenoiseWorking):F2} GiB (22 padded latent frames, " +
+            $"44,880 video tokens), decode {Gib(sizes.DecodeWorking):F2} GiB (tiled {Gib(sizes.DecodeWorkingTiled):F2} GiB)");
+        var (_, estimates) = MemoryEstimator.Choose(sizes, 141L << 30, streams: true, tiling: false);
+        foreach (var e in estimates) output.WriteLine($"{e.Mode}: {e}");
+        var byMode = estimates.ToDictionary(e => e.Mode);
+        // The 1.5 transformer: 5.57 B parameters in BF16 (≈ 10.4 GiB), as the 5b's plus the wider patch projection.
+        Assert.InRange(Gib(sizes.Transformer), 10.0, 11.0);
+        Assert.True(Gib(byMode["balanced"].Peak) <= 24, "balanced target: ≤ 24 GiB");
+        Assert.True(Gib(byMode["low"].Peak) <= 8, "low target: ≤ 8 GiB");
+    }
+
+    [Fact]
+    public void TheDecodeFitsSixteenGibInTwoFullHeightColumns()
+    {
+        var vae = ModelFolder.Open(Fixtures.GoldenFile("real_configs", "CogVideoX1.5-5B")).Vae;
+        double Gib(long b) => b / (double)(1L << 30);
+        var whole = CogVideoXVae.EstimateMemory(vae, DType.F16, 81, 768, 1360, tiling: null);
+        var tiling = CogVideoXVae.FitTiling(vae, DType.F16, 81, 768, 1360, 15L << 30);
+        Assert.NotNull(tiling);
+        var fitted = CogVideoXVae.EstimateMemory(vae, DType.F16, 81, 768, 1360, tiling);
+        var plan = (tiling.TileSampleMinHeight, tiling.TileSampleMinWidth, tiling.OverlapFactorHeight);
+        output.WriteLine($"1.5 VAE decode, 81 frames 768×1360 F16: whole frames ≈ {Gib(whole.RestBytes + whole.WorkingBytes):F2} GiB; " +
+            $"column tiles {tiling.TileSampleMinHeight}×{tiling.TileSampleMinWidth} (overlap {tiling.OverlapFactorWidth:0.####}) ≈ " +
+            $"{Gib(fitted.RestBytes + fitted.WorkingBytes):F2} GiB; decoded pixels per frame {2 * 768 * tiling.TileSampleMinWidth - 768 * (2 * tiling.TileSampleMinWidth - 1360 - 64)} " +
+            $"vs {768 * 1360} untiled");
+        // Two full-height columns (tiles 116 latent rows tall, cut at the video's 96): 93 and 85 latent columns of the 170
+        // (1.047× the untiled work), one 64-pixel band blended.
+        Assert.Equal((928, 744, 1.0 / 6), plan);
+        Assert.True(Gib(fitted.RestBytes + fitted.WorkingBytes) <= 15);
+        Assert.True(Gib(whole.RestBytes + whole.WorkingBytes) > 16);
+    }
+}
+
+/// <summary>Full-height column tiles (<see cref="VaeTiling.Columns"/>) decode as diffusers' tiled_decode with the same values.</summary>
+public class VaeColumnTilesTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void ColumnTilesMatchDiffusers()
+    {
+        var reference = Fixtures.LoadAll(Path.Combine(CogVideoX15Tests.Root, "vae_column_tiles.safetensors"));
+        try
+        {
+            var tiling = VaeTiling.Columns(48, 96, columns: 2, spatialScale: 8, overlapLatent: 2);
+            Assert.Equal(new VaeTiling(64, 64, 1.0 / 6, 0.25), tiling); // the fixture's enable_tiling values
+            using var vae = CogVideoXVae.Load(Path.Combine(CogVideoX15Tests.TextToVideo, "vae"), CpuBackend.Instance, DType.F32);
+            using var decoded = vae.Decode(reference["z"], new VaeDecodeOptions { Tiling = tiling });
+            double err = Compare.AssertClose(reference["decoded_columns"], decoded, 1e-4, "column tiles");
+            output.WriteLine($"column tiles {decoded.ShapeString}: max abs error {err:E2}");
+        }
+        finally
+        {
+            foreach (var t in reference.Values) t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void OneColumnOrNoRoomForTheOverlapIsWholeFrames()
+    {
+        Assert.Equal(new VaeTiling(768, 1360, 0, 0), VaeTiling.Columns(768, 1360, 1));
+        Assert.Equal(new VaeTiling(32, 48, 0, 0), VaeTiling.Columns(32, 48, 3, 8, overlapLatent: 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => VaeTiling.Columns(768, 1360, 0));
     }
 }
