@@ -242,9 +242,11 @@ def real_configs():
 
     for name, i2v_model in (("CogVideoX1.5-5B", False), ("CogVideoX1.5-5B-I2V", True)):
         folder = os.path.join(refenv.GOLDEN, "real_configs", name)
-        if os.path.isdir(folder):
-            shutil.rmtree(folder)
-        os.makedirs(folder)
+        # SOURCES.md (written by hand: where each value comes from) stays; the configs are rewritten.
+        for component in ("transformer", "vae", "scheduler", "text_encoder"):
+            if os.path.isdir(os.path.join(folder, component)):
+                shutil.rmtree(os.path.join(folder, component))
+        os.makedirs(folder, exist_ok=True)
         # convert_cogvideox_to_diffusers.py: get_transformer_init_kwargs("1.5") and convert_transformer(); the 5B
         # settings of its --num_layers/--num_attention_heads/--use_rotary_positional_embeddings help texts.
         kwargs = dict(patch_size=2, patch_size_t=2, patch_bias=False, sample_height=300, sample_width=300,
