@@ -6,12 +6,16 @@ differs so that ratios compare like with like.
 
     PYTHONPATH=<diffusers>/src python3 scripts/reference/diffusers_bench.py [stage ...]
 
-Stages: attention step2b step5b step5b-i2v vae vae_encode t5 pipeline offload lora2b lora5b (default: all but offload
-and the lora stages, which need peft importable — installed, or its source on PYTHONPATH). The C# side
+Stages: attention step2b step5b step5b-i2v vae vae_encode t5 pipeline offload lora2b lora5b step15 step15i2v vae15
+(default: all but offload, the lora stages, which need peft importable — installed, or its source on PYTHONPATH —,
+and the 1.5 stages). The C# side
 of vae_encode is `bench encode --model-config 5b` (a bf16 pipeline, whose VAE encodes in f16 there: same bytes per
 value). step5b-i2v is the CogVideoX-5b-I2V
 transformer (in_channels 32, learned positional table besides the rotary positions; configs derived in
-real_configs/CogVideoX-5b-I2V/PROVENANCE.md), the match of `cogvideox bench transformer-i2v`. Each prints one line:
+real_configs/CogVideoX-5b-I2V/PROVENANCE.md), the match of `cogvideox bench transformer-i2v`.
+The 1.5 stages run CogVideoX1.5-5B (real_configs/CogVideoX1.5-5B[-I2V]) at THUDM's size, 81 frames 768x1360:
+the transformer step in BF16 with CFG on the 22 padded latent frames (the I2V one with 32 input channels and ofs 2.0),
+and the VAE decode of the 21 trimmed latent frames (BF16 as diffusers runs 1.5; untiled, then tiled). Each prints one line:
     diffusers <stage> <seconds> s  peak <GiB> GiB  [<repetitions>]  <what>
 Speed does not depend on the weights' values, so random initialisation (on the GPU, for speed) is enough.
 """
@@ -89,6 +93,71 @@ def rotary(t):
         device="cuda",
     )
     return cos, sin
+
+
+FRAMES15, HEIGHT15, WIDTH15 = 81, 768, 1360
+
+
+def rotary15(t, latent_frames, latent_h, latent_w):
+    """The 1.5 pipeline's rotary tables: grid_type "slice" over the patched grid (frames in temporal patches)."""
+    from diffusers.models.embeddings import get_3d_rotary_pos_embed
+
+    p, p_t = t.config.patch_size, t.config.patch_size_t
+    return get_3d_rotary_pos_embed(
+        embed_dim=t.config.attention_head_dim, crops_coords=None, grid_size=(latent_h // p, latent_w // p),
+        temporal_size=(latent_frames + p_t - 1) // p_t, grid_type="slice",
+        max_size=(t.config.sample_height // p, t.config.sample_width // p), device="cuda")
+
+
+def step15(model, repeats):
+    """One CogVideoX 1.5 transformer call with CFG at 81 frames 768x1360: 21 latent frames padded to 22."""
+    fresh()
+    dtype = torch.bfloat16
+    t = transformer(model, dtype)
+    latent_frames = (FRAMES15 - 1) // 4 + 1
+    latent_frames += latent_frames % t.config.patch_size_t
+    lh, lw = HEIGHT15 // 8, WIDTH15 // 8
+    latents = torch.randn(2, latent_frames, t.config.in_channels, lh, lw, device="cuda", dtype=dtype)
+    text = torch.randn(2, 226, t.config.text_embed_dim, device="cuda", dtype=dtype)
+    timestep = torch.tensor([999, 999], device="cuda")
+    ofs = torch.full((1,), 2.0, device="cuda", dtype=dtype) if t.config.ofs_embed_dim else None
+    rope = rotary15(t, latent_frames, lh, lw)
+    torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        fn = lambda: t(hidden_states=latents, encoder_hidden_states=text, timestep=timestep, ofs=ofs,
+                       image_rotary_emb=rope, return_dict=False)
+        seconds, times = timed(fn, repeats)
+    tokens = latent_frames // t.config.patch_size_t * (lh // 2) * (lw // 2)
+    report("step15" + ("i2v" if ofs is not None else ""), seconds, times,
+           f"{model} transformer {dtype}, CFG batch 2, latents {latent_frames}x{lh}x{lw}, {tokens} video + 226 text tokens")
+    del t
+
+
+def vae15(repeats):
+    """The CogVideoX 1.5 VAE decode: 21 latent frames -> 81 frames 768x1360, BF16, untiled then tiled."""
+    fresh()
+    from diffusers import AutoencoderKLCogVideoX
+
+    with torch.device("cuda"):
+        v = AutoencoderKLCogVideoX.from_config(config("CogVideoX1.5-5B", "vae"))
+    v = v.to(torch.bfloat16).eval()
+    lf, lh, lw = (FRAMES15 - 1) // 4 + 1, HEIGHT15 // 8, WIDTH15 // 8
+    z = torch.randn(1, 16, lf, lh, lw, device="cuda", dtype=torch.bfloat16)
+    what = f"1.5 VAE decode BF16, {lf} latent frames -> {FRAMES15} frames {HEIGHT15}x{WIDTH15}"
+    torch.cuda.reset_peak_memory_stats()
+    try:
+        with torch.no_grad():
+            seconds, times = timed(lambda: v.decode(z).sample, repeats)
+        report("vae15", seconds, times, what)
+    except torch.cuda.OutOfMemoryError as e:  # the reported ~68 GB may not fit beside the rest
+        print(f"diffusers vae15 out of memory: {str(e)[:200]}", flush=True)
+    torch.cuda.empty_cache()
+    v.enable_tiling()
+    torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        seconds, times = timed(lambda: v.decode(z).sample, repeats)
+    report("vae15-tiled", seconds, times, what + ", tiling on (default tiles)")
+    del v
 
 
 def step(model, dtype, repeats):
@@ -286,7 +355,9 @@ def main():
              "step5b-i2v": lambda: step("CogVideoX-5b-I2V", torch.bfloat16, 3), "vae": lambda: vae(3),
              "vae_encode": lambda: vae_encode(3), "t5": lambda: t5(5),
              "pipeline": lambda: pipeline(False), "offload": lambda: pipeline(True),
-             "lora2b": lambda: lora("CogVideoX-2b", torch.float16, 5), "lora5b": lambda: lora("CogVideoX-5b", torch.bfloat16, 3)}[stage]()
+             "lora2b": lambda: lora("CogVideoX-2b", torch.float16, 5), "lora5b": lambda: lora("CogVideoX-5b", torch.bfloat16, 3),
+             "step15": lambda: step15("CogVideoX1.5-5B", 3), "step15i2v": lambda: step15("CogVideoX1.5-5B-I2V", 3),
+             "vae15": lambda: vae15(2)}[stage]()
         except Exception as e:
             print(f"diffusers {stage} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
         torch.cuda.empty_cache()

@@ -32,6 +32,9 @@ internal static class BenchCommand
             (b, s, o) => [ModelBench.Transformer(b, s, o)], defaultModel: "5b-i2v"));
         bench.Subcommands.Add(Stage(gpu, "vae", "The VAE decode of one video.", (b, s, o) => [ModelBench.Vae(b, s, o)]));
         bench.Subcommands.Add(Stage(gpu, "encode", "The VAE encode of one video (image-to-video, video-to-video), whole frames and tiled.", (b, s, o) => ModelBench.VaeEncode(b, s, o)));
+        bench.Subcommands.Add(Stage(gpu, "vae-tiled",
+            "The VAE decode of one video untiled, in the fewest full-height column tiles that fit 16 GiB (issue 20's 1.5 decode target), and in the default tiles (as the low memory mode).",
+            (b, s, o) => [ModelBench.Vae(b, s, o), ModelBench.VaeFit(b, s, o), ModelBench.VaeTiled(b, s, o)]));
         bench.Subcommands.Add(Stage(gpu, "t5", "The T5 encode of a prompt and a negative prompt.", (b, s, o) => [ModelBench.T5(b, s, o)]));
         // The whole run is the real pipeline (generate's code) in each memory mode: its own command.
         bench.Subcommands.Add(BenchPipelineCommand.Create(gpu));
@@ -86,9 +89,9 @@ internal static class BenchCommand
         string defaultModel = "2b")
     {
         var o = new Options(
-            new Option<string>("--model-config") { Description = "2b, 5b, 5b-i2v (the published configs) or a folder with transformer/, vae/, text_encoder/, scheduler/ configs.", DefaultValueFactory = _ => defaultModel },
+            new Option<string>("--model-config") { Description = "2b, 5b, 5b-i2v, 1.5, 1.5-i2v (the published configs) or a folder with transformer/, vae/, text_encoder/, scheduler/ configs.", DefaultValueFactory = _ => defaultModel },
             new Option<string>("--device") { Description = "auto (the GPU when one works, else the CPU), cuda, cuda:N or cpu.", DefaultValueFactory = _ => DeviceSelection.Auto },
-            new Option<string>("--dtype") { Description = "f16, bf16 or f32; auto: bf16 for rotary (5b-style) models, f16 otherwise.", DefaultValueFactory = _ => "auto" },
+            new Option<string>("--dtype") { Description = "f16, bf16 or f32; auto: bf16 for rotary (5b-style and 1.5) models, f16 otherwise.", DefaultValueFactory = _ => "auto" },
             new Option<int>("--frames") { Description = "Video frames (4k + 1).", DefaultValueFactory = _ => 49 },
             new Option<int>("--height") { Description = "Video height in pixels (multiple of 16).", DefaultValueFactory = _ => 480 },
             new Option<int>("--width") { Description = "Video width in pixels (multiple of 16).", DefaultValueFactory = _ => 720 },

@@ -16,7 +16,7 @@ internal static class BenchPipelineCommand
 {
     public static Command Create(Func<GpuCheck> gpuCheck)
     {
-        var model = new Option<string>("--model-config", "--model") { Description = "2b, 5b (the published configs, with random weights), a folder of configs, or a pipeline folder with weights.", DefaultValueFactory = _ => "2b" };
+        var model = new Option<string>("--model-config", "--model") { Description = "2b, 5b, 1.5 (the published configs, with random weights), a folder of configs, or a pipeline folder with weights.", DefaultValueFactory = _ => "2b" };
         var weights = new Option<string?>("--weights") { Description = "Where random weights are written and reused (default ~/.cache/cogvideox/random-weights/<model>-<dtype>).", HelpName = "FOLDER" };
         var memory = new Option<string>("--memory") { Description = "Memory modes to run, comma-separated, in order: full, balanced, low, auto.", DefaultValueFactory = _ => "full,balanced,low", HelpName = "MODES" };
         var device = new Option<string>("--device") { Description = "auto (the GPU when one works, else the CPU), cuda, cuda:N or cpu.", DefaultValueFactory = _ => DeviceSelection.Auto };

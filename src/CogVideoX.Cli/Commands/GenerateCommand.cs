@@ -30,7 +30,7 @@ internal static class GenerateCommand
 
     private static readonly Option<string> s_model = new("--model")
     {
-        Description = "2b, 5b, 5b-i2v (image to video), a diffusers pipeline folder, or a Hugging Face repo id in the local cache (owner/name[@revision]).",
+        Description = "2b, 5b, 5b-i2v (image to video), 1.5 (THUDM/CogVideoX1.5-5B), 1.5-i2v, a diffusers pipeline folder, or a Hugging Face repo id in the local cache (owner/name[@revision]).",
         DefaultValueFactory = _ => "2b",
     };
 
@@ -38,15 +38,15 @@ internal static class GenerateCommand
 
     private static readonly Option<double> s_guidance = new("--guidance") { Description = "Classifier-free guidance scale (1 or less: none).", DefaultValueFactory = _ => GenerationDefaults.Guidance };
 
-    private static readonly Option<int> s_frames = new("--frames") { Description = "Video frames, 4k+1 (the models were trained on 49).", DefaultValueFactory = _ => GenerationDefaults.Frames };
+    private static readonly Option<int> s_frames = new("--frames") { Description = "Video frames, 4k+1 (default: the model's; 49 for CogVideoX 1.0, 81 for 1.5).", DefaultValueFactory = _ => GenerationDefaults.Frames };
 
-    private static readonly Option<int> s_fps = new("--fps") { Description = "Frames per second of the MP4.", DefaultValueFactory = _ => GenerationDefaults.Fps };
+    private static readonly Option<int> s_fps = new("--fps") { Description = "Frames per second of the MP4 (default: the model's; 8 for CogVideoX 1.0, 16 for 1.5).", DefaultValueFactory = _ => GenerationDefaults.Fps };
 
     private static readonly Option<long> s_seed = new("--seed") { Description = "Seed of the torch-compatible CPU generator (same seed, same latents as diffusers).", DefaultValueFactory = _ => GenerationDefaults.Seed };
 
-    private static readonly Option<int> s_height = new("--height") { Description = "Height in pixels, a multiple of 16.", DefaultValueFactory = _ => GenerationDefaults.Height };
+    private static readonly Option<int> s_height = new("--height") { Description = "Height in pixels, a multiple of 16 (default: the model's; 480 for CogVideoX 1.0, 768 for 1.5).", DefaultValueFactory = _ => GenerationDefaults.Height };
 
-    private static readonly Option<int> s_width = new("--width") { Description = "Width in pixels, a multiple of 16.", DefaultValueFactory = _ => GenerationDefaults.Width };
+    private static readonly Option<int> s_width = new("--width") { Description = "Width in pixels, a multiple of 16 (default: the model's; 720 for CogVideoX 1.0, 1360 for 1.5).", DefaultValueFactory = _ => GenerationDefaults.Width };
 
     private static readonly Option<string?> s_scheduler = new("--scheduler") { Description = "ddim or dpm (default: ddim for 2b, dpm for 5b).", HelpName = "ddim|dpm" };
 
@@ -143,6 +143,8 @@ internal static class GenerateCommand
         bool json = parse.GetValue(s_json);
 
         var (settings, promptSource) = Settings(parse);
+        // Flags left out take the model's defaults (CogVideoX 1.5: 81 frames of 768×1360 at 16 fps).
+        settings = ModelDefaultsFlags.Apply(parse, settings, environment, s_frames, s_height, s_width, s_fps);
         var output = parse.GetValue(s_output) ?? DefaultOutput(settings.Model, promptSource);
         var tensors = parse.GetValue(s_saveTensors);
         CheckPaths(output, tensors);

@@ -48,7 +48,7 @@ internal static class InspectCommand
             .ToList();
         return new InspectReport(model, folder.Identity, folder.Path, folder.PipelineClass, folder.Index.DiffusersVersion,
             folder.Hub, folder.WeightsChecksum, components)
-        { Task = Task(folder) };
+        { Task = Task(folder), Kind = ModelDefaults.Describe(folder) };
     }
 
     /// <summary>What the folder does (text-, image- or video-to-video); null when its configs cannot tell.</summary>
@@ -91,6 +91,7 @@ internal static class InspectCommand
     {
         o.WriteLine($"{r.PipelineClass}{(r.DiffusersVersion is null ? "" : $" (diffusers {r.DiffusersVersion})")}");
         var head = new List<(string, string)> { ("folder", r.Path) };
+        if (r.Kind is { } kind) head.Add(("model", kind));
         if (r.Hub is { } hub) head.Add(("source", $"{hub.RepoId}@{hub.Commit} (revision {hub.Revision})"));
         head.Add(("weights checksum", r.WeightsChecksum ?? "none (no weights in this folder)"));
         if (r.Task is not null) head.Add(("task", r.Task));
@@ -198,6 +199,9 @@ internal sealed record InspectReport(
 {
     /// <summary>What the folder does: text-to-video or image-to-video, and how that was decided.</summary>
     public string? Task { get; init; }
+
+    /// <summary>What the folder is: model generation and task, the published model it is like, its defaults.</summary>
+    public string? Kind { get; init; }
 }
 
 /// <summary>One component: its weights (from the headers) or why there are none, and its effective config.</summary>

@@ -6,9 +6,10 @@ using CogVideoX.Weights;
 namespace CogVideoX.Diffusion;
 
 /// <summary>
-/// A CogVideoX 1.0 pipeline, as diffusers' CogVideoX pipelines run it: encode the prompt (and the negative prompt
-/// under guidance), let the task's conditioning prepare the latents (text-to-video: a CPU generator seeded as torch's),
-/// denoise them in the shared <see cref="DenoisingLoop"/>, decode them with the VAE and map the video to [0, 1]. Which
+/// A CogVideoX pipeline (1.0 and 1.5), as diffusers' CogVideoX pipelines run it: encode the prompt (and the negative
+/// prompt under guidance), let the task's conditioning prepare the latents (text-to-video: a CPU generator seeded as
+/// torch's; CogVideoX 1.5 draws them padded in front to whole temporal patches), denoise them in the shared
+/// <see cref="DenoisingLoop"/>, trim the padding, decode them with the VAE and map the video to [0, 1]. Which
 /// task runs follows the folder's model_index.json class (<see cref="PipelineTasks"/>); where the components live —
 /// memory modes, loading, out-of-memory advice — is the <see cref="ComponentManager"/>'s business. A device
 /// out-of-memory error becomes a <see cref="CogVideoXException"/> naming the mode that fits. One run at a time per
@@ -66,6 +67,9 @@ public sealed class CogVideoXPipeline : IDisposable
     /// <summary>Height and width must be multiples of this: the VAE's spatial compression times the patch size (16).</summary>
     public int SizeMultiple => Model.Vae.SpatialCompressionRatio * Model.Transformer.PatchSize;
 
+    /// <summary>The model generation's defaults and limits (CogVideoX 1.0 or 1.5).</summary>
+    public ModelDefaults Defaults => ModelDefaults.For(Model.Transformer);
+
     /// <summary>The model's tokenizer (read on first use; it holds no weights).</summary>
     public T5Tokenizer Tokenizer => _components.Tokenizer;
 
@@ -91,7 +95,7 @@ public sealed class CogVideoXPipeline : IDisposable
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(request.Prompt);
-        var warnings = GenerationRules.Check(request, TemporalCompression, SizeMultiple).ToList();
+        var warnings = GenerationRules.Check(request, TemporalCompression, SizeMultiple, Defaults).ToList();
         var task = TaskFor(request);
         warnings.AddRange(InputRules.Check(request, Task, task, Model));
         var choice = SchedulerSelection.Resolve(Model.Scheduler, Model.Transformer, request.Scheduler);
@@ -110,6 +114,8 @@ public sealed class CogVideoXPipeline : IDisposable
             warnings.Add("dynamic CFG is meant for the DPM scheduler (THUDM's demo turns it off for DDIM); the result may be worse than with a fixed scale.");
         int spatial = Model.Vae.SpatialCompressionRatio;
         int latentFrames = GenerationRules.LatentFrames(request.Frames, TemporalCompression);
+        // CogVideoX 1.5: padded in front to whole temporal patches while denoising (diffusers' additional_frames).
+        int padding = Defaults.LatentPadding(latentFrames);
         var memory = _components.ResolveMemory(request, cfg);
         warnings.AddRange(memory.Warnings);
         var lora = _components.UseLora(request.Lora ?? []);
@@ -126,7 +132,7 @@ public sealed class CogVideoXPipeline : IDisposable
             MemoryPolicy = memory.Policy.Name,
             MemoryNotes = memory.Notes,
             MemoryEstimate = memory.Estimate,
-            LatentShape = [1, latentFrames, Model.Vae.LatentChannels, request.Height / spatial, request.Width / spatial],
+            LatentShape = [1, latentFrames + padding, Model.Vae.LatentChannels, request.Height / spatial, request.Width / spatial],
             DecodedFrames = GenerationRules.DecodedFrames(latentFrames, TemporalCompression),
             VaeTiling = _components.VaeTilingFor(memory.Policy) is not null,
             Lora = lora,
@@ -236,7 +242,7 @@ public sealed class CogVideoXPipeline : IDisposable
             stage = PipelineStages.LoadVae;
             var vae = _components.Vae(clock);
             stage = PipelineStages.VaeDecode;
-            var (frames, frameCount, height, width) = Decode(vae, latents, policy, clock, observer, cancellation);
+            var (frames, frameCount, height, width) = Decode(vae, latents, Defaults.LatentPadding(GenerationRules.LatentFrames(request.Frames, TemporalCompression)), policy, clock, observer, cancellation);
             _components.AfterStage(ModelComponent.Vae, policy);
 
             var finalLatents = latents.ToFloatArray();
@@ -284,14 +290,19 @@ public sealed class CogVideoXPipeline : IDisposable
         return embeddings;
     }
 
-    /// <summary>The VAE's stage: the video [F, 3, H, W] in [0, 1] on the host.</summary>
-    private (float[] Frames, int Count, int Height, int Width) Decode(CogVideoXVae vae, Tensor latents, IMemoryPolicy policy, StageClock clock,
+    /// <summary>
+    /// The VAE's stage: the video [F, 3, H, W] in [0, 1] on the host, from the latents less the
+    /// <paramref name="padding"/> frames in front (CogVideoX 1.5's padding to whole temporal patches, which diffusers
+    /// discards before decoding).
+    /// </summary>
+    private (float[] Frames, int Count, int Height, int Width) Decode(CogVideoXVae vae, Tensor latents, int padding, IMemoryPolicy policy, StageClock clock,
         IPipelineObserver? observer, CancellationToken cancellation)
     {
         var watch = clock.Begin(PipelineStages.VaeDecode);
         float[] frames;
         int count, height, width;
-        using (var permuted = latents.Permute(0, 2, 1, 3, 4))
+        using (var trimmed = latents.Narrow(1, padding, latents.Dim(1) - padding))
+        using (var permuted = trimmed.Permute(0, 2, 1, 3, 4))
         using (var z = permuted.Scale((float)(1.0 / vae.Config.ScalingFactor)))
         {
             observer?.Tensor("vae_input", z);

@@ -99,14 +99,26 @@ public static class GenerationRules
     /// </summary>
     public const long MaxVideoPixels = 1L << 28;
 
-    /// <summary>Checks every field; throws the first error, returns the warnings.</summary>
-    public static IReadOnlyList<string> Check(GenerationRequest request, int temporalCompression = TemporalCompression, int sizeMultiple = SizeMultiple)
+    /// <summary>
+    /// Checks every field; throws the first error, returns the warnings. <paramref name="model"/> says which model
+    /// generation the frame counts and sizes are judged for (null: CogVideoX 1.0).
+    /// </summary>
+    public static IReadOnlyList<string> Check(GenerationRequest request, int temporalCompression = TemporalCompression, int sizeMultiple = SizeMultiple,
+        ModelDefaults? model = null)
     {
         ArgumentNullException.ThrowIfNull(request);
         CheckSteps(request.Steps);
         CheckGuidance(request.Guidance);
         CheckSize("height", request.Height, sizeMultiple);
         CheckSize("width", request.Width, sizeMultiple);
+        if (model is not null && model != ModelDefaults.Version10)
+        {
+            CheckModelSize("height", request.Height, model.MaxHeight, model, sizeMultiple);
+            CheckModelSize("width", request.Width, model.MaxWidth, model, sizeMultiple);
+            var modelWarnings = CogVideoX15Frames.Check(request.Frames, temporalCompression, model);
+            CheckVideoSize(request.Frames, request.Height, request.Width);
+            return modelWarnings;
+        }
         var warnings = CheckFrames(request.Frames, temporalCompression);
         CheckVideoSize(request.Frames, request.Height, request.Width);
         return warnings;
@@ -120,6 +132,14 @@ public static class GenerationRules
         throw Usage($"frames × height × width = {frames} × {height} × {width} = {pixels.ToString("#,0", CultureInfo.InvariantCulture)} pixels is more than one video may have here " +
             $"({MaxVideoPixels.ToString("#,0", CultureInfo.InvariantCulture)}, 16× the {TrainedFrames} × 480 × 720 the models were trained on): the transformer's attention work grows " +
             "with the square of it and the VAE's memory with it; use fewer frames or a smaller height and width.");
+    }
+
+    /// <summary>A side within what the model's positions cover (CogVideoX 1.5's rotary grid).</summary>
+    private static void CheckModelSize(string what, int pixels, int? max, ModelDefaults model, int multiple)
+    {
+        if (max is not { } limit || pixels <= limit) return;
+        throw Usage($"{what}: {pixels} pixels is more than {model.Name} has positions for: its rotary embeddings cover a grid of " +
+            $"{limit / multiple} patches of {multiple} pixels, so the {what} may be at most {limit} (it was trained at {model.Height} × {model.Width}).");
     }
 
     public static void CheckSteps(int steps)

@@ -74,8 +74,10 @@ public static class MemoryEstimator
         int latentFrames = GenerationRules.LatentFrames(frames, vae.TemporalCompressionRatio);
         int spatial = vae.SpatialCompressionRatio;
         var text = T5Encoder.EstimateMemory(model.TextEncoder, dtype, textLength);
+        // CogVideoX 1.5 denoises the latents padded to whole temporal patches and decodes them trimmed.
+        int padded = latentFrames + ModelDefaults.For(model.Transformer).LatentPadding(latentFrames);
         var transformer = CogVideoXTransformer.EstimateMemory(model.Transformer, dtype, classifierFreeGuidance ? 2 : 1, textLength,
-            latentFrames, height / spatial, width / spatial);
+            padded, height / spatial, width / spatial);
         int decodedFrames = GenerationRules.DecodedFrames(latentFrames, vae.TemporalCompressionRatio);
         var decode = CogVideoXVae.EstimateMemory(vae, dtype, decodedFrames, height, width, tiled: false);
         var decodeTiled = CogVideoXVae.EstimateMemory(vae, dtype, decodedFrames, height, width, tiled: true);

@@ -44,6 +44,12 @@ public sealed record BenchSettings
 
     public int LatentFrames => (Frames - 1) / 4 + 1;
 
+    /// <summary>
+    /// Latent frames the transformer sees: <see cref="LatentFrames"/>, padded in front to whole temporal patches for
+    /// CogVideoX 1.5 (81 frames: 21 → 22) as its pipeline does; the VAE decodes the unpadded count.
+    /// </summary>
+    public int TransformerLatentFrames(TransformerConfig config) => LatentFrames + ModelDefaults.For(config).LatentPadding(LatentFrames);
+
     public int LatentHeight => Height / 8;
 
     public int LatentWidth => Width / 8;
@@ -84,10 +90,12 @@ public static partial class ModelBench
             "2b" or "cogvideox-2b" => "CogVideoX-2b",
             "5b" or "cogvideox-5b" => "CogVideoX-5b",
             "5b-i2v" or "cogvideox-5b-i2v" => "CogVideoX-5b-I2V",
+            "1.5" or "1.5-5b" or "cogvideox1.5-5b" => "CogVideoX1.5-5B",
+            "1.5-i2v" or "1.5-5b-i2v" or "cogvideox1.5-5b-i2v" => "CogVideoX1.5-5B-I2V",
             _ => null,
         };
         if (name is null)
-            throw new CogVideoXException($"--model-config '{model}': use 2b, 5b, 5b-i2v, or a folder holding transformer/, vae/, text_encoder/ and scheduler/ config.json files");
+            throw new CogVideoXException($"--model-config '{model}': use 2b, 5b, 5b-i2v, 1.5, 1.5-i2v, or a folder holding transformer/, vae/, text_encoder/ and scheduler/ config.json files");
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
@@ -141,27 +149,57 @@ public static partial class ModelBench
         log?.Invoke($"  transformer built: {model.WeightBytes / (double)(1L << 30):0.00} GiB of weights");
         using var scope = new TensorScope();
         var inputs = new OpInputs(backend, s.DType, s.Seed);
-        var latents = scope.Keep(inputs.Uniform([2, s.LatentFrames, config.InChannels, s.LatentHeight, s.LatentWidth], -2f, 2f));
+        int frames = s.TransformerLatentFrames(config);
+        var latents = scope.Keep(inputs.Uniform([2, frames, config.InChannels, s.LatentHeight, s.LatentWidth], -2f, 2f));
         var text = scope.Keep(inputs.Uniform([2, s.TextLength, config.TextEmbedDim], -1f, 1f));
-        var rotary = config.UseRotaryPositionalEmbeddings ? model.BuildRotaryTables(s.LatentFrames, s.LatentHeight, s.LatentWidth) : null;
+        var rotary = config.UseRotaryPositionalEmbeddings ? model.BuildRotaryTables(frames, s.LatentHeight, s.LatentWidth) : null;
         using var rotaryScope = rotary;
-        int videoTokens = s.LatentFrames * (s.LatentHeight / config.PatchSize) * (s.LatentWidth / config.PatchSize);
-        var times = Repeat(backend, s, () => model.Forward(latents, text, [999f, 999f], rotary).Dispose(), log, "step");
+        int videoTokens = frames / (config.PatchSizeT ?? 1) * (s.LatentHeight / config.PatchSize) * (s.LatentWidth / config.PatchSize);
+        // CogVideoX 1.5-I2V takes the ofs value its pipeline passes (2.0).
+        float? ofs = config.OfsEmbedDim is > 0 ? 2f : null;
+        var times = Repeat(backend, s, () => model.Forward(latents, text, [999f, 999f], rotary, ofs).Dispose(), log, "step");
         return new StageResult("transformer",
-            $"{s.ModelName} transformer {s.DType.Name()}, CFG batch 2, latents {s.LatentFrames}×{s.LatentHeight}×{s.LatentWidth}, {videoTokens} video + {s.TextLength} text tokens",
+            $"{s.ModelName} transformer {s.DType.Name()}, CFG batch 2, latents {frames}×{s.LatentHeight}×{s.LatentWidth}, {videoTokens} video + {s.TextLength} text tokens",
             times.Seconds, times.Peak, model.WeightBytes)
         { Profile = times.Profile };
     }
 
     /// <summary>The VAE decode of the settings' latents (one video), repeated.</summary>
-    public static StageResult Vae(IBackend backend, BenchSettings s, Action<string>? log = null)
+    public static StageResult Vae(IBackend backend, BenchSettings s, Action<string>? log = null) => Vae(backend, s, "vae", _ => null, log);
+
+    /// <summary>
+    /// The VAE decode of the settings' latents in the model's default spatial tiles (what the low memory mode uses),
+    /// repeated.
+    /// </summary>
+    public static StageResult VaeTiled(IBackend backend, BenchSettings s, Action<string>? log = null) =>
+        Vae(backend, s, "vae-tiled", c => VaeTiling.ForConfig(c), log);
+
+    /// <summary>Issue 20's decode budget: CogVideoX 1.5's VAE decode at 81 frames 768×1360 within 16 GiB.</summary>
+    public const long DecodeBudget15 = 16L << 30;
+
+    /// <summary>
+    /// The VAE decode in the fewest full-height column tiles estimated to fit <see cref="DecodeBudget15"/>
+    /// (<see cref="CogVideoXVae.FitTiling"/>; whole frames when they fit), repeated: for CogVideoX 1.5 at 81 frames
+    /// 768×1360 the figure to hold against 16 GiB and 1.1× the untiled time.
+    /// </summary>
+    public static StageResult VaeFit(IBackend backend, BenchSettings s, Action<string>? log = null) =>
+        // 1 GiB of the budget is left to what the estimate does not count (allocator rounding, cuDNN workspaces).
+        Vae(backend, s, "vae-fit", c => CogVideoXVae.FitTiling(c, CogVideoXVae.DecodeDType(s.DType),
+            GenerationRules.DecodedFrames(s.LatentFrames, c.TemporalCompressionRatio), s.Height, s.Width, DecodeBudget15 - (1L << 30)), log);
+
+    private static StageResult Vae(IBackend backend, BenchSettings s, string stage, Func<VaeConfig, VaeTiling?> tiling, Action<string>? log)
     {
         using var vae = RandomVae(s, backend);
         using var scope = new TensorScope();
         var inputs = new OpInputs(backend, s.DType, s.Seed + 3);
         var z = scope.Keep(inputs.Uniform([1, vae.Config.LatentChannels, s.LatentFrames, s.LatentHeight, s.LatentWidth], -2f, 2f));
-        var times = Repeat(backend, s, () => vae.Decode(z).Dispose(), log, "decode");
-        return new StageResult("vae", $"{s.ModelName} VAE decode {s.DType.Name()}, {s.LatentFrames} latent frames → {vae.OutputFrames(s.LatentFrames)} frames {s.Height}×{s.Width}",
+        var options = new VaeDecodeOptions { Tiling = tiling(vae.Config) };
+        var times = Repeat(backend, s, () => vae.Decode(z, options).Dispose(), log, "decode");
+        string tiles = options.Tiling is { } t
+            ? $", tiles of {t.TileSampleMinHeight}×{t.TileSampleMinWidth} (overlap {t.OverlapFactorHeight:0.###}, {t.OverlapFactorWidth:0.###})"
+            : ", whole frames";
+        return new StageResult(stage,
+            $"{s.ModelName} VAE decode {vae.DType.Name()}, {s.LatentFrames} latent frames → {vae.OutputFrames(s.LatentFrames)} frames {s.Height}×{s.Width}{tiles}",
             times.Seconds, times.Peak, 0)
         { Profile = times.Profile };
     }

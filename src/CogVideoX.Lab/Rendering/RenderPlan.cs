@@ -53,6 +53,20 @@ public sealed record RenderPlan
         return warnings;
     }
 
+    /// <summary>The model's generation defaults, or null when its configs cannot be read (the pipeline then says why).</summary>
+    private static ModelDefaults? ModelDefaultsOf(ModelFolder model)
+    {
+        try
+        {
+            _ = model.Vae;
+            return ModelDefaults.For(model.Transformer);
+        }
+        catch (CogVideoXException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The settings' GPU choices as the backend's typed options (the CPU ignores them).</summary>
     public static GpuOptions ParseGpu(GenerationSettings s)
     {
@@ -66,6 +80,10 @@ public sealed record RenderPlan
         var warnings = Check(s).ToList();
         var notes = new List<string>();
         var model = ModelLocator.Resolve(s.Model, environment);
+        // The frame and size warnings of the model's generation (CogVideoX 1.5 was made for 81 frames, not 49).
+        if (ModelDefaultsOf(model) is { } defaults && defaults != ModelDefaults.Version10)
+            warnings = GenerationRules.Check(ToRequest(s, scheduler: null), model.Vae.TemporalCompressionRatio,
+                model.Vae.SpatialCompressionRatio * model.Transformer.PatchSize, defaults).ToList();
         var choice = DeviceSelection.Resolve(s.Device, gpuCheck);
         if (choice.Reason.Length > 0) notes.Add(choice.Reason);
         var device = Backends.Parse(choice.Device);

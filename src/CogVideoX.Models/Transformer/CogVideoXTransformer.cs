@@ -7,9 +7,11 @@ using CogVideoX.Weights;
 namespace CogVideoX.Models.Transformer;
 
 /// <summary>
-/// The CogVideoX 1.0 denoising transformer (diffusers' <c>CogVideoXTransformer3DModel</c>, both the 2b style with
-/// sincos positions and the 5b style with 3D rotary positions), configured only from its <c>config.json</c>. The
-/// module tree mirrors the checkpoint names: <c>patch_embed</c>, <c>time_embedding</c>,
+/// The CogVideoX denoising transformer (diffusers' <c>CogVideoXTransformer3DModel</c>: the 1.0 2b style with sincos
+/// positions, the 5b style with 3D rotary positions, and 1.5 with temporal patches of <c>patch_size_t</c> latent
+/// frames, rotary positions over the patched grid and — 1.5-I2V — the <c>ofs</c> embedding), configured only from
+/// its <c>config.json</c>. The module tree mirrors the checkpoint names: <c>patch_embed</c>, <c>time_embedding</c>,
+/// <c>ofs_embedding</c> (1.5-I2V),
 /// <c>transformer_blocks.{i}</c>, <c>norm_final</c>, <c>norm_out</c>, <c>proj_out</c>. One forward at a time per
 /// instance (it caches the positional table of the last grid size). The blocks come from an
 /// <see cref="IBlockSource{TBlock}"/>: resident on the backend (loaded with the rest), or streamed from host images
@@ -152,8 +154,8 @@ public sealed class CogVideoXTransformer : IDisposable
         TransformerConfigCheck.Validate(config, "transformer config");
         using var tree = new CogVideoXTransformerModule(config, "transformer config", residentBlocks: true);
         long block = tree.Blocks[0].Bytes(dtype);
-        int s = dtype.SizeOf(), p = config.PatchSize;
-        long tokens = textLength + (long)latentFrames * (latentHeight / p) * (latentWidth / p);
+        int s = dtype.SizeOf(), p = config.PatchSize, pt = config.PatchSizeT ?? 1;
+        long tokens = textLength + (long)((latentFrames + pt - 1) / pt) * (latentHeight / p) * (latentWidth / p);
         // Inside a block at its peak (the attention): the hidden state, its norm, q/k/v (3), normed q and k, the merged
         // heads and to_out's result — 9 hidden-sized tensors — plus one for the rotary copy (5b style).
         long hiddenBytes = batch * tokens * config.InnerDim * s;
@@ -161,7 +163,10 @@ public sealed class CogVideoXTransformer : IDisposable
         return new ComponentMemory(block, config.NumLayers, tree.Bytes(dtype) - block * config.NumLayers, working);
     }
 
-    /// <summary>The rotary tables for latents of this size on this model's backend and dtype (5b style only).</summary>
+    /// <summary>
+    /// The rotary tables for latents of this size on this model's backend and dtype (5b style and 1.5; for 1.5 the
+    /// latent frames are the padded count, a multiple of patch_size_t).
+    /// </summary>
     public RotaryTables BuildRotaryTables(int latentFrames, int latentHeight, int latentWidth) =>
         RotaryTables.Build(Config, latentFrames, latentHeight, latentWidth, Backend, DType);
 
@@ -172,13 +177,23 @@ public sealed class CogVideoXTransformer : IDisposable
     /// [B, F, out_channels, H, W] in the model's dtype.
     /// </summary>
     public Tensor Forward(Tensor latents, Tensor textEmbeddings, ReadOnlySpan<float> timesteps, RotaryTables? rotary = null,
+        CancellationToken cancellation = default) =>
+        Forward(latents, textEmbeddings, timesteps, rotary, ofs: null, cancellation);
+
+    /// <summary>
+    /// <see cref="Forward(Tensor, Tensor, ReadOnlySpan{float}, RotaryTables?, CancellationToken)"/> with the
+    /// <paramref name="ofs"/> value of CogVideoX 1.5-I2V (its pipeline passes 2.0; the same for every batch item):
+    /// required by a model with an <c>ofs_embed_dim</c>, refused by one without.
+    /// </summary>
+    public Tensor Forward(Tensor latents, Tensor textEmbeddings, ReadOnlySpan<float> timesteps, RotaryTables? rotary, float? ofs,
         CancellationToken cancellation = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var c = Config;
-        CheckInputs(latents, textEmbeddings, timesteps, rotary);
+        CheckInputs(latents, textEmbeddings, timesteps, rotary, ofs);
         int b = latents.Dim(0), f = latents.Dim(1), h = latents.Dim(3), w = latents.Dim(4), p = c.PatchSize;
-        int textLength = textEmbeddings.Dim(1), videoLength = f * (h / p) * (w / p);
+        int pt = c.PatchSizeT ?? 1;
+        int textLength = textEmbeddings.Dim(1), videoLength = f / pt * (h / p) * (w / p);
         var perItem = new float[b];
         for (int i = 0; i < b; i++) perItem[i] = timesteps.Length == 1 ? timesteps[0] : timesteps[i];
 
@@ -188,6 +203,12 @@ public sealed class CogVideoXTransformer : IDisposable
         var x = latents.To(DType);
         var text = textEmbeddings.To(DType);
         var embedding = _module.TimeEmbedding.Forward(perItem);
+        if (_module.OfsEmbedding is { } ofsEmbedding)
+        {
+            var ofsPerItem = new float[b];
+            Array.Fill(ofsPerItem, ofs!.Value);
+            embedding = embedding.Add(ofsEmbedding.Forward(ofsPerItem));
+        }
         // Every adaptive norm takes SiLU(embedding); it is the same for all of them.
         var activated = embedding.Silu();
 
@@ -205,14 +226,19 @@ public sealed class CogVideoXTransformer : IDisposable
         var normed = video.LayerNorm(_module.NormFinalWeight?.Value, _module.NormFinalBias?.Value, (float)c.NormEps);
         var modulated = _module.NormOut.Forward(normed, activated);
         var projected = modulated.Linear(_module.ProjOutWeight.Value, _module.ProjOutBias.Value);
-        // Unpatchify: [B, F, h, w, C, p, p] → [B, F, C, h, p, w, p] → [B, F, C, H, W].
-        var output = projected.Reshape(b, f, h / p, w / p, c.OutputChannels, p, p)
-            .Permute(0, 1, 4, 2, 5, 3, 6)
-            .Reshape(b, f, c.OutputChannels, h, w);
+        // Unpatchify: [B, F, h, w, C, p, p] → [B, F, C, h, p, w, p] → [B, F, C, H, W]; with temporal patches
+        // [B, F/p_t, h, w, C, p_t, p, p] → [B, F/p_t, p_t, C, h, p, w, p] → [B, F, C, H, W].
+        var output = c.PatchSizeT is null
+            ? projected.Reshape(b, f, h / p, w / p, c.OutputChannels, p, p)
+                .Permute(0, 1, 4, 2, 5, 3, 6)
+                .Reshape(b, f, c.OutputChannels, h, w)
+            : projected.Reshape(b, f / pt, h / p, w / p, c.OutputChannels, pt, p, p)
+                .Permute(0, 1, 5, 4, 2, 6, 3, 7)
+                .Reshape(b, f, c.OutputChannels, h, w);
         return scope.Keep(output);
     }
 
-    private void CheckInputs(Tensor latents, Tensor text, ReadOnlySpan<float> timesteps, RotaryTables? rotary)
+    private void CheckInputs(Tensor latents, Tensor text, ReadOnlySpan<float> timesteps, RotaryTables? rotary, float? ofs)
     {
         var c = Config;
         if (latents.Rank != 5 || latents.Dim(2) != c.InChannels)
@@ -234,10 +260,18 @@ public sealed class CogVideoXTransformer : IDisposable
         if (!ReferenceEquals(latents.Backend, Backend) || !ReferenceEquals(text.Backend, Backend))
             throw new CogVideoXException(
                 $"transformer: inputs must be on the model's device ({Backend.Device}); latents are on {latents.Device}, text on {text.Device}");
+        if (c.OfsEmbedDim is > 0 && ofs is null)
+            throw new CogVideoXException(
+                $"transformer: this model has an ofs embedding (ofs_embed_dim {c.OfsEmbedDim}, CogVideoX 1.5 image-to-video) and needs an ofs value with every call; its pipeline passes 2.0");
+        if (c.OfsEmbedDim is not > 0 && ofs is not null)
+            throw new CogVideoXException(
+                "transformer: this model has no ofs embedding (ofs_embed_dim is null; only CogVideoX 1.5 image-to-video has one); call it without an ofs value");
+        if (ofs is { } o && !float.IsFinite(o))
+            throw new CogVideoXException($"transformer: the ofs value must be a finite number (the pipeline passes 2.0), got {o}");
         if (c.UseRotaryPositionalEmbeddings)
         {
             int p = c.PatchSize;
-            int f = latents.Dim(1), gh = latents.Dim(3) / p, gw = latents.Dim(4) / p;
+            int f = latents.Dim(1) / (c.PatchSizeT ?? 1), gh = latents.Dim(3) / p, gw = latents.Dim(4) / p;
             if (rotary is null)
                 throw new CogVideoXException(
                     "transformer: this model uses 3D rotary positions (use_rotary_positional_embeddings); build them with BuildRotaryTables for the run's latent size and pass them to every call");
@@ -305,8 +339,12 @@ internal sealed class CogVideoXTransformerModule : Module
     public CogVideoXTransformerModule(TransformerConfig config, string configSource, bool residentBlocks)
     {
         var ffActivation = TransformerConfigCheck.FeedForwardActivation(config, configSource);
+        var timeActivation = TransformerConfigCheck.TimestepActivation(config, configSource);
         PatchEmbed = Child("patch_embed", new PatchEmbedding(config));
-        TimeEmbedding = Child("time_embedding", new TimestepEmbedding(config, TransformerConfigCheck.TimestepActivation(config, configSource)));
+        TimeEmbedding = Child("time_embedding", new TimestepEmbedding(config, timeActivation));
+        // CogVideoX 1.5-I2V: ofs_proj (no weights) + ofs_embedding, ofs_embed_dim wide on both sides.
+        if (config.OfsEmbedDim is { } ofsDim && ofsDim > 0)
+            OfsEmbedding = Child("ofs_embedding", new TimestepEmbedding(ofsDim, ofsDim, config.FlipSinToCos, config.FreqShift, timeActivation));
         if (residentBlocks)
         {
             var blocks = new TransformerBlock[config.NumLayers];
@@ -319,7 +357,7 @@ internal sealed class CogVideoXTransformerModule : Module
             NormFinalBias = Weight("norm_final.bias", config.InnerDim);
         }
         NormOut = Child("norm_out", new AdaLayerNorm(config));
-        int outFeatures = config.PatchSize * config.PatchSize * config.OutputChannels;
+        int outFeatures = config.PatchSize * config.PatchSize * (config.PatchSizeT ?? 1) * config.OutputChannels;
         ProjOutWeight = Weight("proj_out.weight", outFeatures, config.InnerDim);
         ProjOutBias = Weight("proj_out.bias", outFeatures);
     }
@@ -327,6 +365,9 @@ internal sealed class CogVideoXTransformerModule : Module
     public PatchEmbedding PatchEmbed { get; }
 
     public TimestepEmbedding TimeEmbedding { get; }
+
+    /// <summary>The ofs embedding of CogVideoX 1.5-I2V; null for every other model.</summary>
+    public TimestepEmbedding? OfsEmbedding { get; }
 
     public IReadOnlyList<TransformerBlock> Blocks { get; } = [];
 

@@ -76,10 +76,11 @@ public static class SincosPositionalEmbedding
 }
 
 /// <summary>
-/// The 3D rotary tables of the CogVideoX-5b style transformer, built as diffusers' pipeline builds them
-/// (<c>_prepare_rotary_positional_embeddings</c>): the latent patch grid is placed in a crop region of the config's
-/// base grid and each axis gets its own share of the head dimension (time D/4, height 3D/8, width 3D/8).
-/// Build them once per run and pass them to every transformer call.
+/// The 3D rotary tables of the CogVideoX-5b style and 1.5 transformers, built as diffusers' pipeline builds them
+/// (<c>_prepare_rotary_positional_embeddings</c>): 1.0 places the latent patch grid in a crop region of the config's
+/// base grid ("linspace"); 1.5 numbers the patches 0, 1, 2, … on each axis of the patched grid, frames counted in
+/// temporal patches ("slice", the base grid only bounding the size). Each axis gets its own share of the head
+/// dimension (time D/4, height 3D/8, width 3D/8). Build them once per run and pass them to every transformer call.
 /// </summary>
 public sealed class RotaryTables : IDisposable
 {
@@ -98,7 +99,7 @@ public sealed class RotaryTables : IDisposable
     /// <summary>sin table [video tokens, head dim], values repeated in interleaved pairs.</summary>
     public Tensor Sin { get; }
 
-    /// <summary>Latent frames of the grid the tables were built for.</summary>
+    /// <summary>Frames of the patch grid the tables were built for (latent frames / patch_size_t for 1.5).</summary>
     public int Frames { get; }
 
     /// <summary>Patch rows of the grid.</summary>
@@ -123,14 +124,16 @@ public sealed class RotaryTables : IDisposable
         int p = config.PatchSize;
         TransformerConfigCheck.LatentSize(config, latentFrames, latentHeight, latentWidth);
         int gridHeight = latentHeight / p, gridWidth = latentWidth / p;
-        var (cos, sin) = Compute(config.AttentionHeadDim, latentFrames, gridHeight, gridWidth,
-            config.SampleHeight / p, config.SampleWidth / p);
-        int[] shape = [latentFrames * gridHeight * gridWidth, config.AttentionHeadDim];
+        int gridFrames = latentFrames / (config.PatchSizeT ?? 1);
+        var (cos, sin) = config.PatchSizeT is null
+            ? Compute(config.AttentionHeadDim, latentFrames, gridHeight, gridWidth, config.SampleHeight / p, config.SampleWidth / p)
+            : ComputeSliced(config.AttentionHeadDim, gridFrames, gridHeight, gridWidth);
+        int[] shape = [gridFrames * gridHeight * gridWidth, config.AttentionHeadDim];
         var cosTensor = Tensor.FromArray(cos, shape, backend, dtype);
         try
         {
             var sinTensor = Tensor.FromArray(sin, shape, backend, dtype);
-            return new RotaryTables(cosTensor, sinTensor, latentFrames, gridHeight, gridWidth);
+            return new RotaryTables(cosTensor, sinTensor, gridFrames, gridHeight, gridWidth);
         }
         catch
         {
@@ -158,7 +161,33 @@ public sealed class RotaryTables : IDisposable
         var gridT = Linspace(0f, (float)(frames * (frames - 1) / (double)frames), frames);
         var gridH = Linspace(top, (float)(bottom * (gridHeight - 1) / (double)gridHeight), gridHeight);
         var gridW = Linspace(left, (float)(right * (gridWidth - 1) / (double)gridWidth), gridWidth);
+        return Tables(headDim, gridT, gridH, gridW);
+    }
 
+    /// <summary>
+    /// The host tables of CogVideoX 1.5 (<c>get_3d_rotary_pos_embed</c> with grid_type "slice"): positions 0 … n − 1
+    /// on each axis of a frames × gridHeight × gridWidth patch grid (frames in temporal patches). diffusers computes
+    /// the spatial axes for the whole base grid and slices them; the rows it keeps are these.
+    /// </summary>
+    public static (float[] Cos, float[] Sin) ComputeSliced(int headDim, int frames, int gridHeight, int gridWidth)
+    {
+        if (headDim <= 0 || headDim % 16 != 0)
+            throw new CogVideoXException($"3D rotary embeddings need a head dim divisible by 16, got {headDim}");
+        if (frames <= 0 || gridHeight <= 0 || gridWidth <= 0)
+            throw new ArgumentOutOfRangeException(nameof(frames), $"grid {frames}×{gridHeight}×{gridWidth} must be positive");
+        static float[] Arange(int n)
+        {
+            var values = new float[n];
+            for (int i = 0; i < n; i++) values[i] = i;
+            return values;
+        }
+        return Tables(headDim, Arange(frames), Arange(gridHeight), Arange(gridWidth));
+    }
+
+    /// <summary>cos and sin tables [T·H·W, headDim] in token order from each axis' positions.</summary>
+    private static (float[] Cos, float[] Sin) Tables(int headDim, float[] gridT, float[] gridH, float[] gridW)
+    {
+        int frames = gridT.Length, gridHeight = gridH.Length, gridWidth = gridW.Length;
         int dimT = headDim / 4, dimH = headDim / 8 * 3, dimW = headDim / 8 * 3;
         var (tCos, tSin) = Axis(dimT, gridT);
         var (hCos, hSin) = Axis(dimH, gridH);

@@ -6,7 +6,8 @@ namespace CogVideoX.Models.Transformer;
 
 /// <summary>
 /// <c>time_proj</c> + <c>time_embedding</c>: the sinusoidal projection of each batch item's timestep (float32, as
-/// diffusers' <c>get_timestep_embedding</c>), then <c>linear_1</c> → activation → <c>linear_2</c>.
+/// diffusers' <c>get_timestep_embedding</c>), then <c>linear_1</c> → activation → <c>linear_2</c>. CogVideoX
+/// 1.5-I2V's <c>ofs_proj</c> + <c>ofs_embedding</c> are the same computation at ofs_embed_dim wide.
 /// </summary>
 internal sealed class TimestepEmbedding : Module
 {
@@ -19,16 +20,23 @@ internal sealed class TimestepEmbedding : Module
     private readonly bool _flipSinToCos;
     private readonly int _freqShift;
 
+    /// <summary>The timestep embedding: inner_dim sinusoidal channels → time_embed_dim.</summary>
     public TimestepEmbedding(TransformerConfig c, Activation activation)
+        : this(c.InnerDim, c.TimeEmbedDim, c.FlipSinToCos, c.FreqShift, activation)
     {
-        _channels = c.InnerDim;
-        _flipSinToCos = c.FlipSinToCos;
-        _freqShift = c.FreqShift;
+    }
+
+    /// <summary><paramref name="channels"/> sinusoidal channels → <paramref name="embedDim"/> (linear_1, activation, linear_2).</summary>
+    public TimestepEmbedding(int channels, int embedDim, bool flipSinToCos, int freqShift, Activation activation)
+    {
+        _channels = channels;
+        _flipSinToCos = flipSinToCos;
+        _freqShift = freqShift;
         _activation = activation;
-        _linear1Weight = Weight("linear_1.weight", c.TimeEmbedDim, c.InnerDim);
-        _linear1Bias = Weight("linear_1.bias", c.TimeEmbedDim);
-        _linear2Weight = Weight("linear_2.weight", c.TimeEmbedDim, c.TimeEmbedDim);
-        _linear2Bias = Weight("linear_2.bias", c.TimeEmbedDim);
+        _linear1Weight = Weight("linear_1.weight", embedDim, channels);
+        _linear1Bias = Weight("linear_1.bias", embedDim);
+        _linear2Weight = Weight("linear_2.weight", embedDim, embedDim);
+        _linear2Bias = Weight("linear_2.bias", embedDim);
     }
 
     /// <summary>The conditioning vector [B, time_embed_dim] for one timestep per batch item.</summary>

@@ -3,18 +3,30 @@ using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Transformer;
 
-/// <summary>What this port of the CogVideoX 1.0 transformer accepts from a config and from a call.</summary>
+/// <summary>What this port of the CogVideoX transformer (1.0 and 1.5) accepts from a config and from a call.</summary>
 internal static class TransformerConfigCheck
 {
     /// <summary>Throws a <see cref="CogVideoXException"/> naming <paramref name="source"/> when the config cannot be run.</summary>
     public static void Validate(TransformerConfig c, string source)
     {
-        if (c.PatchSizeT is not null)
-            Fail(source, $"patch_size_t = {c.PatchSizeT} marks a CogVideoX 1.5 transformer; this port runs CogVideoX 1.0 " +
-                "models (CogVideoX-2b, CogVideoX-5b), whose config has patch_size_t null");
-        if (c.OfsEmbedDim is > 0)
-            Fail(source, $"ofs_embed_dim = {c.OfsEmbedDim} (the ofs embedding of CogVideoX 1.5 image-to-video) is not " +
-                "supported; CogVideoX 1.0 models have ofs_embed_dim null");
+        if (c.PatchSizeT is { } pt)
+        {
+            // CogVideoX 1.5: temporal patches. Its positions are rotary over the patched grid; diffusers would build a
+            // sincos or learned table for the unpatched frame count, which no checkpoint has.
+            Positive(source, "patch_size_t", pt);
+            if (!c.UseRotaryPositionalEmbeddings || c.UseLearnedPositionalEmbeddings)
+                Fail(source, $"patch_size_t = {pt} (CogVideoX 1.5) goes with rotary positions only " +
+                    "(use_rotary_positional_embeddings true, use_learned_positional_embeddings false), as in " +
+                    "THUDM/CogVideoX1.5-5B and -5B-I2V; a table over unpatched frames does not fit temporal patches");
+        }
+        if (c.OfsEmbedDim is { } ofs && ofs != 0)
+        {
+            if (ofs < 0)
+                Fail(source, $"ofs_embed_dim must be positive or null, got {ofs}");
+            if (ofs != c.TimeEmbedDim)
+                Fail(source, $"ofs_embed_dim {ofs} must equal time_embed_dim {c.TimeEmbedDim}: the ofs embedding is added to " +
+                    "the timestep embedding (CogVideoX1.5-5B-I2V has 512 for both)");
+        }
         if (c.UseLearnedPositionalEmbeddings && !c.UseRotaryPositionalEmbeddings)
             Fail(source, "use_learned_positional_embeddings is true but use_rotary_positional_embeddings is false: no " +
                 "CogVideoX model has learned positions without rotary ones (CogVideoX-5b-I2V has both), and diffusers refuses it too");
@@ -61,7 +73,11 @@ internal static class TransformerConfigCheck
             "published models), \"gelu\" or \"relu\""),
     };
 
-    /// <summary>Latent frames/height/width a call may use: any frame count, sizes that split into whole patches.</summary>
+    /// <summary>
+    /// Latent frames/height/width a call may use: sizes that split into whole patches — any frame count for 1.0, a
+    /// multiple of patch_size_t for 1.5 (its pipeline pads), and for 1.5 a patch grid within the rotary table's
+    /// sample_height × sample_width (its "slice" positions go no further).
+    /// </summary>
     public static void LatentSize(TransformerConfig c, int frames, int height, int width)
     {
         if (frames < 1 || height < 1 || width < 1)
@@ -71,6 +87,17 @@ internal static class TransformerConfigCheck
             throw new CogVideoXException(
                 $"latent size {height}×{width} does not split into {p}×{p} patches; the latent height and width " +
                 $"(video size / 8) must be multiples of {p}, so the video size must be a multiple of {8 * p}");
+        if (c.PatchSizeT is not { } pt) return;
+        if (frames % pt != 0)
+            throw new CogVideoXException(
+                $"{frames} latent frames do not split into temporal patches of {pt} (patch_size_t, CogVideoX 1.5); the " +
+                $"pipeline pads the latents to a multiple of {pt} ({(frames + pt - 1) / pt * pt} here) and trims the padding before decoding");
+        int maxHeight = c.SampleHeight / p, maxWidth = c.SampleWidth / p;
+        if (height / p > maxHeight || width / p > maxWidth)
+            throw new CogVideoXException(
+                $"latent size {height}×{width} makes a {height / p}×{width / p} patch grid, larger than the {maxHeight}×{maxWidth} " +
+                $"this CogVideoX 1.5 model has rotary positions for (sample_height {c.SampleHeight}, sample_width {c.SampleWidth} latent " +
+                $"pixels); the video may be at most {c.SampleHeight * 8} pixels high and {c.SampleWidth * 8} wide");
     }
 
     /// <summary>

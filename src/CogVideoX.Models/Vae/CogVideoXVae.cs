@@ -77,7 +77,14 @@ public sealed class CogVideoXVae : IDisposable
     /// memory of a decode — whole frames, or with the config's default tiles when <paramref name="tiled"/> (never more
     /// than whole frames). The output video is included.
     /// </summary>
-    public static ComponentMemory EstimateMemory(VaeConfig config, DType dtype, int decodedFrames, int height, int width, bool tiled)
+    public static ComponentMemory EstimateMemory(VaeConfig config, DType dtype, int decodedFrames, int height, int width, bool tiled) =>
+        EstimateMemory(config, dtype, decodedFrames, height, width, tiled ? VaeTiling.ForConfig(config) : null);
+
+    /// <summary>
+    /// <see cref="EstimateMemory(VaeConfig, DType, int, int, int, bool)"/> with the given <paramref name="tiling"/>
+    /// (null: whole frames).
+    /// </summary>
+    public static ComponentMemory EstimateMemory(VaeConfig config, DType dtype, int decodedFrames, int height, int width, VaeTiling? tiling)
     {
         using var tree = new VaeDecoderModule(config, "VAE config");
         int s = dtype.SizeOf();
@@ -85,9 +92,8 @@ public sealed class CogVideoXVae : IDisposable
         double scale = config.BlockOutChannels[0] / 128.0 * s / 4.0;
         long whole = (long)(DecodeReferenceBytes * scale * (height * (double)width / DecodeReferencePixels)) + output;
         long working = whole;
-        if (tiled)
+        if (tiling is { } tiles)
         {
-            var tiles = VaeTiling.ForConfig(config);
             int tileHeight = Math.Min(height, tiles.TileSampleMinHeight), tileWidth = Math.Min(width, tiles.TileSampleMinWidth);
             int columns = (int)Math.Ceiling(width / (tiles.TileSampleMinWidth * (1 - tiles.OverlapFactorWidth)));
             // The caches and working memory of one tile, two rows of decoded tiles, the output.
@@ -96,6 +102,25 @@ public sealed class CogVideoXVae : IDisposable
             working = Math.Min(decodeTiled, whole);
         }
         return new ComponentMemory(0, 0, tree.Bytes(dtype), working);
+    }
+
+    /// <summary>
+    /// The fewest full-height column tiles (<see cref="VaeTiling.Columns"/>) whose decode of a video of this size
+    /// is estimated within <paramref name="budgetBytes"/> (weights, working memory and output together), or null when
+    /// the whole frames already fit; the default tiles when no number of columns does.
+    /// </summary>
+    public static VaeTiling? FitTiling(VaeConfig config, DType dtype, int decodedFrames, int height, int width, long budgetBytes)
+    {
+        int scale = 1 << (config.BlockOutChannels.Length - 1);
+        var whole = EstimateMemory(config, dtype, decodedFrames, height, width, tiling: null);
+        if (whole.RestBytes + whole.WorkingBytes <= budgetBytes) return null;
+        for (int columns = 2; columns <= Math.Max(2, width / scale / 16); columns++)
+        {
+            var tiling = VaeTiling.Columns(height, width, columns, scale);
+            var estimate = EstimateMemory(config, dtype, decodedFrames, height, width, tiling);
+            if (estimate.RestBytes + estimate.WorkingBytes <= budgetBytes) return tiling;
+        }
+        return VaeTiling.ForConfig(config);
     }
 
     public VaeConfig Config { get; }

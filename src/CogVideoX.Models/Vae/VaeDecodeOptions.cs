@@ -14,6 +14,54 @@ public sealed record VaeTiling(int TileSampleMinHeight, int TileSampleMinWidth, 
     public static VaeTiling ForConfig(VaeConfig config) =>
         new(config.SampleHeight / 2, config.SampleWidth / 2, 1.0 / 6, 1.0 / 5);
 
+    /// <summary>
+    /// Full-height tiles side by side: <paramref name="columns"/> tiles across a video of
+    /// <paramref name="height"/> × <paramref name="width"/> pixels, each reaching about <paramref name="overlapLatent"/>
+    /// latent pixels into its right neighbour and blended over that overlap. One row, so no tile cuts the frame
+    /// horizontally, and the work beyond whole frames is only the overlaps — the tiling for a decode that must stay
+    /// under a memory budget at nearly its untiled speed (CogVideoX 1.5 at 768×1360: 2 columns of 744 pixels).
+    /// Expressed in diffusers' terms (tile size, overlap factors) that its enable_tiling accepts, so its tiled_decode
+    /// with the same values cuts the same tiles: the tile height is taller than the video (the tile is cut at the edge)
+    /// with the default height overlap, so one row covers it; the width overlap factor is chosen so that the blended band
+    /// is exactly the overlap (diffusers keeps tile − blend pixels of each tile: were that more than the stride, the
+    /// video would come out wider).
+    /// </summary>
+    public static VaeTiling Columns(int height, int width, int columns, int spatialScale = 8, int overlapLatent = 8)
+    {
+        if (height < spatialScale || width < spatialScale || columns < 1 || overlapLatent < 1)
+            throw new ArgumentOutOfRangeException(nameof(columns), $"column tiles of a {height}×{width} video: {columns} columns, overlap {overlapLatent}");
+        int latentHeight = height / spatialScale, latentWidth = width / spatialScale;
+        int stride = (latentWidth + columns - 1) / columns;
+        if (columns > 1 && stride > overlapLatent)
+        {
+            // int(tile · (1 − f)) must be the stride and int(tile · scale · f) the overlap in pixels; f = overlap / tile
+            // does it in exact arithmetic, and within an ulp or two of it in doubles for some overlap near the one asked.
+            for (int overlap = overlapLatent; overlap <= 2 * overlapLatent; overlap++)
+            {
+                int tile = stride + overlap;
+                double f0 = overlap / (double)tile;
+                foreach (var f in new[] { f0, Math.BitIncrement(f0), Math.BitDecrement(f0), Math.BitIncrement(Math.BitIncrement(f0)), Math.BitDecrement(Math.BitDecrement(f0)) })
+                    if ((int)(tile * (1 - f)) == stride && (int)(tile * spatialScale * f) == overlap * spatialScale)
+                        return new VaeTiling(OneRowHeight(latentHeight) * spatialScale, tile * spatialScale, DefaultOverlapHeight, f);
+            }
+        }
+        return new VaeTiling(latentHeight * spatialScale, latentWidth * spatialScale, 0, 0);
+    }
+
+    /// <summary>diffusers' default height overlap factor (enable_tiling treats 0 as "not given" and uses it).</summary>
+    private const double DefaultOverlapHeight = 1.0 / 6;
+
+    /// <summary>
+    /// The tile height (latent pixels) whose stride int(h · (1 − 1/6)) covers all <paramref name="latentHeight"/> rows:
+    /// one row of tiles, with the overlap factor diffusers' enable_tiling can be given.
+    /// </summary>
+    private static int OneRowHeight(int latentHeight)
+    {
+        int h = latentHeight;
+        while ((int)(h * (1 - DefaultOverlapHeight)) < latentHeight) h++;
+        return h;
+    }
+
     /// <summary>The tile arithmetic of diffusers' tiled_decode for a given spatial compression.</summary>
     internal TilePlan Plan(int spatialScale)
     {

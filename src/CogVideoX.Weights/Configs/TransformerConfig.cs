@@ -40,6 +40,9 @@ public sealed record TransformerConfig
 
     public int OutputChannels => OutChannels ?? InChannels;
 
+    /// <summary>CogVideoX 1.5: latent frames are patched in groups of <see cref="PatchSizeT"/> (1.0 has none).</summary>
+    public bool HasTemporalPatches => PatchSizeT is not null;
+
     /// <summary>
     /// How positions enter the model, as diffusers decides it: "sincos" (fixed 3D table added to the patch
     /// embeddings; CogVideoX-2b), "rotary" (3D rotary embeddings in attention; 5b), "rotary+learned" (rotary plus a
@@ -68,6 +71,8 @@ public sealed record TransformerConfig
         limits.Range("text_embed_dim", TextEmbedDim, 1, 65536, "4,096");
         limits.Range("num_layers", NumLayers, 1, 1024, "30 (2b) and 42 (5b)");
         limits.Range("patch_size", PatchSize, 1, 64, "2");
+        if (PatchSizeT is { } patchSizeT) limits.Range("patch_size_t", patchSizeT, 1, 64, "null (CogVideoX 1.0) and 2 (CogVideoX 1.5)");
+        if (OfsEmbedDim is { } ofsEmbedDim) limits.Range("ofs_embed_dim", ofsEmbedDim, 0, 65536, "null, or 512 (CogVideoX1.5-5B-I2V)");
         limits.Range("temporal_compression_ratio", TemporalCompressionRatio, 1, 64, "4");
         limits.Range("max_text_seq_length", MaxTextSeqLength, 1, 65536, "226");
         limits.Range("sample_frames", SampleFrames, 1, 65536, "49");

@@ -18,6 +18,10 @@ public static partial class ModelLocator
         ["2b"] = "THUDM/CogVideoX-2b",
         ["5b"] = "THUDM/CogVideoX-5b",
         ["5b-i2v"] = "THUDM/CogVideoX-5b-I2V",
+        ["1.5"] = "THUDM/CogVideoX1.5-5B",
+        ["1.5-5b"] = "THUDM/CogVideoX1.5-5B",
+        ["1.5-i2v"] = "THUDM/CogVideoX1.5-5B-I2V",
+        ["1.5-5b-i2v"] = "THUDM/CogVideoX1.5-5B-I2V",
     };
 
     /// <summary>

@@ -63,7 +63,7 @@ public class BenchCommandTests
     }
 
     [Theory]
-    [InlineData("--model-config", "7b", "--model-config '7b': use 2b, 5b, 5b-i2v, or a folder")]
+    [InlineData("--model-config", "7b", "--model-config '7b': use 2b, 5b, 5b-i2v, 1.5, 1.5-i2v, or a folder")]
     [InlineData("--frames", "10", "--frames 10: CogVideoX takes 4k + 1 frames")]
     [InlineData("--height", "100", "both must be positive multiples of 16")]
     [InlineData("--dtype", "f8", "--dtype 'f8': use f16, bf16, f32 or auto")]

@@ -147,8 +147,8 @@ public class TransformerTests
     }
 
     [Theory]
-    [InlineData("\"patch_size_t\": null", "\"patch_size_t\": 2", "patch_size_t = 2")]
-    [InlineData("\"ofs_embed_dim\": null", "\"ofs_embed_dim\": 512", "ofs_embed_dim = 512")]
+    [InlineData("\"patch_size_t\": null", "\"patch_size_t\": 2", "has shape [128, 4, 2, 2], expected [128, 32]")]
+    [InlineData("\"ofs_embed_dim\": null", "\"ofs_embed_dim\": 512", "ofs_embed_dim 512 must equal time_embed_dim 32")]
     [InlineData("\"use_learned_positional_embeddings\": false", "\"use_learned_positional_embeddings\": true", "1 missing ('patch_embed.pos_embedding')")]
     [InlineData("\"activation_fn\": \"gelu-approximate\"", "\"activation_fn\": \"geglu\"", "activation_fn \"geglu\"")]
     [InlineData("\"num_layers\": 2", "\"num_layers\": 3", "24 missing ('transformer_blocks.2.")]

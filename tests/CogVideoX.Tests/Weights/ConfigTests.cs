@@ -21,7 +21,7 @@ public class ConfigTests
     public void FixturesHoldTheExpectedConfigs()
     {
         var files = FixtureConfigPaths();
-        Assert.Equal(27, files.Count); // 5 model indexes, 5 scheduler configs, 17 component configs
+        Assert.Equal(37, files.Count); // 7 model indexes, 7 scheduler configs, 23 component configs (1.0, 5b-I2V and 1.5 real configs included)
         Assert.Contains(Path.Combine("real_configs", "CogVideoX-5b-I2V", "transformer", "config.json"), files);
         Assert.Contains(Path.Combine("real_configs", "CogVideoX-5b", "transformer", "config.json"), files);
     }

@@ -280,7 +280,7 @@ public class ModelFolderTests
     public void SomethingThatIsNeitherAFolderNorARepoIdSaysSo(string model)
     {
         var e = Assert.Throws<WeightsException>(() => ModelLocator.Resolve(model, Env(("HF_HUB_CACHE", "/nonexistent-cache"))));
-        Assert.StartsWith($"{model}: no such folder ({Path.GetFullPath(model)}), and not a Hugging Face repo id (owner/name, optionally @revision) or an alias (2b, 5b, 5b-i2v)", e.Message);
+        Assert.StartsWith($"{model}: no such folder ({Path.GetFullPath(model)}), and not a Hugging Face repo id (owner/name, optionally @revision) or an alias (2b, 5b, 5b-i2v, 1.5, 1.5-5b, 1.5-i2v, 1.5-5b-i2v)", e.Message);
     }
 
     [Fact]
