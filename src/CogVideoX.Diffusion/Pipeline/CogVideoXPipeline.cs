@@ -108,6 +108,7 @@ public sealed class CogVideoXPipeline : IDisposable
             warnings.Add("dynamic CFG is meant for the DPM scheduler (THUDM's demo turns it off for DDIM); the result may be worse than with a fixed scale.");
         int spatial = Model.Vae.SpatialCompressionRatio;
         int latentFrames = GenerationRules.LatentFrames(request.Frames, TemporalCompression);
+        warnings.AddRange(StepCaching.Check(request));
         var memory = _components.ResolveMemory(request, cfg);
         warnings.AddRange(memory.Warnings);
         var resolved = new ResolvedGeneration
@@ -126,6 +127,8 @@ public sealed class CogVideoXPipeline : IDisposable
             LatentShape = [1, latentFrames, Model.Vae.LatentChannels, request.Height / spatial, request.Width / spatial],
             DecodedFrames = GenerationRules.DecodedFrames(latentFrames, TemporalCompression),
             VaeTiling = _components.VaeTilingFor(memory.Policy) is not null,
+            Cache = StepCachingDescription(request),
+            ExactSteps = request.Cache == StepCacheMode.None ? 0 : Math.Max(1, request.ExactSteps),
         };
         return (resolved, warnings, choice);
     }
@@ -198,7 +201,9 @@ public sealed class CogVideoXPipeline : IDisposable
             var transformer = _components.Transformer(policy, clock, warnings);
             stage = PipelineStages.Denoise;
             var inputs = new DenoisingInputs(transformer, scheduler, generator, conditioning, embeddings, request, resolved, Options.DType);
-            var denoised = DenoisingLoop.Run(inputs, latents, clock, cancellation, observer);
+            var reusedSteps = new List<int>();
+            var denoised = DenoisingLoop.Run(inputs, latents, clock, cancellation, observer, reusedSteps);
+            resolved = resolved with { ReusedSteps = reusedSteps };
             latents = denoised;
             embeddings.Dispose();
             embeddings = null;
@@ -230,6 +235,13 @@ public sealed class CogVideoXPipeline : IDisposable
             // A failed or cancelled run releases what the policy would have released after its stage.
             _components.AfterRun(policy);
         }
+    }
+
+    private string StepCachingDescription(GenerationRequest request)
+    {
+        var (cache, description) = StepCaching.Create(request, Model.Transformer);
+        cache?.Dispose();
+        return description;
     }
 
     /// <summary>The text encoder's stage: the embeddings [positive] or [negative; positive] (caller disposes).</summary>

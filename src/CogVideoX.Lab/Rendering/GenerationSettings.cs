@@ -111,6 +111,9 @@ public sealed record GenerationSettings
         Add("attention", Attention, other.Attention);
         Add("cudnn", Cudnn, other.Cudnn);
         Add("cudnn-sdpa", CudnnSdpa, other.CudnnSdpa);
+        Add("cache", Cache, other.Cache);
+        Add("cache threshold", CacheThreshold, other.CacheThreshold);
+        Add("exact steps", ExactSteps, other.ExactSteps);
         return list;
     }
 
@@ -120,6 +123,15 @@ public sealed record GenerationSettings
         int colon = device.IndexOf(':');
         return colon < 0 ? device : device[..colon];
     }
+    /// <summary>`none` (the exact path), `teacache` or `fbcache`: step caching, a fast mode.</summary>
+    public string Cache { get; init; } = "none";
+
+    /// <summary>The step cache's threshold; null → the mode's default (teacache 0.1, fbcache 0.05).</summary>
+    public double? CacheThreshold { get; init; }
+
+    /// <summary>The first and last N steps kept exact while a fast mode runs the rest.</summary>
+    public int ExactSteps { get; init; }
+
     /// <summary>Decode the latents in overlapping spatial tiles (less memory; the blended seams change pixels slightly).</summary>
     public bool VaeTiling { get; init; }
 }

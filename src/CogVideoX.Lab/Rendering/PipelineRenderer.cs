@@ -142,6 +142,9 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
             ["prompt_tokens"] = I(generation.Prompt.TokenCount),
             ["max_sequence_length"] = I(generation.Prompt.MaxLength),
             ["seed_generator"] = "torch.Generator(cpu).manual_seed",
+            ["cache"] = r.Cache,
+            ["exact_steps"] = I(r.ExactSteps),
+            ["cache_reused_steps"] = string.Join(",", r.ReusedSteps.Select(I)),
         };
     }
 
@@ -185,6 +188,6 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
     private sealed class ForwardProgress(IProgress<RenderProgress> target, Stopwatch total) : IProgress<PipelineProgress>
     {
         public void Report(PipelineProgress value) =>
-            target.Report(new RenderProgress(value.Stage, value.Step, value.TotalSteps, total.Elapsed));
+            target.Report(new RenderProgress(value.Stage, value.Step, value.TotalSteps, total.Elapsed) { StepReused = value.StepReused });
     }
 }

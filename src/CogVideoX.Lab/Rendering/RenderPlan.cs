@@ -36,7 +36,9 @@ public sealed record RenderPlan
         if (string.IsNullOrWhiteSpace(s.Model))
             throw new CogVideoXException("no model given; use 2b, 5b, a model folder or a Hugging Face repo id", GenerationRules.UsageExitCode);
         GenerationRules.CheckFps(s.Fps);
-        var warnings = GenerationRules.Check(ToRequest(s, scheduler: null));
+        var request = ToRequest(s, scheduler: null);
+        var warnings = GenerationRules.Check(request);
+        StepCaching.Check(request); // its warnings come with the run's (the pipeline resolves the request)
         if (s.Scheduler is not null) Usage(() => SchedulerRegistry.Parse(s.Scheduler));
         if (s.DType is not null) ParseDType(s.DType);
         ParseMemory(s.Memory);
@@ -136,6 +138,9 @@ public sealed record RenderPlan
         Seed = s.Seed,
         Scheduler = scheduler,
         DynamicCfg = s.DynamicCfg,
+        Cache = StepCaching.Parse(s.Cache),
+        CacheThreshold = s.CacheThreshold,
+        ExactSteps = s.ExactSteps,
     };
 
     /// <summary>Runs a parser whose errors are the user's to fix: they leave with the usage exit code.</summary>
