@@ -38,13 +38,17 @@ public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int Ex
         return new FidelityMode(cache, threshold, exact);
     }
 
-    /// <summary>Every cache at TeaCache's slow and fast thresholds and FBC's default and a loose one, each alone and with 2 exact steps.</summary>
+    /// <summary>
+    /// TeaCache at its published slow and fast thresholds, First Block Cache at diffusers' default and two loose ones
+    /// (which reuse steps of the tiny random models), each alone and with 2 exact steps.
+    /// </summary>
     public static IReadOnlyList<FidelityMode> Defaults { get; } =
     [
         new(StepCacheMode.TeaCache, 0.1, 0), new(StepCacheMode.TeaCache, 0.1, 2),
         new(StepCacheMode.TeaCache, 0.2, 0), new(StepCacheMode.TeaCache, 0.2, 2),
         new(StepCacheMode.FirstBlockCache, 0.05, 0), new(StepCacheMode.FirstBlockCache, 0.05, 2),
         new(StepCacheMode.FirstBlockCache, 0.6, 0), new(StepCacheMode.FirstBlockCache, 0.6, 2),
+        new(StepCacheMode.FirstBlockCache, 0.8, 0), new(StepCacheMode.FirstBlockCache, 0.8, 2),
     ];
 }
 
