@@ -6,7 +6,10 @@ differs so that ratios compare like with like.
 
     PYTHONPATH=<diffusers>/src python3 scripts/reference/diffusers_bench.py [stage ...]
 
-Stages: attention step2b step5b vae t5 pipeline offload (default: all but offload). Each prints one line:
+Stages: attention step2b step5b vae t5 pipeline offload fbcache (default: all but offload and fbcache). fbcache is
+the pipeline with diffusers' First Block Cache (threshold FBCACHE_THRESHOLD, default 0.05); with random weights it
+measures the hook's overhead and the time of what it reuses, not a real checkpoint's reuse (docs/fast-modes.md);
+compare with `cogvideox bench pipeline --memory full --cache fbcache --cache-threshold X`. Each prints one line:
     diffusers <stage> <seconds> s  peak <GiB> GiB  [<repetitions>]  <what>
 Speed does not depend on the weights' values, so random initialisation (on the GPU, for speed) is enough.
 """
@@ -162,7 +165,7 @@ def t5(repeats):
     del te
 
 
-def pipeline(offload):
+def pipeline(offload, fbcache=None):
     fresh()
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline
     from transformers import AutoTokenizer
@@ -182,18 +185,25 @@ def pipeline(offload):
         pipe.vae.enable_tiling()
         pipe.vae.enable_slicing()
         what = "model CPU offload + VAE tiling and slicing"
+    if fbcache is not None:
+        from diffusers.hooks import FirstBlockCacheConfig, apply_first_block_cache
+
+        apply_first_block_cache(pipe.transformer, FirstBlockCacheConfig(threshold=fbcache))
+        what += f", first block cache {fbcache}"
     pipe.set_progress_bar_config(disable=True)
     prompt = "A panda, dressed in a small, red jacket and a tiny hat, sits on a wooden stool in a serene bamboo forest."
     run = lambda steps: pipe(prompt=prompt, num_frames=FRAMES, height=HEIGHT, width=WIDTH, num_inference_steps=steps,
                              guidance_scale=GUIDANCE, generator=torch.Generator().manual_seed(42), output_type="pt")
     run(2)  # warm-up: kernels chosen, memory pools sized
+    if fbcache is not None:
+        pipe.transformer._reset_stateful_cache()  # the hook keeps its state across calls: start the measured video afresh
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     run(50)
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    report("pipeline" + ("-offload" if offload else ""), seconds, [seconds],
+    report("pipeline" + ("-offload" if offload else "") + ("-fbcache" if fbcache is not None else ""), seconds, [seconds],
            f"CogVideoX-2b F16, 50 steps, text encoder included, {what}")
     del pipe
 
@@ -209,7 +219,8 @@ def main():
         try:
             {"attention": lambda: attention(10), "step2b": lambda: step("CogVideoX-2b", torch.float16, 5),
              "step5b": lambda: step("CogVideoX-5b", torch.bfloat16, 3), "vae": lambda: vae(3), "t5": lambda: t5(5),
-             "pipeline": lambda: pipeline(False), "offload": lambda: pipeline(True)}[stage]()
+             "pipeline": lambda: pipeline(False), "offload": lambda: pipeline(True),
+             "fbcache": lambda: pipeline(False, float(os.environ.get("FBCACHE_THRESHOLD", "0.05")))}[stage]()
         except Exception as e:
             print(f"diffusers {stage} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
         torch.cuda.empty_cache()

@@ -127,7 +127,7 @@ public sealed class CogVideoXPipeline : IDisposable
             LatentShape = [1, latentFrames, Model.Vae.LatentChannels, request.Height / spatial, request.Width / spatial],
             DecodedFrames = GenerationRules.DecodedFrames(latentFrames, TemporalCompression),
             VaeTiling = _components.VaeTilingFor(memory.Policy) is not null,
-            Cache = StepCachingDescription(request),
+            Cache = StepCaching.Describe(request, Model.Transformer),
             ExactSteps = request.Cache == StepCacheMode.None ? 0 : Math.Max(1, request.ExactSteps),
         };
         return (resolved, warnings, choice);
@@ -235,13 +235,6 @@ public sealed class CogVideoXPipeline : IDisposable
             // A failed or cancelled run releases what the policy would have released after its stage.
             _components.AfterRun(policy);
         }
-    }
-
-    private string StepCachingDescription(GenerationRequest request)
-    {
-        var (cache, description) = StepCaching.Create(request, Model.Transformer);
-        cache?.Dispose();
-        return description;
     }
 
     /// <summary>The text encoder's stage: the embeddings [positive] or [negative; positive] (caller disposes).</summary>

@@ -81,6 +81,14 @@ public static class StepCaching
         return warnings;
     }
 
+    /// <summary>What <see cref="Create"/> would set up, in words ("none", "fbcache, threshold 0.05", …).</summary>
+    public static string Describe(GenerationRequest request, TransformerConfig config)
+    {
+        var (cache, description) = Create(request, config);
+        cache?.Dispose();
+        return description;
+    }
+
     /// <summary>The cache for a request on a transformer of <paramref name="config"/> (null for none), and what it was set up with.</summary>
     public static (StepCache? Cache, string Description) Create(GenerationRequest request, TransformerConfig config)
     {
