@@ -6,8 +6,8 @@ differs so that ratios compare like with like.
 
     PYTHONPATH=<diffusers>/src python3 scripts/reference/diffusers_bench.py [stage ...]
 
-Stages: attention step2b step5b step5b-i2v vae vae_encode t5 pipeline offload lora2b lora5b step15 step15i2v vae15
-(default: all but offload, the lora stages, which need peft importable — installed, or its source on PYTHONPATH —,
+Stages: attention step2b step5b step5b-i2v vae vae_encode t5 pipeline offload lora2b lora5b step15 step15i2v vae15 fbcache
+(default: all but offload, fbcache, the lora stages, which need peft importable — installed, or its source on PYTHONPATH —,
 and the 1.5 stages). The C# side
 of vae_encode is `bench encode --model-config 5b` (a bf16 pipeline, whose VAE encodes in f16 there: same bytes per
 value). step5b-i2v is the CogVideoX-5b-I2V
@@ -15,7 +15,10 @@ transformer (in_channels 32, learned positional table besides the rotary positio
 real_configs/CogVideoX-5b-I2V/PROVENANCE.md), the match of `cogvideox bench transformer-i2v`.
 The 1.5 stages run CogVideoX1.5-5B (real_configs/CogVideoX1.5-5B[-I2V]) at THUDM's size, 81 frames 768x1360:
 the transformer step in BF16 with CFG on the 22 padded latent frames (the I2V one with 32 input channels and ofs 2.0),
-and the VAE decode of the 21 trimmed latent frames (BF16 as diffusers runs 1.5; untiled, then tiled). Each prints one line:
+and the VAE decode of the 21 trimmed latent frames (BF16 as diffusers runs 1.5; untiled, then tiled). fbcache is
+the pipeline with diffusers' First Block Cache (threshold FBCACHE_THRESHOLD, default 0.05); with random weights it
+measures the hook's overhead and the time of what it reuses, not a real checkpoint's reuse (docs/fast-modes.md);
+compare with `cogvideox bench pipeline --memory full --cache fbcache --cache-threshold X`. Each prints one line:
     diffusers <stage> <seconds> s  peak <GiB> GiB  [<repetitions>]  <what>
 Speed does not depend on the weights' values, so random initialisation (on the GPU, for speed) is enough.
 """
@@ -305,7 +308,7 @@ def t5(repeats):
     del te
 
 
-def pipeline(offload):
+def pipeline(offload, fbcache=None):
     fresh()
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline
     from transformers import AutoTokenizer
@@ -325,18 +328,25 @@ def pipeline(offload):
         pipe.vae.enable_tiling()
         pipe.vae.enable_slicing()
         what = "model CPU offload + VAE tiling and slicing"
+    if fbcache is not None:
+        from diffusers.hooks import FirstBlockCacheConfig, apply_first_block_cache
+
+        apply_first_block_cache(pipe.transformer, FirstBlockCacheConfig(threshold=fbcache))
+        what += f", first block cache {fbcache}"
     pipe.set_progress_bar_config(disable=True)
     prompt = "A panda, dressed in a small, red jacket and a tiny hat, sits on a wooden stool in a serene bamboo forest."
     run = lambda steps: pipe(prompt=prompt, num_frames=FRAMES, height=HEIGHT, width=WIDTH, num_inference_steps=steps,
                              guidance_scale=GUIDANCE, generator=torch.Generator().manual_seed(42), output_type="pt")
     run(2)  # warm-up: kernels chosen, memory pools sized
+    if fbcache is not None:
+        pipe.transformer._reset_stateful_cache()  # the hook keeps its state across calls: start the measured video afresh
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     run(50)
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    report("pipeline" + ("-offload" if offload else ""), seconds, [seconds],
+    report("pipeline" + ("-offload" if offload else "") + ("-fbcache" if fbcache is not None else ""), seconds, [seconds],
            f"CogVideoX-2b F16, 50 steps, text encoder included, {what}")
     del pipe
 
@@ -357,7 +367,8 @@ def main():
              "pipeline": lambda: pipeline(False), "offload": lambda: pipeline(True),
              "lora2b": lambda: lora("CogVideoX-2b", torch.float16, 5), "lora5b": lambda: lora("CogVideoX-5b", torch.bfloat16, 3),
              "step15": lambda: step15("CogVideoX1.5-5B", 3), "step15i2v": lambda: step15("CogVideoX1.5-5B-I2V", 3),
-             "vae15": lambda: vae15(2)}[stage]()
+             "vae15": lambda: vae15(2),
+             "fbcache": lambda: pipeline(False, float(os.environ.get("FBCACHE_THRESHOLD", "0.05")))}[stage]()
         except Exception as e:
             print(f"diffusers {stage} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
         torch.cuda.empty_cache()

@@ -27,6 +27,7 @@ public static class Cli
         root.Subcommands.Add(DoctorCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(BenchCommand.Create(gpu));
+        root.Subcommands.Add(FidelityCommand.Create());
         root.Subcommands.Add(SelfTestCommand.Create());
         root.Subcommands.Add(VersionCommand.Create());
         return root;

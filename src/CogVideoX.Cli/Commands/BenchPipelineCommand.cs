@@ -30,11 +30,14 @@ internal static class BenchPipelineCommand
         var warmup = new Option<int>("--warmup-steps") { Description = "Steps of a first, unmeasured video in each mode that loads the models as a sweep's first video does (0: none; the measured video then includes the loads).", DefaultValueFactory = _ => 2 };
         var videos = new Option<int>("--videos") { Description = "Measured videos per mode (after the warm-up); the last is the one compared.", DefaultValueFactory = _ => 1 };
         var tiling = new Option<bool>("--vae-tiling") { Description = "Decode in tiles in every mode (low always does), so the frames of all modes compare exactly." };
+        var cache = new Option<string>("--cache") { Description = "Step caching in every mode: none, teacache or fbcache (random weights decide differently from real ones: see docs/fast-modes.md).", DefaultValueFactory = _ => "none", HelpName = "none|teacache|fbcache" };
+        var cacheThreshold = new Option<double?>("--cache-threshold") { Description = "The step cache's threshold (teacache 0.1, fbcache 0.05 by default).", HelpName = "X" };
+        var exactSteps = new Option<int>("--exact-steps") { Description = "Keep the first and last N steps exact under a step cache.", HelpName = "N" };
         var fullSeconds = new Option<double?>("--full-seconds") { Description = "The full mode's total from an earlier run, for the time targets when full is not in --memory.", HelpName = "SECONDS" };
         var cmd = new Command("pipeline",
             "The whole pipeline (text encoder, denoising, VAE) in each memory mode with random weights at full size: per-stage times, peak device memory, " +
             "outputs compared with the full mode, and the targets (balanced ≤ 10 GiB at ≤ 1.1× the full mode's time, low ≤ 4 GiB at ≤ 1.25×).");
-        foreach (var o in new Option[] { model, weights, memory, device, dtype, steps, frames, height, width, guidance, seed, warmup, videos, tiling, fullSeconds })
+        foreach (var o in new Option[] { model, weights, memory, device, dtype, steps, frames, height, width, guidance, seed, warmup, videos, tiling, cache, cacheThreshold, exactSteps, fullSeconds })
             cmd.Options.Add(o);
         var gpu = new GpuFlags();
         gpu.AddTo(cmd);
@@ -57,6 +60,9 @@ internal static class BenchPipelineCommand
                 Width = parse.GetValue(width),
                 Guidance = parse.GetValue(guidance),
                 Seed = parse.GetValue(seed),
+                Cache = StepCaching.Parse(parse.GetValue(cache)!),
+                CacheThreshold = parse.GetValue(cacheThreshold),
+                ExactSteps = parse.GetValue(exactSteps),
                 WarmupSteps = parse.GetValue(warmup),
                 Videos = parse.GetValue(videos),
                 VaeTiling = parse.GetValue(tiling),

@@ -70,6 +70,25 @@ internal static class GenerateCommand
         HelpName = "auto|full|balanced|low",
     };
 
+    private static readonly Option<string> s_cache = new("--cache")
+    {
+        Description = "Step caching, a fast mode: none (every step computed, the default), teacache or fbcache (first block cache). Reused steps are approximations; see docs/fast-modes.md.",
+        DefaultValueFactory = _ => "none",
+        HelpName = "none|teacache|fbcache",
+    };
+
+    private static readonly Option<double?> s_cacheThreshold = new("--cache-threshold")
+    {
+        Description = "The step cache's threshold (higher reuses more steps): teacache 0.1 (default, slow) or 0.2 (fast); fbcache 0.05 (default).",
+        HelpName = "X",
+    };
+
+    private static readonly Option<int> s_exactSteps = new("--exact-steps")
+    {
+        Description = "Keep the first and last N steps exact while a fast mode runs the rest (the first and last one always are).",
+        HelpName = "N",
+    };
+
     private static readonly Option<bool> s_vaeTiling = new("--vae-tiling") { Description = "Decode in overlapping spatial tiles (less memory)." };
 
     private static readonly Option<string[]> s_lora = new("--lora")
@@ -123,7 +142,7 @@ internal static class GenerateCommand
         foreach (var option in new Option[]
                  {
                      s_promptFile, s_prompt, s_negativePrompt, s_model, s_steps, s_guidance, s_frames, s_fps, s_seed, s_height, s_width,
-                     s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_lora, s_output, s_overwrite, s_saveTensors, s_quiet, s_json,
+                     s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_lora, s_cache, s_cacheThreshold, s_exactSteps, s_output, s_overwrite, s_saveTensors, s_quiet, s_json,
                      s_image, s_video, s_strength,
                  })
             cmd.Options.Add(option);
@@ -242,6 +261,9 @@ internal static class GenerateCommand
             Image = parse.GetValue(s_image),
             Video = parse.GetValue(s_video),
             Strength = parse.GetValue(s_strength),
+            Cache = StepCaching.Name(StepCaching.Parse(parse.GetValue(s_cache)!)),
+            CacheThreshold = parse.GetValue(s_cacheThreshold),
+            ExactSteps = parse.GetValue(s_exactSteps),
         };
         var (attention, cudnn, sdpa) = s_gpu.Names(parse);
         settings = settings with { Attention = attention, Cudnn = cudnn, CudnnSdpa = sdpa };
@@ -478,7 +500,7 @@ internal sealed class ConsoleProgress(TextWriter error, bool interactive) : IPro
             var remaining = perStep * (p.TotalSteps - p.Step);
             var label = denoise ? "denoise" : p.Stage == PipelineStages.VaeDecode ? "decode" : p.Stage == PipelineStages.EncodeVideo ? "MP4" : p.Stage;
             var line = $"{label} {p.Step}/{p.TotalSteps}  elapsed {GenerateCommand.Clock(spent)}  remaining {GenerateCommand.Clock(remaining)}" +
-                (denoise ? $"  ({GenerateCommand.Seconds(perStep.TotalSeconds)}/step)" : "");
+                (denoise ? $"  ({GenerateCommand.Seconds(perStep.TotalSeconds)}/step)" : "") + (p.StepReused ? "  reused (step cache)" : "");
             if (interactive)
             {
                 int filled = (int)Math.Round(BarWidth * (double)p.Step / p.TotalSteps);

@@ -116,6 +116,7 @@ public sealed class CogVideoXPipeline : IDisposable
         int latentFrames = GenerationRules.LatentFrames(request.Frames, TemporalCompression);
         // CogVideoX 1.5: padded in front to whole temporal patches while denoising (diffusers' additional_frames).
         int padding = Defaults.LatentPadding(latentFrames);
+        warnings.AddRange(StepCaching.Check(request));
         var memory = _components.ResolveMemory(request, cfg);
         warnings.AddRange(memory.Warnings);
         var lora = _components.UseLora(request.Lora ?? []);
@@ -138,6 +139,8 @@ public sealed class CogVideoXPipeline : IDisposable
             Lora = lora,
             Task = task.Name,
             Strength = task == PipelineTasks.VideoToVideo ? request.Strength ?? VideoToVideoConditioning.DefaultStrength : null,
+            Cache = StepCaching.Describe(request, Model.Transformer),
+            ExactSteps = request.Cache == StepCacheMode.None ? 0 : Math.Max(1, request.ExactSteps),
         };
         return (resolved, warnings, choice);
     }
@@ -231,7 +234,9 @@ public sealed class CogVideoXPipeline : IDisposable
             var transformer = _components.Transformer(policy, clock, warnings);
             stage = PipelineStages.Denoise;
             var inputs = new DenoisingInputs(transformer, scheduler, generator, conditioning, embeddings, request, resolved, Options.DType);
-            var denoised = DenoisingLoop.Run(inputs, latents, clock, cancellation, observer);
+            var reusedSteps = new List<int>();
+            var denoised = DenoisingLoop.Run(inputs, latents, clock, cancellation, observer, reusedSteps);
+            resolved = resolved with { ReusedSteps = reusedSteps };
             latents = denoised;
             embeddings.Dispose();
             embeddings = null;

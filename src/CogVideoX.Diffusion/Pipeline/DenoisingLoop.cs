@@ -32,9 +32,12 @@ public static class DenoisingLoop
 {
     /// <summary>
     /// Runs every step from <paramref name="latents"/>, which it takes over (disposed, also on failure), and returns
-    /// the final latents in the compute dtype. Checks <paramref name="cancellation"/> before each step.
+    /// the final latents in the compute dtype. Checks <paramref name="cancellation"/> before each step. Under a step
+    /// cache (the request's <see cref="GenerationRequest.Cache"/>) the steps that reused cached work are added to
+    /// <paramref name="reusedSteps"/>; the first and last steps (<see cref="StepCaching.IsExactStep"/>) always run in full.
     /// </summary>
-    public static Tensor Run(DenoisingInputs inputs, Tensor latents, StageClock clock, CancellationToken cancellation, IPipelineObserver? observer)
+    public static Tensor Run(DenoisingInputs inputs, Tensor latents, StageClock clock, CancellationToken cancellation, IPipelineObserver? observer,
+        ICollection<int>? reusedSteps = null)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(latents);
@@ -43,6 +46,8 @@ public static class DenoisingLoop
         int steps = inputs.Scheduler.Timesteps.Count;
         var watch = clock.Begin(PipelineStages.Denoise, steps);
         var stepTimes = new List<TimeSpan>(steps);
+        // The cache's tensors live on the transformer's backend for the loop only (whatever the memory mode).
+        var (stepCache, _) = StepCaching.Create(inputs.Request, inputs.Transformer.Config);
         try
         {
             using var rotary = inputs.Transformer.Config.UseRotaryPositionalEmbeddings
@@ -54,20 +59,27 @@ public static class DenoisingLoop
                 cancellation.ThrowIfCancellationRequested();
                 var stepClock = Stopwatch.StartNew();
                 int t = timesteps[i];
-                var next = Step(inputs, rotary, latents, i, t, observer, cancellation);
+                stepCache?.ForceCompute = StepCaching.IsExactStep(i, timesteps.Count, inputs.Request.ExactSteps);
+                var next = Step(inputs, rotary, latents, i, t, observer, cancellation, stepCache);
+                bool reused = stepCache?.LastReused ?? false;
+                if (reused) reusedSteps?.Add(i);
                 latents.Dispose();
                 latents = next;
                 observer?.Tensor($"latents_after_step{i}", latents);
                 NonFiniteCheck.Latents(latents, i, steps, t, inputs.Request.Guidance, inputs.Resolved.ClassifierFreeGuidance);
                 latents.Backend.Synchronize();
                 stepTimes.Add(stepClock.Elapsed);
-                clock.Step(watch, i + 1, steps, stepClock.Elapsed, t);
+                clock.Step(watch, i + 1, steps, stepClock.Elapsed, t, reused);
             }
         }
         catch
         {
             latents.Dispose();
             throw;
+        }
+        finally
+        {
+            stepCache?.Dispose();
         }
         clock.Timings = clock.Timings with { Denoise = watch.Elapsed, Steps = stepTimes };
         return latents;
@@ -78,14 +90,14 @@ public static class DenoisingLoop
     /// scheduler's update; the next latents come back in the compute dtype.
     /// </summary>
     private static Tensor Step(DenoisingInputs inputs, RotaryTables? rotary, Tensor latents, int index, int timestep, IPipelineObserver? observer,
-        CancellationToken cancellation)
+        CancellationToken cancellation, StepCache? stepCache)
     {
         var (request, resolved) = (inputs.Request, inputs.Resolved);
         bool cfg = resolved.ClassifierFreeGuidance;
         using var batched = cfg ? Ops.Concat(0, latents, latents) : latents.Alias();
         using var input = inputs.Conditioning.TransformerInput(batched);
         observer?.Tensor($"transformer_in_step{index}", input);
-        using var prediction = inputs.Transformer.Forward(input, inputs.Embeddings, [timestep], rotary, cancellation);
+        using var prediction = inputs.Transformer.Forward(input, inputs.Embeddings, [timestep], rotary, cancellation, stepCache);
         observer?.Tensor($"transformer_out_step{index}", prediction);
         double scale = Guidance.ScaleAt(request.Guidance, resolved.DynamicCfg, index, timestep, inputs.Scheduler.Timesteps.Count, resolved.DynamicCfgSchedule);
         using var guided = cfg ? Guidance.Apply(prediction, scale) : prediction.To(DType.F32);

@@ -66,6 +66,21 @@ public sealed record GenerationRequest
 
     /// <summary>Video-to-video: how much of the schedule runs, in (0, 1] (null: diffusers' 0.8); 1 ignores the video's content but not its noise draw.</summary>
     public double? Strength { get; init; }
+
+    /// <summary>Step caching (a fast mode); <see cref="StepCacheMode.None"/>, the exact path, is the default.</summary>
+    public StepCacheMode Cache { get; init; }
+
+    /// <summary>The step cache's threshold; null → the mode's default (<see cref="StepCaching.DefaultThreshold"/>).</summary>
+    public double? CacheThreshold { get; init; }
+
+    /// <summary>
+    /// TeaCache's rescale polynomial (highest power first); null → the one published for the model
+    /// (<see cref="Models.Transformer.TeaCacheCoefficients.For"/>). For studies and mechanism tests.
+    /// </summary>
+    public IReadOnlyList<double>? TeaCacheCoefficients { get; init; }
+
+    /// <summary>The first and last N steps computed exactly while a fast mode runs the rest (the first and last one always are).</summary>
+    public int ExactSteps { get; init; }
 }
 
 /// <summary>

@@ -55,7 +55,11 @@ public static class PipelineStages
 /// <param name="LastStep">Duration of the step just done (zero at a stage's start).</param>
 /// <param name="Timestep">The scheduler timestep of the step just done (denoising only; −1 otherwise).</param>
 public readonly record struct PipelineProgress(
-    string Stage, int Step, int TotalSteps, TimeSpan StageElapsed, TimeSpan Elapsed, TimeSpan LastStep, int Timestep);
+    string Stage, int Step, int TotalSteps, TimeSpan StageElapsed, TimeSpan Elapsed, TimeSpan LastStep, int Timestep)
+{
+    /// <summary>The denoising step just done reused cached work (a step cache) instead of running every block.</summary>
+    public bool StepReused { get; init; }
+}
 
 /// <summary>
 /// Sees the run's intermediate tensors, named as diffusers' reference runs name them (<c>prompt_embeds</c>,
@@ -163,6 +167,15 @@ public sealed record ResolvedGeneration
 
     /// <summary>Video-to-video's strength (the part of the schedule that ran); null for the other tasks.</summary>
     public double? Strength { get; init; }
+
+    /// <summary>The step cache as set up ("none", or the mode with its threshold and coefficients).</summary>
+    public string Cache { get; init; } = "none";
+
+    /// <summary>The first and last N steps kept exact under a fast mode (at least 1 with a cache).</summary>
+    public int ExactSteps { get; init; }
+
+    /// <summary>The denoising steps (0-based) that reused cached work; filled in after the loop.</summary>
+    public IReadOnlyList<int> ReusedSteps { get; init; } = [];
 }
 
 /// <summary>The output of <see cref="CogVideoXPipeline.Generate"/>: frames and latents on the host, and what the run measured.</summary>

@@ -48,6 +48,6 @@ public sealed class StageClock
         _progress?.Report(new PipelineProgress(stage, done, total, watch.Elapsed, _run.Elapsed, TimeSpan.Zero, -1));
 
     /// <summary>Reports a denoising step done (<paramref name="done"/> of <paramref name="total"/>, at timestep <paramref name="timestep"/>).</summary>
-    public void Step(Stopwatch stage, int done, int total, TimeSpan step, int timestep) =>
-        _progress?.Report(new PipelineProgress(PipelineStages.Denoise, done, total, stage.Elapsed, _run.Elapsed, step, timestep));
+    public void Step(Stopwatch stage, int done, int total, TimeSpan step, int timestep, bool reused = false) =>
+        _progress?.Report(new PipelineProgress(PipelineStages.Denoise, done, total, stage.Elapsed, _run.Elapsed, step, timestep) { StepReused = reused });
 }

@@ -37,6 +37,15 @@ public sealed record PipelineBenchSettings
 
     public long Seed { get; init; } = 42;
 
+    /// <summary>Step caching in every mode (a fast mode; <see cref="StepCacheMode.None"/> is the exact path).</summary>
+    public StepCacheMode Cache { get; init; }
+
+    /// <summary>The step cache's threshold; null → the mode's default.</summary>
+    public double? CacheThreshold { get; init; }
+
+    /// <summary>The first and last N steps kept exact under a fast mode.</summary>
+    public int ExactSteps { get; init; }
+
     /// <summary>
     /// Steps of a warm-up video run first in each mode, which loads the models (and packs the host images) as the
     /// first video of a sweep does; 0 for none (then the measured video includes the loads).
@@ -121,8 +130,12 @@ public static class PipelineBench
             Width = s.Width,
             Guidance = s.Guidance,
             Seed = s.Seed,
+            Cache = s.Cache,
+            CacheThreshold = s.CacheThreshold,
+            ExactSteps = s.ExactSteps,
         };
         GenerationRules.Check(request);
+        StepCaching.Check(request);
         var device = Backends.Parse(s.Device);
         var backend = Backends.Get(device, s.Gpu);
         var (model, description) = OpenModel(s, device, log);
@@ -185,7 +198,8 @@ public static class PipelineBench
                 targets.Add(new BenchTarget(m.Mode, target.PeakBytes, target.TimeRatio, m.Measured.PeakBytes, ratio));
             }
         }
-        return new PipelineBenchResult($"{description}, {request.Frames} frames {request.Width}×{request.Height}, {request.Steps} steps, guidance {request.Guidance}",
+        return new PipelineBenchResult($"{description}, {request.Frames} frames {request.Width}×{request.Height}, {request.Steps} steps, guidance {request.Guidance}" +
+            (request.Cache == StepCacheMode.None ? "" : $", {StepCaching.Describe(request, model.Transformer)}, first and last {Math.Max(1, request.ExactSteps)} exact"),
             backend.Name, dtype, modes, targets, notChecked, fullSeconds);
     }
 

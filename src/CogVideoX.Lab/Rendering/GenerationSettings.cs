@@ -74,8 +74,21 @@ public sealed record GenerationSettings
     /// video `cuda` makes), so a sweep spread over several GPUs recognises its outputs; the kind does (CPU float32
     /// and GPU half precision differ).
     /// </summary>
-    public bool DefinesSameVideoAs(GenerationSettings other) =>
-        this with { Device = DeviceKind(Device) } == other with { Device = DeviceKind(other.Device) };
+    public bool DefinesSameVideoAs(GenerationSettings other) => SameVideoKey() == other.SameVideoKey();
+
+    /// <summary>
+    /// These settings with what does not change the video taken out: the GPU's ordinal; without a step cache its
+    /// threshold and exact steps; with one, its default threshold written out and exact steps of 0 read as 1 (the
+    /// first and last step are always exact). Equal keys, same video.
+    /// </summary>
+    public GenerationSettings SameVideoKey()
+    {
+        var key = this with { Device = DeviceKind(Device) };
+        if (Cache == "none") return key with { CacheThreshold = null, ExactSteps = 0 };
+        var mode = StepCaching.Names.Contains(Cache) ? StepCaching.Parse(Cache) : StepCacheMode.None;
+        return mode == StepCacheMode.None ? key
+            : key with { CacheThreshold = CacheThreshold ?? StepCaching.DefaultThreshold(mode), ExactSteps = Math.Max(1, ExactSteps) };
+    }
 
     /// <summary>What differs from <paramref name="other"/>, as "steps 50 → 10" (this → other); the GPU's ordinal does not count.</summary>
     public IReadOnlyList<string> Differences(GenerationSettings other)
@@ -115,6 +128,9 @@ public sealed record GenerationSettings
         Add("image", Image, other.Image);
         Add("video", Video, other.Video);
         Add("strength", Strength, other.Strength);
+        Add("cache", Cache, other.Cache);
+        Add("cache threshold", CacheThreshold, other.CacheThreshold);
+        Add("exact steps", ExactSteps, other.ExactSteps);
         return list;
     }
 
@@ -124,6 +140,15 @@ public sealed record GenerationSettings
         int colon = device.IndexOf(':');
         return colon < 0 ? device : device[..colon];
     }
+    /// <summary>`none` (the exact path), `teacache` or `fbcache`: step caching, a fast mode.</summary>
+    public string Cache { get; init; } = "none";
+
+    /// <summary>The step cache's threshold; null → the mode's default (teacache 0.1, fbcache 0.05).</summary>
+    public double? CacheThreshold { get; init; }
+
+    /// <summary>The first and last N steps kept exact while a fast mode runs the rest.</summary>
+    public int ExactSteps { get; init; }
+
     /// <summary>Decode the latents in overlapping spatial tiles (less memory; the blended seams change pixels slightly).</summary>
     public bool VaeTiling { get; init; }
 

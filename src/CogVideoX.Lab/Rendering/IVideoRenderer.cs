@@ -3,7 +3,11 @@ using CogVideoX.Media;
 namespace CogVideoX.Lab;
 
 /// <summary>Per-step progress of one render, for bars and estimates.</summary>
-public readonly record struct RenderProgress(string Stage, int Step, int TotalSteps, TimeSpan Elapsed);
+public readonly record struct RenderProgress(string Stage, int Step, int TotalSteps, TimeSpan Elapsed)
+{
+    /// <summary>The denoising step just done reused cached work (a step cache).</summary>
+    public bool StepReused { get; init; }
+}
 
 /// <summary>Renders one video (pipeline → MP4 → sidecar, each written atomically).</summary>
 public interface IVideoRenderer

@@ -145,6 +145,9 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
             ["max_sequence_length"] = I(generation.Prompt.MaxLength),
             ["seed_generator"] = "torch.Generator(cpu).manual_seed",
             ["task"] = r.Task,
+            ["cache"] = r.Cache,
+            ["exact_steps"] = I(r.ExactSteps),
+            ["cache_reused_steps"] = string.Join(",", r.ReusedSteps.Select(I)),
         }, plan.Request, r);
     }
 
@@ -208,6 +211,6 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
     private sealed class ForwardProgress(IProgress<RenderProgress> target, Stopwatch total) : IProgress<PipelineProgress>
     {
         public void Report(PipelineProgress value) =>
-            target.Report(new RenderProgress(value.Stage, value.Step, value.TotalSteps, total.Elapsed));
+            target.Report(new RenderProgress(value.Stage, value.Step, value.TotalSteps, total.Elapsed) { StepReused = value.StepReused });
     }
 }

@@ -36,8 +36,10 @@ public sealed record RenderPlan
         if (string.IsNullOrWhiteSpace(s.Model))
             throw new CogVideoXException("no model given; use 2b, 5b, a model folder or a Hugging Face repo id", GenerationRules.UsageExitCode);
         GenerationRules.CheckFps(s.Fps);
-        var warnings = GenerationRules.Check(ToRequest(s, scheduler: null));
+        var request = ToRequest(s, scheduler: null);
+        var warnings = GenerationRules.Check(request);
         CheckInputs(s);
+        StepCaching.Check(request); // its warnings come with the run's (the pipeline resolves the request)
         if (s.Scheduler is not null) Usage(() => SchedulerRegistry.Parse(s.Scheduler));
         if (s.DType is not null) ParseDType(s.DType);
         ParseMemory(s.Memory);
@@ -162,6 +164,9 @@ public sealed record RenderPlan
         DynamicCfg = s.DynamicCfg,
         Lora = Models.Lora.LoraSpec.ParseList(s.Lora),
         Strength = s.Strength,
+        Cache = StepCaching.Parse(s.Cache),
+        CacheThreshold = s.CacheThreshold,
+        ExactSteps = s.ExactSteps,
     };
 
     /// <summary>The input files and strength, as far as they can be checked without the model (it decides which input it takes).</summary>

@@ -384,6 +384,15 @@ public static class ReportBuilder
         yield return (file, spec.Title);
     }
 
+    /// <summary>"exact", or the step cache with its threshold and the steps kept exact ("teacache 0.1, exact 1+1").</summary>
+    internal static string FastMode(GenerationSettings s)
+    {
+        var key = s.SameVideoKey();
+        if (key.Cache == "none") return "exact";
+        string threshold = key.CacheThreshold is { } t ? " " + SettingKey.Format(t) : "";
+        return $"{key.Cache}{threshold}, exact {key.ExactSteps}+{key.ExactSteps}";
+    }
+
     private static void Table(StringBuilder h, List<ReportRun> runs, Page page)
     {
         // Columns that say the same for every run become one sentence, so the table fits the page without scrolling.
@@ -391,6 +400,8 @@ public static class ReportBuilder
         var workers = runs.Select(r => r.Record?.Worker).OfType<int>().Distinct().ToList();
         var sizes = runs.Select(r => (r.Job.Settings.Width, r.Job.Settings.Height)).Distinct().ToList();
         bool deviceColumn = devices.Count > 1, workerColumn = workers.Count > 1, sizeColumn = sizes.Count > 1;
+        // The fast mode (step cache, threshold, exact steps) of each run, when any run uses one.
+        bool modeColumn = runs.Any(r => r.Job.Settings.Cache != "none");
         var same = new List<string>();
         if (!deviceColumn && devices.Count == 1) same.Add($"all on {devices[0]}");
         if (!sizeColumn && sizes.Count == 1) same.Add($"all {sizes[0].Width}×{sizes[0].Height}");
@@ -400,6 +411,7 @@ public static class ReportBuilder
         if (sizeColumn) h.Append("<th>size</th>");
         if (deviceColumn) h.Append("<th class=\"text\">device</th>");
         if (workerColumn) h.Append("<th>worker</th>");
+        if (modeColumn) h.Append("<th class=\"text\">fast mode</th>");
         foreach (var m in MetricDef.All) h.Append($"<th title=\"{H(m.Label)}{(m.Unit.Length > 0 ? $" ({H(m.Unit)})" : "")}\">{H(m.Short)}</th>");
         h.Append("<th>denoise (s)</th></tr></thead><tbody>\n");
         foreach (var r in runs)
@@ -412,6 +424,7 @@ public static class ReportBuilder
             if (sizeColumn) h.Append($"<td data-v=\"{s.Width * s.Height}\">{s.Width}×{s.Height}</td>");
             if (deviceColumn) h.Append($"<td class=\"text\">{H(r.Device ?? "—")}</td>");
             if (workerColumn) h.Append($"<td>{(r.Record is { } rec ? rec.Worker.ToString(CultureInfo.InvariantCulture) : "—")}</td>");
+            if (modeColumn) h.Append($"<td class=\"text\">{H(FastMode(s))}</td>");
             foreach (var m in MetricDef.All)
             {
                 var v = m.Value(r);

@@ -94,7 +94,7 @@ public sealed class SettingKey
         return true;
     }
 
-    private bool Nullable => Name is "scheduler" or "dynamic_cfg" or "dtype" or "negative_prompt" or "lora" or "image" or "video" or "strength";
+    private bool Nullable => Name is "scheduler" or "dynamic_cfg" or "dtype" or "negative_prompt" or "lora" or "image" or "video" or "strength" or "cache_threshold";
 
     public GenerationSettings Apply(GenerationSettings settings, SettingValue value) => _apply(settings, value.Value);
 
@@ -151,6 +151,13 @@ public sealed class SettingKey
             t => double.Parse(t, NumberStyles.Float, CultureInfo.InvariantCulture),
             v => v is double d && !(d > 0 && d <= 1) ? $"is {Format(d)}, outside (0, 1]" : null,
             (s, v) => s with { Strength = (double?)v }, s => s.Strength),
+        Choice("cache", [.. StepCaching.Names], (s, v) => s with { Cache = v! }, s => s.Cache),
+        new SettingKey("cache_threshold", "a number ≥ 0 (teacache: 0.1 slow, 0.2 fast; fbcache: 0.05) or null (the mode's default)", true,
+            t => double.Parse(t, NumberStyles.Float, CultureInfo.InvariantCulture),
+            v => v is double d && (d < 0 || !double.IsFinite(d)) ? $"must be a finite number ≥ 0, got {Format(d)}" : null,
+            (s, v) => s with { CacheThreshold = (double?)v }, s => s.CacheThreshold),
+        Int("exact_steps", "an integer ≥ 0 (the first and last N steps computed exactly under a fast mode)",
+            v => v < 0 ? $"must be ≥ 0, got {v}" : null, (s, v) => s with { ExactSteps = v }, s => s.ExactSteps),
     ];
 
     /// <summary>The canonical "FILE:STRENGTH; …" text of a lora value (null for none); a bad value is a FormatException.</summary>

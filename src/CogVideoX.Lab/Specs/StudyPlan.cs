@@ -88,13 +88,13 @@ public sealed partial record StudyPlan
     /// </summary>
     private static List<ExperimentPlan> MarkDuplicates(List<ExperimentPlan> experiments)
     {
-        // Keyed by the settings as DefinesSameVideoAs compares them (device kind only): linear in the number of jobs.
+        // Keyed by the settings as DefinesSameVideoAs compares them (device kind only, cache settings normalised): linear in the number of jobs.
         var first = new Dictionary<GenerationSettings, PlannedJob>();
         return experiments.Select(e => e with
         {
             Jobs = e.Jobs.Select(job =>
             {
-                var key = job.Settings with { Device = GenerationSettings.DeviceKind(job.Settings.Device) };
+                var key = job.Settings.SameVideoKey();
                 if (first.TryGetValue(key, out var original)) return job with { SameAs = original.Output };
                 first[key] = job;
                 return job with { SameAs = null };

@@ -174,19 +174,20 @@ public sealed class CogVideoXTransformer : IDisposable
     /// One denoising call: <paramref name="latents"/> [B, F, C, H, W], <paramref name="textEmbeddings"/>
     /// [B, T, text_embed_dim] (for classifier-free guidance, [negative; positive]), one timestep per batch item (or
     /// one for all), and — 5b style — the run's <paramref name="rotary"/> tables. Returns the prediction
-    /// [B, F, out_channels, H, W] in the model's dtype.
+    /// [B, F, out_channels, H, W] in the model's dtype. A <paramref name="stepCache"/> may take the blocks' work of
+    /// this call from an earlier one (before block 0, or after it); without one every block runs.
     /// </summary>
     public Tensor Forward(Tensor latents, Tensor textEmbeddings, ReadOnlySpan<float> timesteps, RotaryTables? rotary = null,
-        CancellationToken cancellation = default) =>
-        Forward(latents, textEmbeddings, timesteps, rotary, ofs: null, cancellation);
+        CancellationToken cancellation = default, StepCache? stepCache = null) =>
+        Forward(latents, textEmbeddings, timesteps, rotary, ofs: null, cancellation, stepCache);
 
     /// <summary>
-    /// <see cref="Forward(Tensor, Tensor, ReadOnlySpan{float}, RotaryTables?, CancellationToken)"/> with the
+    /// <see cref="Forward(Tensor, Tensor, ReadOnlySpan{float}, RotaryTables?, CancellationToken, StepCache?)"/> with the
     /// <paramref name="ofs"/> value of CogVideoX 1.5-I2V (its pipeline passes 2.0; the same for every batch item):
     /// required by a model with an <c>ofs_embed_dim</c>, refused by one without.
     /// </summary>
     public Tensor Forward(Tensor latents, Tensor textEmbeddings, ReadOnlySpan<float> timesteps, RotaryTables? rotary, float? ofs,
-        CancellationToken cancellation = default)
+        CancellationToken cancellation = default, StepCache? stepCache = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var c = Config;
@@ -213,14 +214,17 @@ public sealed class CogVideoXTransformer : IDisposable
         var activated = embedding.Silu();
 
         var hidden = _module.PatchEmbed.Forward(x, text);
-        for (int i = 0; i < _blocks.Count; i++)
+        bool reused = stepCache?.BeforeBlocks(embedding, hidden, textLength) ?? false;
+        for (int i = 0; i < _blocks.Count && !reused; i++)
         {
             // A full-size step on the CPU takes minutes; a signal is honoured at the next layer, not the next step.
             cancellation.ThrowIfCancellationRequested();
             var block = _blocks.Acquire(i);
             block.Forward(hidden, textLength, activated, rotary);
             _blocks.Release(i);
+            if (i == 0 && stepCache is not null) reused = stepCache.AfterFirstBlock(hidden, textLength);
         }
+        if (!reused) stepCache?.AfterBlocks(hidden, textLength);
 
         var video = hidden.Narrow(1, textLength, videoLength);
         var normed = video.LayerNorm(_module.NormFinalWeight?.Value, _module.NormFinalBias?.Value, (float)c.NormEps);

@@ -81,6 +81,8 @@ public class BenchPipelineCommandTests
     [InlineData(new[] { "--warmup-steps", "-1" }, "--warmup-steps must be 0")]
     [InlineData(new[] { "--frames", "10" }, "frames: 10 is not a valid frame count")]
     [InlineData(new[] { "--model", "7b" }, "--model 7b is neither a folder nor 2b / 5b")]
+    [InlineData(new[] { "--cache", "turbo" }, "cache: unknown step cache \"turbo\"")]
+    [InlineData(new[] { "--cache", "teacache", "--exact-steps", "-1" }, "exact steps: -1 is not valid")]
     public void BadSettingsAreRefusedWithAClearMessage(string[] flags, string message)
     {
         string[] model = flags.Contains("--model") ? [] : ["--model", Fixtures.Path2b];

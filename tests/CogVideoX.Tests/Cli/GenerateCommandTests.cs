@@ -146,6 +146,37 @@ public class GenerateCommandTests
     }
 
     [Fact]
+    public void AStepCacheReusesStepsSaysSoInTheProgressAndRecordsItInTheSidecar()
+    {
+        using var dir = new TempDir();
+        // A threshold no step reaches: every step but the first and last reuses the first block cache.
+        var (code, _, stderr) = Run(Tiny(dir.File("v.mp4"), 9, 5, "--prompt", "A whale.", "--cache", "fbcache", "--cache-threshold", "1000"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("denoise 2/5", stderr);
+        Assert.Equal(3, stderr.Split('\n').Count(l => l.Contains("reused (step cache)", StringComparison.Ordinal)));
+        Assert.DoesNotContain("denoise 1/5  elapsed", stderr.Split('\n').Where(l => l.Contains("reused", StringComparison.Ordinal)).FirstOrDefault() ?? "");
+        var sidecar = VideoSidecar.TryLoad(dir.File("v.json"))!;
+        Assert.Equal(("fbcache", 1000.0, 0), (sidecar.Settings.Cache, sidecar.Settings.CacheThreshold, sidecar.Settings.ExactSteps));
+        Assert.Equal(("fbcache, threshold 1000", "1", "1,2,3"), (sidecar.Resolved["cache"], sidecar.Resolved["exact_steps"], sidecar.Resolved["cache_reused_steps"]));
+
+        // --exact-steps 2 keeps steps 0, 1 and 3, 4 exact: only step 2 is reused.
+        (code, _, stderr) = Run(Tiny(dir.File("w.mp4"), 9, 5, "--prompt", "A whale.", "--cache", "teacache", "--cache-threshold", "1000", "--exact-steps", "2"));
+        Assert.True(code == 0, stderr);
+        var resolved = VideoSidecar.TryLoad(dir.File("w.json"))!.Resolved;
+        Assert.Equal(("teacache, threshold 1000, CogVideoX-2b coefficients", "2", "2"), (resolved["cache"], resolved["exact_steps"], resolved["cache_reused_steps"]));
+    }
+
+    [Fact]
+    public void ExactStepsWithoutACacheWarns()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run(Tiny(dir.File("v.mp4"), 9, 2, "--prompt", "A whale.", "--exact-steps", "1", "--quiet"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("warning: exact steps has no effect without a fast mode", stderr);
+        Assert.Equal("", VideoSidecar.TryLoad(dir.File("v.json"))!.Resolved["cache_reused_steps"]);
+    }
+
+    [Fact]
     public void LowMemoryOnTheCpuRunsAsBalancedAndSaysSo()
     {
         using var dir = new TempDir();
@@ -203,6 +234,9 @@ public class GenerateCommandTests
     [InlineData(new[] { "--attention", "flash" }, "--attention='flash' is not understood", "use own")]
     [InlineData(new[] { "--cudnn", "maybe" }, "--cudnn='maybe' is not understood", "0, 1, attention, conv or autotune")]
     [InlineData(new[] { "--cudnn-sdpa", "fast" }, "--cudnn-sdpa='fast' is not understood", "auto, unified or composite")]
+    [InlineData(new[] { "--cache", "turbo" }, "cache: unknown step cache \"turbo\"", "none (every step computed, the default), teacache")]
+    [InlineData(new[] { "--cache", "fbcache", "--cache-threshold", "-1" }, "cache threshold: -1 is not valid", "a finite number ≥ 0")]
+    [InlineData(new[] { "--cache", "teacache", "--exact-steps", "-2" }, "exact steps: -2 is not valid", "use 0 or more")]
     [InlineData(new[] { "--dynamic-cfg", "--no-dynamic-cfg" }, "--dynamic-cfg and --no-dynamic-cfg both given", "use one")]
     [InlineData(new[] { "--output", "OUT/video.avi" }, "the file name must end in .mp4", "sidecar")]
     [InlineData(new[] { "--save-tensors", "OUT/v.json" }, "would overwrite the video or its sidecar", ".safetensors")]

@@ -116,6 +116,31 @@ public class SpecTests
         Assert.Contains("not a device", Assert.Throws<CogVideoXException>(() => DeviceList.Parse("gpu0")).Message);
     }
 
+    [Fact]
+    public void StepCacheSettingsAreCheckedAndCacheNoneWithExactStepsIsTheExactVideo()
+    {
+        var e = ErrorOf("""
+            defaults:
+              cache: turbo
+              cache_threshold: -0.5
+              exact_steps: -1
+            experiments:
+              a: { prompts: [panda] }
+            """);
+        Assert.Contains("3 problems", e);
+        Assert.Contains("cache is 'turbo'; allowed: one of none, teacache, fbcache", e);
+        Assert.Contains("cache_threshold must be a finite number ≥ 0, got -0.5", e);
+        Assert.Contains("exact_steps must be ≥ 0, got -1", e);
+
+        var exact = new GenerationSettings { Prompt = "p" };
+        Assert.True(exact.DefinesSameVideoAs(exact with { ExactSteps = 2, CacheThreshold = 0.3 }));
+        var tea = exact with { Cache = "teacache" };
+        Assert.True(tea.DefinesSameVideoAs(tea with { ExactSteps = 1, CacheThreshold = 0.1 })); // the defaults written out
+        Assert.False(tea.DefinesSameVideoAs(tea with { ExactSteps = 2 }));
+        Assert.False(tea.DefinesSameVideoAs(exact));
+        Assert.Equal(["cache none → teacache", "exact steps 0 → 2"], exact.Differences(tea with { ExactSteps = 2 }));
+    }
+
     private static string ErrorOf(string yaml)
     {
         // prompt_dir goes last so the line numbers the tests expect are those of the YAML as written.
