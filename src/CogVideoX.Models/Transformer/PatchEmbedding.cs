@@ -57,7 +57,7 @@ internal sealed class PatchEmbedding : Module
     internal static bool UsesLearnedTable(TransformerConfig c, int latentFrames) =>
         c.UseLearnedPositionalEmbeddings && (latentFrames - 1) * c.TemporalCompressionRatio + 1 == c.SampleFrames;
 
-        /// <summary>
+    /// <summary>
     /// latents [B, F, C, H, W], text [B, T, text_embed_dim] → tokens [B, T + (F/p_t)·(H/p)·(W/p), D] (p_t = 1 for
     /// CogVideoX 1.0; for 1.5 the caller has padded F to a multiple of p_t).
     /// </summary>
