@@ -60,7 +60,22 @@ if has lora; then
   run_bench lora2b 300 lora --model-config 2b --repeats 3
   run_bench lora5b 400 lora --model-config 5b --repeats 3
 fi
-if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora; then
+# Added 2026-12-05, not yet run on a GPU (name them in STAGES): the VAE encoder (issue 19), the 5b-I2V step (19),
+# CogVideoX 1.5 at 81 x 768 x 1360 (20: step, decode untiled / fitted to 16 GiB / default tiles, pipeline per mode),
+# the step caches' overhead in the real pipeline (22).
+if has encode; then run_bench encode 300 encode --model-config 5b --repeats 3; fi
+if has i2v; then run_bench i2v 300 transformer-i2v --repeats 3; fi
+if has step15; then
+  run_bench step15 400 transformer --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats 3
+  run_bench step15i2v 400 transformer --model-config 1.5-i2v --frames 81 --height 768 --width 1360 --repeats 3
+fi
+if has vae15; then run_bench vae15 540 vae-tiled --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats 2; fi
+if has pipeline15; then run_bench pipeline15 590 pipeline --model 1.5 --frames 81 --height 768 --width 1360 --memory ${MEMORY:-full,balanced,low}; fi
+if has cache; then
+  run_bench fbcache 540 pipeline --model-config 2b --steps 50 --memory full --cache fbcache
+  run_bench teacache 540 pipeline --model-config 2b --steps 50 --memory full --cache teacache
+fi
+if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has vae15; then
   grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then
