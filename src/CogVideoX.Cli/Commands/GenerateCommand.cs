@@ -116,7 +116,7 @@ internal static class GenerateCommand
 
     private static readonly Option<string?> s_image = new("--image")
     {
-        Description = "Image to video: the picture to animate (PNG, JPEG or WebP; resized to --height × --width). Needs an image-to-video model: --model 5b-i2v.",
+        Description = "Image to video: the picture to animate (PNG, JPEG or WebP; resized to --height × --width). Needs an image-to-video model: --model 5b-i2v or --model 1.5-i2v.",
         HelpName = "FILE",
     };
 

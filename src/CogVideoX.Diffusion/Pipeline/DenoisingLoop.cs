@@ -30,6 +30,9 @@ public sealed record DenoisingInputs(
 /// </summary>
 public static class DenoisingLoop
 {
+    /// <summary>The ofs value diffusers' image-to-video pipeline gives a CogVideoX 1.5-I2V transformer every step.</summary>
+    public const float OfsValue = 2.0f;
+
     /// <summary>
     /// Runs every step from <paramref name="latents"/>, which it takes over (disposed, also on failure), and returns
     /// the final latents in the compute dtype. Checks <paramref name="cancellation"/> before each step. Under a step
@@ -97,7 +100,9 @@ public static class DenoisingLoop
         using var batched = cfg ? Ops.Concat(0, latents, latents) : latents.Alias();
         using var input = inputs.Conditioning.TransformerInput(batched);
         observer?.Tensor($"transformer_in_step{index}", input);
-        using var prediction = inputs.Transformer.Forward(input, inputs.Embeddings, [timestep], rotary, cancellation, stepCache);
+        // CogVideoX 1.5-I2V: diffusers' pipeline passes ofs 2.0 to a transformer with an ofs embedding (none otherwise).
+        float? ofs = inputs.Transformer.Config.OfsEmbedDim is > 0 ? OfsValue : null;
+        using var prediction = inputs.Transformer.Forward(input, inputs.Embeddings, [timestep], rotary, ofs, cancellation, stepCache);
         observer?.Tensor($"transformer_out_step{index}", prediction);
         double scale = Guidance.ScaleAt(request.Guidance, resolved.DynamicCfg, index, timestep, inputs.Scheduler.Timesteps.Count, resolved.DynamicCfgSchedule);
         using var guided = cfg ? Guidance.Apply(prediction, scale) : prediction.To(DType.F32);

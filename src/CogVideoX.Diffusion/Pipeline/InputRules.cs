@@ -33,7 +33,7 @@ public static class InputRules
         else if (request.Image is not null)
         {
             throw Usage($"{name} is a {modelTask.Name} model ({model.PipelineClass}) and cannot start from an image; " +
-                "image-to-video needs an image-to-video model: --model 5b-i2v (THUDM/CogVideoX-5b-I2V).");
+                "image-to-video needs an image-to-video model: --model 5b-i2v (THUDM/CogVideoX-5b-I2V) or --model 1.5-i2v (THUDM/CogVideoX1.5-5B-I2V).");
         }
         if (request.Strength is { } strength)
         {

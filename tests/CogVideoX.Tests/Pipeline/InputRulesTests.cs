@@ -40,7 +40,7 @@ public class InputRulesTests
     {
         var e = Refused(Fixtures.Path2b, Small with { Image = Image });
         Assert.Contains("cannot start from an image", e.Message);
-        Assert.Contains("--model 5b-i2v (THUDM/CogVideoX-5b-I2V)", e.Message);
+        Assert.Contains("--model 5b-i2v (THUDM/CogVideoX-5b-I2V) or --model 1.5-i2v (THUDM/CogVideoX1.5-5B-I2V)", e.Message);
         var both = Refused(Fixtures.Path2b, Small with { Image = Image, Video = Video(17) });
         Assert.Contains("not both", both.Message);
     }
