@@ -263,15 +263,8 @@ public sealed class CogVideoXVae : IDisposable
                     using (var latentTile = z.Narrow(3, i, th))
                     using (var latentTile2 = latentTile.Narrow(4, j, tw))
                         DecodeFrames(latentTile2, tile, progress, cancellation);
-                    if (i > 0) BlendVertical(above[col], tile, p.BlendHeight);
-                    if (col > 0) BlendHorizontal(row[col - 1], tile, p.BlendWidth);
-                    keepHeight = Math.Min(p.KeepHeight, tile.Dim(3));
-                    int keepWidth = Math.Min(p.KeepWidth, tile.Dim(4));
-                    using (var kept = tile.Narrow(3, 0, keepHeight))
-                    using (var kept2 = kept.Narrow(4, 0, keepWidth))
-                    using (var target = destination.Narrow(3, y0, keepHeight))
-                    using (var target2 = target.Narrow(4, x0, keepWidth))
-                        kept2.CopyTo(target2);
+                    (keepHeight, int keepWidth) = PlaceTile(tile, i > 0 ? above[col] : null, col > 0 ? row[col - 1] : null,
+                        p.BlendHeight, p.BlendWidth, p.KeepHeight, p.KeepWidth, destination, y0, x0);
                     x0 += keepWidth;
                 }
                 y0 += keepHeight;
@@ -287,11 +280,31 @@ public sealed class CogVideoXVae : IDisposable
         }
     }
 
+    /// <summary>
+    /// A finished tile blended with the tile above it and the one to its left (either may be null), then its kept
+    /// top-left corner copied into <paramref name="destination"/> at (y0, x0); returns the kept height and width.
+    /// Tiled decoding and tiled encoding place their tiles this way (diffusers' tiled_decode / tiled_encode).
+    /// </summary>
+    internal static (int Height, int Width) PlaceTile(Tensor tile, Tensor? above, Tensor? left, int blendHeight, int blendWidth,
+        int keepHeight, int keepWidth, Tensor destination, int y0, int x0)
+    {
+        if (above is not null) BlendVertical(above, tile, blendHeight);
+        if (left is not null) BlendHorizontal(left, tile, blendWidth);
+        keepHeight = Math.Min(keepHeight, tile.Dim(3));
+        keepWidth = Math.Min(keepWidth, tile.Dim(4));
+        using (var kept = tile.Narrow(3, 0, keepHeight))
+        using (var kept2 = kept.Narrow(4, 0, keepWidth))
+        using (var target = destination.Narrow(3, y0, keepHeight))
+        using (var target2 = target.Narrow(4, x0, keepWidth))
+            kept2.CopyTo(target2);
+        return (keepHeight, keepWidth);
+    }
+
     /// <summary>b's first rows ← a's last rows · (1 − y/e) + b's rows · y/e, in place (diffusers' blend_v).</summary>
-    internal static void BlendVertical(Tensor a, Tensor b, int extent) => Blend(a, b, 3, extent);
+    private static void BlendVertical(Tensor a, Tensor b, int extent) => Blend(a, b, 3, extent);
 
     /// <summary>The same across columns (diffusers' blend_h).</summary>
-    internal static void BlendHorizontal(Tensor a, Tensor b, int extent) => Blend(a, b, 4, extent);
+    private static void BlendHorizontal(Tensor a, Tensor b, int extent) => Blend(a, b, 4, extent);
 
     private static void Blend(Tensor a, Tensor b, int dim, int extent)
     {
@@ -308,14 +321,6 @@ public sealed class CogVideoXVae : IDisposable
     }
 
     public void Dispose() => _module.Dispose();
-
-    /// <summary>Counts decoded frame batches for <see cref="VaeDecodeOptions.Progress"/>.</summary>
-    private sealed class BatchCounter(Action<int, int>? report, int total)
-    {
-        private int _done;
-
-        public void Done() => report?.Invoke(++_done, total);
-    }
 }
 
 /// <summary>The decoding half's module tree: <c>decoder</c> and, when the config uses it, <c>post_quant_conv</c>.</summary>
@@ -339,4 +344,12 @@ internal sealed class VaeDecoderModule : Module
     public Parameter? PostQuantWeight { get; }
 
     public Parameter? PostQuantBias { get; }
+}
+
+/// <summary>Counts finished frame batches for a decode's or an encode's progress callback.</summary>
+internal sealed class BatchCounter(Action<int, int>? report, int total)
+{
+    private int _done;
+
+    public void Done() => report?.Invoke(++_done, total);
 }

@@ -301,15 +301,8 @@ public sealed class CogVideoXVaeEncoder : IDisposable
                     using (var rows = video.Narrow(3, i, th))
                     using (var view = rows.Narrow(4, j, tw))
                         EncodeFrames(view, tile, progress, cancellation);
-                    if (i > 0) CogVideoXVae.BlendVertical(above[col], tile, p.BlendHeight);
-                    if (col > 0) CogVideoXVae.BlendHorizontal(row[col - 1], tile, p.BlendWidth);
-                    keepHeight = Math.Min(p.KeepHeight, tile.Dim(3));
-                    int keepWidth = Math.Min(p.KeepWidth, tile.Dim(4));
-                    using (var kept = tile.Narrow(3, 0, keepHeight))
-                    using (var kept2 = kept.Narrow(4, 0, keepWidth))
-                    using (var target = destination.Narrow(3, y0, keepHeight))
-                    using (var target2 = target.Narrow(4, x0, keepWidth))
-                        kept2.CopyTo(target2);
+                    (keepHeight, int keepWidth) = CogVideoXVae.PlaceTile(tile, i > 0 ? above[col] : null, col > 0 ? row[col - 1] : null,
+                        p.BlendHeight, p.BlendWidth, p.KeepHeight, p.KeepWidth, destination, y0, x0);
                     x0 += keepWidth;
                     col++;
                 }
@@ -327,14 +320,6 @@ public sealed class CogVideoXVaeEncoder : IDisposable
     }
 
     public void Dispose() => _module.Dispose();
-
-    /// <summary>Counts encoded frame batches for <see cref="VaeEncodeOptions.Progress"/>.</summary>
-    private sealed class BatchCounter(Action<int, int>? report, int total)
-    {
-        private int _done;
-
-        public void Done() => report?.Invoke(++_done, total);
-    }
 }
 
 /// <summary>The encoding half's module tree: <c>encoder</c> and, when the config uses it, <c>quant_conv</c>.</summary>
