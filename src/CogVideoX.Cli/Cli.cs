@@ -22,7 +22,7 @@ public static class Cli
         // Each command lives in Commands/<Name>Command.cs and is added here, in the order a newcomer needs them.
         root.Subcommands.Add(GenerateCommand.Create(environment, gpu));
         root.Subcommands.Add(ExperimentCommand.Create(environment, gpu));
-        root.Subcommands.Add(ReportCommand.Create());
+        root.Subcommands.Add(ReportCommand.Create(gpu));
         root.Subcommands.Add(DownloadCommand.Create(environment));
         root.Subcommands.Add(DoctorCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());

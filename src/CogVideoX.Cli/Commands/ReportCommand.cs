@@ -1,5 +1,6 @@
 using System.CommandLine;
 using CogVideoX.Engine;
+using CogVideoX.Lab;
 using CogVideoX.Lab.Report;
 using CogVideoX.Lab.Specs;
 
@@ -8,7 +9,8 @@ namespace CogVideoX.Cli.Commands;
 /// <summary><c>report SPEC|DIR</c>: the HTML report of a study (from its spec, or from an output folder's plan files).</summary>
 internal static class ReportCommand
 {
-    public static Command Create()
+    /// <param name="gpu">Whether a GPU works: decides <c>device: auto</c> for a spec whose run left no plan file.</param>
+    public static Command Create(Func<GpuCheck> gpu)
     {
         var target = new Argument<string>("spec-or-dir") { Description = "An experiment spec (YAML), or an output folder holding <spec>.plan.json" };
         var output = new Option<string?>("--output", "-o") { Description = "With a spec: the output folder, if not the spec's output_dir" };
@@ -34,7 +36,7 @@ internal static class ReportCommand
                 throw new CogVideoXException($"--inline-videos-mb must be 0 or more (got {parse.GetValue(inlineMb)}); 0 keeps every video linked", 2);
             var options = new ReportOptions { SelfContained = parse.GetValue(selfContained), InlineVideoBytes = (long)parse.GetValue(inlineMb) << 20 };
             int code = 0;
-            foreach (var (plan, dir) in Resolve(parse.GetValue(target)!, parse.GetValue(output)))
+            foreach (var (plan, dir) in Resolve(parse.GetValue(target)!, parse.GetValue(output), gpu))
             {
                 // Work in progress on stderr, the result on stdout.
                 var result = ReportBuilder.Build(plan, dir, parse.GetValue(recompute), isQuiet ? null : line => e.WriteLine("  " + line), options);
@@ -59,7 +61,7 @@ internal static class ReportCommand
         return cmd;
     }
 
-    private static IEnumerable<(StudyPlan Plan, string Dir)> Resolve(string target, string? output)
+    private static IEnumerable<(StudyPlan Plan, string Dir)> Resolve(string target, string? output, Func<GpuCheck> gpu)
     {
         if (Directory.Exists(target))
         {
@@ -75,6 +77,26 @@ internal static class ReportCommand
         var dir = ExperimentCommand.OutputFolder(output, spec);
         if (!Directory.Exists(dir))
             throw new CogVideoXException($"{dir} does not exist: run `cogvideox experiment run {target}` first, or, if it wrote elsewhere with -o DIR, pass the same -o DIR here");
-        return [(StudyPlan.Expand(spec), dir)];
+        var plan = StudyPlan.Expand(spec);
+        // The sidecars name the device the run decided for `device: auto` (cuda or cpu); the spec's plan must name the
+        // same one or no video matches its job. The run's own plan file says which; without one, decide as a run would.
+        if (plan.Jobs.Any(j => DeviceSelection.IsAuto(j.Settings.Device)))
+            plan = plan.WithDevice(RunDevice(dir, plan.SpecName) ?? DeviceSelection.Resolve(DeviceSelection.Auto, gpu).Device);
+        return [(plan, dir)];
+    }
+
+    /// <summary>The device the last run in <paramref name="dir"/> gave <c>device: auto</c>, from its plan file.</summary>
+    private static string? RunDevice(string dir, string specName)
+    {
+        var path = Path.Combine(dir, StudyPlan.PlanFileName(specName));
+        if (!File.Exists(path)) return null;
+        try
+        {
+            return StudyPlan.Load(path).Jobs.Select(j => j.Settings.Device).FirstOrDefault(d => d is not null && !DeviceSelection.IsAuto(d));
+        }
+        catch (CogVideoXException)
+        {
+            return null; // a damaged plan file: decide as a run would
+        }
     }
 }

@@ -182,12 +182,35 @@ public class FirstHourStudyTests
 {
     private static readonly Func<GpuCheck> NoGpu = () => GpuCheck.Missing("no CUDA driver (test)");
 
-    private static (int Code, string Out, string Err) Run(string[] args, Func<string, string?>? environment = null)
+    private static (int Code, string Out, string Err) Run(string[] args, Func<string, string?>? environment = null, Func<GpuCheck>? gpu = null)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = CogVideoX.Cli.Cli.Run(args, stdout, stderr, environment, NoGpu);
+        int code = CogVideoX.Cli.Cli.Run(args, stdout, stderr, environment, gpu ?? NoGpu);
         return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Fact]
+    public void TheReportOfASpecWithDeviceAutoFindsTheVideosOnTheDeviceTheRunChose()
+    {
+        // Found on the GPU machine: `report SPEC` compared the spec's `device: auto` with the sidecars' decided device
+        // and reported "0 of 20 complete". The run here decides cpu (synthetic renderer) on a machine whose GPU works.
+        Func<GpuCheck> gpu = () => GpuCheck.Found("Test GPU 80GB");
+        using var study = new StudyFolder(StudyFolder.SmallSpec.Replace("device: cpu", "device: auto"));
+        var (code, _, stderr) = Run(["experiment", "run", study.SpecPath, "--renderer", "synthetic"], gpu: gpu);
+        Assert.True(code == 0, stderr);
+        (code, var stdout, stderr) = Run(["report", study.SpecPath], gpu: gpu);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("small: 7 of 7 video(s) complete", stdout);
+
+        // Without the run's plan file the report decides auto as a run here would: cuda, where these cpu videos don't count.
+        File.Delete(Path.Combine(study.File("outputs"), "small.plan.json"));
+        (code, stdout, _) = Run(["report", study.SpecPath], gpu: gpu);
+        Assert.Equal(1, code);
+        Assert.Contains("small: 0 of 7 video(s) complete", stdout);
+        (code, stdout, stderr) = Run(["report", study.SpecPath]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("small: 7 of 7 video(s) complete", stdout);
     }
 
     [Fact]
