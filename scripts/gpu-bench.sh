@@ -63,14 +63,14 @@ fi
 # Added 2026-12-05, not yet run on a GPU (name them in STAGES): the VAE encoder (issue 19), the 5b-I2V step (19),
 # CogVideoX 1.5 at 81 x 768 x 1360 (20: step, decode untiled / fitted to 16 GiB / default tiles, pipeline per mode),
 # the step caches' overhead in the real pipeline (22).
-if has encode; then run_bench encode 300 encode --model-config 5b --repeats 3; fi
-if has i2v; then run_bench i2v 300 transformer-i2v --repeats 3; fi
+if has encode; then run_bench encode 300 encode --model-config 5b --repeats ${R:-3}; fi
+if has i2v; then run_bench i2v 300 transformer-i2v --repeats ${R:-3}; fi
 if has step15; then
-  run_bench step15 400 transformer --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats 3
-  run_bench step15i2v 400 transformer --model-config 1.5-i2v --frames 81 --height 768 --width 1360 --repeats 3
+  run_bench step15 400 transformer --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats ${R15:-3}
+  run_bench step15i2v 400 transformer --model-config 1.5-i2v --frames 81 --height 768 --width 1360 --repeats ${R15:-3}
 fi
-if has vae15; then run_bench vae15 540 vae-tiled --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats 2; fi
-if has pipeline15; then run_bench pipeline15 590 pipeline --model 1.5 --frames 81 --height 768 --width 1360 --memory ${MEMORY:-full,balanced,low}; fi
+if has vae15; then run_bench vae15 540 vae-tiled --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats ${R15:-2}; fi
+if has pipeline15; then run_bench pipeline15 590 pipeline --model 1.5 --frames 81 --height 768 --width 1360 --steps ${STEPS15:-50} --warmup-steps ${WARMUP15:-2} --memory ${MEMORY15:-full,balanced,low}; fi
 if has cache; then
   run_bench fbcache 540 pipeline --model-config 2b --steps 50 --memory full --cache fbcache
   run_bench teacache 540 pipeline --model-config 2b --steps 50 --memory full --cache teacache
@@ -101,5 +101,13 @@ fi
 if has pipeline; then
   run_bench pipeline 540 pipeline --model-config 2b --steps 50 --memory ${MEMORY:-full,balanced,low}
   grep -A40 "=== bench pipeline" "$OUT/bench.txt" | grep -E "^  (full|balanced|low|auto)|^target|^mode|video 1/1|rc=" 
+fi
+# The reference in the same call: diffusers' source packed as .gpu/diffusers.tar.xz (scripts/reference/README.md),
+# stages named in REF_STAGES (scripts/reference/diffusers_bench.py).
+if has reference; then
+  mkdir -p /tmp/ref && tar -xJf .gpu/diffusers.tar.xz -C /tmp/ref
+  PYTHONPATH=/tmp/ref PYTHONUNBUFFERED=1 timeout "${REF_LIMIT:-400}" python3 scripts/reference/diffusers_bench.py $REF_STAGES > "$OUT/reference.txt" 2>&1
+  echo "reference rc=$?" >> "$OUT/reference.txt"
+  grep -E "^diffusers|^reference|rc=|Error" "$OUT/reference.txt" | cut -c1-300; stamp reference
 fi
 stamp done

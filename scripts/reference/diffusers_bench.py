@@ -351,6 +351,9 @@ def pipeline(offload, fbcache=None):
     del pipe
 
 
+R15 = int(os.environ.get("R15", "3"))  # repetitions of the 1.5 stages (a step takes seconds at 81x768x1360)
+
+
 def main():
     stages = sys.argv[1:] or ["attention", "step2b", "step5b", "step5b-i2v", "vae", "vae_encode", "t5", "pipeline"]
     import diffusers
@@ -366,8 +369,8 @@ def main():
              "vae_encode": lambda: vae_encode(3), "t5": lambda: t5(5),
              "pipeline": lambda: pipeline(False), "offload": lambda: pipeline(True),
              "lora2b": lambda: lora("CogVideoX-2b", torch.float16, 5), "lora5b": lambda: lora("CogVideoX-5b", torch.bfloat16, 3),
-             "step15": lambda: step15("CogVideoX1.5-5B", 3), "step15i2v": lambda: step15("CogVideoX1.5-5B-I2V", 3),
-             "vae15": lambda: vae15(2),
+             "step15": lambda: step15("CogVideoX1.5-5B", R15), "step15i2v": lambda: step15("CogVideoX1.5-5B-I2V", R15),
+             "vae15": lambda: vae15(min(R15, 2)),
              "fbcache": lambda: pipeline(False, float(os.environ.get("FBCACHE_THRESHOLD", "0.05")))}[stage]()
         except Exception as e:
             print(f"diffusers {stage} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
