@@ -254,3 +254,32 @@ public class Sage8AttentionTests(ITestOutputHelper output)
         Assert.Contains(Capability.Sage8Attention, CpuBackend.Instance.Capabilities());
     }
 }
+
+/// <summary>The 8-bit attention's CUDA side, checked without a GPU: its module is lazy and its parameter block matches.</summary>
+public class Sage8KernelSourceTests
+{
+    [Fact]
+    public void TheModuleIsCompiledOnlyAtFirstUseAndOnlyForSm89OrNewer()
+    {
+        foreach (var (major, minor) in new[] { (7, 5), (8, 0), (8, 9), (9, 0), (10, 0) })
+            Assert.DoesNotContain("attention_sage8", CogVideoX.Engine.Cuda.KernelCompiler.ModulesFor(major, minor));
+        Assert.True(CogVideoX.Engine.Cuda.KernelCompiler.IsOptional("attention_sage8"));
+        Assert.False(CogVideoX.Engine.Cuda.KernelCompiler.LazyModuleRunsOn("attention_sage8", 8, 6));
+        Assert.True(CogVideoX.Engine.Cuda.KernelCompiler.LazyModuleRunsOn("attention_sage8", 8, 9));
+        Assert.True(CogVideoX.Engine.Cuda.KernelCompiler.LazyModuleRunsOn("attention_sage8", 9, 0));
+    }
+
+    [Fact]
+    public void TheKernelSourceDeclaresEveryLaunchedFunctionAndTheArgumentSize()
+    {
+        var source = CogVideoX.Engine.Cuda.KernelCompiler.Source("attention_sage8");
+        foreach (var name in new[] { "sage8_key_mean", "sage8_quant_q", "sage8_quant_k", "sage8_value_scale", "sage8_quant_v", "sage8_attention" })
+            Assert.Contains($"{name}_##N(Sage8Args s)", source);
+        Assert.Contains("SAGE8_KERNELS(f16, f16)", source);
+        Assert.Contains("SAGE8_KERNELS(bf16, bf16)", source);
+        Assert.Contains($"sizeof(Sage8Args) == {System.Runtime.InteropServices.Marshal.SizeOf<CogVideoX.Engine.Cuda.Sage8Args>()}", source);
+        Assert.Contains("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32", source);
+        Assert.Contains("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32", source);
+        Assert.Contains("cvt.rn.satfinite.e4m3x2.f32", source);
+    }
+}
