@@ -75,8 +75,19 @@ if has cache; then
   run_bench fbcache 540 pipeline --model-config 2b --steps 50 --memory full --cache fbcache
   run_bench teacache 540 pipeline --model-config 2b --steps 50 --memory full --cache teacache
 fi
-if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has vae15; then
-  grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
+# 8-bit attention (issue 22; unrun when added): the selftest's sage8_attention cases (kernel against the CPU
+# emulation), their timings beside the F16 kernel's, and the 2b/5b steps with --attention sage8 (each prints the
+# step's output error against exact attention) next to bench2b/bench5b; the whole 2b video with it.
+if has sage8; then
+  { timeout 120 $B selftest --filter sage8_attention; echo "selftest rc=$?"
+    timeout 120 $B selftest --timing-only --filter attention; echo "timing rc=$?"; } > "$OUT/sage8.txt" 2>&1
+  grep -E "FAIL|passed|rc=|sage8_attention|attention (F16|BF16) q \[1,2,300" "$OUT/sage8.txt" | grep -v "^\[cuda\]" | head -30
+  run_bench sage8-2b 240 transformer --model-config 2b --repeats 5 --attention sage8 ${PROFILE:+--profile}
+  run_bench sage8-5b 300 transformer --model-config 5b --repeats 3 --attention sage8
+  run_bench sage8-pipeline 540 pipeline --model-config 2b --steps 50 --memory full --attention sage8
+fi
+if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has vae15 || has sage8; then
+  grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|8-bit attention|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then
   timeout 240 $B selftest --golden > "$OUT/golden.txt" 2>&1; echo "golden rc=$?" >> "$OUT/golden.txt"

@@ -11,7 +11,9 @@ internal sealed class GpuFlags
 {
     public Option<string?> Attention { get; } = new("--attention")
     {
-        Description = "Which attention kernel a GPU tries first: own (this backend's sm_90 kernel, the default) or cudnn (COGVIDEOX_ATTENTION overrides).",
+        Description = "Which attention kernel a GPU tries first: own (this backend's sm_90 kernel, the default) or cudnn (COGVIDEOX_ATTENTION overrides); " +
+            "or sage8: the transformer's self-attention in 8 bits (INT8 Q·Kᵀ, FP8 P·V; a fast mode for sm_89/sm_90 GPUs that changes the video slightly; " +
+            "on the CPU an exact emulation, slow, for fidelity checks; --exact-steps N keeps the first and last N steps exact).",
         HelpName = string.Join("|", GpuOptions.AttentionNames),
     };
 

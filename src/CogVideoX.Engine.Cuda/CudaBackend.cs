@@ -99,7 +99,8 @@ public enum CudnnAttentionGraphChoice
 /// released from any thread.
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics, ILinearKernel, ISoftmaxKernel, ILayerNormKernel, IRmsNormKernel, IGroupNormKernel,
-    IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel
+    IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel,
+    ISage8AttentionKernel
 {
     private const int StagingBytes = 16 << 20;
     private const long WorkspaceBytes = 32L << 20;

@@ -129,6 +129,7 @@ internal static class BenchCommand
             InferenceSteps = steps,
             GuidanceScale = parse.GetValue(o.Guidance),
             Profile = parse.GetValue(o.Profile),
+            Attention = GpuOptions.ParseAttentionMode(o.Gpu.Names(parse).Attention),
         };
         settings = settings with { DType = ParseDType(parse.GetValue(o.DType)!, settings) };
         var choice = DeviceSelection.Resolve(parse.GetValue(o.Device)!.Trim().ToLowerInvariant(), gpu);

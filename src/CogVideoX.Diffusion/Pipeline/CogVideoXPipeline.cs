@@ -140,7 +140,9 @@ public sealed class CogVideoXPipeline : IDisposable
             Task = task.Name,
             Strength = task == PipelineTasks.VideoToVideo ? request.Strength ?? VideoToVideoConditioning.DefaultStrength : null,
             Cache = StepCaching.Describe(request, Model.Transformer),
-            ExactSteps = request.Cache == StepCacheMode.None ? 0 : Math.Max(1, request.ExactSteps),
+            ExactSteps = request.Cache != StepCacheMode.None ? Math.Max(1, request.ExactSteps)
+                : request.Attention != AttentionMode.Exact ? request.ExactSteps : 0,
+            Attention = StepCaching.AttentionName(request.Attention),
         };
         return (resolved, warnings, choice);
     }

@@ -63,6 +63,7 @@ public static class DenoisingLoop
                 var stepClock = Stopwatch.StartNew();
                 int t = timesteps[i];
                 stepCache?.ForceCompute = StepCaching.IsExactStep(i, timesteps.Count, inputs.Request.ExactSteps);
+                inputs.Transformer.AttentionMode = StepCaching.AttentionAt(inputs.Request, i, timesteps.Count);
                 var next = Step(inputs, rotary, latents, i, t, observer, cancellation, stepCache);
                 bool reused = stepCache?.LastReused ?? false;
                 if (reused) reusedSteps?.Add(i);
@@ -83,6 +84,7 @@ public static class DenoisingLoop
         finally
         {
             stepCache?.Dispose();
+            inputs.Transformer.AttentionMode = AttentionMode.Exact;
         }
         clock.Timings = clock.Timings with { Denoise = watch.Elapsed, Steps = stepTimes };
         return latents;

@@ -81,6 +81,12 @@ public sealed record GenerationRequest
 
     /// <summary>The first and last N steps computed exactly while a fast mode runs the rest (the first and last one always are).</summary>
     public int ExactSteps { get; init; }
+
+    /// <summary>
+    /// The transformer's self-attention: exact (the default) or 8-bit (<see cref="AttentionMode.Sage8"/>, a fast mode:
+    /// every step but the first and last <see cref="ExactSteps"/>, all of them when that is 0).
+    /// </summary>
+    public AttentionMode Attention { get; init; }
 }
 
 /// <summary>

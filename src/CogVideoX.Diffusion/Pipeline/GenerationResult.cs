@@ -174,6 +174,9 @@ public sealed record ResolvedGeneration
     /// <summary>The first and last N steps kept exact under a fast mode (at least 1 with a cache).</summary>
     public int ExactSteps { get; init; }
 
+    /// <summary>The transformer's self-attention: "exact" or "sage8" (8-bit, on every step but the exact ones).</summary>
+    public string Attention { get; init; } = "exact";
+
     /// <summary>The denoising steps (0-based) that reused cached work; filled in after the loop.</summary>
     public IReadOnlyList<int> ReusedSteps { get; init; } = [];
 }

@@ -60,6 +60,21 @@ public static class StepCaching
         return index < n || index >= steps - n;
     }
 
+    /// <summary>
+    /// The self-attention of step <paramref name="index"/> of <paramref name="steps"/>: the request's
+    /// <see cref="GenerationRequest.Attention"/>, except on the first and last <see cref="GenerationRequest.ExactSteps"/>
+    /// steps (none when that is 0: unlike a cache, 8-bit attention needs no exact step).
+    /// </summary>
+    public static AttentionMode AttentionAt(GenerationRequest request, int index, int steps)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Attention == AttentionMode.Exact) return AttentionMode.Exact;
+        return request.ExactSteps > 0 && IsExactStep(index, steps, request.ExactSteps) ? AttentionMode.Exact : request.Attention;
+    }
+
+    /// <summary>The name of an attention mode as settings, sidecars and tables write it.</summary>
+    public static string AttentionName(AttentionMode mode) => mode == AttentionMode.Sage8 ? "sage8" : "exact";
+
     /// <summary>Checks the cache settings of a request; throws for values no run can use, returns warnings for ones with no effect.</summary>
     public static IReadOnlyList<string> Check(GenerationRequest request)
     {
@@ -72,7 +87,10 @@ public static class StepCaching
         if (request.Cache == StepCacheMode.None)
         {
             if (request.CacheThreshold is not null) warnings.Add("cache threshold has no effect without a step cache (--cache teacache or fbcache).");
-            if (request.ExactSteps > 0) warnings.Add("exact steps has no effect without a fast mode (--cache teacache or fbcache): every step is exact already.");
+            if (request.ExactSteps > 0 && request.Attention == AttentionMode.Exact)
+                warnings.Add("exact steps has no effect without a fast mode (--cache teacache or fbcache, --attention sage8): every step is exact already.");
+            else if (request.ExactSteps > 0 && 2 * request.ExactSteps >= request.Steps)
+                warnings.Add($"attention sage8: with {request.Steps} steps and the first and last {request.ExactSteps} kept exact, no step runs in 8 bits.");
         }
         else if (2 * Math.Max(1, request.ExactSteps) >= request.Steps)
         {

@@ -385,6 +385,22 @@ internal unsafe struct AttentionArgs
     public int Pad;
 }
 
+/// <summary>attention_sage8.cu's parameter (its Sage8Args): the inputs, then the quantized scratch buffers.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct Sage8Args
+{
+    public AttentionArgs Args;
+    public ulong Q8;
+    public ulong QScale;
+    public ulong K8;
+    public ulong KScale;
+    public ulong Vt8;
+    public ulong VScale;
+    public ulong KMean;
+    public int NqPad;
+    public int NkPad;
+}
+
 /// <summary>attention_sm90.cu's parameter: three 128-byte CUtensorMaps (64-byte aligned there), then the common arguments.</summary>
 [StructLayout(LayoutKind.Sequential, Size = 640)]
 internal unsafe struct TmaAttentionArgs

@@ -33,7 +33,18 @@ internal static class KernelCompiler
     /// Architecture-specific modules are optional: without them the backend runs the portable kernels (a GPU whose
     /// NVRTC cannot target sm_90a still works, only slower without cuDNN).
     /// </summary>
-    public static bool IsOptional(string module) => ArchitectureModules.ContainsKey(module);
+    public static bool IsOptional(string module) => ArchitectureModules.ContainsKey(module) || LazyModules.ContainsKey(module);
+
+    /// <summary>
+    /// Modules of opt-in modes, compiled at their first use only (never by doctor or a default run), for a device of
+    /// at least the given compute capability: a compile error there breaks nothing else. attention_sage8: 8-bit
+    /// attention (mma.sync m16n8k32 with e4m3 needs sm_89).
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, (int Major, int Minor)> LazyModules = new Dictionary<string, (int, int)> { ["attention_sage8"] = (8, 9) };
+
+    /// <summary>Whether a lazy module can run on a device of compute capability major.minor.</summary>
+    public static bool LazyModuleRunsOn(string module, int major, int minor) =>
+        LazyModules.TryGetValue(module, out var cc) && (major, minor).CompareTo(cc) >= 0;
 
     /// <summary>One line of a compilation failure: the first compiler error when the log has one.</summary>
     public static string FailureSummary(string message)

@@ -40,6 +40,12 @@ public enum Capability
 
     /// <summary><see cref="IRotaryKernel"/>: interleaved-pair rotary embedding, in place allowed.</summary>
     Rotary,
+
+    /// <summary>
+    /// <see cref="ISage8AttentionKernel"/>: 8-bit attention (INT8 Q·Kᵀ, FP8 P·V), an opt-in fast mode whose reference is
+    /// <see cref="Sage8Attention"/> (agreement within the half types' tolerance, not bit for bit).
+    /// </summary>
+    Sage8Attention,
 }
 
 /// <summary>The capability query (ggml's supports_op, per op kind).</summary>
@@ -61,6 +67,7 @@ public static class BackendCapabilities
         Capability.UpsampleNearest => typeof(IUpsampleNearestKernel),
         Capability.Attention => typeof(IAttentionKernel),
         Capability.Rotary => typeof(IRotaryKernel),
+        Capability.Sage8Attention => typeof(ISage8AttentionKernel),
         _ => throw new ArgumentOutOfRangeException(nameof(capability)),
     };
 
@@ -143,6 +150,17 @@ public interface IAttentionKernel
     /// Must not materialise the whole [H, Nq, Nk] score matrix.
     /// </summary>
     void Attention(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor y);
+}
+
+public interface ISage8AttentionKernel
+{
+    /// <summary>
+    /// y = the 8-bit attention of q [B, H, Nq, D], k and v [B, H, Nk, D] (Nk ≥ 1, no bias) with the softmax scale
+    /// <paramref name="scale"/>, as <see cref="Sage8Attention"/> defines it; y [B, H, Nq, D] may be a strided view. A
+    /// backend that cannot run it for these inputs (device, dtype, head dim) throws a <see cref="CogVideoXException"/>
+    /// saying why and what to use instead.
+    /// </summary>
+    void Sage8Attention(Tensor q, Tensor k, Tensor v, float scale, Tensor y);
 }
 
 public interface IRotaryKernel

@@ -53,7 +53,13 @@ public sealed record GpuOptions
     public const string CudnnSdpaVariable = "COGVIDEOX_CUDNN_SDPA";
 
     /// <summary>The names of each choice, the default first.</summary>
-    public static IReadOnlyList<string> AttentionNames { get; } = ["own", "cudnn"];
+    public static IReadOnlyList<string> AttentionNames { get; } = ["own", "cudnn", Sage8Name];
+
+    /// <summary>
+    /// <c>--attention sage8</c>: the transformer's self-attention in 8 bits (<see cref="AttentionMode.Sage8"/>, a
+    /// numerical mode of the run, not a kernel preference); every other attention runs as with own.
+    /// </summary>
+    public const string Sage8Name = "sage8";
 
     public static IReadOnlyList<string> CudnnNames { get; } = ["on", "off", "attention", "conv", "autotune"];
 
@@ -66,8 +72,24 @@ public sealed record GpuOptions
     {
         "own" => AttentionPreference.Own,
         "cudnn" => AttentionPreference.Cudnn,
-        _ => throw NotUnderstood(source, text, "use own (this backend's sm_90 kernel first, the default) or cudnn"),
+        Sage8Name when source != AttentionVariable => AttentionPreference.Own,
+        Sage8Name => throw new CogVideoXException(
+            $"{AttentionVariable}=sage8: 8-bit attention changes the video, so it is chosen per run with --attention sage8 (or attention: sage8 in a spec), " +
+            $"not by the environment; unset {AttentionVariable} or set it to own or cudnn", 2),
+        _ => throw NotUnderstood(source, text,
+            "use own (this backend's sm_90 kernel first, the default), cudnn, or sage8 (8-bit attention in the transformer, a fast mode that changes the video slightly)"),
     };
+
+    /// <summary>
+    /// The transformer's attention mode an <c>--attention</c> value asks for: <see cref="AttentionMode.Sage8"/> for
+    /// sage8, else exact (null or empty too). Unknown values are refused as <see cref="ParseAttention"/> does.
+    /// </summary>
+    public static AttentionMode ParseAttentionMode(string? text, string source = "--attention")
+    {
+        if (string.IsNullOrWhiteSpace(text)) return AttentionMode.Exact;
+        _ = ParseAttention(text, source);
+        return Normalise(text) == Sage8Name ? AttentionMode.Sage8 : AttentionMode.Exact;
+    }
 
     /// <summary>Parses <c>--cudnn</c>: on (1), off (0), attention or conv (only that), autotune.</summary>
     public static CudnnUse ParseCudnn(string text, string source = "--cudnn") => Normalise(text) switch

@@ -310,6 +310,33 @@ public static partial class Ops
     }
 
     /// <summary>
+    /// The 8-bit attention (<see cref="Engine.Sage8Attention"/>: INT8 Q·Kᵀ with smoothed K, FP8 P·V) of q [B, H, Nq, D],
+    /// k and v [B, H, Nk, D], written into output ([B, H, Nq, D], any strides). The backend's kernel where it has one,
+    /// else the reference through the host (slow: meant for fidelity checks).
+    /// </summary>
+    public static void Sage8AttentionInto(Tensor q, Tensor k, Tensor v, float scale, Tensor output)
+    {
+        SameBackend(q, k, "8-bit attention");
+        SameBackend(q, v, "8-bit attention");
+        SameBackend(q, output, "8-bit attention");
+        SameDType(q, k, "8-bit attention");
+        SameDType(q, v, "8-bit attention");
+        Float(q, "8-bit attention");
+        Rank(q, 4, "8-bit attention", "q");
+        Rank(k, 4, "8-bit attention", "k");
+        Rank(v, 4, "8-bit attention", "v");
+        int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3), nk = k.Dim(2);
+        if (k.Dim(0) != b || k.Dim(1) != h || k.Dim(3) != d || !v.Shape.SequenceEqual(k.Shape))
+            throw new ArgumentException($"8-bit attention: q {q.ShapeString}, k {k.ShapeString}, v {v.ShapeString} do not agree");
+        if (!output.Shape.SequenceEqual(new[] { b, h, nq, d }))
+            throw new ArgumentException($"8-bit attention: output {output.ShapeString} must be [{b}, {h}, {nq}, {d}]");
+        if (output.ElementCount == 0) return;
+        if (nk == 0) q.Backend.Fill(output, 0);
+        else if (Kernel<ISage8AttentionKernel>(q) is { } kernel) kernel.Sage8Attention(q, k, v, scale, output);
+        else Engine.Sage8Attention.Reference(q, k, v, scale, output);
+    }
+
+    /// <summary>
     /// Interleaved-pair rotary embedding (diffusers' use_real_unbind_dim=-1): x [B, H, N, D], cos/sin [N, D].
     /// </summary>
     public static Tensor Rotary(this Tensor x, Tensor cos, Tensor sin) => RotaryCore(x, cos, sin, null)!;

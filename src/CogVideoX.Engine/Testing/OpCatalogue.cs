@@ -99,6 +99,7 @@ public static class OpCatalogue
         AddRows(Add);
         AddProducts(Add);
         AddAttention(Add);
+        AddSage8Attention(cases);
         // Every capability's cases once more as its decomposition: the fused kernel and the decomposition must agree.
         var decomposed = cases.Where(c => CapabilityOf(c.Op) is not null)
             .Select(c => c with { Sizes = "decomposed " + c.Sizes, Decomposed = true })
@@ -121,6 +122,7 @@ public static class OpCatalogue
         "upsample" => Capability.UpsampleNearest,
         "attention" => Capability.Attention,
         "rotary" => Capability.Rotary,
+        "sage8_attention" => Capability.Sage8Attention,
         _ => null,
     };
 
@@ -582,6 +584,44 @@ public static class OpCatalogue
             Ops.AttentionInto(q, k, v, null, 0.125f, yv);
             return y;
         });
+    }
+
+    /// <summary>
+    /// The 8-bit attention (an opt-in mode; F16/BF16 and head dim 64 only, as its GPU kernel): the backend's kernel
+    /// against the CPU's exact emulation of the same quantization. The quantized steps agree bit for bit; the float sums
+    /// run in another order (K's mean, exp2), which moves a rare INT8 or E4M3 value across a rounding tie, so the half
+    /// types' bound applies. Keys with a channel bias (K smoothing at work), partial tiles of rows and keys, strided views.
+    /// </summary>
+    private static void AddSage8Attention(List<OpCase> cases)
+    {
+        foreach (var dt in new[] { DType.F16, DType.BF16 })
+        {
+            foreach (var (b, h, nq, nk) in new[] { (1, 1, 1, 1), (2, 3, 17, 33), (1, 2, 130, 67), (1, 2, 300, 517), (2, 2, 64, 64) })
+            {
+                cases.Add(new OpCase("sage8_attention", dt, $"q [{b},{h},{nq},64] kv [{nk}] k biased", c =>
+                {
+                    using var q = c.Rand(b, h, nq, 64);
+                    using var k = c.Uniform([b, h, nk, 64], 1f, 3f);
+                    using var v = c.Rand(b, h, nk, 64);
+                    var y = c.Zeros(b, h, nq, 64);
+                    Ops.Sage8AttentionInto(q, k, v, 0.125f, y);
+                    return y;
+                }));
+            }
+            cases.Add(new OpCase("sage8_attention", dt, "q,k,v,y strided views of [2,70,2,64] (the transformer's layout)", c =>
+            {
+                using var q0 = c.Rand(2, 70, 2, 64);
+                using var k0 = c.Rand(2, 70, 2, 64);
+                using var v0 = c.Rand(2, 70, 2, 64);
+                using var q = q0.Permute(0, 2, 1, 3);
+                using var k = k0.Permute(0, 2, 1, 3);
+                using var v = v0.Permute(0, 2, 1, 3);
+                var y = c.Zeros(2, 70, 2, 64);
+                using var yv = y.Permute(0, 2, 1, 3);
+                Ops.Sage8AttentionInto(q, k, v, 0.125f, yv);
+                return y;
+            }));
+        }
     }
 
     /// <summary>Runs a case on the backend under test and on the reference and compares the outputs.</summary>

@@ -37,6 +37,9 @@ public sealed record BenchSettings
 
     public int Seed { get; init; }
 
+    /// <summary>The transformer's self-attention (<c>--attention sage8</c>: 8-bit, with its error against exact reported).</summary>
+    public AttentionMode Attention { get; init; }
+
     /// <summary>After the timed repetitions, run one more with every op timed on the device (when the backend can).</summary>
     public bool Profile { get; init; }
 
@@ -157,11 +160,39 @@ public static partial class ModelBench
         int videoTokens = frames / (config.PatchSizeT ?? 1) * (s.LatentHeight / config.PatchSize) * (s.LatentWidth / config.PatchSize);
         // CogVideoX 1.5-I2V takes the ofs value its pipeline passes (2.0).
         float? ofs = config.OfsEmbedDim is > 0 ? 2f : null;
+        model.AttentionMode = s.Attention;
         var times = Repeat(backend, s, () => model.Forward(latents, text, [999f, 999f], rotary, ofs).Dispose(), log, "step");
+        string attention = "";
+        if (s.Attention != AttentionMode.Exact)
+        {
+            // The step's output against the exact attention's, same inputs (random weights: see docs/fast-modes.md).
+            using var fast = model.Forward(latents, text, [999f, 999f], rotary, ofs);
+            model.AttentionMode = AttentionMode.Exact;
+            using var exact = model.Forward(latents, text, [999f, 999f], rotary, ofs);
+            model.AttentionMode = s.Attention;
+            double error = RelativeError(fast.ToFloatArray(), exact.ToFloatArray());
+            log?.Invoke($"  8-bit attention: relative error of the step's output against exact attention {error:E3}");
+            attention = $", 8-bit attention (sage8; output relative error {error.ToString("E3", System.Globalization.CultureInfo.InvariantCulture)} against exact)";
+        }
         return new StageResult("transformer",
-            $"{s.ModelName} transformer {s.DType.Name()}, CFG batch 2, latents {frames}×{s.LatentHeight}×{s.LatentWidth}, {videoTokens} video + {s.TextLength} text tokens",
+            $"{s.ModelName} transformer {s.DType.Name()}, CFG batch 2, latents {frames}×{s.LatentHeight}×{s.LatentWidth}, {videoTokens} video + {s.TextLength} text tokens{attention}",
             times.Seconds, times.Peak, model.WeightBytes)
         { Profile = times.Profile };
+    }
+
+    /// <summary>‖a − b‖ / ‖b‖ in double.</summary>
+    public static double RelativeError(float[] a, float[] b)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        double diff = 0, norm = 0;
+        for (int i = 0; i < b.Length; i++)
+        {
+            double d = (double)a[i] - b[i];
+            diff += d * d;
+            norm += (double)b[i] * b[i];
+        }
+        return norm > 0 ? Math.Sqrt(diff / norm) : Math.Sqrt(diff);
     }
 
     /// <summary>The VAE decode of the settings' latents (one video), repeated.</summary>

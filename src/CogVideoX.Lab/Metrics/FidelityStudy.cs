@@ -6,20 +6,45 @@ using CogVideoX.Media;
 
 namespace CogVideoX.Lab.Metrics;
 
-/// <summary>A fast mode as the fidelity table names it: a step cache with its threshold, and the steps kept exact.</summary>
-public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int ExactSteps)
+/// <summary>
+/// A fast mode as the fidelity table names it: a step cache with its threshold, the steps kept exact, and the
+/// transformer's attention (exact or 8-bit).
+/// </summary>
+public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int ExactSteps, Engine.AttentionMode Attention = Engine.AttentionMode.Exact)
 {
-    public string Label =>
-        Cache == StepCacheMode.None ? "exact"
-        : $"{StepCaching.Name(Cache)} {(Threshold ?? StepCaching.DefaultThreshold(Cache)).ToString("R", CultureInfo.InvariantCulture)}" +
-          (ExactSteps > 1 ? $", exact {ExactSteps}" : "");
+    public string Label
+    {
+        get
+        {
+            bool sage8 = Attention == Engine.AttentionMode.Sage8;
+            string cache = Cache == StepCacheMode.None ? ""
+                : $"{StepCaching.Name(Cache)} {(Threshold ?? StepCaching.DefaultThreshold(Cache)).ToString("R", CultureInfo.InvariantCulture)}";
+            string mode = (cache, sage8) switch
+            {
+                ("", false) => "exact",
+                ("", true) => "sage8",
+                (_, true) => $"{cache} + sage8",
+                _ => cache,
+            };
+            return mode + (ExactSteps > (sage8 ? 0 : 1) ? $", exact {ExactSteps}" : "");
+        }
+    }
 
-    /// <summary>"teacache:0.1", "fbcache:0.05:2" (mode, threshold, exact steps), "teacache" (the default threshold).</summary>
+    /// <summary>
+    /// "teacache:0.1", "fbcache:0.05:2" (mode, threshold, exact steps), "teacache" (the default threshold), "sage8"
+    /// (8-bit attention), "sage8::2", "sage8+teacache:0.1" (both).
+    /// </summary>
     public static FidelityMode Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
         var parts = text.Split(':');
-        var cache = StepCaching.Parse(parts[0]);
+        var cache = StepCacheMode.None;
+        var attention = Engine.AttentionMode.Exact;
+        foreach (var name in parts[0].Split('+', StringSplitOptions.TrimEntries))
+        {
+            if (name.Equals(Engine.GpuOptions.Sage8Name, StringComparison.OrdinalIgnoreCase)) attention = Engine.AttentionMode.Sage8;
+            else cache = StepCaching.Parse(name);
+        }
         double? threshold = null;
         int exact = 0;
         try
@@ -30,17 +55,18 @@ public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int Ex
         catch (Exception e) when (e is FormatException or OverflowException)
         {
             throw new Engine.CogVideoXException(
-                $"mode \"{text}\" is not understood; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2 or fbcache:0.05:2", GenerationRules.UsageExitCode);
+                $"mode \"{text}\" is not understood; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2, fbcache:0.05:2, sage8::2 or sage8+teacache:0.1", GenerationRules.UsageExitCode);
         }
         if (parts.Length > 3)
             throw new Engine.CogVideoXException(
-                $"mode \"{text}\" has {parts.Length} parts; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2 or fbcache:0.05:2", GenerationRules.UsageExitCode);
-        return new FidelityMode(cache, threshold, exact);
+                $"mode \"{text}\" has {parts.Length} parts; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2, fbcache:0.05:2, sage8::2 or sage8+teacache:0.1", GenerationRules.UsageExitCode);
+        return new FidelityMode(cache, threshold, exact, attention);
     }
 
     /// <summary>
     /// TeaCache at its published slow and fast thresholds, First Block Cache at diffusers' default and two loose ones
-    /// (which reuse steps of the tiny random models), each alone and with 2 exact steps.
+    /// (which reuse steps of the tiny random models), each alone and with 2 exact steps; 8-bit attention alone, with 2
+    /// exact steps, and with TeaCache 0.1 and First Block Cache 0.6.
     /// </summary>
     public static IReadOnlyList<FidelityMode> Defaults { get; } =
     [
@@ -49,6 +75,8 @@ public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int Ex
         new(StepCacheMode.FirstBlockCache, 0.05, 0), new(StepCacheMode.FirstBlockCache, 0.05, 2),
         new(StepCacheMode.FirstBlockCache, 0.6, 0), new(StepCacheMode.FirstBlockCache, 0.6, 2),
         new(StepCacheMode.FirstBlockCache, 0.8, 0), new(StepCacheMode.FirstBlockCache, 0.8, 2),
+        new(StepCacheMode.None, null, 0, Engine.AttentionMode.Sage8), new(StepCacheMode.None, null, 2, Engine.AttentionMode.Sage8),
+        new(StepCacheMode.TeaCache, 0.1, 0, Engine.AttentionMode.Sage8), new(StepCacheMode.FirstBlockCache, 0.6, 0, Engine.AttentionMode.Sage8),
     ];
 }
 
@@ -99,13 +127,13 @@ public static class FidelityStudy
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(modes);
-        var exactRequest = run.Request with { Cache = StepCacheMode.None, CacheThreshold = null, ExactSteps = 0 };
+        var exactRequest = run.Request with { Cache = StepCacheMode.None, CacheThreshold = null, ExactSteps = 0, Attention = Engine.AttentionMode.Exact };
         var exact = pipeline.Generate(exactRequest, cancellation: cancellation);
         var reference = Frames(exact);
         var rows = new List<FidelityRow>();
         foreach (var mode in modes)
         {
-            var result = pipeline.Generate(run.Request with { Cache = mode.Cache, CacheThreshold = mode.Threshold, ExactSteps = mode.ExactSteps }, cancellation: cancellation);
+            var result = pipeline.Generate(run.Request with { Cache = mode.Cache, CacheThreshold = mode.Threshold, ExactSteps = mode.ExactSteps, Attention = mode.Attention }, cancellation: cancellation);
             var metrics = VideoMetrics.Compare(Frames(result), reference)!;
             double maxAbs = 0;
             for (int i = 0; i < result.Frames.Length; i++) maxAbs = Math.Max(maxAbs, Math.Abs(result.Frames[i] - exact.Frames[i]));

@@ -84,10 +84,12 @@ public sealed record GenerationSettings
     public GenerationSettings SameVideoKey()
     {
         var key = this with { Device = DeviceKind(Device) };
-        if (Cache == "none") return key with { CacheThreshold = null, ExactSteps = 0 };
+        // Under 8-bit attention exact steps count from 0 (none exact), with or without a cache.
+        bool sage8 = Attention == Engine.GpuOptions.Sage8Name;
+        if (Cache == "none") return key with { CacheThreshold = null, ExactSteps = sage8 ? ExactSteps : 0 };
         var mode = StepCaching.Names.Contains(Cache) ? StepCaching.Parse(Cache) : StepCacheMode.None;
         return mode == StepCacheMode.None ? key
-            : key with { CacheThreshold = CacheThreshold ?? StepCaching.DefaultThreshold(mode), ExactSteps = Math.Max(1, ExactSteps) };
+            : key with { CacheThreshold = CacheThreshold ?? StepCaching.DefaultThreshold(mode), ExactSteps = sage8 ? ExactSteps : Math.Max(1, ExactSteps) };
     }
 
     /// <summary>What differs from <paramref name="other"/>, as "steps 50 → 10" (this → other); the GPU's ordinal does not count.</summary>

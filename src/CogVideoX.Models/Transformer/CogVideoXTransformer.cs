@@ -167,6 +167,12 @@ public sealed class CogVideoXTransformer : IDisposable
     /// The rotary tables for latents of this size on this model's backend and dtype (5b style and 1.5; for 1.5 the
     /// latent frames are the padded count, a multiple of patch_size_t).
     /// </summary>
+    /// <summary>
+    /// How the blocks' self-attention is computed in the next calls: exactly (the default) or in 8 bits
+    /// (<see cref="AttentionMode.Sage8"/>); a denoising loop sets it per step (its exact steps run exactly).
+    /// </summary>
+    public AttentionMode AttentionMode { get; set; }
+
     public RotaryTables BuildRotaryTables(int latentFrames, int latentHeight, int latentWidth) =>
         RotaryTables.Build(Config, latentFrames, latentHeight, latentWidth, Backend, DType);
 
@@ -220,7 +226,7 @@ public sealed class CogVideoXTransformer : IDisposable
             // A full-size step on the CPU takes minutes; a signal is honoured at the next layer, not the next step.
             cancellation.ThrowIfCancellationRequested();
             var block = _blocks.Acquire(i);
-            block.Forward(hidden, textLength, activated, rotary);
+            block.Forward(hidden, textLength, activated, rotary, AttentionMode);
             _blocks.Release(i);
             if (i == 0 && stepCache is not null) reused = stepCache.AfterFirstBlock(hidden, textLength);
         }

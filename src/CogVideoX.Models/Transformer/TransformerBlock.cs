@@ -59,15 +59,16 @@ public sealed class TransformerBlock : Module
     /// <summary>
     /// Runs the block on <paramref name="hidden"/> [B, S, D] (the first <paramref name="textLength"/> tokens are text),
     /// updating it in place. <paramref name="activatedEmbedding"/> is SiLU(timestep embedding) [B, time_embed_dim].
+    /// <paramref name="attentionMode"/> chooses exact or 8-bit self-attention.
     /// </summary>
-    public void Forward(Tensor hidden, int textLength, Tensor activatedEmbedding, RotaryTables? rotary)
+    public void Forward(Tensor hidden, int textLength, Tensor activatedEmbedding, RotaryTables? rotary, AttentionMode attentionMode = AttentionMode.Exact)
     {
         using var scope = new TensorScope();
         int b = hidden.Dim(0), s = hidden.Dim(1), d = hidden.Dim(2);
 
         var normed = Tensor.Empty(hidden.Backend, hidden.DType, b, s, d);
         var (gate, textGate) = _norm1.Apply(hidden, normed, textLength, activatedEmbedding);
-        var attention = Attention(normed, textLength, rotary);
+        var attention = Attention(normed, textLength, rotary, attentionMode);
         normed.Dispose();
         AddGated(hidden, attention, textLength, gate, textGate);
         attention.Dispose();
@@ -83,7 +84,7 @@ public sealed class TransformerBlock : Module
     }
 
     /// <summary>Self-attention over all tokens of x [B, S, D]; returns to_out's result [B, S, D].</summary>
-    private Tensor Attention(Tensor x, int textLength, RotaryTables? rotary)
+    private Tensor Attention(Tensor x, int textLength, RotaryTables? rotary, AttentionMode mode)
     {
         int b = x.Dim(0), s = x.Dim(1);
         using var qkv = x.Linear(_qkvWeight.Value, _qkvBias?.Value);
@@ -101,8 +102,12 @@ public sealed class TransformerBlock : Module
         }
         // The kernel writes heads straight into [B, S, H, hd] order, so merging heads is a free reshape.
         using var merged = Tensor.Empty(x.Backend, x.DType, b, s, _heads, _headDim);
+        float scale = (float)(1.0 / Math.Sqrt(_headDim));
         using (var heads = merged.Permute(0, 2, 1, 3))
-            Ops.AttentionInto(q, k, v, null, (float)(1.0 / Math.Sqrt(_headDim)), heads);
+        {
+            if (mode == AttentionMode.Sage8) Ops.Sage8AttentionInto(q, k, v, scale, heads);
+            else Ops.AttentionInto(q, k, v, null, scale, heads);
+        }
         using var flat = merged.Reshape(b, s, _heads * _headDim);
         return flat.Linear(_outWeight.Value, _outBias.Value);
     }

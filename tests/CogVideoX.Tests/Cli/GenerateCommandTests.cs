@@ -146,6 +146,41 @@ public class GenerateCommandTests
     }
 
     [Fact]
+    public void EightBitAttentionRunsAsTheCpuEmulationAndIsRecordedInTheSidecar()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run(Tiny(dir.File("e.mp4"), 9, 3, "--prompt", "A whale.", "--seed", "3"));
+        Assert.True(code == 0, stderr);
+        (code, _, stderr) = Run(Tiny(dir.File("s.mp4"), 9, 3, "--prompt", "A whale.", "--seed", "3", "--attention", "SAGE8"));
+        Assert.True(code == 0, stderr);
+        var sidecar = VideoSidecar.TryLoad(dir.File("s.json"))!;
+        Assert.Equal("sage8", sidecar.Settings.Attention);
+        Assert.Equal(("sage8", "0"), (sidecar.Resolved["attention"], sidecar.Resolved["exact_steps"]));
+        Assert.Equal("exact", VideoSidecar.TryLoad(dir.File("e.json"))!.Resolved["attention"]);
+        // Not the exact video: the run is refused as "other settings" against the exact one's sidecar.
+        Assert.False(VideoSidecar.TryLoad(dir.File("e.json"))!.Settings.DefinesSameVideoAs(sidecar.Settings));
+
+        // --exact-steps 1 of 3 steps: steps 0 and 2 exact, step 1 in 8 bits; 2 of 3 keeps every step exact (a warning).
+        (code, _, stderr) = Run(Tiny(dir.File("x.mp4"), 9, 3, "--prompt", "A whale.", "--seed", "3", "--attention", "sage8", "--exact-steps", "1"));
+        Assert.True(code == 0, stderr);
+        Assert.Equal(("sage8", "1"), (VideoSidecar.TryLoad(dir.File("x.json"))!.Resolved["attention"], VideoSidecar.TryLoad(dir.File("x.json"))!.Resolved["exact_steps"]));
+        (code, _, stderr) = Run(Tiny(dir.File("y.mp4"), 9, 3, "--prompt", "A whale.", "--attention", "sage8", "--exact-steps", "2"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("no step runs in 8 bits", stderr);
+    }
+
+    [Fact]
+    public void AnUnknownAttentionValueIsAUsageErrorNamingSage8()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run(Tiny(dir.File("v.mp4"), 9, 2, "--prompt", "A whale.", "--attention", "int8"));
+        Assert.Equal(2, code);
+        Assert.Contains("--attention='int8' is not understood", stderr);
+        Assert.Contains("sage8", stderr);
+        Assert.DoesNotContain("   at ", stderr);
+    }
+
+    [Fact]
     public void AStepCacheReusesStepsSaysSoInTheProgressAndRecordsItInTheSidecar()
     {
         using var dir = new TempDir();

@@ -15,7 +15,7 @@ public class GpuOptionsTests
         Assert.Equal(GpuOptions.Default, GpuOptions.Parse(null, " ", ""));
         Assert.Equal(new GpuOptions { Attention = AttentionPreference.Cudnn, Cudnn = CudnnUse.Autotune, CudnnSdpa = CudnnSdpaForm.Composite },
             GpuOptions.Parse(" CUDNN ", "autotune", "Composite"));
-        Assert.Equal([AttentionPreference.Own, AttentionPreference.Cudnn], GpuOptions.AttentionNames.Select(n => GpuOptions.ParseAttention(n)));
+        Assert.Equal([AttentionPreference.Own, AttentionPreference.Cudnn, AttentionPreference.Own], GpuOptions.AttentionNames.Select(n => GpuOptions.ParseAttention(n)));
         Assert.Equal([CudnnUse.On, CudnnUse.Off, CudnnUse.AttentionOnly, CudnnUse.ConvolutionOnly, CudnnUse.Autotune],
             GpuOptions.CudnnNames.Select(n => GpuOptions.ParseCudnn(n)));
         Assert.Equal([CudnnSdpaForm.Auto, CudnnSdpaForm.Unified, CudnnSdpaForm.Composite], GpuOptions.CudnnSdpaNames.Select(n => GpuOptions.ParseCudnnSdpa(n)));
@@ -50,7 +50,7 @@ public class GpuOptionsTests
     public void TheCudaOptionsFromFlagsEqualThoseFromTheSameEnvironmentVariables()
     {
         // The typed path (flags, settings) and the environment path build the same backend options for every value.
-        foreach (var attention in GpuOptions.AttentionNames)
+        foreach (var attention in GpuOptions.AttentionNames.Where(n => n != GpuOptions.Sage8Name))
             foreach (var cudnn in GpuOptions.CudnnNames)
                 foreach (var sdpa in GpuOptions.CudnnSdpaNames)
                 {
@@ -61,6 +61,22 @@ public class GpuOptionsTests
         var cpuOnly = CudaBackendOptions.From(GpuOptions.Parse("cudnn", "attention", "composite"));
         Assert.Equal((false, true, false, CudnnAttentionGraphChoice.Composite),
             (cpuOnly.OwnAttentionFirst, cpuOnly.UseCudnnAttention, cpuOnly.UseCudnnConvolution, cpuOnly.CudnnAttentionGraph));
+    }
+
+    [Fact]
+    public void Sage8IsANumericalModeChosenPerRunNotByTheEnvironment()
+    {
+        // sage8 leaves the kernel preference at own (T5 and exact steps run as before) and asks for 8-bit attention.
+        Assert.Equal(GpuOptions.Default, GpuOptions.Parse(" Sage8 ", null, null));
+        Assert.Equal(AttentionMode.Sage8, GpuOptions.ParseAttentionMode("SAGE8"));
+        Assert.Equal([AttentionMode.Exact, AttentionMode.Exact, AttentionMode.Exact],
+            new[] { null, "own", "cudnn" }.Select(n => GpuOptions.ParseAttentionMode(n)));
+        var e = Assert.Throws<CogVideoXException>(() => GpuOptions.ParseAttentionMode("int8"));
+        Assert.StartsWith("--attention='int8' is not understood: use own", e.Message);
+        Assert.Contains("sage8", e.Message);
+        e = Assert.Throws<CogVideoXException>(() => GpuOptions.Default.WithEnvironment(Env(("COGVIDEOX_ATTENTION", "sage8"))));
+        Assert.Contains("chosen per run with --attention sage8", e.Message);
+        Assert.Equal(2, e.ExitCode);
     }
 
     [Fact]

@@ -4,6 +4,9 @@ namespace CogVideoX.Engine;
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <summary>The 8-bit attention's exact emulation (<see cref="Engine.Sage8Attention"/>): scalar, slow, for fidelity checks.</summary>
+    public void Sage8Attention(Tensor q, Tensor k, Tensor v, float scale, Tensor y) => Engine.Sage8Attention.Reference(q, k, v, scale, y);
+
     /// <summary>
     /// Memory-bounded attention (see <see cref="FlashAttention"/>): float32 q/k/v/bias are read through their strides
     /// (head-interleaved [B, N, H, D] views need no copy), and a float32 output view is written in place.
