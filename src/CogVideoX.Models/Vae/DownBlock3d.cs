@@ -31,14 +31,14 @@ public sealed class DownBlock3d : Module
     /// <summary>Height or width out for <paramref name="size"/> in.</summary>
     public int OutputSize(int size) => Downsampler is null ? size : Downsample3d.OutputSize(size);
 
-    /// <summary>Consumes <paramref name="x"/>.</summary>
-    public Tensor ForwardConsuming(Tensor x, ResnetBlockCache[] cache, CancellationToken cancellation = default)
+    /// <summary>Consumes <paramref name="x"/>; <paramref name="windowBytes"/> bounds the convolutions' chunks (<see cref="EncoderResnetBlock3d.ForwardConsuming"/>).</summary>
+    public Tensor ForwardConsuming(Tensor x, ResnetBlockCache[] cache, CancellationToken cancellation = default, long windowBytes = long.MaxValue)
     {
         for (int i = 0; i < Resnets.Count; i++)
         {
             // x belongs to the caller's tensor scope, which releases it when this throws.
             cancellation.ThrowIfCancellationRequested();
-            x = Resnets[i].ForwardConsuming(x, cache[i]);
+            x = Resnets[i].ForwardConsuming(x, cache[i], windowBytes);
         }
         return Downsampler is null ? x : Downsampler.ForwardConsuming(x);
     }

@@ -59,8 +59,13 @@ public sealed class EncoderResnetBlock3d : Module
 
     public ResnetBlockCache CreateCache() => new();
 
-    /// <summary>x [B, Cin, T, H, W] → [B, Cout, T, H, W], consuming <paramref name="x"/>.</summary>
-    public Tensor ForwardConsuming(Tensor x, ResnetBlockCache cache)
+    /// <summary>
+    /// x [B, Cin, T, H, W] → [B, Cout, T, H, W], consuming <paramref name="x"/>. Besides x (kept for the residual) one
+    /// tensor of the block's width lives at a time: norm1 writes it, the convolutions replace its frames in place a chunk
+    /// at a time (<see cref="CausalConv3d.ForwardInPlace"/>, chunks sized by <paramref name="windowBytes"/>), norm2 and the
+    /// residual add write over it. The sums are diffusers' own, in its order.
+    /// </summary>
+    public Tensor ForwardConsuming(Tensor x, ResnetBlockCache cache, long windowBytes = long.MaxValue)
     {
         // With a shortcut convolution, compute it first so the wider input can go as soon as norm1 has read it.
         var residual = _shortcutWeight is null
@@ -70,11 +75,27 @@ public sealed class EncoderResnetBlock3d : Module
         {
             Tensor h;
             using (x) h = x.GroupNorm(Groups, _norm1Weight.Value, _norm1Bias.Value, Epsilon, Activation);
-            h = Conv1.ForwardConsuming(h, cache.Conv1);
-            Tensor normed;
-            using (h) normed = h.GroupNorm(Groups, _norm2Weight.Value, _norm2Bias.Value, Epsilon, Activation);
-            h = Conv2.ForwardConsuming(normed, cache.Conv2);
-            using (h) return h.Add(residual);
+            h = Conv1.ForwardInPlace(h, cache.Conv1, Conv1.ChunkFrames(h, windowBytes));
+            try
+            {
+                h.GroupNormInto(Groups, _norm2Weight.Value, _norm2Bias.Value, Epsilon, Activation, h);
+            }
+            catch
+            {
+                h.Dispose();
+                throw;
+            }
+            h = Conv2.ForwardInPlace(h, cache.Conv2, Conv2.ChunkFrames(h, windowBytes));
+            try
+            {
+                h.AddInto(residual, h);
+                return h;
+            }
+            catch
+            {
+                h.Dispose();
+                throw;
+            }
         }
     }
 }
