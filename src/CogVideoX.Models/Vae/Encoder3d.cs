@@ -191,18 +191,18 @@ public sealed class EncoderMidBlock3d : Module
     public EncoderMidBlock3d(string path, int channels, int layers, int groups, float eps, Activation activation)
     {
         Resnets = Enumerable.Range(0, layers)
-            .Select(i => Child($"resnets.{i}", new EncoderResnetBlock3d($"{path}.resnets.{i}", channels, channels, groups, eps, activation)))
+            .Select(i => Child($"resnets.{i}", ResnetBlock3d.WithGroupNorm($"{path}.resnets.{i}", channels, channels, groups, eps, activation)))
             .ToArray();
     }
 
-    public IReadOnlyList<EncoderResnetBlock3d> Resnets { get; }
+    public IReadOnlyList<ResnetBlock3d> Resnets { get; }
 
     public ResnetBlockCache[] CreateCache() => Resnets.Select(r => r.CreateCache()).ToArray();
 
     /// <summary>Consumes <paramref name="x"/>.</summary>
     public Tensor ForwardConsuming(Tensor x, ResnetBlockCache[] cache, long windowBytes = long.MaxValue)
     {
-        for (int i = 0; i < Resnets.Count; i++) x = Resnets[i].ForwardConsuming(x, cache[i], windowBytes);
+        for (int i = 0; i < Resnets.Count; i++) x = Resnets[i].ForwardConsuming(x, null, cache[i], windowBytes);
         return x;
     }
 }
