@@ -63,7 +63,13 @@ fi
 # Added 2026-12-05, not yet run on a GPU (name them in STAGES): the VAE encoder (issue 19), the 5b-I2V step (19),
 # CogVideoX 1.5 at 81 x 768 x 1360 (20: step, decode untiled / fitted to 16 GiB / default tiles, pipeline per mode),
 # the step caches' overhead in the real pipeline (22).
-if has encode; then run_bench encode 300 encode --model-config 5b --repeats ${R:-3}; fi
+# encode: chunked convolutions (default, estimate 3.85 GiB with weights, video and workspace: under half of diffusers'
+# 8.16 GiB) and whole convolutions (encode-wholeconv, the 2026-12-05 schedule: 0.486 s, 5.05 GiB) in one call, with the
+# cuDNN plans chosen per convolution shape (the chunks' [1,128,3,480,720] shape and its workspace) from the notes.
+if has encode; then
+  run_bench encode 300 encode --model-config 5b --repeats ${R:-3} ${PROFILE:+--profile}
+  grep -E "^encode|estimate|x \[1,128,(3|10|11),480,720\]" "$OUT/bench.txt" | cut -c1-300 | tail -n 12
+fi
 if has i2v; then run_bench i2v 300 transformer-i2v --repeats ${R:-3}; fi
 if has step15; then
   run_bench step15 400 transformer --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats ${R15:-3}

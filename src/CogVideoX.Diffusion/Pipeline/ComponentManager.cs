@@ -134,9 +134,10 @@ public sealed class ComponentManager : IDisposable
             return new MemoryChoice(policy, notes, warnings, null);
         }
 
-        var sizes = MemoryEstimator.Measure(Model, Options.DType, request.Frames, request.Height, request.Width, cfg, Options.MaxSequenceLength);
+        var sizes = MemoryEstimator.Measure(Model, Options.DType, request.Frames, request.Height, request.Width, cfg, Options.MaxSequenceLength,
+            EncodedFrames(request));
         long held = (IsLoaded(ModelComponent.TextEncoder) ? sizes.TextEncoder : 0) + (IsLoaded(ModelComponent.Transformer) ? sizes.Transformer : 0)
-            + (IsLoaded(ModelComponent.Vae) ? sizes.VaeDecoder : 0);
+            + (IsLoaded(ModelComponent.Vae) ? sizes.VaeDecoder : 0) + (_vaeEncoder is not null ? sizes.VaeEncoder : 0);
         long usable = device.FreeBytes + device.CachedBytes + held;
         var (choice, estimates) = MemoryEstimator.Choose(sizes, usable, streams, tiling);
         if (!MemoryPolicies.IsAuto(requested))
@@ -171,6 +172,10 @@ public sealed class ComponentManager : IDisposable
     /// <summary>Where a component's weights go under a policy on this backend (loaded whole where it cannot stream).</summary>
     private WeightResidency ResidencyOf(IMemoryPolicy policy, ModelComponent component) =>
         Streaming is null ? WeightResidency.Loaded : policy.Residency(component);
+
+    /// <summary>Frames the VAE encoder takes before denoising: the image (1), the input video's frames, or none (text-to-video).</summary>
+    public static int EncodedFrames(GenerationRequest request) =>
+        request.Image is not null ? 1 : request.Video is not null ? request.Frames : 0;
 
     /// <summary>The tiling asked for, else the model's default tiles when the mode tiles and the backend streams.</summary>
     public VaeTiling? VaeTilingFor(IMemoryPolicy policy) =>
@@ -240,7 +245,8 @@ public sealed class ComponentManager : IDisposable
         ModelMemory sizes;
         try
         {
-            sizes = MemoryEstimator.Measure(Model, Options.DType, request.Frames, request.Height, request.Width, cfg, Options.MaxSequenceLength);
+            sizes = MemoryEstimator.Measure(Model, Options.DType, request.Frames, request.Height, request.Width, cfg, Options.MaxSequenceLength,
+                EncodedFrames(request));
         }
         catch (CogVideoXException)
         {

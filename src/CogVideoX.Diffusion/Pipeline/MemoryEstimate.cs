@@ -1,5 +1,6 @@
 using System.Globalization;
 using CogVideoX.Engine;
+using CogVideoX.Models.Modules;
 using CogVideoX.Models.Text;
 using CogVideoX.Models.Transformer;
 using CogVideoX.Models.Vae;
@@ -12,13 +13,15 @@ namespace CogVideoX.Diffusion;
 /// working memory). An estimate from the component configs and the video size, for choosing a mode before a run and
 /// for saying which mode fits after an out-of-memory error; the allocator's measured peak is the real figure.
 /// </summary>
-public sealed record MemoryEstimate(string Mode, long TextEncoderStage, long DenoiseStage, long DecodeStage)
+/// <remarks><see cref="EncodeStage"/>: the VAE encoder's stage of image- and video-to-video (0 for text-to-video).</remarks>
+public sealed record MemoryEstimate(string Mode, long TextEncoderStage, long DenoiseStage, long DecodeStage, long EncodeStage = 0)
 {
-    public long Peak => Math.Max(TextEncoderStage, Math.Max(DenoiseStage, DecodeStage));
+    public long Peak => Math.Max(Math.Max(TextEncoderStage, EncodeStage), Math.Max(DenoiseStage, DecodeStage));
 
-    /// <summary>"≈ 6.6 GiB (text encoder 1.2, denoise 4.7, decode 6.6)".</summary>
+    /// <summary>"≈ 6.6 GiB (text encoder 1.2, denoise 4.7, decode 6.6)", with "encode 3.9" after the text encoder when there is one.</summary>
     public override string ToString() =>
-        $"≈ {MemorySizes.Format(Peak)} (text encoder {MemorySizes.Gib(TextEncoderStage)}, denoise {MemorySizes.Gib(DenoiseStage)}, decode {MemorySizes.Gib(DecodeStage)})";
+        $"≈ {MemorySizes.Format(Peak)} (text encoder {MemorySizes.Gib(TextEncoderStage)}, " + (EncodeStage > 0 ? $"encode {MemorySizes.Gib(EncodeStage)}, " : "") +
+        $"denoise {MemorySizes.Gib(DenoiseStage)}, decode {MemorySizes.Gib(DecodeStage)})";
 }
 
 /// <summary>
@@ -50,6 +53,17 @@ public sealed record ModelMemory
 
     public long DecodeWorkingTiled { get; init; }
 
+    /// <summary>Frames the VAE encoder encodes (1 for image-to-video, the video's for video-to-video; 0: none, text-to-video).</summary>
+    public int EncodedFrames { get; init; }
+
+    /// <summary>The VAE encoder's weights (image- and video-to-video; 0 otherwise). It is loaded and released with the decoder.</summary>
+    public long VaeEncoder { get; init; }
+
+    /// <summary>VAE encode working memory, whole frames and with the default tiles (0 without an encode).</summary>
+    public long EncodeWorking { get; init; }
+
+    public long EncodeWorkingTiled { get; init; }
+
     public long TextEncoder => TextEncoderRest + TextEncoderBlock * TextEncoderBlocks;
 
     public long Transformer => TransformerRest + TransformerBlock * TransformerBlocks;
@@ -68,7 +82,12 @@ public static class MemoryEstimator
     /// Sizes for a model folder in <paramref name="dtype"/> at a video size: each component sizes itself (weights from
     /// its module tree, working memory from its own formula); this only works out the latent size and combines them.
     /// </summary>
-    public static ModelMemory Measure(ModelFolder model, DType dtype, int frames, int height, int width, bool classifierFreeGuidance, int textLength)
+    /// <remarks>
+    /// <paramref name="encodedFrames"/>: the frames the VAE encoder takes first (image-to-video 1, video-to-video the
+    /// video's frames; 0 for text-to-video): its weights and working memory then count too.
+    /// </remarks>
+    public static ModelMemory Measure(ModelFolder model, DType dtype, int frames, int height, int width, bool classifierFreeGuidance, int textLength,
+        int encodedFrames = 0)
     {
         var vae = model.Vae;
         int latentFrames = GenerationRules.LatentFrames(frames, vae.TemporalCompressionRatio);
@@ -81,8 +100,20 @@ public static class MemoryEstimator
         int decodedFrames = GenerationRules.DecodedFrames(latentFrames, vae.TemporalCompressionRatio);
         var decode = CogVideoXVae.EstimateMemory(vae, dtype, decodedFrames, height, width, tiled: false);
         var decodeTiled = CogVideoXVae.EstimateMemory(vae, dtype, decodedFrames, height, width, tiled: true);
+        ComponentMemory? encode = null, encodeTiled = null;
+        if (encodedFrames > 0)
+        {
+            // The encoder runs in the decoder's dtype (CogVideoXVaeEncoder.EncodeDType).
+            var encodeDType = CogVideoXVaeEncoder.EncodeDType(dtype);
+            encode = CogVideoXVaeEncoder.EstimateMemory(vae, encodeDType, encodedFrames, height, width, tiled: false);
+            encodeTiled = CogVideoXVaeEncoder.EstimateMemory(vae, encodeDType, encodedFrames, height, width, tiled: true);
+        }
         return new ModelMemory
         {
+            EncodedFrames = Math.Max(0, encodedFrames),
+            VaeEncoder = encode?.WeightBytes ?? 0,
+            EncodeWorking = encode?.WorkingBytes ?? 0,
+            EncodeWorkingTiled = encodeTiled?.WorkingBytes ?? 0,
             TextEncoderBlock = text.BlockBytes,
             TextEncoderBlocks = text.Blocks,
             TextEncoderRest = text.RestBytes,
@@ -104,12 +135,17 @@ public static class MemoryEstimator
         long transformer = Weights(policy, ModelComponent.Transformer, streams, m.TransformerRest, m.TransformerBlock, m.TransformerBlocks);
         bool keep = policy.KeepAfterUse(ModelComponent.TextEncoder);
         // Kept components are all resident from the second video on, at every stage.
-        long resident = keep ? text + transformer + m.VaeDecoder : 0;
-        long decode = (tiling || (policy.TilesVae && streams)) ? m.DecodeWorkingTiled : m.DecodeWorking;
+        // Kept, the VAE's encoding half (image- and video-to-video) stays with the decoder; otherwise it goes after its stage.
+        long resident = keep ? text + transformer + m.VaeDecoder + m.VaeEncoder : 0;
+        bool tiles = tiling || (policy.TilesVae && streams);
+        long decode = tiles ? m.DecodeWorkingTiled : m.DecodeWorking;
+        // The encode comes after the text encoder's stage (released by then unless kept) and loads the encoder alone.
+        long encode = m.EncodedFrames > 0 ? (keep ? resident : m.VaeEncoder) + (tiles ? m.EncodeWorkingTiled : m.EncodeWorking) + Margin : 0;
         return new MemoryEstimate(policy.Name,
             (keep ? resident : text) + m.TextEncoderWorking + Margin,
             (keep ? resident : transformer) + m.DenoiseWorking + Margin,
-            (keep ? resident : m.VaeDecoder) + decode + Margin);
+            (keep ? resident : m.VaeDecoder) + decode + Margin,
+            encode);
     }
 
     /// <summary>The share of the usable memory a mode may plan to fill (the rest is headroom for fragmentation and other processes).</summary>

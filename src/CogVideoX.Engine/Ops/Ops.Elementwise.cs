@@ -69,6 +69,17 @@ public static partial class Ops
 
     public static Tensor Add(this Tensor a, Tensor b) => a.Binary(b, BinaryOp.Add);
 
+    /// <summary>y = a + b for a and b of y's shape and dtype; y may be a itself (each element is read before it is written).</summary>
+    public static void AddInto(this Tensor a, Tensor b, Tensor y)
+    {
+        SameBackend(a, y, "add");
+        SameBackend(b, y, "add");
+        if (!a.Shape.SequenceEqual(y.Shape) || !b.Shape.SequenceEqual(y.Shape) || a.DType != y.DType || b.DType != y.DType)
+            throw new ArgumentException($"add: operands {a.ShapeString} and {b.ShapeString} must have the output's shape {y.ShapeString} and dtype {y.DType.Name()}");
+        Float(a, "add");
+        if (y.ElementCount > 0) y.Backend.Binary(BinaryOp.Add, a, b, y);
+    }
+
     public static Tensor Sub(this Tensor a, Tensor b) => a.Binary(b, BinaryOp.Sub);
 
     public static Tensor Mul(this Tensor a, Tensor b) => a.Binary(b, BinaryOp.Mul);

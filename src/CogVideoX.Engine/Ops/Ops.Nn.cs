@@ -109,6 +109,31 @@ public static partial class Ops
     }
 
     /// <summary>
+    /// <see cref="GroupNorm"/> written into <paramref name="y"/> (x's shape and dtype, contiguous), which may be x itself:
+    /// the kernels read the statistics first and then each element before writing it, so a norm in place needs no
+    /// second tensor (the decomposition, which has no such guarantee, goes through a temporary then).
+    /// </summary>
+    public static void GroupNormInto(this Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps, Activation activation, Tensor y)
+    {
+        SameBackend(x, y, "group_norm");
+        if (!x.Shape.SequenceEqual(y.Shape) || x.DType != y.DType || !y.IsContiguous)
+            throw new ArgumentException($"group_norm: the output {y.ShapeString} ({y.DType.Name()}) must be contiguous with the input's shape {x.ShapeString} and dtype {x.DType.Name()}");
+        if (Kernel<IGroupNormKernel>(x) is { } kernel && x.IsContiguous)
+        {
+            Float(x, "group_norm");
+            int c = x.Dim(1);
+            if (groups < 1 || c % groups != 0)
+                throw new ArgumentException($"group_norm: {c} channels do not split into {groups} groups");
+            CheckAffine(x, gamma, c, "group_norm", "gamma");
+            CheckAffine(x, beta, c, "group_norm", "beta");
+            if (y.ElementCount > 0) kernel.GroupNorm(x, groups, gamma, beta, eps, activation, y);
+            return;
+        }
+        using var normed = x.GroupNorm(groups, gamma, beta, eps, activation);
+        normed.CopyTo(y);
+    }
+
+    /// <summary>
     /// A VAE's spatial norm in one pass: act((GroupNorm(x)·gamma + beta)·scale + shift) for x [N, C, T, H, W], with
     /// scale and shift [N, C, T, h, w] nearest-upsampled to H × W.
     /// </summary>

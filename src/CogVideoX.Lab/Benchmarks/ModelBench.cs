@@ -237,7 +237,10 @@ public static partial class ModelBench
 
     /// <summary>
     /// The VAE encode of one video of the settings' size (values in [−1, 1]) into its latent distribution, repeated:
-    /// whole frames ("encode"), then with the config's default tiles ("encode-tiled") where they fit the size.
+    /// whole frames ("encode", convolutions in chunks: the default), the same with whole convolutions ("encode-wholeconv",
+    /// the schedule before the chunks, for the memory and time they trade), then with the config's default tiles
+    /// ("encode-tiled") where they fit the size. Each description names the estimate (weights, video and working set,
+    /// the convolution workspace included) that the peak should stay under.
     /// </summary>
     public static IReadOnlyList<StageResult> VaeEncode(IBackend backend, BenchSettings s, Action<string>? log = null)
     {
@@ -248,14 +251,23 @@ public static partial class ModelBench
         var video = scope.Keep(inputs.Uniform([1, encoder.Config.InChannels, s.Frames, s.Height, s.Width], -1f, 1f));
         string what = $"{s.ModelName} VAE encode {encoder.DType.Name()}, {s.Frames} frames {s.Height}×{s.Width} → {encoder.LatentFrames(s.Frames)} latent frames";
         var results = new List<StageResult>();
+        long held = encoder.WeightBytes + video.ElementCount * video.DType.SizeOf();
+        string Estimate(bool tiled, int window) =>
+            $"estimate {(held + CogVideoXVaeEncoder.EstimateMemory(encoder.Config, encoder.DType, s.Frames, s.Height, s.Width, tiled, window).WorkingBytes) / (double)(1L << 30):0.00} GiB";
         var whole = Repeat(backend, s, () => encoder.Encode(video).Dispose(), log, "encode");
-        results.Add(new StageResult("encode", what, whole.Seconds, whole.Peak, encoder.WeightBytes) { Profile = whole.Profile });
+        results.Add(new StageResult("encode", $"{what}; convolution chunks of {VaeEncodeOptions.DefaultConvolutionWindowFrames} frames; {Estimate(false, VaeEncodeOptions.DefaultConvolutionWindowFrames)}",
+            whole.Seconds, whole.Peak, encoder.WeightBytes)
+        { Profile = whole.Profile });
+        var wholeConv = new VaeEncodeOptions { ConvolutionWindowFrames = 0 };
+        var unchunked = Repeat(backend, s, () => encoder.Encode(video, wholeConv).Dispose(), log, "encode, whole convolutions");
+        results.Add(new StageResult("encode-wholeconv", $"same, whole convolutions (the schedule before the chunks); {Estimate(false, 0)}", unchunked.Seconds, unchunked.Peak, encoder.WeightBytes)
+        { Profile = unchunked.Profile });
         var tiles = VaeTiling.ForConfig(encoder.Config);
         if (encoder.CanTile(tiles, s.Height, s.Width))
         {
             var options = new VaeEncodeOptions { Tiling = tiles };
             var tiled = Repeat(backend, s, () => encoder.Encode(video, options).Dispose(), log, "tiled encode");
-            results.Add(new StageResult("encode-tiled", $"same, tiles of {tiles.TileSampleMinHeight}×{tiles.TileSampleMinWidth} pixels", tiled.Seconds, tiled.Peak, encoder.WeightBytes)
+            results.Add(new StageResult("encode-tiled", $"same, tiles of {tiles.TileSampleMinHeight}×{tiles.TileSampleMinWidth} pixels; {Estimate(true, VaeEncodeOptions.DefaultConvolutionWindowFrames)}", tiled.Seconds, tiled.Peak, encoder.WeightBytes)
             { Profile = tiled.Profile });
         }
         else

@@ -103,6 +103,121 @@ public sealed class CausalConv3d : Module
         }
     }
 
+    /// <summary>
+    /// The same convolution as <see cref="ForwardConsuming"/>, computed <paramref name="chunkFrames"/> output frames at a
+    /// time and written back into <paramref name="x"/> itself (returned; ownership passes through), which needs
+    /// in_channels = out_channels. No time-padded copy of the input and no separate output exist: each chunk reads a
+    /// small contiguous window of the padded sequence [past, x]; an output frame goes into x's frame of the same index
+    /// once no later chunk reads that input frame (kernel − 1 frames later), and waits until then in a ring of kernel − 1
+    /// frames: the carried past frames' own storage, each slot taken once its past frame has been read. At the end the
+    /// last input frames (the next batch's past) and the last outputs trade places. The working memory beyond x is
+    /// the window (chunk + kernel − 1 frames) and one chunk of output; every output element is the same sum as before.
+    /// Falls back to <see cref="ForwardConsuming"/> when the chunk covers the whole input or the channels differ.
+    /// </summary>
+    public Tensor ForwardInPlace(Tensor x, CausalConvCache? cache, int chunkFrames)
+    {
+        int frames = x.Dim(2), pad = TimePadding;
+        chunkFrames = Math.Max(1, chunkFrames);
+        if (pad == 0 || InChannels != OutChannels || chunkFrames >= frames || frames < pad || !x.IsContiguous)
+            return ForwardConsuming(x, cache);
+        int spatialPad = (KernelSize - 1) / 2;
+        var p = new Conv3dParams(1, 1, 1, 0, spatialPad, spatialPad);
+        Tensor? ownRing = null;
+        try
+        {
+            var carried = cache?.Frames;
+            bool reuse = carried is not null && carried.IsContiguous && carried.DType == x.DType && carried.Shape.SequenceEqual(FrameShape(x, pad));
+            using var past = carried is not null ? carried.Alias() : FirstFrameRepeated(x, pad);
+            var ring = reuse ? carried! : ownRing = Tensor.Empty(x.Backend, x.DType, FrameShape(x, pad));
+            int flushed = 0;  // outputs [0, flushed) are in x; [flushed, computed) wait in ring slot j % pad
+            for (int start = 0; start < frames; start += chunkFrames)
+            {
+                int count = Math.Min(chunkFrames, frames - start), end = start + count;
+                Tensor output;
+                using (var window = Tensor.Empty(x.Backend, x.DType, x.Dim(0), x.Dim(1), count + pad, x.Dim(3), x.Dim(4)))
+                {
+                    CopySequence(past, x, start, window);
+                    output = window.Conv3d(_weight.Value, _bias.Value, p);
+                }
+                using (output)
+                {
+                    // Input frame j is read for the last time by output j + pad: frames up to end − 1 − pad are free now.
+                    int free = end - pad;
+                    for (; flushed < Math.Min(start, free); flushed++) CopyFrame(ring, flushed % pad, x, flushed);
+                    int direct = Math.Max(0, free - start);
+                    if (direct > 0)
+                    {
+                        using var source = output.Narrow(2, 0, direct);
+                        using var target = x.Narrow(2, start, direct);
+                        source.CopyTo(target);
+                        flushed = start + direct;
+                    }
+                    for (int j = Math.Max(start, free); j < end; j++) CopyFrame(output, j - start, ring, j % pad);
+                }
+            }
+            // x's last pad frames are still the input: the next batch's past. Outputs [flushed, frames) wait in the ring.
+            Tensor? tail = null;
+            if (cache is { Final: false })
+            {
+                tail = Tensor.Empty(x.Backend, x.DType, FrameShape(x, pad));
+                using var last = x.Narrow(2, frames - pad, pad);
+                last.CopyTo(tail);
+            }
+            for (; flushed < frames; flushed++) CopyFrame(ring, flushed % pad, x, flushed);
+            cache?.Replace(tail);
+            return x;
+        }
+        catch
+        {
+            x.Dispose();
+            throw;
+        }
+        finally
+        {
+            ownRing?.Dispose();
+        }
+    }
+
+    private static int[] FrameShape(Tensor x, int frames) => [x.Dim(0), x.Dim(1), frames, x.Dim(3), x.Dim(4)];
+
+    private static void CopyFrame(Tensor source, int sourceFrame, Tensor destination, int destinationFrame)
+    {
+        using var s = source.Narrow(2, sourceFrame, 1);
+        using var d = destination.Narrow(2, destinationFrame, 1);
+        s.CopyTo(d);
+    }
+
+    /// <summary>
+    /// Output frames per chunk of <see cref="ForwardInPlace"/> for input x such that a chunk's window and output together
+    /// stay within <paramref name="budgetBytes"/> (at least one frame; every frame when the budget is unbounded).
+    /// </summary>
+    public int ChunkFrames(Tensor x, long budgetBytes)
+    {
+        long frameBytes = (long)x.Dim(0) * x.Dim(1) * x.Dim(3) * x.Dim(4) * x.DType.SizeOf();
+        if (budgetBytes == long.MaxValue || frameBytes == 0) return int.MaxValue;
+        long frames = budgetBytes / frameBytes;
+        return (int)Math.Clamp((frames - TimePadding) / 2, 1, int.MaxValue);
+    }
+
+    /// <summary>Copies frames [start, start + destination's frames) of the sequence [past, x] into destination.</summary>
+    private static void CopySequence(Tensor past, Tensor x, int start, Tensor destination)
+    {
+        int count = destination.Dim(2), pastFrames = past.Dim(2);
+        int fromPast = Math.Clamp(pastFrames - start, 0, count);
+        if (fromPast > 0)
+        {
+            using var source = past.Narrow(2, start, fromPast);
+            using var target = destination.Narrow(2, 0, fromPast);
+            source.CopyTo(target);
+        }
+        if (count > fromPast)
+        {
+            using var source = x.Narrow(2, start + fromPast - pastFrames, count - fromPast);
+            using var target = destination.Narrow(2, fromPast, count - fromPast);
+            source.CopyTo(target);
+        }
+    }
+
     private static Tensor FirstFrameRepeated(Tensor x, int count)
     {
         using var first = x.Narrow(2, 0, 1);

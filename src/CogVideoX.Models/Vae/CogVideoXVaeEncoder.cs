@@ -65,15 +65,21 @@ public sealed class CogVideoXVaeEncoder : IDisposable
     /// </summary>
     /// <remarks>
     /// At the peak (a causal convolution of the first down block, at full resolution with block_out_channels[0]
-    /// channels), besides the frame batch's input: the convolution's input kept for the residual, its time-padded
-    /// input (two more frames) and its output, each of a frame batch's frames, plus every convolution cache (two frames
-    /// of its input each; none when the video is one frame batch, as the last batch keeps none) and the latents.
-    /// Measured on a metering backend with the tiny fixture VAE: 92–100% of this figure, whole frames and tiled.
+    /// channels), besides the frame batch's input: the block's input kept for the residual and the one tensor the block
+    /// works in (each a frame batch's frames), the chunk's window and output (<see cref="VaeEncodeOptions.ConvolutionWindowFrames"/>;
+    /// whole convolutions instead hold a time-padded copy, two frames longer, and a separate output), plus every
+    /// convolution cache (two frames of its input each; none when the video is one frame batch, as the last batch keeps
+    /// none) and the latents. A GPU adds the convolution's workspace, counted as one more copy of its input (window or
+    /// padded copy): cuDNN's fastest algorithms for channels-first half-precision input transpose the input there
+    /// (measured on the H200: 5.05 GiB against 4.09 GiB estimated without it, whole convolutions, 49×480×720).
+    /// Measured on a metering backend (which has no workspace): the tiny fixture VAE and the 5b config at full size stay
+    /// within this figure.
     /// </remarks>
-    public static ComponentMemory EstimateMemory(VaeConfig config, DType dtype, int frames, int height, int width, bool tiled)
+    public static ComponentMemory EstimateMemory(VaeConfig config, DType dtype, int frames, int height, int width, bool tiled,
+        int windowFrames = VaeEncodeOptions.DefaultConvolutionWindowFrames)
     {
         using var tree = new VaeEncoderModule(config, "VAE config");
-        long whole = WorkingBytes(tree.Encoder, dtype, frames, height, width);
+        long whole = WorkingBytes(tree.Encoder, dtype, frames, height, width, windowFrames);
         long working = whole;
         if (tiled)
         {
@@ -89,21 +95,27 @@ public sealed class CogVideoXVaeEncoder : IDisposable
                 long tileMoments = 2 * LatentBytes(tree.Encoder, dtype, frames, tileHeight, tileWidth);
                 var (latentHeight, latentWidth) = TiledSize(tree.Encoder, plan, height, width);
                 long latents = LatentFrameBytes(tree.Encoder, dtype, frames) * latentHeight * latentWidth;
-                long tiledBytes = WorkingBytes(tree.Encoder, dtype, frames, tileHeight, tileWidth) + 2L * columns * tileMoments + 3 * latents;
+                long tiledBytes = WorkingBytes(tree.Encoder, dtype, frames, tileHeight, tileWidth, windowFrames) + 2L * columns * tileMoments + 3 * latents;
                 working = Math.Min(tiledBytes, whole);
             }
         }
         return new ComponentMemory(0, 0, tree.Bytes(dtype), working);
     }
 
-    private static long WorkingBytes(Encoder3d encoder, DType dtype, int frames, int height, int width)
+    private static long WorkingBytes(Encoder3d encoder, DType dtype, int frames, int height, int width, int windowFrames)
     {
         int s = dtype.SizeOf();
         int batchFrames = FrameBatches(frames).Max(b => b.Count);
         long pixels = (long)height * width;
         int channels = encoder.ConvIn.OutChannels;
-        // The frame batch's input on the device, then the three full-resolution tensors of a causal convolution.
-        long peak = ((long)encoder.InChannels * batchFrames + (3L * batchFrames + encoder.ConvIn.TimePadding) * channels) * pixels * s;
+        int pad = encoder.ConvIn.TimePadding;
+        // Frames (of the widest activation) besides the batch's input: the residual, then either the work tensor and a
+        // chunk's window and output, or the time-padded copy and the output; and the workspace, a copy of the conv's input.
+        int chunk = windowFrames <= 0 ? batchFrames : Math.Clamp((windowFrames - pad) / 2, 1, batchFrames);
+        long activationFrames = chunk >= batchFrames
+            ? 3L * batchFrames + pad + (batchFrames + pad)
+            : 2L * batchFrames + 2L * chunk + pad + (chunk + pad);
+        long peak = ((long)encoder.InChannels * batchFrames + activationFrames * channels) * pixels * s;
         // The last batch keeps no cache: a one-batch video (an image) holds none.
         long caches = FrameBatches(frames).Count() > 1 ? CacheBytes(encoder, dtype, height, width) : 0;
         return peak + caches + 3 * LatentBytes(encoder, dtype, frames, height, width);
@@ -164,6 +176,8 @@ public sealed class CogVideoXVaeEncoder : IDisposable
     {
         options ??= new VaeEncodeOptions();
         CheckVideo(video);
+        if (options.ConvolutionWindowFrames < 0)
+            throw new CogVideoXException($"VAE encode: the convolution window must be 0 (whole convolutions) or a positive number of frames, got {options.ConvolutionWindowFrames}");
         var plan = options.Tiling is { } tiling ? EncodeTilePlan.For(tiling, SpatialScale) : (EncodeTilePlan?)null;
         int b = video.Dim(0), frames = video.Dim(2), h = video.Dim(3), w = video.Dim(4);
         bool tiled = plan is { } p && (w > p.SampleWidth || h > p.SampleHeight);
@@ -178,12 +192,12 @@ public sealed class CogVideoXVaeEncoder : IDisposable
             {
                 using var item = video.Narrow(0, i, 1);
                 using var destination = moments.Narrow(0, i, 1);
-                EncodeInto(item, destination, tiled ? plan : null, progress, options.Cancellation);
+                EncodeInto(item, destination, tiled ? plan : null, progress, options);
             }
         }
         else
         {
-            EncodeInto(video, moments, tiled ? plan : null, progress, options.Cancellation);
+            EncodeInto(video, moments, tiled ? plan : null, progress, options);
         }
         var distribution = LatentDistribution.FromMoments(moments);
         scope.Keep(distribution.Mean);
@@ -220,17 +234,19 @@ public sealed class CogVideoXVaeEncoder : IDisposable
             throw new CogVideoXException($"VAE encode: {video.Dim(3)}×{video.Dim(4)} pixels is smaller than one latent pixel; frames must be at least {SpatialScale}×{SpatialScale} (CogVideoX takes 480×720)");
     }
 
-    private void EncodeInto(Tensor video, Tensor destination, EncodeTilePlan? plan, BatchCounter progress, CancellationToken cancellation)
+    private void EncodeInto(Tensor video, Tensor destination, EncodeTilePlan? plan, BatchCounter progress, VaeEncodeOptions options)
     {
-        if (plan is { } p) EncodeTiled(video, destination, p, progress, cancellation);
-        else EncodeFrames(video, destination, progress, cancellation);
+        if (plan is { } p) EncodeTiled(video, destination, p, progress, options);
+        else EncodeFrames(video, destination, progress, options);
     }
 
     /// <summary>Encodes every frame batch of the video, carrying the caches, straight into destination's frames.</summary>
-    private void EncodeFrames(Tensor video, Tensor destination, BatchCounter progress, CancellationToken cancellation)
+    private void EncodeFrames(Tensor video, Tensor destination, BatchCounter progress, VaeEncodeOptions options)
     {
+        var cancellation = options.Cancellation;
         using var cache = Encoder.CreateCache();
         cache.Cancellation = cancellation;
+        cache.WindowFrames = options.ConvolutionWindowFrames;
         int at = 0;
         foreach (var (start, count) in FrameBatches(video.Dim(2)))
         {
@@ -282,7 +298,7 @@ public sealed class CogVideoXVaeEncoder : IDisposable
     /// as diffusers' loop does after encoding them all, then its kept part is written to destination. Only the
     /// previous row of encoded tiles (latent-sized) is held.
     /// </summary>
-    private void EncodeTiled(Tensor video, Tensor destination, EncodeTilePlan p, BatchCounter progress, CancellationToken cancellation)
+    private void EncodeTiled(Tensor video, Tensor destination, EncodeTilePlan p, BatchCounter progress, VaeEncodeOptions options)
     {
         int h = video.Dim(3), w = video.Dim(4);
         var above = new List<Tensor>();
@@ -300,7 +316,7 @@ public sealed class CogVideoXVaeEncoder : IDisposable
                     row.Add(tile);
                     using (var rows = video.Narrow(3, i, th))
                     using (var view = rows.Narrow(4, j, tw))
-                        EncodeFrames(view, tile, progress, cancellation);
+                        EncodeFrames(view, tile, progress, options);
                     (keepHeight, int keepWidth) = CogVideoXVae.PlaceTile(tile, i > 0 ? above[col] : null, col > 0 ? row[col - 1] : null,
                         p.BlendHeight, p.BlendWidth, p.KeepHeight, p.KeepWidth, destination, y0, x0);
                     x0 += keepWidth;

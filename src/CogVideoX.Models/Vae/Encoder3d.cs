@@ -27,6 +27,12 @@ public sealed class EncoderCache : IDisposable
     /// <summary>Checked between the encoder's blocks: one frame batch at full size takes seconds to minutes on a CPU.</summary>
     public CancellationToken Cancellation { get; set; }
 
+    /// <summary>
+    /// How many frames of the widest activation (conv_in's output at the batch's size) one convolution chunk may use for
+    /// its window and its output together (<see cref="VaeEncodeOptions.ConvolutionWindowFrames"/>); 0: whole convolutions.
+    /// </summary>
+    public int WindowFrames { get; set; } = VaeEncodeOptions.DefaultConvolutionWindowFrames;
+
     public IEnumerable<CausalConvCache> All =>
         new[] { ConvIn }.Concat(Down.SelectMany(b => b.SelectMany(r => r.All))).Concat(Mid.SelectMany(r => r.All)).Append(ConvOut);
 
@@ -143,18 +149,23 @@ public sealed class Encoder3d : Module
     {
         // The stages consume each intermediate as soon as the next exists, which bounds the working set.
         var h = ConvIn.ForwardConsuming(x.Alias(), cache.ConvIn);
+        long window = WindowBytes(h, cache.WindowFrames);
         for (int i = 0; i < DownBlocks.Count; i++)
         {
             cache.Cancellation.ThrowIfCancellationRequested();
-            h = DownBlocks[i].ForwardConsuming(h, cache.Down[i], cache.Cancellation);
+            h = DownBlocks[i].ForwardConsuming(h, cache.Down[i], cache.Cancellation, window);
         }
         cache.Cancellation.ThrowIfCancellationRequested();
-        h = MidBlock.ForwardConsuming(h, cache.Mid);
+        h = MidBlock.ForwardConsuming(h, cache.Mid, window);
         // conv_act after norm_out is a fixed nn.SiLU in diffusers, independent of act_fn.
         Tensor normed;
         using (h) normed = h.GroupNorm(Groups, _normOutWeight.Value, _normOutBias.Value, NormOutEpsilon, Activation.Silu);
         return ConvOut.ForwardConsuming(normed, cache.ConvOut);
     }
+
+    /// <summary>The chunk budget: <paramref name="frames"/> frames of conv_in's output <paramref name="h"/> (unbounded for 0).</summary>
+    internal static long WindowBytes(Tensor h, int frames) =>
+        frames <= 0 ? long.MaxValue : (long)frames * h.Dim(0) * h.Dim(1) * h.Dim(3) * h.Dim(4) * h.DType.SizeOf();
 
     internal static void Validate(VaeConfig config, string source)
     {
@@ -180,18 +191,18 @@ public sealed class EncoderMidBlock3d : Module
     public EncoderMidBlock3d(string path, int channels, int layers, int groups, float eps, Activation activation)
     {
         Resnets = Enumerable.Range(0, layers)
-            .Select(i => Child($"resnets.{i}", new EncoderResnetBlock3d($"{path}.resnets.{i}", channels, channels, groups, eps, activation)))
+            .Select(i => Child($"resnets.{i}", ResnetBlock3d.WithGroupNorm($"{path}.resnets.{i}", channels, channels, groups, eps, activation)))
             .ToArray();
     }
 
-    public IReadOnlyList<EncoderResnetBlock3d> Resnets { get; }
+    public IReadOnlyList<ResnetBlock3d> Resnets { get; }
 
     public ResnetBlockCache[] CreateCache() => Resnets.Select(r => r.CreateCache()).ToArray();
 
     /// <summary>Consumes <paramref name="x"/>.</summary>
-    public Tensor ForwardConsuming(Tensor x, ResnetBlockCache[] cache)
+    public Tensor ForwardConsuming(Tensor x, ResnetBlockCache[] cache, long windowBytes = long.MaxValue)
     {
-        for (int i = 0; i < Resnets.Count; i++) x = Resnets[i].ForwardConsuming(x, cache[i]);
+        for (int i = 0; i < Resnets.Count; i++) x = Resnets[i].ForwardConsuming(x, null, cache[i], windowBytes);
         return x;
     }
 }

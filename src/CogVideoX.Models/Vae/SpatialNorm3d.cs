@@ -10,7 +10,7 @@ namespace CogVideoX.Models.Vae;
 /// frame count above one, the first frame is resized on its own and the rest separately, as in the causal VAE.
 /// Checkpoint names: <c>norm_layer.{weight,bias}</c>, <c>conv_y.conv.*</c>, <c>conv_b.conv.*</c>.
 /// </summary>
-public sealed class SpatialNorm3d : Module
+public sealed class SpatialNorm3d : Module, IResnetNorm
 {
     private readonly Parameter _gamma;
     private readonly Parameter _beta;
@@ -62,6 +62,14 @@ public sealed class SpatialNorm3d : Module
         using (f)
             return f.SpatialGroupNorm(Groups, _gamma.Value, _beta.Value, scale, shift, Epsilon, activation);
     }
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor x, Tensor? zq, Activation activation) =>
+        ForwardConsuming(x.Alias(), zq ?? throw new ArgumentNullException(nameof(zq), "a spatial norm needs the latents"), activation);
+
+    /// <inheritdoc/>
+    Tensor IResnetNorm.ForwardConsuming(Tensor x, Tensor? zq, Activation activation) =>
+        ForwardConsuming(x, zq ?? throw new ArgumentNullException(nameof(zq), "a spatial norm needs the latents"), activation);
 
     internal static Tensor ResizeFrames(Tensor zq, int frames)
     {

@@ -88,6 +88,32 @@ public class VaeEncoderTests(TinyVaeEncoder fixture, ITestOutputHelper output) :
         AssertMatches(Case($"{name}_untiled_logvar"), untiled.LogVar, $"{name} untiled logvar");
     }
 
+    [Theory]
+    [InlineData("f49")]
+    [InlineData("odd")]
+    [InlineData("b2")]
+    public void ChunkedConvolutionsGiveExactlyTheLatentsOfWholeOnes(string name)
+    {
+        // Each output element is the same sum whatever the chunk: the CPU's GEMM blocks the reduction the same way.
+        using var whole = Encoder.Encode(Case($"{name}_video"), new VaeEncodeOptions { ConvolutionWindowFrames = 0 });
+        foreach (int window in new[] { 1, 4, 7, 100 })
+        {
+            using var chunked = Encoder.Encode(Case($"{name}_video"), new VaeEncodeOptions { ConvolutionWindowFrames = window });
+            Assert.Equal(whole.Mean.ToFloatArray(), chunked.Mean.ToFloatArray());
+            Assert.Equal(whole.LogVar.ToFloatArray(), chunked.LogVar.ToFloatArray());
+        }
+        using var tiled = Encoder.Encode(Case("tiled_f17_video"), new VaeEncodeOptions { Tiling = FixtureTiles, ConvolutionWindowFrames = 0 });
+        using var tiledChunked = Encoder.Encode(Case("tiled_f17_video"), new VaeEncodeOptions { Tiling = FixtureTiles });
+        Assert.Equal(tiled.Mean.ToFloatArray(), tiledChunked.Mean.ToFloatArray());
+    }
+
+    [Fact]
+    public void ANegativeConvolutionWindowIsRefused()
+    {
+        var e = Assert.Throws<CogVideoXException>(() => Encoder.Encode(Case("f9_video"), new VaeEncodeOptions { ConvolutionWindowFrames = -1 }));
+        Assert.Contains("0 (whole convolutions) or a positive number", e.Message);
+    }
+
     [Fact]
     public void ModeAndSampleFollowDiffusers()
     {
@@ -287,6 +313,55 @@ public class VaeEncoderMemoryTests(ITestOutputHelper output)
         Assert.True(tiled * 4 < untiled, $"tiles held {tiled} bytes against {untiled} untiled");
         Assert.InRange(untiled, estimateWhole / 2, estimateWhole);
         Assert.InRange(tiled, estimateTiled / 2, estimateTiled);
+    }
+}
+
+/// <summary>The 5b encoder at the published size on a dry metering backend (counts every tensor, computes nothing).</summary>
+public class VaeEncoderFullSizeMemoryTests(ITestOutputHelper output)
+{
+    private const double Gib = 1L << 30;
+
+    /// <summary>diffusers' peak for the same encode on the H200 (bf16, 2026-12-05), and issue 19's bound: half of it.</summary>
+    private const double DiffusersPeakGib = 8.16;
+
+    /// <summary>Bytes held by tensors at the peak of one encode beyond what was held before, and what was held before.</summary>
+    private static (long Working, long Held) Measure(VaeConfig config, VaeEncodeOptions options)
+    {
+        using var backend = new MeteredBackend(dry: true);
+        using var checkpoint = Checkpoint.Random("random VAE encoder weights", 4, CogVideoXVaeEncoder.EncoderParameterShapes(config));
+        using var encoder = new CogVideoXVaeEncoder(config, checkpoint.Scope(backend, DType.F16));
+        // As the bench holds it: the whole video on the device, in the encoder's dtype.
+        using var video = Tensor.Empty(backend, DType.F16, 1, config.InChannels, 49, 480, 720);
+        long held = backend.AllocatedBytes;
+        backend.ResetPeak();
+        encoder.Encode(video, options).Dispose();
+        Assert.Equal(held, backend.AllocatedBytes);
+        return (backend.PeakBytes - held, held);
+    }
+
+    [Fact]
+    public void ChunkedConvolutionsBringTheWholeFramePeakUnderHalfOfDiffusers()
+    {
+        var config = VaeConfig.Load(Path.Combine(Fixtures.Golden, "real_configs", "CogVideoX-5b", "vae", "config.json"));
+        var (chunked, held) = Measure(config, new VaeEncodeOptions());
+        var (whole, _) = Measure(config, new VaeEncodeOptions { ConvolutionWindowFrames = 0 });
+        var estimate = CogVideoXVaeEncoder.EstimateMemory(config, DType.F16, 49, 480, 720, tiled: false);
+        var estimateWhole = CogVideoXVaeEncoder.EstimateMemory(config, DType.F16, 49, 480, 720, tiled: false, windowFrames: 0);
+        // The workspace the estimate adds for a GPU: one more copy of the convolution's input (window or padded copy).
+        long frame = 128L * 480 * 720 * 2;
+        long workspace = 3 * frame, workspaceWhole = 11 * frame;
+        output.WriteLine($"held before (weights + video) {held / Gib:0.000} GiB");
+        output.WriteLine($"chunked (window 4): metered working {chunked / Gib:0.000} GiB, estimate {estimate.WorkingBytes / Gib:0.000} GiB " +
+            $"(of it workspace {workspace / Gib:0.000}); with weights and video: metered + workspace {(held + chunked + workspace) / Gib:0.000} GiB, estimate {(held + estimate.WorkingBytes) / Gib:0.000} GiB");
+        output.WriteLine($"whole convolutions: metered working {whole / Gib:0.000} GiB, estimate {estimateWhole.WorkingBytes / Gib:0.000} GiB " +
+            $"(of it workspace {workspaceWhole / Gib:0.000}); with weights and video: metered + workspace {(held + whole + workspaceWhole) / Gib:0.000} GiB, estimate {(held + estimateWhole.WorkingBytes) / Gib:0.000} GiB");
+        Assert.InRange(chunked + workspace, chunked, estimate.WorkingBytes);
+        Assert.InRange(whole + workspaceWhole, whole, estimateWhole.WorkingBytes);
+        // Metered alone the chunks save the padded copy and the separate output (6 frames); with the workspace, 14.
+        Assert.True(chunked + workspace + 12 * frame < whole + workspaceWhole, $"chunks held {chunked} bytes against {whole} for whole convolutions");
+        // What the bench will report (weights, video and working set, workspace included) against half of diffusers' peak.
+        Assert.True((held + estimate.WorkingBytes) / Gib <= DiffusersPeakGib / 2,
+            $"estimated peak {(held + estimate.WorkingBytes) / Gib:0.000} GiB is above half of diffusers' {DiffusersPeakGib} GiB");
     }
 }
 

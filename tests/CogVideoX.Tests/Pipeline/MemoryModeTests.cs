@@ -168,6 +168,57 @@ public class MemoryModeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ImageAndVideoToVideoCountTheEncoderStage()
+    {
+        // The 5b-I2V configs, BF16 (the encoder in F16), 49 frames of 480×720: text-to-video, image-to-video (one frame
+        // encoded), video-to-video (49 frames encoded).
+        var model = ModelFolder.Open(Fixtures.GoldenFile("real_configs", "CogVideoX-5b-I2V"));
+        var t2v = MemoryEstimator.Measure(model, DType.BF16, 49, 480, 720, classifierFreeGuidance: true, textLength: 226);
+        var i2v = MemoryEstimator.Measure(model, DType.BF16, 49, 480, 720, true, 226, encodedFrames: 1);
+        var v2v = MemoryEstimator.Measure(model, DType.BF16, 49, 480, 720, true, 226, encodedFrames: 49);
+        Assert.Equal(0, t2v.VaeEncoder + t2v.EncodeWorking);
+        Assert.True(v2v.EncodeWorking > i2v.EncodeWorking && i2v.EncodeWorking > 0);
+        Assert.True(v2v.EncodeWorkingTiled < v2v.EncodeWorking);
+        foreach (var (streams, tiling) in new[] { (true, false), (false, false), (true, true) })
+        {
+            var (_, plain) = MemoryEstimator.Choose(t2v, 141L << 30, streams, tiling);
+            var (_, video) = MemoryEstimator.Choose(v2v, 141L << 30, streams, tiling);
+            var (_, image) = MemoryEstimator.Choose(i2v, 141L << 30, streams, tiling);
+            for (int i = 0; i < plain.Count; i++)
+            {
+                output.WriteLine($"streams {streams}, tiling {tiling}: t2v {plain[i].Mode} {plain[i]}; i2v {image[i]}; v2v {video[i]}");
+                Assert.Equal(0, plain[i].EncodeStage);
+                Assert.DoesNotContain(", encode ", plain[i].ToString());
+                Assert.Contains(", encode ", video[i].ToString());
+                Assert.True(video[i].EncodeStage > image[i].EncodeStage && image[i].EncodeStage > 0);
+                Assert.True(video[i].Peak >= Math.Max(plain[i].Peak, video[i].EncodeStage));
+            }
+        }
+        // auto: where the encode is a mode's largest stage, a device that fits text-to-video in that mode does not fit
+        // video-to-video, and auto moves on. At the 1.0 sizes the denoise stage dominates every mode (above), so the
+        // encode is made the largest here: a long video encoded whole frames (16 GiB of working memory, 1 GiB tiled).
+        var longVideo = v2v with { EncodeWorking = 16L << 30, EncodeWorkingTiled = 1L << 30 };
+        var (_, t2vModes) = MemoryEstimator.Choose(t2v, 141L << 30, streams: true, tiling: false);
+        var (_, longModes) = MemoryEstimator.Choose(longVideo, 141L << 30, streams: true, tiling: false);
+        foreach (var e in longModes) output.WriteLine($"long video-to-video {e.Mode}: {e}");
+        long usable = (long)(t2vModes[1].Peak / MemoryEstimator.UsableFraction) + 1;  // balanced fits text-to-video
+        Assert.Same(MemoryPolicies.Balanced, MemoryEstimator.Choose(t2v, usable, true, false).Choice);
+        Assert.True(longModes[1].EncodeStage > longModes[1].Peak - 1 && longModes[1].Peak > usable * MemoryEstimator.UsableFraction);
+        // low tiles the VAE when it streams: the tiled encode fits.
+        Assert.Same(MemoryPolicies.Low, MemoryEstimator.Choose(longVideo, usable, true, false).Choice);
+        Assert.Equal((1L << 30) + v2v.VaeEncoder + MemoryEstimator.Margin, longModes[2].EncodeStage);
+    }
+
+    [Fact]
+    public void TheMemoryChoiceCountsTheFramesTheEncoderTakes()
+    {
+        var picture = new InputMedia("in.png", "00", [new byte[3 * 16 * 24]], 16, 24);
+        Assert.Equal(0, ComponentManager.EncodedFrames(new GenerationRequest { Frames = 17 }));
+        Assert.Equal(1, ComponentManager.EncodedFrames(new GenerationRequest { Frames = 17, Image = picture }));
+        Assert.Equal(17, ComponentManager.EncodedFrames(new GenerationRequest { Frames = 17, Video = picture }));
+    }
+
+    [Fact]
     public void EstimatesForTheFullSize2bPutEachModeUnderItsTarget()
     {
         // The published CogVideoX-2b configs, F16, 49 frames of 480×720, CFG batch 2, 226 text tokens.

@@ -7,9 +7,14 @@ namespace CogVideoX.Tests;
 /// A host backend that counts the bytes its tensors hold (<see cref="IMemoryStatistics"/>, as the CUDA allocator does),
 /// for tests of working-set bounds on the CPU. The CPU's kernels run on its memory: the core ones, and the fused
 /// GroupNorm that the GPU also has (so the working set is the one a GPU sees, not a decomposition's temporaries).
+/// A <see cref="Dry"/> one only counts: it holds no memory and runs no kernel (every value reads as zero), so the
+/// working set of a full-size model can be measured in a moment, as long as nothing branches on the values.
 /// </summary>
-public sealed unsafe class MeteredBackend : IBackend, IMemoryStatistics, IGroupNormKernel
+public sealed unsafe class MeteredBackend(bool dry = false) : IBackend, IMemoryStatistics, IGroupNormKernel
 {
+    /// <summary>Counts allocations only: no memory behind the tensors, no kernels run.</summary>
+    public bool Dry { get; } = dry;
+
     private static readonly CpuBackend Cpu = CpuBackend.Instance;
     private readonly object _gate = new();
     private long _allocated;
@@ -56,11 +61,16 @@ public sealed unsafe class MeteredBackend : IBackend, IMemoryStatistics, IGroupN
         lock (_gate) _allocated -= bytes;
     }
 
-    public void CopyFromHost(ReadOnlySpan<byte> source, Storage destination, long destinationByteOffset) =>
-        source.CopyTo(new Span<byte>((byte*)((HostMemory)destination).Pointer + destinationByteOffset, source.Length));
+    public void CopyFromHost(ReadOnlySpan<byte> source, Storage destination, long destinationByteOffset)
+    {
+        if (!Dry) source.CopyTo(new Span<byte>((byte*)((HostMemory)destination).Pointer + destinationByteOffset, source.Length));
+    }
 
-    public void CopyToHost(Storage source, long sourceByteOffset, Span<byte> destination) =>
-        new ReadOnlySpan<byte>((byte*)((HostMemory)source).Pointer + sourceByteOffset, destination.Length).CopyTo(destination);
+    public void CopyToHost(Storage source, long sourceByteOffset, Span<byte> destination)
+    {
+        if (Dry) destination.Clear();
+        else new ReadOnlySpan<byte>((byte*)((HostMemory)source).Pointer + sourceByteOffset, destination.Length).CopyTo(destination);
+    }
 
     public void Synchronize() { }
 
@@ -68,6 +78,7 @@ public sealed unsafe class MeteredBackend : IBackend, IMemoryStatistics, IGroupN
 
     public void Fill(Tensor destination, double value)
     {
+        if (Dry) return;
         using var d = OnCpu(destination);
         Cpu.Fill(d, value);
     }
@@ -80,6 +91,7 @@ public sealed unsafe class MeteredBackend : IBackend, IMemoryStatistics, IGroupN
 
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y)
     {
+        if (Dry) return;
         using var ca = OnCpu(a);
         using var cb = OnCpu(b);
         using var cy = OnCpu(y);
@@ -90,6 +102,7 @@ public sealed unsafe class MeteredBackend : IBackend, IMemoryStatistics, IGroupN
 
     public void MatMul(Tensor a, Tensor b, Tensor y)
     {
+        if (Dry) return;
         using var ca = OnCpu(a);
         using var cb = OnCpu(b);
         using var cy = OnCpu(y);
@@ -98,6 +111,7 @@ public sealed unsafe class MeteredBackend : IBackend, IMemoryStatistics, IGroupN
 
     public void Conv3d(Tensor x, Tensor weight, Tensor? bias, Conv3dParams p, Tensor y)
     {
+        if (Dry) return;
         using var cx = OnCpu(x);
         using var cw = OnCpu(weight);
         using var cb = bias is null ? null : OnCpu(bias);
@@ -107,6 +121,7 @@ public sealed unsafe class MeteredBackend : IBackend, IMemoryStatistics, IGroupN
 
     public void Gather(Tensor table, Tensor indices, Tensor y)
     {
+        if (Dry) return;
         using var ct = OnCpu(table);
         using var ci = OnCpu(indices);
         using var cy = OnCpu(y);
@@ -115,6 +130,7 @@ public sealed unsafe class MeteredBackend : IBackend, IMemoryStatistics, IGroupN
 
     public void GroupNorm(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps, Activation activation, Tensor y)
     {
+        if (Dry) return;
         using var cx = OnCpu(x);
         using var cg = gamma is null ? null : OnCpu(gamma);
         using var cb = beta is null ? null : OnCpu(beta);
@@ -122,8 +138,9 @@ public sealed unsafe class MeteredBackend : IBackend, IMemoryStatistics, IGroupN
         Cpu.GroupNorm(cx, groups, cg, cb, eps, activation, cy);
     }
 
-    private static void Run(Tensor x, Tensor y, Action<Tensor, Tensor> kernel)
+    private void Run(Tensor x, Tensor y, Action<Tensor, Tensor> kernel)
     {
+        if (Dry) return;
         using var cx = OnCpu(x);
         using var cy = OnCpu(y);
         kernel(cx, cy);
@@ -143,14 +160,14 @@ public sealed unsafe class MeteredBackend : IBackend, IMemoryStatistics, IGroupN
         {
             _owner = backend;
             _bytes = elementCount * dtype.SizeOf();
-            Pointer = (IntPtr)NativeMemory.AlignedAlloc((nuint)Math.Max(_bytes, 1), 64);
+            if (!backend.Dry) Pointer = (IntPtr)NativeMemory.AlignedAlloc((nuint)Math.Max(_bytes, 1), 64);
         }
 
         public IntPtr Pointer { get; private set; }
 
         protected override void Free()
         {
-            NativeMemory.AlignedFree((void*)Pointer);
+            if (Pointer != IntPtr.Zero) NativeMemory.AlignedFree((void*)Pointer);
             Pointer = IntPtr.Zero;
             _owner.Released(_bytes);
         }
