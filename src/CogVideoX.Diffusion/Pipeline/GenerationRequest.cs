@@ -81,6 +81,12 @@ public sealed record GenerationRequest
 
     /// <summary>The first and last N steps computed exactly while a fast mode runs the rest (the first and last one always are).</summary>
     public int ExactSteps { get; init; }
+
+    /// <summary>
+    /// How the transformer blocks' attention and feed-forward projections run: exact (the default) or FP8
+    /// (<see cref="LinearModes"/>; the first and last <see cref="ExactSteps"/> steps stay exact).
+    /// </summary>
+    public Models.Transformer.LinearMode Linears { get; init; }
 }
 
 /// <summary>

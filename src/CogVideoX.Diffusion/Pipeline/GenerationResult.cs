@@ -174,6 +174,9 @@ public sealed record ResolvedGeneration
     /// <summary>The first and last N steps kept exact under a fast mode (at least 1 with a cache).</summary>
     public int ExactSteps { get; init; }
 
+    /// <summary>The blocks' projections: "exact" or "fp8" (E4M3, per-channel weight and per-token activation scales).</summary>
+    public string Linear { get; init; } = "exact";
+
     /// <summary>The denoising steps (0-based) that reused cached work; filled in after the loop.</summary>
     public IReadOnlyList<int> ReusedSteps { get; init; } = [];
 }

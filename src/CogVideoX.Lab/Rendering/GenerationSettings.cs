@@ -84,10 +84,12 @@ public sealed record GenerationSettings
     public GenerationSettings SameVideoKey()
     {
         var key = this with { Device = DeviceKind(Device) };
-        if (Cache == "none") return key with { CacheThreshold = null, ExactSteps = 0 };
+        // FP8 linears keep exactly the first and last N steps exact (0 included): the count stays as it is.
+        bool fp8 = Linear == "fp8";
+        if (Cache == "none") return key with { CacheThreshold = null, ExactSteps = fp8 ? ExactSteps : 0 };
         var mode = StepCaching.Names.Contains(Cache) ? StepCaching.Parse(Cache) : StepCacheMode.None;
         return mode == StepCacheMode.None ? key
-            : key with { CacheThreshold = CacheThreshold ?? StepCaching.DefaultThreshold(mode), ExactSteps = Math.Max(1, ExactSteps) };
+            : key with { CacheThreshold = CacheThreshold ?? StepCaching.DefaultThreshold(mode), ExactSteps = fp8 ? ExactSteps : Math.Max(1, ExactSteps) };
     }
 
     /// <summary>What differs from <paramref name="other"/>, as "steps 50 → 10" (this → other); the GPU's ordinal does not count.</summary>
@@ -131,6 +133,7 @@ public sealed record GenerationSettings
         Add("cache", Cache, other.Cache);
         Add("cache threshold", CacheThreshold, other.CacheThreshold);
         Add("exact steps", ExactSteps, other.ExactSteps);
+        Add("linear", Linear, other.Linear);
         return list;
     }
 
@@ -148,6 +151,9 @@ public sealed record GenerationSettings
 
     /// <summary>The first and last N steps kept exact while a fast mode runs the rest.</summary>
     public int ExactSteps { get; init; }
+
+    /// <summary>`exact` (the default) or `fp8`: how the transformer blocks' attention and feed-forward projections run (a fast mode).</summary>
+    public string Linear { get; init; } = "exact";
 
     /// <summary>Decode the latents in overlapping spatial tiles (less memory; the blended seams change pixels slightly).</summary>
     public bool VaeTiling { get; init; }

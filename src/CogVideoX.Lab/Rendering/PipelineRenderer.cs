@@ -147,6 +147,7 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
             ["task"] = r.Task,
             ["cache"] = r.Cache,
             ["exact_steps"] = I(r.ExactSteps),
+            ["linear"] = r.Linear,
             ["cache_reused_steps"] = string.Join(",", r.ReusedSteps.Select(I)),
         }, plan.Request, r);
     }

@@ -167,6 +167,7 @@ public sealed record RenderPlan
         Cache = StepCaching.Parse(s.Cache),
         CacheThreshold = s.CacheThreshold,
         ExactSteps = s.ExactSteps,
+        Linears = LinearModes.Parse(s.Linear),
     };
 
     /// <summary>The input files and strength, as far as they can be checked without the model (it decides which input it takes).</summary>
