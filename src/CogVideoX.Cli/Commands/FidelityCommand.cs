@@ -27,7 +27,8 @@ internal static class FidelityCommand
         };
         var modes = new Option<string[]>("--mode")
         {
-            Description = "A mode to measure, MODE[:THRESHOLD[:EXACT_STEPS]] (repeatable); default: teacache 0.1/0.2 and fbcache 0.05/0.6/0.8, each alone and with 2 exact steps.",
+            Description = "A mode to measure, MODE[:THRESHOLD[:EXACT_STEPS]][+fp8] (repeatable; fp8 or fp8::2 for FP8 linears alone, a +fp8 suffix with a cache); " +
+                "default: teacache 0.1/0.2 and fbcache 0.05/0.6/0.8, fp8, fp8 with teacache 0.1 and with fbcache 0.6, each alone and with 2 exact steps.",
             AllowMultipleArgumentsPerToken = true,
         };
         var cmd = new Command("fidelity", "Measure the fast modes against the exact path on golden runs: PSNR/SSIM of the frames and the time, as a Markdown table.");

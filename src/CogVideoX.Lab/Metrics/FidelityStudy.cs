@@ -3,23 +3,44 @@ using System.Text;
 using System.Text.Json;
 using CogVideoX.Diffusion;
 using CogVideoX.Media;
+using CogVideoX.Models.Transformer;
 
 namespace CogVideoX.Lab.Metrics;
 
-/// <summary>A fast mode as the fidelity table names it: a step cache with its threshold, and the steps kept exact.</summary>
-public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int ExactSteps)
+/// <summary>
+/// A fast mode as the fidelity table names it: a step cache with its threshold, the steps kept exact, and the blocks'
+/// linears (exact or FP8).
+/// </summary>
+public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int ExactSteps, LinearMode Linears = LinearMode.Exact)
 {
-    public string Label =>
-        Cache == StepCacheMode.None ? "exact"
-        : $"{StepCaching.Name(Cache)} {(Threshold ?? StepCaching.DefaultThreshold(Cache)).ToString("R", CultureInfo.InvariantCulture)}" +
-          (ExactSteps > 1 ? $", exact {ExactSteps}" : "");
+    public string Label
+    {
+        get
+        {
+            bool fp8 = Linears == LinearMode.Fp8;
+            if (Cache == StepCacheMode.None) return fp8 ? "fp8" + (ExactSteps > 0 ? $", exact {ExactSteps}" : "") : "exact";
+            return $"{StepCaching.Name(Cache)} {(Threshold ?? StepCaching.DefaultThreshold(Cache)).ToString("R", CultureInfo.InvariantCulture)}" +
+                (ExactSteps > 1 || (fp8 && ExactSteps > 0) ? $", exact {ExactSteps}" : "") + (fp8 ? " + fp8" : "");
+        }
+    }
 
-    /// <summary>"teacache:0.1", "fbcache:0.05:2" (mode, threshold, exact steps), "teacache" (the default threshold).</summary>
+    /// <summary>
+    /// "teacache:0.1", "fbcache:0.05:2" (mode, threshold, exact steps), "teacache" (the default threshold); "fp8" or
+    /// "fp8::2" (FP8 linears alone, 2 exact steps); a "+fp8" suffix adds FP8 linears to a cache ("teacache:0.1:2+fp8").
+    /// </summary>
     public static FidelityMode Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        var linears = LinearMode.Exact;
+        if (text.EndsWith("+fp8", StringComparison.OrdinalIgnoreCase))
+        {
+            linears = LinearMode.Fp8;
+            text = text[..^4];
+        }
         var parts = text.Split(':');
-        var cache = StepCaching.Parse(parts[0]);
+        bool fp8Alone = parts[0].Trim().Equals("fp8", StringComparison.OrdinalIgnoreCase);
+        if (fp8Alone) linears = LinearMode.Fp8;
+        var cache = fp8Alone ? StepCacheMode.None : StepCaching.Parse(parts[0]);
         double? threshold = null;
         int exact = 0;
         try
@@ -30,13 +51,21 @@ public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int Ex
         catch (Exception e) when (e is FormatException or OverflowException)
         {
             throw new Engine.CogVideoXException(
-                $"mode \"{text}\" is not understood; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2 or fbcache:0.05:2", GenerationRules.UsageExitCode);
+                $"mode \"{text}\" is not understood; write MODE[:THRESHOLD[:EXACT_STEPS]][+fp8], e.g. teacache:0.2, fbcache:0.05:2, fp8::2 or teacache:0.1+fp8", GenerationRules.UsageExitCode);
         }
         if (parts.Length > 3)
             throw new Engine.CogVideoXException(
                 $"mode \"{text}\" has {parts.Length} parts; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2 or fbcache:0.05:2", GenerationRules.UsageExitCode);
-        return new FidelityMode(cache, threshold, exact);
+        return new FidelityMode(cache, threshold, exact, linears);
     }
+
+    /// <summary>FP8 linears alone and with 2 exact steps, and combined with TeaCache 0.1 and First Block Cache 0.6.</summary>
+    public static IReadOnlyList<FidelityMode> Fp8 { get; } =
+    [
+        new(StepCacheMode.None, null, 0, LinearMode.Fp8), new(StepCacheMode.None, null, 2, LinearMode.Fp8),
+        new(StepCacheMode.TeaCache, 0.1, 0, LinearMode.Fp8), new(StepCacheMode.TeaCache, 0.1, 2, LinearMode.Fp8),
+        new(StepCacheMode.FirstBlockCache, 0.6, 0, LinearMode.Fp8), new(StepCacheMode.FirstBlockCache, 0.6, 2, LinearMode.Fp8),
+    ];
 
     /// <summary>
     /// TeaCache at its published slow and fast thresholds, First Block Cache at diffusers' default and two loose ones
@@ -49,7 +78,9 @@ public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int Ex
         new(StepCacheMode.FirstBlockCache, 0.05, 0), new(StepCacheMode.FirstBlockCache, 0.05, 2),
         new(StepCacheMode.FirstBlockCache, 0.6, 0), new(StepCacheMode.FirstBlockCache, 0.6, 2),
         new(StepCacheMode.FirstBlockCache, 0.8, 0), new(StepCacheMode.FirstBlockCache, 0.8, 2),
+        .. Fp8,
     ];
+
 }
 
 /// <summary>One row of the fidelity table: a run in one mode against the exact path.</summary>
@@ -99,13 +130,13 @@ public static class FidelityStudy
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(modes);
-        var exactRequest = run.Request with { Cache = StepCacheMode.None, CacheThreshold = null, ExactSteps = 0 };
+        var exactRequest = run.Request with { Cache = StepCacheMode.None, CacheThreshold = null, ExactSteps = 0, Linears = LinearMode.Exact };
         var exact = pipeline.Generate(exactRequest, cancellation: cancellation);
         var reference = Frames(exact);
         var rows = new List<FidelityRow>();
         foreach (var mode in modes)
         {
-            var result = pipeline.Generate(run.Request with { Cache = mode.Cache, CacheThreshold = mode.Threshold, ExactSteps = mode.ExactSteps }, cancellation: cancellation);
+            var result = pipeline.Generate(run.Request with { Cache = mode.Cache, CacheThreshold = mode.Threshold, ExactSteps = mode.ExactSteps, Linears = mode.Linears }, cancellation: cancellation);
             var metrics = VideoMetrics.Compare(Frames(result), reference)!;
             double maxAbs = 0;
             for (int i = 0; i < result.Frames.Length; i++) maxAbs = Math.Max(maxAbs, Math.Abs(result.Frames[i] - exact.Frames[i]));
