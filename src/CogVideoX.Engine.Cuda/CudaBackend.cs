@@ -99,7 +99,8 @@ public enum CudnnAttentionGraphChoice
 /// released from any thread.
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics, ILinearKernel, ISoftmaxKernel, ILayerNormKernel, IRmsNormKernel, IGroupNormKernel,
-    IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel
+    IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel,
+    IFp8LinearKernel
 {
     private const int StagingBytes = 16 << 20;
     private const long WorkspaceBytes = 32L << 20;
@@ -519,6 +520,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics, IL
             }
             foreach (var plan in _plans.Values) plan.Dispose();
             _plans.Clear();
+            DisposeFp8Plans();
             DisposeCudnn();
             DisposeProfile();
             _cublas?.Dispose();
