@@ -1,8 +1,6 @@
 using System.CommandLine;
 using CogVideoX.Diffusion;
-using CogVideoX.Engine;
 using CogVideoX.Lab;
-using CogVideoX.Weights;
 
 namespace CogVideoX.Cli;
 
@@ -20,34 +18,16 @@ internal static class ModelDefaultsFlags
     public static GenerationSettings Apply(ParseResult parse, GenerationSettings settings, Func<string, string?> environment,
         Option<int> frames, Option<int> height, Option<int> width, Option<int> fps)
     {
-        var defaults = For(settings.Model, environment);
-        if (defaults is null || defaults == ModelDefaults.Version10) return settings;
         bool Given(Option<int> option) => parse.GetResult(option) is { Implicit: false };
-        return settings with
+        return ModelDefaultsLookup.Apply(settings, For(settings.Model, environment), key => key switch
         {
-            Frames = Given(frames) ? settings.Frames : defaults.Frames,
-            Height = Given(height) ? settings.Height : defaults.Height,
-            Width = Given(width) ? settings.Width : defaults.Width,
-            Fps = Given(fps) ? settings.Fps : defaults.Fps,
-        };
+            "frames" => Given(frames),
+            "height" => Given(height),
+            "width" => Given(width),
+            _ => Given(fps),
+        });
     }
 
     /// <summary>The defaults of the model <paramref name="model"/> names, or null when that cannot be told yet.</summary>
-    public static ModelDefaults? For(string model, Func<string, string?> environment)
-    {
-        if (string.IsNullOrWhiteSpace(model)) return null;
-        try
-        {
-            return ModelDefaults.For(ModelLocator.Resolve(model, environment).Transformer);
-        }
-        catch (CogVideoXException)
-        {
-            // Not on disk yet (it will be downloaded) or unreadable (the run says why): judge by the name.
-            string name = model.Trim();
-            int at = name.IndexOf('@', StringComparison.Ordinal);
-            if (at >= 0) name = name[..at];
-            if (ModelLocator.Aliases.TryGetValue(name, out var repo)) name = repo;
-            return name.Contains("CogVideoX1.5", StringComparison.OrdinalIgnoreCase) ? ModelDefaults.Version15 : null;
-        }
-    }
+    public static ModelDefaults? For(string model, Func<string, string?> environment) => ModelDefaultsLookup.For(model, environment);
 }

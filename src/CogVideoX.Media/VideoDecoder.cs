@@ -15,7 +15,10 @@ public static class VideoDecoder
     /// <summary>
     /// The first <paramref name="maxFrames"/> frames (all when null) as interleaved 8-bit RGB, exactly as ffmpeg
     /// converts them to rgb24, with what ffprobe says about the file (its <see cref="VideoInfo.FrameCount"/> counts
-    /// every frame, also those not read).
+    /// every frame, also those not read). A video stored sideways with a rotation (as phones record) comes out
+    /// upright, as a player shows it and as diffusers' <c>load_video</c> reads it (imageio-ffmpeg runs ffmpeg, which
+    /// applies the rotation by default, and takes the frame size from ffmpeg's output stream): ffmpeg turns the frames,
+    /// and the probe's size is the turned one.
     /// </summary>
     public static (List<byte[]> Frames, VideoInfo Info) ReadRgb24(string path, int? maxFrames = null)
     {
@@ -26,7 +29,8 @@ public static class VideoDecoder
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        var args = new List<string> { "-hide_banner", "-loglevel", "error", "-i", path };
+        // -autorotate is ffmpeg's default; named so that the frame size (the probe's upright one) cannot drift from it.
+        var args = new List<string> { "-hide_banner", "-loglevel", "error", "-autorotate", "1", "-i", path };
         if (maxFrames is { } max) args.AddRange(["-frames:v", max.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         args.AddRange(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
         foreach (var a in args)

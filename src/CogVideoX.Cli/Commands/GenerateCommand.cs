@@ -179,7 +179,8 @@ internal static class GenerateCommand
         // auto: the GPU when one works, else the CPU — decided here, so the sidecar names the device that ran.
         var device = DeviceSelection.Resolve(settings.Device, gpu);
         if (device.Reason.Length > 0) settings = settings with { Device = device.Device };
-        if (!parse.GetValue(s_overwrite)) RefuseToOverwrite(output, settings, parse.GetValue(s_output) is null);
+        if (!parse.GetValue(s_overwrite) && RefuseToOverwrite(output, settings, parse.GetValue(s_output) is null, tensors) is { } done)
+            return AlreadyThere(stdout, done, output, quiet, json);
         if (device.Reason.Length > 0 && !quiet) stderr.WriteLine(device.Reason);
 
         _ = CogVideoX.Media.Ffmpeg.FfmpegPath; // before any download: a missing ffmpeg should not cost gigabytes first
@@ -281,12 +282,14 @@ internal static class GenerateCommand
 
     /// <summary>
     /// An existing video is never replaced silently: without --overwrite its name is refused, saying whether it was
-    /// made with the same settings or which ones differ, and what to do.
+    /// made with the same settings or which ones differ, and what to do. The exception: the video these settings
+    /// ask for is there already, complete (its sidecar has these settings, the MP4 its size and checksum, LoRA files
+    /// their hashes — what <c>experiment run</c> counts as done): that sidecar is returned and nothing is rendered.
     /// </summary>
-    private static void RefuseToOverwrite(string output, GenerationSettings settings, bool defaultName)
+    private static VideoSidecar? RefuseToOverwrite(string output, GenerationSettings settings, bool defaultName, string? tensors)
     {
         var sidecarPath = Path.ChangeExtension(output, ".json");
-        if (!File.Exists(output) && !File.Exists(sidecarPath)) return;
+        if (!File.Exists(output) && !File.Exists(sidecarPath)) return null;
         VideoSidecar? existing;
         try
         {
@@ -298,12 +301,40 @@ internal static class GenerateCommand
             existing = null;
         }
         // A file there that is no sidecar of ours and no video: the output checks say what it is and what to do.
-        if (existing is null && !File.Exists(output)) return;
+        if (existing is null && !File.Exists(output)) return null;
         var differences = existing?.Settings.Differences(settings);
-        string made = existing is null ? "" : differences!.Count == 0 ? ", made with these same settings" : $", made with other settings ({string.Join(", ", differences!)})";
+        bool same = differences is { Count: 0 };
+        if (same && tensors is null && VideoSidecar.IsComplete(new VideoJob("generate", Path.GetFileNameWithoutExtension(output), output, settings)))
+            return existing;
+        string made = existing is null ? ""
+            : !same ? $", made with other settings ({string.Join(", ", differences!)})"
+            : tensors is not null ? ", made with these same settings (but --save-tensors needs the run again)"
+            : ", made with these same settings, but the video does not match its sidecar (replaced or damaged)";
         throw new CogVideoXException(
             $"{output} exists already{made}; nothing was rendered. Give another name with {(defaultName ? "-o FILE (--output)" : "a different --output")}, " +
             "or add --overwrite to replace it", 2);
+    }
+
+    /// <summary>
+    /// The video asked for exists already, complete: a success that renders nothing (exit 0), as <c>experiment run</c>
+    /// skips a complete video; it says so, on stdout as the summary (or as JSON with --json), and how to render it again.
+    /// </summary>
+    private static int AlreadyThere(TextWriter stdout, VideoSidecar s, string output, bool quiet, bool json)
+    {
+        var sidecarPath = Path.ChangeExtension(output, ".json");
+        if (json)
+        {
+            var summary = new GenerateSummary(Path.GetFullPath(output), Path.GetFullPath(sidecarPath), null, s.FrameCount, s.Width, s.Height,
+                s.Settings.Fps, s.Settings, s.Resolved, s.TimingsSeconds, s.PeakMemoryBytes, s.PeakMemoryKind, [], s.TruncatedPromptText,
+                s.ModelIdentity, s.WeightsChecksum, AlreadyExisted: true);
+            stdout.WriteLine(JsonSerializer.Serialize(summary, GenerateJsonContext.Readable.GenerateSummary));
+        }
+        else if (!quiet)
+        {
+            stdout.WriteLine($"{output} exists already, made with these same settings ({s.FrameCount} frames, {s.Width}×{s.Height}, {s.Settings.Fps} fps; " +
+                $"sidecar {sidecarPath}): nothing to render. Add --overwrite to render it again, or -o FILE for another copy.");
+        }
+        return 0;
     }
 
     /// <summary>outputs/&lt;model&gt;/&lt;prompt&gt;.mp4: the alias, folder name or repo name, and the prompt file's name.</summary>
@@ -458,7 +489,8 @@ internal sealed record GenerateSummary(
     IReadOnlyList<string> Warnings,
     string? TruncatedPromptText,
     string ModelIdentity,
-    string WeightsChecksum);
+    string WeightsChecksum,
+    bool AlreadyExisted = false);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
 [JsonSerializable(typeof(GenerateSummary))]

@@ -38,7 +38,9 @@ public sealed record ModelDefaults(
     /// <summary>
     /// CogVideoX1.5-5B (and -I2V) with THUDM's defaults: 81 frames of 768×1360 (the T2V model's training size), 16 fps;
     /// 81 and 161 frames work best (diffusers' CogVideoX docs). The rotary grid of the published config (sample 300×300
-    /// latent pixels) bounds each side at 2400 pixels.
+    /// latent pixels) bounds each side at 2400 pixels. The image-to-video model takes the same size: THUDM's demo
+    /// (<c>RESOLUTION_MAP</c>) gives it 768×1360 when none is given, where diffusers' pipelines would take
+    /// <c>sample_height × 8</c> by <c>sample_width × 8</c>, i.e. that 2400×2400 bound, no size either model was trained at.
     /// </summary>
     public static ModelDefaults Version15 { get; } = new("CogVideoX 1.5", 81, 768, 1360, 16, 161, [81, 161], 2400, 2400, 2);
 

@@ -89,7 +89,7 @@ public sealed class ExperimentRunner
 
     public static string Describe(GenerationSettings s) =>
         string.Create(CultureInfo.InvariantCulture,
-            $"{s.PromptName ?? "prompt"} · {s.Model} · {s.Steps} steps · guidance {s.Guidance} · seed {s.Seed} · {s.Frames} frames · {s.Width}×{s.Height} · {s.Device}");
+            $"{s.PromptName ?? "prompt"} · {s.Model} · {s.Steps} steps · guidance {s.Guidance} · seed {s.Seed} · {s.Frames} frames · {s.Width}×{s.Height} · {s.Fps} fps · {s.Device}");
 
     /// <summary>Work units of a job (steps × latent frames × pixels relative to 720×480), for time estimates.</summary>
     public static double Units(GenerationSettings s) => s.Steps * ((s.Frames - 1) / 4 + 1) * (s.Width * (double)s.Height / (720 * 480));

@@ -41,6 +41,12 @@ public sealed record ExperimentDefinition
     /// <summary>The spec's defaults with this experiment's own <c>settings</c> applied.</summary>
     public required GenerationSettings Base { get; init; }
 
+    /// <summary>
+    /// The settings the spec states for this experiment (in <c>defaults</c> or its <c>settings</c>); the model's own
+    /// defaults fill in the others that follow the model (<see cref="ModelDefaultsLookup.Keys"/>) when the plan is expanded.
+    /// </summary>
+    public IReadOnlySet<string> Given { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
     /// <summary>Settings that vary, in the order written (one for <c>vary</c>, several for a <c>grid</c>).</summary>
     public required IReadOnlyList<VariedSetting> Varied { get; init; }
 

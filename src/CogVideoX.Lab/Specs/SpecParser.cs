@@ -87,8 +87,9 @@ public static partial class SpecParser
         var promptDir = ctx.Folder(top, "prompt_dir", folder, "prompts");
 
         var defaults = new GenerationSettings();
+        var givenDefaults = new HashSet<string>(StringComparer.Ordinal);
         if (top.TryGetValue("defaults", out var defaultsNode))
-            defaults = ctx.ApplySettings(defaults, defaultsNode, "defaults");
+            defaults = ctx.ApplySettings(defaults, defaultsNode, "defaults", givenDefaults);
 
         var available = Directory.Exists(promptDir)
             ? Directory.GetFiles(promptDir, "*.txt").Select(Path.GetFileNameWithoutExtension).OfType<string>().Order(StringComparer.Ordinal).ToArray()
@@ -110,7 +111,7 @@ public static partial class SpecParser
                     continue;
                 }
                 var expName = ctx.Identifier(expKey, "experiment name");
-                var exp = ctx.Experiment(expName, body, defaults, promptDir, available, prompts);
+                var exp = ctx.Experiment(expName, body, defaults, givenDefaults, promptDir, available, prompts);
                 if (exp is null) continue;
                 experiments.Add(exp);
                 jobs += ctx.CheckJobs(exp, body, jobs);
@@ -264,7 +265,8 @@ public static partial class SpecParser
             return value;
         }
 
-        public GenerationSettings ApplySettings(GenerationSettings settings, YamlNode node, string where)
+        /// <summary>The settings a mapping names applied to <paramref name="settings"/>; their names go into <paramref name="given"/>.</summary>
+        public GenerationSettings ApplySettings(GenerationSettings settings, YamlNode node, string where, ISet<string>? given = null)
         {
             if (node is not YamlMappingNode map)
             {
@@ -273,7 +275,10 @@ public static partial class SpecParser
             }
             foreach (var (key, valueNode) in SettingEntries(map, where))
                 if (ParseValue(key, valueNode) is { } value)
+                {
                     settings = key.Apply(settings, value);
+                    given?.Add(key.Name);
+                }
             return settings;
         }
 
@@ -311,7 +316,8 @@ public static partial class SpecParser
                 return null;
             }
             bool isNull = scalar.Style is ScalarStyle.Plain or ScalarStyle.Any && scalar.Value is null or "" or "~" or "null" or "Null" or "NULL";
-            if (key.TryParse(scalar.Value, isNull, out var value, out var error)) return InputRelativeToSpec(value!);
+            if (key.TryParse(scalar.Value, isNull, out var value, out var error))
+                return value!.Key == "lora" ? LoraRelativeToSpec(value, node) : InputRelativeToSpec(value);
             Error(node, error!);
             return null;
         }
@@ -322,8 +328,32 @@ public static partial class SpecParser
                 ? value with { Value = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(File))!, path)) }
                 : value;
 
-        public ExperimentDefinition? Experiment(string name, YamlNode node, GenerationSettings defaults, string promptDir,
-            string[] available, Dictionary<string, string> promptTexts)
+        /// <summary>
+        /// LoRA files named relative to the spec file, like its images and videos (absolute paths stay as they are; the
+        /// name keeps its text). A file that is not there is an error naming the path it was looked for at.
+        /// </summary>
+        private SettingValue? LoraRelativeToSpec(SettingValue value, YamlNode node)
+        {
+            if (value.Value is not string text) return value;
+            var folder = Path.GetDirectoryName(Path.GetFullPath(File))!;
+            var resolved = new List<Models.Lora.LoraSpec>();
+            bool missing = false;
+            foreach (var lora in Models.Lora.LoraSpec.ParseList(text))
+            {
+                var path = Path.IsPathRooted(lora.File) ? lora.File : Path.GetFullPath(Path.Combine(folder, lora.File));
+                if (!System.IO.File.Exists(path))
+                {
+                    Error(node, $"lora: no LoRA file {path} ('{lora.File}'{(Path.IsPathRooted(lora.File) ? "" : " relative to the spec's folder " + folder)}); " +
+                        "give a .safetensors file as FILE or FILE:STRENGTH, relative to the spec file or absolute");
+                    missing = true;
+                }
+                resolved.Add(lora with { File = path });
+            }
+            return missing ? null : value with { Value = Models.Lora.LoraSpec.FormatList(resolved) };
+        }
+
+        public ExperimentDefinition? Experiment(string name, YamlNode node, GenerationSettings defaults, IReadOnlySet<string> givenDefaults,
+            string promptDir, string[] available, Dictionary<string, string> promptTexts)
         {
             var where = $"experiment '{name}'";
             if (node is not YamlMappingNode map)
@@ -332,7 +362,8 @@ public static partial class SpecParser
                 return null;
             }
             var keys = Keys(map, s_experimentKeys, where);
-            var settings = keys.TryGetValue("settings", out var settingsNode) ? ApplySettings(defaults, settingsNode, $"{where} settings") : defaults;
+            var given = new HashSet<string>(givenDefaults, StringComparer.Ordinal);
+            var settings = keys.TryGetValue("settings", out var settingsNode) ? ApplySettings(defaults, settingsNode, $"{where} settings", given) : defaults;
 
             var prompts = Prompts(keys, map, where, promptDir, available, promptTexts);
 
@@ -355,6 +386,7 @@ public static partial class SpecParser
                 Description = Scalar(keys, "description")?.Value,
                 Prompts = prompts,
                 Base = settings,
+                Given = given,
                 Varied = varied,
                 Reference = reference,
             };
@@ -512,8 +544,9 @@ public static partial class SpecParser
                 else
                 {
                     // Unnamed: the experiment's own setting, when it is one of the values.
+                    // By the text as written, or by the value (paths resolved against the spec's folder).
                     var current = key.Read(settings);
-                    var match = v.Values.FirstOrDefault(x => x.Text == current);
+                    var match = v.Values.FirstOrDefault(x => x.Text == current || SettingKey.Format(x.Value) == current);
                     if (match is null)
                         Error(node ?? map, $"{where} needs a reference for {v.Key} (the video the difference metrics compare with): add `reference: {{ {v.Key}: X }}` with X one of {string.Join(", ", v.Values.Select(x => x.Text))}");
                     else reference.Add(match);

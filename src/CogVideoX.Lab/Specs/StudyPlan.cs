@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
+using CogVideoX.Diffusion;
 using CogVideoX.Lab.Runs;
 using CogVideoX.Media;
 
@@ -41,6 +42,8 @@ public sealed partial record StudyPlan
     {
         int index = 0;
         var experiments = new List<ExperimentPlan>();
+        // Each model named once: a folder's config is read, a name judged (nothing is downloaded).
+        var modelDefaults = new Dictionary<string, ModelDefaults?>(StringComparer.Ordinal);
         foreach (var exp in spec.Experiments)
         {
             var jobs = new List<PlannedJob>();
@@ -53,6 +56,10 @@ public sealed partial record StudyPlan
                 {
                     var settings = exp.Base with { PromptName = prompt, Prompt = spec.Prompts[prompt] };
                     foreach (var value in combo) settings = SettingKey.Find(value.Key)!.Apply(settings, value);
+                    // Frames, size and fps the spec leaves out follow the model (81 × 768 × 1360 at 16 fps for 1.5), as in `generate`.
+                    if (!modelDefaults.TryGetValue(settings.Model, out var defaults))
+                        modelDefaults[settings.Model] = defaults = ModelDefaultsLookup.For(settings.Model);
+                    settings = ModelDefaultsLookup.Apply(settings, defaults, key => exp.Given.Contains(key) || combo.Any(c => c.Key == key));
                     var name = JobName(exp, prompt, combo);
                     bool isReference = exp.Varied.Count > 0 && string.Join("\n", combo.Select(c => c.Text)) == referenceKey;
                     jobs.Add(new PlannedJob

@@ -115,11 +115,35 @@ public class FirstHourTests
         Assert.True(code == 0, stderr);
         var before = File.ReadAllBytes(output);
 
+        // The same settings again: that video is there, complete — a success that renders nothing.
         (code, var stdout, stderr) = Run(Tiny(output));
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"{output} exists already, made with these same settings (9 frames, 48×32, 8 fps; sidecar {dir.File("v.json")}): nothing to render. Add --overwrite to render it again", stdout);
+        Assert.DoesNotContain("denoise", stderr);
+        Assert.Equal(before, File.ReadAllBytes(output));
+        (code, stdout, stderr) = Run(Tiny(output, "--json"));
+        Assert.True(code == 0, stderr);
+        using (var doc = JsonDocument.Parse(stdout))
+        {
+            Assert.True(doc.RootElement.GetProperty("already_existed").GetBoolean());
+            Assert.Equal(9, doc.RootElement.GetProperty("frames").GetInt32());
+        }
+        (code, stdout, stderr) = Run(Tiny(output, "-q"));
+        Assert.Equal((0, ""), (code, stdout));
+
+        // The same settings, but --save-tensors needs the run, or the video no longer matches its sidecar: refused.
+        (code, _, stderr) = Run(Tiny(output, "--save-tensors", dir.File("t.safetensors")));
         Assert.Equal(2, code);
-        Assert.Contains($"error: {output} exists already, made with these same settings; nothing was rendered", stderr);
+        Assert.Contains($"error: {output} exists already, made with these same settings (but --save-tensors needs the run again); nothing was rendered", stderr);
+        var damaged = (byte[])before.Clone();
+        damaged[^1] ^= 0xFF;
+        File.WriteAllBytes(output, damaged);
+        (code, stdout, stderr) = Run(Tiny(output));
+        Assert.Equal(2, code);
+        Assert.Contains($"error: {output} exists already, made with these same settings, but the video does not match its sidecar (replaced or damaged); nothing was rendered", stderr);
         Assert.Contains("--overwrite", stderr);
         Assert.Equal("", stdout);
+        File.WriteAllBytes(output, before);
 
         (code, _, stderr) = Run(Tiny(output, 2, "--seed", "7"));
         Assert.Equal(2, code);

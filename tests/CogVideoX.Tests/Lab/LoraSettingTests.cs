@@ -18,8 +18,13 @@ public class LoraSettingTests
                 reference: none
             prompt_dir: ../prompts
             """);
+        // Relative to the spec file, as its images and videos are.
+        Directory.CreateDirectory(study.File("experiments", "styles"));
+        string fileA = study.File("experiments", "styles", "a.safetensors"), fileB = study.File("experiments", "styles", "b.safetensors");
+        File.WriteAllText(fileA, "");
+        File.WriteAllText(fileB, "");
         var jobs = StudyPlan.Expand(SpecParser.Load(study.SpecPath)).Jobs.ToList();
-        Assert.Equal([null, "styles/a.safetensors:0.5", "styles/a.safetensors:1; styles/b.safetensors:0.25"], jobs.Select(j => j.Settings.Lora));
+        Assert.Equal([null, $"{fileA}:0.5", $"{fileA}:1; {fileB}:0.25"], jobs.Select(j => j.Settings.Lora));
         // Output names stay plain file names (the value's separators become a slug and a hash).
         Assert.All(jobs, j => Assert.DoesNotContain("styles/", j.Output, StringComparison.Ordinal));
         Assert.Equal(3, jobs.Select(j => j.Output).Distinct().Count());
@@ -30,6 +35,51 @@ public class LoraSettingTests
         var b = SettingKey.Find("lora")!.Apply(new GenerationSettings(), value!);
         Assert.True(a.DefinesSameVideoAs(b));
         Assert.Equal(["lora styles/a.safetensors:1 → styles/a.safetensors:0.5"], a.Differences(a with { Lora = "styles/a.safetensors:0.5" }));
+    }
+
+    [Fact]
+    public void LoraFilesAreRelativeToTheSpecAndAbsolutePathsStay()
+    {
+        using var study = new StudyFolder("""
+            defaults: { lora: "../loras/style.safetensors:0.8" }
+            experiments:
+              base: { prompts: [panda] }
+              both: { prompts: [panda], settings: { lora: "LORA_ABSOLUTE; ../loras/style.safetensors" } }
+              implicit_reference:
+                prompts: [panda]
+                vary: { lora: [none, "../loras/style.safetensors:0.8"] }
+            prompt_dir: ../prompts
+            """);
+        Directory.CreateDirectory(study.File("loras"));
+        var style = study.File("loras", "style.safetensors");
+        var absolute = study.File("elsewhere.safetensors");
+        File.WriteAllText(style, "");
+        File.WriteAllText(absolute, "");
+        File.WriteAllText(study.SpecPath, File.ReadAllText(study.SpecPath).Replace("LORA_ABSOLUTE", absolute, StringComparison.Ordinal));
+        // The current directory (the test runner's) is not the spec's folder: the spec's folder decides.
+        var plan = StudyPlan.Expand(SpecParser.Load(study.SpecPath));
+        var jobs = plan.Jobs.ToDictionary(j => j.Output);
+        Assert.Equal($"{style}:0.8", jobs["base/panda.mp4"].Settings.Lora);
+        Assert.Equal($"{absolute}:1; {style}:1", jobs["both/panda.mp4"].Settings.Lora);
+        // The names keep the text as written; the spec's own setting is the reference it matches.
+        var experiment = plan.Experiments.Single(e => e.Name == "implicit_reference");
+        Assert.Equal("../loras/style.safetensors:0.8", experiment.Reference["lora"]);
+        Assert.Equal(jobs["base/panda.mp4"].Settings.Lora, experiment.Jobs.Single(j => j.IsReference).Settings.Lora);
+    }
+
+    [Fact]
+    public void AMissingLoraFileNamesTheSpecLineAndTheResolvedPath()
+    {
+        using var study = new StudyFolder("""
+            defaults: { lora: "loras/missing.safetensors:0.5" }
+            experiments:
+              a: { prompts: [panda] }
+            prompt_dir: ../prompts
+            """);
+        var e = Assert.Throws<SpecException>(() => SpecParser.Load(study.SpecPath)).Message;
+        var resolved = study.File("experiments", "loras", "missing.safetensors");
+        Assert.Contains($"{study.SpecPath}:1:19: lora: no LoRA file {resolved} ('loras/missing.safetensors' relative to the spec's folder {study.File("experiments")})", e);
+        Assert.Contains("relative to the spec file or absolute", e);
     }
 
     [Fact]
