@@ -32,7 +32,7 @@ internal static class BenchPipelineCommand
         var tiling = new Option<bool>("--vae-tiling") { Description = "Decode in tiles in every mode (low always does), so the frames of all modes compare exactly." };
         var cache = new Option<string>("--cache") { Description = "Step caching in every mode: none, teacache or fbcache (random weights decide differently from real ones: see docs/fast-modes.md).", DefaultValueFactory = _ => "none", HelpName = "none|teacache|fbcache" };
         var cacheThreshold = new Option<double?>("--cache-threshold") { Description = "The step cache's threshold (teacache 0.1, fbcache 0.05 by default).", HelpName = "X" };
-        var exactSteps = new Option<int>("--exact-steps") { Description = "Keep the first and last N steps exact under a step cache.", HelpName = "N" };
+        var exactSteps = new Option<int>("--exact-steps") { Description = "Keep the first and last N steps exact under a step cache or --linear fp8.", HelpName = "N" };
         var linear = new Option<string>("--linear") { Description = "The blocks' projections in every mode: exact or fp8 (FP8 E4M3; sm_89+ GPUs).", DefaultValueFactory = _ => "exact", HelpName = "exact|fp8" };
         var fullSeconds = new Option<double?>("--full-seconds") { Description = "The full mode's total from an earlier run, for the time targets when full is not in --memory.", HelpName = "SECONDS" };
         var cmd = new Command("pipeline",

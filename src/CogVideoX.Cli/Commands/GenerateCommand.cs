@@ -85,7 +85,7 @@ internal static class GenerateCommand
 
     private static readonly Option<int> s_exactSteps = new("--exact-steps")
     {
-        Description = "Keep the first and last N steps exact while a fast mode runs the rest (the first and last one always are).",
+        Description = "Keep the first and last N steps exact while a fast mode runs the rest (under a step cache the first and last one always are; under --linear fp8 alone, 0 quantizes every step).",
         HelpName = "N",
     };
 
