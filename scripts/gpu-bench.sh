@@ -77,6 +77,17 @@ if has step15; then
 fi
 if has vae15; then run_bench vae15 540 vae-tiled --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats ${R15:-2}; fi
 if has pipeline15; then run_bench pipeline15 590 pipeline --model 1.5 --frames 81 --height 768 --width 1360 --steps ${STEPS15:-50} --warmup-steps ${WARMUP15:-2} --memory ${MEMORY15:-full,balanced,low}; fi
+# FP8 linears (issue 22, unrun so far): the op catalogue's FP8 cases against the CPU emulation, then the 2b and 5b steps
+# with --linear fp8 beside the exact ones in the same call, profiled (target: linear_fp8 time <= 0.65x the exact
+# profile's linear time), and the whole 2b video with fp8 linears.
+if has fp8; then
+  timeout 120 $B selftest --filter fp8 > "$OUT/fp8_selftest.txt" 2>&1; echo "fp8 selftest rc=$?" >> "$OUT/fp8_selftest.txt"
+  grep -E "fp8|passed|FAIL|rc=" "$OUT/fp8_selftest.txt" | head -40
+  run_bench fp8exact2b 180 transformer --model-config 2b --repeats 5 --profile
+  run_bench fp8step2b 180 transformer --model-config 2b --repeats 5 --profile --linear fp8
+  run_bench fp8step5b 240 transformer --model-config 5b --repeats 3 --profile --linear fp8
+  run_bench fp8pipeline 540 pipeline --model-config 2b --steps 50 --memory full --linear fp8
+fi
 if has cache; then
   run_bench fbcache 540 pipeline --model-config 2b --steps 50 --memory full --cache fbcache
   run_bench teacache 540 pipeline --model-config 2b --steps 50 --memory full --cache teacache
@@ -92,7 +103,7 @@ if has sage8; then
   run_bench sage8-5b 300 transformer --model-config 5b --repeats 3 --attention sage8
   run_bench sage8-pipeline 540 pipeline --model-config 2b --steps 50 --memory full --attention sage8
 fi
-if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has vae15 || has sage8; then
+if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has vae15 || has sage8 || has fp8; then
   grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|8-bit attention|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then

@@ -100,7 +100,7 @@ public enum CudnnAttentionGraphChoice
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics, ILinearKernel, ISoftmaxKernel, ILayerNormKernel, IRmsNormKernel, IGroupNormKernel,
     IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel,
-    ISage8AttentionKernel
+    ISage8AttentionKernel, IFp8LinearKernel
 {
     private const int StagingBytes = 16 << 20;
     private const long WorkspaceBytes = 32L << 20;
@@ -520,6 +520,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics, IL
             }
             foreach (var plan in _plans.Values) plan.Dispose();
             _plans.Clear();
+            DisposeFp8Plans();
             DisposeCudnn();
             DisposeProfile();
             _cublas?.Dispose();

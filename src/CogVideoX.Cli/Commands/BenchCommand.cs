@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using CogVideoX.Diffusion;
 using CogVideoX.Engine;
 using CogVideoX.Engine.Cuda;
 using CogVideoX.Lab;
@@ -19,7 +20,7 @@ internal static class BenchCommand
 {
     private sealed record Options(
         Option<string> Model, Option<string> Device, Option<string> DType, Option<int> Frames, Option<int> Height, Option<int> Width,
-        Option<int> Repeats, Option<int> Warmup, Option<int> Steps, Option<double> Guidance, Option<bool> Profile, GpuFlags Gpu);
+        Option<int> Repeats, Option<int> Warmup, Option<int> Steps, Option<double> Guidance, Option<bool> Profile, GpuFlags Gpu, Option<string> Linear);
 
     public static Command Create(Func<GpuCheck> gpu)
     {
@@ -100,8 +101,9 @@ internal static class BenchCommand
             new Option<int>("--steps") { Description = "Denoising steps (pipeline).", DefaultValueFactory = _ => 50 },
             new Option<double>("--guidance") { Description = "Guidance scale (pipeline; > 1 runs CFG).", DefaultValueFactory = _ => 6.0 },
             new Option<bool>("--profile") { Description = "After the timed repetitions, run one more with each op timed on the device and print where the time goes." },
-            new GpuFlags());
-        var cmd = new Command(name, description) { o.Model, o.Device, o.DType, o.Frames, o.Height, o.Width, o.Repeats, o.Warmup, o.Steps, o.Guidance, o.Profile };
+            new GpuFlags(),
+            new Option<string>("--linear") { Description = "Transformer stages: the blocks' projections exact or fp8 (FP8 E4M3, quantized before the first repetition; sm_89+ GPUs).", DefaultValueFactory = _ => "exact", HelpName = "exact|fp8" });
+        var cmd = new Command(name, description) { o.Model, o.Device, o.DType, o.Frames, o.Height, o.Width, o.Repeats, o.Warmup, o.Steps, o.Guidance, o.Profile, o.Linear };
         o.Gpu.AddTo(cmd);
         cmd.SetAction(parse => Run(parse, o, run, parse.InvocationConfiguration.Output, gpu));
         return cmd;
@@ -130,6 +132,7 @@ internal static class BenchCommand
             GuidanceScale = parse.GetValue(o.Guidance),
             Profile = parse.GetValue(o.Profile),
             Attention = GpuOptions.ParseAttentionMode(o.Gpu.Names(parse).Attention),
+            Linears = LinearModes.Parse(parse.GetValue(o.Linear)!),
         };
         settings = settings with { DType = ParseDType(parse.GetValue(o.DType)!, settings) };
         var choice = DeviceSelection.Resolve(parse.GetValue(o.Device)!.Trim().ToLowerInvariant(), gpu);

@@ -27,8 +27,9 @@ internal static class FidelityCommand
         };
         var modes = new Option<string[]>("--mode")
         {
-            Description = "A mode to measure, MODE[:THRESHOLD[:EXACT_STEPS]] (repeatable; MODE teacache, fbcache, sage8 or sage8+CACHE); default: teacache 0.1/0.2 and fbcache 0.05/0.6/0.8, " +
-                "each alone and with 2 exact steps, sage8 alone, with 2 exact steps and with teacache 0.1 and fbcache 0.6 (sage8 on the CPU is an exact emulation: slow).",
+            Description = "A mode to measure, MODE[:THRESHOLD[:EXACT_STEPS]] (repeatable; MODE teacache, fbcache, sage8, fp8 or a combination such as sage8+teacache, or a +fp8 suffix); " +
+                "default: teacache 0.1/0.2 and fbcache 0.05/0.6/0.8, each alone and with 2 exact steps; sage8 alone, with 2 exact steps and with teacache 0.1 and fbcache 0.6; " +
+                "fp8 alone and with teacache 0.1 and fbcache 0.6, each alone and with 2 exact steps (sage8 and fp8 on the CPU are exact emulations: slow).",
             AllowMultipleArgumentsPerToken = true,
         };
         var cmd = new Command("fidelity", "Measure the fast modes against the exact path on golden runs: PSNR/SSIM of the frames and the time, as a Markdown table.");

@@ -85,8 +85,16 @@ internal static class GenerateCommand
 
     private static readonly Option<int> s_exactSteps = new("--exact-steps")
     {
-        Description = "Keep the first and last N steps exact while a fast mode runs the rest (the first and last one always are).",
+        Description = "Keep the first and last N steps exact while a fast mode runs the rest (under a step cache the first and last one always are; under --linear fp8 alone, 0 quantizes every step).",
         HelpName = "N",
+    };
+
+    private static readonly Option<string> s_linear = new("--linear")
+    {
+        Description = "The transformer blocks' attention and feed-forward projections: exact (the model's dtype, the default) or fp8 (E4M3 weights and " +
+            "activations, per-channel and per-token scales: a fast mode for sm_89+ GPUs; --exact-steps N keeps the first and last N steps exact). See docs/fast-modes.md.",
+        DefaultValueFactory = _ => "exact",
+        HelpName = "exact|fp8",
     };
 
     private static readonly Option<bool> s_vaeTiling = new("--vae-tiling") { Description = "Decode in overlapping spatial tiles (less memory)." };
@@ -142,7 +150,7 @@ internal static class GenerateCommand
         foreach (var option in new Option[]
                  {
                      s_promptFile, s_prompt, s_negativePrompt, s_model, s_steps, s_guidance, s_frames, s_fps, s_seed, s_height, s_width,
-                     s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_lora, s_cache, s_cacheThreshold, s_exactSteps, s_output, s_overwrite, s_saveTensors, s_quiet, s_json,
+                     s_scheduler, s_dynamicCfg, s_noDynamicCfg, s_dtype, s_device, s_memory, s_vaeTiling, s_lora, s_cache, s_cacheThreshold, s_exactSteps, s_linear, s_output, s_overwrite, s_saveTensors, s_quiet, s_json,
                      s_image, s_video, s_strength,
                  })
             cmd.Options.Add(option);
@@ -265,6 +273,7 @@ internal static class GenerateCommand
             Cache = StepCaching.Name(StepCaching.Parse(parse.GetValue(s_cache)!)),
             CacheThreshold = parse.GetValue(s_cacheThreshold),
             ExactSteps = parse.GetValue(s_exactSteps),
+            Linear = LinearModes.Name(LinearModes.Parse(parse.GetValue(s_linear)!)),
         };
         var (attention, cudnn, sdpa) = s_gpu.Names(parse);
         settings = settings with { Attention = attention, Cudnn = cudnn, CudnnSdpa = sdpa };

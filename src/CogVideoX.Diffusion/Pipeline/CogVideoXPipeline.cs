@@ -116,7 +116,8 @@ public sealed class CogVideoXPipeline : IDisposable
         int latentFrames = GenerationRules.LatentFrames(request.Frames, TemporalCompression);
         // CogVideoX 1.5: padded in front to whole temporal patches while denoising (diffusers' additional_frames).
         int padding = Defaults.LatentPadding(latentFrames);
-        warnings.AddRange(StepCaching.Check(request));
+        warnings.AddRange(StepCaching.Check(request).Where(w => request.Linears == Models.Transformer.LinearMode.Exact || !w.StartsWith("exact steps has no effect", StringComparison.Ordinal)));
+        warnings.AddRange(LinearModes.Check(request, Backend));
         var memory = _components.ResolveMemory(request, cfg);
         warnings.AddRange(memory.Warnings);
         var lora = _components.UseLora(request.Lora ?? []);
@@ -140,9 +141,9 @@ public sealed class CogVideoXPipeline : IDisposable
             Task = task.Name,
             Strength = task == PipelineTasks.VideoToVideo ? request.Strength ?? VideoToVideoConditioning.DefaultStrength : null,
             Cache = StepCaching.Describe(request, Model.Transformer),
-            ExactSteps = request.Cache != StepCacheMode.None ? Math.Max(1, request.ExactSteps)
-                : request.Attention != AttentionMode.Exact ? request.ExactSteps : 0,
             Attention = StepCaching.AttentionName(request.Attention),
+            ExactSteps = LinearModes.ResolvedExactSteps(request),
+            Linear = LinearModes.Name(request.Linears),
         };
         return (resolved, warnings, choice);
     }

@@ -136,6 +136,8 @@ public sealed class ComponentManager : IDisposable
 
         var sizes = MemoryEstimator.Measure(Model, Options.DType, request.Frames, request.Height, request.Width, cfg, Options.MaxSequenceLength,
             EncodedFrames(request));
+        if (request.Linears == LinearMode.Fp8)
+            sizes = MemoryEstimator.WithFp8Linears(sizes, Model, request.Frames, request.Height, request.Width, cfg, Options.MaxSequenceLength);
         long held = (IsLoaded(ModelComponent.TextEncoder) ? sizes.TextEncoder : 0) + (IsLoaded(ModelComponent.Transformer) ? sizes.Transformer : 0)
             + (IsLoaded(ModelComponent.Vae) ? sizes.VaeDecoder : 0) + (_vaeEncoder is not null ? sizes.VaeEncoder : 0);
         long usable = device.FreeBytes + device.CachedBytes + held;

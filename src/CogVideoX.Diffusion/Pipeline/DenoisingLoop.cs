@@ -53,6 +53,10 @@ public static class DenoisingLoop
         var (stepCache, _) = StepCaching.Create(inputs.Request, inputs.Transformer.Config);
         try
         {
+            // FP8 linears: the blocks' projections are quantized once, before the first step, and kept for the next
+            // video; an exact run gives their memory back.
+            if (inputs.Request.Linears == LinearMode.Fp8) inputs.Transformer.PrepareFp8();
+            else inputs.Transformer.ReleaseFp8();
             using var rotary = inputs.Transformer.Config.UseRotaryPositionalEmbeddings
                 ? inputs.Transformer.BuildRotaryTables(latents.Dim(1), latents.Dim(3), latents.Dim(4))
                 : null;
@@ -64,6 +68,7 @@ public static class DenoisingLoop
                 int t = timesteps[i];
                 stepCache?.ForceCompute = StepCaching.IsExactStep(i, timesteps.Count, inputs.Request.ExactSteps);
                 inputs.Transformer.AttentionMode = StepCaching.AttentionAt(inputs.Request, i, timesteps.Count);
+                inputs.Transformer.Linears = LinearModes.ForStep(inputs.Request, i, timesteps.Count);
                 var next = Step(inputs, rotary, latents, i, t, observer, cancellation, stepCache);
                 bool reused = stepCache?.LastReused ?? false;
                 if (reused) reusedSteps?.Add(i);
@@ -83,6 +88,7 @@ public static class DenoisingLoop
         }
         finally
         {
+            inputs.Transformer.Linears = LinearMode.Exact;
             stepCache?.Dispose();
             inputs.Transformer.AttentionMode = AttentionMode.Exact;
         }

@@ -87,6 +87,10 @@ public sealed record GenerationRequest
     /// every step but the first and last <see cref="ExactSteps"/>, all of them when that is 0).
     /// </summary>
     public AttentionMode Attention { get; init; }
+    /// How the transformer blocks' attention and feed-forward projections run: exact (the default) or FP8
+    /// (<see cref="LinearModes"/>; the first and last <see cref="ExactSteps"/> steps stay exact).
+    /// </summary>
+    public Models.Transformer.LinearMode Linears { get; init; }
 }
 
 /// <summary>

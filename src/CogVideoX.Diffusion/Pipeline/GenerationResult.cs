@@ -176,6 +176,8 @@ public sealed record ResolvedGeneration
 
     /// <summary>The transformer's self-attention: "exact" or "sage8" (8-bit, on every step but the exact ones).</summary>
     public string Attention { get; init; } = "exact";
+    /// <summary>The blocks' projections: "exact" or "fp8" (E4M3, per-channel weight and per-token activation scales).</summary>
+    public string Linear { get; init; } = "exact";
 
     /// <summary>The denoising steps (0-based) that reused cached work; filled in after the loop.</summary>
     public IReadOnlyList<int> ReusedSteps { get; init; } = [];

@@ -128,6 +128,27 @@ public static class MemoryEstimator
         };
     }
 
+    /// <summary>
+    /// <paramref name="sizes"/> with FP8 linears added: each block's quantized projections (one byte per weight, four per
+    /// output channel) held beside its exact weights, and the working memory of the largest FP8 linear (the feed-forward's
+    /// first: the activations' codes [M, K] and the float32 accumulator [M, 4·K], M = every token of the batch).
+    /// </summary>
+    public static ModelMemory WithFp8Linears(ModelMemory sizes, ModelFolder model, int frames, int height, int width, bool classifierFreeGuidance, int textLength)
+    {
+        var c = model.Transformer;
+        var vae = model.Vae;
+        int latentFrames = GenerationRules.LatentFrames(frames, vae.TemporalCompressionRatio);
+        latentFrames += ModelDefaults.For(c).LatentPadding(latentFrames);
+        int spatial = vae.SpatialCompressionRatio * c.PatchSize;
+        long tokens = (classifierFreeGuidance ? 2L : 1L) * (textLength + latentFrames / (c.PatchSizeT ?? 1) * (height / spatial) * (width / spatial));
+        long d = c.InnerDim;
+        return sizes with
+        {
+            TransformerBlock = sizes.TransformerBlock + TransformerBlock.Fp8BytesFor(c),
+            DenoiseWorking = sizes.DenoiseWorking + tokens * d + tokens * 4 * d * 4 + tokens * 4,
+        };
+    }
+
     /// <summary>The estimate for one mode. <paramref name="streams"/>: whether the backend streams weights (else blocks load whole).</summary>
     public static MemoryEstimate Estimate(ModelMemory m, IMemoryPolicy policy, bool streams, bool tiling)
     {

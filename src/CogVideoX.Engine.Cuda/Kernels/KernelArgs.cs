@@ -444,3 +444,28 @@ internal struct UpsampleArgs
     public int To, Ho, Wo;
     public int Pad;
 }
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct Fp8QuantizeArgs
+{
+    public ulong X;
+    public ulong Codes;
+    public ulong Scales;
+    public long Rows;
+    public long Cols;
+    public long XStride;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct Fp8EpilogueArgs
+{
+    public ulong Acc;
+    public ulong XScales;
+    public ulong WScales;
+    public ulong Bias;
+    public ulong Y;
+    public long Rows;
+    public long Cols;
+    public int Act;
+    public int Pad;
+}

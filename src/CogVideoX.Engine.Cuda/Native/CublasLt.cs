@@ -15,6 +15,7 @@ internal static unsafe partial class CublasLt
     public const int DataF32 = 0;
     public const int DataF16 = 2;
     public const int DataBF16 = 14;
+    public const int DataF8E4M3 = 28;
 
     // cublasComputeType_t
     public const int Compute32F = 68;

@@ -46,6 +46,10 @@ public enum Capability
     /// <see cref="Sage8Attention"/> (agreement within the half types' tolerance, not bit for bit).
     /// </summary>
     Sage8Attention,
+    /// <see cref="IFp8LinearKernel"/>: a linear with FP8 E4M3 operands (an opt-in fast mode, <c>--linear fp8</c>). It has
+    /// no decomposition into core ops: its reference is the CPU backend's bit-exact E4M3 emulation.
+    /// </summary>
+    Fp8Linear,
 }
 
 /// <summary>The capability query (ggml's supports_op, per op kind).</summary>
@@ -68,6 +72,7 @@ public static class BackendCapabilities
         Capability.Attention => typeof(IAttentionKernel),
         Capability.Rotary => typeof(IRotaryKernel),
         Capability.Sage8Attention => typeof(ISage8AttentionKernel),
+        Capability.Fp8Linear => typeof(IFp8LinearKernel),
         _ => throw new ArgumentOutOfRangeException(nameof(capability)),
     };
 
@@ -171,4 +176,24 @@ public interface IRotaryKernel
     /// y may be a strided view, x itself included (each pair is read before it is written).
     /// </summary>
     void Rotary(Tensor x, Tensor cos, Tensor sin, Tensor y);
+}
+
+public interface IFp8LinearKernel
+{
+    /// <summary>Why the device cannot run it now (e.g. a GPU older than sm_89), or null when it can.</summary>
+    string? Fp8Unavailable { get; }
+
+    /// <summary>
+    /// codes[n, k] = E4M3(weight[n, k] / scales[n]) with scales[n] = <see cref="E4M3.RowScale"/>(max_k |weight[n, k]|):
+    /// weight [N, K] F32/F16/BF16, codes [N, K] F8E4M3 and scales [N] F32 contiguous, allocated by the caller.
+    /// </summary>
+    void QuantizeWeight(Tensor weight, Tensor codes, Tensor scales);
+
+    /// <summary>
+    /// y[M, N] = act(acc · xScale[m] · wScale[n] + bias[n]) where each row of x [M, K] is quantized as a weight row
+    /// is (xScale[m] = RowScale of the row's amax, codes E4M3(x / xScale)), acc = Σ_k E4M3(xCode[m, k]) ·
+    /// E4M3(codes[n, k]) accumulated in float32, the epilogue evaluated left to right in float32. x, bias and y share
+    /// a float dtype.
+    /// </summary>
+    void LinearFp8(Tensor x, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y);
 }

@@ -117,12 +117,12 @@ public static class Sage8Attention
         {
             float amax = 0;
             for (int t = 0; t < n; t++) amax = MathF.Max(amax, MathF.Abs(v[t * d + c]));
-            float s = amax / Float8E4M3.MaxValue;
+            float s = amax / E4M3.Max;
             scales[c] = s > 0 && float.IsFinite(s) ? s : 1f;
         }
         var codes = new byte[n * d];
         for (int t = 0; t < n; t++)
-            for (int c = 0; c < d; c++) codes[t * d + c] = Float8E4M3.FromFloat(v[t * d + c] / scales[c]);
+            for (int c = 0; c < d; c++) codes[t * d + c] = E4M3.FromFloat(v[t * d + c] / scales[c]);
         return (codes, scales);
     }
 
@@ -151,7 +151,7 @@ public static class Sage8Attention
             var q8 = QuantizeQuery(qh, nq, d, scale * Log2E);
             var k8 = QuantizeKey(kh, nk, d);
             var (v8, vScales) = QuantizeValue(vh, nk, d);
-            var vDecoded = Array.ConvertAll(v8, Float8E4M3.ToFloat);
+            var vDecoded = Array.ConvertAll(v8, E4M3.ToFloat);
             var yh = y.AsSpan(bh * nq * d, nq * d);
             var s = new float[KeyTile];
             var p = new float[KeyTile];
@@ -179,7 +179,7 @@ public static class Sage8Attention
                     {
                         float e = float.Exp2(s[j] - mNew);
                         rowSum += e;
-                        p[j] = Float8E4M3.Round(e * Float8E4M3.MaxValue);
+                        p[j] = E4M3.Round(e * E4M3.Max);
                     }
                     l = l * correction + rowSum;
                     Array.Clear(tileSum);
@@ -191,7 +191,7 @@ public static class Sage8Attention
                     for (int c = 0; c < d; c++) acc[c] = acc[c] * correction + tileSum[c];
                     m = mNew;
                 }
-                float inverse = 1f / (Float8E4M3.MaxValue * l);
+                float inverse = 1f / (E4M3.Max * l);
                 for (int c = 0; c < d; c++) yh[i * d + c] = acc[c] * vScales[c] * inverse;
             }
         });

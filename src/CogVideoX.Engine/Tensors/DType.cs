@@ -7,6 +7,12 @@ public enum DType : byte
     F16,
     BF16,
     I64,
+
+    /// <summary>
+    /// FP8 E4M3 (the "fn" variant: no infinities, 0x7F/0xFF NaN, largest finite ±448): a storage type for
+    /// quantized linear weights and activations only (<see cref="Fp8Weight"/>); nothing computes on it directly.
+    /// </summary>
+    F8E4M3,
 }
 
 public static class DTypes
@@ -17,10 +23,12 @@ public static class DTypes
         DType.F16 => 2,
         DType.BF16 => 2,
         DType.I64 => 8,
+        DType.F8E4M3 => 1,
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
     };
 
-    public static bool IsFloat(this DType dtype) => dtype != DType.I64;
+    /// <summary>Whether ops compute on it (F32, F16, BF16; not I64, and not the FP8 storage type).</summary>
+    public static bool IsFloat(this DType dtype) => dtype is DType.F32 or DType.F16 or DType.BF16;
 
     /// <summary>The name safetensors and the CLI use ("F32", "F16", "BF16", "I64").</summary>
     public static string Name(this DType dtype) => dtype switch
@@ -29,6 +37,7 @@ public static class DTypes
         DType.F16 => "F16",
         DType.BF16 => "BF16",
         DType.I64 => "I64",
+        DType.F8E4M3 => "F8_E4M3",
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
     };
 

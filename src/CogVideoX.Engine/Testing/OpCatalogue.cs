@@ -100,8 +100,9 @@ public static class OpCatalogue
         AddProducts(Add);
         AddAttention(Add);
         AddSage8Attention(cases);
+        AddFp8(cases, Add);
         // Every capability's cases once more as its decomposition: the fused kernel and the decomposition must agree.
-        var decomposed = cases.Where(c => CapabilityOf(c.Op) is not null)
+        var decomposed = cases.Where(c => CapabilityOf(c.Op) is { } capability && HasDecomposition(capability))
             .Select(c => c with { Sizes = "decomposed " + c.Sizes, Decomposed = true })
             .ToList();
         cases.AddRange(decomposed);
@@ -123,8 +124,15 @@ public static class OpCatalogue
         "attention" => Capability.Attention,
         "rotary" => Capability.Rotary,
         "sage8_attention" => Capability.Sage8Attention,
+        "linear_fp8" or "fp8_quantize" => Capability.Fp8Linear,
         _ => null,
     };
+
+    /// <summary>
+    /// Whether a capability has a reference decomposition into core ops. FP8 linears have none (E4M3 rounding is no
+    /// core op): their reference is the CPU backend's emulation, and a backend without the kernel refuses them.
+    /// </summary>
+    public static bool HasDecomposition(Capability capability) => capability != Capability.Fp8Linear;
 
     private static void AddLayout(List<OpCase> cases, Action<string, string, Func<OpInputs, Tensor>, double?> add)
     {
@@ -622,6 +630,83 @@ public static class OpCatalogue
                 return y;
             }));
         }
+    }
+
+    /// <summary>
+    /// FP8 linears (<see cref="Capability.Fp8Linear"/>, opt-in): the quantized weight must equal the CPU emulation's
+    /// code for code and scale for scale (tolerance 0: the dequantized values are compared), and the linear agrees within
+    /// float32 accumulation order — 1e-3 for F32, as Hopper's FP8 tensor cores keep about 14 bits between promotions to
+    /// float32 (DeepSeek-V3 report, §3.3.2). Inner dims are multiples of 16 (cuBLASLt's FP8 rule).
+    /// A backend without the capability fails these cases with the reason.
+    /// </summary>
+    private static void AddFp8(List<OpCase> cases, Action<string, string, Func<OpInputs, Tensor>, double?> add)
+    {
+        foreach (var dt in Floats)
+        {
+            cases.Add(new OpCase("fp8_quantize", dt, "[48,64] dequantized", c =>
+            {
+                using var w = c.Uniform([48, 64], -3f, 3f);
+                using var q = w.QuantizeFp8();
+                return Dequantized(q);
+            }, Tolerance: 0));
+            cases.Add(new OpCase("fp8_quantize", dt, "[5,32] zeros, subnormals, large, flushed, ±448", c =>
+            {
+                var data = new float[5 * 32];
+                for (int i = 0; i < 32; i++)
+                {
+                    data[32 + i] = (i - 16) * 1e-3f;           // subnormal codes after scaling
+                    data[64 + i] = (i - 16) * 1000f;           // large magnitudes
+                    data[96 + i] = i == 7 ? 1f : 1e-6f;        // one large value, the rest flushed towards zero
+                    data[128 + i] = (i % 3 - 1) * 0.0625f;     // values that scale to exactly ±448
+                }
+                using var w = Tensor.FromArray(data, [5, 32], c.Backend, c.DType);
+                using var q = w.QuantizeFp8();
+                return Dequantized(q);
+            }, Tolerance: 0));
+        }
+        add("linear_fp8", "[37,64]·[48,64]ᵀ + bias", c =>
+        {
+            using var x = c.Uniform([37, 64], -4f, 4f);
+            using var w = c.Uniform([48, 64], -0.2f, 0.2f);
+            using var b = c.Rand(48);
+            using var q = w.QuantizeFp8();
+            return x.LinearFp8(q, b);
+        }, 1e-3);
+        add("linear_fp8", "[2,19,128]·[80,128]ᵀ + bias, gelu-tanh", c =>
+        {
+            using var x = c.Rand(2, 19, 128);
+            using var w = c.Uniform([80, 128], -0.1f, 0.1f);
+            using var b = c.Rand(80);
+            using var q = w.QuantizeFp8();
+            return x.LinearFp8(q, b, Activation.GeluTanh);
+        }, 1e-3);
+        add("linear_fp8", "[1,16]·[3,16]ᵀ, no bias", c =>
+        {
+            using var x = c.Rand(1, 16);
+            using var w = c.Rand(3, 16);
+            using var q = w.QuantizeFp8();
+            return x.LinearFp8(q);
+        }, 1e-3);
+        add("linear_fp8", "[300,256] strided rows·[272,256]ᵀ + bias", c =>
+        {
+            using var wide = c.Rand(300, 320);
+            using var x = wide.Narrow(1, 32, 256);
+            using var w = c.Uniform([272, 256], -0.05f, 0.05f);
+            using var b = c.Rand(272);
+            using var q = w.QuantizeFp8();
+            return x.LinearFp8(q, b);
+        }, 1e-3);
+    }
+
+    /// <summary>codes · scale per row, as float32 on the codes' backend (the codes read back as bytes).</summary>
+    private static Tensor Dequantized(Fp8Weight q)
+    {
+        var bytes = new byte[q.Codes.ElementCount];
+        q.Codes.Backend.CopyToHost(q.Codes.Storage, q.Codes.Layout.Offset, bytes);
+        var scales = q.Scales.ToFloatArray();
+        var values = new float[bytes.Length];
+        for (int i = 0; i < bytes.Length; i++) values[i] = E4M3.ToFloat(bytes[i]) * scales[i / q.InFeatures];
+        return Tensor.FromArray(values, q.Codes.ShapeArray(), q.Codes.Backend);
     }
 
     /// <summary>Runs a case on the backend under test and on the reference and compares the outputs.</summary>

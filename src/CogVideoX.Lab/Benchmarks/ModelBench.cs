@@ -43,6 +43,9 @@ public sealed record BenchSettings
     /// <summary>After the timed repetitions, run one more with every op timed on the device (when the backend can).</summary>
     public bool Profile { get; init; }
 
+    /// <summary>The transformer blocks' projections: exact, or FP8 (quantized before the first repetition).</summary>
+    public Models.Transformer.LinearMode Linears { get; init; }
+
     public string ModelName => Path.GetFileName(Path.TrimEndingDirectorySeparator(ConfigFolder));
 
     public int LatentFrames => (Frames - 1) / 4 + 1;
@@ -150,6 +153,16 @@ public static partial class ModelBench
         var config = LoadTransformerConfig(s);
         using var model = RandomTransformer(config, backend, s.DType, s.Seed);
         log?.Invoke($"  transformer built: {model.WeightBytes / (double)(1L << 30):0.00} GiB of weights");
+        string linears = "";
+        if (s.Linears == Models.Transformer.LinearMode.Fp8)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            model.PrepareFp8();
+            backend.Synchronize();
+            model.Linears = Models.Transformer.LinearMode.Fp8;
+            log?.Invoke($"  fp8 weights made in {clock.Elapsed.TotalSeconds:0.000} s: {model.Fp8Bytes / (double)(1L << 30):0.00} GiB beside the exact ones");
+            linears = ", fp8 linears";
+        }
         using var scope = new TensorScope();
         var inputs = new OpInputs(backend, s.DType, s.Seed);
         int frames = s.TransformerLatentFrames(config);
@@ -175,8 +188,8 @@ public static partial class ModelBench
             attention = $", 8-bit attention (sage8; output relative error {error.ToString("E3", System.Globalization.CultureInfo.InvariantCulture)} against exact)";
         }
         return new StageResult("transformer",
-            $"{s.ModelName} transformer {s.DType.Name()}, CFG batch 2, latents {frames}×{s.LatentHeight}×{s.LatentWidth}, {videoTokens} video + {s.TextLength} text tokens{attention}",
-            times.Seconds, times.Peak, model.WeightBytes)
+            $"{s.ModelName} transformer {s.DType.Name()}{linears}, CFG batch 2, latents {frames}×{s.LatentHeight}×{s.LatentWidth}, {videoTokens} video + {s.TextLength} text tokens{attention}",
+            times.Seconds, times.Peak, model.WeightBytes + model.Fp8Bytes)
         { Profile = times.Profile };
     }
 

@@ -49,6 +49,9 @@ public sealed record PipelineBenchSettings
     /// <summary>The transformer's self-attention in every mode (<c>--attention sage8</c>: 8-bit).</summary>
     public AttentionMode Attention { get; init; }
 
+    /// <summary>The blocks' projections in every mode: exact or FP8.</summary>
+    public Models.Transformer.LinearMode Linears { get; init; }
+
     /// <summary>
     /// Steps of a warm-up video run first in each mode, which loads the models (and packs the host images) as the
     /// first video of a sweep does; 0 for none (then the measured video includes the loads).
@@ -137,6 +140,7 @@ public static class PipelineBench
             CacheThreshold = s.CacheThreshold,
             ExactSteps = s.ExactSteps,
             Attention = s.Attention,
+            Linears = s.Linears,
         };
         GenerationRules.Check(request);
         StepCaching.Check(request);
@@ -204,7 +208,8 @@ public static class PipelineBench
         }
         return new PipelineBenchResult($"{description}, {request.Frames} frames {request.Width}×{request.Height}, {request.Steps} steps, guidance {request.Guidance}" +
             (request.Cache == StepCacheMode.None ? "" : $", {StepCaching.Describe(request, model.Transformer)}, first and last {Math.Max(1, request.ExactSteps)} exact") +
-            (request.Attention == AttentionMode.Exact ? "" : $", 8-bit attention (sage8){(request.ExactSteps > 0 ? $", first and last {request.ExactSteps} exact" : "")}"),
+            (request.Attention == AttentionMode.Exact ? "" : $", 8-bit attention (sage8){(request.ExactSteps > 0 ? $", first and last {request.ExactSteps} exact" : "")}")
+            + (request.Linears == Models.Transformer.LinearMode.Exact ? "" : $", linear {LinearModes.Name(request.Linears)}, first and last {request.ExactSteps} exact"),
             backend.Name, dtype, modes, targets, notChecked, fullSeconds);
     }
 

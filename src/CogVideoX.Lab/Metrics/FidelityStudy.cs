@@ -3,46 +3,54 @@ using System.Text;
 using System.Text.Json;
 using CogVideoX.Diffusion;
 using CogVideoX.Media;
+using CogVideoX.Models.Transformer;
 
 namespace CogVideoX.Lab.Metrics;
 
 /// <summary>
-/// A fast mode as the fidelity table names it: a step cache with its threshold, the steps kept exact, and the
-/// transformer's attention (exact or 8-bit).
+/// A fast mode as the fidelity table names it: a step cache with its threshold, the steps kept exact, the
+/// transformer's attention (exact or 8-bit) and the blocks' linears (exact or FP8).
 /// </summary>
-public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int ExactSteps, Engine.AttentionMode Attention = Engine.AttentionMode.Exact)
+public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int ExactSteps,
+    Engine.AttentionMode Attention = Engine.AttentionMode.Exact, LinearMode Linears = LinearMode.Exact)
 {
     public string Label
     {
         get
         {
-            bool sage8 = Attention == Engine.AttentionMode.Sage8;
-            string cache = Cache == StepCacheMode.None ? ""
-                : $"{StepCaching.Name(Cache)} {(Threshold ?? StepCaching.DefaultThreshold(Cache)).ToString("R", CultureInfo.InvariantCulture)}";
-            string mode = (cache, sage8) switch
-            {
-                ("", false) => "exact",
-                ("", true) => "sage8",
-                (_, true) => $"{cache} + sage8",
-                _ => cache,
-            };
-            return mode + (ExactSteps > (sage8 ? 0 : 1) ? $", exact {ExactSteps}" : "");
+            bool sage8 = Attention == Engine.AttentionMode.Sage8, fp8 = Linears == LinearMode.Fp8;
+            var names = new List<string>();
+            if (Cache != StepCacheMode.None)
+                names.Add($"{StepCaching.Name(Cache)} {(Threshold ?? StepCaching.DefaultThreshold(Cache)).ToString("R", CultureInfo.InvariantCulture)}");
+            if (sage8) names.Add("sage8");
+            if (fp8) names.Add("fp8");
+            string mode = names.Count == 0 ? "exact" : string.Join(" + ", names);
+            // Under 8-bit attention or FP8 linears the exact steps are as given (0: none); a cache alone always has 1.
+            return mode + (ExactSteps > (sage8 || fp8 ? 0 : 1) ? $", exact {ExactSteps}" : "");
         }
     }
 
     /// <summary>
     /// "teacache:0.1", "fbcache:0.05:2" (mode, threshold, exact steps), "teacache" (the default threshold), "sage8"
-    /// (8-bit attention), "sage8::2", "sage8+teacache:0.1" (both).
+    /// (8-bit attention), "sage8::2", "fp8" (FP8 linears), "sage8+teacache:0.1" (both); a "+fp8" suffix adds FP8
+    /// linears ("teacache:0.1:2+fp8").
     /// </summary>
     public static FidelityMode Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        var linears = LinearMode.Exact;
+        if (text.EndsWith("+fp8", StringComparison.OrdinalIgnoreCase))
+        {
+            linears = LinearMode.Fp8;
+            text = text[..^4];
+        }
         var parts = text.Split(':');
         var cache = StepCacheMode.None;
         var attention = Engine.AttentionMode.Exact;
         foreach (var name in parts[0].Split('+', StringSplitOptions.TrimEntries))
         {
             if (name.Equals(Engine.GpuOptions.Sage8Name, StringComparison.OrdinalIgnoreCase)) attention = Engine.AttentionMode.Sage8;
+            else if (name.Equals("fp8", StringComparison.OrdinalIgnoreCase)) linears = LinearMode.Fp8;
             else cache = StepCaching.Parse(name);
         }
         double? threshold = null;
@@ -55,13 +63,21 @@ public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int Ex
         catch (Exception e) when (e is FormatException or OverflowException)
         {
             throw new Engine.CogVideoXException(
-                $"mode \"{text}\" is not understood; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2, fbcache:0.05:2, sage8::2 or sage8+teacache:0.1", GenerationRules.UsageExitCode);
+                $"mode \"{text}\" is not understood; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2, fbcache:0.05:2, sage8::2, fp8::2 or sage8+teacache:0.1", GenerationRules.UsageExitCode);
         }
         if (parts.Length > 3)
             throw new Engine.CogVideoXException(
-                $"mode \"{text}\" has {parts.Length} parts; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2, fbcache:0.05:2, sage8::2 or sage8+teacache:0.1", GenerationRules.UsageExitCode);
-        return new FidelityMode(cache, threshold, exact, attention);
+                $"mode \"{text}\" has {parts.Length} parts; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2, fbcache:0.05:2, sage8::2, fp8::2 or sage8+teacache:0.1", GenerationRules.UsageExitCode);
+        return new FidelityMode(cache, threshold, exact, attention, linears);
     }
+
+    /// <summary>FP8 linears alone and with 2 exact steps, and combined with TeaCache 0.1 and First Block Cache 0.6.</summary>
+    public static IReadOnlyList<FidelityMode> Fp8 { get; } =
+    [
+        new(StepCacheMode.None, null, 0, Linears: LinearMode.Fp8), new(StepCacheMode.None, null, 2, Linears: LinearMode.Fp8),
+        new(StepCacheMode.TeaCache, 0.1, 0, Linears: LinearMode.Fp8), new(StepCacheMode.TeaCache, 0.1, 2, Linears: LinearMode.Fp8),
+        new(StepCacheMode.FirstBlockCache, 0.6, 0, Linears: LinearMode.Fp8), new(StepCacheMode.FirstBlockCache, 0.6, 2, Linears: LinearMode.Fp8),
+    ];
 
     /// <summary>
     /// TeaCache at its published slow and fast thresholds, First Block Cache at diffusers' default and two loose ones
@@ -77,7 +93,9 @@ public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int Ex
         new(StepCacheMode.FirstBlockCache, 0.8, 0), new(StepCacheMode.FirstBlockCache, 0.8, 2),
         new(StepCacheMode.None, null, 0, Engine.AttentionMode.Sage8), new(StepCacheMode.None, null, 2, Engine.AttentionMode.Sage8),
         new(StepCacheMode.TeaCache, 0.1, 0, Engine.AttentionMode.Sage8), new(StepCacheMode.FirstBlockCache, 0.6, 0, Engine.AttentionMode.Sage8),
+        .. Fp8,
     ];
+
 }
 
 /// <summary>One row of the fidelity table: a run in one mode against the exact path.</summary>
@@ -127,13 +145,13 @@ public static class FidelityStudy
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(modes);
-        var exactRequest = run.Request with { Cache = StepCacheMode.None, CacheThreshold = null, ExactSteps = 0, Attention = Engine.AttentionMode.Exact };
+        var exactRequest = run.Request with { Cache = StepCacheMode.None, CacheThreshold = null, ExactSteps = 0, Attention = Engine.AttentionMode.Exact, Linears = LinearMode.Exact };
         var exact = pipeline.Generate(exactRequest, cancellation: cancellation);
         var reference = Frames(exact);
         var rows = new List<FidelityRow>();
         foreach (var mode in modes)
         {
-            var result = pipeline.Generate(run.Request with { Cache = mode.Cache, CacheThreshold = mode.Threshold, ExactSteps = mode.ExactSteps, Attention = mode.Attention }, cancellation: cancellation);
+            var result = pipeline.Generate(run.Request with { Cache = mode.Cache, CacheThreshold = mode.Threshold, ExactSteps = mode.ExactSteps, Attention = mode.Attention, Linears = mode.Linears }, cancellation: cancellation);
             var metrics = VideoMetrics.Compare(Frames(result), reference)!;
             double maxAbs = 0;
             for (int i = 0; i < result.Frames.Length; i++) maxAbs = Math.Max(maxAbs, Math.Abs(result.Frames[i] - exact.Frames[i]));

@@ -84,12 +84,13 @@ public sealed record GenerationSettings
     public GenerationSettings SameVideoKey()
     {
         var key = this with { Device = DeviceKind(Device) };
-        // Under 8-bit attention exact steps count from 0 (none exact), with or without a cache.
-        bool sage8 = Attention == Engine.GpuOptions.Sage8Name;
-        if (Cache == "none") return key with { CacheThreshold = null, ExactSteps = sage8 ? ExactSteps : 0 };
+        // Under 8-bit attention or FP8 linears exactly the first and last N steps are exact (0: none), with or without a
+        // cache: the count stays as it is. Under a cache alone its first and last step always compute.
+        bool asGiven = Attention == Engine.GpuOptions.Sage8Name || Linear == "fp8";
+        if (Cache == "none") return key with { CacheThreshold = null, ExactSteps = asGiven ? ExactSteps : 0 };
         var mode = StepCaching.Names.Contains(Cache) ? StepCaching.Parse(Cache) : StepCacheMode.None;
         return mode == StepCacheMode.None ? key
-            : key with { CacheThreshold = CacheThreshold ?? StepCaching.DefaultThreshold(mode), ExactSteps = sage8 ? ExactSteps : Math.Max(1, ExactSteps) };
+            : key with { CacheThreshold = CacheThreshold ?? StepCaching.DefaultThreshold(mode), ExactSteps = asGiven ? ExactSteps : Math.Max(1, ExactSteps) };
     }
 
     /// <summary>What differs from <paramref name="other"/>, as "steps 50 → 10" (this → other); the GPU's ordinal does not count.</summary>
@@ -133,6 +134,7 @@ public sealed record GenerationSettings
         Add("cache", Cache, other.Cache);
         Add("cache threshold", CacheThreshold, other.CacheThreshold);
         Add("exact steps", ExactSteps, other.ExactSteps);
+        Add("linear", Linear, other.Linear);
         return list;
     }
 
@@ -150,6 +152,9 @@ public sealed record GenerationSettings
 
     /// <summary>The first and last N steps kept exact while a fast mode runs the rest.</summary>
     public int ExactSteps { get; init; }
+
+    /// <summary>`exact` (the default) or `fp8`: how the transformer blocks' attention and feed-forward projections run (a fast mode).</summary>
+    public string Linear { get; init; } = "exact";
 
     /// <summary>Decode the latents in overlapping spatial tiles (less memory; the blended seams change pixels slightly).</summary>
     public bool VaeTiling { get; init; }

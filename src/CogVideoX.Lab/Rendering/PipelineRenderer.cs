@@ -148,6 +148,7 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
             ["cache"] = r.Cache,
             ["exact_steps"] = I(r.ExactSteps),
             ["attention"] = r.Attention,
+            ["linear"] = r.Linear,
             ["cache_reused_steps"] = string.Join(",", r.ReusedSteps.Select(I)),
         }, plan.Request, r);
     }

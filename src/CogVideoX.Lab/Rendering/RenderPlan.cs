@@ -168,6 +168,7 @@ public sealed record RenderPlan
         CacheThreshold = s.CacheThreshold,
         ExactSteps = s.ExactSteps,
         Attention = GpuOptions.ParseAttentionMode(s.Attention),
+        Linears = LinearModes.Parse(s.Linear),
     };
 
     /// <summary>The input files and strength, as far as they can be checked without the model (it decides which input it takes).</summary>

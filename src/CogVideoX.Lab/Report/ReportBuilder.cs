@@ -388,9 +388,10 @@ public static class ReportBuilder
     internal static string FastMode(GenerationSettings s)
     {
         var key = s.SameVideoKey();
-        if (key.Cache == "none") return "exact";
+        string linear = key.Linear == "fp8" ? $"fp8 linears, exact {key.ExactSteps}+{key.ExactSteps}" : "";
+        if (key.Cache == "none") return linear.Length > 0 ? linear : "exact";
         string threshold = key.CacheThreshold is { } t ? " " + SettingKey.Format(t) : "";
-        return $"{key.Cache}{threshold}, exact {key.ExactSteps}+{key.ExactSteps}";
+        return $"{key.Cache}{threshold}, exact {key.ExactSteps}+{key.ExactSteps}" + (linear.Length > 0 ? ", fp8 linears" : "");
     }
 
     private static void Table(StringBuilder h, List<ReportRun> runs, Page page)
@@ -401,7 +402,7 @@ public static class ReportBuilder
         var sizes = runs.Select(r => (r.Job.Settings.Width, r.Job.Settings.Height)).Distinct().ToList();
         bool deviceColumn = devices.Count > 1, workerColumn = workers.Count > 1, sizeColumn = sizes.Count > 1;
         // The fast mode (step cache, threshold, exact steps) of each run, when any run uses one.
-        bool modeColumn = runs.Any(r => r.Job.Settings.Cache != "none");
+        bool modeColumn = runs.Any(r => r.Job.Settings.Cache != "none" || r.Job.Settings.Linear == "fp8");
         var same = new List<string>();
         if (!deviceColumn && devices.Count == 1) same.Add($"all on {devices[0]}");
         if (!sizeColumn && sizes.Count == 1) same.Add($"all {sizes[0].Width}×{sizes[0].Height}");

@@ -158,6 +158,7 @@ public sealed class SettingKey
             (s, v) => s with { CacheThreshold = (double?)v }, s => s.CacheThreshold),
         Int("exact_steps", "an integer ≥ 0 (the first and last N steps computed exactly under a fast mode)",
             v => v < 0 ? $"must be ≥ 0, got {v}" : null, (s, v) => s with { ExactSteps = v }, s => s.ExactSteps),
+        Choice("linear", [.. LinearModes.Names], (s, v) => s with { Linear = v! }, s => s.Linear),
     ];
 
     /// <summary>The canonical "FILE:STRENGTH; …" text of a lora value (null for none); a bad value is a FormatException.</summary>

@@ -164,15 +164,46 @@ public sealed class CogVideoXTransformer : IDisposable
     }
 
     /// <summary>
-    /// The rotary tables for latents of this size on this model's backend and dtype (5b style and 1.5; for 1.5 the
-    /// latent frames are the padded count, a multiple of patch_size_t).
-    /// </summary>
-    /// <summary>
     /// How the blocks' self-attention is computed in the next calls: exactly (the default) or in 8 bits
     /// (<see cref="AttentionMode.Sage8"/>); a denoising loop sets it per step (its exact steps run exactly).
     /// </summary>
     public AttentionMode AttentionMode { get; set; }
 
+    /// <summary>
+    /// How the blocks' attention and feed-forward projections run from the next <see cref="Forward(Tensor, Tensor, ReadOnlySpan{float}, RotaryTables?, float?, CancellationToken, StepCache?)"/>
+    /// on: exact (the default) or FP8 (<see cref="LinearMode.Fp8"/>; the denoising loop switches per step to keep the
+    /// first and last steps exact). The embeddings, the adaptive norms' linears and proj_out always stay exact.
+    /// </summary>
+    public LinearMode Linears { get; set; }
+
+    /// <summary>
+    /// Quantizes the projections of every resident block to FP8 now (at load, before the first step); streamed blocks
+    /// are quantized as they arrive. Throws a <see cref="CogVideoXException"/> when the backend cannot run FP8 linears.
+    /// </summary>
+    public void PrepareFp8()
+    {
+        if (Ops.Fp8Unavailable(Backend) is { } why) throw new CogVideoXException($"--linear fp8: {why}");
+        if (_blocks is ResidentBlocks<TransformerBlock> resident)
+            foreach (var block in resident.Blocks) block.PrepareFp8();
+    }
+
+    /// <summary>Releases the blocks' FP8 weights (an exact run after an FP8 one gives their memory back).</summary>
+    public void ReleaseFp8()
+    {
+        if (_blocks is ResidentBlocks<TransformerBlock> resident)
+            foreach (var block in resident.Blocks) block.ReleaseFp8();
+    }
+
+    /// <summary>Bytes of FP8 weights the blocks hold now.</summary>
+    public long Fp8Bytes => _blocks is ResidentBlocks<TransformerBlock> resident ? resident.Blocks.Sum(b => b.Fp8Bytes) : 0;
+
+    /// <summary>Bytes the FP8 projections of all blocks take (memory estimates).</summary>
+    public static long EstimateFp8Bytes(TransformerConfig config) => config.NumLayers * TransformerBlock.Fp8BytesFor(config);
+
+    /// <summary>
+    /// The rotary tables for latents of this size on this model's backend and dtype (5b style and 1.5; for 1.5 the
+    /// latent frames are the padded count, a multiple of patch_size_t).
+    /// </summary>
     public RotaryTables BuildRotaryTables(int latentFrames, int latentHeight, int latentWidth) =>
         RotaryTables.Build(Config, latentFrames, latentHeight, latentWidth, Backend, DType);
 
@@ -226,7 +257,9 @@ public sealed class CogVideoXTransformer : IDisposable
             // A full-size step on the CPU takes minutes; a signal is honoured at the next layer, not the next step.
             cancellation.ThrowIfCancellationRequested();
             var block = _blocks.Acquire(i);
-            block.Forward(hidden, textLength, activated, rotary, AttentionMode);
+            block.Forward(hidden, textLength, activated, rotary, AttentionMode, Linears);
+            // A streamed block's slot gets another block's weights next: its FP8 weights are made again for each use.
+            if (_blocks is not ResidentBlocks<TransformerBlock>) block.ReleaseFp8();
             _blocks.Release(i);
             if (i == 0 && stepCache is not null) reused = stepCache.AfterFirstBlock(hidden, textLength);
         }

@@ -31,6 +31,7 @@ public sealed class TransformerBlock : Module
     private readonly Activation _ffActivation;
     private readonly int _heads;
     private readonly int _headDim;
+    private BlockFp8Weights? _fp8;
 
     internal TransformerBlock(TransformerConfig c, Activation ffActivation)
     {
@@ -61,14 +62,19 @@ public sealed class TransformerBlock : Module
     /// updating it in place. <paramref name="activatedEmbedding"/> is SiLU(timestep embedding) [B, time_embed_dim].
     /// <paramref name="attentionMode"/> chooses exact or 8-bit self-attention.
     /// </summary>
-    public void Forward(Tensor hidden, int textLength, Tensor activatedEmbedding, RotaryTables? rotary, AttentionMode attentionMode = AttentionMode.Exact)
+    /// <paramref name="linears"/> runs the attention and feed-forward projections (to_q/to_k/to_v, to_out,
+    /// ff.net.0.proj, ff.net.2) exactly or as FP8 linears (their weights quantized on first use and kept until
+    /// <see cref="ReleaseFp8"/> or the weights change).
+    public void Forward(Tensor hidden, int textLength, Tensor activatedEmbedding, RotaryTables? rotary,
+        AttentionMode attentionMode = AttentionMode.Exact, LinearMode linears = LinearMode.Exact)
     {
         using var scope = new TensorScope();
+        var fp8 = linears == LinearMode.Fp8 ? PrepareFp8() : null;
         int b = hidden.Dim(0), s = hidden.Dim(1), d = hidden.Dim(2);
 
         var normed = Tensor.Empty(hidden.Backend, hidden.DType, b, s, d);
         var (gate, textGate) = _norm1.Apply(hidden, normed, textLength, activatedEmbedding);
-        var attention = Attention(normed, textLength, rotary, attentionMode);
+        var attention = Attention(normed, textLength, rotary, attentionMode, fp8);
         normed.Dispose();
         AddGated(hidden, attention, textLength, gate, textGate);
         attention.Dispose();
@@ -76,18 +82,18 @@ public sealed class TransformerBlock : Module
         // The feed-forward sees text and video tokens in one GEMM; only its gates differ.
         normed = Tensor.Empty(hidden.Backend, hidden.DType, b, s, d);
         (gate, textGate) = _norm2.Apply(hidden, normed, textLength, activatedEmbedding);
-        var inner = normed.Linear(_ffInWeight.Value, _ffInBias.Value, _ffActivation);
+        var inner = Project(normed, _ffInWeight, fp8?.FeedForwardIn, _ffInBias, _ffActivation);
         normed.Dispose();
-        var ff = inner.Linear(_ffOutWeight.Value, _ffOutBias.Value);
+        var ff = Project(inner, _ffOutWeight, fp8?.FeedForwardOut, _ffOutBias);
         inner.Dispose();
         AddGated(hidden, ff, textLength, gate, textGate);
     }
 
     /// <summary>Self-attention over all tokens of x [B, S, D]; returns to_out's result [B, S, D].</summary>
-    private Tensor Attention(Tensor x, int textLength, RotaryTables? rotary, AttentionMode mode)
+    private Tensor Attention(Tensor x, int textLength, RotaryTables? rotary, AttentionMode mode, BlockFp8Weights? fp8)
     {
         int b = x.Dim(0), s = x.Dim(1);
-        using var qkv = x.Linear(_qkvWeight.Value, _qkvBias?.Value);
+        using var qkv = Project(x, _qkvWeight, fp8?.Qkv, _qkvBias);
         using var split = qkv.Reshape(b, s, 3, _heads, _headDim);
         using var qHeads = split.Select(2, 0).Permute(0, 2, 1, 3);
         using var kHeads = split.Select(2, 1).Permute(0, 2, 1, 3);
@@ -109,7 +115,43 @@ public sealed class TransformerBlock : Module
             else Ops.AttentionInto(q, k, v, null, scale, heads);
         }
         using var flat = merged.Reshape(b, s, _heads * _headDim);
-        return flat.Linear(_outWeight.Value, _outBias.Value);
+        return Project(flat, _outWeight, fp8?.Out, _outBias);
+    }
+
+    /// <summary>One projection: the FP8 linear when its quantized weight is given, else the exact one.</summary>
+    private static Tensor Project(Tensor x, Parameter weight, Fp8Weight? quantized, Parameter? bias, Activation activation = Activation.None) =>
+        quantized is null ? x.Linear(weight.Value, bias?.Value, activation) : x.LinearFp8(quantized, bias?.Value, activation);
+
+    /// <summary>
+    /// The projections' weights quantized to FP8 E4M3 (one scale per output channel) on the weights' backend: made on
+    /// first use and kept until <see cref="ReleaseFp8"/> (whoever swaps the block's weights releases them first).
+    /// </summary>
+    internal BlockFp8Weights PrepareFp8()
+    {
+        return _fp8 ??= BlockFp8Weights.Quantize(_qkvWeight.Value, _outWeight.Value, _ffInWeight.Value, _ffOutWeight.Value);
+    }
+
+    /// <summary>Bytes of the quantized weights held now.</summary>
+    public long Fp8Bytes => _fp8?.Bytes ?? 0;
+
+    /// <summary>Releases the quantized weights (the exact ones stay).</summary>
+    public void ReleaseFp8()
+    {
+        _fp8?.Dispose();
+        _fp8 = null;
+    }
+
+    /// <summary>Bytes the quantized projections of one block take: one per weight, four per output channel.</summary>
+    public static long Fp8BytesFor(TransformerConfig c)
+    {
+        long d = c.InnerDim, inner = 4 * d;
+        return Fp8Weight.BytesFor(3 * d, d) + Fp8Weight.BytesFor(d, d) + Fp8Weight.BytesFor(inner, d) + Fp8Weight.BytesFor(d, inner);
+    }
+
+    public override void Dispose()
+    {
+        ReleaseFp8();
+        base.Dispose();
     }
 
     /// <summary>Rotates the video tokens (after the text tokens) of x [B, H, S, hd] in place.</summary>
@@ -133,5 +175,60 @@ public sealed class TransformerBlock : Module
         using var part = update.Narrow(1, start, length);
         using var g = gate.Unsqueeze(1);
         target.AddMulInto(part, g, target);
+    }
+}
+
+/// <summary>How a block's attention and feed-forward projections run.</summary>
+public enum LinearMode
+{
+    /// <summary>GEMMs in the model's dtype (the default).</summary>
+    Exact,
+
+    /// <summary>FP8 E4M3 operands, per-channel weight scales and per-token activation scales (<see cref="Ops.LinearFp8"/>).</summary>
+    Fp8,
+}
+
+/// <summary>A block's four projection weights quantized to FP8; owns them.</summary>
+internal sealed class BlockFp8Weights : IDisposable
+{
+    private BlockFp8Weights(Fp8Weight[] weights)
+    {
+        Qkv = weights[0];
+        Out = weights[1];
+        FeedForwardIn = weights[2];
+        FeedForwardOut = weights[3];
+    }
+
+    public Fp8Weight Qkv { get; }
+
+    public Fp8Weight Out { get; }
+
+    public Fp8Weight FeedForwardIn { get; }
+
+    public Fp8Weight FeedForwardOut { get; }
+
+    public long Bytes => Qkv.Bytes + Out.Bytes + FeedForwardIn.Bytes + FeedForwardOut.Bytes;
+
+    public static BlockFp8Weights Quantize(params Tensor[] weights)
+    {
+        var made = new List<Fp8Weight>();
+        try
+        {
+            foreach (var w in weights) made.Add(w.QuantizeFp8());
+            return new BlockFp8Weights(made.ToArray());
+        }
+        catch
+        {
+            foreach (var m in made) m.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        Qkv.Dispose();
+        Out.Dispose();
+        FeedForwardIn.Dispose();
+        FeedForwardOut.Dispose();
     }
 }

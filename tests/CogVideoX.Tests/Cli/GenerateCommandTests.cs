@@ -202,6 +202,23 @@ public class GenerateCommandTests
     }
 
     [Fact]
+    public void Fp8LinearsAreRecordedInTheSidecarWithTheirExactSteps()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run(Tiny(dir.File("v.mp4"), 9, 3, "--prompt", "A whale.", "--linear", "fp8", "--exact-steps", "1", "--quiet"));
+        Assert.True(code == 0, stderr);
+        Assert.DoesNotContain("exact steps has no effect", stderr);
+        var sidecar = VideoSidecar.TryLoad(dir.File("v.json"))!;
+        Assert.Equal(("fp8", 1), (sidecar.Settings.Linear, sidecar.Settings.ExactSteps));
+        Assert.Equal(("fp8", "1", "none"), (sidecar.Resolved["linear"], sidecar.Resolved["exact_steps"], sidecar.Resolved["cache"]));
+        // Not the same video as the exact path's: the settings say so.
+        var exact = sidecar.Settings with { Linear = "exact" };
+        Assert.False(exact.DefinesSameVideoAs(sidecar.Settings));
+        Assert.Contains("linear exact → fp8", exact.Differences(sidecar.Settings));
+        Assert.False(sidecar.Settings.DefinesSameVideoAs(sidecar.Settings with { ExactSteps = 0 }));
+    }
+
+    [Fact]
     public void ExactStepsWithoutACacheWarns()
     {
         using var dir = new TempDir();
@@ -272,6 +289,7 @@ public class GenerateCommandTests
     [InlineData(new[] { "--cache", "turbo" }, "cache: unknown step cache \"turbo\"", "none (every step computed, the default), teacache")]
     [InlineData(new[] { "--cache", "fbcache", "--cache-threshold", "-1" }, "cache threshold: -1 is not valid", "a finite number ≥ 0")]
     [InlineData(new[] { "--cache", "teacache", "--exact-steps", "-2" }, "exact steps: -2 is not valid", "use 0 or more")]
+    [InlineData(new[] { "--linear", "int8" }, "linear: unknown mode \"int8\"", "use exact (the model's dtype, the default) or fp8")]
     [InlineData(new[] { "--dynamic-cfg", "--no-dynamic-cfg" }, "--dynamic-cfg and --no-dynamic-cfg both given", "use one")]
     [InlineData(new[] { "--output", "OUT/video.avi" }, "the file name must end in .mp4", "sidecar")]
     [InlineData(new[] { "--save-tensors", "OUT/v.json" }, "would overwrite the video or its sidecar", ".safetensors")]

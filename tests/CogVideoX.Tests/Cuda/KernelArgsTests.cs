@@ -19,6 +19,8 @@ public class KernelArgsTests
         Assert.Equal(304, Unsafe.SizeOf<MapArgs>());
         Assert.Equal(304, Unsafe.SizeOf<BinaryArgs>());
         Assert.Equal(40, Unsafe.SizeOf<ChannelBiasArgs>());
+        Assert.Equal(48, Unsafe.SizeOf<Fp8QuantizeArgs>());
+        Assert.Equal(64, Unsafe.SizeOf<Fp8EpilogueArgs>());
         Assert.Equal(56, Unsafe.SizeOf<RowArgs>());
         Assert.Equal(32, Unsafe.SizeOf<GroupStatsArgs>());
         Assert.Equal(40, Unsafe.SizeOf<GroupFinalizeArgs>());

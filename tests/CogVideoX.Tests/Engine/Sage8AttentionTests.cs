@@ -31,27 +31,27 @@ public class Sage8AttentionTests(ITestOutputHelper output)
     [InlineData(1e-30f, 0x00)]
     public void E4M3RoundsToNearestEvenSaturatesAndKeepsSubnormals(float x, int code)
     {
-        Assert.Equal((byte)code, Float8E4M3.FromFloat(x));
+        Assert.Equal((byte)code, E4M3.FromFloat(x));
     }
 
     [Fact]
     public void E4M3DecodesEveryCodeAndRoundsEveryMidpointToTheEvenNeighbour()
     {
-        Assert.Equal(0x7F, Float8E4M3.FromFloat(float.NaN) & 0x7F);
-        Assert.True(float.IsNaN(Float8E4M3.ToFloat(0x7F)) && float.IsNaN(Float8E4M3.ToFloat(0xFF)));
-        Assert.Equal(448f, Float8E4M3.ToFloat(0x7E));
-        Assert.Equal(0.001953125f, Float8E4M3.ToFloat(0x01));
+        Assert.Equal(0x7F, E4M3.FromFloat(float.NaN) & 0x7F);
+        Assert.True(float.IsNaN(E4M3.ToFloat(0x7F)) && float.IsNaN(E4M3.ToFloat(0xFF)));
+        Assert.Equal(448f, E4M3.ToFloat(0x7E));
+        Assert.Equal(0.001953125f, E4M3.ToFloat(0x01));
         for (int code = 0; code < 0x7E; code++)
         {
-            float lo = Float8E4M3.ToFloat((byte)code), hi = Float8E4M3.ToFloat((byte)(code + 1));
+            float lo = E4M3.ToFloat((byte)code), hi = E4M3.ToFloat((byte)(code + 1));
             Assert.True(hi > lo);
-            Assert.Equal((byte)code, Float8E4M3.FromFloat(lo));
-            Assert.Equal((byte)(code + 1), Float8E4M3.FromFloat(hi));
-            Assert.Equal((byte)(code | 0x80), Float8E4M3.FromFloat(-lo == 0 ? -0f : -lo));
+            Assert.Equal((byte)code, E4M3.FromFloat(lo));
+            Assert.Equal((byte)(code + 1), E4M3.FromFloat(hi));
+            Assert.Equal((byte)(code | 0x80), E4M3.FromFloat(-lo == 0 ? -0f : -lo));
             float mid = (lo + hi) / 2;  // exact in float
-            Assert.Equal((byte)((code & 1) == 0 ? code : code + 1), Float8E4M3.FromFloat(mid));
-            Assert.Equal((byte)code, Float8E4M3.FromFloat(MathF.BitDecrement(mid)));
-            Assert.Equal((byte)(code + 1), Float8E4M3.FromFloat(MathF.BitIncrement(mid)));
+            Assert.Equal((byte)((code & 1) == 0 ? code : code + 1), E4M3.FromFloat(mid));
+            Assert.Equal((byte)code, E4M3.FromFloat(MathF.BitDecrement(mid)));
+            Assert.Equal((byte)(code + 1), E4M3.FromFloat(MathF.BitIncrement(mid)));
         }
     }
 

@@ -141,6 +141,27 @@ public class SpecTests
         Assert.Equal(["cache none → teacache", "exact steps 0 → 2"], exact.Differences(tea with { ExactSteps = 2 }));
     }
 
+    [Fact]
+    public void TheLinearSettingIsCheckedAndFp8KeepsItsExactSteps()
+    {
+        var e = ErrorOf("""
+            defaults:
+              linear: int8
+            experiments:
+              a: { prompts: [panda] }
+            """);
+        Assert.Contains("linear is 'int8'; allowed: one of exact, fp8", e);
+
+        var exact = new GenerationSettings { Prompt = "p" };
+        Assert.Equal("exact", exact.Linear);
+        var fp8 = exact with { Linear = "fp8" };
+        Assert.False(fp8.DefinesSameVideoAs(exact));
+        // Under fp8, 0 exact steps (every step fp8) and 1 (the first and last exact) are different videos, with a cache too.
+        Assert.False(fp8.DefinesSameVideoAs(fp8 with { ExactSteps = 1 }));
+        Assert.False((fp8 with { Cache = "teacache" }).DefinesSameVideoAs(fp8 with { Cache = "teacache", ExactSteps = 1 }));
+        Assert.Equal(["linear exact → fp8"], exact.Differences(fp8));
+    }
+
     private static string ErrorOf(string yaml)
     {
         // prompt_dir goes last so the line numbers the tests expect are those of the YAML as written.

@@ -12,7 +12,7 @@ namespace CogVideoX.Engine;
 /// </summary>
 public sealed unsafe partial class CpuBackend : IBackend, ILinearKernel, ISoftmaxKernel, ILayerNormKernel, IRmsNormKernel, IGroupNormKernel,
     IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel,
-    ISage8AttentionKernel
+    ISage8AttentionKernel, IFp8LinearKernel
 {
     public static readonly CpuBackend Instance = new();
 

@@ -1,0 +1,159 @@
+namespace CogVideoX.Engine.Cuda;
+
+/// <summary>
+/// FP8 linears (<c>--linear fp8</c>, opt-in): each row of x quantized to E4M3 with its own scale (kernel module
+/// <c>fp8</c>, compiled on first use), one cuBLASLt FP8 GEMM (E4M3 × E4M3, unit scales, float32 accumulation and
+/// output), then an epilogue kernel applying the row and column scales, the bias and the activation in float32 and
+/// storing y in x's dtype — the CPU reference's order of operations, so only the accumulation order differs.
+/// cuBLASLt's FP8 rule: A transposed and B not ("TN"), leading dims multiples of 16 bytes; row-major x [M, K] and
+/// weight [N, K] are exactly that (cuBLASLt's A = weightᵀ read transposed, B = xᵀ), with K a multiple of 16.
+/// </summary>
+public sealed unsafe partial class CudaBackend
+{
+    private readonly Dictionary<(int M, int N, int K), Fp8Plan> _fp8Plans = new();
+
+    string? IFp8LinearKernel.Fp8Unavailable =>
+        Info.Major * 10 + Info.Minor < 89
+            ? $"FP8 GEMMs need an sm_89 or newer GPU (Ada, Hopper, Blackwell); {Info.Name} is sm_{Info.Major}{Info.Minor}: use --linear exact"
+            : null;
+
+    void IFp8LinearKernel.QuantizeWeight(Tensor weight, Tensor codes, Tensor scales)
+    {
+        using var profiled = Profile("fp8_quantize", weight);
+        QuantizeRows(weight, codes, scales);
+    }
+
+    void IFp8LinearKernel.LinearFp8(Tensor x, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y)
+    {
+        using var profiled = Profile("linear_fp8", y, activation);
+        int m = x.Dim(0), k = x.Dim(1), n = codes.Dim(0);
+        if (k % 16 != 0)
+            throw new CogVideoXException($"fp8 linear: cuBLASLt's FP8 GEMM needs the input features to be a multiple of 16, got {k}; use --linear exact for this model");
+        using var xCodes = Tensor.Empty(this, DType.F8E4M3, m, k);
+        using var xScales = Tensor.Empty(this, DType.F32, m);
+        QuantizeRows(x, xCodes, xScales);
+        using var acc = Tensor.Empty(this, DType.F32, m, n);
+        Fp8Gemm(xCodes, codes, acc);
+        using var bc = bias is null ? null : BiasIn(bias, y.DType);
+        using var yc = y.IsContiguous ? y.Alias() : Tensor.Empty(this, y.DType, y.ShapeArray());
+        var args = new Fp8EpilogueArgs
+        {
+            Acc = Ptr(acc),
+            XScales = Ptr(xScales),
+            WScales = Ptr(scales),
+            Bias = bc is null ? 0 : Ptr(bc),
+            Y = Ptr(yc),
+            Rows = m,
+            Cols = n,
+            Act = (int)activation,
+        };
+        Launch(Function("fp8", $"fp8_epilogue_{Suffix(y.DType)}"), Blocks((long)m * n), 1, 256, ref args);
+        if (!ReferenceEquals(yc, y) && !y.IsContiguous) Copy(yc, y);
+    }
+
+    /// <summary>codes [R, C] and scales [R] of a float matrix x [R, C] (unit column stride, or a contiguous copy is made).</summary>
+    private void QuantizeRows(Tensor x, Tensor codes, Tensor scales)
+    {
+        using var xc = x.Layout.Stride(1) == 1 && x.Layout.Stride(0) >= x.Dim(1) ? x.Alias() : x.Clone();
+        var args = new Fp8QuantizeArgs
+        {
+            X = Ptr(xc),
+            Codes = Ptr(codes),
+            Scales = Ptr(scales),
+            Rows = xc.Dim(0),
+            Cols = xc.Dim(1),
+            XStride = xc.Layout.Stride(0),
+        };
+        Launch(Function("fp8", $"fp8_quantize_rows_{Suffix(xc.DType)}"), (uint)Math.Min(xc.Dim(0), 65535 * 16), 1, 256, ref args);
+    }
+
+    /// <summary>acc [M, N] (float32) = xCodes [M, K] · wCodes [N, K]ᵀ, E4M3 operands, unit scales.</summary>
+    private void Fp8Gemm(Tensor xCodes, Tensor wCodes, Tensor acc)
+    {
+        MakeCurrent();
+        int m = xCodes.Dim(0), k = xCodes.Dim(1), n = wCodes.Dim(0);
+        if (!_fp8Plans.TryGetValue((m, n, k), out var plan))
+        {
+            plan = Fp8Plan.Create(_cublas, m, n, k, (ulong)WorkspaceBytes);
+            _fp8Plans[(m, n, k)] = plan;
+        }
+        float alpha = 1f, beta = 0f;
+        var algo = plan.Algo;
+        // cuBLASLt (column-major): D [N x M] = op(A) · B with A = wCodes as K x N (ld K) transposed, B = xCodes as K x M (ld K).
+        CublasLt.Check(CublasLt.cublasLtMatmul(_cublas, plan.Desc, &alpha, Ptr(wCodes), plan.A, Ptr(xCodes), plan.B, &beta,
+            Ptr(acc), plan.C, Ptr(acc), plan.C, &algo, _workspace.Pointer, (nuint)WorkspaceBytes, _stream), "cublasLtMatmul", $"fp8 m={m} n={n} k={k}");
+    }
+
+    private void DisposeFp8Plans()
+    {
+        foreach (var plan in _fp8Plans.Values) plan.Dispose();
+        _fp8Plans.Clear();
+    }
+
+    private sealed class Fp8Plan : IDisposable
+    {
+        private Fp8Plan(MatmulDescHandle desc, MatrixLayoutHandle a, MatrixLayoutHandle b, MatrixLayoutHandle c, CublasLt.MatmulAlgo algo)
+        {
+            Desc = desc;
+            A = a;
+            B = b;
+            C = c;
+            Algo = algo;
+        }
+
+        public MatmulDescHandle Desc { get; }
+
+        public MatrixLayoutHandle A { get; }
+
+        public MatrixLayoutHandle B { get; }
+
+        public MatrixLayoutHandle C { get; }
+
+        public CublasLt.MatmulAlgo Algo { get; }
+
+        public static Fp8Plan Create(CublasLtHandle handle, int m, int n, int k, ulong workspace)
+        {
+            MatmulDescHandle? desc = null;
+            MatrixLayoutHandle? a = null, b = null, c = null;
+            string what = $"fp8 E4M3 x E4M3 -> F32, m={m} n={n} k={k} (TN)";
+            try
+            {
+                CublasLt.Check(CublasLt.cublasLtMatmulDescCreate(out desc, CublasLt.Compute32F, CublasLt.DataF32), "cublasLtMatmulDescCreate", what);
+                CublasLt.Set(desc, CublasLt.DescTransA, CublasLt.OpT);
+                CublasLt.Set(desc, CublasLt.DescTransB, CublasLt.OpN);
+                CublasLt.Set(desc, CublasLt.DescEpilogue, CublasLt.EpilogueDefault);
+                // CUBLASLT_MATMUL_DESC_FAST_ACCUM stays at its default 0: FP8 accumulation promoted to full float32.
+                CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out a, CublasLt.DataF8E4M3, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate", what);
+                CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out b, CublasLt.DataF8E4M3, (ulong)k, (ulong)m, k), "cublasLtMatrixLayoutCreate", what);
+                CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out c, CublasLt.DataF32, (ulong)n, (ulong)m, n), "cublasLtMatrixLayoutCreate", what);
+                CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(out var preference), "cublasLtMatmulPreferenceCreate");
+                using (preference)
+                {
+                    CublasLt.Set(preference, CublasLt.PrefMaxWorkspaceBytes, workspace);
+                    var results = stackalloc CublasLt.HeuristicResult[1];
+                    CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, c, c, preference, 1, results, out int found),
+                        "cublasLtMatmulAlgoGetHeuristic", what);
+                    if (found == 0)
+                        throw new CudaException("cuBLASLt", "cublasLtMatmulAlgoGetHeuristic", 15, "CUBLAS_STATUS_NOT_SUPPORTED", $"no algorithm for {what}");
+                    return new Fp8Plan(desc, a, b, c, results[0].Algo);
+                }
+            }
+            catch
+            {
+                desc?.Dispose();
+                a?.Dispose();
+                b?.Dispose();
+                c?.Dispose();
+                throw;
+            }
+        }
+
+        public void Dispose()
+        {
+            Desc.Dispose();
+            A.Dispose();
+            B.Dispose();
+            C.Dispose();
+        }
+    }
+}

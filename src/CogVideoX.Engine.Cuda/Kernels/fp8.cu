@@ -1,0 +1,104 @@
+// FP8 linears (--linear fp8): per-row quantization to E4M3 and the dequantizing epilogue around a cuBLASLt FP8 GEMM.
+// Compiled lazily, on the first FP8 linear: a failure here never touches another module. The conversion is written out
+// (no cuda_fp8.h) to match the CPU reference (E4M3 in C#) bit for bit: round to nearest even, saturate at ±448,
+// subnormals in steps of 2^-9, NaN → 0x7F.
+
+typedef unsigned char u8;
+
+#define E4M3_MAX 448.0f
+
+__device__ __forceinline__ u8 e4m3_from_float(float v)
+{
+    u32 bits = __float_as_uint(v);
+    u8 sign = (u8)((bits >> 24) & 0x80u);
+    if (v != v) return (u8)(sign | 0x7Fu);
+    float a = fabsf(v);
+    if (a > E4M3_MAX) return (u8)(sign | 0x7Eu);
+    if (a < 0.015625f)
+    {
+        // a · 512 is exact (a power-of-two scaling); rintf rounds half to even.
+        return (u8)(sign | (u8)rintf(a * 512.0f));
+    }
+    u32 ab = bits & 0x7fffffffu;
+    int e = (int)(ab >> 23) - 127;
+    u32 m = ab & 0x7fffffu;
+    u32 kept = m >> 20, rest = m & 0xfffffu;
+    if (rest > 0x80000u || (rest == 0x80000u && (kept & 1u))) kept++;
+    if (kept == 8u) { kept = 0u; e++; }
+    int code = ((e + 7) << 3) | (int)kept;
+    return (u8)(sign | (u8)(code < 0x7E ? code : 0x7E));
+}
+
+// amax / 448, or 1 for a row that is all zeros or not finite (as E4M3.RowScale).
+__device__ __forceinline__ float e4m3_row_scale(float amax)
+{
+    return (amax > 0.0f && amax < F_INF) ? __fdiv_rn(amax, E4M3_MAX) : 1.0f;
+}
+
+// codes[r, c] = E4M3(x[r, c] / scale[r]) with scale[r] = amax of the row / 448. One block per row (grid-stride over rows).
+struct Fp8QuantizeArgs
+{
+    const void* x;   // [rows, cols], row stride xStride, unit column stride
+    u8* codes;       // [rows, cols] contiguous
+    float* scales;   // [rows]
+    i64 rows;
+    i64 cols;
+    i64 xStride;
+};
+static_assert(sizeof(Fp8QuantizeArgs) == 48, "Fp8QuantizeArgs must match KernelArgs.cs");
+
+template <typename T>
+__device__ void fp8_quantize_rows_impl(const Fp8QuantizeArgs& a)
+{
+    __shared__ float scratch[32];
+    const T* x = (const T*)a.x;
+    for (i64 r = blockIdx.x; r < a.rows; r += gridDim.x)
+    {
+        const T* row = x + r * a.xStride;
+        float amax = 0.0f;
+        for (i64 c = threadIdx.x; c < a.cols; c += blockDim.x) amax = MaxOp<float>::apply(amax, fabsf(to_float(row[c])));
+        amax = block_reduce<MaxOp<float>>(amax, scratch);
+        float scale = e4m3_row_scale(amax);
+        if (threadIdx.x == 0) a.scales[r] = scale;
+        u8* out = a.codes + r * a.cols;
+        for (i64 c = threadIdx.x; c < a.cols; c += blockDim.x) out[c] = e4m3_from_float(__fdiv_rn(to_float(row[c]), scale));
+    }
+}
+
+extern "C" __global__ void fp8_quantize_rows_f32(Fp8QuantizeArgs a) { fp8_quantize_rows_impl<float>(a); }
+extern "C" __global__ void fp8_quantize_rows_f16(Fp8QuantizeArgs a) { fp8_quantize_rows_impl<f16>(a); }
+extern "C" __global__ void fp8_quantize_rows_bf16(Fp8QuantizeArgs a) { fp8_quantize_rows_impl<bf16>(a); }
+
+// y[r, c] = act(acc[r, c] · xScale[r] · wScale[c] + bias[c]), left to right in float, stored in T.
+struct Fp8EpilogueArgs
+{
+    const float* acc;      // [rows, cols] contiguous (the FP8 GEMM's float output)
+    const float* xScales;  // [rows]
+    const float* wScales;  // [cols]
+    const void* bias;      // [cols] of T, or null
+    void* y;               // [rows, cols] contiguous
+    i64 rows;
+    i64 cols;
+    int act;
+    int pad;
+};
+static_assert(sizeof(Fp8EpilogueArgs) == 64, "Fp8EpilogueArgs must match KernelArgs.cs");
+
+template <typename T>
+__device__ void fp8_epilogue_impl(const Fp8EpilogueArgs& a)
+{
+    const T* bias = (const T*)a.bias;
+    T* y = (T*)a.y;
+    i64 count = a.rows * a.cols;
+    for (i64 i = global_index(); i < count; i += grid_stride())
+    {
+        i64 r = i / a.cols, c = i - r * a.cols;
+        float v = a.acc[i] * a.xScales[r] * a.wScales[c];
+        if (bias) v = v + to_float(bias[c]);
+        y[i] = from_float<T>(activate(a.act, v));
+    }
+}
+
+extern "C" __global__ void fp8_epilogue_f32(Fp8EpilogueArgs a) { fp8_epilogue_impl<float>(a); }
+extern "C" __global__ void fp8_epilogue_f16(Fp8EpilogueArgs a) { fp8_epilogue_impl<f16>(a); }
+extern "C" __global__ void fp8_epilogue_bf16(Fp8EpilogueArgs a) { fp8_epilogue_impl<bf16>(a); }

@@ -1,0 +1,77 @@
+namespace CogVideoX.Engine;
+
+/// <summary>
+/// FP8 linears emulated on the CPU, bit-exact in the E4M3 codes (<see cref="E4M3"/>): the reference the GPU kernels are
+/// checked against, and how fidelity is measured without a GPU. The codes are decoded to float32 (exact) and multiplied
+/// by the CPU GEMM, so the products are exact and only the float32 accumulation order differs from a GPU's.
+/// </summary>
+public sealed unsafe partial class CpuBackend
+{
+    string? IFp8LinearKernel.Fp8Unavailable => null;
+
+    void IFp8LinearKernel.QuantizeWeight(Tensor weight, Tensor codes, Tensor scales)
+    {
+        int n = weight.Dim(0), k = weight.Dim(1);
+        using var w = F32(weight);
+        QuantizeRows(Floats(w), n, k, Bytes(codes), Floats(scales));
+    }
+
+    void IFp8LinearKernel.LinearFp8(Tensor x, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y)
+    {
+        int m = x.Dim(0), k = x.Dim(1), n = codes.Dim(0);
+        using var scope = new TensorScope();
+        var xf = F32(x);
+        var xCodes = new byte[(long)m * k];
+        var xScales = new float[m];
+        QuantizeRows(Floats(xf), m, k, xCodes, xScales);
+        var xq = Decode(xCodes, m, k);
+        var wq = Decode(Bytes(codes), n, k);
+        // acc = xq · wqᵀ in float32 (the plain linear kernel, no bias).
+        var acc = Tensor.Empty(Instance, DType.F32, m, n);
+        ((ILinearKernel)this).Linear(xq, wq, null, Activation.None, acc);
+        var a = (IntPtr)Ptr<float>(acc);
+        var ws = scales.ToFloatArray();
+        float[]? b = bias?.ToFloatArray();
+        Parallel.For(0, m, row =>
+        {
+            var line = new Span<float>((float*)a + (long)row * n, n);
+            float xs = xScales[row];
+            for (int j = 0; j < n; j++)
+            {
+                float v = line[j] * xs * ws[j];
+                if (b is not null) v += b[j];
+                line[j] = v;
+            }
+        });
+        var activated = acc.Apply(activation);
+        Copy(activated, y);
+    }
+
+    /// <summary>Each row of values [rows, cols] quantized with its own scale (amax / 448).</summary>
+    internal static void QuantizeRows(ReadOnlySpan<float> values, int rows, int cols, Span<byte> codes, Span<float> scales)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var row = values.Slice(r * cols, cols);
+            float amax = 0;
+            foreach (var v in row)
+            {
+                float a = MathF.Abs(v);
+                if (a > amax || float.IsNaN(a)) amax = a;
+            }
+            float scale = E4M3.RowScale(amax);
+            scales[r] = scale;
+            var target = codes.Slice(r * cols, cols);
+            for (int c = 0; c < cols; c++) target[c] = E4M3.Quantize(row[c], scale);
+        }
+    }
+
+    private static Tensor Decode(ReadOnlySpan<byte> codes, int rows, int cols)
+    {
+        var t = Tensor.Empty(Instance, DType.F32, rows, cols);
+        var dst = Floats(t);
+        var table = E4M3.Table;
+        for (int i = 0; i < dst.Length; i++) dst[i] = table[codes[i]];
+        return t;
+    }
+}
