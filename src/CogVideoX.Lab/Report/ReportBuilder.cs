@@ -176,7 +176,9 @@ public static class ReportBuilder
         var done = runs.Where(r => r.Complete).ToList();
         var models = done.Select(r => r.Sidecar?.ModelIdentity).OfType<string>().Distinct().ToList();
         var devices = done.Select(r => r.Device).OfType<string>().Distinct().Order().ToList();
-        double totalSeconds = done.Sum(r => r.TotalSeconds ?? 0);
+        // A place that gets another's file (same settings) was not rendered: its time is that video's, counted once.
+        var rendered = done.Where(r => r.Job.SameAs is null).ToList();
+        double totalSeconds = rendered.Sum(r => r.TotalSeconds ?? 0);
         var peak = done.Select(r => r.PeakMemoryGiB).OfType<double>().DefaultIfEmpty(0).Max();
         h.Append($"<header class=\"top\"><h1>{H(plan.SpecName)}</h1>");
         if (!string.IsNullOrWhiteSpace(plan.Description)) h.Append($"<p>{H(plan.Description)}</p>");
@@ -189,7 +191,7 @@ public static class ReportBuilder
         h.Append("<section id=\"overview\"><h2>Overview</h2><div class=\"stats\">");
         Stat(h, $"{done.Count} / {runs.Count}", "videos complete");
         Stat(h, totalSeconds < 120 ? F(totalSeconds, "0.0") + " s" : totalSeconds < 7200 ? F(totalSeconds / 60, "0.0") + " min" : F(totalSeconds / 3600, "0.0") + " h", "total render time");
-        Stat(h, done.Count == 0 ? "—" : F(totalSeconds / done.Count, "0.0") + " s", "mean per video");
+        Stat(h, rendered.Count == 0 ? "—" : F(totalSeconds / rendered.Count, "0.0") + " s", "mean per video");
         Stat(h, peak > 0 ? F(peak, peak < 1 ? "0.00" : "0.0") + " GiB" : "—", "highest peak memory");
         Stat(h, devices.Count == 0 ? "—" : string.Join(", ", devices), "devices");
         h.Append("</div>");

@@ -14,7 +14,8 @@ public sealed record ReportRun(PlannedJob Job, bool Complete, VideoSidecar? Side
 
     public double? PeakMemoryGiB => Sidecar is { PeakMemoryBytes: > 0 } s ? s.PeakMemoryBytes / (1024.0 * 1024 * 1024) : null;
 
-    public string? Device => Record?.Device ?? Sidecar?.Device;
+    // The sidecar names the device that rendered it (cuda:0); the manifest of a rendered job may hold the plan's (cuda).
+    public string? Device => Sidecar?.Device ?? Record?.Device;
 }
 
 /// <summary>A quantity the report charts and tabulates per video; <see cref="Short"/> heads its table column.</summary>

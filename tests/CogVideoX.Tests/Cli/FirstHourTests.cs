@@ -215,6 +215,33 @@ public class FirstHourStudyTests
     }
 
     [Fact]
+    public void TheReportCountsAVideoShownInSeveralPlacesOnce()
+    {
+        // Seen in the GPU study's report: 8.3 min of render time for 6.3 min of rendering, four hard links of one
+        // video counted as if rendered. Here 3 of 6 places share one video: 4 are rendered.
+        using var study = new StudyFolder(StudyFolder.SharedSpec);
+        var (code, stdout, stderr) = Run(["experiment", "run", study.SpecPath, "--renderer", "synthetic"]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("4 rendered, 2 linked", stdout);
+        // Every sidecar says 10 s, so the 4 rendered videos took 40 s (the bug said 60).
+        var outputs = study.File("outputs");
+        var sidecars = Directory.GetFiles(outputs, "*.json", SearchOption.AllDirectories)
+            .Where(f => !Path.GetFileName(f).StartsWith("small.", StringComparison.Ordinal)).ToList();
+        Assert.Equal(6, sidecars.Count);
+        foreach (var json in sidecars)
+        {
+            var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(json))!;
+            node["timings_seconds"]!["total"] = 10.0;
+            File.WriteAllText(json, node.ToJsonString());
+        }
+        (code, _, stderr) = Run(["report", study.SpecPath]);
+        Assert.True(code == 0, stderr);
+        var html = File.ReadAllText(Path.Combine(outputs, "small.report.html"));
+        Assert.Contains("<b>40.0 s</b><span class=\"muted\">total render time</span>", html, StringComparison.Ordinal);
+        Assert.Contains("<b>10.0 s</b><span class=\"muted\">mean per video</span>", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TheReportOfASpecWithDeviceAutoFindsTheVideosOnTheDeviceTheRunChose()
     {
         // Found on the GPU machine: `report SPEC` compared the spec's `device: auto` with the sidecars' decided device
