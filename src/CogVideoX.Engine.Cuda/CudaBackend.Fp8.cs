@@ -130,12 +130,7 @@ public sealed unsafe partial class CudaBackend
                 using (preference)
                 {
                     CublasLt.Set(preference, CublasLt.PrefMaxWorkspaceBytes, workspace);
-                    var results = stackalloc CublasLt.HeuristicResult[1];
-                    CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, c, c, preference, 1, results, out int found),
-                        "cublasLtMatmulAlgoGetHeuristic", what);
-                    if (found == 0)
-                        throw new CudaException("cuBLASLt", "cublasLtMatmulAlgoGetHeuristic", 15, "CUBLAS_STATUS_NOT_SUPPORTED", $"no algorithm for {what}");
-                    return new Fp8Plan(desc, a, b, c, results[0].Algo);
+                    return new Fp8Plan(desc, a, b, c, Heuristics(handle, desc, a, b, c, preference, 1, what)[0]);
                 }
             }
             catch

@@ -316,6 +316,23 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>Descriptors and the algorithm cuBLASLt's heuristic chose for one GEMM shape.</summary>
+    /// <summary>
+    /// cuBLASLt's heuristic algorithms (at most <paramref name="requested"/>, best first) for a described matmul whose
+    /// C is also D; throws, naming <paramref name="what"/>, when it has none.
+    /// </summary>
+    private static CublasLt.MatmulAlgo[] Heuristics(CublasLtHandle handle, MatmulDescHandle desc, MatrixLayoutHandle a, MatrixLayoutHandle b,
+        MatrixLayoutHandle c, MatmulPreferenceHandle preference, int requested, string what)
+    {
+        var results = stackalloc CublasLt.HeuristicResult[requested];
+        CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, c, c, preference, requested, results, out int found),
+            "cublasLtMatmulAlgoGetHeuristic", what);
+        if (found == 0)
+            throw new CudaException("cuBLASLt", "cublasLtMatmulAlgoGetHeuristic", 15, "CUBLAS_STATUS_NOT_SUPPORTED", $"no algorithm for {what}");
+        var algorithms = new CublasLt.MatmulAlgo[found];
+        for (int i = 0; i < found; i++) algorithms[i] = results[i].Algo;
+        return algorithms;
+    }
+
     private sealed class GemmPlan : IDisposable
     {
         private GemmPlan(MatmulDescHandle desc, MatrixLayoutHandle a, MatrixLayoutHandle b, MatrixLayoutHandle c, CublasLt.MatmulAlgo[] candidates)
@@ -371,15 +388,7 @@ public sealed unsafe partial class CudaBackend
                     CublasLt.Set(preference, CublasLt.PrefMinAlignmentB, (uint)key.AlignB);
                     CublasLt.Set(preference, CublasLt.PrefMinAlignmentC, (uint)key.AlignC);
                     CublasLt.Set(preference, CublasLt.PrefMinAlignmentD, (uint)key.AlignC);
-                    const int requested = 8;
-                    var results = stackalloc CublasLt.HeuristicResult[requested];
-                    CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, c, c, preference, requested, results, out int found),
-                        "cublasLtMatmulAlgoGetHeuristic", key.Describe());
-                    if (found == 0)
-                        throw new CudaException("cuBLASLt", "cublasLtMatmulAlgoGetHeuristic", 15, "CUBLAS_STATUS_NOT_SUPPORTED", $"no algorithm for {key.Describe()}");
-                    var candidates = new CublasLt.MatmulAlgo[found];
-                    for (int i = 0; i < found; i++) candidates[i] = results[i].Algo;
-                    return new GemmPlan(desc, a, b, c, candidates);
+                    return new GemmPlan(desc, a, b, c, Heuristics(handle, desc, a, b, c, preference, 8, key.Describe()));
                 }
             }
             catch

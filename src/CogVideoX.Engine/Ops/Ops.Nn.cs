@@ -295,19 +295,26 @@ public static partial class Ops
     public static void AttentionInto(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor output) =>
         AttentionCore(q, k, v, bias, scale, output);
 
-    private static Tensor? AttentionCore(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor? output)
+    /// <summary>Checks q [B, H, Nq, D], k and v [B, H, Nk, D] (one backend, one float dtype) for <paramref name="op"/>.</summary>
+    private static (int B, int H, int Nq, int D, int Nk) AttentionShapes(Tensor q, Tensor k, Tensor v, string op)
     {
-        SameBackend(q, k, "attention");
-        SameBackend(q, v, "attention");
-        SameDType(q, k, "attention");
-        SameDType(q, v, "attention");
-        Float(q, "attention");
-        Rank(q, 4, "attention", "q");
-        Rank(k, 4, "attention", "k");
-        Rank(v, 4, "attention", "v");
+        SameBackend(q, k, op);
+        SameBackend(q, v, op);
+        SameDType(q, k, op);
+        SameDType(q, v, op);
+        Float(q, op);
+        Rank(q, 4, op, "q");
+        Rank(k, 4, op, "k");
+        Rank(v, 4, op, "v");
         int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3), nk = k.Dim(2);
         if (k.Dim(0) != b || k.Dim(1) != h || k.Dim(3) != d || !v.Shape.SequenceEqual(k.Shape))
-            throw new ArgumentException($"attention: q {q.ShapeString}, k {k.ShapeString}, v {v.ShapeString} do not agree");
+            throw new ArgumentException($"{op}: q {q.ShapeString}, k {k.ShapeString}, v {v.ShapeString} do not agree");
+        return (b, h, nq, d, nk);
+    }
+
+    private static Tensor? AttentionCore(Tensor q, Tensor k, Tensor v, Tensor? bias, float scale, Tensor? output)
+    {
+        var (b, h, nq, d, nk) = AttentionShapes(q, k, v, "attention");
         Tensor? biasView = null;
         if (bias is not null)
         {
@@ -341,18 +348,8 @@ public static partial class Ops
     /// </summary>
     public static void Sage8AttentionInto(Tensor q, Tensor k, Tensor v, float scale, Tensor output)
     {
-        SameBackend(q, k, "8-bit attention");
-        SameBackend(q, v, "8-bit attention");
+        var (b, h, nq, d, nk) = AttentionShapes(q, k, v, "8-bit attention");
         SameBackend(q, output, "8-bit attention");
-        SameDType(q, k, "8-bit attention");
-        SameDType(q, v, "8-bit attention");
-        Float(q, "8-bit attention");
-        Rank(q, 4, "8-bit attention", "q");
-        Rank(k, 4, "8-bit attention", "k");
-        Rank(v, 4, "8-bit attention", "v");
-        int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3), nk = k.Dim(2);
-        if (k.Dim(0) != b || k.Dim(1) != h || k.Dim(3) != d || !v.Shape.SequenceEqual(k.Shape))
-            throw new ArgumentException($"8-bit attention: q {q.ShapeString}, k {k.ShapeString}, v {v.ShapeString} do not agree");
         if (!output.Shape.SequenceEqual(new[] { b, h, nq, d }))
             throw new ArgumentException($"8-bit attention: output {output.ShapeString} must be [{b}, {h}, {nq}, {d}]");
         if (output.ElementCount == 0) return;
