@@ -6,7 +6,7 @@ namespace CogVideoX.Models.Modules;
 /// <summary>
 /// A node of a model's module tree, mirroring the checkpoint names (as candle's VarBuilder and stable-diffusion.cpp's
 /// GGMLBlock): a module is built from its config alone and declares each of its parameters once, in its constructor
-/// (<see cref="Weight"/>, <see cref="Stacked"/>, <see cref="Reshaped"/>, <see cref="Copy"/>), and its sub-modules
+/// (<see cref="Weight"/>, <see cref="Stacked"/>, <see cref="Reshaped"/>, <see cref="Copy"/>, <see cref="QuantizedFp8"/>), and its sub-modules
 /// (<see cref="Child{T}"/>). Everything else derives from that one tree: <see cref="Load"/> reads each parameter
 /// from a checkpoint, <see cref="CheckpointTensors"/> lists what a checkpoint must hold (random-weight folders, name
 /// checks), <see cref="Bytes"/> sizes it (memory estimates), and <see cref="Bind"/> swaps the storage of every
@@ -150,6 +150,24 @@ public abstract class Module : IDisposable
         var held = (int[])shape.Clone();
         held[0] *= names.Length;
         return Add(new Parameter(this, string.Join("+", names), held, names, shape, ParameterPrecision.Model));
+    }
+
+    /// <summary>
+    /// A linear weight held as FP8 E4M3 only: the checkpoint tensors <paramref name="names"/> (each of
+    /// <paramref name="shape"/> [out, in], stacked along dim 0 when several) quantized with one scale per output channel
+    /// as they are read (<see cref="Ops.QuantizeFp8"/> on the loading backend), the exact weight released at once.
+    /// Two parameters, declared together: the codes [N, K] (F8_E4M3) and the scales [N] (F32).
+    /// </summary>
+    protected (Parameter Codes, Parameter Scales) QuantizedFp8(string[] names, params int[] shape)
+    {
+        var held = (int[])shape.Clone();
+        held[0] *= names.Length;
+        string name = string.Join("+", names);
+        var source = new Parameter.Fp8Source();
+        var codes = Add(new Parameter(this, name + ":f8_codes", held, names, shape, ParameterPrecision.Model, fp8: source));
+        source.Declare(codes);
+        var scales = Add(new Parameter(this, name + ":f8_scales", [held[0]], names, shape, ParameterPrecision.Model, fp8: source));
+        return (codes, scales);
     }
 
     /// <summary>A checkpoint tensor of shape <paramref name="stored"/>, held reshaped to <paramref name="held"/>.</summary>

@@ -15,11 +15,13 @@ public sealed class Parameter
     private readonly int[] _sourceShape;
     private readonly Parameter? _copyOf;
     private readonly DType _copyDType;
+    private readonly Fp8Source? _fp8;
     private Tensor? _value;
 
     internal Parameter(Module owner, string name, int[] shape, string[] sources, int[] sourceShape, ParameterPrecision precision,
-        string? preferredAlias = null, Parameter? copyOf = null, DType copyDType = DType.F32)
+        string? preferredAlias = null, Parameter? copyOf = null, DType copyDType = DType.F32, Fp8Source? fp8 = null)
     {
+        _fp8 = fp8;
         Owner = owner;
         Name = name;
         Shape = shape;
@@ -52,6 +54,12 @@ public sealed class Parameter
     /// <summary>Whether this is a converted copy of another parameter (no checkpoint tensor of its own).</summary>
     public bool IsCopy => _copyOf is not null;
 
+    /// <summary>
+    /// Whether this is half of a linear weight held as FP8 E4M3 (its codes or its per-channel scales), quantized from
+    /// the checkpoint's tensors as they are read; the exact weight is never kept.
+    /// </summary>
+    public bool IsFp8 => _fp8 is not null;
+
     public bool IsBound => _value is not null;
 
     /// <summary>The bound tensor.</summary>
@@ -64,7 +72,7 @@ public sealed class Parameter
     /// The dtype it is held in for a model in <paramref name="model"/> whose checkpoint stores it as
     /// <paramref name="stored"/> (null: no file, e.g. random weights or an estimate from configs).
     /// </summary>
-    public DType DTypeFor(DType model, DType? stored) => _copyOf is not null ? _copyDType : Precision switch
+    public DType DTypeFor(DType model, DType? stored) => _copyOf is not null ? _copyDType : _fp8 is not null ? _fp8.DTypeOf(this) : Precision switch
     {
         // Kept in the checkpoint's own half type (widened when used: exact); a float32 checkpoint stays float32.
         ParameterPrecision.Float32Compute => (stored ?? model) is DType.F16 or DType.BF16 ? (stored ?? model) : DType.F32,
@@ -76,7 +84,7 @@ public sealed class Parameter
 
     /// <summary>The dtype it is held in when loaded through <paramref name="scope"/> (the owner's scope).</summary>
     internal DType DTypeIn(WeightScope scope) =>
-        DTypeFor(scope.DType, _sources.Length == 1 ? scope.StoredDType(ReadName(scope)) : null);
+        DTypeFor(scope.DType, _sources.Length == 1 && _fp8 is null ? scope.StoredDType(ReadName(scope)) : null);
 
     private string ReadName(WeightScope scope) =>
         PreferredAlias is not null && scope.Contains(PreferredAlias) ? PreferredAlias : _sources[0];
@@ -85,7 +93,14 @@ public sealed class Parameter
     internal Tensor Read(WeightScope scope)
     {
         if (_copyOf is not null) return _copyOf.Value.To(_copyDType);
-        var typed = scope.As(DTypeIn(scope));
+        if (_fp8 is not null) return _fp8.Read(this, scope);
+        return ReadAs(scope, DTypeIn(scope));
+    }
+
+    /// <summary>The checkpoint tensors read through <paramref name="scope"/> in <paramref name="dtype"/>, stacked or reshaped to the held shape.</summary>
+    private Tensor ReadAs(WeightScope scope, DType dtype)
+    {
+        var typed = scope.As(dtype);
         if (_sources.Length > 1)
         {
             // Stacked along dim 0 (to_q/to_k/to_v run as one GEMM).
@@ -120,6 +135,50 @@ public sealed class Parameter
     {
         _value?.Dispose();
         _value = null;
+        _fp8?.Forget();
+    }
+
+    /// <summary>
+    /// A linear weight [N, K] held as FP8 E4M3 in two parameters: the codes [N, K] and the per-output-channel scales [N]
+    /// (<see cref="Ops.QuantizeFp8"/>). Reading the codes reads the checkpoint's tensors in the model's dtype (LoRA
+    /// fused, stacked as declared) onto the scope's backend, quantizes them there and releases the exact tensor at once;
+    /// the scales made with them wait here for the scales parameter, read next (declared right after).
+    /// </summary>
+    internal sealed class Fp8Source
+    {
+        private Parameter? _codes;
+        private Tensor? _pendingScales;
+
+        public void Declare(Parameter codes) => _codes = codes;
+
+        public DType DTypeOf(Parameter p) => ReferenceEquals(p, _codes) ? DType.F8E4M3 : DType.F32;
+
+        public Tensor Read(Parameter p, WeightScope scope)
+        {
+            if (!ReferenceEquals(p, _codes) && _pendingScales is { } ready)
+            {
+                _pendingScales = null;
+                return ready;
+            }
+            Fp8Weight quantized;
+            using (var exact = _codes!.ReadAs(scope, scope.DType)) quantized = exact.QuantizeFp8();
+            if (ReferenceEquals(p, _codes))
+            {
+                Forget();
+                _pendingScales = quantized.Scales;
+                return quantized.Codes;
+            }
+            // The scales read on their own (not right after the codes): quantized again, the codes dropped.
+            quantized.Codes.Dispose();
+            return quantized.Scales;
+        }
+
+        /// <summary>Drops scales made but not taken (a load that failed between the two reads).</summary>
+        public void Forget()
+        {
+            _pendingScales?.Dispose();
+            _pendingScales = null;
+        }
     }
 }
 

@@ -31,9 +31,12 @@ public sealed class CogVideoXTransformer : IDisposable
 
     /// <summary>
     /// Builds the model with its blocks taken from <paramref name="blocks"/> (which it then owns) instead of loaded
-    /// from <paramref name="weights"/>; null loads them onto the backend with the rest.
+    /// from <paramref name="weights"/>; null loads them onto the backend with the rest, their projections held as
+    /// <paramref name="projections"/> says (FP8 only: quantized on the backend as each is read, see
+    /// <see cref="ProjectionWeights.Fp8"/>; streamed blocks are held as their host images were made).
     /// </summary>
-    public CogVideoXTransformer(TransformerConfig config, WeightScope weights, IBlockSource<TransformerBlock>? blocks, string configSource = "transformer config")
+    public CogVideoXTransformer(TransformerConfig config, WeightScope weights, IBlockSource<TransformerBlock>? blocks, string configSource = "transformer config",
+        ProjectionWeights projections = ProjectionWeights.Exact)
     {
         TransformerConfigCheck.Validate(config, configSource);
         Config = config;
@@ -42,7 +45,9 @@ public sealed class CogVideoXTransformer : IDisposable
         CheckNames(config, weights, configSource);
         if (blocks is not null && blocks.Count != config.NumLayers)
             throw new ArgumentException($"{blocks.Count} blocks given for a transformer of {config.NumLayers} layers", nameof(blocks));
-        _module = new CogVideoXTransformerModule(config, configSource, residentBlocks: blocks is null);
+        if (blocks is null && projections == ProjectionWeights.Fp8 && Ops.Fp8Unavailable(Backend) is { } why)
+            throw new CogVideoXException($"--linear fp8: {why}");
+        _module = new CogVideoXTransformerModule(config, configSource, residentBlocks: blocks is null, projections);
         // A source given by the caller stays the caller's when loading fails (Load releases what it bound).
         _module.Load(weights);
         _blocks = blocks ?? new ResidentBlocks<TransformerBlock>(_module.Blocks);
@@ -53,7 +58,12 @@ public sealed class CogVideoXTransformer : IDisposable
     /// sharded with an index), converted to <paramref name="dtype"/> on <paramref name="backend"/>, with
     /// <paramref name="lora"/>'s adapters fused into the weights they adapt (checked against the config first).
     /// </summary>
-    public static CogVideoXTransformer Load(string folder, IBackend backend, DType dtype, LoraSet? lora = null)
+    /// <remarks>
+    /// <paramref name="projections"/>: <see cref="ProjectionWeights.Fp8"/> quantizes the blocks' projections as they
+    /// are read (after the LoRA is fused) and keeps only their FP8 codes and scales on <paramref name="backend"/>.
+    /// </remarks>
+    public static CogVideoXTransformer Load(string folder, IBackend backend, DType dtype, LoraSet? lora = null,
+        ProjectionWeights projections = ProjectionWeights.Exact)
     {
         if (!Directory.Exists(folder))
             throw new WeightsException($"{folder}: transformer folder not found (expected config.json and *.safetensors)");
@@ -61,7 +71,7 @@ public sealed class CogVideoXTransformer : IDisposable
         var config = TransformerConfig.Load(configPath);
         var patch = CheckLora(lora, config, configPath);
         using var checkpoint = Checkpoint.Open(folder);
-        return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype, patch), configPath);
+        return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype, patch), blocks: null, configPath, projections);
     }
 
     /// <summary>
@@ -100,9 +110,12 @@ public sealed class CogVideoXTransformer : IDisposable
     /// <summary>
     /// The blocks of a <c>transformer/</c> folder packed into host memory in <paramref name="dtype"/> (pinned through
     /// <paramref name="pinned"/> when given), for <see cref="StreamedBlocks{TBlock}"/>. Read one block at a time, with
-    /// <paramref name="lora"/> fused into the images once (every upload of a streamed block then carries it).
+    /// <paramref name="lora"/> fused into the images once (every upload of a streamed block then carries it). With
+    /// <see cref="ProjectionWeights.Fp8"/> the projections are quantized on the CPU as they are read and the images
+    /// hold their FP8 codes and scales only, so every upload moves about half the bytes.
     /// </summary>
-    public static HostBlocks<TransformerBlock> LoadHostBlocks(string folder, DType dtype, IWeightStreaming? pinned, LoraSet? lora = null)
+    public static HostBlocks<TransformerBlock> LoadHostBlocks(string folder, DType dtype, IWeightStreaming? pinned, LoraSet? lora = null,
+        ProjectionWeights projections = ProjectionWeights.Exact)
     {
         var configPath = Path.Combine(CheckFolder(folder), "config.json");
         var config = TransformerConfig.Load(configPath);
@@ -114,7 +127,7 @@ public sealed class CogVideoXTransformer : IDisposable
         CheckNames(config, scope, configPath);
         var blocks = scope.Scope("transformer_blocks");
         return HostBlocks<TransformerBlock>.Load("transformer blocks", config.NumLayers,
-            () => new TransformerBlock(config, activation), blocks.Scope, pinned);
+            () => new TransformerBlock(config, activation, projections), blocks.Scope, pinned);
     }
 
     private static string CheckFolder(string folder) => Directory.Exists(folder) ? folder
@@ -147,21 +160,46 @@ public sealed class CogVideoXTransformer : IDisposable
     /// <summary>
     /// Device bytes of the model in <paramref name="dtype"/> for one call on a batch of <paramref name="batch"/> with
     /// <paramref name="textLength"/> text tokens and latents of the given size: one block's weights (they may stream),
-    /// the rest, and the working memory at the peak of a block (its attention).
+    /// the rest, and the working memory at the peak of a block (its attention, or under FP8 linears the feed-forward's
+    /// first projection when that is larger).
     /// </summary>
-    public static ComponentMemory EstimateMemory(TransformerConfig config, DType dtype, int batch, int textLength, int latentFrames, int latentHeight, int latentWidth)
+    /// <remarks>
+    /// <paramref name="linears"/> and <paramref name="projections"/>: how the blocks' projections run and are held.
+    /// FP8-only projections (<see cref="ProjectionWeights.Fp8"/>) count their codes and scales instead of the exact
+    /// weights; FP8 linears on exact projections count the FP8 copies made beside them.
+    /// </remarks>
+    public static ComponentMemory EstimateMemory(TransformerConfig config, DType dtype, int batch, int textLength, int latentFrames, int latentHeight, int latentWidth,
+        LinearMode linears = LinearMode.Exact, ProjectionWeights projections = ProjectionWeights.Exact)
     {
         TransformerConfigCheck.Validate(config, "transformer config");
-        using var tree = new CogVideoXTransformerModule(config, "transformer config", residentBlocks: true);
-        long block = tree.Blocks[0].Bytes(dtype);
+        using var tree = new CogVideoXTransformerModule(config, "transformer config", residentBlocks: true, projections);
+        long held = tree.Blocks[0].Bytes(dtype);
+        long block = held + (linears == LinearMode.Fp8 && projections == ProjectionWeights.Exact ? TransformerBlock.Fp8BytesFor(config) : 0);
         int s = dtype.SizeOf(), p = config.PatchSize, pt = config.PatchSizeT ?? 1;
         long tokens = textLength + (long)((latentFrames + pt - 1) / pt) * (latentHeight / p) * (latentWidth / p);
         // Inside a block at its peak (the attention): the hidden state, its norm, q/k/v (3), normed q and k, the merged
         // heads and to_out's result — 9 hidden-sized tensors — plus one for the rotary copy (5b style).
-        long hiddenBytes = batch * tokens * config.InnerDim * s;
-        long working = hiddenBytes * (config.UseRotaryPositionalEmbeddings ? 10 : 9) + 2L * batch * textLength * config.TextEmbedDim * s;
-        return new ComponentMemory(block, config.NumLayers, tree.Bytes(dtype) - block * config.NumLayers, working);
+        long rows = batch * tokens, d = config.InnerDim;
+        long hiddenBytes = rows * d * s;
+        long text = 2L * batch * textLength * config.TextEmbedDim * s;
+        long working = hiddenBytes * (config.UseRotaryPositionalEmbeddings ? 10 : 9) + text;
+        if (linears == LinearMode.Fp8)
+        {
+            // The FP8 feed-forward's first projection: the hidden state and its norm, the norm's codes [rows, d] and
+            // scales, the float32 accumulator [rows, 4d] and the result [rows, 4d] (the largest FP8 linear).
+            long feedForward = 2 * hiddenBytes + rows * d + 4 * rows + rows * 4 * d * 4 + 4 * hiddenBytes + text;
+            working = Math.Max(working, feedForward);
+        }
+        return new ComponentMemory(block, config.NumLayers, tree.Bytes(dtype) - held * config.NumLayers, working);
     }
+
+    /// <summary>
+    /// Device bytes of all of the model's weights in <paramref name="dtype"/> (every block resident, the full memory mode)
+    /// with the blocks' projections held as <paramref name="projections"/> says.
+    /// </summary>
+    public static long EstimateWeightBytes(TransformerConfig config, DType dtype, ProjectionWeights projections = ProjectionWeights.Exact) =>
+        EstimateMemory(config, dtype, 1, 0, config.PatchSizeT ?? 1, config.PatchSize, config.PatchSize,
+            projections == ProjectionWeights.Fp8 ? LinearMode.Fp8 : LinearMode.Exact, projections).WeightBytes;
 
     /// <summary>
     /// How the blocks' self-attention is computed in the next calls: exactly (the default) or in 8 bits
@@ -177,8 +215,9 @@ public sealed class CogVideoXTransformer : IDisposable
     public LinearMode Linears { get; set; }
 
     /// <summary>
-    /// Quantizes the projections of every resident block to FP8 now (at load, before the first step); streamed blocks
-    /// are quantized as they arrive. Throws a <see cref="CogVideoXException"/> when the backend cannot run FP8 linears.
+    /// Quantizes the exact projections of every resident block to FP8 now (before the first step), beside the exact
+    /// weights; streamed blocks are quantized as they arrive. Nothing to do for FP8-only projections (quantized at load).
+    /// Throws a <see cref="CogVideoXException"/> when the backend cannot run FP8 linears.
     /// </summary>
     public void PrepareFp8()
     {
@@ -194,11 +233,17 @@ public sealed class CogVideoXTransformer : IDisposable
             foreach (var block in resident.Blocks) block.ReleaseFp8();
     }
 
-    /// <summary>Bytes of FP8 weights the blocks hold now.</summary>
+    /// <summary>Bytes of FP8 copies the blocks hold now beside their exact weights (FP8-only projections count in <see cref="WeightBytes"/>).</summary>
     public long Fp8Bytes => _blocks is ResidentBlocks<TransformerBlock> resident ? resident.Blocks.Sum(b => b.Fp8Bytes) : 0;
 
     /// <summary>Bytes the FP8 projections of all blocks take (memory estimates).</summary>
     public static long EstimateFp8Bytes(TransformerConfig config) => config.NumLayers * TransformerBlock.Fp8BytesFor(config);
+
+    /// <summary>
+    /// How the resident blocks hold their projections (<see cref="ProjectionWeights.Fp8"/>: codes and scales only, so only
+    /// FP8 linears run); null for streamed blocks, which are held as their host images were made.
+    /// </summary>
+    public ProjectionWeights? Projections => _blocks is ResidentBlocks<TransformerBlock> resident ? resident.Blocks[0].Projections : null;
 
     /// <summary>
     /// The rotary tables for latents of this size on this model's backend and dtype (5b style and 1.5; for 1.5 the
@@ -379,7 +424,7 @@ public sealed class CogVideoXTransformer : IDisposable
 /// </summary>
 internal sealed class CogVideoXTransformerModule : Module
 {
-    public CogVideoXTransformerModule(TransformerConfig config, string configSource, bool residentBlocks)
+    public CogVideoXTransformerModule(TransformerConfig config, string configSource, bool residentBlocks, ProjectionWeights projections = ProjectionWeights.Exact)
     {
         var ffActivation = TransformerConfigCheck.FeedForwardActivation(config, configSource);
         var timeActivation = TransformerConfigCheck.TimestepActivation(config, configSource);
@@ -391,7 +436,7 @@ internal sealed class CogVideoXTransformerModule : Module
         if (residentBlocks)
         {
             var blocks = new TransformerBlock[config.NumLayers];
-            for (int i = 0; i < blocks.Length; i++) blocks[i] = Child($"transformer_blocks.{i}", new TransformerBlock(config, ffActivation));
+            for (int i = 0; i < blocks.Length; i++) blocks[i] = Child($"transformer_blocks.{i}", new TransformerBlock(config, ffActivation, projections));
             Blocks = blocks;
         }
         if (config.NormElementwiseAffine)

@@ -9,6 +9,8 @@ namespace CogVideoX.Models.Transformer;
 /// over [text; video] tokens with LayerNorm on queries and keys (and rotary positions on the video tokens, 5b style),
 /// a gated residual, then the same around a GELU feed-forward. The block holds all of its own weights, so a memory
 /// policy can move blocks to the device one at a time (their storage swapped, <see cref="Module.Bind"/>).
+/// Its four projections (to_q/to_k/to_v stacked, to_out.0, ff.net.0.proj, ff.net.2) are held exactly or — built with
+/// <see cref="ProjectionWeights.Fp8"/> — as FP8 codes and scales only (<see cref="Module.QuantizedFp8"/>).
 /// </summary>
 public sealed class TransformerBlock : Module
 {
@@ -16,25 +18,26 @@ public sealed class TransformerBlock : Module
 
     private readonly LayerNormZero _norm1;
     private readonly LayerNormZero _norm2;
-    private readonly Parameter _qkvWeight;
+    private readonly Projection _qkvWeight;
     private readonly Parameter? _qkvBias;
     private readonly Parameter _normQWeight;
     private readonly Parameter _normQBias;
     private readonly Parameter _normKWeight;
     private readonly Parameter _normKBias;
-    private readonly Parameter _outWeight;
+    private readonly Projection _outWeight;
     private readonly Parameter _outBias;
-    private readonly Parameter _ffInWeight;
+    private readonly Projection _ffInWeight;
     private readonly Parameter _ffInBias;
-    private readonly Parameter _ffOutWeight;
+    private readonly Projection _ffOutWeight;
     private readonly Parameter _ffOutBias;
     private readonly Activation _ffActivation;
     private readonly int _heads;
     private readonly int _headDim;
     private BlockFp8Weights? _fp8;
 
-    internal TransformerBlock(TransformerConfig c, Activation ffActivation)
+    internal TransformerBlock(TransformerConfig c, Activation ffActivation, ProjectionWeights projections = ProjectionWeights.Exact)
     {
+        Projections = projections;
         _heads = c.NumAttentionHeads;
         _headDim = c.AttentionHeadDim;
         _ffActivation = ffActivation;
@@ -42,19 +45,33 @@ public sealed class TransformerBlock : Module
         _norm1 = Child("norm1", new LayerNormZero(c));
         _norm2 = Child("norm2", new LayerNormZero(c));
         // to_q/to_k/to_v run as one GEMM: their weights are held stacked.
-        _qkvWeight = Stacked(["attn1.to_q.weight", "attn1.to_k.weight", "attn1.to_v.weight"], d, d);
+        _qkvWeight = DeclareProjection(["attn1.to_q.weight", "attn1.to_k.weight", "attn1.to_v.weight"], d, d);
         if (c.AttentionBias)
             _qkvBias = Stacked(["attn1.to_q.bias", "attn1.to_k.bias", "attn1.to_v.bias"], d);
         _normQWeight = Weight("attn1.norm_q.weight", _headDim);
         _normQBias = Weight("attn1.norm_q.bias", _headDim);
         _normKWeight = Weight("attn1.norm_k.weight", _headDim);
         _normKBias = Weight("attn1.norm_k.bias", _headDim);
-        _outWeight = Weight("attn1.to_out.0.weight", d, d);
+        _outWeight = DeclareProjection(["attn1.to_out.0.weight"], d, d);
         _outBias = Weight("attn1.to_out.0.bias", d);
-        _ffInWeight = Weight("ff.net.0.proj.weight", inner, d);
+        _ffInWeight = DeclareProjection(["ff.net.0.proj.weight"], inner, d);
         _ffInBias = Weight("ff.net.0.proj.bias", inner);
-        _ffOutWeight = Weight("ff.net.2.weight", d, inner);
+        _ffOutWeight = DeclareProjection(["ff.net.2.weight"], d, inner);
         _ffOutBias = Weight("ff.net.2.bias", d);
+    }
+
+    /// <summary>How the four projections' weights are held: exactly (FP8 copies made beside them on demand) or as FP8 only.</summary>
+    public ProjectionWeights Projections { get; }
+
+    /// <summary>One projection's weight as this block holds it: the exact parameter, or the FP8 codes and scales.</summary>
+    private Projection DeclareProjection(string[] names, int outFeatures, int inFeatures)
+    {
+        if (Projections == ProjectionWeights.Fp8)
+        {
+            var (codes, scales) = QuantizedFp8(names, outFeatures, inFeatures);
+            return new Projection(null, codes, scales);
+        }
+        return new Projection(names.Length == 1 ? Weight(names[0], outFeatures, inFeatures) : Stacked(names, outFeatures, inFeatures), null, null);
     }
 
     /// <summary>
@@ -63,13 +80,18 @@ public sealed class TransformerBlock : Module
     /// <paramref name="attentionMode"/> chooses exact or 8-bit self-attention.
     /// </summary>
     /// <paramref name="linears"/> runs the attention and feed-forward projections (to_q/to_k/to_v, to_out,
-    /// ff.net.0.proj, ff.net.2) exactly or as FP8 linears (their weights quantized on first use and kept until
-    /// <see cref="ReleaseFp8"/> or the weights change).
+    /// ff.net.0.proj, ff.net.2) exactly or as FP8 linears: with exact projections their weights are quantized on first
+    /// use and kept until <see cref="ReleaseFp8"/> or the weights change; FP8-only projections run FP8 linears alone.
     public void Forward(Tensor hidden, int textLength, Tensor activatedEmbedding, RotaryTables? rotary,
         AttentionMode attentionMode = AttentionMode.Exact, LinearMode linears = LinearMode.Exact)
     {
+        if (linears == LinearMode.Exact && Projections == ProjectionWeights.Fp8)
+            throw new CogVideoXException(
+                $"transformer block '{Path}': its projections are held as FP8 only (loaded for --linear fp8 with no exact steps), so it cannot run " +
+                "exact linears; load the transformer with exact projections for exact steps (--exact-steps N keeps both)");
         using var scope = new TensorScope();
-        var fp8 = linears == LinearMode.Fp8 ? PrepareFp8() : null;
+        using var held = linears == LinearMode.Fp8 && Projections == ProjectionWeights.Fp8 ? HeldFp8() : null;
+        var fp8 = linears != LinearMode.Fp8 ? null : held ?? Fp8Beside();
         int b = hidden.Dim(0), s = hidden.Dim(1), d = hidden.Dim(2);
 
         var normed = Tensor.Empty(hidden.Backend, hidden.DType, b, s, d);
@@ -119,22 +141,32 @@ public sealed class TransformerBlock : Module
     }
 
     /// <summary>One projection: the FP8 linear when its quantized weight is given, else the exact one.</summary>
-    private static Tensor Project(Tensor x, Parameter weight, Fp8Weight? quantized, Parameter? bias, Activation activation = Activation.None) =>
-        quantized is null ? x.Linear(weight.Value, bias?.Value, activation) : x.LinearFp8(quantized, bias?.Value, activation);
+    private static Tensor Project(Tensor x, Projection weight, Fp8Weight? quantized, Parameter? bias, Activation activation = Activation.None) =>
+        quantized is null ? x.Linear(weight.Exact!.Value, bias?.Value, activation) : x.LinearFp8(quantized, bias?.Value, activation);
 
     /// <summary>
-    /// The projections' weights quantized to FP8 E4M3 (one scale per output channel) on the weights' backend: made on
-    /// first use and kept until <see cref="ReleaseFp8"/> (whoever swaps the block's weights releases them first).
+    /// Exact projections: their weights quantized to FP8 E4M3 (one scale per output channel) on the weights' backend,
+    /// made now and kept beside them until <see cref="ReleaseFp8"/> (whoever swaps the block's weights releases them
+    /// first). FP8-only projections: nothing to do, their codes are the block's weights.
     /// </summary>
-    internal BlockFp8Weights PrepareFp8()
+    public void PrepareFp8()
     {
-        return _fp8 ??= BlockFp8Weights.Quantize(_qkvWeight.Value, _outWeight.Value, _ffInWeight.Value, _ffOutWeight.Value);
+        if (Projections == ProjectionWeights.Exact) Fp8Beside();
     }
 
-    /// <summary>Bytes of the quantized weights held now.</summary>
+    private BlockFp8Weights Fp8Beside() =>
+        _fp8 ??= BlockFp8Weights.Quantize(_qkvWeight.Exact!.Value, _outWeight.Exact!.Value, _ffInWeight.Exact!.Value, _ffOutWeight.Exact!.Value);
+
+    /// <summary>The FP8-only projections' codes and scales as <see cref="Fp8Weight"/>s (new references to the bound tensors).</summary>
+    private BlockFp8Weights HeldFp8() => BlockFp8Weights.Of(_qkvWeight.Fp8(), _outWeight.Fp8(), _ffInWeight.Fp8(), _ffOutWeight.Fp8());
+
+    /// <summary>
+    /// Bytes of FP8 copies held now beside the exact weights (0 for FP8-only projections, whose codes and scales are
+    /// the block's weights and count in its bound bytes).
+    /// </summary>
     public long Fp8Bytes => _fp8?.Bytes ?? 0;
 
-    /// <summary>Releases the quantized weights (the exact ones stay).</summary>
+    /// <summary>Releases the FP8 copies made beside exact weights (the exact ones stay; FP8-only projections keep theirs).</summary>
     public void ReleaseFp8()
     {
         _fp8?.Dispose();
@@ -146,6 +178,23 @@ public sealed class TransformerBlock : Module
     {
         long d = c.InnerDim, inner = 4 * d;
         return Fp8Weight.BytesFor(3 * d, d) + Fp8Weight.BytesFor(d, d) + Fp8Weight.BytesFor(inner, d) + Fp8Weight.BytesFor(d, inner);
+    }
+
+    /// <summary>
+    /// Bytes one block's weights take in <paramref name="dtype"/> with its projections held as <paramref name="projections"/>
+    /// says (from its declared parameters: what loading it puts on the device).
+    /// </summary>
+    public static long BytesFor(TransformerConfig c, DType dtype, ProjectionWeights projections)
+    {
+        TransformerConfigCheck.Validate(c, "transformer config");
+        using var block = new TransformerBlock(c, Activation.GeluTanh, projections);
+        return block.Bytes(dtype);
+    }
+
+    /// <summary>A projection's weight: <see cref="Exact"/>, or <see cref="Codes"/> and <see cref="Scales"/> (FP8 only).</summary>
+    private sealed record Projection(Parameter? Exact, Parameter? Codes, Parameter? Scales)
+    {
+        public Fp8Weight Fp8() => new(Codes!.Value.Alias(), Scales!.Value.Alias());
     }
 
     public override void Dispose()
@@ -188,6 +237,19 @@ public enum LinearMode
     Fp8,
 }
 
+/// <summary>How a transformer holds its blocks' four projection weights (to_q/to_k/to_v, to_out.0, ff.net.0.proj, ff.net.2).</summary>
+public enum ProjectionWeights
+{
+    /// <summary>In the model's dtype, as the checkpoint has them; FP8 copies are made beside them when FP8 linears run.</summary>
+    Exact,
+
+    /// <summary>
+    /// As FP8 E4M3 codes with one float32 scale per output channel only, quantized as they are loaded (the exact
+    /// weights are never kept): about half the bytes in F16/BF16. Only FP8 linears can run on them.
+    /// </summary>
+    Fp8,
+}
+
 /// <summary>A block's four projection weights quantized to FP8; owns them.</summary>
 internal sealed class BlockFp8Weights : IDisposable
 {
@@ -208,6 +270,9 @@ internal sealed class BlockFp8Weights : IDisposable
     public Fp8Weight FeedForwardOut { get; }
 
     public long Bytes => Qkv.Bytes + Out.Bytes + FeedForwardIn.Bytes + FeedForwardOut.Bytes;
+
+    /// <summary>Takes over four weights made elsewhere (to_q/k/v, to_out, ff in, ff out).</summary>
+    public static BlockFp8Weights Of(params Fp8Weight[] weights) => new(weights);
 
     public static BlockFp8Weights Quantize(params Tensor[] weights)
     {
