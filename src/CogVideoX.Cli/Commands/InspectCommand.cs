@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using CogVideoX.Diffusion;
 using CogVideoX.Engine;
+using CogVideoX.Models.Transformer;
 using CogVideoX.Weights;
 
 namespace CogVideoX.Cli.Commands;
@@ -80,11 +81,28 @@ internal static class InspectCommand
         report = weights is null ? report with { Note = "no weights in this folder" } : report with { Weights = weights.Summarize() };
         return c.Name switch
         {
-            PipelineComponents.Transformer => report with { Transformer = folder.Transformer },
+            PipelineComponents.Transformer => report with { Transformer = folder.Transformer, DeviceWeights = DeviceWeights(folder.Transformer) },
             PipelineComponents.Vae => report with { Vae = folder.Vae },
             PipelineComponents.TextEncoder => report with { TextEncoder = folder.TextEncoder },
             _ => report,
         };
+    }
+
+    /// <summary>
+    /// The transformer's weights on a GPU (F16 or BF16, every block resident), exact and with --linear fp8 (no exact
+    /// steps: the blocks' projections as FP8 codes and scales); null when the config cannot be sized.
+    /// </summary>
+    private static TransformerDeviceWeights? DeviceWeights(TransformerConfig config)
+    {
+        try
+        {
+            return new TransformerDeviceWeights(CogVideoXTransformer.EstimateWeightBytes(config, DType.BF16),
+                CogVideoXTransformer.EstimateWeightBytes(config, DType.BF16, ProjectionWeights.Fp8));
+        }
+        catch (CogVideoXException)
+        {
+            return null; // an invalid config: its rows say what it holds, loading it says what is wrong
+        }
     }
 
     private static void WriteText(InspectReport r, TextWriter o)
@@ -119,6 +137,8 @@ internal static class InspectCommand
             rows.Add(("text", $"up to {N(t.MaxTextSeqLength)} tokens, embed dim {N(t.TextEmbedDim)}"));
             rows.Add(("time embed dim", N(t.TimeEmbedDim)));
             rows.Add(("sample size", $"{N(t.SampleFrames)} frames, {N(t.SampleHeight)} × {N(t.SampleWidth)} latents"));
+            if (c.DeviceWeights is { } dw)
+                rows.Add(("GPU weights", $"{Size(dw.HalfBytes)} in F16/BF16, {Size(dw.Fp8LinearBytes)} with --linear fp8 (projections as FP8 codes and scales)"));
         }
         if (c.Vae is { } v)
         {
@@ -220,7 +240,13 @@ internal sealed record ComponentReport(string Name, string? Library, string? Cla
     public SchedulerConfig? Scheduler { get; init; }
 
     public IReadOnlyList<string>? Files { get; init; }
+
+    /// <summary>The transformer's device weights in F16/BF16, exact and with FP8-only projections (--linear fp8, no exact steps).</summary>
+    public TransformerDeviceWeights? DeviceWeights { get; init; }
 }
+
+/// <summary>Bytes of the transformer's weights on the device: all exact, and with the blocks' projections as FP8 codes and scales.</summary>
+internal sealed record TransformerDeviceWeights(long HalfBytes, long Fp8LinearBytes);
 
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,

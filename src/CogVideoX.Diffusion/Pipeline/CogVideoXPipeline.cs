@@ -121,6 +121,7 @@ public sealed class CogVideoXPipeline : IDisposable
         var memory = _components.ResolveMemory(request, cfg);
         warnings.AddRange(memory.Warnings);
         var lora = _components.UseLora(request.Lora ?? []);
+        _components.UseLinears(request);
         var resolved = new ResolvedGeneration
         {
             Scheduler = choice.Kind,

@@ -36,7 +36,13 @@ public sealed class ComponentManager : IDisposable
     private readonly Dictionary<string, (long Length, DateTime Written, LoraAdapter Adapter)> _loraFiles = new(StringComparer.Ordinal);
     private LoraSet? _lora;
     private string _loraKey = "";
+
+    // How the next transformer load holds its blocks' projections (FP8 only under --linear fp8 with no exact step).
+    private ProjectionWeights _projections;
+
+    // What the loaded transformer (and its host images) were made with: the LoRA key and the projections.
     private string _transformerLoraKey = "";
+    private ProjectionWeights _transformerProjections;
 
     public ComponentManager(ModelFolder model, PipelineOptions options, IBackend backend)
     {
@@ -120,6 +126,10 @@ public sealed class ComponentManager : IDisposable
                 long bytes = 0;
                 foreach (var component in new[] { PipelineComponents.TextEncoder, PipelineComponents.Transformer, PipelineComponents.Vae })
                     bytes += (Model.FindWeights(component)?.Summarize().Parameters ?? 0) * Options.DType.SizeOf();
+                // FP8-only projections: each block holds their codes and scales instead of the exact weights.
+                if (LinearModes.Projections(request) == ProjectionWeights.Fp8)
+                    bytes -= Model.Transformer.NumLayers * (TransformerBlock.BytesFor(Model.Transformer, Options.DType, ProjectionWeights.Exact)
+                        - TransformerBlock.BytesFor(Model.Transformer, Options.DType, ProjectionWeights.Fp8));
                 long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
                 bool fits = available > 0 && bytes <= available / 2;
                 policy = fits ? MemoryPolicies.Full : MemoryPolicies.Balanced;
@@ -134,10 +144,7 @@ public sealed class ComponentManager : IDisposable
             return new MemoryChoice(policy, notes, warnings, null);
         }
 
-        var sizes = MemoryEstimator.Measure(Model, Options.DType, request.Frames, request.Height, request.Width, cfg, Options.MaxSequenceLength,
-            EncodedFrames(request));
-        if (request.Linears == LinearMode.Fp8)
-            sizes = MemoryEstimator.WithFp8Linears(sizes, Model, request.Frames, request.Height, request.Width, cfg, Options.MaxSequenceLength);
+        var sizes = Measure(request, cfg);
         long held = (IsLoaded(ModelComponent.TextEncoder) ? sizes.TextEncoder : 0) + (IsLoaded(ModelComponent.Transformer) ? sizes.Transformer : 0)
             + (IsLoaded(ModelComponent.Vae) ? sizes.VaeDecoder : 0) + (_vaeEncoder is not null ? sizes.VaeEncoder : 0);
         long usable = device.FreeBytes + device.CachedBytes + held;
@@ -163,6 +170,11 @@ public sealed class ComponentManager : IDisposable
         notes.Add($"memory: {choice.Name} (auto: {MemorySizes.Format(usable)} of device memory available on {Backend.Device}; needs {figures})");
         return new MemoryChoice(choice, notes, warnings, estimates.First(e => e.Mode == choice.Name));
     }
+
+    /// <summary>The estimate's sizes for a request: the model at the video's size, its blocks' projections as the request runs and holds them.</summary>
+    private ModelMemory Measure(GenerationRequest request, bool cfg) =>
+        MemoryEstimator.Measure(Model, Options.DType, request.Frames, request.Height, request.Width, cfg, Options.MaxSequenceLength,
+            EncodedFrames(request), request.Linears, LinearModes.Projections(request));
 
     /// <summary>
     /// Whether a mode is more than "each model on the device only for its stage" (low: blocks streamed every pass, VAE
@@ -247,8 +259,7 @@ public sealed class ComponentManager : IDisposable
         ModelMemory sizes;
         try
         {
-            sizes = MemoryEstimator.Measure(Model, Options.DType, request.Frames, request.Height, request.Width, cfg, Options.MaxSequenceLength,
-                EncodedFrames(request));
+            sizes = Measure(request, cfg);
         }
         catch (CogVideoXException)
         {
@@ -311,12 +322,22 @@ public sealed class ComponentManager : IDisposable
         return adapter;
     }
 
+    /// <summary>
+    /// Makes <paramref name="request"/>'s projections (<see cref="LinearModes.Projections"/>) the ones the transformer is
+    /// loaded with: a transformer (or host images) holding the other kind is loaded again when next needed — an exact
+    /// video after an FP8-only one needs the exact weights back, an FP8-only video after an exact one drops them.
+    /// </summary>
+    public void UseLinears(GenerationRequest request) => _projections = LinearModes.Projections(request);
+
+    /// <summary>How the loaded transformer's blocks hold their projections (null when none is loaded).</summary>
+    public ProjectionWeights? TransformerProjections => _transformer is null ? null : _transformerProjections;
+
     /// <summary>The transformer, placed as <paramref name="policy"/> says (its load timed on <paramref name="clock"/>).</summary>
     public CogVideoXTransformer Transformer(IMemoryPolicy policy, StageClock clock, List<string> warnings)
     {
-        if (_transformerLoraKey != _loraKey)
+        if (_transformerLoraKey != _loraKey || _transformerProjections != _projections)
         {
-            // Loaded with other adapters: the fused weights (and host images) are not these.
+            // Loaded with other adapters or other projections: the fused (or quantized) weights and host images are not these.
             Release(ModelComponent.Transformer);
             _transformerHost?.Dispose();
             _transformerHost = null;
@@ -326,9 +347,9 @@ public sealed class ComponentManager : IDisposable
         {
             var folder = Model.ComponentPath(PipelineComponents.Transformer);
             var residency = ResidencyOf(policy, ModelComponent.Transformer);
-            _transformerLoraKey = _loraKey;
-            if (residency == WeightResidency.Loaded) return CogVideoXTransformer.Load(folder, Backend, Options.DType, _lora);
-            _transformerHost ??= CogVideoXTransformer.LoadHostBlocks(folder, Options.DType, Streaming, _lora);
+            (_transformerLoraKey, _transformerProjections) = (_loraKey, _projections);
+            if (residency == WeightResidency.Loaded) return CogVideoXTransformer.Load(folder, Backend, Options.DType, _lora, _projections);
+            _transformerHost ??= CogVideoXTransformer.LoadHostBlocks(folder, Options.DType, Streaming, _lora, _projections);
             return CogVideoXTransformer.Load(folder, Backend, Options.DType, Stream(_transformerHost, residency), _lora);
         });
         CheckPinned(_transformerHost, warnings);

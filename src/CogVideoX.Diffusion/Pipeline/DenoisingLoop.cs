@@ -53,8 +53,9 @@ public static class DenoisingLoop
         var (stepCache, _) = StepCaching.Create(inputs.Request, inputs.Transformer.Config);
         try
         {
-            // FP8 linears: the blocks' projections are quantized once, before the first step, and kept for the next
-            // video; an exact run gives their memory back.
+            // FP8 linears: held as FP8 only, the projections were quantized at load (no exact step: the component manager
+            // loads them so); held exactly (exact steps), FP8 copies are made once, before the first step, and kept for
+            // the next video; an exact run gives their memory back.
             if (inputs.Request.Linears == LinearMode.Fp8) inputs.Transformer.PrepareFp8();
             else inputs.Transformer.ReleaseFp8();
             using var rotary = inputs.Transformer.Config.UseRotaryPositionalEmbeddings

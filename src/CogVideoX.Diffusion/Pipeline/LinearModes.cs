@@ -37,6 +37,16 @@ public static class LinearModes
         request.Linears == LinearMode.Fp8 && !IsExactStep(index, steps, request.ExactSteps) ? LinearMode.Fp8 : LinearMode.Exact;
 
     /// <summary>
+    /// How the transformer's block projections are held for a request: FP8 only (codes and scales, no exact copy on the
+    /// device) under fp8 with no exact step; exact otherwise (an fp8 run with exact steps makes FP8 copies beside them).
+    /// </summary>
+    public static ProjectionWeights Projections(GenerationRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return request.Linears == LinearMode.Fp8 && request.ExactSteps == 0 ? ProjectionWeights.Fp8 : ProjectionWeights.Exact;
+    }
+
+    /// <summary>
     /// Checks a request's linears on <paramref name="backend"/>: throws when fp8 cannot run there (what is missing,
     /// what to do); returns warnings for settings with no effect.
     /// </summary>

@@ -84,10 +84,12 @@ public static class MemoryEstimator
     /// </summary>
     /// <remarks>
     /// <paramref name="encodedFrames"/>: the frames the VAE encoder takes first (image-to-video 1, video-to-video the
-    /// video's frames; 0 for text-to-video): its weights and working memory then count too.
+    /// video's frames; 0 for text-to-video): its weights and working memory then count too. <paramref name="linears"/>
+    /// and <paramref name="projections"/>: the transformer blocks' projections (FP8 linears: their working memory; FP8-only
+    /// projections: codes and scales instead of the exact weights; exact projections under FP8 linears: FP8 copies beside).
     /// </remarks>
     public static ModelMemory Measure(ModelFolder model, DType dtype, int frames, int height, int width, bool classifierFreeGuidance, int textLength,
-        int encodedFrames = 0)
+        int encodedFrames = 0, LinearMode linears = LinearMode.Exact, ProjectionWeights projections = ProjectionWeights.Exact)
     {
         var vae = model.Vae;
         int latentFrames = GenerationRules.LatentFrames(frames, vae.TemporalCompressionRatio);
@@ -96,7 +98,7 @@ public static class MemoryEstimator
         // CogVideoX 1.5 denoises the latents padded to whole temporal patches and decodes them trimmed.
         int padded = latentFrames + ModelDefaults.For(model.Transformer).LatentPadding(latentFrames);
         var transformer = CogVideoXTransformer.EstimateMemory(model.Transformer, dtype, classifierFreeGuidance ? 2 : 1, textLength,
-            padded, height / spatial, width / spatial);
+            padded, height / spatial, width / spatial, linears, projections);
         int decodedFrames = GenerationRules.DecodedFrames(latentFrames, vae.TemporalCompressionRatio);
         var decode = CogVideoXVae.EstimateMemory(vae, dtype, decodedFrames, height, width, tiled: false);
         var decodeTiled = CogVideoXVae.EstimateMemory(vae, dtype, decodedFrames, height, width, tiled: true);
@@ -125,27 +127,6 @@ public static class MemoryEstimator
             DenoiseWorking = transformer.WorkingBytes,
             DecodeWorking = decode.WorkingBytes,
             DecodeWorkingTiled = decodeTiled.WorkingBytes,
-        };
-    }
-
-    /// <summary>
-    /// <paramref name="sizes"/> with FP8 linears added: each block's quantized projections (one byte per weight, four per
-    /// output channel) held beside its exact weights, and the working memory of the largest FP8 linear (the feed-forward's
-    /// first: the activations' codes [M, K] and the float32 accumulator [M, 4·K], M = every token of the batch).
-    /// </summary>
-    public static ModelMemory WithFp8Linears(ModelMemory sizes, ModelFolder model, int frames, int height, int width, bool classifierFreeGuidance, int textLength)
-    {
-        var c = model.Transformer;
-        var vae = model.Vae;
-        int latentFrames = GenerationRules.LatentFrames(frames, vae.TemporalCompressionRatio);
-        latentFrames += ModelDefaults.For(c).LatentPadding(latentFrames);
-        int spatial = vae.SpatialCompressionRatio * c.PatchSize;
-        long tokens = (classifierFreeGuidance ? 2L : 1L) * (textLength + latentFrames / (c.PatchSizeT ?? 1) * (height / spatial) * (width / spatial));
-        long d = c.InnerDim;
-        return sizes with
-        {
-            TransformerBlock = sizes.TransformerBlock + TransformerBlock.Fp8BytesFor(c),
-            DenoiseWorking = sizes.DenoiseWorking + tokens * d + tokens * 4 * d * 4 + tokens * 4,
         };
     }
 

@@ -116,11 +116,15 @@ public static partial class ModelBench
 
     public static TransformerConfig LoadTransformerConfig(BenchSettings s) => TransformerConfig.Load(Path.Combine(s.ConfigFolder, "transformer", "config.json"));
 
-    /// <summary>The transformer with random weights on the backend (its declared parameter list, exactly).</summary>
-    public static CogVideoXTransformer RandomTransformer(TransformerConfig config, IBackend backend, DType dtype, int seed)
+    /// <summary>
+    /// The transformer with random weights on the backend (its declared parameter list, exactly), its blocks'
+    /// projections held as <paramref name="projections"/> says (FP8 only: quantized as loaded, no exact copy).
+    /// </summary>
+    public static CogVideoXTransformer RandomTransformer(TransformerConfig config, IBackend backend, DType dtype, int seed,
+        ProjectionWeights projections = ProjectionWeights.Exact)
     {
         using var checkpoint = Checkpoint.Random("random transformer weights", seed, CogVideoXTransformer.ParameterShapes(config));
-        return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype));
+        return new CogVideoXTransformer(config, checkpoint.Scope(backend, dtype), blocks: null, projections: projections);
     }
 
     /// <summary>The VAE decoder with random weights (its declared parameter list, exactly).</summary>
@@ -151,17 +155,18 @@ public static partial class ModelBench
     public static StageResult Transformer(IBackend backend, BenchSettings s, Action<string>? log = null)
     {
         var config = LoadTransformerConfig(s);
-        using var model = RandomTransformer(config, backend, s.DType, s.Seed);
-        log?.Invoke($"  transformer built: {model.WeightBytes / (double)(1L << 30):0.00} GiB of weights");
+        // FP8 linears as a run without exact steps holds them: the projections' codes and scales only, quantized as loaded.
+        bool fp8 = s.Linears == Models.Transformer.LinearMode.Fp8;
+        var clock = Stopwatch.StartNew();
+        using var model = RandomTransformer(config, backend, s.DType, s.Seed, fp8 ? ProjectionWeights.Fp8 : ProjectionWeights.Exact);
+        backend.Synchronize();
+        log?.Invoke($"  transformer built in {clock.Elapsed.TotalSeconds:0.000} s: {model.WeightBytes / (double)(1L << 30):0.00} GiB of weights" +
+            (fp8 ? $" (projections as FP8 codes and scales; exact: {CogVideoXTransformer.EstimateWeightBytes(config, s.DType) / (double)(1L << 30):0.00} GiB)" : ""));
         string linears = "";
-        if (s.Linears == Models.Transformer.LinearMode.Fp8)
+        if (fp8)
         {
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            model.PrepareFp8();
-            backend.Synchronize();
             model.Linears = Models.Transformer.LinearMode.Fp8;
-            log?.Invoke($"  fp8 weights made in {clock.Elapsed.TotalSeconds:0.000} s: {model.Fp8Bytes / (double)(1L << 30):0.00} GiB beside the exact ones");
-            linears = ", fp8 linears";
+            linears = ", fp8 linears (FP8-only projections)";
         }
         using var scope = new TensorScope();
         var inputs = new OpInputs(backend, s.DType, s.Seed);

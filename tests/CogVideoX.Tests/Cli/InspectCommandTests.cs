@@ -57,6 +57,13 @@ public class InspectCommandTests
         Assert.Contains(Row("scaling factor", "0.7"), lines);
         Assert.Contains(Row("snr shift scale", "1"), lines);
         Assert.Contains(Row("d_model", "4,096"), lines);
+        // The transformer on a GPU: 10.38 GiB in BF16, 5.95 GiB with its blocks' projections as FP8 codes and scales.
+        Assert.Contains(Row("GPU weights", "10.4 GiB in F16/BF16, 6.0 GiB with --linear fp8 (projections as FP8 codes and scales)"), lines);
+        var (_, json, _) = Run("inspect", Fixtures.GoldenFile("real_configs", "CogVideoX-5b"), "--json");
+        using var doc = JsonDocument.Parse(json);
+        var transformer = doc.RootElement.GetProperty("components").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "transformer");
+        Assert.Equal(11_140_566_144, transformer.GetProperty("device_weights").GetProperty("half_bytes").GetInt64());
+        Assert.Equal(6_388_870_272, transformer.GetProperty("device_weights").GetProperty("fp8_linear_bytes").GetInt64());
     }
 
     [Fact]

@@ -110,7 +110,7 @@ public class Fp8LinearTests
 
         var model = ModelFolder.Open(Fixtures.Path2b);
         var sizes = MemoryEstimator.Measure(model, DType.F16, 9, 32, 48, true, 226);
-        var withFp8 = MemoryEstimator.WithFp8Linears(sizes, model, 9, 32, 48, true, 226);
+        var withFp8 = MemoryEstimator.Measure(model, DType.F16, 9, 32, 48, true, 226, linears: LinearMode.Fp8, projections: ProjectionWeights.Exact);
         Assert.Equal(sizes.TransformerBlock + TransformerBlock.Fp8BytesFor(model.Transformer), withFp8.TransformerBlock);
         Assert.True(withFp8.DenoiseWorking > sizes.DenoiseWorking);
 
