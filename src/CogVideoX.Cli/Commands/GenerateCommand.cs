@@ -92,7 +92,8 @@ internal static class GenerateCommand
     private static readonly Option<string> s_linear = new("--linear")
     {
         Description = "The transformer blocks' attention and feed-forward projections: exact (the model's dtype, the default) or fp8 (E4M3 weights and " +
-            "activations, per-channel and per-token scales: a fast mode for sm_89+ GPUs; --exact-steps N keeps the first and last N steps exact). See docs/fast-modes.md.",
+            "activations, per-channel and per-token scales: a fast mode for sm_89+ GPUs that also holds only the FP8 projections on the GPU, about 0.6× the " +
+            "transformer's weights; --exact-steps N keeps the first and last N steps exact, and the exact weights beside). See docs/fast-modes.md.",
         DefaultValueFactory = _ => "exact",
         HelpName = "exact|fp8",
     };
