@@ -687,6 +687,25 @@ public static class OpCatalogue
             using var q = w.QuantizeFp8();
             return x.LinearFp8(q);
         }, 1e-3);
+        // FP8-only streamed blocks (--linear fp8 under --memory balanced/low): the weight quantized on the CPU as the host
+        // images are, its codes and scales at an offset in packed arenas uploaded byte for byte, the linear reading views.
+        add("linear_fp8", "[64,128]·[96,128]ᵀ + bias, weight quantized on the host, codes and scales in uploaded arenas", c =>
+        {
+            using var x = c.Uniform([64, 128], -2f, 2f);
+            using var w = c.Uniform([96, 128], -0.1f, 0.1f);
+            using var b = c.Rand(96);
+            using var hostWeight = w.To(CpuBackend.Instance);
+            using var host = hostWeight.QuantizeFp8();
+            using var codesImage = Tensor.Empty(CpuBackend.Instance, DType.F8E4M3, 256 + 96 * 128);
+            using var scalesImage = Tensor.Empty(CpuBackend.Instance, DType.F32, 64 + 96);
+            using (var at = codesImage.Narrow(0, 256, 96 * 128)) using (var codes = at.Reshape(96, 128)) host.Codes.CopyTo(codes);
+            using (var at = scalesImage.Narrow(0, 64, 96)) host.Scales.CopyTo(at);
+            using var codesArena = codesImage.To(c.Backend);
+            using var scalesArena = scalesImage.To(c.Backend);
+            using var codesAt = codesArena.Narrow(0, 256, 96 * 128);
+            using var q = new Fp8Weight(codesAt.Reshape(96, 128), scalesArena.Narrow(0, 64, 96));
+            return x.LinearFp8(q, b);
+        }, 1e-3);
         add("linear_fp8", "[300,256] strided rows·[272,256]ᵀ + bias", c =>
         {
             using var wide = c.Rand(300, 320);
