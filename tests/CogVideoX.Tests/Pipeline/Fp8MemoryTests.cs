@@ -110,6 +110,22 @@ public class Fp8MemoryTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Fp8OnlyIsWhatFp8WithoutExactStepsLoadsAndABackendWithoutTheKernelIsRefusedBeforeLoading()
+    {
+        Assert.Equal(ProjectionWeights.Fp8, LinearModes.Projections(Small with { Linears = LinearMode.Fp8 }));
+        Assert.Equal(ProjectionWeights.Exact, LinearModes.Projections(Small with { Linears = LinearMode.Fp8, ExactSteps = 1 }));
+        Assert.Equal(ProjectionWeights.Exact, LinearModes.Projections(Small));
+        Assert.Equal(ProjectionWeights.Exact, LinearModes.Projections(Small with { ExactSteps = 2, Cache = StepCacheMode.TeaCache }));
+        var folder = Fixtures.GoldenFile("pipeline_2b_style", "transformer");
+        var e = Assert.Throws<CogVideoXException>(() => CogVideoXTransformer.Load(folder, new CoreOnlyBackend(), DType.F32, projections: ProjectionWeights.Fp8));
+        Assert.Contains("--linear fp8", e.Message);
+        Assert.Contains("has no FP8 linear kernel; use --linear exact", e.Message);
+        // Exact projections load there as before.
+        using var exact = CogVideoXTransformer.Load(folder, new CoreOnlyBackend(), DType.F32);
+        Assert.Equal(ProjectionWeights.Exact, exact.Projections);
+    }
+
+    [Fact]
     public void HostImagesHoldTheCodesSoStreamedBlocksUploadHalfTheBytesAndComputeTheSame()
     {
         var folder = Path.Combine(ThreeLayerModel.Folder, "transformer");
