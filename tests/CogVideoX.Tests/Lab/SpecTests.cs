@@ -287,10 +287,15 @@ public class SpecTests
     }
 
     [Fact]
-    public void SettingsThatOnlyDifferInTheGpuOrdinalMakeTheSameVideo()
+    public void SettingsThatOnlyDifferInTheGpuOrdinalOrWrittenOutGpuDefaultsMakeTheSameVideo()
     {
         var a = new GenerationSettings { Device = "cuda" };
         Assert.True(a.DefinesSameVideoAs(a with { Device = "cuda:1" }));
+        // attention own, cudnn on and cudnn-sdpa auto are what null means: a spec that writes them out links to the default video.
+        Assert.True(a.DefinesSameVideoAs(a with { Attention = "own", Cudnn = "on", CudnnSdpa = "auto" }));
+        Assert.False(a.DefinesSameVideoAs(a with { Attention = "cudnn" }));
+        Assert.False(a.DefinesSameVideoAs(a with { Attention = "sage8" }));
+        Assert.False(a.DefinesSameVideoAs(a with { Cudnn = "off" }));
         Assert.False(a.DefinesSameVideoAs(a with { Device = "cpu" }));
         Assert.False(a.DefinesSameVideoAs(a with { Device = "cuda:1", Seed = 1 }));
     }
