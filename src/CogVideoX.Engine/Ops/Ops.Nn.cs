@@ -191,12 +191,8 @@ public static partial class Ops
         RankAtLeast(x, 1, "modulated_layer_norm", "input");
         CheckAffine(x, gamma, x.Dim(-1), "modulated_layer_norm", "gamma");
         CheckAffine(x, beta, x.Dim(-1), "modulated_layer_norm", "beta");
-        SameBackend(x, scale, "modulated_layer_norm");
-        SameBackend(x, shift, "modulated_layer_norm");
-        SameDType(x, scale, "modulated_layer_norm");
-        SameDType(x, shift, "modulated_layer_norm");
-        using var s = BroadcastOperand(scale, x, "modulated_layer_norm", "scale");
-        using var t = BroadcastOperand(shift, x, "modulated_layer_norm", "shift");
+        using var s = CompanionOperand(scale, x, "modulated_layer_norm", "scale");
+        using var t = CompanionOperand(shift, x, "modulated_layer_norm", "shift");
         var y = OutputLike(x, output, "modulated_layer_norm");
         if (y.ElementCount == 0) return ResultOf(y, output);
         if (Kernel<IModulatedLayerNormKernel>(x) is { } kernel) kernel.ModulatedLayerNorm(x, gamma, beta, s, t, eps, y);
@@ -213,17 +209,21 @@ public static partial class Ops
     private static Tensor? AddMulCore(Tensor x, Tensor h, Tensor gate, Tensor? output)
     {
         Float(x, "add_mul");
-        SameBackend(x, h, "add_mul");
-        SameBackend(x, gate, "add_mul");
-        SameDType(x, h, "add_mul");
-        SameDType(x, gate, "add_mul");
-        using var hb = BroadcastOperand(h, x, "add_mul", "h");
-        using var gb = BroadcastOperand(gate, x, "add_mul", "gate");
+        using var hb = CompanionOperand(h, x, "add_mul", "h");
+        using var gb = CompanionOperand(gate, x, "add_mul", "gate");
         var y = OutputLike(x, output, "add_mul");
         if (y.ElementCount == 0) return ResultOf(y, output);
         if (Kernel<IGatedResidualKernel>(x) is { } kernel) kernel.AddMul(x, hb, gb, y);
         else Decompositions.AddMul(x, hb, gb, y);
         return ResultOf(y, output);
+    }
+
+    /// <summary>An operand of x's op checked (x's backend and dtype) and viewed with x's shape, or a clear error.</summary>
+    private static Tensor CompanionOperand(Tensor operand, Tensor x, string op, string what)
+    {
+        SameBackend(x, operand, op);
+        SameDType(x, operand, op);
+        return BroadcastOperand(operand, x, op, what);
     }
 
     /// <summary>operand viewed with x's shape (numpy broadcasting), or a clear error.</summary>
