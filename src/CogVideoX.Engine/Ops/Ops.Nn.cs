@@ -96,11 +96,7 @@ public static partial class Ops
     {
         Float(x, "group_norm");
         RankAtLeast(x, 2, "group_norm", "input");
-        int c = x.Dim(1);
-        if (groups < 1 || c % groups != 0)
-            throw new ArgumentException($"group_norm: {c} channels do not split into {groups} groups");
-        CheckAffine(x, gamma, c, "group_norm", "gamma");
-        CheckAffine(x, beta, c, "group_norm", "beta");
+        CheckGroups(x, groups, gamma, beta, "group_norm");
         var y = Like(x);
         if (y.ElementCount == 0) return y;
         if (Kernel<IGroupNormKernel>(x) is { } kernel) kernel.GroupNorm(x, groups, gamma, beta, eps, activation, y);
@@ -121,11 +117,7 @@ public static partial class Ops
         if (Kernel<IGroupNormKernel>(x) is { } kernel && x.IsContiguous)
         {
             Float(x, "group_norm");
-            int c = x.Dim(1);
-            if (groups < 1 || c % groups != 0)
-                throw new ArgumentException($"group_norm: {c} channels do not split into {groups} groups");
-            CheckAffine(x, gamma, c, "group_norm", "gamma");
-            CheckAffine(x, beta, c, "group_norm", "beta");
+            CheckGroups(x, groups, gamma, beta, "group_norm");
             if (y.ElementCount > 0) kernel.GroupNorm(x, groups, gamma, beta, eps, activation, y);
             return;
         }
@@ -141,11 +133,8 @@ public static partial class Ops
     {
         Float(x, "spatial_group_norm");
         Rank(x, 5, "spatial_group_norm", "input");
+        CheckGroups(x, groups, gamma, beta, "spatial_group_norm");
         int c = x.Dim(1);
-        if (groups < 1 || c % groups != 0)
-            throw new ArgumentException($"spatial_group_norm: {c} channels do not split into {groups} groups");
-        CheckAffine(x, gamma, c, "spatial_group_norm", "gamma");
-        CheckAffine(x, beta, c, "spatial_group_norm", "beta");
         foreach (var (m, what) in new[] { (scale, "scale"), (shift, "shift") })
         {
             SameBackend(x, m, "spatial_group_norm");
@@ -159,6 +148,16 @@ public static partial class Ops
         if (Kernel<ISpatialGroupNormKernel>(x) is { } kernel) kernel.SpatialGroupNorm(x, groups, gamma, beta, scale, shift, eps, activation, y);
         else Decompositions.SpatialGroupNorm(x, groups, gamma, beta, scale, shift, eps, activation, y);
         return y;
+    }
+
+    /// <summary>The checks every group norm makes: x's channels (dim 1) split into the groups, gamma and beta of one value per channel.</summary>
+    private static void CheckGroups(Tensor x, int groups, Tensor? gamma, Tensor? beta, string op)
+    {
+        int c = x.Dim(1);
+        if (groups < 1 || c % groups != 0)
+            throw new ArgumentException($"{op}: {c} channels do not split into {groups} groups");
+        CheckAffine(x, gamma, c, op, "gamma");
+        CheckAffine(x, beta, c, op, "beta");
     }
 
     public static Tensor LayerNorm(this Tensor x, Tensor? gamma, Tensor? beta, float eps)
