@@ -1,5 +1,6 @@
 using CogVideoX.Engine;
 using CogVideoX.Weights;
+using Xunit.Abstractions;
 
 namespace CogVideoX.Tests;
 
@@ -66,6 +67,15 @@ public static class Compare
         double err = MaxAbs(e, a);
         Assert.True(err <= rel * scale, $"{what}: max abs error {err:E3} > {rel:E1} × {scale:G4}");
         return err;
+    }
+
+    /// <summary><see cref="AssertClose"/>, then logs the error next to the bound it had to meet.</summary>
+    public static double AssertCloseLogged(Tensor expected, Tensor actual, double rel, string what, ITestOutputHelper output)
+    {
+        double error = AssertClose(expected, actual, rel, what);
+        double bound = rel * Math.Max(1.0, expected.ToFloatArray().Max(MathF.Abs));
+        output.WriteLine($"{what} {actual.ShapeString}: max abs error {error:E3} (bound {bound:E3})");
+        return error;
     }
 
     /// <summary>Asserts max |actual − expected| ≤ tol (absolute).</summary>
