@@ -27,6 +27,9 @@ public static class Fixtures
         return f.Entries.Keys.ToDictionary(k => k, k => f.Load(k));
     }
 
+    /// <summary>A whole safetensors fixture as float32 CPU tensors, all disposed with the returned set.</summary>
+    public static FixtureTensors Load(string path) => new(LoadAll(path));
+
     private static string FindRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
@@ -37,6 +40,17 @@ public static class Fixtures
             dir = dir.Parent;
         }
         throw new DirectoryNotFoundException("tests/fixtures/golden not found above " + AppContext.BaseDirectory);
+    }
+}
+
+/// <summary>A fixture's tensors by name; disposing the set disposes them all.</summary>
+public sealed class FixtureTensors(Dictionary<string, Tensor> tensors) : IDisposable
+{
+    public Tensor this[string name] => tensors[name];
+
+    public void Dispose()
+    {
+        foreach (var t in tensors.Values) t.Dispose();
     }
 }
 
