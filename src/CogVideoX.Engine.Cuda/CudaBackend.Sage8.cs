@@ -4,6 +4,9 @@ public sealed unsafe partial class CudaBackend
 {
     private const string Sage8Module = "attention_sage8";
 
+    /// <summary>Threads of the key-mean and value-scale passes: SAGE_SCAN_THREADS in attention_sage8.cu (checked by KernelConstantsTests).</summary>
+    internal const int Sage8ScanThreads = 1024;
+
     /// <summary>
     /// 8-bit attention (attention_sage8.cu; the CPU reference is <see cref="Engine.Sage8Attention"/>): a quantization
     /// pre-pass (K's mean, INT8 Q and K, E4M3 V transposed) into scratch buffers, then the mma.sync kernel. Head dim 64,
@@ -54,10 +57,10 @@ public sealed unsafe partial class CudaBackend
         };
         string suffix = Suffix(q.DType);
         KernelFunction F(string name) => Function(Sage8Module, $"{name}_{suffix}");
-        Launch(F("sage8_key_mean"), (uint)bh, 1, 64, ref args);
+        Launch(F("sage8_key_mean"), (uint)bh, 1, Sage8ScanThreads, ref args);
         Launch(F("sage8_quant_q"), (uint)(nqPad / 16), (uint)bh, 256, ref args);
         Launch(F("sage8_quant_k"), (uint)(nkPad / 64), (uint)bh, 128, ref args);
-        Launch(F("sage8_value_scale"), (uint)bh, 1, 256, ref args);
+        Launch(F("sage8_value_scale"), (uint)bh, 1, Sage8ScanThreads, ref args);
         Launch(F("sage8_quant_v"), (uint)(nkPad / 64), (uint)bh, 256, ref args);
         _ownAttentionCalls++;
         Launch(F("sage8_attention"), (uint)(nqPad / 64), (uint)bh, 128, ref args);

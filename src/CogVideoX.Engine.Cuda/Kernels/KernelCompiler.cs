@@ -23,7 +23,7 @@ internal static class KernelCompiler
     /// Modules written for one architecture's own instructions (sm_90a: wgmma), compiled only for that exact compute
     /// capability: "a" targets run on no other GPU.
     /// </summary>
-    private static readonly Dictionary<string, (int Major, int Minor)> ArchitectureModules = new() { ["attention_sm90"] = (9, 0) };
+    internal static readonly IReadOnlyDictionary<string, (int Major, int Minor)> ArchitectureModules = new Dictionary<string, (int, int)> { ["attention_sm90"] = (9, 0) };
 
     /// <summary>The modules a device of compute capability major.minor uses.</summary>
     public static IEnumerable<string> ModulesFor(int major, int minor) =>

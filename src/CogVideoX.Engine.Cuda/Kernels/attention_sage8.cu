@@ -3,7 +3,7 @@
 // Compiled lazily at the first --attention sage8 call (never by doctor or the default path); a first, correct
 // version with mma.sync (not wgmma): UNRUN when written — the op catalogue's sage8_attention cases check it.
 //
-//   sage8_key_mean     per (b, h): the mean of K over tokens, per channel (float, token order)
+//   sage8_key_mean     per (b, h): the mean of K over tokens, per channel (float, 16 interleaved partial sums)
 //   sage8_quant_q      per (b, h, 16-row tile): INT8 Q, one scale per rows {r, r + 8} (the rows one thread's
 //                      accumulators hold), the softmax scale times log2(e) folded into it
 //   sage8_quant_k      per (b, h, 64-key tile): INT8 (K - mean), one scale per (token mod 8) div 2
@@ -68,16 +68,33 @@ __device__ __forceinline__ u32 e4m3x2(float lo, float hi)
     return (u32)r;
 }
 
+// The key-mean and value-scale passes read all of K or V once per (b, h): 16 token lanes x 64 channels per block, so
+// the reads are coalesced rows and 1024 threads keep loads in flight (one thread a channel, walking 17,776 tokens
+// serially, took milliseconds: as long as a third of the attention).
+#define SAGE_SCAN_LANES 16
+#define SAGE_SCAN_THREADS (SAGE_SCAN_LANES * 64)
+
 template <typename T>
 __device__ void key_mean_impl(const Sage8Args& s)
 {
+    // Token lane i sums tokens i, i + 16, ...; the 16 partial sums are added in lane order. Not the CPU's token order:
+    // the mean moves by float rounding, which the op catalogue's half-type bound covers.
     const AttentionArgs& a = s.a;
-    const int c = threadIdx.x;  // 64 threads, one per channel
+    __shared__ float part[SAGE_SCAN_THREADS];
+    const int c = threadIdx.x & 63, lane = threadIdx.x >> 6;
     const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
     const i64 base = b * a.ks[0] + h * a.ks[1] + c * a.ks[3];
     float sum = 0.0f;
-    for (int t = 0; t < a.nk; ++t) sum += load_elem<T>(a.k, base + t * a.ks[2]);
-    s.kmean[bh * 64 + c] = __fdiv_rn(sum, (float)a.nk);
+    for (int t = lane; t < a.nk; t += SAGE_SCAN_LANES) sum += load_elem<T>(a.k, base + t * a.ks[2]);
+    part[threadIdx.x] = sum;
+    __syncthreads();
+    if (threadIdx.x < 64)
+    {
+        float total = 0.0f;
+#pragma unroll
+        for (int i = 0; i < SAGE_SCAN_LANES; ++i) total += part[i * 64 + c];
+        s.kmean[bh * 64 + c] = __fdiv_rn(total, (float)a.nk);
+    }
 }
 
 template <typename T>
@@ -149,19 +166,21 @@ __device__ void quant_k_impl(const Sage8Args& s)
 template <typename T>
 __device__ void value_scale_impl(const Sage8Args& s)
 {
-    // 256 threads: channel tid mod 64, tokens strided by 4; the four partial maxima combined in shared memory.
+    // As the key mean: token lane i takes tokens i, i + 16, ...; a maximum is the same in any order.
     const AttentionArgs& a = s.a;
-    __shared__ float part[256];
-    const int c = threadIdx.x & 63, lane4 = threadIdx.x >> 6;
+    __shared__ float part[SAGE_SCAN_THREADS];
+    const int c = threadIdx.x & 63, lane = threadIdx.x >> 6;
     const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
     const i64 base = b * a.vs[0] + h * a.vs[1] + c * a.vs[3];
     float amax = 0.0f;
-    for (int t = lane4; t < a.nk; t += 4) amax = fmaxf(amax, fabsf(load_elem<T>(a.v, base + t * a.vs[2])));
+    for (int t = lane; t < a.nk; t += SAGE_SCAN_LANES) amax = fmaxf(amax, fabsf(load_elem<T>(a.v, base + t * a.vs[2])));
     part[threadIdx.x] = amax;
     __syncthreads();
     if (threadIdx.x < 64)
     {
-        float m = fmaxf(fmaxf(part[c], part[c + 64]), fmaxf(part[c + 128], part[c + 192]));
+        float m = 0.0f;
+#pragma unroll
+        for (int i = 0; i < SAGE_SCAN_LANES; ++i) m = fmaxf(m, part[i * 64 + c]);
         float sc = __fdiv_rn(m, SAGE_FP8_MAX);
         s.vscale[bh * 64 + c] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
     }
@@ -341,10 +360,10 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
 }
 
 #define SAGE8_KERNELS(T, N)                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(64) sage8_key_mean_##N(Sage8Args s) { key_mean_impl<T>(s); }               \
+    extern "C" __global__ void __launch_bounds__(SAGE_SCAN_THREADS) sage8_key_mean_##N(Sage8Args s) { key_mean_impl<T>(s); }               \
     extern "C" __global__ void __launch_bounds__(256) sage8_quant_q_##N(Sage8Args s) { quant_q_impl<T>(s); }                \
     extern "C" __global__ void __launch_bounds__(128) sage8_quant_k_##N(Sage8Args s) { quant_k_impl<T>(s); }                \
-    extern "C" __global__ void __launch_bounds__(256) sage8_value_scale_##N(Sage8Args s) { value_scale_impl<T>(s); }        \
+    extern "C" __global__ void __launch_bounds__(SAGE_SCAN_THREADS) sage8_value_scale_##N(Sage8Args s) { value_scale_impl<T>(s); }        \
     extern "C" __global__ void __launch_bounds__(256) sage8_quant_v_##N(Sage8Args s) { quant_v_impl<T>(s); }                \
     extern "C" __global__ void __launch_bounds__(128) sage8_attention_##N(Sage8Args s) { sage8_attention_impl<T>(s); }
 
