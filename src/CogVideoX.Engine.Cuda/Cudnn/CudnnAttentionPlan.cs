@@ -76,6 +76,24 @@ internal sealed unsafe class CudnnAttentionPlan : IDisposable
                 if (byValue) t.SetBoolean(Cudnn.AttrTensorIsByValue, true);
                 return t.Finalise();
             }
+            // A descriptor kept with the plan: its enum attributes set, then finalised.
+            CudnnDescriptor Described(int type, params ReadOnlySpan<(int Name, int Type, int Value)> enums)
+            {
+                var d = CudnnDescriptor.Create(type);
+                keep.Add(d);
+                foreach (var (name, enumType, value) in enums) d.SetEnum(name, enumType, value);
+                return d.Finalise();
+            }
+            // An operation node kept with the plan: its descriptor attributes set in the order given (a null one is
+            // left unset), then finalised.
+            CudnnDescriptor Operation(int type, params ReadOnlySpan<(int Name, CudnnDescriptor? Value)> operands)
+            {
+                var op = CudnnDescriptor.Create(type);
+                keep.Add(op);
+                foreach (var (name, value) in operands)
+                    if (value is not null) op.SetDescriptor(name, value);
+                return op.Finalise();
+            }
             long[] Dims(Tensor t) => [t.Dim(0), t.Dim(1), t.Dim(2), t.Dim(3)];
             long[] Strides(Tensor t) => [t.Layout.Stride(0), t.Layout.Stride(1), t.Layout.Stride(2), t.Layout.Stride(3)];
 
@@ -87,14 +105,8 @@ internal sealed unsafe class CudnnAttentionPlan : IDisposable
             if (key.Graph == CudnnSdpaGraph.Unified)
             {
                 var tk = T(UidK, io, Dims(k), Strides(k));
-                var op = CudnnDescriptor.Create(Cudnn.OperationSdpaForwardDescriptor);
-                keep.Add(op);
-                op.SetDescriptor(Cudnn.AttrSdpaForwardQ, tq);
-                op.SetDescriptor(Cudnn.AttrSdpaForwardK, tk);
-                op.SetDescriptor(Cudnn.AttrSdpaForwardV, tv);
-                op.SetDescriptor(Cudnn.AttrSdpaForwardO, to);
-                op.SetDescriptor(Cudnn.AttrSdpaForwardScale, scale);
-                ops.Add(op.Finalise());
+                ops.Add(Operation(Cudnn.OperationSdpaForwardDescriptor, (Cudnn.AttrSdpaForwardQ, tq), (Cudnn.AttrSdpaForwardK, tk),
+                    (Cudnn.AttrSdpaForwardV, tv), (Cudnn.AttrSdpaForwardO, to), (Cudnn.AttrSdpaForwardScale, scale)));
             }
             else
             {
@@ -107,46 +119,23 @@ internal sealed unsafe class CudnnAttentionPlan : IDisposable
 
                 CudnnDescriptor MatMul(CudnnDescriptor a, CudnnDescriptor bt, CudnnDescriptor c)
                 {
-                    var m = CudnnDescriptor.Create(Cudnn.MatmulDescriptor);
-                    keep.Add(m);
-                    m.SetEnum(Cudnn.AttrMatmulComputeType, Cudnn.TypeDataType, Cudnn.DataFloat);
-                    m.Finalise();
-                    var op = CudnnDescriptor.Create(Cudnn.OperationMatmulDescriptor);
-                    keep.Add(op);
-                    op.SetDescriptor(Cudnn.AttrOperationMatmulA, a);
-                    op.SetDescriptor(Cudnn.AttrOperationMatmulB, bt);
-                    op.SetDescriptor(Cudnn.AttrOperationMatmulC, c);
-                    op.SetDescriptor(Cudnn.AttrOperationMatmulDescriptor, m);
-                    return op.Finalise();
+                    var m = Described(Cudnn.MatmulDescriptor, (Cudnn.AttrMatmulComputeType, Cudnn.TypeDataType, Cudnn.DataFloat));
+                    return Operation(Cudnn.OperationMatmulDescriptor, (Cudnn.AttrOperationMatmulA, a), (Cudnn.AttrOperationMatmulB, bt),
+                        (Cudnn.AttrOperationMatmulC, c), (Cudnn.AttrOperationMatmulDescriptor, m));
                 }
                 CudnnDescriptor Pointwise(int mode, CudnnDescriptor x, CudnnDescriptor? bIn, CudnnDescriptor y)
                 {
-                    var p = CudnnDescriptor.Create(Cudnn.PointwiseDescriptor);
-                    keep.Add(p);
-                    p.SetEnum(Cudnn.AttrPointwiseMode, Cudnn.TypePointwiseMode, mode);
-                    p.SetEnum(Cudnn.AttrPointwiseMathPrecision, Cudnn.TypeDataType, Cudnn.DataFloat);
-                    p.Finalise();
-                    var op = CudnnDescriptor.Create(Cudnn.OperationPointwiseDescriptor);
-                    keep.Add(op);
-                    op.SetDescriptor(Cudnn.AttrOperationPointwiseDescriptor, p);
-                    op.SetDescriptor(Cudnn.AttrOperationPointwiseX, x);
-                    if (bIn is not null) op.SetDescriptor(Cudnn.AttrOperationPointwiseB, bIn);
-                    op.SetDescriptor(Cudnn.AttrOperationPointwiseY, y);
-                    return op.Finalise();
+                    var p = Described(Cudnn.PointwiseDescriptor, (Cudnn.AttrPointwiseMode, Cudnn.TypePointwiseMode, mode),
+                        (Cudnn.AttrPointwiseMathPrecision, Cudnn.TypeDataType, Cudnn.DataFloat));
+                    return Operation(Cudnn.OperationPointwiseDescriptor, (Cudnn.AttrOperationPointwiseDescriptor, p), (Cudnn.AttrOperationPointwiseX, x),
+                        (Cudnn.AttrOperationPointwiseB, bIn), (Cudnn.AttrOperationPointwiseY, y));
                 }
                 CudnnDescriptor Reduction(int mode, CudnnDescriptor x, CudnnDescriptor y)
                 {
-                    var r = CudnnDescriptor.Create(Cudnn.ReductionDescriptor);
-                    keep.Add(r);
-                    r.SetEnum(Cudnn.AttrReductionOperator, Cudnn.TypeReductionOperator, mode);
-                    r.SetEnum(Cudnn.AttrReductionComputeType, Cudnn.TypeDataType, Cudnn.DataFloat);
-                    r.Finalise();
-                    var op = CudnnDescriptor.Create(Cudnn.OperationReductionDescriptor);
-                    keep.Add(op);
-                    op.SetDescriptor(Cudnn.AttrOperationReductionDescriptor, r);
-                    op.SetDescriptor(Cudnn.AttrOperationReductionX, x);
-                    op.SetDescriptor(Cudnn.AttrOperationReductionY, y);
-                    return op.Finalise();
+                    var r = Described(Cudnn.ReductionDescriptor, (Cudnn.AttrReductionOperator, Cudnn.TypeReductionOperator, mode),
+                        (Cudnn.AttrReductionComputeType, Cudnn.TypeDataType, Cudnn.DataFloat));
+                    return Operation(Cudnn.OperationReductionDescriptor, (Cudnn.AttrOperationReductionDescriptor, r), (Cudnn.AttrOperationReductionX, x),
+                        (Cudnn.AttrOperationReductionY, y));
                 }
 
                 var s = Full();

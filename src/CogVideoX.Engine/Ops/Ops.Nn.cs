@@ -96,11 +96,7 @@ public static partial class Ops
     {
         Float(x, "group_norm");
         RankAtLeast(x, 2, "group_norm", "input");
-        int c = x.Dim(1);
-        if (groups < 1 || c % groups != 0)
-            throw new ArgumentException($"group_norm: {c} channels do not split into {groups} groups");
-        CheckAffine(x, gamma, c, "group_norm", "gamma");
-        CheckAffine(x, beta, c, "group_norm", "beta");
+        CheckGroups(x, groups, gamma, beta, "group_norm");
         var y = Like(x);
         if (y.ElementCount == 0) return y;
         if (Kernel<IGroupNormKernel>(x) is { } kernel) kernel.GroupNorm(x, groups, gamma, beta, eps, activation, y);
@@ -121,11 +117,7 @@ public static partial class Ops
         if (Kernel<IGroupNormKernel>(x) is { } kernel && x.IsContiguous)
         {
             Float(x, "group_norm");
-            int c = x.Dim(1);
-            if (groups < 1 || c % groups != 0)
-                throw new ArgumentException($"group_norm: {c} channels do not split into {groups} groups");
-            CheckAffine(x, gamma, c, "group_norm", "gamma");
-            CheckAffine(x, beta, c, "group_norm", "beta");
+            CheckGroups(x, groups, gamma, beta, "group_norm");
             if (y.ElementCount > 0) kernel.GroupNorm(x, groups, gamma, beta, eps, activation, y);
             return;
         }
@@ -141,11 +133,8 @@ public static partial class Ops
     {
         Float(x, "spatial_group_norm");
         Rank(x, 5, "spatial_group_norm", "input");
+        CheckGroups(x, groups, gamma, beta, "spatial_group_norm");
         int c = x.Dim(1);
-        if (groups < 1 || c % groups != 0)
-            throw new ArgumentException($"spatial_group_norm: {c} channels do not split into {groups} groups");
-        CheckAffine(x, gamma, c, "spatial_group_norm", "gamma");
-        CheckAffine(x, beta, c, "spatial_group_norm", "beta");
         foreach (var (m, what) in new[] { (scale, "scale"), (shift, "shift") })
         {
             SameBackend(x, m, "spatial_group_norm");
@@ -159,6 +148,16 @@ public static partial class Ops
         if (Kernel<ISpatialGroupNormKernel>(x) is { } kernel) kernel.SpatialGroupNorm(x, groups, gamma, beta, scale, shift, eps, activation, y);
         else Decompositions.SpatialGroupNorm(x, groups, gamma, beta, scale, shift, eps, activation, y);
         return y;
+    }
+
+    /// <summary>The checks every group norm makes: x's channels (dim 1) split into the groups, gamma and beta of one value per channel.</summary>
+    private static void CheckGroups(Tensor x, int groups, Tensor? gamma, Tensor? beta, string op)
+    {
+        int c = x.Dim(1);
+        if (groups < 1 || c % groups != 0)
+            throw new ArgumentException($"{op}: {c} channels do not split into {groups} groups");
+        CheckAffine(x, gamma, c, op, "gamma");
+        CheckAffine(x, beta, c, op, "beta");
     }
 
     public static Tensor LayerNorm(this Tensor x, Tensor? gamma, Tensor? beta, float eps)
@@ -191,12 +190,8 @@ public static partial class Ops
         RankAtLeast(x, 1, "modulated_layer_norm", "input");
         CheckAffine(x, gamma, x.Dim(-1), "modulated_layer_norm", "gamma");
         CheckAffine(x, beta, x.Dim(-1), "modulated_layer_norm", "beta");
-        SameBackend(x, scale, "modulated_layer_norm");
-        SameBackend(x, shift, "modulated_layer_norm");
-        SameDType(x, scale, "modulated_layer_norm");
-        SameDType(x, shift, "modulated_layer_norm");
-        using var s = BroadcastOperand(scale, x, "modulated_layer_norm", "scale");
-        using var t = BroadcastOperand(shift, x, "modulated_layer_norm", "shift");
+        using var s = CompanionOperand(scale, x, "modulated_layer_norm", "scale");
+        using var t = CompanionOperand(shift, x, "modulated_layer_norm", "shift");
         var y = OutputLike(x, output, "modulated_layer_norm");
         if (y.ElementCount == 0) return ResultOf(y, output);
         if (Kernel<IModulatedLayerNormKernel>(x) is { } kernel) kernel.ModulatedLayerNorm(x, gamma, beta, s, t, eps, y);
@@ -213,17 +208,21 @@ public static partial class Ops
     private static Tensor? AddMulCore(Tensor x, Tensor h, Tensor gate, Tensor? output)
     {
         Float(x, "add_mul");
-        SameBackend(x, h, "add_mul");
-        SameBackend(x, gate, "add_mul");
-        SameDType(x, h, "add_mul");
-        SameDType(x, gate, "add_mul");
-        using var hb = BroadcastOperand(h, x, "add_mul", "h");
-        using var gb = BroadcastOperand(gate, x, "add_mul", "gate");
+        using var hb = CompanionOperand(h, x, "add_mul", "h");
+        using var gb = CompanionOperand(gate, x, "add_mul", "gate");
         var y = OutputLike(x, output, "add_mul");
         if (y.ElementCount == 0) return ResultOf(y, output);
         if (Kernel<IGatedResidualKernel>(x) is { } kernel) kernel.AddMul(x, hb, gb, y);
         else Decompositions.AddMul(x, hb, gb, y);
         return ResultOf(y, output);
+    }
+
+    /// <summary>An operand of x's op checked (x's backend and dtype) and viewed with x's shape, or a clear error.</summary>
+    private static Tensor CompanionOperand(Tensor operand, Tensor x, string op, string what)
+    {
+        SameBackend(x, operand, op);
+        SameDType(x, operand, op);
+        return BroadcastOperand(operand, x, op, what);
     }
 
     /// <summary>operand viewed with x's shape (numpy broadcasting), or a clear error.</summary>

@@ -579,19 +579,25 @@ public static class OpCatalogue
             return y;
         });
         Add("attention", "q,k,v,y strided views of [1,70,2,64]", c =>
-        {
-            // The transformer's layout: projections are [B, N, H, D], viewed as [B, H, N, D] without a copy.
-            using var q0 = c.Rand(1, 70, 2, 64);
-            using var k0 = c.Rand(1, 70, 2, 64);
-            using var v0 = c.Rand(1, 70, 2, 64);
-            using var q = q0.Permute(0, 2, 1, 3);
-            using var k = k0.Permute(0, 2, 1, 3);
-            using var v = v0.Permute(0, 2, 1, 3);
-            var y = c.Zeros(1, 70, 2, 64);
-            using var yv = y.Permute(0, 2, 1, 3);
-            Ops.AttentionInto(q, k, v, null, 0.125f, yv);
-            return y;
-        });
+            OnHeadViews(c, 1, 70, 2, 64, (q, k, v, y) => Ops.AttentionInto(q, k, v, null, 0.125f, y)));
+    }
+
+    /// <summary>
+    /// An attention run on the transformer's layout: q, k, v and y are [B, N, H, D] tensors (projections as they come)
+    /// viewed as [B, H, N, D] without a copy; returns y.
+    /// </summary>
+    private static Tensor OnHeadViews(OpInputs c, int b, int n, int heads, int d, Action<Tensor, Tensor, Tensor, Tensor> attention)
+    {
+        using var q0 = c.Rand(b, n, heads, d);
+        using var k0 = c.Rand(b, n, heads, d);
+        using var v0 = c.Rand(b, n, heads, d);
+        using var q = q0.Permute(0, 2, 1, 3);
+        using var k = k0.Permute(0, 2, 1, 3);
+        using var v = v0.Permute(0, 2, 1, 3);
+        var y = c.Zeros(b, n, heads, d);
+        using var yv = y.Permute(0, 2, 1, 3);
+        attention(q, k, v, yv);
+        return y;
     }
 
     /// <summary>
@@ -617,18 +623,7 @@ public static class OpCatalogue
                 }));
             }
             cases.Add(new OpCase("sage8_attention", dt, "q,k,v,y strided views of [2,70,2,64] (the transformer's layout)", c =>
-            {
-                using var q0 = c.Rand(2, 70, 2, 64);
-                using var k0 = c.Rand(2, 70, 2, 64);
-                using var v0 = c.Rand(2, 70, 2, 64);
-                using var q = q0.Permute(0, 2, 1, 3);
-                using var k = k0.Permute(0, 2, 1, 3);
-                using var v = v0.Permute(0, 2, 1, 3);
-                var y = c.Zeros(2, 70, 2, 64);
-                using var yv = y.Permute(0, 2, 1, 3);
-                Ops.Sage8AttentionInto(q, k, v, 0.125f, yv);
-                return y;
-            }));
+                OnHeadViews(c, 2, 70, 2, 64, (q, k, v, y) => Ops.Sage8AttentionInto(q, k, v, 0.125f, y))));
         }
     }
 

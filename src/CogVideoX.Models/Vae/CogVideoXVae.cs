@@ -160,10 +160,10 @@ public sealed class CogVideoXVae : IDisposable
         using var scope = new TensorScope();
         using var latents = ReferenceEquals(z.Backend, Backend) && z.DType == DType ? z.Alias() : ToModel(z);
         int b = latents.Dim(0), frames = latents.Dim(2), h = latents.Dim(3), w = latents.Dim(4);
-        bool tiled = plan is { } p && (w > p.LatentWidth || h > p.LatentHeight);
-        var (outHeight, outWidth) = tiled ? TiledSize(plan!.Value, h, w) : (h * SpatialScale, w * SpatialScale);
+        bool tiled = plan is { } p && p.Cuts(h, w);
+        var (outHeight, outWidth) = tiled ? plan!.Value.OutputSize(h, w, (_, n) => n * SpatialScale, (_, n) => n * SpatialScale) : (h * SpatialScale, w * SpatialScale);
         var output = Tensor.Empty(Backend, DType, b, Decoder.OutChannels, OutputFrames(frames), outHeight, outWidth);
-        int tiles = tiled ? (h + plan!.Value.StrideHeight - 1) / plan.Value.StrideHeight * ((w + plan.Value.StrideWidth - 1) / plan.Value.StrideWidth) : 1;
+        int tiles = tiled ? plan!.Value.Count(h, w) : 1;
         var progress = new BatchCounter(options.Progress, FrameBatches(frames).Count() * tiles * (options.Slicing && b > 1 ? b : 1));
         if (options.Slicing && b > 1)
         {
@@ -231,94 +231,11 @@ public sealed class CogVideoXVae : IDisposable
 
     // ---- tiling (diffusers' tiled_decode) ----
 
-    private (int Height, int Width) TiledSize(TilePlan p, int h, int w)
-    {
-        int height = 0, width = 0;
-        for (int i = 0; i < h; i += p.StrideHeight) height += Math.Min(p.KeepHeight, Math.Min(p.LatentHeight, h - i) * SpatialScale);
-        for (int j = 0; j < w; j += p.StrideWidth) width += Math.Min(p.KeepWidth, Math.Min(p.LatentWidth, w - j) * SpatialScale);
-        return (height, width);
-    }
-
-    /// <summary>
-    /// Tiles are decoded row by row; each is blended with the (already blended) tile above and to its left, exactly
-    /// as diffusers' in-place loop does after decoding them all, then its kept part is written to destination. Only
-    /// the previous row of decoded tiles is held.
-    /// </summary>
-    private void DecodeTiled(Tensor z, Tensor destination, TilePlan p, BatchCounter progress, CancellationToken cancellation)
-    {
-        int h = z.Dim(3), w = z.Dim(4), s = SpatialScale;
-        var above = new List<Tensor>();
-        var row = new List<Tensor>();
-        try
-        {
-            int y0 = 0;
-            for (int i = 0; i < h; i += p.StrideHeight)
-            {
-                int x0 = 0, keepHeight = 0;
-                for (int j = 0, col = 0; j < w; j += p.StrideWidth, col++)
-                {
-                    int th = Math.Min(p.LatentHeight, h - i), tw = Math.Min(p.LatentWidth, w - j);
-                    var tile = Tensor.Empty(Backend, DType, z.Dim(0), Decoder.OutChannels, destination.Dim(2), th * s, tw * s);
-                    row.Add(tile);
-                    using (var latentTile = z.Narrow(3, i, th))
-                    using (var latentTile2 = latentTile.Narrow(4, j, tw))
-                        DecodeFrames(latentTile2, tile, progress, cancellation);
-                    (keepHeight, int keepWidth) = PlaceTile(tile, i > 0 ? above[col] : null, col > 0 ? row[col - 1] : null,
-                        p.BlendHeight, p.BlendWidth, p.KeepHeight, p.KeepWidth, destination, y0, x0);
-                    x0 += keepWidth;
-                }
-                y0 += keepHeight;
-                foreach (var t in above) t.Dispose();
-                (above, row) = (row, above);
-                row.Clear();
-            }
-        }
-        finally
-        {
-            foreach (var t in above) t.Dispose();
-            foreach (var t in row) t.Dispose();
-        }
-    }
-
-    /// <summary>
-    /// A finished tile blended with the tile above it and the one to its left (either may be null), then its kept
-    /// top-left corner copied into <paramref name="destination"/> at (y0, x0); returns the kept height and width.
-    /// Tiled decoding and tiled encoding place their tiles this way (diffusers' tiled_decode / tiled_encode).
-    /// </summary>
-    internal static (int Height, int Width) PlaceTile(Tensor tile, Tensor? above, Tensor? left, int blendHeight, int blendWidth,
-        int keepHeight, int keepWidth, Tensor destination, int y0, int x0)
-    {
-        if (above is not null) BlendVertical(above, tile, blendHeight);
-        if (left is not null) BlendHorizontal(left, tile, blendWidth);
-        keepHeight = Math.Min(keepHeight, tile.Dim(3));
-        keepWidth = Math.Min(keepWidth, tile.Dim(4));
-        using (var kept = tile.Narrow(3, 0, keepHeight))
-        using (var kept2 = kept.Narrow(4, 0, keepWidth))
-        using (var target = destination.Narrow(3, y0, keepHeight))
-        using (var target2 = target.Narrow(4, x0, keepWidth))
-            kept2.CopyTo(target2);
-        return (keepHeight, keepWidth);
-    }
-
-    /// <summary>b's first rows ← a's last rows · (1 − y/e) + b's rows · y/e, in place (diffusers' blend_v).</summary>
-    private static void BlendVertical(Tensor a, Tensor b, int extent) => Blend(a, b, 3, extent);
-
-    /// <summary>The same across columns (diffusers' blend_h).</summary>
-    private static void BlendHorizontal(Tensor a, Tensor b, int extent) => Blend(a, b, 4, extent);
-
-    private static void Blend(Tensor a, Tensor b, int dim, int extent)
-    {
-        extent = Math.Min(Math.Min(a.Dim(dim), b.Dim(dim)), extent);
-        for (int y = 0; y < extent; y++)
-        {
-            using var fromA = a.Narrow(dim, a.Dim(dim) - extent + y, 1);
-            using var fromB = b.Narrow(dim, y, 1);
-            using var weightedA = fromA.Scale((float)(1 - y / (double)extent));
-            using var weightedB = fromB.Scale((float)(y / (double)extent));
-            using var sum = weightedA.Add(weightedB);
-            sum.CopyTo(fromB);
-        }
-    }
+    /// <summary>Each tile is decoded (all frames, its own caches) and placed by <see cref="TilePlan.Run"/>.</summary>
+    private void DecodeTiled(Tensor z, Tensor destination, TilePlan p, BatchCounter progress, CancellationToken cancellation) =>
+        p.Run(z, destination,
+            (th, tw) => Tensor.Empty(Backend, DType, z.Dim(0), Decoder.OutChannels, destination.Dim(2), th * SpatialScale, tw * SpatialScale),
+            (latentTile, tile) => DecodeFrames(latentTile, tile, progress, cancellation));
 
     public void Dispose() => _module.Dispose();
 }

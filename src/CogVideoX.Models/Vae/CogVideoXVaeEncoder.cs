@@ -83,12 +83,12 @@ public sealed class CogVideoXVaeEncoder : IDisposable
         long working = whole;
         if (tiled)
         {
-            var plan = EncodeTilePlan.For(VaeTiling.ForConfig(config), tree.Encoder.SpatialScale);
+            var plan = VaeTiling.ForConfig(config).EncodePlan(tree.Encoder.SpatialScale);
             // Where a tile would be under one latent pixel, tiled encoding is refused: whole frames are the estimate.
-            if ((width > plan.SampleWidth || height > plan.SampleHeight) && TilesFit(tree.Encoder, plan, height, width))
+            if (plan.Cuts(height, width) && TilesFit(tree.Encoder, plan, height, width))
             {
-                int tileHeight = Math.Min(height, plan.SampleHeight), tileWidth = Math.Min(width, plan.SampleWidth);
-                int columns = EncodeTilePlan.Starts(width, plan.StrideWidth).Count();
+                int tileHeight = Math.Min(height, plan.TileHeight), tileWidth = Math.Min(width, plan.TileWidth);
+                int columns = TilePlan.Starts(width, plan.StrideWidth).Count();
                 // One tile's working set (its latents included), two rows of encoded tiles (moments: twice the latents of
                 // a tile), and the blended result, whose size is that of the kept parts (larger than untiled latents when
                 // the tiles overlap by more than the blend).
@@ -178,11 +178,11 @@ public sealed class CogVideoXVaeEncoder : IDisposable
         CheckVideo(video);
         if (options.ConvolutionWindowFrames < 0)
             throw new CogVideoXException($"VAE encode: the convolution window must be 0 (whole convolutions) or a positive number of frames, got {options.ConvolutionWindowFrames}");
-        var plan = options.Tiling is { } tiling ? EncodeTilePlan.For(tiling, SpatialScale) : (EncodeTilePlan?)null;
+        var plan = options.Tiling?.EncodePlan(SpatialScale);
         int b = video.Dim(0), frames = video.Dim(2), h = video.Dim(3), w = video.Dim(4);
-        bool tiled = plan is { } p && (w > p.SampleWidth || h > p.SampleHeight);
+        bool tiled = plan is { } p && p.Cuts(h, w);
         var (latentHeight, latentWidth) = tiled ? TiledSize(Encoder, plan!.Value, h, w) : (Encoder.OutputSize(h), Encoder.OutputSize(w));
-        int tiles = tiled ? EncodeTilePlan.Starts(h, plan!.Value.StrideHeight).Count() * EncodeTilePlan.Starts(w, plan.Value.StrideWidth).Count() : 1;
+        int tiles = tiled ? plan!.Value.Count(h, w) : 1;
         var progress = new BatchCounter(options.Progress, FrameBatches(frames).Count() * tiles * (options.Slicing && b > 1 ? b : 1));
         using var scope = new TensorScope();
         using var moments = Tensor.Empty(Backend, DType, b, 2 * Encoder.LatentChannels, LatentFrames(frames), latentHeight, latentWidth);
@@ -212,13 +212,13 @@ public sealed class CogVideoXVaeEncoder : IDisposable
     /// </summary>
     public bool CanTile(VaeTiling tiling, int height, int width)
     {
-        var p = EncodeTilePlan.For(tiling, SpatialScale);
-        return (width <= p.SampleWidth && height <= p.SampleHeight) || TilesFit(Encoder, p, height, width);
+        var p = tiling.EncodePlan(SpatialScale);
+        return !p.Cuts(height, width) || TilesFit(Encoder, p, height, width);
     }
 
-    private static bool TilesFit(Encoder3d encoder, EncodeTilePlan p, int height, int width) =>
-        EncodeTilePlan.Starts(height, p.StrideHeight).All(i => encoder.OutputSize(Math.Min(p.SampleHeight, height - i)) >= 1)
-        && EncodeTilePlan.Starts(width, p.StrideWidth).All(j => encoder.OutputSize(Math.Min(p.SampleWidth, width - j)) >= 1);
+    private static bool TilesFit(Encoder3d encoder, TilePlan p, int height, int width) =>
+        TilePlan.Starts(height, p.StrideHeight).All(i => encoder.OutputSize(Math.Min(p.TileHeight, height - i)) >= 1)
+        && TilePlan.Starts(width, p.StrideWidth).All(j => encoder.OutputSize(Math.Min(p.TileWidth, width - j)) >= 1);
 
     private void CheckVideo(Tensor video)
     {
@@ -234,7 +234,7 @@ public sealed class CogVideoXVaeEncoder : IDisposable
             throw new CogVideoXException($"VAE encode: {video.Dim(3)}×{video.Dim(4)} pixels is smaller than one latent pixel; frames must be at least {SpatialScale}×{SpatialScale} (CogVideoX takes 480×720)");
     }
 
-    private void EncodeInto(Tensor video, Tensor destination, EncodeTilePlan? plan, BatchCounter progress, VaeEncodeOptions options)
+    private void EncodeInto(Tensor video, Tensor destination, TilePlan? plan, BatchCounter progress, VaeEncodeOptions options)
     {
         if (plan is { } p) EncodeTiled(video, destination, p, progress, options);
         else EncodeFrames(video, destination, progress, options);
@@ -277,13 +277,8 @@ public sealed class CogVideoXVaeEncoder : IDisposable
     // ---- tiling (diffusers' tiled_encode) ----
 
     /// <summary>The size of the blended latents: the kept part of each tile row and column.</summary>
-    private static (int Height, int Width) TiledSize(Encoder3d encoder, EncodeTilePlan p, int h, int w)
-    {
-        int height = 0, width = 0;
-        foreach (int i in EncodeTilePlan.Starts(h, p.StrideHeight)) height += Math.Min(p.KeepHeight, TileLatentSize(encoder, Math.Min(p.SampleHeight, h - i), "high", i, h));
-        foreach (int j in EncodeTilePlan.Starts(w, p.StrideWidth)) width += Math.Min(p.KeepWidth, TileLatentSize(encoder, Math.Min(p.SampleWidth, w - j), "wide", j, w));
-        return (height, width);
-    }
+    private static (int Height, int Width) TiledSize(Encoder3d encoder, TilePlan p, int h, int w) =>
+        p.OutputSize(h, w, (i, pixels) => TileLatentSize(encoder, pixels, "high", i, h), (j, pixels) => TileLatentSize(encoder, pixels, "wide", j, w));
 
     private static int TileLatentSize(Encoder3d encoder, int pixels, string side, int start, int size)
     {
@@ -293,47 +288,11 @@ public sealed class CogVideoXVaeEncoder : IDisposable
         return latent;
     }
 
-    /// <summary>
-    /// Tiles are encoded row by row; each is blended with the (already blended) tile above and to its left, exactly
-    /// as diffusers' loop does after encoding them all, then its kept part is written to destination. Only the
-    /// previous row of encoded tiles (latent-sized) is held.
-    /// </summary>
-    private void EncodeTiled(Tensor video, Tensor destination, EncodeTilePlan p, BatchCounter progress, VaeEncodeOptions options)
-    {
-        int h = video.Dim(3), w = video.Dim(4);
-        var above = new List<Tensor>();
-        var row = new List<Tensor>();
-        try
-        {
-            int y0 = 0;
-            foreach (int i in EncodeTilePlan.Starts(h, p.StrideHeight))
-            {
-                int x0 = 0, keepHeight = 0, col = 0;
-                foreach (int j in EncodeTilePlan.Starts(w, p.StrideWidth))
-                {
-                    int th = Math.Min(p.SampleHeight, h - i), tw = Math.Min(p.SampleWidth, w - j);
-                    var tile = Tensor.Empty(Backend, DType, destination.Dim(0), destination.Dim(1), destination.Dim(2), Encoder.OutputSize(th), Encoder.OutputSize(tw));
-                    row.Add(tile);
-                    using (var rows = video.Narrow(3, i, th))
-                    using (var view = rows.Narrow(4, j, tw))
-                        EncodeFrames(view, tile, progress, options);
-                    (keepHeight, int keepWidth) = CogVideoXVae.PlaceTile(tile, i > 0 ? above[col] : null, col > 0 ? row[col - 1] : null,
-                        p.BlendHeight, p.BlendWidth, p.KeepHeight, p.KeepWidth, destination, y0, x0);
-                    x0 += keepWidth;
-                    col++;
-                }
-                y0 += keepHeight;
-                foreach (var t in above) t.Dispose();
-                (above, row) = (row, above);
-                row.Clear();
-            }
-        }
-        finally
-        {
-            foreach (var t in above) t.Dispose();
-            foreach (var t in row) t.Dispose();
-        }
-    }
+    /// <summary>Each tile is encoded (all frames, its own caches) and placed by <see cref="TilePlan.Run"/>.</summary>
+    private void EncodeTiled(Tensor video, Tensor destination, TilePlan p, BatchCounter progress, VaeEncodeOptions options) =>
+        p.Run(video, destination,
+            (th, tw) => Tensor.Empty(Backend, DType, destination.Dim(0), destination.Dim(1), destination.Dim(2), Encoder.OutputSize(th), Encoder.OutputSize(tw)),
+            (view, tile) => EncodeFrames(view, tile, progress, options));
 
     public void Dispose() => _module.Dispose();
 }

@@ -62,19 +62,16 @@ public sealed record VaeTiling(int TileSampleMinHeight, int TileSampleMinWidth, 
         return h;
     }
 
-    /// <summary>The tile arithmetic of diffusers' tiled_decode for a given spatial compression.</summary>
+    /// <summary>The tile arithmetic of diffusers' tiled_decode for a given spatial compression: tiles in latent pixels.</summary>
     internal TilePlan Plan(int spatialScale)
     {
-        if (TileSampleMinHeight < spatialScale || TileSampleMinWidth < spatialScale)
-            throw new CogVideoXException($"VAE tiling: tiles of {TileSampleMinHeight}×{TileSampleMinWidth} pixels are smaller than one latent pixel ({spatialScale}×{spatialScale}); use tiles of at least {spatialScale} pixels (the default is half the model's sample size)");
-        if (!(OverlapFactorHeight >= 0 && OverlapFactorHeight < 1) || !(OverlapFactorWidth >= 0 && OverlapFactorWidth < 1))
-            throw new CogVideoXException($"VAE tiling: overlap factors must lie in [0, 1), got {OverlapFactorHeight} (height) and {OverlapFactorWidth} (width)");
+        CheckTiles(spatialScale);
         // Same int(float) truncations as diffusers, in double precision like Python floats.
         int latentHeight = (int)(TileSampleMinHeight / (double)spatialScale);
         int latentWidth = (int)(TileSampleMinWidth / (double)spatialScale);
         var plan = new TilePlan(
-            LatentHeight: latentHeight,
-            LatentWidth: latentWidth,
+            TileHeight: latentHeight,
+            TileWidth: latentWidth,
             StrideHeight: (int)(latentHeight * (1 - OverlapFactorHeight)),
             StrideWidth: (int)(latentWidth * (1 - OverlapFactorWidth)),
             BlendHeight: (int)(TileSampleMinHeight * OverlapFactorHeight),
@@ -85,11 +82,38 @@ public sealed record VaeTiling(int TileSampleMinHeight, int TileSampleMinWidth, 
             throw new CogVideoXException($"VAE tiling: tiles of {latentHeight}×{latentWidth} latent pixels with overlaps {OverlapFactorHeight} and {OverlapFactorWidth} do not advance; use larger tiles or smaller overlap factors");
         return plan;
     }
-}
 
-/// <summary>Tile sizes in latent pixels, the step between tiles, the blended band and the part of each tile kept, in output pixels.</summary>
-internal readonly record struct TilePlan(int LatentHeight, int LatentWidth, int StrideHeight, int StrideWidth,
-    int BlendHeight, int BlendWidth, int KeepHeight, int KeepWidth);
+    /// <summary>The tile arithmetic of diffusers' tiled_encode for a given spatial compression: tiles in video pixels.</summary>
+    internal TilePlan EncodePlan(int spatialScale)
+    {
+        CheckTiles(spatialScale);
+        // Same int(float) truncations as diffusers, in double precision like Python floats.
+        int latentHeight = (int)(TileSampleMinHeight / (double)spatialScale);
+        int latentWidth = (int)(TileSampleMinWidth / (double)spatialScale);
+        int blendHeight = (int)(latentHeight * OverlapFactorHeight);
+        int blendWidth = (int)(latentWidth * OverlapFactorWidth);
+        var plan = new TilePlan(
+            TileHeight: TileSampleMinHeight,
+            TileWidth: TileSampleMinWidth,
+            StrideHeight: (int)(TileSampleMinHeight * (1 - OverlapFactorHeight)),
+            StrideWidth: (int)(TileSampleMinWidth * (1 - OverlapFactorWidth)),
+            BlendHeight: blendHeight,
+            BlendWidth: blendWidth,
+            KeepHeight: latentHeight - blendHeight,
+            KeepWidth: latentWidth - blendWidth);
+        if (plan.StrideHeight < 1 || plan.StrideWidth < 1)
+            throw new CogVideoXException($"VAE tiling: tiles of {TileSampleMinHeight}×{TileSampleMinWidth} pixels with overlaps {OverlapFactorHeight} and {OverlapFactorWidth} do not advance; use larger tiles or smaller overlap factors");
+        return plan;
+    }
+
+    private void CheckTiles(int spatialScale)
+    {
+        if (TileSampleMinHeight < spatialScale || TileSampleMinWidth < spatialScale)
+            throw new CogVideoXException($"VAE tiling: tiles of {TileSampleMinHeight}×{TileSampleMinWidth} pixels are smaller than one latent pixel ({spatialScale}×{spatialScale}); use tiles of at least {spatialScale} pixels (the default is half the model's sample size)");
+        if (!(OverlapFactorHeight >= 0 && OverlapFactorHeight < 1) || !(OverlapFactorWidth >= 0 && OverlapFactorWidth < 1))
+            throw new CogVideoXException($"VAE tiling: overlap factors must lie in [0, 1), got {OverlapFactorHeight} (height) and {OverlapFactorWidth} (width)");
+    }
+}
 
 /// <summary>How <see cref="CogVideoXVae.Decode"/> trades memory for time.</summary>
 public sealed record VaeDecodeOptions

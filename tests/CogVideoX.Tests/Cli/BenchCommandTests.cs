@@ -1,17 +1,11 @@
+using static CogVideoX.Tests.CliRun;
+
 namespace CogVideoX.Tests.Cli;
 
 /// <summary>`bench` stages on the CPU with the tiny fixture models (the full-size runs need a GPU), and its errors.</summary>
 public class BenchCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CogVideoX.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
-    private static readonly string[] Tiny = ["--device", "cpu", "--frames", "9", "--height", "32", "--width", "48", "--repeats", "1", "--warmup", "0"];
+    private static readonly string[] Tiny = TinyBench();
 
     [Fact]
     public void StagesRunOnTheFixtureModelsAndPrintTheirTimes()

@@ -1,19 +1,12 @@
 using CogVideoX.Tests.Models;
+using static CogVideoX.Tests.CliRun;
 
 namespace CogVideoX.Tests.Cli;
 
 /// <summary>`bench lora` on the CPU with the tiny fixture model (the figures that matter come from a GPU), and its errors.</summary>
 public class BenchLoraCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CogVideoX.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
-    private static readonly string[] Tiny = ["--device", "cpu", "--frames", "9", "--height", "32", "--width", "48", "--repeats", "1", "--warmup", "0"];
+    private static readonly string[] Tiny = TinyBench();
 
     [Fact]
     public void MeasuresLoadAndStepWithNoneOneAndTwoAdaptersAndTheUnfusedWork()

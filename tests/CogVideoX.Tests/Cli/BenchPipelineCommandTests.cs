@@ -1,5 +1,6 @@
 using CogVideoX.Engine;
 using CogVideoX.Lab.Benchmarks;
+using static CogVideoX.Tests.CliRun;
 
 namespace CogVideoX.Tests.Cli;
 
@@ -10,14 +11,6 @@ namespace CogVideoX.Tests.Cli;
 /// </summary>
 public class BenchPipelineCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = CogVideoX.Cli.Cli.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
     /// <summary>The tiny 2b-style model's configs without any weights.</summary>
     private static string Configs(TempDir dir)
     {

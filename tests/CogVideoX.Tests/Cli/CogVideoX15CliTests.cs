@@ -4,22 +4,13 @@ using CogVideoX.Diffusion;
 using CogVideoX.Lab;
 using CogVideoX.Tests.Pipeline;
 using CogVideoX.Weights;
+using static CogVideoX.Tests.CliRun;
 
 namespace CogVideoX.Tests.Cli;
 
 /// <summary>CogVideoX 1.5 at the command line: inspect says what a folder is, the aliases, the model's defaults for left-out flags.</summary>
 public class CogVideoX15CliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = CogVideoX.Cli.Cli.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
-    private static string Row(string label, string value) => $"  {label,-22} {value}";
-
     [Fact]
     public void InspectSaysWhatEachFolderIs()
     {
@@ -94,15 +85,7 @@ public class CogVideoX15CliTests
 /// <summary>`bench` on the tiny 1.5 folders on the CPU: the transformer step on padded latents (with ofs for I2V), the three decodes.</summary>
 public class CogVideoX15BenchTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CogVideoX.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
-    private static readonly string[] Tiny = ["--device", "cpu", "--frames", "17", "--height", "32", "--width", "48", "--repeats", "1", "--warmup", "0"];
+    private static readonly string[] Tiny = TinyBench(frames: 17);
 
     [Theory]
     [InlineData(false)]

@@ -1,18 +1,11 @@
 using CogVideoX.Engine.Cuda;
+using static CogVideoX.Tests.CliRun;
 
 namespace CogVideoX.Tests.Cli;
 
 /// <summary>The doctor and selftest commands where there is no GPU (CI): clear reports and errors, no traces.</summary>
 public class CudaCommandsTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CogVideoX.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     [Fact]
     public void DoctorReportsEachLibrary()
     {

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using CogVideoX.Lab;
 using CogVideoX.Media;
+using static CogVideoX.Tests.CliRun;
 
 namespace CogVideoX.Tests.Cli;
 
@@ -12,14 +13,6 @@ namespace CogVideoX.Tests.Cli;
 /// </summary>
 public class GenerateOutputTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = CogVideoX.Cli.Cli.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
     private static string[] Tiny(string output, params string[] more) =>
         ["generate", "--model", Fixtures.Path2b, "--prompt", "a cat", "--frames", "9", "--height", "32", "--width", "48", "--steps", "2", "--output", output, .. more];
 

@@ -1,19 +1,10 @@
 using System.Text.Json;
+using static CogVideoX.Tests.CliRun;
 
 namespace CogVideoX.Tests.Cli;
 
 public class InspectCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = CogVideoX.Cli.Cli.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
-    private static string Row(string label, string value) => $"  {label,-22} {value}";
-
     [Fact]
     public void InspectsThe2bStylePipeline()
     {

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using CogVideoX.Engine;
 using CogVideoX.Models.Transformer;
 using CogVideoX.Tests.Pipeline;
@@ -13,19 +12,13 @@ namespace CogVideoX.Tests.Models;
 /// </summary>
 public class ImageToVideoTransformerTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Tags()
-    {
-        var data = new TheoryData<string>();
-        foreach (var run in InputPipelineTests.Runs().Where(r => r.Image is not null)) data.Add(run.Tag);
-        return data;
-    }
+    public static TheoryData<string> Tags() => FixtureRuns.Theory(InputPipelineTests.Runs().Where(r => r.Image is not null).Select(r => r.Tag));
 
     [Theory]
     [MemberData(nameof(Tags))]
     public void EveryCallMatchesDiffusers(string tag)
     {
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(InputPipelineTests.Folder, "runs", "runs.json")));
-        var run = doc.RootElement.EnumerateArray().Single(r => r.GetProperty("tag").GetString() == tag);
+        var run = FixtureRuns.Entries(Path.Combine(InputPipelineTests.Folder, "runs", "runs.json")).Single(r => r.GetProperty("tag").GetString() == tag);
         var golden = run.GetProperty("prompt_from").GetString()!.Split(' ')[1].Split('/');
         var prompts = Fixtures.LoadAll(Fixtures.GoldenFile(golden[0], "runs", golden[1] + ".safetensors"));
         var reference = Fixtures.LoadAll(Path.Combine(InputPipelineTests.Folder, "runs", tag + ".safetensors"));

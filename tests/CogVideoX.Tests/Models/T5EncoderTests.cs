@@ -26,47 +26,33 @@ public class T5EncoderTests
     public void GoldenRunEmbeddingsMatch(string tag)
     {
         var run = TextFixtures.RunByTag(tag);
-        var golden = Fixtures.LoadAll(run.TensorsPath);
-        try
-        {
-            using var encoder = T5Encoder.Load(TextEncoderFolder(run.Pipeline), CpuBackend.Instance, DType.F32);
-            using var prompt = encoder.Forward(golden["prompt_ids"]);
-            using var negative = encoder.Forward(golden["negative_ids"]);
-            double e1 = Compare.AssertClose(golden["prompt_embeds"], prompt, Float32Tolerance, $"{tag} prompt_embeds");
-            double e2 = Compare.AssertClose(golden["negative_embeds"], negative, Float32Tolerance, $"{tag} negative_embeds");
-            _output.WriteLine($"{tag}: prompt_embeds max abs error {e1:E3} (max |ref| {MaxAbs(golden["prompt_embeds"]):G4}), negative_embeds {e2:E3} (max |ref| {MaxAbs(golden["negative_embeds"]):G4})");
+        using var golden = Fixtures.Load(run.TensorsPath);
+        using var encoder = T5Encoder.Load(TextEncoderFolder(run.Pipeline), CpuBackend.Instance, DType.F32);
+        using var prompt = encoder.Forward(golden["prompt_ids"]);
+        using var negative = encoder.Forward(golden["negative_ids"]);
+        double e1 = Compare.AssertClose(golden["prompt_embeds"], prompt, Float32Tolerance, $"{tag} prompt_embeds");
+        double e2 = Compare.AssertClose(golden["negative_embeds"], negative, Float32Tolerance, $"{tag} negative_embeds");
+        _output.WriteLine($"{tag}: prompt_embeds max abs error {e1:E3} (max |ref| {MaxAbs(golden["prompt_embeds"]):G4}), negative_embeds {e2:E3} (max |ref| {MaxAbs(golden["negative_embeds"]):G4})");
 
-            // The same through the tokenizer, as the pipeline runs it.
-            var tokenizer = T5Tokenizer.Load(Path.Combine(run.Pipeline, "tokenizer"));
-            using var fromText = encoder.Encode(tokenizer.Tokenize(run.Prompt, 226));
-            Assert.Equal(prompt.ToFloatArray(), fromText.ToFloatArray());
-        }
-        finally
-        {
-            foreach (var t in golden.Values) t.Dispose();
-        }
+        // The same through the tokenizer, as the pipeline runs it.
+        var tokenizer = T5Tokenizer.Load(Path.Combine(run.Pipeline, "tokenizer"));
+        using var fromText = encoder.Encode(tokenizer.Tokenize(run.Prompt, 226));
+        Assert.Equal(prompt.ToFloatArray(), fromText.ToFloatArray());
     }
 
     [Fact]
     public void BatchOfTwoEqualsTwoSingleCalls()
     {
         var run = TextFixtures.RunByTag("cat_neg_s999");
-        var golden = Fixtures.LoadAll(run.TensorsPath);
-        try
-        {
-            using var encoder = T5Encoder.Load(TextEncoderFolder(run.Pipeline), CpuBackend.Instance, DType.F32);
-            using var ids = Ops.Concat(0, golden["negative_ids"], golden["prompt_ids"]);
-            using var both = encoder.Forward(ids);
-            Assert.Equal(new[] { 2, 226, 64 }, both.ShapeArray());
-            using var first = both.Narrow(0, 0, 1);
-            using var second = both.Narrow(0, 1, 1);
-            Compare.AssertClose(golden["negative_embeds"], first, Float32Tolerance, "batch row 0");
-            Compare.AssertClose(golden["prompt_embeds"], second, Float32Tolerance, "batch row 1");
-        }
-        finally
-        {
-            foreach (var t in golden.Values) t.Dispose();
-        }
+        using var golden = Fixtures.Load(run.TensorsPath);
+        using var encoder = T5Encoder.Load(TextEncoderFolder(run.Pipeline), CpuBackend.Instance, DType.F32);
+        using var ids = Ops.Concat(0, golden["negative_ids"], golden["prompt_ids"]);
+        using var both = encoder.Forward(ids);
+        Assert.Equal(new[] { 2, 226, 64 }, both.ShapeArray());
+        using var first = both.Narrow(0, 0, 1);
+        using var second = both.Narrow(0, 1, 1);
+        Compare.AssertClose(golden["negative_embeds"], first, Float32Tolerance, "batch row 0");
+        Compare.AssertClose(golden["prompt_embeds"], second, Float32Tolerance, "batch row 1");
     }
 
     /// <summary>The float32 checkpoint in <paramref name="source"/> with every weight rounded to bfloat16 (round to nearest even), written as float32.</summary>
@@ -94,67 +80,53 @@ public class T5EncoderTests
         // Under F16, wo runs in float32. A checkpoint storing it in a half type keeps it so (half the memory) and widens
         // it per call; the product must be bit for bit what the same values stored as float32 give.
         var run = TextFixtures.RunByTag("cat_neg_s999");
-        var golden = Fixtures.LoadAll(run.TensorsPath);
+        using var golden = Fixtures.Load(run.TensorsPath);
         using var temp = new TempFolder();
-        try
-        {
-            WriteRoundedToBf16(TextEncoderFolder(run.Pipeline), temp.Path);
-            using var stored = T5Encoder.Load(ShardedBf16Folder, CpuBackend.Instance, DType.F16);
-            using var widened = T5Encoder.Load(temp.Path, CpuBackend.Instance, DType.F16);
-            Assert.Equal(DType.BF16, stored.Blocks[0].Layer1.DenseReluDense.Wo.DType);
-            Assert.Equal(DType.F32, widened.Blocks[0].Layer1.DenseReluDense.Wo.DType);
-            Assert.Equal(DType.F16, stored.Blocks[0].Layer1.DenseReluDense.Wi0!.DType);
-            using var a = stored.Forward(golden["prompt_ids"]);
-            using var b = widened.Forward(golden["prompt_ids"]);
-            Assert.Equal(DType.F16, a.DType);
-            Assert.Equal(b.ToFloatArray(), a.ToFloatArray());
-            Compare.AssertClose(golden["prompt_embeds"], a, HalfTolerance, "F16 with bf16-stored wo");
-        }
-        finally
-        {
-            foreach (var t in golden.Values) t.Dispose();
-        }
+        WriteRoundedToBf16(TextEncoderFolder(run.Pipeline), temp.Path);
+        using var stored = T5Encoder.Load(ShardedBf16Folder, CpuBackend.Instance, DType.F16);
+        using var widened = T5Encoder.Load(temp.Path, CpuBackend.Instance, DType.F16);
+        Assert.Equal(DType.BF16, stored.Blocks[0].Layer1.DenseReluDense.Wo.DType);
+        Assert.Equal(DType.F32, widened.Blocks[0].Layer1.DenseReluDense.Wo.DType);
+        Assert.Equal(DType.F16, stored.Blocks[0].Layer1.DenseReluDense.Wi0!.DType);
+        using var a = stored.Forward(golden["prompt_ids"]);
+        using var b = widened.Forward(golden["prompt_ids"]);
+        Assert.Equal(DType.F16, a.DType);
+        Assert.Equal(b.ToFloatArray(), a.ToFloatArray());
+        Compare.AssertClose(golden["prompt_embeds"], a, HalfTolerance, "F16 with bf16-stored wo");
     }
 
     [Fact]
     public void ShardedBf16CheckpointEqualsFloat32WeightsRoundedToBf16()
     {
         var run = TextFixtures.RunByTag("cat_neg_s999");
-        var golden = Fixtures.LoadAll(run.TensorsPath);
+        using var golden = Fixtures.Load(run.TensorsPath);
         using var temp = new TempFolder();
-        try
+        var rounded = WriteRoundedToBf16(TextEncoderFolder(run.Pipeline), temp.Path);
+
+        // The published layout: shards + index, stored as bf16, loaded and widened to float32.
+        using var sharded = T5Encoder.Load(ShardedBf16Folder, CpuBackend.Instance, DType.F32);
+        using var reference = T5Encoder.Load(temp.Path, CpuBackend.Instance, DType.F32);
+        using (var ckpt = Checkpoint.Open(ShardedBf16Folder))
         {
-            var rounded = WriteRoundedToBf16(TextEncoderFolder(run.Pipeline), temp.Path);
-
-            // The published layout: shards + index, stored as bf16, loaded and widened to float32.
-            using var sharded = T5Encoder.Load(ShardedBf16Folder, CpuBackend.Instance, DType.F32);
-            using var reference = T5Encoder.Load(temp.Path, CpuBackend.Instance, DType.F32);
-            using (var ckpt = Checkpoint.Open(ShardedBf16Folder))
+            Assert.True(ckpt.Files.Count > 1, "the fixture is sharded");
+            foreach (var (name, _, values) in rounded)
             {
-                Assert.True(ckpt.Files.Count > 1, "the fixture is sharded");
-                foreach (var (name, _, values) in rounded)
-                {
-                    Assert.Equal(DType.BF16, ckpt.Entry(name).DType);
-                    using var stored = ckpt.Load(name, CpuBackend.Instance, DType.F32);
-                    Assert.Equal(values, stored.ToFloatArray());
-                }
-            }
-
-            foreach (var (idsKey, embedsKey) in new[] { ("prompt_ids", "prompt_embeds"), ("negative_ids", "negative_embeds") })
-            {
-                using var fromShards = sharded.Forward(golden[idsKey]);
-                using var fromRounded = reference.Forward(golden[idsKey]);
-                double same = Compare.AssertClose(fromRounded, fromShards, Float32Tolerance, $"sharded bf16 vs rounded f32 ({embedsKey})");
-                // Against the unrounded model: bf16 keeps 8 significant bits, a relative error of at most 2⁻⁹ per
-                // weight; through two layers and the norms this stays well inside the half-precision bound.
-                double vsF32 = Compare.AssertClose(golden[embedsKey], fromShards, HalfTolerance, $"bf16 weights vs float32 golden ({embedsKey})");
-                Assert.True(vsF32 > 1e-5, "rounding the weights to bf16 must change the embeddings; otherwise this test compares nothing");
-                _output.WriteLine($"{embedsKey}: sharded bf16 vs self-rounded f32 {same:E3}; vs float32 golden {vsF32:E3}");
+                Assert.Equal(DType.BF16, ckpt.Entry(name).DType);
+                using var stored = ckpt.Load(name, CpuBackend.Instance, DType.F32);
+                Assert.Equal(values, stored.ToFloatArray());
             }
         }
-        finally
+
+        foreach (var (idsKey, embedsKey) in new[] { ("prompt_ids", "prompt_embeds"), ("negative_ids", "negative_embeds") })
         {
-            foreach (var t in golden.Values) t.Dispose();
+            using var fromShards = sharded.Forward(golden[idsKey]);
+            using var fromRounded = reference.Forward(golden[idsKey]);
+            double same = Compare.AssertClose(fromRounded, fromShards, Float32Tolerance, $"sharded bf16 vs rounded f32 ({embedsKey})");
+            // Against the unrounded model: bf16 keeps 8 significant bits, a relative error of at most 2⁻⁹ per
+            // weight; through two layers and the norms this stays well inside the half-precision bound.
+            double vsF32 = Compare.AssertClose(golden[embedsKey], fromShards, HalfTolerance, $"bf16 weights vs float32 golden ({embedsKey})");
+            Assert.True(vsF32 > 1e-5, "rounding the weights to bf16 must change the embeddings; otherwise this test compares nothing");
+            _output.WriteLine($"{embedsKey}: sharded bf16 vs self-rounded f32 {same:E3}; vs float32 golden {vsF32:E3}");
         }
     }
 
@@ -164,23 +136,16 @@ public class T5EncoderTests
     public void HalfPrecisionStaysWithinTheHalfBound(DType dtype)
     {
         var run = TextFixtures.RunByTag("cat_neg_s999");
-        var golden = Fixtures.LoadAll(run.TensorsPath);
-        try
-        {
-            using var encoder = T5Encoder.Load(TextEncoderFolder(run.Pipeline), CpuBackend.Instance, dtype);
-            // transformers keeps wo in float32 for float16 (T5's _keep_in_fp32_modules), not for bfloat16; this
-            // checkpoint stores float32, so under F16 wo stays float32.
-            var wo = encoder.Blocks[0].Layer1.DenseReluDense.Wo;
-            Assert.Equal(dtype == DType.F16 ? DType.F32 : dtype, wo.DType);
-            using var output = encoder.Forward(golden["prompt_ids"]);
-            Assert.Equal(dtype, output.DType);
-            double err = Compare.AssertClose(golden["prompt_embeds"], output, HalfTolerance, $"{dtype.Name()} prompt_embeds");
-            _output.WriteLine($"{dtype.Name()}: max abs error {err:E3}");
-        }
-        finally
-        {
-            foreach (var t in golden.Values) t.Dispose();
-        }
+        using var golden = Fixtures.Load(run.TensorsPath);
+        using var encoder = T5Encoder.Load(TextEncoderFolder(run.Pipeline), CpuBackend.Instance, dtype);
+        // transformers keeps wo in float32 for float16 (T5's _keep_in_fp32_modules), not for bfloat16; this
+        // checkpoint stores float32, so under F16 wo stays float32.
+        var wo = encoder.Blocks[0].Layer1.DenseReluDense.Wo;
+        Assert.Equal(dtype == DType.F16 ? DType.F32 : dtype, wo.DType);
+        using var output = encoder.Forward(golden["prompt_ids"]);
+        Assert.Equal(dtype, output.DType);
+        double err = Compare.AssertClose(golden["prompt_embeds"], output, HalfTolerance, $"{dtype.Name()} prompt_embeds");
+        _output.WriteLine($"{dtype.Name()}: max abs error {err:E3}");
     }
 
     [Fact]
@@ -292,16 +257,14 @@ public class T5EncoderTests
     [Fact]
     public void MissingLayerNamesTheTensor()
     {
-        using var dir = CopyTextEncoder(config => config.Replace("\"num_layers\": 2", "\"num_layers\": 3", StringComparison.Ordinal));
-        var e = Assert.Throws<WeightsException>(() => T5Encoder.Load(dir.Path, CpuBackend.Instance, DType.F32));
+        var e = Refused(config => config.Replace("\"num_layers\": 2", "\"num_layers\": 3", StringComparison.Ordinal));
         Assert.Contains("encoder.block.2.layer.0.SelfAttention.q.weight", e.Message);
     }
 
     [Fact]
     public void ConfigNotMatchingTheWeightsNamesShapes()
     {
-        using var dir = CopyTextEncoder(config => config.Replace("\"d_ff\": 96", "\"d_ff\": 128", StringComparison.Ordinal));
-        var e = Assert.Throws<WeightsException>(() => T5Encoder.Load(dir.Path, CpuBackend.Instance, DType.F32));
+        var e = Refused(config => config.Replace("\"d_ff\": 96", "\"d_ff\": 128", StringComparison.Ordinal));
         Assert.Contains("encoder.block.0.layer.1.DenseReluDense.wi_0.weight", e.Message);
         Assert.Contains("[96, 64]", e.Message);
         Assert.Contains("[128, 64]", e.Message);
@@ -310,9 +273,15 @@ public class T5EncoderTests
     [Fact]
     public void UnsupportedActivationIsNamed()
     {
-        using var dir = CopyTextEncoder(config => config.Replace("\"dense_act_fn\": \"gelu_new\"", "\"dense_act_fn\": \"mish\"", StringComparison.Ordinal));
-        var e = Assert.Throws<WeightsException>(() => T5Encoder.Load(dir.Path, CpuBackend.Instance, DType.F32));
+        var e = Refused(config => config.Replace("\"dense_act_fn\": \"gelu_new\"", "\"dense_act_fn\": \"mish\"", StringComparison.Ordinal));
         Assert.Contains("'mish'", e.Message);
+    }
+
+    /// <summary>The error loading a copy of the tiny text encoder whose config.json <paramref name="editConfig"/> changed.</summary>
+    private static WeightsException Refused(Func<string, string> editConfig)
+    {
+        using var dir = CopyTextEncoder(editConfig);
+        return Assert.Throws<WeightsException>(() => T5Encoder.Load(dir.Path, CpuBackend.Instance, DType.F32));
     }
 
     private static TempFolder CopyTextEncoder(Func<string, string> editConfig)

@@ -28,12 +28,7 @@ public class VaeTests(TinyVae fixture, ITestOutputHelper output) : IClassFixture
     }
 
     /// <summary>Compares with the README's rule and logs the error next to the bound it had to meet.</summary>
-    private void AssertMatches(Tensor expected, Tensor actual, string what)
-    {
-        double error = Compare.AssertClose(expected, actual, Tolerance, what);
-        double bound = Tolerance * Math.Max(1.0, expected.ToFloatArray().Max(MathF.Abs));
-        output.WriteLine($"{what} {actual.ShapeString}: max abs error {error:E3} (bound {bound:E3})");
-    }
+    private void AssertMatches(Tensor expected, Tensor actual, string what) => Compare.AssertCloseLogged(expected, actual, Tolerance, what, output);
 
     [Fact]
     public void FrameBatchesFollowDiffusers()

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using CogVideoX.Diffusion;
 using CogVideoX.Engine;
 using CogVideoX.Models.Transformer;
@@ -28,32 +27,14 @@ public class CogVideoX15Tests(ITestOutputHelper output)
 
     private static IEnumerable<(string Tag, GenerationRequest Request, int LatentFrames, int Padded)> Runs()
     {
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(TextToVideo, "runs", "runs.json")));
-        foreach (var r in doc.RootElement.EnumerateArray())
+        foreach (var r in FixtureRuns.Entries(Path.Combine(TextToVideo, "runs", "runs.json")))
         {
-            var request = new GenerationRequest
-            {
-                Prompt = r.GetProperty("prompt").GetString()!,
-                NegativePrompt = r.TryGetProperty("negative_prompt", out var n) ? n.GetString() : null,
-                Seed = r.GetProperty("seed").GetInt64(),
-                Steps = r.GetProperty("steps").GetInt32(),
-                Guidance = r.GetProperty("guidance").GetDouble(),
-                Frames = r.GetProperty("frames").GetInt32(),
-                Height = r.GetProperty("height").GetInt32(),
-                Width = r.GetProperty("width").GetInt32(),
-                DynamicCfg = r.TryGetProperty("dynamic_cfg", out var d) && d.GetBoolean(),
-            };
-            yield return (r.GetProperty("tag").GetString()!, request, r.GetProperty("latent_frames").GetInt32(),
+            yield return (r.GetProperty("tag").GetString()!, FixtureRuns.Request(r), r.GetProperty("latent_frames").GetInt32(),
                 r.GetProperty("padded_latent_frames").GetInt32());
         }
     }
 
-    public static TheoryData<string> Tags()
-    {
-        var data = new TheoryData<string>();
-        foreach (var run in Runs()) data.Add(run.Tag);
-        return data;
-    }
+    public static TheoryData<string> Tags() => FixtureRuns.Theory(Runs().Select(r => r.Tag));
 
     [Fact]
     public void FixtureCoversPaddedAndUnpaddedLatentFrames()
@@ -159,18 +140,9 @@ public class CogVideoX15Tests(ITestOutputHelper output)
     {
         const string tag = "panda15_i2v_f17";
         var runs = Path.Combine(ImageToVideo, "runs");
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(runs, "runs.json")));
-        var r = doc.RootElement.EnumerateArray().Single(e => e.GetProperty("tag").GetString() == tag);
-        var request = new GenerationRequest
+        var r = FixtureRuns.Entries(Path.Combine(runs, "runs.json")).Single(e => e.GetProperty("tag").GetString() == tag);
+        var request = FixtureRuns.Request(r) with
         {
-            Prompt = r.GetProperty("prompt").GetString()!,
-            Seed = r.GetProperty("seed").GetInt64(),
-            Steps = r.GetProperty("steps").GetInt32(),
-            Guidance = r.GetProperty("guidance").GetDouble(),
-            Frames = r.GetProperty("frames").GetInt32(),
-            Height = r.GetProperty("height").GetInt32(),
-            Width = r.GetProperty("width").GetInt32(),
-            DynamicCfg = r.GetProperty("dynamic_cfg").GetBoolean(),
             Image = CogVideoX.Lab.InputFiles.LoadImage(Path.Combine(runs, r.GetProperty("image").GetString()!)),
         };
         var reference = Fixtures.LoadAll(Path.Combine(runs, tag + ".safetensors"));
@@ -304,43 +276,6 @@ public class CogVideoX15Tests(ITestOutputHelper output)
         var v10 = ModelDefaults.For(TransformerConfig.Load(Path.Combine(Fixtures.RepoRoot, "tests", "fixtures", "golden", "real_configs", "CogVideoX-5b", "transformer", "config.json")));
         Assert.Same(ModelDefaults.Version10, v10);
         Assert.Equal(0, v10.LatentPadding(13));
-    }
-
-    /// <summary>Compares each intermediate with the stored one as the pipeline produces it, printing the error.</summary>
-    private sealed class ReferenceObserver(Dictionary<string, Tensor> reference, ITestOutputHelper output, string tag,
-        IReadOnlyCollection<string>? also = null, IReadOnlyCollection<string>? skip = null) : IPipelineObserver
-    {
-        public List<string> Seen { get; } = new();
-
-        public (string Name, double Error) Largest { get; private set; } = ("", 0);
-
-        public static bool Compared(string name) =>
-            name is "prompt_embeds" or "negative_embeds" or "initial_latents" or "vae_input" or "vae_decoded"
-            || name.StartsWith("transformer_in_step", StringComparison.Ordinal)
-            || name.StartsWith("transformer_out_step", StringComparison.Ordinal)
-            || name.StartsWith("latents_after_step", StringComparison.Ordinal);
-
-        public bool IsCompared(string name) => Compared(name) || (also?.Contains(name) ?? false);
-
-        public void Tensor(string name, Tensor value)
-        {
-            if (skip?.Contains(name) ?? false) return; // not stored by the reference run
-            if (!reference.TryGetValue(name, out var expected))
-            {
-                Assert.Fail($"{tag}: the pipeline produced {name}, which the reference run did not store");
-                return;
-            }
-            Seen.Add(name);
-            if (name == "initial_latents")
-            {
-                double e = Compare.AssertAbs(expected.ToFloatArray(), value.ToFloatArray(), 0, $"{tag} {name}");
-                output.WriteLine($"{tag} {name} {value.ShapeString}: max abs error {e:E2} (bit-exact)");
-                return;
-            }
-            double err = Compare.AssertClose(expected, value, ModelTolerance, $"{tag} {name}");
-            if (err >= Largest.Error) Largest = (name, err);
-            output.WriteLine($"{tag} {name} {value.ShapeString}: max abs error {err:E2}");
-        }
     }
 }
 

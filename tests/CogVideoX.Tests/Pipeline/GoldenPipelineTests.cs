@@ -1,4 +1,3 @@
-using System.Text.Json;
 using CogVideoX.Diffusion;
 using CogVideoX.Engine;
 using CogVideoX.Weights;
@@ -15,41 +14,17 @@ namespace CogVideoX.Tests.Pipeline;
 public class GoldenPipelineTests(ITestOutputHelper output)
 {
     private const double FramesTolerance = 2e-3; // README: pipeline frames ≤ 2e-3 absolute (CPU float32)
-    private const double ModelTolerance = 1e-4;  // README: model outputs ≤ 1e-4 × max(1, max |reference|)
 
     public sealed record GoldenRun(string Folder, string Tag, GenerationRequest Request);
 
     public static IEnumerable<GoldenRun> Runs()
     {
         foreach (var folder in new[] { Fixtures.Path2b, Fixtures.Path5b })
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "runs", "runs.json")));
-            foreach (var r in doc.RootElement.EnumerateArray())
-            {
-                var request = new GenerationRequest
-                {
-                    Prompt = r.GetProperty("prompt").GetString()!,
-                    NegativePrompt = r.TryGetProperty("negative_prompt", out var n) ? n.GetString() : null,
-                    Seed = r.GetProperty("seed").GetInt64(),
-                    Steps = r.GetProperty("steps").GetInt32(),
-                    Guidance = r.GetProperty("guidance").GetDouble(),
-                    Frames = r.GetProperty("frames").GetInt32(),
-                    Height = r.GetProperty("height").GetInt32(),
-                    Width = r.GetProperty("width").GetInt32(),
-                    // diffusers' use_dynamic_cfg defaults to False; the runs that used it say so.
-                    DynamicCfg = r.TryGetProperty("dynamic_cfg", out var d) && d.GetBoolean(),
-                };
-                yield return new GoldenRun(folder, r.GetProperty("tag").GetString()!, request);
-            }
-        }
+            foreach (var r in FixtureRuns.Entries(Path.Combine(folder, "runs", "runs.json")))
+                yield return new GoldenRun(folder, r.GetProperty("tag").GetString()!, FixtureRuns.Request(r));
     }
 
-    public static TheoryData<string> Tags()
-    {
-        var data = new TheoryData<string>();
-        foreach (var run in Runs()) data.Add(run.Tag);
-        return data;
-    }
+    public static TheoryData<string> Tags() => FixtureRuns.Theory(Runs().Select(r => r.Tag));
 
     [Theory]
     [MemberData(nameof(Tags))]
@@ -88,36 +63,6 @@ public class GoldenPipelineTests(ITestOutputHelper output)
         finally
         {
             foreach (var t in reference.Values) t.Dispose();
-        }
-    }
-
-    /// <summary>Compares each intermediate with the stored one as the pipeline produces it.</summary>
-    private sealed class ReferenceObserver(Dictionary<string, Tensor> reference, ITestOutputHelper output, string tag) : IPipelineObserver
-    {
-        public List<string> Seen { get; } = new();
-
-        public static bool Compared(string name) =>
-            name is "prompt_embeds" or "negative_embeds" or "initial_latents" or "vae_input" or "vae_decoded"
-            || name.StartsWith("transformer_in_step", StringComparison.Ordinal)
-            || name.StartsWith("transformer_out_step", StringComparison.Ordinal)
-            || name.StartsWith("latents_after_step", StringComparison.Ordinal);
-
-        public void Tensor(string name, Tensor value)
-        {
-            if (!reference.TryGetValue(name, out var expected))
-            {
-                Assert.Fail($"{tag}: the pipeline produced {name}, which the reference run did not store");
-                return;
-            }
-            Seen.Add(name);
-            if (name == "initial_latents")
-            {
-                double e = Compare.AssertAbs(expected.ToFloatArray(), value.ToFloatArray(), 0, $"{tag} {name}");
-                output.WriteLine($"{tag} {name}: max abs error {e:E2} (bit-exact)");
-                return;
-            }
-            double err = Compare.AssertClose(expected, value, ModelTolerance, $"{tag} {name}");
-            output.WriteLine($"{tag} {name}: max abs error {err:E2}");
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using CogVideoX.Diffusion;
 using CogVideoX.Engine;
 using CogVideoX.Lab;
@@ -27,23 +26,10 @@ public class InputPipelineTests(ITestOutputHelper output)
 
     public static IEnumerable<InputRun> Runs()
     {
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(Folder, "runs", "runs.json")));
-        foreach (var r in doc.RootElement.EnumerateArray())
+        foreach (var r in FixtureRuns.Entries(Path.Combine(Folder, "runs", "runs.json")))
         {
             string model = r.GetProperty("model").GetString()!;
-            var request = new GenerationRequest
-            {
-                Prompt = r.GetProperty("prompt").GetString()!,
-                NegativePrompt = r.TryGetProperty("negative_prompt", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null,
-                Seed = r.GetProperty("seed").GetInt64(),
-                Steps = r.GetProperty("steps").GetInt32(),
-                Guidance = r.GetProperty("guidance").GetDouble(),
-                Frames = r.GetProperty("frames").GetInt32(),
-                Height = r.GetProperty("height").GetInt32(),
-                Width = r.GetProperty("width").GetInt32(),
-                DynamicCfg = r.GetProperty("dynamic_cfg").GetBoolean(),
-                Strength = r.TryGetProperty("strength", out var s) ? s.GetDouble() : null,
-            };
+            var request = FixtureRuns.Request(r) with { Strength = r.TryGetProperty("strength", out var s) ? s.GetDouble() : null };
             string? image = r.TryGetProperty("image", out var i) ? Path.Combine(Folder, i.GetString()!) : null;
             string? video = r.TryGetProperty("video", out var v) ? Path.Combine(Folder, v.GetString()!) : null;
             string folder = model == "pipeline_5b_i2v_style" ? I2vModel : Path.Combine(Fixtures.Golden, model);
@@ -51,12 +37,7 @@ public class InputPipelineTests(ITestOutputHelper output)
         }
     }
 
-    public static TheoryData<string> Tags()
-    {
-        var data = new TheoryData<string>();
-        foreach (var run in Runs()) data.Add(run.Tag);
-        return data;
-    }
+    public static TheoryData<string> Tags() => FixtureRuns.Theory(Runs().Select(r => r.Tag));
 
     /// <summary>The request with its input file read as the CLI reads it.</summary>
     public static GenerationRequest WithInputs(InputRun run) => run.Request with

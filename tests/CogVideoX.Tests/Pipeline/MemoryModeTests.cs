@@ -13,15 +13,7 @@ namespace CogVideoX.Tests.Pipeline;
 /// </summary>
 public class MemoryModeTests(ITestOutputHelper output)
 {
-    private static readonly GenerationRequest Small = new()
-    {
-        Prompt = "A panda plays a guitar.",
-        Steps = 3,
-        Frames = 9,
-        Height = 32,
-        Width = 48,
-        Seed = 7,
-    };
+    private static readonly GenerationRequest Small = TinyRequest.Panda(steps: 3, seed: 7);
 
     private static readonly ModelComponent[] Components = [ModelComponent.TextEncoder, ModelComponent.Transformer, ModelComponent.Vae];
 

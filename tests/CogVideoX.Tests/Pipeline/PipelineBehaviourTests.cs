@@ -9,15 +9,7 @@ namespace CogVideoX.Tests.Pipeline;
 /// <summary>How the pipeline loads and releases its models, reports progress, stops, and checks requests.</summary>
 public class PipelineBehaviourTests(ITestOutputHelper output)
 {
-    private static readonly GenerationRequest Small = new()
-    {
-        Prompt = "A panda plays a guitar.",
-        Steps = 2,
-        Frames = 9,
-        Height = 32,
-        Width = 48,
-        Seed = 3,
-    };
+    private static readonly GenerationRequest Small = TinyRequest.Panda(steps: 2, seed: 3);
 
     private static CogVideoXPipeline Open(string folder, IMemoryPolicy policy, DType dtype = DType.F32) =>
         new(ModelFolder.Open(folder), new PipelineOptions { DType = dtype, MemoryPolicy = policy });

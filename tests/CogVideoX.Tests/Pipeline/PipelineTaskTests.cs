@@ -10,15 +10,7 @@ namespace CogVideoX.Tests.Pipeline;
 /// </summary>
 public class PipelineTaskTests
 {
-    private static readonly GenerationRequest Small = new()
-    {
-        Prompt = "A panda plays a guitar.",
-        Steps = 3,
-        Frames = 9,
-        Height = 32,
-        Width = 48,
-        Seed = 3,
-    };
+    private static readonly GenerationRequest Small = TinyRequest.Panda(steps: 3, seed: 3);
 
     /// <summary>A copy of the 2b-style fixture whose model_index.json names <paramref name="pipelineClass"/>.</summary>
     private static string FolderNaming(TempDir dir, string pipelineClass)

@@ -13,15 +13,7 @@ namespace CogVideoX.Tests.Pipeline;
 /// </summary>
 public class StepCacheBehaviourTests(ITestOutputHelper output)
 {
-    private static readonly GenerationRequest Small = new()
-    {
-        Prompt = "A panda plays a guitar.",
-        Steps = 5,
-        Frames = 9,
-        Height = 32,
-        Width = 48,
-        Seed = 7,
-    };
+    private static readonly GenerationRequest Small = TinyRequest.Panda(steps: 5, seed: 7);
 
     [Theory]
     [InlineData(5, 0, "XrrrX")]

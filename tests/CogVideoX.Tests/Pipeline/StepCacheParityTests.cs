@@ -31,17 +31,8 @@ public class StepCacheParityTests(ITestOutputHelper output)
             var coefficients = c.GetProperty("coefficient_values");
             // The published polynomials are left to the pipeline to choose from the model's config; others are given.
             bool published = c.GetProperty("coefficients").GetString() is { } model && model.StartsWith("CogVideoX", StringComparison.Ordinal);
-            var request = new GenerationRequest
+            var request = FixtureRuns.Request(c) with
             {
-                Prompt = c.GetProperty("prompt").GetString()!,
-                NegativePrompt = c.GetProperty("negative_prompt").GetString(),
-                Seed = c.GetProperty("seed").GetInt64(),
-                Steps = c.GetProperty("steps").GetInt32(),
-                Guidance = c.GetProperty("guidance").GetDouble(),
-                Frames = c.GetProperty("frames").GetInt32(),
-                Height = c.GetProperty("height").GetInt32(),
-                Width = c.GetProperty("width").GetInt32(),
-                DynamicCfg = c.GetProperty("dynamic_cfg").GetBoolean(),
                 Cache = StepCaching.Parse(c.GetProperty("cache").GetString()!),
                 CacheThreshold = c.GetProperty("cache_threshold").GetDouble(),
                 ExactSteps = c.GetProperty("exact_steps").GetInt32(),
@@ -54,12 +45,7 @@ public class StepCacheParityTests(ITestOutputHelper output)
         return list;
     }
 
-    public static TheoryData<string> Names()
-    {
-        var data = new TheoryData<string>();
-        foreach (var c in Cases()) data.Add(c.Name);
-        return data;
-    }
+    public static TheoryData<string> Names() => FixtureRuns.Theory(Cases().Select(c => c.Name));
 
     [Theory]
     [MemberData(nameof(Names))]

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using CogVideoX.Engine;
 
 namespace CogVideoX.Tests;
@@ -7,98 +6,7 @@ namespace CogVideoX.Tests;
 /// A backend with the core kernels only, as a new backend starts: the CPU's core kernels run on this backend's own
 /// host memory, and every capability runs as its decomposition in <see cref="Decompositions"/>.
 /// </summary>
-public sealed unsafe class CoreOnlyBackend : IBackend
+public sealed class CoreOnlyBackend : HostKernelBackend
 {
-    private static readonly CpuBackend Cpu = CpuBackend.Instance;
-
-    public string Name => "core-only";
-
-    public Device Device => Device.Cpu;
-
-    public void Dispose() { }
-
-    public Storage Allocate(DType dtype, long elementCount) => new HostMemory(this, dtype, elementCount);
-
-    public void CopyFromHost(ReadOnlySpan<byte> source, Storage destination, long destinationByteOffset) =>
-        source.CopyTo(new Span<byte>((byte*)((HostMemory)destination).Pointer + destinationByteOffset, source.Length));
-
-    public void CopyToHost(Storage source, long sourceByteOffset, Span<byte> destination) =>
-        new ReadOnlySpan<byte>((byte*)((HostMemory)source).Pointer + sourceByteOffset, destination.Length).CopyTo(destination);
-
-    public void Synchronize() { }
-
-    public void Copy(Tensor source, Tensor destination) => Run(source, destination, (s, d) => Cpu.Copy(s, d));
-
-    public void Fill(Tensor destination, double value)
-    {
-        using var d = OnCpu(destination);
-        Cpu.Fill(d, value);
-    }
-
-    public void Unary(UnaryOp op, Tensor x, Tensor y) => Run(x, y, (a, b) => Cpu.Unary(op, a, b));
-
-    public void Affine(Tensor x, float scale, float shift, Tensor y) => Run(x, y, (a, b) => Cpu.Affine(a, scale, shift, b));
-
-    public void Clamp(Tensor x, float min, float max, Tensor y) => Run(x, y, (a, b) => Cpu.Clamp(a, min, max, b));
-
-    public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y)
-    {
-        using var ca = OnCpu(a);
-        using var cb = OnCpu(b);
-        using var cy = OnCpu(y);
-        Cpu.Binary(op, ca, cb, cy);
-    }
-
-    public void Reduce(ReduceOp op, Tensor x, Tensor y) => Run(x, y, (a, b) => Cpu.Reduce(op, a, b));
-
-    public void MatMul(Tensor a, Tensor b, Tensor y)
-    {
-        using var ca = OnCpu(a);
-        using var cb = OnCpu(b);
-        using var cy = OnCpu(y);
-        Cpu.MatMul(ca, cb, cy);
-    }
-
-    public void Conv3d(Tensor x, Tensor weight, Tensor? bias, Conv3dParams p, Tensor y)
-    {
-        using var cx = OnCpu(x);
-        using var cw = OnCpu(weight);
-        using var cb = bias is null ? null : OnCpu(bias);
-        using var cy = OnCpu(y);
-        Cpu.Conv3d(cx, cw, cb, p, cy);
-    }
-
-    public void Gather(Tensor table, Tensor indices, Tensor y)
-    {
-        using var ct = OnCpu(table);
-        using var ci = OnCpu(indices);
-        using var cy = OnCpu(y);
-        Cpu.Gather(ct, ci, cy);
-    }
-
-    private static void Run(Tensor x, Tensor y, Action<Tensor, Tensor> kernel)
-    {
-        using var cx = OnCpu(x);
-        using var cy = OnCpu(y);
-        kernel(cx, cy);
-    }
-
-    /// <summary>The same view of the same memory as a CPU tensor (the CPU kernels read CPU storage).</summary>
-    private static Tensor OnCpu(Tensor t) =>
-        Tensor.FromStorage(Cpu.Wrap(t.DType, t.Storage.ElementCount, ((HostMemory)t.Storage).Pointer, owner: null), t.Layout);
-
-    private sealed class HostMemory : Storage
-    {
-        public HostMemory(CoreOnlyBackend backend, DType dtype, long elementCount)
-            : base(backend, dtype, elementCount) =>
-            Pointer = (IntPtr)NativeMemory.AlignedAlloc((nuint)Math.Max(elementCount * dtype.SizeOf(), 1), 64);
-
-        public IntPtr Pointer { get; private set; }
-
-        protected override void Free()
-        {
-            NativeMemory.AlignedFree((void*)Pointer);
-            Pointer = IntPtr.Zero;
-        }
-    }
+    public override string Name => "core-only";
 }

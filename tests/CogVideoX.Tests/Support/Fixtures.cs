@@ -1,5 +1,6 @@
 using CogVideoX.Engine;
 using CogVideoX.Weights;
+using Xunit.Abstractions;
 
 namespace CogVideoX.Tests;
 
@@ -26,6 +27,9 @@ public static class Fixtures
         return f.Entries.Keys.ToDictionary(k => k, k => f.Load(k));
     }
 
+    /// <summary>A whole safetensors fixture as float32 CPU tensors, all disposed with the returned set.</summary>
+    public static FixtureTensors Load(string path) => new(LoadAll(path));
+
     private static string FindRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
@@ -36,6 +40,17 @@ public static class Fixtures
             dir = dir.Parent;
         }
         throw new DirectoryNotFoundException("tests/fixtures/golden not found above " + AppContext.BaseDirectory);
+    }
+}
+
+/// <summary>A fixture's tensors by name; disposing the set disposes them all.</summary>
+public sealed class FixtureTensors(Dictionary<string, Tensor> tensors) : IDisposable
+{
+    public Tensor this[string name] => tensors[name];
+
+    public void Dispose()
+    {
+        foreach (var t in tensors.Values) t.Dispose();
     }
 }
 
@@ -66,6 +81,15 @@ public static class Compare
         double err = MaxAbs(e, a);
         Assert.True(err <= rel * scale, $"{what}: max abs error {err:E3} > {rel:E1} × {scale:G4}");
         return err;
+    }
+
+    /// <summary><see cref="AssertClose"/>, then logs the error next to the bound it had to meet.</summary>
+    public static double AssertCloseLogged(Tensor expected, Tensor actual, double rel, string what, ITestOutputHelper output)
+    {
+        double error = AssertClose(expected, actual, rel, what);
+        double bound = rel * Math.Max(1.0, expected.ToFloatArray().Max(MathF.Abs));
+        output.WriteLine($"{what} {actual.ShapeString}: max abs error {error:E3} (bound {bound:E3})");
+        return error;
     }
 
     /// <summary>Asserts max |actual − expected| ≤ tol (absolute).</summary>

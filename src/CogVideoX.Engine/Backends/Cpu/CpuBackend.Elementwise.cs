@@ -6,7 +6,16 @@ public sealed unsafe partial class CpuBackend
 {
     private const long ElementChunk = 1 << 15;
 
-    public void Unary(UnaryOp op, Tensor x, Tensor y)
+    public void Unary(UnaryOp op, Tensor x, Tensor y) => MapChunks(x, y, (src, dst) => UnarySpan(op, src, dst));
+
+    /// <summary>One chunk of an element-wise map: dst[i] = f(src[i]), the two spans of equal length.</summary>
+    private delegate void ChunkMap(ReadOnlySpan<float> src, Span<float> dst);
+
+    /// <summary>
+    /// y = f(x) element by element, in float32, over chunks of <see cref="ElementChunk"/> run in parallel; one
+    /// delegate call per chunk, the vector work inside it.
+    /// </summary>
+    private static void MapChunks(Tensor x, Tensor y, ChunkMap map)
     {
         using var xc = F32(x);
         float* xp = Ptr<float>(xc);
@@ -16,11 +25,7 @@ public sealed unsafe partial class CpuBackend
             {
                 float* yp = yp0;
                 ParallelRange(ys.Length, ElementChunk, (s, e) =>
-                {
-                    var src = new ReadOnlySpan<float>(xp + s, (int)(e - s));
-                    var dst = new Span<float>(yp + s, (int)(e - s));
-                    UnarySpan(op, src, dst);
-                });
+                    map(new ReadOnlySpan<float>(xp + s, (int)(e - s)), new Span<float>(yp + s, (int)(e - s))));
             }
         });
     }
@@ -85,44 +90,14 @@ public sealed unsafe partial class CpuBackend
         return (float)(x < 0 ? -r : r);
     }
 
-    public void Affine(Tensor x, float scale, float shift, Tensor y)
+    public void Affine(Tensor x, float scale, float shift, Tensor y) => MapChunks(x, y, (src, dst) =>
     {
-        using var xc = F32(x);
-        float* xp = Ptr<float>(xc);
-        WriteF32(y, ys =>
-        {
-            fixed (float* yp0 = ys)
-            {
-                float* yp = yp0;
-                ParallelRange(ys.Length, ElementChunk, (s, e) =>
-                {
-                    var src = new ReadOnlySpan<float>(xp + s, (int)(e - s));
-                    var dst = new Span<float>(yp + s, (int)(e - s));
-                    TensorPrimitives.Multiply(src, scale, dst);
-                    TensorPrimitives.Add(dst, shift, dst);
-                });
-            }
-        });
-    }
+        TensorPrimitives.Multiply(src, scale, dst);
+        TensorPrimitives.Add(dst, shift, dst);
+    });
 
-    public void Clamp(Tensor x, float min, float max, Tensor y)
-    {
-        using var xc = F32(x);
-        float* xp = Ptr<float>(xc);
-        WriteF32(y, ys =>
-        {
-            fixed (float* yp0 = ys)
-            {
-                float* yp = yp0;
-                ParallelRange(ys.Length, ElementChunk, (s, e) =>
-                {
-                    var src = new ReadOnlySpan<float>(xp + s, (int)(e - s));
-                    var dst = new Span<float>(yp + s, (int)(e - s));
-                    TensorPrimitives.Clamp(src, min, max, dst);
-                });
-            }
-        });
-    }
+    public void Clamp(Tensor x, float min, float max, Tensor y) =>
+        MapChunks(x, y, (src, dst) => TensorPrimitives.Clamp(src, min, max, dst));
 
     public void AddMul(Tensor x, Tensor h, Tensor gate, Tensor y)
     {
@@ -190,6 +165,14 @@ public sealed unsafe partial class CpuBackend
     private static void BinaryRow(BinaryOp op, float* a, long sa, float* b, long sb, float* y, int n)
     {
         var ys = new Span<float>(y, n);
+        // A scalar first operand of a commutative op changes sides, so the (span, scalar) forms below serve it too.
+        if (sa == 0 && sb == 1 && op is not (BinaryOp.Sub or BinaryOp.Div))
+        {
+            float* t = a;
+            a = b;
+            b = t;
+            (sa, sb) = (sb, sa);
+        }
         if (sa == 1 && sb == 1)
         {
             var xa = new ReadOnlySpan<float>(a, n);
@@ -224,12 +207,8 @@ public sealed unsafe partial class CpuBackend
             float va = *a;
             switch (op)
             {
-                case BinaryOp.Add: TensorPrimitives.Add(xb, va, ys); return;
                 case BinaryOp.Sub: TensorPrimitives.Subtract(va, xb, ys); return;
-                case BinaryOp.Mul: TensorPrimitives.Multiply(xb, va, ys); return;
                 case BinaryOp.Div: TensorPrimitives.Divide(va, xb, ys); return;
-                case BinaryOp.Max: TensorPrimitives.Max(xb, va, ys); return;
-                case BinaryOp.Min: TensorPrimitives.Min(xb, va, ys); return;
             }
         }
         for (int i = 0; i < n; i++)
