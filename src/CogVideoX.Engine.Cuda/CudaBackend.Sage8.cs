@@ -55,10 +55,10 @@ public sealed unsafe partial class CudaBackend
         };
         string suffix = Suffix(q.DType);
         KernelFunction F(string name) => Function(Sage8Module, $"{name}_{suffix}");
-        Launch(F("sage8_key_mean"), (uint)bh, 1, 64, ref args);
+        Launch(F("sage8_key_mean"), (uint)bh, 1, Sage8Layout.StatsThreads, ref args);
         Launch(F("sage8_quant_q"), (uint)(nqPad / 16), (uint)bh, 256, ref args);
         Launch(F("sage8_quant_k"), (uint)(nkPad / 64), (uint)bh, 128, ref args);
-        Launch(F("sage8_value_scale"), (uint)bh, 1, 256, ref args);
+        Launch(F("sage8_value_scale"), (uint)bh, 1, Sage8Layout.StatsThreads, ref args);
         Launch(F("sage8_quant_v"), (uint)(nkPad / 64), (uint)bh, 256, ref args);
         _ownAttentionCalls++;
         if (kernel == Sage8Kernel.MmaSync)

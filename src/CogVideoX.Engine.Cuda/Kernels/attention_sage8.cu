@@ -3,11 +3,11 @@
 // Compiled lazily at the first --attention sage8 call (never by doctor or the default path); a first, correct
 // version with mma.sync (not wgmma): UNRUN when written — the op catalogue's sage8_attention cases check it.
 //
-//   sage8_key_mean     per (b, h): the mean of K over tokens, per channel (float, token order)
+//   sage8_key_mean     per (b, h): the mean of K over tokens, per channel (float; 32 warps' partial sums)
 //   sage8_quant_q      per (b, h, 16-row tile): INT8 Q, one scale per rows {r, r + 8} (the rows one thread's
 //                      accumulators hold), the softmax scale times log2(e) folded into it
 //   sage8_quant_k      per (b, h, 64-key tile): INT8 (K - mean), one scale per (token mod 8) div 2
-//   sage8_value_scale  per (b, h): V's per-channel amax / 448
+//   sage8_value_scale  per (b, h): V's per-channel amax / 448 (32 warps' partial maxima)
 //   sage8_quant_v      V in E4M3, transposed [channel][key] with the keys of each 32-block permuted to the order
 //                      the P fragment has them in (below), so the P.V B operand is one 32-bit load
 //   sage8_attention_*  4 warps x 16 query rows; per 64-key tile: S = Q8.K8^T (mma m16n8k32 s8, int32), dequantized
@@ -68,16 +68,54 @@ __device__ __forceinline__ u32 e4m3x2(float lo, float hi)
     return (u32)r;
 }
 
+#define SAGE8_STATS_WARPS 32  // sage8_key_mean and sage8_value_scale: one block of 32 warps per (b, h)
+
+// Per-channel statistics over all tokens of one (b, h): warp w takes tokens w, w + 32, ... and lane l channels 2l and
+// 2l + 1 (a warp reads one 64-value row per token, coalesced when the head dim is contiguous), then the 32 partials
+// are combined in warp order. The K sum thus runs in another order than the reference's token order (deterministic;
+// it may move the mean by an ulp, within the op catalogue's tolerance); the V maximum is order-free, so exact.
+template <typename T, bool VALUE>
+__device__ __forceinline__ void channel_stats(const Sage8Args& s, float (*part)[64])
+{
+    const AttentionArgs& a = s.a;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
+    const i64* st = VALUE ? a.vs : a.ks;
+    const void* x = VALUE ? a.v : a.k;
+    const i64 base = b * st[0] + h * st[1], c0 = (2 * lane) * st[3], c1 = (2 * lane + 1) * st[3];
+    float r0 = 0.0f, r1 = 0.0f;
+#pragma unroll 4
+    for (int t = warp; t < a.nk; t += SAGE8_STATS_WARPS)
+    {
+        const i64 row = base + (i64)t * st[2];
+        const float x0 = load_elem<T>(x, row + c0), x1 = load_elem<T>(x, row + c1);
+        if (VALUE)
+        {
+            r0 = fmaxf(r0, fabsf(x0));
+            r1 = fmaxf(r1, fabsf(x1));
+        }
+        else
+        {
+            r0 += x0;
+            r1 += x1;
+        }
+    }
+    part[warp][2 * lane] = r0;
+    part[warp][2 * lane + 1] = r1;
+    __syncthreads();
+}
+
 template <typename T>
 __device__ void key_mean_impl(const Sage8Args& s)
 {
-    const AttentionArgs& a = s.a;
-    const int c = threadIdx.x;  // 64 threads, one per channel
-    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
-    const i64 base = b * a.ks[0] + h * a.ks[1] + c * a.ks[3];
-    float sum = 0.0f;
-    for (int t = 0; t < a.nk; ++t) sum += load_elem<T>(a.k, base + t * a.ks[2]);
-    s.kmean[bh * 64 + c] = __fdiv_rn(sum, (float)a.nk);
+    __shared__ float part[SAGE8_STATS_WARPS][64];
+    channel_stats<T, false>(s, part);
+    if (threadIdx.x < 64)
+    {
+        float sum = 0.0f;
+        for (int w = 0; w < SAGE8_STATS_WARPS; ++w) sum += part[w][threadIdx.x];
+        s.kmean[(i64)blockIdx.x * 64 + threadIdx.x] = __fdiv_rn(sum, (float)s.a.nk);
+    }
 }
 
 template <typename T>
@@ -149,21 +187,14 @@ __device__ void quant_k_impl(const Sage8Args& s)
 template <typename T>
 __device__ void value_scale_impl(const Sage8Args& s)
 {
-    // 256 threads: channel tid mod 64, tokens strided by 4; the four partial maxima combined in shared memory.
-    const AttentionArgs& a = s.a;
-    __shared__ float part[256];
-    const int c = threadIdx.x & 63, lane4 = threadIdx.x >> 6;
-    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
-    const i64 base = b * a.vs[0] + h * a.vs[1] + c * a.vs[3];
-    float amax = 0.0f;
-    for (int t = lane4; t < a.nk; t += 4) amax = fmaxf(amax, fabsf(load_elem<T>(a.v, base + t * a.vs[2])));
-    part[threadIdx.x] = amax;
-    __syncthreads();
+    __shared__ float part[SAGE8_STATS_WARPS][64];
+    channel_stats<T, true>(s, part);
     if (threadIdx.x < 64)
     {
-        float m = fmaxf(fmaxf(part[c], part[c + 64]), fmaxf(part[c + 128], part[c + 192]));
+        float m = 0.0f;
+        for (int w = 0; w < SAGE8_STATS_WARPS; ++w) m = fmaxf(m, part[w][threadIdx.x]);
         float sc = __fdiv_rn(m, SAGE_FP8_MAX);
-        s.vscale[bh * 64 + c] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
+        s.vscale[(i64)blockIdx.x * 64 + threadIdx.x] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
     }
 }
 
@@ -178,17 +209,24 @@ __device__ __forceinline__ int slot_key(int slot)
 template <typename T>
 __device__ void quant_v_impl(const Sage8Args& s)
 {
-    // One thread per (slot of a 64-key tile, channel): 64 x 64 per block, 256 threads x 16.
+    // One 64-key tile per block (256 threads x 16): V read row by row (coalesced along the channels), quantized and
+    // transposed in shared memory, then written channel by channel in slot order (coalesced along the keys).
     const AttentionArgs& a = s.a;
+    __shared__ unsigned char codes[64][64 + 4];  // [channel][key of the tile]
     const i64 bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
     const int tile = blockIdx.x * 64;
     for (int e = threadIdx.x; e < 64 * 64; e += blockDim.x)
     {
-        int slot = e & 63, c = e >> 6;
-        int key = tile + (slot & 32) + slot_key(slot & 31);
+        int k = e >> 6, c = e & 63, key = tile + k;
         float x = key < a.nk ? load_elem<T>(a.v, b * a.vs[0] + h * a.vs[1] + (i64)key * a.vs[2] + c * a.vs[3]) : 0.0f;
         float q = __fdiv_rn(x, s.vscale[bh * 64 + c]);
-        s.vt8[(bh * 64 + c) * s.nk_pad + tile + slot] = (unsigned char)(e4m3x2(q, 0.0f) & 0xffu);
+        codes[c][k] = (unsigned char)(e4m3x2(q, 0.0f) & 0xffu);
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < 64 * 64; e += blockDim.x)
+    {
+        int slot = e & 63, c = e >> 6;
+        s.vt8[(bh * 64 + c) * s.nk_pad + tile + slot] = codes[c][(slot & 32) + slot_key(slot & 31)];
     }
 }
 
@@ -341,10 +379,10 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
 }
 
 #define SAGE8_KERNELS(T, N)                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(64) sage8_key_mean_##N(Sage8Args s) { key_mean_impl<T>(s); }               \
+    extern "C" __global__ void __launch_bounds__(1024) sage8_key_mean_##N(Sage8Args s) { key_mean_impl<T>(s); }              \
     extern "C" __global__ void __launch_bounds__(256) sage8_quant_q_##N(Sage8Args s) { quant_q_impl<T>(s); }                \
     extern "C" __global__ void __launch_bounds__(128) sage8_quant_k_##N(Sage8Args s) { quant_k_impl<T>(s); }                \
-    extern "C" __global__ void __launch_bounds__(256) sage8_value_scale_##N(Sage8Args s) { value_scale_impl<T>(s); }        \
+    extern "C" __global__ void __launch_bounds__(1024) sage8_value_scale_##N(Sage8Args s) { value_scale_impl<T>(s); }       \
     extern "C" __global__ void __launch_bounds__(256) sage8_quant_v_##N(Sage8Args s) { quant_v_impl<T>(s); }                \
     extern "C" __global__ void __launch_bounds__(128) sage8_attention_##N(Sage8Args s) { sage8_attention_impl<T>(s); }
 
