@@ -5,6 +5,9 @@ public sealed unsafe partial class CudaBackend
     private const string Sage8Module = "attention_sage8";
     private const string Sage8HopperModule = "attention_sage8_sm90";
 
+    /// <summary>Threads of the key-mean and value-scale passes: SAGE_SCAN_THREADS in attention_sage8.cu (checked by KernelConstantsTests).</summary>
+    internal const int Sage8ScanThreads = 1024;
+
     /// <summary>
     /// 8-bit attention (the CPU reference is <see cref="Engine.Sage8Attention"/>): attention_sage8.cu's quantization
     /// pre-pass (K's mean, INT8 Q and K, E4M3 V transposed) into scratch buffers, then the attention kernel: on sm_90
@@ -55,10 +58,10 @@ public sealed unsafe partial class CudaBackend
         };
         string suffix = Suffix(q.DType);
         KernelFunction F(string name) => Function(Sage8Module, $"{name}_{suffix}");
-        Launch(F("sage8_key_mean"), (uint)bh, 1, Sage8Layout.StatsThreads, ref args);
+        Launch(F("sage8_key_mean"), (uint)bh, 1, Sage8ScanThreads, ref args);
         Launch(F("sage8_quant_q"), (uint)(nqPad / 16), (uint)bh, 256, ref args);
         Launch(F("sage8_quant_k"), (uint)(nkPad / 64), (uint)bh, 128, ref args);
-        Launch(F("sage8_value_scale"), (uint)bh, 1, Sage8Layout.StatsThreads, ref args);
+        Launch(F("sage8_value_scale"), (uint)bh, 1, Sage8ScanThreads, ref args);
         Launch(F("sage8_quant_v"), (uint)(nkPad / 64), (uint)bh, 256, ref args);
         _ownAttentionCalls++;
         if (kernel == Sage8Kernel.MmaSync)

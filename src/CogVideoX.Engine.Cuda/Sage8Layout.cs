@@ -10,9 +10,6 @@ internal static class Sage8Layout
     /// <summary>Keys per tile: the online-softmax step, K's scale block and the pre-pass's Vᵀ permutation block pair.</summary>
     public const int KeyTile = 64;
 
-    /// <summary>Threads of the pre-pass's per-(b, h) statistics kernels, key_mean and value_scale (32 × SAGE8_STATS_WARPS).</summary>
-    public const int StatsThreads = 1024;
-
     /// <summary>Consumer warpgroups (64 query rows each) and K/Vᵀ stages of the wgmma kernel (SAGE90_NW, SAGE90_STAGES).</summary>
     public const int HopperWarpgroups = 3, HopperStages = 8;
 

@@ -23,7 +23,7 @@ internal static class KernelCompiler
     /// Modules written for one architecture's own instructions (sm_90a: wgmma), compiled only for that exact compute
     /// capability: "a" targets run on no other GPU.
     /// </summary>
-    private static readonly Dictionary<string, (int Major, int Minor)> ArchitectureModules = new()
+    internal static readonly IReadOnlyDictionary<string, (int Major, int Minor)> ArchitectureModules = new Dictionary<string, (int, int)>
     {
         ["attention_sm90"] = (9, 0),
         ["attention_sage8_sm90"] = (9, 0),

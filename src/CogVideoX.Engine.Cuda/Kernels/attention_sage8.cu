@@ -3,11 +3,11 @@
 // Compiled lazily at the first --attention sage8 call (never by doctor or the default path); a first, correct
 // version with mma.sync (not wgmma): UNRUN when written — the op catalogue's sage8_attention cases check it.
 //
-//   sage8_key_mean     per (b, h): the mean of K over tokens, per channel (float; 32 warps' partial sums)
+//   sage8_key_mean     per (b, h): the mean of K over tokens, per channel (float, 16 interleaved partial sums)
 //   sage8_quant_q      per (b, h, 16-row tile): INT8 Q, one scale per rows {r, r + 8} (the rows one thread's
 //                      accumulators hold), the softmax scale times log2(e) folded into it
 //   sage8_quant_k      per (b, h, 64-key tile): INT8 (K - mean), one scale per (token mod 8) div 2
-//   sage8_value_scale  per (b, h): V's per-channel amax / 448 (32 warps' partial maxima)
+//   sage8_value_scale  per (b, h): V's per-channel amax / 448
 //   sage8_quant_v      V in E4M3, transposed [channel][key] with the keys of each 32-block permuted to the order
 //                      the P fragment has them in (below), so the P.V B operand is one 32-bit load
 //   sage8_attention_*  4 warps x 16 query rows; per 64-key tile: S = Q8.K8^T (mma m16n8k32 s8, int32), dequantized
@@ -68,53 +68,32 @@ __device__ __forceinline__ u32 e4m3x2(float lo, float hi)
     return (u32)r;
 }
 
-#define SAGE8_STATS_WARPS 32  // sage8_key_mean and sage8_value_scale: one block of 32 warps per (b, h)
-
-// Per-channel statistics over all tokens of one (b, h): warp w takes tokens w, w + 32, ... and lane l channels 2l and
-// 2l + 1 (a warp reads one 64-value row per token, coalesced when the head dim is contiguous), then the 32 partials
-// are combined in warp order. The K sum thus runs in another order than the reference's token order (deterministic;
-// it may move the mean by an ulp, within the op catalogue's tolerance); the V maximum is order-free, so exact.
-template <typename T, bool VALUE>
-__device__ __forceinline__ void channel_stats(const Sage8Args& s, float (*part)[64])
-{
-    const AttentionArgs& a = s.a;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
-    const i64* st = VALUE ? a.vs : a.ks;
-    const void* x = VALUE ? a.v : a.k;
-    const i64 base = b * st[0] + h * st[1], c0 = (2 * lane) * st[3], c1 = (2 * lane + 1) * st[3];
-    float r0 = 0.0f, r1 = 0.0f;
-#pragma unroll 4
-    for (int t = warp; t < a.nk; t += SAGE8_STATS_WARPS)
-    {
-        const i64 row = base + (i64)t * st[2];
-        const float x0 = load_elem<T>(x, row + c0), x1 = load_elem<T>(x, row + c1);
-        if (VALUE)
-        {
-            r0 = fmaxf(r0, fabsf(x0));
-            r1 = fmaxf(r1, fabsf(x1));
-        }
-        else
-        {
-            r0 += x0;
-            r1 += x1;
-        }
-    }
-    part[warp][2 * lane] = r0;
-    part[warp][2 * lane + 1] = r1;
-    __syncthreads();
-}
+// The key-mean and value-scale passes read all of K or V once per (b, h): 16 token lanes x 64 channels per block, so
+// the reads are coalesced rows and 1024 threads keep loads in flight (one thread a channel, walking 17,776 tokens
+// serially, took milliseconds: as long as a third of the attention).
+#define SAGE_SCAN_LANES 16
+#define SAGE_SCAN_THREADS (SAGE_SCAN_LANES * 64)
 
 template <typename T>
 __device__ void key_mean_impl(const Sage8Args& s)
 {
-    __shared__ float part[SAGE8_STATS_WARPS][64];
-    channel_stats<T, false>(s, part);
+    // Token lane i sums tokens i, i + 16, ...; the 16 partial sums are added in lane order. Not the CPU's token order:
+    // the mean moves by float rounding, which the op catalogue's half-type bound covers.
+    const AttentionArgs& a = s.a;
+    __shared__ float part[SAGE_SCAN_THREADS];
+    const int c = threadIdx.x & 63, lane = threadIdx.x >> 6;
+    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
+    const i64 base = b * a.ks[0] + h * a.ks[1] + c * a.ks[3];
+    float sum = 0.0f;
+    for (int t = lane; t < a.nk; t += SAGE_SCAN_LANES) sum += load_elem<T>(a.k, base + t * a.ks[2]);
+    part[threadIdx.x] = sum;
+    __syncthreads();
     if (threadIdx.x < 64)
     {
-        float sum = 0.0f;
-        for (int w = 0; w < SAGE8_STATS_WARPS; ++w) sum += part[w][threadIdx.x];
-        s.kmean[(i64)blockIdx.x * 64 + threadIdx.x] = __fdiv_rn(sum, (float)s.a.nk);
+        float total = 0.0f;
+#pragma unroll
+        for (int i = 0; i < SAGE_SCAN_LANES; ++i) total += part[i * 64 + c];
+        s.kmean[bh * 64 + c] = __fdiv_rn(total, (float)a.nk);
     }
 }
 
@@ -187,14 +166,23 @@ __device__ void quant_k_impl(const Sage8Args& s)
 template <typename T>
 __device__ void value_scale_impl(const Sage8Args& s)
 {
-    __shared__ float part[SAGE8_STATS_WARPS][64];
-    channel_stats<T, true>(s, part);
+    // As the key mean: token lane i takes tokens i, i + 16, ...; a maximum is the same in any order.
+    const AttentionArgs& a = s.a;
+    __shared__ float part[SAGE_SCAN_THREADS];
+    const int c = threadIdx.x & 63, lane = threadIdx.x >> 6;
+    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
+    const i64 base = b * a.vs[0] + h * a.vs[1] + c * a.vs[3];
+    float amax = 0.0f;
+    for (int t = lane; t < a.nk; t += SAGE_SCAN_LANES) amax = fmaxf(amax, fabsf(load_elem<T>(a.v, base + t * a.vs[2])));
+    part[threadIdx.x] = amax;
+    __syncthreads();
     if (threadIdx.x < 64)
     {
         float m = 0.0f;
-        for (int w = 0; w < SAGE8_STATS_WARPS; ++w) m = fmaxf(m, part[w][threadIdx.x]);
+#pragma unroll
+        for (int i = 0; i < SAGE_SCAN_LANES; ++i) m = fmaxf(m, part[i * 64 + c]);
         float sc = __fdiv_rn(m, SAGE_FP8_MAX);
-        s.vscale[(i64)blockIdx.x * 64 + threadIdx.x] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
+        s.vscale[bh * 64 + c] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
     }
 }
 
@@ -379,10 +367,10 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
 }
 
 #define SAGE8_KERNELS(T, N)                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(1024) sage8_key_mean_##N(Sage8Args s) { key_mean_impl<T>(s); }              \
+    extern "C" __global__ void __launch_bounds__(SAGE_SCAN_THREADS) sage8_key_mean_##N(Sage8Args s) { key_mean_impl<T>(s); }               \
     extern "C" __global__ void __launch_bounds__(256) sage8_quant_q_##N(Sage8Args s) { quant_q_impl<T>(s); }                \
     extern "C" __global__ void __launch_bounds__(128) sage8_quant_k_##N(Sage8Args s) { quant_k_impl<T>(s); }                \
-    extern "C" __global__ void __launch_bounds__(1024) sage8_value_scale_##N(Sage8Args s) { value_scale_impl<T>(s); }       \
+    extern "C" __global__ void __launch_bounds__(SAGE_SCAN_THREADS) sage8_value_scale_##N(Sage8Args s) { value_scale_impl<T>(s); }        \
     extern "C" __global__ void __launch_bounds__(256) sage8_quant_v_##N(Sage8Args s) { quant_v_impl<T>(s); }                \
     extern "C" __global__ void __launch_bounds__(128) sage8_attention_##N(Sage8Args s) { sage8_attention_impl<T>(s); }
 

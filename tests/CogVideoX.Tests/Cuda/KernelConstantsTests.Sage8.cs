@@ -26,15 +26,6 @@ public partial class KernelConstantsTests
     }
 
     [Fact]
-    public void ThePrePassStatisticsLaunchMatchesTheKernelSource()
-    {
-        var source = KernelCompiler.Source("attention_sage8");
-        Assert.Equal(Sage8Layout.StatsThreads, 32 * Evaluate("SAGE8_STATS_WARPS", Defines(source)));
-        Assert.Contains($"__launch_bounds__({Sage8Layout.StatsThreads}) sage8_key_mean_##N", source);
-        Assert.Contains($"__launch_bounds__({Sage8Layout.StatsThreads}) sage8_value_scale_##N", source);
-    }
-
-    [Fact]
     public void BothEightBitModulesDeclareTheSameArgumentStruct()
     {
         // The wgmma module reads the pre-pass's buffers through a copy of attention_sage8.cu's struct: byte for byte.

@@ -20,6 +20,12 @@ public partial class KernelConstantsTests
     }
 
     [Fact]
+    public void EightBitAttentionScanPassesLaunchWithTheKernelsThreadCount()
+    {
+        Assert.Equal(CudaBackend.Sage8ScanThreads, Evaluate("SAGE_SCAN_THREADS", Defines(KernelCompiler.Source("attention_sage8"))));
+    }
+
+    [Fact]
     public void TheEvaluatorExpandsNestedDefinitions()
     {
         var defines = Defines("#define A 3  // three\n#ifndef B\n#define B (A * (A + 1))\n#endif\n#define C (B - 2 * A) / 3\n");
