@@ -82,9 +82,13 @@ if has pipeline15; then run_bench pipeline15 590 pipeline --model 1.5 --frames 8
 # profile's linear time), and the whole 2b video with fp8 linears.
 if has fp8; then
   timeout 120 $B selftest --filter fp8 > "$OUT/fp8_selftest.txt" 2>&1; echo "fp8 selftest rc=$?" >> "$OUT/fp8_selftest.txt"
-  grep -E "fp8|passed|FAIL|rc=" "$OUT/fp8_selftest.txt" | head -40
+  grep -E "fp8|passed|FAIL|rc=|\[cuda\]" "$OUT/fp8_selftest.txt" | head -40
+  # The two-pass form (float32 GEMM output + epilogue kernel), which the one-call scaled GEMM replaces where cuBLASLt has it.
+  COGVIDEOX_FP8_SCALES=separate timeout 120 $B selftest --filter fp8 > "$OUT/fp8_selftest_separate.txt" 2>&1; echo "fp8 separate selftest rc=$?" >> "$OUT/fp8_selftest_separate.txt"
+  grep -E "passed|FAIL|rc=" "$OUT/fp8_selftest_separate.txt" | head -10
   run_bench fp8exact2b 180 transformer --model-config 2b --repeats 5 --profile
   run_bench fp8step2b 180 transformer --model-config 2b --repeats 5 --profile --linear fp8
+  COGVIDEOX_FP8_SCALES=separate run_bench fp8step2bseparate 180 transformer --model-config 2b --repeats 3 --profile --linear fp8
   run_bench fp8step5b 240 transformer --model-config 5b --repeats 3 --profile --linear fp8
   run_bench fp8pipeline 540 pipeline --model-config 2b --steps 50 --memory full --linear fp8
 fi

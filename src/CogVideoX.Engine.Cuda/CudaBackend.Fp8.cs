@@ -2,15 +2,27 @@ namespace CogVideoX.Engine.Cuda;
 
 /// <summary>
 /// FP8 linears (<c>--linear fp8</c>, opt-in): each row of x quantized to E4M3 with its own scale (kernel module
-/// <c>fp8</c>, compiled on first use), one cuBLASLt FP8 GEMM (E4M3 × E4M3, unit scales, float32 accumulation and
-/// output), then an epilogue kernel applying the row and column scales, the bias and the activation in float32 and
-/// storing y in x's dtype — the CPU reference's order of operations, so only the accumulation order differs.
+/// <c>fp8</c>, compiled on first use), then one cuBLASLt FP8 GEMM (E4M3 × E4M3, float32 accumulation) that applies the
+/// token and channel scales ("outer vector" scaling, cuBLASLt 12.9+ on Hopper), the bias and the tanh GELU in its
+/// epilogue and stores y in F16/BF16 directly — the CPU reference's order of operations, so only the accumulation
+/// order differs. Where cuBLASLt cannot (an older library, an F32 output, another activation) the GEMM writes float32
+/// and an epilogue kernel applies scales, bias and activation: the same numbers, one more pass over an [M, N] float
+/// matrix (as long as the F16 GEMM itself at CogVideoX's sizes, so it forfeits most of FP8's speed).
+/// COGVIDEOX_FP8_SCALES=separate forces that path, for A/B timings.
 /// cuBLASLt's FP8 rule: A transposed and B not ("TN"), leading dims multiples of 16 bytes; row-major x [M, K] and
 /// weight [N, K] are exactly that (cuBLASLt's A = weightᵀ read transposed, B = xᵀ), with K a multiple of 16.
 /// </summary>
 public sealed unsafe partial class CudaBackend
 {
     private readonly Dictionary<(int M, int N, int K), Fp8Plan> _fp8Plans = new();
+    private readonly Dictionary<(int M, int N, int K, DType Y, int Epilogue), Fp8Plan> _fp8ScaledPlans = new();
+
+    /// <summary>Why the scaled FP8 GEMM is not used at all (a library without outer-vector scales, or COGVIDEOX_FP8_SCALES=separate).</summary>
+    private string? _fp8ScaledUnavailable =
+        Environment.GetEnvironmentVariable("COGVIDEOX_FP8_SCALES") is "separate" ? "COGVIDEOX_FP8_SCALES=separate" : null;
+
+    /// <summary>Output types and epilogues for which cuBLASLt offered no scaled FP8 GEMM (the others still use it).</summary>
+    private readonly HashSet<(DType Y, int Epilogue)> _fp8ScaledRefused = new();
 
     string? IFp8LinearKernel.Fp8Unavailable =>
         Info.Major * 10 + Info.Minor < 89
@@ -32,6 +44,7 @@ public sealed unsafe partial class CudaBackend
         using var xCodes = Tensor.Empty(this, DType.F8E4M3, m, k);
         using var xScales = Tensor.Empty(this, DType.F32, m);
         QuantizeRows(x, xCodes, xScales);
+        if (TryScaledFp8Gemm(xCodes, xScales, codes, scales, bias, activation, y)) return;
         using var acc = Tensor.Empty(this, DType.F32, m, n);
         Fp8Gemm(xCodes, codes, acc);
         using var bc = bias is null ? null : BiasIn(bias, y.DType);
@@ -84,10 +97,64 @@ public sealed unsafe partial class CudaBackend
             Ptr(acc), plan.C, Ptr(acc), plan.C, &algo, _workspace.Pointer, (nuint)WorkspaceBytes, _stream), "cublasLtMatmul", $"fp8 m={m} n={n} k={k}");
     }
 
+    /// <summary>
+    /// y = act(xScales[r] · wScales[c] · (xCodes · wCodesᵀ)[r, c] + bias[c]) in one cuBLASLt call, with y in F16/BF16;
+    /// false (y untouched) when this cuBLASLt has no such GEMM, noted once, so the caller takes the two-pass path.
+    /// </summary>
+    private bool TryScaledFp8Gemm(Tensor xCodes, Tensor xScales, Tensor wCodes, Tensor wScales, Tensor? bias, Activation activation, Tensor y)
+    {
+        if (_fp8ScaledUnavailable is not null || y.DType is not (DType.F16 or DType.BF16)) return false;
+        int? epilogue = activation switch
+        {
+            Activation.None => bias is null ? CublasLt.EpilogueDefault : CublasLt.EpilogueBias,
+            Activation.GeluTanh => bias is null ? CublasLt.EpilogueGelu : CublasLt.EpilogueGeluBias,
+            _ => null,
+        };
+        if (epilogue is not { } ep || _fp8ScaledRefused.Contains((y.DType, ep))) return false;
+        int m = xCodes.Dim(0), k = xCodes.Dim(1), n = wCodes.Dim(0);
+        // D's leading dimension must be a multiple of 16 bytes; a narrow output (never in the model) takes the other path
+        // rather than teaching this backend that the scaled GEMM is refused.
+        if (n % 8 != 0) return false;
+        MakeCurrent();
+        var key = (m, n, k, y.DType, ep);
+        try
+        {
+            if (!_fp8ScaledPlans.TryGetValue(key, out var plan))
+            {
+                plan = Fp8Plan.CreateScaled(_cublas, m, n, k, y.DType, ep, (ulong)WorkspaceBytes);
+                _fp8ScaledPlans[key] = plan;
+            }
+            using var bc = bias is null ? null : BiasIn(bias, y.DType);
+            using var yc = y.IsContiguous ? y.Alias() : Tensor.Empty(this, y.DType, y.ShapeArray());
+            // A = the weight codes (rows of op(A) = output channels), B = the token codes (columns = tokens).
+            CublasLt.Set(plan.Desc, CublasLt.DescAScalePointer, Ptr(wScales));
+            CublasLt.Set(plan.Desc, CublasLt.DescBScalePointer, Ptr(xScales));
+            if (bc is not null) CublasLt.Set(plan.Desc, CublasLt.DescBiasPointer, Ptr(bc));
+            float alpha = 1f, beta = 0f;
+            var algo = plan.Algo;
+            CublasLt.Check(CublasLt.cublasLtMatmul(_cublas, plan.Desc, &alpha, Ptr(wCodes), plan.A, Ptr(xCodes), plan.B, &beta,
+                Ptr(yc), plan.C, Ptr(yc), plan.C, &algo, _workspace.Pointer, (nuint)WorkspaceBytes, _stream), "cublasLtMatmul",
+                $"fp8 scaled m={m} n={n} k={k}");
+            if (!ReferenceEquals(yc, y) && !y.IsContiguous) Copy(yc, y);
+            return true;
+        }
+        catch (CudaException e) when (e.Library == "cuBLASLt" && e.Status is 7 or 15)
+        {
+            // Answered before anything runs, so y is untouched. INVALID_VALUE: a library that predates outer-vector
+            // scales (the scale-mode attribute is unknown). NOT_SUPPORTED: no kernel for this output type and epilogue.
+            if (e.Status == 7) _fp8ScaledUnavailable = e.Message;
+            else _fp8ScaledRefused.Add((y.DType, ep));
+            Note($"fp8 linear: cuBLASLt has no FP8 GEMM with per-token and per-channel scales {(e.Status == 7 ? "here" : $"into {y.DType.Name()} with epilogue {ep}")} ({e.Message}); the scales, bias and activation run as a separate pass (slower)");
+            return false;
+        }
+    }
+
     private void DisposeFp8Plans()
     {
         foreach (var plan in _fp8Plans.Values) plan.Dispose();
         _fp8Plans.Clear();
+        foreach (var plan in _fp8ScaledPlans.Values) plan.Dispose();
+        _fp8ScaledPlans.Clear();
     }
 
     private sealed class Fp8Plan : IDisposable
@@ -126,6 +193,44 @@ public sealed unsafe partial class CudaBackend
                 CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out a, CublasLt.DataF8E4M3, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate", what);
                 CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out b, CublasLt.DataF8E4M3, (ulong)k, (ulong)m, k), "cublasLtMatrixLayoutCreate", what);
                 CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out c, CublasLt.DataF32, (ulong)n, (ulong)m, n), "cublasLtMatrixLayoutCreate", what);
+                CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(out var preference), "cublasLtMatmulPreferenceCreate");
+                using (preference)
+                {
+                    CublasLt.Set(preference, CublasLt.PrefMaxWorkspaceBytes, workspace);
+                    return new Fp8Plan(desc, a, b, c, Heuristics(handle, desc, a, b, c, preference, 1, what)[0]);
+                }
+            }
+            catch
+            {
+                desc?.Dispose();
+                a?.Dispose();
+                b?.Dispose();
+                c?.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>
+        /// The one-call form: E4M3 × E4M3 with outer-vector scales (A per output channel, B per token), the epilogue
+        /// (bias, tanh GELU) and D in <paramref name="y"/>'s half type, column-major [N, M] = row-major y [M, N].
+        /// </summary>
+        public static Fp8Plan CreateScaled(CublasLtHandle handle, int m, int n, int k, DType y, int epilogue, ulong workspace)
+        {
+            MatmulDescHandle? desc = null;
+            MatrixLayoutHandle? a = null, b = null, c = null;
+            int yType = y == DType.BF16 ? CublasLt.DataBF16 : CublasLt.DataF16;
+            string what = $"fp8 E4M3 x E4M3 -> {y.Name()} with outer-vector scales, epilogue {epilogue}, m={m} n={n} k={k} (TN)";
+            try
+            {
+                CublasLt.Check(CublasLt.cublasLtMatmulDescCreate(out desc, CublasLt.Compute32F, CublasLt.DataF32), "cublasLtMatmulDescCreate", what);
+                CublasLt.Set(desc, CublasLt.DescTransA, CublasLt.OpT);
+                CublasLt.Set(desc, CublasLt.DescTransB, CublasLt.OpN);
+                CublasLt.Set(desc, CublasLt.DescEpilogue, epilogue);
+                CublasLt.Set(desc, CublasLt.DescAScaleMode, CublasLt.MatrixScaleOuterVec32F);
+                CublasLt.Set(desc, CublasLt.DescBScaleMode, CublasLt.MatrixScaleOuterVec32F);
+                CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out a, CublasLt.DataF8E4M3, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate", what);
+                CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out b, CublasLt.DataF8E4M3, (ulong)k, (ulong)m, k), "cublasLtMatrixLayoutCreate", what);
+                CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out c, yType, (ulong)n, (ulong)m, n), "cublasLtMatrixLayoutCreate", what);
                 CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(out var preference), "cublasLtMatmulPreferenceCreate");
                 using (preference)
                 {

@@ -32,6 +32,13 @@ internal static unsafe partial class CublasLt
     public const int DescTransB = 4;
     public const int DescEpilogue = 7;
     public const int DescBiasPointer = 8;
+    public const int DescAScalePointer = 17;
+    public const int DescBScalePointer = 18;
+    public const int DescAScaleMode = 31;
+    public const int DescBScaleMode = 32;
+
+    // cublasLtMatmulMatrixScale_t: one float32 scale per row of op(A) and per column of B (cuBLASLt 12.9+, sm_90).
+    public const int MatrixScaleOuterVec32F = 3;
 
     // cublasLtMatrixLayoutAttribute_t
     public const int LayoutBatchCount = 5;

@@ -63,6 +63,9 @@ public static class MetricsStore
     {
         var old = force ? new MetricsFile() : Load(outputDir, plan.SpecName);
         var result = new MetricsFile();
+        // The same video against the same reference measures the same: a video linked into several places (the exact
+        // video of a prompt in every experiment that compares with it) is decoded and measured once.
+        var measured = new Dictionary<(string Sha, string? ReferenceSha), VideoMetricsEntry>();
         foreach (var exp in plan.Experiments)
         {
             // Sidecar checksums say which videos are finished and whether cached entries still describe them.
@@ -83,6 +86,12 @@ public static class MetricsStore
                 if (old.Videos.TryGetValue(job.Output, out var cached) && cached.VideoSha256 == sha && cached.ReferenceSha256 == refSha)
                 {
                     result.Videos[job.Output] = cached;
+                    measured.TryAdd((sha, refSha), cached);
+                    continue;
+                }
+                if (measured.TryGetValue((sha, refSha), out var same))
+                {
+                    result.Videos[job.Output] = same with { Reference = refOutput };
                     continue;
                 }
                 log?.Invoke($"metrics: {job.Output}");
@@ -97,7 +106,7 @@ public static class MetricsStore
                     }
                     difference = VideoMetrics.Compare(frames, referenceFrames!);
                 }
-                result.Videos[job.Output] = new VideoMetricsEntry
+                result.Videos[job.Output] = measured[(sha, refSha)] = new VideoMetricsEntry
                 {
                     VideoSha256 = sha,
                     Frames = frames.Count,

@@ -77,13 +77,20 @@ public sealed record GenerationSettings
     public bool DefinesSameVideoAs(GenerationSettings other) => SameVideoKey() == other.SameVideoKey();
 
     /// <summary>
-    /// These settings with what does not change the video taken out: the GPU's ordinal; without a step cache its
-    /// threshold and exact steps; with one, its default threshold written out and exact steps of 0 read as 1 (the
-    /// first and last step are always exact). Equal keys, same video.
+    /// These settings with what does not change the video taken out: the GPU's ordinal; the GPU choices left to their
+    /// defaults written out (attention own, cudnn on, cudnn-sdpa auto); without a step cache its threshold and exact
+    /// steps; with one, its default threshold written out and exact steps of 0 read as 1 (the first and last step are
+    /// always exact). Equal keys, same video.
     /// </summary>
     public GenerationSettings SameVideoKey()
     {
-        var key = this with { Device = DeviceKind(Device) };
+        var key = this with
+        {
+            Device = DeviceKind(Device),
+            Attention = Attention ?? Engine.GpuOptions.AttentionNames[0],
+            Cudnn = Cudnn ?? Engine.GpuOptions.CudnnNames[0],
+            CudnnSdpa = CudnnSdpa ?? Engine.GpuOptions.CudnnSdpaNames[0],
+        };
         // Under 8-bit attention or FP8 linears exactly the first and last N steps are exact (0: none), with or without a
         // cache: the count stays as it is. Under a cache alone its first and last step always compute.
         bool asGiven = Attention == Engine.GpuOptions.Sage8Name || Linear == "fp8";

@@ -386,15 +386,24 @@ public static class ReportBuilder
         yield return (file, spec.Title);
     }
 
-    /// <summary>"exact", or the step cache with its threshold and the steps kept exact ("teacache 0.1, exact 1+1").</summary>
+    /// <summary>
+    /// "exact", or the fast modes joined by " + " and the steps kept exact: "teacache 0.1, exact 1+1" (a cache alone
+    /// always computes its first and last step), "sage8 attention", "fp8 linears, exact 2+2", "teacache 0.2 + sage8
+    /// attention + fp8 linears" (under 8-bit attention or FP8 linears exact steps are as given: 0, none, is not shown).
+    /// </summary>
     internal static string FastMode(GenerationSettings s)
     {
         var key = s.SameVideoKey();
-        string linear = key.Linear == "fp8" ? $"fp8 linears, exact {key.ExactSteps}+{key.ExactSteps}" : "";
-        if (key.Cache == "none") return linear.Length > 0 ? linear : "exact";
-        string threshold = key.CacheThreshold is { } t ? " " + SettingKey.Format(t) : "";
-        return $"{key.Cache}{threshold}, exact {key.ExactSteps}+{key.ExactSteps}" + (linear.Length > 0 ? ", fp8 linears" : "");
+        var modes = new List<string>();
+        if (key.Cache != "none") modes.Add(key.CacheThreshold is { } t ? $"{key.Cache} {SettingKey.Format(t)}" : key.Cache);
+        if (key.Attention == Engine.GpuOptions.Sage8Name) modes.Add("sage8 attention");
+        if (key.Linear == "fp8") modes.Add("fp8 linears");
+        if (modes.Count == 0) return "exact";
+        return string.Join(" + ", modes) + (key.ExactSteps > 0 ? $", exact {key.ExactSteps}+{key.ExactSteps}" : "");
     }
+
+    /// <summary>True when a run uses a fast mode (a step cache, 8-bit attention, FP8 linears): the table then names it.</summary>
+    private static bool IsFastMode(GenerationSettings s) => FastMode(s) != "exact";
 
     private static void Table(StringBuilder h, List<ReportRun> runs, Page page)
     {
@@ -403,8 +412,8 @@ public static class ReportBuilder
         var workers = runs.Select(r => r.Record?.Worker).OfType<int>().Distinct().ToList();
         var sizes = runs.Select(r => (r.Job.Settings.Width, r.Job.Settings.Height)).Distinct().ToList();
         bool deviceColumn = devices.Count > 1, workerColumn = workers.Count > 1, sizeColumn = sizes.Count > 1;
-        // The fast mode (step cache, threshold, exact steps) of each run, when any run uses one.
-        bool modeColumn = runs.Any(r => r.Job.Settings.Cache != "none" || r.Job.Settings.Linear == "fp8");
+        // The fast mode (step cache and threshold, 8-bit attention, FP8 linears, exact steps) of each run, when any run uses one.
+        bool modeColumn = runs.Any(r => IsFastMode(r.Job.Settings));
         var same = new List<string>();
         if (!deviceColumn && devices.Count == 1) same.Add($"all on {devices[0]}");
         if (!sizeColumn && sizes.Count == 1) same.Add($"all {sizes[0].Width}×{sizes[0].Height}");

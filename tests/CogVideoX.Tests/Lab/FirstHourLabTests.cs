@@ -2,6 +2,7 @@ using System.Text.Json;
 using CogVideoX.Diffusion;
 using CogVideoX.Engine;
 using CogVideoX.Lab;
+using CogVideoX.Lab.Metrics;
 using CogVideoX.Lab.Report;
 using CogVideoX.Lab.Runs;
 using CogVideoX.Lab.Specs;
@@ -43,6 +44,14 @@ public class FirstHourLabTests
         Assert.Equal(SharedFile.HardLink, linked.Linked);
         Assert.All(plan.Jobs, j => Assert.True(VideoSidecar.IsComplete(j.ToVideoJob(options.OutputDir)), j.Id));
         LabAssert.Clean(options.OutputDir);
+
+        // Measured once too: the same video against the same reference is decoded and measured once for the report.
+        var measured = new List<string>();
+        var metrics = MetricsStore.Refresh(plan, options.OutputDir, log: measured.Add);
+        Assert.Equal(["metrics: baseline/panda.mp4", "metrics: guidance/guidance_1.mp4", "metrics: guidance/guidance_12.mp4", "metrics: steps/steps_1.mp4"], measured);
+        Assert.Equal(6, metrics.Videos.Count);
+        Assert.Equal(metrics.Videos["baseline/panda.mp4"], metrics.Videos["steps/steps_2.mp4"]);
+        Assert.Equal("steps/steps_2.mp4", metrics.Videos["steps/steps_1.mp4"].Reference);
 
         // Everything is complete for the next run; a deleted link is linked again, not rendered.
         var again = new ExperimentRunner(plan, options).Run(new SyntheticRenderer(), _ => { }, CancellationToken.None);

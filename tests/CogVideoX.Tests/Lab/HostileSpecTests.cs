@@ -12,12 +12,6 @@ namespace CogVideoX.Tests.Lab;
 /// </summary>
 public class HostileSpecTests
 {
-    private static string ErrorOf(string yaml)
-    {
-        using var study = new StudyFolder(yaml.TrimEnd() + "\nprompt_dir: ../prompts\n");
-        return Assert.Throws<SpecException>(() => SpecParser.Load(study.SpecPath)).Message;
-    }
-
     private static string Quoted(string text) => "\"" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 
     [Fact]
@@ -88,7 +82,7 @@ public class HostileSpecTests
     public void OutputsThatWouldCollideAreAnError()
     {
         // Names join key_value pairs with '_': these two grid points spell the same name.
-        var e = ErrorOf("""
+        var e = SpecErrors.Of("""
             experiments:
               a:
                 prompts: [panda]
@@ -104,14 +98,14 @@ public class HostileSpecTests
     [InlineData("- ")]
     public void DeeplyNestedYamlIsRefusedWithoutOverflowingTheStack(string level)
     {
-        var e = ErrorOf(string.Concat(Enumerable.Repeat(level, 100_000)) + "\n");
+        var e = SpecErrors.Of(string.Concat(Enumerable.Repeat(level, 100_000)) + "\n");
         Assert.Matches(@"small\.yaml:1:\d+: the YAML nests lists and mappings more than 32 deep; a spec needs 4 levels", e);
     }
 
     [Fact]
     public void ACircularAliasIsRefused()
     {
-        var e = ErrorOf("defaults: &d { model: *d }\nexperiments:\n  x: { prompts: [panda] }\n");
+        var e = SpecErrors.Of("defaults: &d { model: *d }\nexperiments:\n  x: { prompts: [panda] }\n");
         Assert.Contains("small.yaml:1:23: the alias *d refers to a list or mapping that contains it; a spec cannot be circular", e);
 
         // Aliases of finished nodes are ordinary YAML.
@@ -124,7 +118,7 @@ public class HostileSpecTests
     {
         var values = string.Join(", ", Enumerable.Range(1, 10_000));
         var clock = Stopwatch.StartNew();
-        var e = ErrorOf($"""
+        var e = SpecErrors.Of($"""
             experiments:
               a:
                 prompts: [panda]
@@ -133,7 +127,7 @@ public class HostileSpecTests
         Assert.Contains("small.yaml:3:5: experiment 'a' makes 100000000 videos (1 prompt(s) × 10000 seed × 10000 steps); a spec may plan at most 100000 videos; vary fewer values, or split the study into several specs", e);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
 
-        e = ErrorOf($"""
+        e = SpecErrors.Of($"""
             experiments:
               a: {"{"} prompts: [panda, whale], vary: {"{"} seed: [{string.Join(", ", Enumerable.Range(0, 60_000))}] {"}"}, reference: 42 {"}"}
               b: {"{"} prompts: [panda], vary: {"{"} seed: [{string.Join(", ", Enumerable.Range(0, 60_000))}] {"}"}, reference: 42 {"}"}
@@ -153,32 +147,28 @@ public class HostileSpecTests
         // Quadratic duplicate checks took minutes at this size.
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
 
-        var e = ErrorOf($"experiments:\n  a: {{ prompts: [panda], vary: {{ seed: [{string.Join(", ", Enumerable.Range(0, 150_000))}] }} }}\n");
+        var e = SpecErrors.Of($"experiments:\n  a: {{ prompts: [panda], vary: {{ seed: [{string.Join(", ", Enumerable.Range(0, 150_000))}] }} }}\n");
         Assert.Contains("small.yaml:2:40: experiment 'a' vary: seed lists 150000 values; a spec may plan at most 100000 videos", e);
     }
 
+    [Theory]
+    [InlineData("? [a, b]\n: c\nexperiments:\n  x: { prompts: [panda] }\n",
+        "small.yaml:1:3: keys in the spec must be plain names, not a list; allowed: name, description")]
+    [InlineData("experiments:\n  ? [x]\n  : { prompts: [panda] }\n",
+        "small.yaml:2:5: experiment names must be plain names (letters, digits, '_', '.', '-'), not a list")]
+    [InlineData("defaults: { ? { a: 1 } : 2 }\nexperiments:\n  x: { prompts: [panda] }\n",
+        "small.yaml:1:15: settings in defaults are named by plain keys, not a mapping; settings: model, steps")]
+    [InlineData("experiments:\n  x: { prompts: [panda], vary: { steps: [1, 2] }, reference: { ? [steps] : 1 } }\n",
+        "small.yaml:2:66: reference is keyed by setting names, not a list; experiment 'x' varies steps")]
+    [InlineData("description: [a, b]\nexperiments:\n  x: { prompts: [panda], description: { a: 1 } }\n",
+        "small.yaml:1:14: 'description' must be a single value (text), not a list", "small.yaml:3:39: 'description' must be a single value (text), not a mapping")]
+    public void ComplexKeysAndListDescriptionsAreErrors(string yaml, params string[] expected) =>
+        SpecErrors.AssertMentions(SpecErrors.Of(yaml), expected);
+
     [Fact]
-    public void ComplexKeysListDescriptionsAndLongNamesAreErrors()
-    {
-        var e = ErrorOf("? [a, b]\n: c\nexperiments:\n  x: { prompts: [panda] }\n");
-        Assert.Contains("small.yaml:1:3: keys in the spec must be plain names, not a list; allowed: name, description", e);
-
-        e = ErrorOf("experiments:\n  ? [x]\n  : { prompts: [panda] }\n");
-        Assert.Contains("small.yaml:2:5: experiment names must be plain names (letters, digits, '_', '.', '-'), not a list", e);
-
-        e = ErrorOf("defaults: { ? { a: 1 } : 2 }\nexperiments:\n  x: { prompts: [panda] }\n");
-        Assert.Contains("small.yaml:1:15: settings in defaults are named by plain keys, not a mapping; settings: model, steps", e);
-
-        e = ErrorOf("experiments:\n  x: { prompts: [panda], vary: { steps: [1, 2] }, reference: { ? [steps] : 1 } }\n");
-        Assert.Contains("small.yaml:2:66: reference is keyed by setting names, not a list; experiment 'x' varies steps", e);
-
-        e = ErrorOf("description: [a, b]\nexperiments:\n  x: { prompts: [panda], description: { a: 1 } }\n");
-        Assert.Contains("small.yaml:1:14: 'description' must be a single value (text), not a list", e);
-        Assert.Contains("small.yaml:3:39: 'description' must be a single value (text), not a mapping", e);
-
-        e = ErrorOf($"experiments:\n  {new string('x', 300)}: {{ prompts: [panda] }}\n");
-        Assert.Contains($"small.yaml:2:3: experiment name '{new string('x', 57)}…' is 300 characters long; at most 100 are allowed (it names files)", e);
-    }
+    public void ALongExperimentNameIsAnError() =>
+        Assert.Contains($"small.yaml:2:3: experiment name '{new string('x', 57)}…' is 300 characters long; at most 100 are allowed (it names files)",
+            SpecErrors.Of($"experiments:\n  {new string('x', 300)}: {{ prompts: [panda] }}\n"));
 
     [Fact]
     public void OversizedSpecAndPromptFilesAreRefusedBeforeReading()

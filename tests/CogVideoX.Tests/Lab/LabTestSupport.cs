@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using CogVideoX.Lab.Runs;
+using CogVideoX.Lab.Specs;
 
 namespace CogVideoX.Tests.Lab;
 
@@ -97,6 +98,26 @@ public sealed class StudyFolder : IDisposable
             vary: { steps: [1, 2] }
             reference: 2
         """;
+}
+
+/// <summary>What a spec that cannot be used says: its error, and checks that the error names each expected part.</summary>
+public static class SpecErrors
+{
+    /// <summary>
+    /// The error of <paramref name="yaml"/> written as small.yaml in a <see cref="StudyFolder"/>; prompt_dir goes last
+    /// (so line numbers are those of the YAML as written), unless the YAML is a list, which takes no keys.
+    /// </summary>
+    public static string Of(string yaml) => OfSpec(yaml).Error;
+
+    /// <summary>As <see cref="Of"/>, with the spec's path (its folder is deleted by then: for the paths the error names).</summary>
+    public static (string Error, string SpecPath) OfSpec(string yaml)
+    {
+        using var study = new StudyFolder(yaml.TrimStart().StartsWith('-') ? yaml : yaml.TrimEnd() + "\nprompt_dir: ../prompts\n");
+        return (Assert.Throws<SpecException>(() => SpecParser.Load(study.SpecPath)).Message, study.SpecPath);
+    }
+
+    /// <summary>Fails unless <paramref name="error"/> contains every one of <paramref name="parts"/>.</summary>
+    public static void AssertMentions(string error, params string[] parts) => Assert.All(parts, part => Assert.Contains(part, error));
 }
 
 /// <summary>Runs the real CLI (cogvideox.dll from the test's build output) as a child process.</summary>

@@ -67,32 +67,17 @@ public class LoraSettingTests
         Assert.Equal(jobs["base/panda.mp4"].Settings.Lora, experiment.Jobs.Single(j => j.IsReference).Settings.Lora);
     }
 
-    [Fact]
-    public void AMissingLoraFileNamesTheSpecLineAndTheResolvedPath()
+    /// <summary>A bad <c>lora</c> value is located in the spec; {spec} and {folder} stand for the spec file and its folder.</summary>
+    [Theory]
+    [InlineData("loras/missing.safetensors:0.5",
+        "{spec}:1:19: lora: no LoRA file {folder}/loras/missing.safetensors ('loras/missing.safetensors' relative to the spec's folder {folder})",
+        "relative to the spec file or absolute")]
+    [InlineData("a.safetensors:strong", ":1:19: lora: the strength 'strong' in 'a.safetensors:strong' is not a number")]
+    public void ABadLoraValueIsLocatedAndSaysWhatIsAllowed(string lora, params string[] expected)
     {
-        using var study = new StudyFolder("""
-            defaults: { lora: "loras/missing.safetensors:0.5" }
-            experiments:
-              a: { prompts: [panda] }
-            prompt_dir: ../prompts
-            """);
-        var e = Assert.Throws<SpecException>(() => SpecParser.Load(study.SpecPath)).Message;
-        var resolved = study.File("experiments", "loras", "missing.safetensors");
-        Assert.Contains($"{study.SpecPath}:1:19: lora: no LoRA file {resolved} ('loras/missing.safetensors' relative to the spec's folder {study.File("experiments")})", e);
-        Assert.Contains("relative to the spec file or absolute", e);
-    }
-
-    [Fact]
-    public void ABadStrengthIsLocatedAndSaysWhatIsAllowed()
-    {
-        using var study = new StudyFolder("""
-            defaults: { lora: "a.safetensors:strong" }
-            experiments:
-              a: { prompts: [panda] }
-            prompt_dir: ../prompts
-            """);
-        var e = Assert.Throws<SpecException>(() => SpecParser.Load(study.SpecPath)).Message;
-        Assert.Contains(":1:19: lora: the strength 'strong' in 'a.safetensors:strong' is not a number", e);
+        var (error, specPath) = SpecErrors.OfSpec($"defaults: {{ lora: \"{lora}\" }}\nexperiments:\n  a: {{ prompts: [panda] }}\n");
+        var folder = Path.GetDirectoryName(specPath)!;
+        SpecErrors.AssertMentions(error, [.. expected.Select(x => x.Replace("{spec}", specPath, StringComparison.Ordinal).Replace("{folder}", folder, StringComparison.Ordinal))]);
     }
 
     [Fact]

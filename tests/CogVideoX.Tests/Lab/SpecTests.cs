@@ -119,18 +119,16 @@ public class SpecTests
     [Fact]
     public void StepCacheSettingsAreCheckedAndCacheNoneWithExactStepsIsTheExactVideo()
     {
-        var e = ErrorOf("""
+        SpecErrors.AssertMentions(SpecErrors.Of("""
             defaults:
               cache: turbo
               cache_threshold: -0.5
               exact_steps: -1
             experiments:
               a: { prompts: [panda] }
-            """);
-        Assert.Contains("3 problems", e);
-        Assert.Contains("cache is 'turbo'; allowed: one of none, teacache, fbcache", e);
-        Assert.Contains("cache_threshold must be a finite number ≥ 0, got -0.5", e);
-        Assert.Contains("exact_steps must be ≥ 0, got -1", e);
+            """),
+            "3 problems", "cache is 'turbo'; allowed: one of none, teacache, fbcache", "cache_threshold must be a finite number ≥ 0, got -0.5",
+            "exact_steps must be ≥ 0, got -1");
 
         var exact = new GenerationSettings { Prompt = "p" };
         Assert.True(exact.DefinesSameVideoAs(exact with { ExactSteps = 2, CacheThreshold = 0.3 }));
@@ -144,13 +142,7 @@ public class SpecTests
     [Fact]
     public void TheLinearSettingIsCheckedAndFp8KeepsItsExactSteps()
     {
-        var e = ErrorOf("""
-            defaults:
-              linear: int8
-            experiments:
-              a: { prompts: [panda] }
-            """);
-        Assert.Contains("linear is 'int8'; allowed: one of exact, fp8", e);
+        Assert.Contains("linear is 'int8'; allowed: one of exact, fp8", SpecErrors.Of("defaults:\n  linear: int8\nexperiments:\n  a: { prompts: [panda] }\n"));
 
         var exact = new GenerationSettings { Prompt = "p" };
         Assert.Equal("exact", exact.Linear);
@@ -162,36 +154,20 @@ public class SpecTests
         Assert.Equal(["linear exact → fp8"], exact.Differences(fp8));
     }
 
-    private static string ErrorOf(string yaml)
-    {
-        // prompt_dir goes last so the line numbers the tests expect are those of the YAML as written.
-        using var study = new StudyFolder(yaml.TrimStart().StartsWith('-') ? yaml : yaml.TrimEnd() + "\nprompt_dir: ../prompts\n");
-        return Assert.Throws<SpecException>(() => SpecParser.Load(study.SpecPath)).Message;
-    }
-
-    [Fact]
-    public void UnknownKeysAreLocatedAndSuggested()
-    {
-        var e = ErrorOf("""
-            defaults:
-              stepz: 4
-            experiments:
-              a: { prompts: [panda] }
-            """);
-        Assert.Contains("small.yaml:2:3: unknown setting 'stepz' in defaults (did you mean 'steps'?)", e);
-        Assert.Contains("settings: model, steps, guidance", e);
-
-        e = ErrorOf("experiment:\n  a: { prompts: [panda] }\n");
-        Assert.Contains(":1:1: unknown key 'experiment' in the spec (did you mean 'experiments'?); allowed: name, description, output_dir", e);
-
-        e = ErrorOf("experiments:\n  a: { prompts: [panda], varry: { steps: [1, 2] } }\n");
-        Assert.Contains(":2:26: unknown key 'varry' in experiment 'a' (did you mean 'vary'?)", e);
-    }
+    [Theory]
+    [InlineData("defaults:\n  stepz: 4\nexperiments:\n  a: { prompts: [panda] }\n",
+        "small.yaml:2:3: unknown setting 'stepz' in defaults (did you mean 'steps'?)", "settings: model, steps, guidance")]
+    [InlineData("experiment:\n  a: { prompts: [panda] }\n",
+        ":1:1: unknown key 'experiment' in the spec (did you mean 'experiments'?); allowed: name, description, output_dir")]
+    [InlineData("experiments:\n  a: { prompts: [panda], varry: { steps: [1, 2] } }\n",
+        ":2:26: unknown key 'varry' in experiment 'a' (did you mean 'vary'?)")]
+    public void UnknownKeysAreLocatedAndSuggested(string yaml, params string[] expected) =>
+        SpecErrors.AssertMentions(SpecErrors.Of(yaml), expected);
 
     [Fact]
     public void ValuesAreCheckedWithWhatIsAllowed()
     {
-        var e = ErrorOf("""
+        SpecErrors.AssertMentions(SpecErrors.Of("""
             defaults:
               steps: ten
               guidance: -1
@@ -202,15 +178,15 @@ public class SpecTests
               a:
                 prompts: [panda]
                 vary: { steps: [0, 2] }
-            """);
-        Assert.Contains("7 problems", e);
-        Assert.Contains(":9:5: experiment 'a' needs a reference for steps", e);
-        Assert.Contains(":2:10: steps must be an integer ≥ 1 (denoising steps), got 'ten'", e);
-        Assert.Contains(":3:13: guidance must be a finite number ≥ 0, got -1", e);
-        Assert.Contains(":4:11: frames is 48, which is not of the form 4k+1 (nearest: 49)", e);
-        Assert.Contains(":5:11: height is 100; allowed: a multiple of 16", e);
-        Assert.Contains(":6:14: scheduler is 'euler'; allowed: one of ddim, dpm", e);
-        Assert.Contains(":10:21: steps must be at least 1, got 0", e);
+            """),
+            "7 problems",
+            ":9:5: experiment 'a' needs a reference for steps",
+            ":2:10: steps must be an integer ≥ 1 (denoising steps), got 'ten'",
+            ":3:13: guidance must be a finite number ≥ 0, got -1",
+            ":4:11: frames is 48, which is not of the form 4k+1 (nearest: 49)",
+            ":5:11: height is 100; allowed: a multiple of 16",
+            ":6:14: scheduler is 'euler'; allowed: one of ddim, dpm",
+            ":10:21: steps must be at least 1, got 0");
     }
 
     [Fact]
@@ -226,71 +202,50 @@ public class SpecTests
         Assert.Equal([("cudnn", "conv", "unified"), ("cudnn", "conv", "composite")],
             jobs.Select(j => (j.Settings.Attention, j.Settings.Cudnn, j.Settings.CudnnSdpa)));
 
-        var e = ErrorOf("""
-            defaults:
-              attention: flash
-            experiments:
-              a: { prompts: [panda] }
-            """);
-        Assert.Contains(":2:14: attention is 'flash'; allowed: one of own, cudnn", e);
+        Assert.Contains(":2:14: attention is 'flash'; allowed: one of own, cudnn, sage8",
+            SpecErrors.Of("defaults:\n  attention: flash\nexperiments:\n  a: { prompts: [panda] }\n"));
     }
 
     [Fact]
-    public void UnknownPromptsListTheAvailableOnes()
-    {
-        var e = ErrorOf("experiments:\n  a:\n    prompts: [panda, dragon]\n");
-        Assert.Contains(":3:22: unknown prompt 'dragon' (no file ", e);
-        Assert.Contains("available: panda, tricky, whale", e);
-    }
+    public void UnknownPromptsListTheAvailableOnes() =>
+        SpecErrors.AssertMentions(SpecErrors.Of("experiments:\n  a:\n    prompts: [panda, dragon]\n"),
+            ":3:22: unknown prompt 'dragon' (no file ", "available: panda, tricky, whale");
+
+    [Theory]
+    [InlineData("experiments:\n  a:\n    prompts: [panda]\n    vary: { guidance: [6, 6.0, 7] }\n    reference: 7\n",
+        ":4:27: guidance value 6 is listed twice in experiment 'a' vary: both would be written to guidance_6.mp4")]
+    [InlineData("experiments:\n  a:\n    prompts: [panda, panda]\n", ":3:22: prompt 'panda' is listed twice")]
+    [InlineData("experiments:\n  a:\n    prompts: [panda]\n    vary: { guidance: [1, 6], steps: [2, 4] }\n",
+        "`vary` takes one setting, this one has 2 (guidance, steps); use `grid:`")]
+    [InlineData("experiments:\n  a:\n    prompts: [panda]\n    vary: { guidance: [1, 12] }\n", "needs a reference for guidance", "X one of 1, 12")]
+    [InlineData("experiments:\n  a:\n    prompts: [panda]\n    vary: { guidance: [1, 12] }\n    reference: 6\n",
+        ":5:16: reference guidance 6 is not one of the values it varies over (1, 12)")]
+    [InlineData("experiments:\n  a:\n    prompts: [panda]\n    vary: { device: [cpu, cuda] }\n", "device cannot be varied")]
+    [InlineData("experiments:\n  bad name:\n    prompts: [panda]\n", ":2:3: experiment name 'bad name' must start with a letter or digit")]
+    public void CollidingOutputsAndAmbiguousExperimentsAreErrors(string yaml, params string[] expected) =>
+        SpecErrors.AssertMentions(SpecErrors.Of(yaml), expected);
+
+    [Theory]
+    [InlineData("experiments:\n  a: { prompts: [panda\n", "small.yaml:4:1: YAML syntax error: the file ends inside an unclosed [ … ] or { … }")]
+    [InlineData("- just\n- a list\n", "a spec is a YAML mapping")]
+    [InlineData("defaults: { steps: 2 }\n", "the spec has no `experiments:`")]
+    public void BrokenYamlIsAClearError(string yaml, params string[] expected) =>
+        SpecErrors.AssertMentions(SpecErrors.Of(yaml), expected);
 
     [Fact]
-    public void CollidingOutputsAndAmbiguousExperimentsAreErrors()
-    {
-        var e = ErrorOf("experiments:\n  a:\n    prompts: [panda]\n    vary: { guidance: [6, 6.0, 7] }\n    reference: 7\n");
-        Assert.Contains(":4:27: guidance value 6 is listed twice in experiment 'a' vary: both would be written to guidance_6.mp4", e);
-
-        e = ErrorOf("experiments:\n  a:\n    prompts: [panda, panda]\n");
-        Assert.Contains(":3:22: prompt 'panda' is listed twice", e);
-
-        e = ErrorOf("experiments:\n  a:\n    prompts: [panda]\n    vary: { guidance: [1, 6], steps: [2, 4] }\n");
-        Assert.Contains("`vary` takes one setting, this one has 2 (guidance, steps); use `grid:`", e);
-
-        e = ErrorOf("experiments:\n  a:\n    prompts: [panda]\n    vary: { guidance: [1, 12] }\n");
-        Assert.Contains("needs a reference for guidance", e);
-        Assert.Contains("X one of 1, 12", e);
-
-        e = ErrorOf("experiments:\n  a:\n    prompts: [panda]\n    vary: { guidance: [1, 12] }\n    reference: 6\n");
-        Assert.Contains(":5:16: reference guidance 6 is not one of the values it varies over (1, 12)", e);
-
-        e = ErrorOf("experiments:\n  a:\n    prompts: [panda]\n    vary: { device: [cpu, cuda] }\n");
-        Assert.Contains("device cannot be varied", e);
-
-        e = ErrorOf("experiments:\n  bad name:\n    prompts: [panda]\n");
-        Assert.Contains(":2:3: experiment name 'bad name' must start with a letter or digit", e);
-    }
+    public void AMissingSpecFileIsAClearError() =>
+        Assert.Contains("no such spec file", Assert.Throws<SpecException>(() => SpecParser.Load("/nonexistent/spec.yaml")).Message);
 
     [Fact]
-    public void BrokenYamlAndMissingFilesAreClearErrors()
-    {
-        var e = ErrorOf("experiments:\n  a: { prompts: [panda\n");
-        Assert.Contains("YAML syntax error", e);
-        Assert.Matches(@"small\.yaml:\d+:\d+: YAML syntax error", e);
-
-        e = ErrorOf("- just\n- a list\n");
-        Assert.Contains("a spec is a YAML mapping", e);
-
-        e = ErrorOf("defaults: { steps: 2 }\n");
-        Assert.Contains("the spec has no `experiments:`", e);
-
-        e = Assert.Throws<SpecException>(() => SpecParser.Load("/nonexistent/spec.yaml")).Message;
-        Assert.Contains("no such spec file", e);
-    }
-
-    [Fact]
-    public void SettingsThatOnlyDifferInTheGpuOrdinalMakeTheSameVideo()
+    public void SettingsThatOnlyDifferInTheGpuOrdinalOrWrittenOutGpuDefaultsMakeTheSameVideo()
     {
         var a = new GenerationSettings { Device = "cuda" };
         Assert.True(a.DefinesSameVideoAs(a with { Device = "cuda:1" }));
+        // attention own, cudnn on and cudnn-sdpa auto are what null means: a spec that writes them out links to the default video.
+        Assert.True(a.DefinesSameVideoAs(a with { Attention = "own", Cudnn = "on", CudnnSdpa = "auto" }));
+        Assert.False(a.DefinesSameVideoAs(a with { Attention = "cudnn" }));
+        Assert.False(a.DefinesSameVideoAs(a with { Attention = "sage8" }));
+        Assert.False(a.DefinesSameVideoAs(a with { Cudnn = "off" }));
         Assert.False(a.DefinesSameVideoAs(a with { Device = "cpu" }));
         Assert.False(a.DefinesSameVideoAs(a with { Device = "cuda:1", Seed = 1 }));
     }
