@@ -96,19 +96,25 @@ if has cache; then
   run_bench fbcache 540 pipeline --model-config 2b --steps 50 --memory full --cache fbcache
   run_bench teacache 540 pipeline --model-config 2b --steps 50 --memory full --cache teacache
 fi
-# 8-bit attention (issue 22; unrun when added): the selftest's sage8_attention cases (kernel against the CPU
-# emulation), their timings beside the F16 kernel's, and the 2b/5b steps with --attention sage8 (each prints the
-# step's output error against exact attention) next to bench2b/bench5b; the whole 2b video with it.
+# 8-bit attention (issue 22; unrun when added): ptxas's report of both modules (registers, spills, serialised wgmma),
+# the selftest's sage8_attention cases (each kernel against the CPU emulation: the "mma.sync:" cases first, then the
+# sm_90 "wgmma:" ones), the per-call timings at [2,30,17776,64] (F16 kernel, then sage8 with each kernel, pre-pass included),
+# and the A/B inside the 2b step: exact F16, sage8 on the wgmma kernel (auto on sm_90), sage8 forced to the mma.sync
+# kernel (COGVIDEOX_SAGE8_KERNEL=mma), each with --profile; then 5b and the whole 2b video with the default kernel.
 if has sage8; then
-  { timeout 120 $B selftest --filter sage8_attention; echo "selftest rc=$?"
-    timeout 120 $B selftest --timing-only --filter attention; echo "timing rc=$?"; } > "$OUT/sage8.txt" 2>&1
-  grep -E "FAIL|passed|rc=|sage8_attention|attention (F16|BF16) q \[1,2,300" "$OUT/sage8.txt" | grep -v "^\[cuda\]" | head -30
-  run_bench sage8-2b 240 transformer --model-config 2b --repeats 5 --attention sage8 ${PROFILE:+--profile}
+  "$HERE/kernels/sage8-ptxas.sh" "$OUT/sage8-ptxas" > "$OUT/sage8-ptxas.txt" 2>&1; cat "$OUT/sage8-ptxas.txt" | head -60
+  { timeout 300 $B selftest --filter sage8_attention; echo "selftest rc=$?"
+    timeout 300 $B selftest --timing-only --filter attention; echo "timing rc=$?"; } > "$OUT/sage8.txt" 2>&1
+  grep -E "FAIL|passed|rc=|sage8_att|^attention|\[cuda\].*(sage8|unavailable)" "$OUT/sage8.txt" | head -60; stamp sage8-selftest
+  run_bench sage8-exact2b 240 transformer --model-config 2b --repeats 5 --profile
+  run_bench sage8-2b 240 transformer --model-config 2b --repeats 5 --attention sage8 --profile
+  echo "=== the next bench with COGVIDEOX_SAGE8_KERNEL=mma (the mma.sync kernel)" >> "$OUT/bench.txt"
+  COGVIDEOX_SAGE8_KERNEL=mma run_bench sage8-mma2b 240 transformer --model-config 2b --repeats 5 --attention sage8 --profile
   run_bench sage8-5b 300 transformer --model-config 5b --repeats 3 --attention sage8
   run_bench sage8-pipeline 540 pipeline --model-config 2b --steps 50 --memory full --attention sage8
 fi
 if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has vae15 || has sage8 || has fp8; then
-  grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|8-bit attention|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
+  grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|8-bit attention|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z0-9_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then
   timeout 240 $B selftest --golden > "$OUT/golden.txt" 2>&1; echo "golden rc=$?" >> "$OUT/golden.txt"
