@@ -75,6 +75,13 @@ if has step15; then
   run_bench step15 400 transformer --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats ${R15:-3}
   run_bench step15i2v 400 transformer --model-config 1.5-i2v --frames 81 --height 768 --width 1360 --repeats ${R15:-3}
 fi
+# Issue 20: where the 1.5 step's time goes (per-op profile), and the sm_90 attention kernel's warpgroups and stages
+# at the 1.5 shape [2, 48, 45106, 64] beside the 2b one (nvcc harness; VARIANTS15 picks the builds, see its script).
+if has profile15; then run_bench profile15 300 transformer --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats 2 --profile; fi
+if has attn15; then
+  VARIANTS="${VARIANTS15:-4 3 2 4:-DATTN_STAGES=4 4:-DATTN_STAGES=8}" timeout 500 "$HERE/kernels/attention_sm90_check.sh" "$OUT/attn15" > "$OUT/attn15.txt" 2>&1
+  grep -E "^===|rc=|error|spill|45106|17776" "$OUT/attn15.txt" | head -40; stamp attn15
+fi
 if has vae15; then run_bench vae15 540 vae-tiled --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats ${R15:-2}; fi
 if has pipeline15; then run_bench pipeline15 590 pipeline --model 1.5 --frames 81 --height 768 --width 1360 --steps ${STEPS15:-50} --warmup-steps ${WARMUP15:-2} --memory ${MEMORY15:-full,balanced,low}; fi
 # FP8 linears (issue 22, unrun so far): the op catalogue's FP8 cases against the CPU emulation, then the 2b and 5b steps
@@ -113,7 +120,7 @@ if has sage8; then
   run_bench sage8-5b 300 transformer --model-config 5b --repeats 3 --attention sage8
   run_bench sage8-pipeline 540 pipeline --model-config 2b --steps 50 --memory full --attention sage8
 fi
-if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has vae15 || has sage8 || has fp8; then
+if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has profile15 || has vae15 || has sage8 || has fp8; then
   grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|8-bit attention|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z0-9_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then
