@@ -75,6 +75,13 @@ if has step15; then
   run_bench step15 400 transformer --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats ${R15:-3}
   run_bench step15i2v 400 transformer --model-config 1.5-i2v --frames 81 --height 768 --width 1360 --repeats ${R15:-3}
 fi
+# Issue 20: where the 1.5 step's time goes (per-op profile), and the sm_90 attention kernel's warpgroups and stages
+# at the 1.5 shape [2, 48, 45106, 64] beside the 2b one (nvcc harness; VARIANTS15 picks the builds, see its script).
+if has profile15; then run_bench profile15 300 transformer --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats 2 --profile; fi
+if has attn15; then
+  VARIANTS="${VARIANTS15:-4 3 2 4:-DATTN_STAGES=4 4:-DATTN_STAGES=8}" timeout 500 "$HERE/kernels/attention_sm90_check.sh" "$OUT/attn15" > "$OUT/attn15.txt" 2>&1
+  grep -E "^===|rc=|error|spill|45106|17776" "$OUT/attn15.txt" | head -40; stamp attn15
+fi
 if has vae15; then run_bench vae15 540 vae-tiled --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats ${R15:-2}; fi
 if has pipeline15; then run_bench pipeline15 590 pipeline --model 1.5 --frames 81 --height 768 --width 1360 --steps ${STEPS15:-50} --warmup-steps ${WARMUP15:-2} --memory ${MEMORY15:-full,balanced,low}; fi
 # FP8 linears (issue 22, unrun so far): the op catalogue's FP8 cases against the CPU emulation, then the 2b and 5b steps
@@ -96,19 +103,25 @@ if has cache; then
   run_bench fbcache 540 pipeline --model-config 2b --steps 50 --memory full --cache fbcache
   run_bench teacache 540 pipeline --model-config 2b --steps 50 --memory full --cache teacache
 fi
-# 8-bit attention (issue 22; unrun when added): the selftest's sage8_attention cases (kernel against the CPU
-# emulation), their timings beside the F16 kernel's, and the 2b/5b steps with --attention sage8 (each prints the
-# step's output error against exact attention) next to bench2b/bench5b; the whole 2b video with it.
+# 8-bit attention (issue 22; unrun when added): ptxas's report of both modules (registers, spills, serialised wgmma),
+# the selftest's sage8_attention cases (each kernel against the CPU emulation: the "mma.sync:" cases first, then the
+# sm_90 "wgmma:" ones), the per-call timings at [2,30,17776,64] (F16 kernel, then sage8 with each kernel, pre-pass included),
+# and the A/B inside the 2b step: exact F16, sage8 on the wgmma kernel (auto on sm_90), sage8 forced to the mma.sync
+# kernel (COGVIDEOX_SAGE8_KERNEL=mma), each with --profile; then 5b and the whole 2b video with the default kernel.
 if has sage8; then
-  { timeout 120 $B selftest --filter sage8_attention; echo "selftest rc=$?"
-    timeout 120 $B selftest --timing-only --filter attention; echo "timing rc=$?"; } > "$OUT/sage8.txt" 2>&1
-  grep -E "FAIL|passed|rc=|sage8_attention|attention (F16|BF16) q \[1,2,300" "$OUT/sage8.txt" | grep -v "^\[cuda\]" | head -30
-  run_bench sage8-2b 240 transformer --model-config 2b --repeats 5 --attention sage8 ${PROFILE:+--profile}
+  "$HERE/kernels/sage8-ptxas.sh" "$OUT/sage8-ptxas" > "$OUT/sage8-ptxas.txt" 2>&1; cat "$OUT/sage8-ptxas.txt" | head -60
+  { timeout 300 $B selftest --filter sage8_attention; echo "selftest rc=$?"
+    timeout 300 $B selftest --timing-only --filter attention; echo "timing rc=$?"; } > "$OUT/sage8.txt" 2>&1
+  grep -E "FAIL|passed|rc=|sage8_att|^attention|\[cuda\].*(sage8|unavailable)" "$OUT/sage8.txt" | head -60; stamp sage8-selftest
+  run_bench sage8-exact2b 240 transformer --model-config 2b --repeats 5 --profile
+  run_bench sage8-2b 240 transformer --model-config 2b --repeats 5 --attention sage8 --profile
+  echo "=== the next bench with COGVIDEOX_SAGE8_KERNEL=mma (the mma.sync kernel)" >> "$OUT/bench.txt"
+  COGVIDEOX_SAGE8_KERNEL=mma run_bench sage8-mma2b 240 transformer --model-config 2b --repeats 5 --attention sage8 --profile
   run_bench sage8-5b 300 transformer --model-config 5b --repeats 3 --attention sage8
   run_bench sage8-pipeline 540 pipeline --model-config 2b --steps 50 --memory full --attention sage8
 fi
-if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has vae15 || has sage8 || has fp8; then
-  grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|8-bit attention|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
+if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has profile15 || has vae15 || has sage8 || has fp8; then
+  grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|8-bit attention|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z0-9_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then
   timeout 240 $B selftest --golden > "$OUT/golden.txt" 2>&1; echo "golden rc=$?" >> "$OUT/golden.txt"

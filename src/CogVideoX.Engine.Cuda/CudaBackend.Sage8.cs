@@ -3,14 +3,17 @@ namespace CogVideoX.Engine.Cuda;
 public sealed unsafe partial class CudaBackend
 {
     private const string Sage8Module = "attention_sage8";
+    private const string Sage8HopperModule = "attention_sage8_sm90";
 
     /// <summary>Threads of the key-mean and value-scale passes: SAGE_SCAN_THREADS in attention_sage8.cu (checked by KernelConstantsTests).</summary>
     internal const int Sage8ScanThreads = 1024;
 
     /// <summary>
-    /// 8-bit attention (attention_sage8.cu; the CPU reference is <see cref="Engine.Sage8Attention"/>): a quantization
-    /// pre-pass (K's mean, INT8 Q and K, E4M3 V transposed) into scratch buffers, then the mma.sync kernel. Head dim 64,
-    /// F16/BF16, on sm_89 or newer; anything else is a <see cref="CogVideoXException"/> saying what to use instead.
+    /// 8-bit attention (the CPU reference is <see cref="Engine.Sage8Attention"/>): attention_sage8.cu's quantization
+    /// pre-pass (K's mean, INT8 Q and K, E4M3 V transposed) into scratch buffers, then the attention kernel: on sm_90
+    /// the wgmma/TMA kernel of attention_sage8_sm90.cu, elsewhere (or with COGVIDEOX_SAGE8_KERNEL=mma, or a
+    /// <see cref="Sage8KernelChoice"/> scope) attention_sage8.cu's mma.sync kernel. Head dim 64, F16/BF16, on sm_89 or
+    /// newer; anything else is a <see cref="CogVideoXException"/> saying what to use instead.
     /// </summary>
     public void Sage8Attention(Tensor q, Tensor k, Tensor v, float scale, Tensor y)
     {
@@ -26,13 +29,11 @@ public sealed unsafe partial class CudaBackend
                 (y.DType != q.DType ? $" into {y.DType.Name()}" : "") + "; use --dtype f16 or bf16, or --attention own", 2);
         int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), nk = k.Dim(2);
         if ((long)b * h > 65535) throw new NotSupportedException($"8-bit attention: batch x heads = {(long)b * h} exceeds the CUDA grid limit of 65535");
-        if (!TryModule(Sage8Module))
-        {
-            string reason;
-            lock (_kernelGate) reason = _unavailableModules.TryGetValue(Sage8Module, out var r) ? r : "unknown";
-            throw new CogVideoXException($"--attention sage8: the 8-bit attention kernel could not be built here ({reason}); use --attention own", 2);
-        }
-        int bh = b * h, nqPad = (nq + 63) / 64 * 64, nkPad = (nk + 63) / 64 * 64;
+        var kernel = Sage8Layout.Resolve(Sage8KernelChoice.Forced, Options.Sage8Kernel, Info.Major, Info.Minor);
+        RequireSage8Module(Sage8Module);
+        if (kernel == Sage8Kernel.Wgmma) RequireSage8Module(Sage8HopperModule);
+
+        int bh = b * h, nqPad = Sage8Layout.PaddedQueryRows(nq, kernel), nkPad = Sage8Layout.PaddedKeys(nk);
         // Scratch in F32 tensors (4 bytes a unit): INT8 Q and K, E4M3 Vᵀ, their scales and K's mean.
         static int Words(long bytes) => (int)((bytes + 3) / 4);
         using var q8 = Tensor.Empty(this, DType.F32, Words((long)bh * nqPad * 64));
@@ -63,6 +64,46 @@ public sealed unsafe partial class CudaBackend
         Launch(F("sage8_value_scale"), (uint)bh, 1, Sage8ScanThreads, ref args);
         Launch(F("sage8_quant_v"), (uint)(nkPad / 64), (uint)bh, 256, ref args);
         _ownAttentionCalls++;
-        Launch(F("sage8_attention"), (uint)(nqPad / 64), (uint)bh, 128, ref args);
+        if (kernel == Sage8Kernel.MmaSync)
+        {
+            Launch(F("sage8_attention"), (uint)(nqPad / 64), (uint)bh, 128, ref args);
+            return;
+        }
+        var hopper = new Sage90Args { Args = args };
+        ByteTensorMap(Ptr(k8), Sage8Layout.KeyMap(bh, nkPad), hopper.Maps, "K8");
+        ByteTensorMap(Ptr(vt8), Sage8Layout.ValueMap(bh, nkPad), hopper.Maps + Sage90Args.MapBytes, "V^T8");
+        Launch(Function(Sage8HopperModule, $"sage8_attention_sm90_{suffix}"), (uint)(nqPad / Sage8Layout.HopperRows), (uint)bh,
+            Sage8Layout.HopperThreads, Sage8Layout.HopperSharedBytes, ref hopper);
+    }
+
+    private void RequireSage8Module(string module)
+    {
+        if (TryModule(module)) return;
+        string reason;
+        lock (_kernelGate) reason = _unavailableModules.TryGetValue(module, out var r) ? r : "unknown";
+        throw new CogVideoXException(
+            $"--attention sage8: the 8-bit attention kernel {module} could not be built here ({reason}); use --attention own" +
+            (module == Sage8HopperModule ? $", or {GpuOptions.Sage8KernelVariable}=mma for the portable 8-bit kernel" : ""), 2);
+    }
+
+    /// <summary>
+    /// Encodes a uint8 tensor map over a scratch buffer (64-byte swizzle, no out-of-bounds fill needed: the buffers are
+    /// padded to whole tiles). The scratch is always a valid map, so a refusal is a bug: it throws with the geometry.
+    /// </summary>
+    private static void ByteTensorMap(ulong address, Sage8Layout.TensorMapShape shape, byte* destination, string what)
+    {
+        var aligned = stackalloc byte[Sage90Args.MapBytes + 64];
+        var map = (byte*)(((nuint)aligned + 63) & ~(nuint)63);  // the driver requires 64-byte alignment
+        var elementStrides = stackalloc uint[3] { 1, 1, 1 };
+        int r;
+        fixed (ulong* dims = shape.Dims)
+        fixed (ulong* strides = shape.ByteStrides)
+        fixed (uint* box = shape.Box)
+            r = CudaDriver.cuTensorMapEncodeTiled(map, CudaDriver.TensorMapUInt8, 3, address, dims, strides, box, elementStrides, 0,
+                CudaDriver.TensorMapSwizzle64, CudaDriver.TensorMapL2Promotion256, 0);
+        if (r != CudaDriver.Success)
+            throw CudaDriver.Error(r, "cuTensorMapEncodeTiled",
+                $"attention_sage8_sm90's {what} map: dims {string.Join(",", shape.Dims)}, byte strides {string.Join(",", shape.ByteStrides)}, box {string.Join(",", shape.Box)}");
+        Buffer.MemoryCopy(map, destination, Sage90Args.MapBytes, Sage90Args.MapBytes);
     }
 }

@@ -46,6 +46,12 @@ public sealed record CudaBackendOptions
     /// <summary>Which cuDNN attention graph to build: the unified SDPA operation first, then the composite one (Auto).</summary>
     public CudnnAttentionGraphChoice CudnnAttentionGraph { get; init; }
 
+    /// <summary>
+    /// Which kernel computes <c>--attention sage8</c>: Auto (the wgmma kernel on sm_90, the mma.sync one elsewhere),
+    /// or one forced for A/B timings (COGVIDEOX_SAGE8_KERNEL = wgmma or mma).
+    /// </summary>
+    public Sage8Kernel Sage8Kernel { get; init; }
+
     /// <summary>The defaults with the user's GPU choices (flags or experiment settings) applied.</summary>
     public static CudaBackendOptions From(GpuOptions gpu)
     {
@@ -62,6 +68,7 @@ public sealed record CudaBackendOptions
         if (gpu.Attention == AttentionPreference.Cudnn) options = options with { OwnAttentionFirst = false };
         return options with
         {
+            Sage8Kernel = gpu.Sage8Kernel,
             CudnnAttentionGraph = gpu.CudnnSdpa switch
             {
                 CudnnSdpaForm.Unified => CudnnAttentionGraphChoice.Unified,
@@ -75,7 +82,8 @@ public sealed record CudaBackendOptions
     /// The defaults, changed by environment variables for comparisons on a device (see <see cref="GpuOptions"/>):
     /// COGVIDEOX_CUDNN = 0 (no cuDNN), attention or conv (only that), autotune (time the candidate attention plans and
     /// GEMM algorithms on first use), 1 (both, the default); COGVIDEOX_CUDNN_SDPA = unified, composite or auto;
-    /// COGVIDEOX_ATTENTION = own (the default) or cudnn (which of the two goes first where both apply).
+    /// COGVIDEOX_ATTENTION = own (the default) or cudnn (which of the two goes first where both apply);
+    /// COGVIDEOX_SAGE8_KERNEL = auto, wgmma or mma (which kernel runs --attention sage8).
     /// </summary>
     public static CudaBackendOptions FromEnvironment(Func<string, string?>? environment = null) =>
         From(GpuOptions.Default.WithEnvironment(environment));

@@ -401,6 +401,18 @@ internal struct Sage8Args
     public int NkPad;
 }
 
+/// <summary>
+/// attention_sage8_sm90.cu's parameter (its Sage90Args): the K8 and V^T8 tensor maps (128 bytes each, 64-byte aligned
+/// there), then attention_sage8.cu's arguments; 552 bytes rounded up to the maps' 64-byte alignment.
+/// </summary>
+[StructLayout(LayoutKind.Sequential, Size = 576)]
+internal unsafe struct Sage90Args
+{
+    public const int MapBytes = 128;
+    public fixed byte Maps[2 * MapBytes];  // K8, V^T8
+    public Sage8Args Args;
+}
+
 /// <summary>attention_sm90.cu's parameter: three 128-byte CUtensorMaps (64-byte aligned there), then the common arguments.</summary>
 [StructLayout(LayoutKind.Sequential, Size = 640)]
 internal unsafe struct TmaAttentionArgs

@@ -23,11 +23,18 @@ internal static class KernelCompiler
     /// Modules written for one architecture's own instructions (sm_90a: wgmma), compiled only for that exact compute
     /// capability: "a" targets run on no other GPU.
     /// </summary>
-    internal static readonly IReadOnlyDictionary<string, (int Major, int Minor)> ArchitectureModules = new Dictionary<string, (int, int)> { ["attention_sm90"] = (9, 0) };
+    internal static readonly IReadOnlyDictionary<string, (int Major, int Minor)> ArchitectureModules = new Dictionary<string, (int, int)>
+    {
+        ["attention_sm90"] = (9, 0),
+        ["attention_sage8_sm90"] = (9, 0),
+    };
 
-    /// <summary>The modules a device of compute capability major.minor uses.</summary>
+    /// <summary>
+    /// The modules a device of compute capability major.minor uses from the start (and doctor compiles); lazy modules
+    /// (<see cref="LazyModules"/>) are not among them, architecture-specific or not.
+    /// </summary>
     public static IEnumerable<string> ModulesFor(int major, int minor) =>
-        Modules.Concat(ArchitectureModules.Where(p => p.Value == (major, minor)).Select(p => p.Key));
+        Modules.Concat(ArchitectureModules.Where(p => p.Value == (major, minor) && !LazyModules.ContainsKey(p.Key)).Select(p => p.Key));
 
     /// <summary>
     /// Architecture-specific modules are optional: without them the backend runs the portable kernels (a GPU whose
@@ -38,13 +45,18 @@ internal static class KernelCompiler
     /// <summary>
     /// Modules of opt-in modes, compiled at their first use only (never by doctor or a default run), for a device of
     /// at least the given compute capability: a compile error there breaks nothing else. attention_sage8: 8-bit
-    /// attention (mma.sync m16n8k32 with e4m3 needs sm_89).
+    /// attention (mma.sync m16n8k32 with e4m3 needs sm_89); attention_sage8_sm90: its wgmma/TMA form, sm_90a only (it
+    /// is an architecture module too, so it runs on exactly sm_90).
     /// </summary>
-    public static readonly IReadOnlyDictionary<string, (int Major, int Minor)> LazyModules = new Dictionary<string, (int, int)> { ["attention_sage8"] = (8, 9) };
+    public static readonly IReadOnlyDictionary<string, (int Major, int Minor)> LazyModules = new Dictionary<string, (int, int)>
+    {
+        ["attention_sage8"] = (8, 9),
+        ["attention_sage8_sm90"] = (9, 0),
+    };
 
     /// <summary>Whether a lazy module can run on a device of compute capability major.minor.</summary>
     public static bool LazyModuleRunsOn(string module, int major, int minor) =>
-        LazyModules.TryGetValue(module, out var cc) && (major, minor).CompareTo(cc) >= 0;
+        LazyModules.TryGetValue(module, out var cc) && (major, minor).CompareTo(cc) >= 0 && IsAvailableFor(module, major, minor);
 
     /// <summary>One line of a compilation failure: the first compiler error when the log has one.</summary>
     public static string FailureSummary(string message)

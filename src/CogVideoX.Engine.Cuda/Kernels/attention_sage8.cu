@@ -197,17 +197,24 @@ __device__ __forceinline__ int slot_key(int slot)
 template <typename T>
 __device__ void quant_v_impl(const Sage8Args& s)
 {
-    // One thread per (slot of a 64-key tile, channel): 64 x 64 per block, 256 threads x 16.
+    // One 64-key tile per block (256 threads x 16): V read row by row (coalesced along the channels), quantized and
+    // transposed in shared memory, then written channel by channel in slot order (coalesced along the keys).
     const AttentionArgs& a = s.a;
+    __shared__ unsigned char codes[64][64 + 4];  // [channel][key of the tile]
     const i64 bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
     const int tile = blockIdx.x * 64;
     for (int e = threadIdx.x; e < 64 * 64; e += blockDim.x)
     {
-        int slot = e & 63, c = e >> 6;
-        int key = tile + (slot & 32) + slot_key(slot & 31);
+        int k = e >> 6, c = e & 63, key = tile + k;
         float x = key < a.nk ? load_elem<T>(a.v, b * a.vs[0] + h * a.vs[1] + (i64)key * a.vs[2] + c * a.vs[3]) : 0.0f;
         float q = __fdiv_rn(x, s.vscale[bh * 64 + c]);
-        s.vt8[(bh * 64 + c) * s.nk_pad + tile + slot] = (unsigned char)(e4m3x2(q, 0.0f) & 0xffu);
+        codes[c][k] = (unsigned char)(e4m3x2(q, 0.0f) & 0xffu);
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < 64 * 64; e += blockDim.x)
+    {
+        int slot = e & 63, c = e >> 6;
+        s.vt8[(bh * 64 + c) * s.nk_pad + tile + slot] = codes[c][(slot & 32) + slot_key(slot & 31)];
     }
 }
 

@@ -72,8 +72,10 @@ internal static unsafe partial class CudaDriver
         uint sharedMemoryBytes, CudaStreamHandle stream, void** parameters, void** extra);
 
     // Tensor maps for the tensor memory accelerator (sm_90+, drivers of CUDA 12 and later).
+    public const int TensorMapUInt8 = 0;
     public const int TensorMapFloat16 = 6;
     public const int TensorMapBFloat16 = 9;
+    public const int TensorMapSwizzle64 = 2;
     public const int TensorMapSwizzle128 = 3;
     public const int TensorMapL2Promotion256 = 3;
     [LibraryImport(Lib)]

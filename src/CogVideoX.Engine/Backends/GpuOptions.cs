@@ -46,11 +46,18 @@ public sealed record GpuOptions
 
     public CudnnSdpaForm CudnnSdpa { get; init; }
 
+    /// <summary>
+    /// Which kernel runs <c>--attention sage8</c> on a GPU (auto: the wgmma kernel on sm_90). Set only through
+    /// COGVIDEOX_SAGE8_KERNEL, for A/B timings of the two kernels: the numerics are the same.
+    /// </summary>
+    public Sage8Kernel Sage8Kernel { get; init; }
+
     public static GpuOptions Default { get; } = new();
 
     public const string AttentionVariable = "COGVIDEOX_ATTENTION";
     public const string CudnnVariable = "COGVIDEOX_CUDNN";
     public const string CudnnSdpaVariable = "COGVIDEOX_CUDNN_SDPA";
+    public const string Sage8KernelVariable = "COGVIDEOX_SAGE8_KERNEL";
 
     /// <summary>The names of each choice, the default first.</summary>
     public static IReadOnlyList<string> AttentionNames { get; } = ["own", "cudnn", Sage8Name];
@@ -64,6 +71,9 @@ public sealed record GpuOptions
     public static IReadOnlyList<string> CudnnNames { get; } = ["on", "off", "attention", "conv", "autotune"];
 
     public static IReadOnlyList<string> CudnnSdpaNames { get; } = ["auto", "unified", "composite"];
+
+    /// <summary>The names of <see cref="Engine.Sage8Kernel"/>'s values, in its order.</summary>
+    public static IReadOnlyList<string> Sage8KernelNames { get; } = ["auto", "wgmma", "mma"];
 
     /// <summary>
     /// Parses <c>--attention</c> (any case); <paramref name="source"/> names where the value came from in the error.
@@ -111,6 +121,16 @@ public sealed record GpuOptions
         _ => throw NotUnderstood(source, text, "use auto, unified or composite"),
     };
 
+    /// <summary>Parses COGVIDEOX_SAGE8_KERNEL: auto, wgmma or mma (mma.sync too).</summary>
+    public static Sage8Kernel ParseSage8Kernel(string text, string source = Sage8KernelVariable) => Normalise(text) switch
+    {
+        "auto" => Sage8Kernel.Auto,
+        "wgmma" => Sage8Kernel.Wgmma,
+        "mma" or "mma.sync" => Sage8Kernel.MmaSync,
+        _ => throw NotUnderstood(source, text,
+            "use auto (the wgmma kernel on sm_90, the default), wgmma (sm_90 only) or mma (the portable mma.sync kernel, sm_89 and newer)"),
+    };
+
     /// <summary>Options from the user's names; null or empty keeps the default.</summary>
     public static GpuOptions Parse(string? attention, string? cudnn, string? cudnnSdpa)
     {
@@ -129,12 +149,14 @@ public sealed record GpuOptions
         if (Set(environment(AttentionVariable)) is { } attention) options = options with { Attention = ParseAttention(attention, AttentionVariable) };
         if (Set(environment(CudnnVariable)) is { } cudnn) options = options with { Cudnn = ParseCudnn(cudnn, CudnnVariable) };
         if (Set(environment(CudnnSdpaVariable)) is { } graph) options = options with { CudnnSdpa = ParseCudnnSdpa(graph, CudnnSdpaVariable) };
+        if (Set(environment(Sage8KernelVariable)) is { } sage8) options = options with { Sage8Kernel = ParseSage8Kernel(sage8, Sage8KernelVariable) };
         return options;
     }
 
-    /// <summary>"attention own, cudnn on, cudnn-sdpa auto", for logs and sidecars.</summary>
+    /// <summary>"attention own, cudnn on, cudnn-sdpa auto" (and ", sage8-kernel mma" when not auto), for logs and sidecars.</summary>
     public override string ToString() =>
-        $"attention {AttentionNames[(int)Attention]}, cudnn {CudnnNames[(int)Cudnn]}, cudnn-sdpa {CudnnSdpaNames[(int)CudnnSdpa]}";
+        $"attention {AttentionNames[(int)Attention]}, cudnn {CudnnNames[(int)Cudnn]}, cudnn-sdpa {CudnnSdpaNames[(int)CudnnSdpa]}" +
+        (Sage8Kernel == Sage8Kernel.Auto ? "" : $", sage8-kernel {Sage8KernelNames[(int)Sage8Kernel]}");
 
     private static string? Set(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 

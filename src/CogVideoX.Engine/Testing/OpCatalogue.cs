@@ -601,29 +601,40 @@ public static class OpCatalogue
     }
 
     /// <summary>
-    /// The 8-bit attention (an opt-in mode; F16/BF16 and head dim 64 only, as its GPU kernel): the backend's kernel
-    /// against the CPU's exact emulation of the same quantization. The quantized steps agree bit for bit; the float sums
-    /// run in another order (K's mean, exp2), which moves a rare INT8 or E4M3 value across a rounding tie, so the half
-    /// types' bound applies. Keys with a channel bias (K smoothing at work), partial tiles of rows and keys, strided views.
+    /// The 8-bit attention (an opt-in mode; F16/BF16 and head dim 64 only, as its GPU kernels): each backend kernel
+    /// (<see cref="Sage8Kernel"/>: the sm_90 wgmma kernel and the portable mma.sync one, forced per case and named first
+    /// in its sizes, the portable one first so that a fault of the newer one cannot hide its results; a backend with one
+    /// kernel ignores the choice) against the CPU's exact emulation of the same
+    /// quantization. The quantized steps agree bit for bit; the float sums run in another order (K's mean, exp2), which
+    /// moves a rare INT8 or E4M3 value across a rounding tie, so the half types' bound applies. Keys with a channel bias
+    /// (K smoothing at work); partial tiles of rows and keys; more key tiles than the wgmma kernel's stages (its ring
+    /// wraps) and more rows than one of its blocks; the transformer's strided views.
     /// </summary>
     private static void AddSage8Attention(List<OpCase> cases)
     {
-        foreach (var dt in new[] { DType.F16, DType.BF16 })
+        foreach (var kernel in new[] { Sage8Kernel.MmaSync, Sage8Kernel.Wgmma })
         {
-            foreach (var (b, h, nq, nk) in new[] { (1, 1, 1, 1), (2, 3, 17, 33), (1, 2, 130, 67), (1, 2, 300, 517), (2, 2, 64, 64) })
+            string name = Sage8KernelChoice.Name(kernel);
+            foreach (var dt in new[] { DType.F16, DType.BF16 })
             {
-                cases.Add(new OpCase("sage8_attention", dt, $"q [{b},{h},{nq},64] kv [{nk}] k biased", c =>
+                foreach (var (b, h, nq, nk) in new[] { (1, 1, 1, 1), (2, 3, 17, 33), (1, 2, 130, 67), (1, 2, 300, 517), (2, 2, 64, 64), (1, 2, 200, 1100) })
                 {
-                    using var q = c.Rand(b, h, nq, 64);
-                    using var k = c.Uniform([b, h, nk, 64], 1f, 3f);
-                    using var v = c.Rand(b, h, nk, 64);
-                    var y = c.Zeros(b, h, nq, 64);
-                    Ops.Sage8AttentionInto(q, k, v, 0.125f, y);
-                    return y;
-                }));
+                    cases.Add(new OpCase("sage8_attention", dt, $"{name}: q [{b},{h},{nq},64] kv [{nk}] k biased", c =>
+                    {
+                        using var q = c.Rand(b, h, nq, 64);
+                        using var k = c.Uniform([b, h, nk, 64], 1f, 3f);
+                        using var v = c.Rand(b, h, nk, 64);
+                        var y = c.Zeros(b, h, nq, 64);
+                        using (Sage8KernelChoice.Force(kernel)) Ops.Sage8AttentionInto(q, k, v, 0.125f, y);
+                        return y;
+                    }));
+                }
+                cases.Add(new OpCase("sage8_attention", dt, $"{name}: q,k,v,y views of [2,70,2,64] (transformer)", c =>
+                    OnHeadViews(c, 2, 70, 2, 64, (q, k, v, y) =>
+                    {
+                        using (Sage8KernelChoice.Force(kernel)) Ops.Sage8AttentionInto(q, k, v, 0.125f, y);
+                    })));
             }
-            cases.Add(new OpCase("sage8_attention", dt, "q,k,v,y strided views of [2,70,2,64] (the transformer's layout)", c =>
-                OnHeadViews(c, 2, 70, 2, 64, (q, k, v, y) => Ops.Sage8AttentionInto(q, k, v, 0.125f, y))));
         }
     }
 

@@ -53,6 +53,24 @@ public static class OpTimings
                     var v = c.Rand(2, 30, videoTokens, 64);
                     return () => Ops.Attention(q, k, v, null, 0.125f);
                 }, 5);
+            // The 8-bit attention at the same shape, each kernel (quantization pre-pass included: what a step pays).
+            foreach (var kernel in new[] { Sage8Kernel.MmaSync, Sage8Kernel.Wgmma })
+            {
+                yield return new Bench("sage8_attention", dt, $"[2,30,{videoTokens},64] {Sage8KernelChoice.Name(kernel)}",
+                    4.0 * 2 * 30 * videoTokens * (double)videoTokens * 64, 0,
+                    c =>
+                    {
+                        var q = c.Rand(2, 30, videoTokens, 64);
+                        var k = c.Rand(2, 30, videoTokens, 64);
+                        var v = c.Rand(2, 30, videoTokens, 64);
+                        var y = c.Zeros(2, 30, videoTokens, 64);
+                        return () =>
+                        {
+                            using (Sage8KernelChoice.Force(kernel)) Ops.Sage8AttentionInto(q, k, v, 0.125f, y);
+                            return y.Alias();
+                        };
+                    }, 5);
+            }
             yield return new Bench("conv3d", dt, "x [1,512,3,60,90] w [512,512,3,3,3] p(0,1,1)", 2.0 * 512 * 512 * 27 * 60 * 90, 0,
                 c => { var x = c.Rand(1, 512, 3, 60, 90); var w = c.Uniform([512, 512, 3, 3, 3], -0.02f, 0.02f); var b = c.Rand(512); return () => x.Conv3d(w, b, new Conv3dParams(1, 1, 1, 0, 1, 1)); }, 5);
             yield return new Bench("conv3d", dt, "x [1,128,3,480,720] w [128,128,3,3,3] p(0,1,1)", 2.0 * 128 * 128 * 27 * 480 * 720, 0,

@@ -1,0 +1,496 @@
+// 8-bit attention for Hopper (sm_90a only): the SageAttention2 numerics of attention_sage8.cu (INT8 Q.K^T with
+// smoothed K, FP8 E4M3 P.V, two-level float accumulation; reference src/CogVideoX.Engine/Ops/Sage8Attention.cs) on the
+// warpgroup tensor-core instructions, laid out as attention_sm90.cu is for F16. UNRUN when written (no GPU in that
+// session): the op catalogue's sage8_attention "[wgmma]" cases check it against the CPU emulation.
+//
+// The quantization pre-pass is attention_sage8.cu's, unchanged (same buffers, same scale groups); this module only
+// holds the attention kernel, which reads them:
+//   q8 [BH][nq_pad][64] s8, qscale [BH][nq_pad]       (scale per rows {r, r+8} of a 16-row tile, log2(e)*scale folded)
+//   k8 [BH][nk_pad][64] s8, kscale [BH][nk_pad]       (scale per 64-key tile and (token mod 8) div 2)
+//   vt8 [BH][64][nk_pad] e4m3, vscale [BH][64]        (V transposed, keys of each 32-block permuted, see below)
+//
+// Block: SAGE90_NW consumer warpgroups of 64 query rows each and one producer warpgroup. The producer's one thread
+// streams, per 64-key tile, the K tile (64 keys x 64 bytes) and the V^T tile (64 channels x 64 key bytes) with the
+// tensor memory accelerator (3D maps over the scratch buffers, 64-byte swizzle) and the tile's 64 K scales (256 bytes,
+// a plain bulk copy), all completing on the stage's mbarrier; consumers release a stage with one arrival per warp.
+//
+// Per consumer warpgroup and key tile (64 keys, as the reference's online-softmax step and K's scale block):
+//   S    = wgmma m64n64k32 .s32.s8.s8, twice (head dim 64): Q from registers (A), K from shared memory (B, K-major)
+//   s    = float(S) * (sq * sk): one scale per thread and row (the wgmma accumulator layout equals mma.sync m16n8's per
+//          warp, so the reference's "per-thread" groups are exactly a thread's: rows r and r + 8 of its warp's 16, and
+//          key columns 2t, 2t+1 of every 8, all in K group (token mod 8) div 2 = t)
+//   P    = exp2(s - m) (online softmax in base 2), P * 448 to E4M3, packed straight into the A fragments of P.V
+//   T    = wgmma m64n64k32 .f32.e4m3.e4m3, twice (64 keys): P from registers (A), V^T from shared memory (B, K-major)
+//   O    = O * exp2(m_old - m) + T: the two-level accumulation, once per tile as the reference does
+// The scores of tile j + 1 are issued before P_j.V_j and their softmax runs while P_j.V_j is on the tensor cores
+// (attention_sm90.cu's intra-warpgroup overlap).
+//
+// Why no shuffle is needed for P: the 8-bit A fragment of wgmma m64nNk32 (PTX ISA, "Register fragments for
+// wgmma.mma_async.m64nNk32", matrix A) gives the thread with lane = 4g + t, in warp w, the bytes
+//   a0: row 16w + g,     k = 4t .. 4t+3        a1: row 16w + g + 8, k = 4t .. 4t+3
+//   a2: row 16w + g,     k = 16+4t .. 16+4t+3  a3: row 16w + g + 8, k = 16+4t .. 16+4t+3
+// (the same as mma.sync m16n8k32's A), while its accumulator holds columns 8c + 2t, 8c + 2t + 1 of rows g and g + 8.
+// The pre-pass stores V^T with the keys of every 32-block permuted so that k-slot 4t + i is key 2t + (i & 1) +
+// 8 (i >> 1) and slot 16 + 4t + i that plus 16 (attention_sage8.cu's slot_key): the slots a thread's A fragment covers
+// are then exactly the keys its accumulator holds, and the contraction over slots is the contraction over keys.
+//
+// Head dim 64 only; nq_pad a multiple of SAGE90_ROWS (the host pads it), nk_pad of 64; padded keys are masked.
+
+struct Sage8Args  // attention_sage8.cu's, byte for byte (KernelConstantsTests compares the two definitions)
+{
+    AttentionArgs a;
+    signed char* q8;   // [BH][nq_pad][64]
+    float* qscale;     // [BH][nq_pad]
+    signed char* k8;   // [BH][nk_pad][64]
+    float* kscale;     // [BH][nk_pad]
+    unsigned char* vt8;  // [BH][64][nk_pad], keys permuted per 32-block
+    float* vscale;     // [BH][64]
+    float* kmean;      // [BH][64]
+    int nq_pad;
+    int nk_pad;
+};
+static_assert(sizeof(Sage8Args) == 296, "Sage8Args must match KernelArgs.cs");
+
+// A CUtensorMap: 128 opaque bytes the driver encodes (cuTensorMapEncodeTiled), 64-byte aligned.
+struct __align__(64) TensorMap
+{
+    u64 bits[16];
+};
+
+// K8 as (64 bytes, nk_pad, BH) and V^T8 as (nk_pad, 64, BH), uint8, 64 x 64 boxes, 64-byte swizzle; then the
+// pre-pass's arguments. Passed as a __grid_constant__ parameter, which TMA reads the maps from.
+struct Sage90Args
+{
+    TensorMap k8;
+    TensorMap vt8;
+    Sage8Args s;
+};
+static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
+
+#ifndef SAGE90_NW
+#define SAGE90_NW 3  // consumer warpgroups per block (64 query rows each); one block per multiprocessor
+#endif
+#ifndef SAGE90_STAGES
+#define SAGE90_STAGES 8  // K/V^T tiles the producer may run ahead by
+#endif
+// Registers per thread after the split: 512 threads start with 128 each (the launch bound); the producer keeps 24 and
+// the consumers take 160: 128 * 24 + 384 * 160 = 64512 of the 65536 the block holds. Consumers need about 140 (O, the
+// tile accumulator and the scores: 3 x 32, P and Q fragments: 16, statistics, scales, descriptors).
+#ifndef SAGE90_PRODUCER_REGS
+#define SAGE90_PRODUCER_REGS 24
+#endif
+#ifndef SAGE90_CONSUMER_REGS
+#define SAGE90_CONSUMER_REGS 160
+#endif
+#define SAGE90_THREADS (128 * (SAGE90_NW + 1))
+#define SAGE90_ROWS (64 * SAGE90_NW)  // query rows per block; the host pads nq_pad to a multiple of it
+#define SAGE90_TILE 4096              // bytes of one 64 x 64 8-bit tile
+#define SAGE90_KSCALE 256             // bytes of one key tile's 64 K scales
+// K and V^T stages, the stages' K scales, the full/empty barrier of each stage, room to align the base to 1024.
+#define SAGE90_SMEM (2 * SAGE90_STAGES * SAGE90_TILE + SAGE90_STAGES * SAGE90_KSCALE + 8 * 2 * SAGE90_STAGES + 1024)
+
+#define SAGE90_FP8_MAX 448.0f
+
+// ---- wgmma ------------------------------------------------------------------------------------------------------
+// The 64 x 64 accumulator is 32 registers a thread (s32 or f32), A from registers is 4 x .b32 (16 8-bit values).
+// PTX ISA (wgmma.mma_async, integer and .e4m3 forms; neither has a transpose operand: both operands K-major):
+//   wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8     d, a, b-desc, scale-d;
+//   wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 d, a, b-desc, scale-d, imm-scale-a, imm-scale-b;
+// scale-d is a predicate (false: D = A.B, true: D += A.B); imm-scale-a/b are 1 or -1 (negation), here 1.
+#define SAGE90_ACC \
+    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}"
+#define SAGE90_ACC_OPERANDS(C, d) \
+    C(d[0]), C(d[1]), C(d[2]), C(d[3]), C(d[4]), C(d[5]), C(d[6]), C(d[7]), C(d[8]), C(d[9]), C(d[10]), C(d[11]), \
+    C(d[12]), C(d[13]), C(d[14]), C(d[15]), C(d[16]), C(d[17]), C(d[18]), C(d[19]), C(d[20]), C(d[21]), C(d[22]), \
+    C(d[23]), C(d[24]), C(d[25]), C(d[26]), C(d[27]), C(d[28]), C(d[29]), C(d[30]), C(d[31])
+#define SAGE90_RW_INT(x) "+r"(x)
+#define SAGE90_RW_FLOAT(x) "+f"(x)
+
+__device__ __forceinline__ void wgmma_s8_m64n64k32(int* d, const u32* a, u64 db, int accumulate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 " SAGE90_ACC ", {%32,%33,%34,%35}, %36, p;\n}\n"
+                 : SAGE90_ACC_OPERANDS(SAGE90_RW_INT, d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
+}
+
+__device__ __forceinline__ void wgmma_e4m3_m64n64k32(float* d, const u32* a, u64 db, int accumulate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 " SAGE90_ACC ", {%32,%33,%34,%35}, %36, p, 1, 1;\n}\n"
+                 : SAGE90_ACC_OPERANDS(SAGE90_RW_FLOAT, d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
+}
+
+__device__ __forceinline__ void sage90_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void sage90_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void sage90_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
+
+// Keep the compiler from moving register reads or writes across an asynchronous wgmma that owns them.
+__device__ __forceinline__ void fence_f(float* r, int n)
+{
+#pragma unroll
+    for (int i = 0; i < n; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+__device__ __forceinline__ void fence_i(int* r, int n)
+{
+#pragma unroll
+    for (int i = 0; i < n; ++i) asm volatile("" : "+r"(r[i])::"memory");
+}
+
+// Shared-memory matrix descriptor for the 8-bit K-major tiles (PTX ISA, "Matrix Descriptor Format" and the canonical
+// layouts of "Shared Memory Matrix Layout"), derived field by field:
+//   bits  0-13  start address >> 4 (shared memory ends below 256 KiB, so 14 bits hold it)
+//   bits 16-29  leading dimension byte offset >> 4: the distance between core matrices along K. For a swizzled
+//               K-major layout the K direction of one wgmma (k32 x 1 byte = 32 bytes, two 16-byte core-matrix
+//               columns) lies inside one swizzle row (64 bytes), so it is not used; set to 1 (16 bytes) as CUTLASS
+//               does for swizzled K-major descriptors (attention_sm90.cu does the same)
+//   bits 32-45  stride dimension byte offset >> 4: the distance between 8-row groups along M (A) or N (B). Our tiles
+//               are 64 rows of 64 contiguous bytes (TMA box inner size 64 bytes), so 8 rows = 512 bytes -> 32.
+//               The canonical K-major 64-byte-swizzle layout, in units of T = 16 elements (16 bytes of 8-bit data):
+//               ((8, m), (T, 2k)) : ((4T, SBO), (1, T)): row stride 4T = 64 bytes (a swizzle row), SBO between
+//               8-row groups -- exactly these tiles (the 16-bit tiles of attention_sm90.cu have 128-byte rows and
+//               the 128-byte swizzle: SBO 1024 there)
+//   bits 49-51  matrix base offset: 0, every tile starts on a 512-byte boundary (the 64-byte swizzle's repeat: 8 rows
+//               x 64 bytes; the block aligns the base to 1024 and tiles are 4096 bytes), and a k-step's +32 bytes
+//               leaves address bits 7-9, which the base offset would describe, unchanged
+//   bits 62-63  swizzle mode: 0 none, 1 128-byte, 2 64-byte, 3 32-byte -> 2, the pattern TMA writes with
+//               CU_TENSOR_MAP_SWIZZLE_64B (16-byte chunk index, address bits 4-5, XOR address bits 7-8)
+// A k-step (32 of the 64 bytes of a row) moves the start address by 32 bytes (+2), as the 16-bit kernel's k16 steps do.
+__device__ __forceinline__ u64 smem_desc_sw64(u32 addr)
+{
+    u64 desc = (u64)((addr & 0x3FFFF) >> 4);
+    desc |= (u64)1 << 16;           // leading byte offset (16 bytes; unused for swizzled K-major)
+    desc |= (u64)(512 >> 4) << 32;  // stride byte offset: 8 rows of 64 bytes
+    desc |= (u64)2 << 62;           // 64-byte swizzle
+    return desc;
+}
+
+__device__ __forceinline__ u32 sage90_smem_addr(const void* p)
+{
+    u32 a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
+__device__ __forceinline__ float sage90_ex2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// Two floats to two E4M3 bytes (RNE, saturating to +-448; PTX puts the first source in the upper byte), lo low.
+__device__ __forceinline__ u32 sage90_e4m3x2(float lo, float hi)
+{
+    unsigned short r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+    return (u32)r;
+}
+
+// int32 to float exactly without the conversion unit (a quarter-rate instruction, as the exponentials are): for
+// |x| < 2^22, the bits of 1.5 * 2^23 plus x are the float 1.5 * 2^23 + x, and subtracting 1.5 * 2^23 is exact.
+// |Q8.K8| <= 64 * 127 * 127 = 1032256 < 2^22, so the result is (float)x bit for bit.
+__device__ __forceinline__ float s32_to_float(int x) { return __int_as_float(x + 0x4B400000) - 12582912.0f; }
+
+// ---- mbarriers and copies ---------------------------------------------------------------------------------------
+__device__ __forceinline__ void sage90_mbar_init(u32 bar, u32 count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void sage90_mbar_expect_tx(u32 bar, u32 bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void sage90_mbar_arrive(u32 bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Waits until the barrier's phase of the given parity has completed.
+__device__ __forceinline__ void sage90_mbar_wait(u32 bar, u32 parity)
+{
+    asm volatile(
+        "{\n.reg .pred done;\nWAIT:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+// One 3D box at (c0, c1, c2) into a swizzled tile; its bytes count towards the barrier's transaction.
+__device__ __forceinline__ void tma_load_3d(u32 dst, const TensorMap* map, u32 bar, int c0, int c1, int c2)
+{
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], [%2];\n"
+        ::"r"(dst), "l"((u64)map), "r"(bar), "r"(c0), "r"(c1), "r"(c2) : "memory");
+}
+// A plain bulk copy of `bytes` (a multiple of 16; both addresses 16-byte aligned) counted on the same barrier.
+__device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u32 bar)
+{
+    asm volatile(
+        "{\n.reg .u64 g;\ncvta.to.global.u64 g, %1;\n"
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [g], %2, [%3];\n}\n"
+        ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+
+// ---- the consumer warpgroups ----------------------------------------------------------------------------------------
+struct Sage90State
+{
+    float o[32];  // the running output (the outer float accumulator)
+    float t[32];  // one tile's P.V (the wgmma accumulator, the inner level)
+    int s[32];    // one tile's Q8.K8 (exact int32)
+    float f[32];  // its probabilities, between the softmax and the packing
+    u32 p[8];     // P * 448 in E4M3 as the A fragments of P.V's two k-steps
+    u32 q[8];     // Q8 as the A fragments of Q.K's two k-steps
+    float m0, m1, l0, l1;  // running maxima (base 2) and this thread's share of the row sums, rows r and r + 8
+    float c0, c1;          // exp2(m_old - m) of the tile whose P is in p
+    float qs0, qs1;        // Q's scales of rows r and r + 8 (softmax scale * log2 e folded in)
+};
+
+struct Sage90Block
+{
+    u32 full, empty, kscale;  // first stage's barriers (8 bytes each) and K scales (SAGE90_KSCALE bytes each)
+    u64 dk, dv;               // descriptors of stage 0's K and V^T tiles
+    int nk, lane;
+};
+
+// S = Q8.K8^T: two k-steps of 32 head-dim bytes; the first overwrites S.
+__device__ __forceinline__ void issue_qk8(Sage90State& st, u64 dk)
+{
+    sage90_fence();
+    fence_i(st.s, 32);
+    wgmma_s8_m64n64k32(st.s, st.q, dk, 0);
+    wgmma_s8_m64n64k32(st.s, st.q + 4, dk + (32 >> 4), 1);
+    sage90_commit();
+}
+
+// T = P.V for one tile: two k-steps of 32 key slots; the first overwrites T (a fresh inner accumulator per tile).
+__device__ __forceinline__ void issue_pv8(Sage90State& st, u64 dv)
+{
+    sage90_fence();
+    fence_f(st.t, 32);
+    wgmma_e4m3_m64n64k32(st.t, st.p, dv, 0);
+    wgmma_e4m3_m64n64k32(st.t, st.p + 4, dv + (32 >> 4), 1);
+    sage90_commit();
+}
+
+// The scores of the tile at key kv0 (its S resident in st.s, its K scales at ks_smem) dequantized, the online softmax
+// step, P left in st.f. Element i of the accumulator is row r + 8 ((i >> 1) & 1), column 8 (i >> 2) + 2 (lane & 3) +
+// (i & 1); every column a thread holds is in K scale group lane & 3, whose scale token 2 (lane & 3) carries.
+__device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane)
+{
+    float ks;
+    asm volatile("ld.shared.f32 %0, [%1];" : "=f"(ks) : "r"(ks_smem + 4 * (2 * (lane & 3))));
+    // The reference rounds sq * sk first, then multiplies the integer dot product by it.
+    const float sc0 = st.qs0 * ks, sc1 = st.qs1 * ks;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) st.f[i] = s32_to_float(st.s[i]) * ((i & 2) ? sc1 : sc0);
+    if (kv0 + 64 > nk)  // keys past the end (last tile only) take no weight
+    {
+#pragma unroll
+        for (int i = 0; i < 32; ++i)
+        {
+            int col = kv0 + (i >> 2) * 8 + (lane & 3) * 2 + (i & 1);
+            if (col >= nk) st.f[i] = -F_INF;
+        }
+    }
+    float x0 = -F_INF, x1 = -F_INF;
+#pragma unroll
+    for (int c = 0; c < 8; ++c)
+    {
+        x0 = fmaxf(x0, fmaxf(st.f[4 * c], st.f[4 * c + 1]));
+        x1 = fmaxf(x1, fmaxf(st.f[4 * c + 2], st.f[4 * c + 3]));
+    }
+    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
+    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
+    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
+    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
+    const float n0 = fmaxf(st.m0, x0), n1 = fmaxf(st.m1, x1);
+    st.c0 = sage90_ex2(st.m0 - n0);  // 0 on the first tile (m = -inf)
+    st.c1 = sage90_ex2(st.m1 - n1);
+    st.m0 = n0;
+    st.m1 = n1;
+    float r0 = 0.0f, r1 = 0.0f;
+#pragma unroll
+    for (int c = 0; c < 8; ++c)
+    {
+        st.f[4 * c] = sage90_ex2(st.f[4 * c] - n0);
+        st.f[4 * c + 1] = sage90_ex2(st.f[4 * c + 1] - n0);
+        st.f[4 * c + 2] = sage90_ex2(st.f[4 * c + 2] - n1);
+        st.f[4 * c + 3] = sage90_ex2(st.f[4 * c + 3] - n1);
+        r0 += st.f[4 * c] + st.f[4 * c + 1];
+        r1 += st.f[4 * c + 2] + st.f[4 * c + 3];
+    }
+    st.l0 = st.l0 * st.c0 + r0;  // the row sums use the unrounded P
+    st.l1 = st.l1 * st.c1 + r1;
+}
+
+// P * 448 to E4M3 in the A fragments: k-step u covers accumulator chunks 4u .. 4u + 3 (keys 32u .. 32u + 31).
+// a0 = row r, chunks 4u and 4u + 1 (slots 4t .. 4t+3 = keys 2t, 2t+1, 2t+8, 2t+9); a1 the same for row r + 8;
+// a2, a3 = chunks 4u + 2 and 4u + 3 (slots 16 + 4t ..). The first key of a pair goes to the lower byte.
+__device__ __forceinline__ void pack_p8(Sage90State& st)
+{
+#pragma unroll
+    for (int u = 0; u < 2; ++u)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+        {
+            const int c = 4 * u + 2 * h;  // chunks c, c + 1
+            const float* lo = st.f + 4 * c;
+            const float* hi = st.f + 4 * (c + 1);
+            st.p[4 * u + 2 * h] = sage90_e4m3x2(lo[0] * SAGE90_FP8_MAX, lo[1] * SAGE90_FP8_MAX)
+                | (sage90_e4m3x2(hi[0] * SAGE90_FP8_MAX, hi[1] * SAGE90_FP8_MAX) << 16);
+            st.p[4 * u + 2 * h + 1] = sage90_e4m3x2(lo[2] * SAGE90_FP8_MAX, lo[3] * SAGE90_FP8_MAX)
+                | (sage90_e4m3x2(hi[2] * SAGE90_FP8_MAX, hi[3] * SAGE90_FP8_MAX) << 16);
+        }
+}
+
+// The two-level accumulation: O = O * exp2(m_old - m) + T, once per tile (T is complete: its wgmma group retired).
+__device__ __forceinline__ void accumulate_tile(Sage90State& st, float c0, float c1)
+{
+    fence_f(st.t, 32);
+#pragma unroll
+    for (int c = 0; c < 8; ++c)
+    {
+        st.o[4 * c] = st.o[4 * c] * c0 + st.t[4 * c];
+        st.o[4 * c + 1] = st.o[4 * c + 1] * c0 + st.t[4 * c + 1];
+        st.o[4 * c + 2] = st.o[4 * c + 2] * c1 + st.t[4 * c + 2];
+        st.o[4 * c + 3] = st.o[4 * c + 3] * c1 + st.t[4 * c + 3];
+    }
+}
+
+// Iteration j: the scores of tile j + 1 go to the tensor cores, then P_j.V_j; the softmax of tile j + 1 runs while
+// P_j.V_j does; then O takes T_j, tile j's stage goes back to the producer and P_{j+1} is packed. HAS_NEXT is a
+// template argument because ptxas follows which wgmma groups are in flight only through straight-line code.
+template <bool HAS_NEXT>
+__device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State& st, int j)
+{
+    const float c0 = st.c0, c1 = st.c1;  // tile j's correction, before tile j + 1's softmax replaces it
+    const int sj = j % SAGE90_STAGES;
+    if (HAS_NEXT)
+    {
+        const int t = j + 1, s = t % SAGE90_STAGES;
+        sage90_mbar_wait(blk.full + 8 * s, (t / SAGE90_STAGES) & 1);
+        issue_qk8(st, blk.dk + s * (SAGE90_TILE >> 4));
+    }
+    issue_pv8(st, blk.dv + sj * (SAGE90_TILE >> 4));
+    if (HAS_NEXT)
+    {
+        const int s = (j + 1) % SAGE90_STAGES;
+        sage90_wait<1>();
+        fence_i(st.s, 32);
+        softmax8(st, blk.kscale + s * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane);
+    }
+    sage90_wait<0>();
+    accumulate_tile(st, c0, c1);
+    if (blk.lane == 0) sage90_mbar_arrive(blk.empty + 8 * sj);  // one arrival per warp
+    if (HAS_NEXT) pack_p8(st);
+}
+
+// Row sums over the quad, then O * V's channel scale / (448 * l) in the output's dtype; rows `row` and `row + 8`.
+template <typename T>
+__device__ __forceinline__ void store_o8(const Sage8Args& s, const Sage90State& st, i64 bh, i64 b, i64 h, int row, int lane)
+{
+    const AttentionArgs& a = s.a;
+    float l0 = st.l0, l1 = st.l1;
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / (SAGE90_FP8_MAX * l0), inv1 = 1.0f / (SAGE90_FP8_MAX * l1);
+    const float* vsc = s.vscale + bh * 64;
+    T* y = (T*)a.y + b * a.ys[0] + h * a.ys[1];
+#pragma unroll
+    for (int c = 0; c < 8; ++c)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+        {
+            const int col = 8 * c + 2 * (lane & 3) + e;
+            const float scale = vsc[col];
+            if (row < a.nq) y[(i64)row * a.ys[2] + col * a.ys[3]] = from_float<T>(st.o[4 * c + e] * scale * inv0);
+            if (row + 8 < a.nq) y[(i64)(row + 8) * a.ys[2] + col * a.ys[3]] = from_float<T>(st.o[4 * c + 2 + e] * scale * inv1);
+        }
+}
+
+template <typename T>
+__device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
+{
+    const Sage8Args& sa = ta.s;
+    const AttentionArgs& a = sa.a;
+    constexpr int NW = SAGE90_NW, S = SAGE90_STAGES;
+    extern __shared__ unsigned char smem_raw[];
+    const u32 k_smem = (sage90_smem_addr(smem_raw) + 1023) & ~1023u;
+    const u32 v_smem = k_smem + S * SAGE90_TILE, ks_smem = v_smem + S * SAGE90_TILE;
+    const u32 full = ks_smem + S * SAGE90_KSCALE, empty = full + 8 * S;
+    const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
+    const int bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
+    const int q0 = blockIdx.x * SAGE90_ROWS, tiles = sa.nk_pad / 64;
+    if (tid == 0)
+    {
+        for (int s = 0; s < S; ++s)
+        {
+            sage90_mbar_init(full + 8 * s, 1);
+            sage90_mbar_init(empty + 8 * s, NW * 4);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    if (wg == NW)
+    {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(SAGE90_PRODUCER_REGS));
+        // The producer: one thread issues every copy. A stage is refilled once all consumer warps released it.
+        if (tid == NW * 128)
+        {
+            const float* kscale = sa.kscale + (i64)bh * sa.nk_pad;
+            for (int t = 0; t < tiles; ++t)
+            {
+                const int s = t % S;
+                if (t >= S) sage90_mbar_wait(empty + 8 * s, ((t / S) + 1) & 1);
+                sage90_mbar_expect_tx(full + 8 * s, 2 * SAGE90_TILE + SAGE90_KSCALE);
+                tma_load_3d(k_smem + s * SAGE90_TILE, &ta.k8, full + 8 * s, 0, t * 64, bh);
+                tma_load_3d(v_smem + s * SAGE90_TILE, &ta.vt8, full + 8 * s, t * 64, 0, bh);
+                bulk_load(ks_smem + s * SAGE90_KSCALE, kscale + t * 64, SAGE90_KSCALE, full + 8 * s);
+            }
+        }
+        return;
+    }
+
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(SAGE90_CONSUMER_REGS));
+    Sage90Block blk;
+    blk.full = full;
+    blk.empty = empty;
+    blk.kscale = ks_smem;
+    blk.dk = smem_desc_sw64(k_smem);
+    blk.dv = smem_desc_sw64(v_smem);
+    blk.nk = a.nk;
+    blk.lane = lane;
+
+    Sage90State st;
+    // Q's A fragments straight from the pre-pass's rows (rows < nq_pad: the host pads it to whole blocks).
+    const int row = q0 + wg * 64 + warp * 16 + (lane >> 2);
+    const signed char* q8 = sa.q8 + ((i64)bh * sa.nq_pad + row) * 64 + 4 * (lane & 3);
+#pragma unroll
+    for (int u = 0; u < 2; ++u)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) st.q[4 * u + r] = *(const u32*)(q8 + (r & 1) * 8 * 64 + u * 32 + (r >> 1) * 16);
+    st.qs0 = sa.qscale[(i64)bh * sa.nq_pad + row];
+    st.qs1 = sa.qscale[(i64)bh * sa.nq_pad + row + 8];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) st.o[i] = 0.0f;
+    st.m0 = st.m1 = -F_INF;
+    st.l0 = st.l1 = 0.0f;
+
+    // Tile 0's scores and P; then each step issues the next tile's scores with this tile's P.V.
+    sage90_mbar_wait(full, 0);
+    issue_qk8(st, blk.dk);
+    sage90_wait<0>();
+    fence_i(st.s, 32);
+    softmax8(st, blk.kscale, 0, a.nk, lane);
+    pack_p8(st);
+    for (int j = 0; j + 1 < tiles; ++j) sage90_step<true>(blk, st, j);
+    sage90_step<false>(blk, st, tiles - 1);
+    store_o8<T>(sa, st, bh, b, h, row, lane);
+}
+
+extern "C" __global__ void __launch_bounds__(SAGE90_THREADS, 1)
+    sage8_attention_sm90_f16(const __grid_constant__ Sage90Args a) { sage8_attention_sm90_impl<f16>(a); }
+extern "C" __global__ void __launch_bounds__(SAGE90_THREADS, 1)
+    sage8_attention_sm90_bf16(const __grid_constant__ Sage90Args a) { sage8_attention_sm90_impl<bf16>(a); }

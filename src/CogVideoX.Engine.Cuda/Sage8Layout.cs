@@ -1,0 +1,78 @@
+namespace CogVideoX.Engine.Cuda;
+
+/// <summary>
+/// The host's side of the 8-bit attention kernels' data layout: scratch padding, the wgmma kernel's launch geometry
+/// (mirrored from attention_sage8_sm90.cu's #defines; KernelConstantsTests evaluates the source and fails when the two
+/// disagree) and its two tensor maps over the pre-pass's buffers. Pure arithmetic, tested without a GPU.
+/// </summary>
+internal static class Sage8Layout
+{
+    /// <summary>Keys per tile: the online-softmax step, K's scale block and the pre-pass's Vᵀ permutation block pair.</summary>
+    public const int KeyTile = 64;
+
+    /// <summary>Consumer warpgroups (64 query rows each) and K/Vᵀ stages of the wgmma kernel (SAGE90_NW, SAGE90_STAGES).</summary>
+    public const int HopperWarpgroups = 3, HopperStages = 8;
+
+    /// <summary>Threads per block: the consumer warpgroups and one producer warpgroup (SAGE90_THREADS).</summary>
+    public const int HopperThreads = 128 * (HopperWarpgroups + 1);
+
+    /// <summary>Query rows per block (SAGE90_ROWS): the wgmma kernel's Q rows are padded to a multiple of it.</summary>
+    public const int HopperRows = 64 * HopperWarpgroups;
+
+    /// <summary>Bytes of one 64 × 64 8-bit tile (SAGE90_TILE) and of one key tile's 64 float K scales (SAGE90_KSCALE).</summary>
+    public const int TileBytes = KeyTile * 64, KeyScaleBytes = KeyTile * 4;
+
+    /// <summary>The wgmma kernel's dynamic shared memory (SAGE90_SMEM): K and Vᵀ stages, K scales, barriers, alignment.</summary>
+    public const uint HopperSharedBytes = 2 * HopperStages * TileBytes + HopperStages * KeyScaleBytes + 8 * 2 * HopperStages + 1024;
+
+    /// <summary>
+    /// Q's padded row count: a multiple of 64 for the mma.sync kernel (4 warps × 16 rows a block), of
+    /// <see cref="HopperRows"/> for the wgmma kernel, which reads whole blocks of rows without a bound check.
+    /// </summary>
+    public static int PaddedQueryRows(int nq, Sage8Kernel kernel)
+    {
+        int unit = kernel == Sage8Kernel.Wgmma ? HopperRows : 64;
+        return (nq + unit - 1) / unit * unit;
+    }
+
+    /// <summary>K's and Vᵀ's padded key count, a multiple of <see cref="KeyTile"/>.</summary>
+    public static int PaddedKeys(int nk) => (nk + KeyTile - 1) / KeyTile * KeyTile;
+
+    /// <summary>A tensor map's geometry as cuTensorMapEncodeTiled takes it: dims innermost first, byte strides of dims 1.., box.</summary>
+    public sealed record TensorMapShape(ulong[] Dims, ulong[] ByteStrides, uint[] Box)
+    {
+        /// <summary>Bytes one box brings (uint8 elements): what a stage's barrier expects of it.</summary>
+        public long BoxBytes => Box.Aggregate(1L, (p, b) => p * b);
+    }
+
+    /// <summary>
+    /// K8 [BH][nkPad][64] bytes as (64, nkPad, BH): a box is one key tile (64 keys × 64 head-dim bytes), its rows of 64
+    /// bytes the 64-byte swizzle's span; the kernel asks for the box at (0, 64 t, bh).
+    /// </summary>
+    public static TensorMapShape KeyMap(int batchHeads, int nkPad) =>
+        new([64, (ulong)nkPad, (ulong)batchHeads], [64, 64UL * (ulong)nkPad], [64, KeyTile, 1]);
+
+    /// <summary>
+    /// Vᵀ8 [BH][64][nkPad] bytes as (nkPad, 64, BH): a box is one key tile's 64 key bytes of all 64 channels; the kernel
+    /// asks for the box at (64 t, 0, bh).
+    /// </summary>
+    public static TensorMapShape ValueMap(int batchHeads, int nkPad) =>
+        new([(ulong)nkPad, 64, (ulong)batchHeads], [(ulong)nkPad, 64UL * (ulong)nkPad], [KeyTile, 64, 1]);
+
+    /// <summary>
+    /// The kernel that runs: a forced one (op catalogue, timings) over the backend's option; Auto is the wgmma kernel on
+    /// sm_90 (the one architecture its sm_90a code runs on) and the mma.sync kernel elsewhere. Asking for the wgmma
+    /// kernel off sm_90 is an error saying what to use.
+    /// </summary>
+    public static Sage8Kernel Resolve(Sage8Kernel? forced, Sage8Kernel option, int major, int minor)
+    {
+        var kernel = forced ?? option;
+        bool hopper = (major, minor) == (9, 0);
+        if (kernel == Sage8Kernel.Auto) return hopper ? Sage8Kernel.Wgmma : Sage8Kernel.MmaSync;
+        if (kernel == Sage8Kernel.Wgmma && !hopper)
+            throw new CogVideoXException(
+                $"--attention sage8: the wgmma 8-bit attention kernel is built for sm_90 only, this GPU is sm_{major}{minor}; " +
+                $"unset {GpuOptions.Sage8KernelVariable} or set it to mma (the portable kernel) or auto", 2);
+        return kernel;
+    }
+}

@@ -1,0 +1,57 @@
+namespace CogVideoX.Engine;
+
+/// <summary>
+/// Which GPU kernel computes the 8-bit attention (<see cref="Sage8Attention"/>): the numerics are the same, only the
+/// speed differs, so this is an A/B switch for measurements, not a mode of the run.
+/// </summary>
+public enum Sage8Kernel
+{
+    /// <summary>The backend's fastest for the device: on sm_90 the wgmma/TMA kernel, elsewhere the mma.sync one.</summary>
+    Auto,
+
+    /// <summary>The warpgroup (wgmma) kernel with a TMA producer (attention_sage8_sm90.cu; sm_90 only).</summary>
+    Wgmma,
+
+    /// <summary>The portable mma.sync kernel (attention_sage8.cu; sm_89 and newer).</summary>
+    MmaSync,
+}
+
+/// <summary>
+/// Forces one 8-bit attention kernel on this thread for the lifetime of a scope (the op catalogue checks each kernel
+/// against the CPU emulation; the timings time each); backends without a choice ignore it.
+/// </summary>
+public static class Sage8KernelChoice
+{
+    [ThreadStatic] private static Sage8Kernel? t_forced;
+
+    /// <summary>The kernel forced on this thread, or null (the backend's option decides).</summary>
+    public static Sage8Kernel? Forced => t_forced;
+
+    /// <summary>Forces <paramref name="kernel"/> until the returned scope is disposed (scopes nest).</summary>
+    public static IDisposable Force(Sage8Kernel kernel)
+    {
+        var previous = t_forced;
+        t_forced = kernel;
+        return new Scope(previous);
+    }
+
+    /// <summary>"wgmma" or "mma.sync" (auto is "auto"), as the catalogue and the timings label their cases.</summary>
+    public static string Name(Sage8Kernel kernel) => kernel switch
+    {
+        Sage8Kernel.Wgmma => "wgmma",
+        Sage8Kernel.MmaSync => "mma.sync",
+        _ => "auto",
+    };
+
+    private sealed class Scope(Sage8Kernel? previous) : IDisposable
+    {
+        private bool _disposed;
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            t_forced = previous;
+        }
+    }
+}
