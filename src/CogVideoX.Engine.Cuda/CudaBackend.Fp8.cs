@@ -178,56 +178,36 @@ public sealed unsafe partial class CudaBackend
 
         public CublasLt.MatmulAlgo Algo { get; }
 
-        public static Fp8Plan Create(CublasLtHandle handle, int m, int n, int k, ulong workspace)
-        {
-            MatmulDescHandle? desc = null;
-            MatrixLayoutHandle? a = null, b = null, c = null;
-            string what = $"fp8 E4M3 x E4M3 -> F32, m={m} n={n} k={k} (TN)";
-            try
-            {
-                CublasLt.Check(CublasLt.cublasLtMatmulDescCreate(out desc, CublasLt.Compute32F, CublasLt.DataF32), "cublasLtMatmulDescCreate", what);
-                CublasLt.Set(desc, CublasLt.DescTransA, CublasLt.OpT);
-                CublasLt.Set(desc, CublasLt.DescTransB, CublasLt.OpN);
-                CublasLt.Set(desc, CublasLt.DescEpilogue, CublasLt.EpilogueDefault);
-                // CUBLASLT_MATMUL_DESC_FAST_ACCUM stays at its default 0: FP8 accumulation promoted to full float32.
-                CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out a, CublasLt.DataF8E4M3, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate", what);
-                CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out b, CublasLt.DataF8E4M3, (ulong)k, (ulong)m, k), "cublasLtMatrixLayoutCreate", what);
-                CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out c, CublasLt.DataF32, (ulong)n, (ulong)m, n), "cublasLtMatrixLayoutCreate", what);
-                CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(out var preference), "cublasLtMatmulPreferenceCreate");
-                using (preference)
-                {
-                    CublasLt.Set(preference, CublasLt.PrefMaxWorkspaceBytes, workspace);
-                    return new Fp8Plan(desc, a, b, c, Heuristics(handle, desc, a, b, c, preference, 1, what)[0]);
-                }
-            }
-            catch
-            {
-                desc?.Dispose();
-                a?.Dispose();
-                b?.Dispose();
-                c?.Dispose();
-                throw;
-            }
-        }
+        /// <summary>The two-pass form: E4M3 × E4M3 → float32 with unit scales, no epilogue.</summary>
+        public static Fp8Plan Create(CublasLtHandle handle, int m, int n, int k, ulong workspace) =>
+            Create(handle, m, n, k, DType.F32, CublasLt.EpilogueDefault, scaled: false, workspace);
 
         /// <summary>
         /// The one-call form: E4M3 × E4M3 with outer-vector scales (A per output channel, B per token), the epilogue
-        /// (bias, tanh GELU) and D in <paramref name="y"/>'s half type, column-major [N, M] = row-major y [M, N].
+        /// (bias, tanh GELU) and D in <paramref name="y"/>'s half type.
         /// </summary>
-        public static Fp8Plan CreateScaled(CublasLtHandle handle, int m, int n, int k, DType y, int epilogue, ulong workspace)
+        public static Fp8Plan CreateScaled(CublasLtHandle handle, int m, int n, int k, DType y, int epilogue, ulong workspace) =>
+            Create(handle, m, n, k, y, epilogue, scaled: true, workspace);
+
+        /// <summary>Column-major D [N, M] = row-major y [M, N] = op(A = weight codes [N, K]) · (B = token codes [M, K]).</summary>
+        private static Fp8Plan Create(CublasLtHandle handle, int m, int n, int k, DType y, int epilogue, bool scaled, ulong workspace)
         {
             MatmulDescHandle? desc = null;
             MatrixLayoutHandle? a = null, b = null, c = null;
-            int yType = y == DType.BF16 ? CublasLt.DataBF16 : CublasLt.DataF16;
-            string what = $"fp8 E4M3 x E4M3 -> {y.Name()} with outer-vector scales, epilogue {epilogue}, m={m} n={n} k={k} (TN)";
+            int yType = y switch { DType.BF16 => CublasLt.DataBF16, DType.F16 => CublasLt.DataF16, _ => CublasLt.DataF32 };
+            string what = $"fp8 E4M3 x E4M3 -> {y.Name()}{(scaled ? " with outer-vector scales" : "")}, epilogue {epilogue}, m={m} n={n} k={k} (TN)";
             try
             {
                 CublasLt.Check(CublasLt.cublasLtMatmulDescCreate(out desc, CublasLt.Compute32F, CublasLt.DataF32), "cublasLtMatmulDescCreate", what);
                 CublasLt.Set(desc, CublasLt.DescTransA, CublasLt.OpT);
                 CublasLt.Set(desc, CublasLt.DescTransB, CublasLt.OpN);
                 CublasLt.Set(desc, CublasLt.DescEpilogue, epilogue);
-                CublasLt.Set(desc, CublasLt.DescAScaleMode, CublasLt.MatrixScaleOuterVec32F);
-                CublasLt.Set(desc, CublasLt.DescBScaleMode, CublasLt.MatrixScaleOuterVec32F);
+                // CUBLASLT_MATMUL_DESC_FAST_ACCUM stays at its default 0: FP8 accumulation promoted to full float32.
+                if (scaled)
+                {
+                    CublasLt.Set(desc, CublasLt.DescAScaleMode, CublasLt.MatrixScaleOuterVec32F);
+                    CublasLt.Set(desc, CublasLt.DescBScaleMode, CublasLt.MatrixScaleOuterVec32F);
+                }
                 CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out a, CublasLt.DataF8E4M3, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate", what);
                 CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out b, CublasLt.DataF8E4M3, (ulong)k, (ulong)m, k), "cublasLtMatrixLayoutCreate", what);
                 CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out c, yType, (ulong)n, (ulong)m, n), "cublasLtMatrixLayoutCreate", what);
