@@ -385,7 +385,7 @@ internal unsafe struct AttentionArgs
     public int Pad;
 }
 
-/// <summary>attention_sage8.cu's parameter (its Sage8Args): the inputs, then the quantized scratch buffers.</summary>
+/// <summary>The 8-bit attention kernels' parameter (Sage8Args in common.cuh): the inputs, then the quantized scratch buffers.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct Sage8Args
 {

@@ -15,22 +15,8 @@
 //                      per-tile accumulator that is then added to the running one (two-level accumulation).
 // Head dim 64 only. Padded rows and keys (to 64) are zeros; padded keys are masked to -inf.
 
-// AttentionArgs: common.cuh.
+// AttentionArgs, Sage8Args: common.cuh.
 
-struct Sage8Args
-{
-    AttentionArgs a;
-    signed char* q8;   // [BH][nq_pad][64]
-    float* qscale;     // [BH][nq_pad]
-    signed char* k8;   // [BH][nk_pad][64]
-    float* kscale;     // [BH][nk_pad]
-    unsigned char* vt8;  // [BH][64][nk_pad], keys permuted per 32-block
-    float* vscale;     // [BH][64]
-    float* kmean;      // [BH][64]
-    int nq_pad;
-    int nk_pad;
-};
-static_assert(sizeof(Sage8Args) == 296, "Sage8Args must match KernelArgs.cs");
 
 #define SAGE_LOG2E 1.4426950408889634f
 #define SAGE_FP8_MAX 448.0f

@@ -36,20 +36,7 @@
 //
 // Head dim 64 only; nq_pad a multiple of SAGE90_ROWS (the host pads it), nk_pad of 64; padded keys are masked.
 
-struct Sage8Args  // attention_sage8.cu's, byte for byte (KernelConstantsTests compares the two definitions)
-{
-    AttentionArgs a;
-    signed char* q8;   // [BH][nq_pad][64]
-    float* qscale;     // [BH][nq_pad]
-    signed char* k8;   // [BH][nk_pad][64]
-    float* kscale;     // [BH][nk_pad]
-    unsigned char* vt8;  // [BH][64][nk_pad], keys permuted per 32-block
-    float* vscale;     // [BH][64]
-    float* kmean;      // [BH][64]
-    int nq_pad;
-    int nk_pad;
-};
-static_assert(sizeof(Sage8Args) == 296, "Sage8Args must match KernelArgs.cs");
+// Sage8Args (the pre-pass buffers and their padding): common.cuh, shared with attention_sage8.cu.
 
 // A CUtensorMap: 128 opaque bytes the driver encodes (cuTensorMapEncodeTiled), 64-byte aligned.
 struct __align__(64) TensorMap

@@ -304,3 +304,20 @@ struct AttentionArgs
     int pad;
 };
 static_assert(sizeof(AttentionArgs) == 232, "AttentionArgs must match KernelArgs.cs");
+
+// The 8-bit attention's quantized operands and scales (--attention sage8): written by attention_sage8.cu's pre-pass,
+// read by its mma.sync kernel and by attention_sage8_sm90.cu's wgmma kernel.
+struct Sage8Args
+{
+    AttentionArgs a;
+    signed char* q8;   // [BH][nq_pad][64]
+    float* qscale;     // [BH][nq_pad]
+    signed char* k8;   // [BH][nk_pad][64]
+    float* kscale;     // [BH][nk_pad]
+    unsigned char* vt8;  // [BH][64][nk_pad], keys permuted per 32-block
+    float* vscale;     // [BH][64]
+    float* kmean;      // [BH][64]
+    int nq_pad;
+    int nk_pad;
+};
+static_assert(sizeof(Sage8Args) == 296, "Sage8Args must match KernelArgs.cs");
