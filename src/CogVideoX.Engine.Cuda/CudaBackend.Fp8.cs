@@ -14,8 +14,8 @@ namespace CogVideoX.Engine.Cuda;
 /// </summary>
 public sealed unsafe partial class CudaBackend
 {
-    private readonly Dictionary<(int M, int N, int K), Fp8Plan> _fp8Plans = new();
-    private readonly Dictionary<(int M, int N, int K, DType Y, int Epilogue), Fp8Plan> _fp8ScaledPlans = new();
+    private readonly Dictionary<(int M, int N, int K), GemmPlan> _fp8Plans = new();
+    private readonly Dictionary<(int M, int N, int K, DType Y, int Epilogue), GemmPlan> _fp8ScaledPlans = new();
 
     /// <summary>Why the scaled FP8 GEMM is not used at all (a library without outer-vector scales, or COGVIDEOX_FP8_SCALES=separate).</summary>
     private string? _fp8ScaledUnavailable =
@@ -87,7 +87,7 @@ public sealed unsafe partial class CudaBackend
         int m = xCodes.Dim(0), k = xCodes.Dim(1), n = wCodes.Dim(0);
         if (!_fp8Plans.TryGetValue((m, n, k), out var plan))
         {
-            plan = Fp8Plan.Create(_cublas, m, n, k, (ulong)WorkspaceBytes);
+            plan = Fp8GemmPlan(_cublas, m, n, k, DType.F32, CublasLt.EpilogueDefault, scaled: false, (ulong)WorkspaceBytes);
             _fp8Plans[(m, n, k)] = plan;
         }
         float alpha = 1f, beta = 0f;
@@ -121,7 +121,7 @@ public sealed unsafe partial class CudaBackend
         {
             if (!_fp8ScaledPlans.TryGetValue(key, out var plan))
             {
-                plan = Fp8Plan.CreateScaled(_cublas, m, n, k, y.DType, ep, (ulong)WorkspaceBytes);
+                plan = Fp8GemmPlan(_cublas, m, n, k, y.DType, ep, scaled: true, (ulong)WorkspaceBytes);
                 _fp8ScaledPlans[key] = plan;
             }
             using var bc = bias is null ? null : BiasIn(bias, y.DType);
@@ -157,83 +157,46 @@ public sealed unsafe partial class CudaBackend
         _fp8ScaledPlans.Clear();
     }
 
-    private sealed class Fp8Plan : IDisposable
+    /// <summary>
+    /// Column-major D [N, M] = row-major y [M, N] = op(A = weight codes [N, K]) · (B = token codes [M, K]). Two forms:
+    /// unit scales into float32 (the two-pass path), or outer-vector scales (A per output channel, B per token) with
+    /// the bias/GELU epilogue into <paramref name="y"/>'s half type (the one-call path).
+    /// </summary>
+    private static GemmPlan Fp8GemmPlan(CublasLtHandle handle, int m, int n, int k, DType y, int epilogue, bool scaled, ulong workspace)
     {
-        private Fp8Plan(MatmulDescHandle desc, MatrixLayoutHandle a, MatrixLayoutHandle b, MatrixLayoutHandle c, CublasLt.MatmulAlgo algo)
+        MatmulDescHandle? desc = null;
+        MatrixLayoutHandle? a = null, b = null, c = null;
+        int yType = y switch { DType.BF16 => CublasLt.DataBF16, DType.F16 => CublasLt.DataF16, _ => CublasLt.DataF32 };
+        string what = $"fp8 E4M3 x E4M3 -> {y.Name()}{(scaled ? " with outer-vector scales" : "")}, epilogue {epilogue}, m={m} n={n} k={k} (TN)";
+        try
         {
-            Desc = desc;
-            A = a;
-            B = b;
-            C = c;
-            Algo = algo;
-        }
-
-        public MatmulDescHandle Desc { get; }
-
-        public MatrixLayoutHandle A { get; }
-
-        public MatrixLayoutHandle B { get; }
-
-        public MatrixLayoutHandle C { get; }
-
-        public CublasLt.MatmulAlgo Algo { get; }
-
-        /// <summary>The two-pass form: E4M3 × E4M3 → float32 with unit scales, no epilogue.</summary>
-        public static Fp8Plan Create(CublasLtHandle handle, int m, int n, int k, ulong workspace) =>
-            Create(handle, m, n, k, DType.F32, CublasLt.EpilogueDefault, scaled: false, workspace);
-
-        /// <summary>
-        /// The one-call form: E4M3 × E4M3 with outer-vector scales (A per output channel, B per token), the epilogue
-        /// (bias, tanh GELU) and D in <paramref name="y"/>'s half type.
-        /// </summary>
-        public static Fp8Plan CreateScaled(CublasLtHandle handle, int m, int n, int k, DType y, int epilogue, ulong workspace) =>
-            Create(handle, m, n, k, y, epilogue, scaled: true, workspace);
-
-        /// <summary>Column-major D [N, M] = row-major y [M, N] = op(A = weight codes [N, K]) · (B = token codes [M, K]).</summary>
-        private static Fp8Plan Create(CublasLtHandle handle, int m, int n, int k, DType y, int epilogue, bool scaled, ulong workspace)
-        {
-            MatmulDescHandle? desc = null;
-            MatrixLayoutHandle? a = null, b = null, c = null;
-            int yType = y switch { DType.BF16 => CublasLt.DataBF16, DType.F16 => CublasLt.DataF16, _ => CublasLt.DataF32 };
-            string what = $"fp8 E4M3 x E4M3 -> {y.Name()}{(scaled ? " with outer-vector scales" : "")}, epilogue {epilogue}, m={m} n={n} k={k} (TN)";
-            try
+            CublasLt.Check(CublasLt.cublasLtMatmulDescCreate(out desc, CublasLt.Compute32F, CublasLt.DataF32), "cublasLtMatmulDescCreate", what);
+            CublasLt.Set(desc, CublasLt.DescTransA, CublasLt.OpT);
+            CublasLt.Set(desc, CublasLt.DescTransB, CublasLt.OpN);
+            CublasLt.Set(desc, CublasLt.DescEpilogue, epilogue);
+            // CUBLASLT_MATMUL_DESC_FAST_ACCUM stays at its default 0: FP8 accumulation promoted to full float32.
+            if (scaled)
             {
-                CublasLt.Check(CublasLt.cublasLtMatmulDescCreate(out desc, CublasLt.Compute32F, CublasLt.DataF32), "cublasLtMatmulDescCreate", what);
-                CublasLt.Set(desc, CublasLt.DescTransA, CublasLt.OpT);
-                CublasLt.Set(desc, CublasLt.DescTransB, CublasLt.OpN);
-                CublasLt.Set(desc, CublasLt.DescEpilogue, epilogue);
-                // CUBLASLT_MATMUL_DESC_FAST_ACCUM stays at its default 0: FP8 accumulation promoted to full float32.
-                if (scaled)
-                {
-                    CublasLt.Set(desc, CublasLt.DescAScaleMode, CublasLt.MatrixScaleOuterVec32F);
-                    CublasLt.Set(desc, CublasLt.DescBScaleMode, CublasLt.MatrixScaleOuterVec32F);
-                }
-                CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out a, CublasLt.DataF8E4M3, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate", what);
-                CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out b, CublasLt.DataF8E4M3, (ulong)k, (ulong)m, k), "cublasLtMatrixLayoutCreate", what);
-                CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out c, yType, (ulong)n, (ulong)m, n), "cublasLtMatrixLayoutCreate", what);
-                CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(out var preference), "cublasLtMatmulPreferenceCreate");
-                using (preference)
-                {
-                    CublasLt.Set(preference, CublasLt.PrefMaxWorkspaceBytes, workspace);
-                    return new Fp8Plan(desc, a, b, c, Heuristics(handle, desc, a, b, c, preference, 1, what)[0]);
-                }
+                CublasLt.Set(desc, CublasLt.DescAScaleMode, CublasLt.MatrixScaleOuterVec32F);
+                CublasLt.Set(desc, CublasLt.DescBScaleMode, CublasLt.MatrixScaleOuterVec32F);
             }
-            catch
+            CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out a, CublasLt.DataF8E4M3, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate", what);
+            CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out b, CublasLt.DataF8E4M3, (ulong)k, (ulong)m, k), "cublasLtMatrixLayoutCreate", what);
+            CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out c, yType, (ulong)n, (ulong)m, n), "cublasLtMatrixLayoutCreate", what);
+            CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(out var preference), "cublasLtMatmulPreferenceCreate");
+            using (preference)
             {
-                desc?.Dispose();
-                a?.Dispose();
-                b?.Dispose();
-                c?.Dispose();
-                throw;
+                CublasLt.Set(preference, CublasLt.PrefMaxWorkspaceBytes, workspace);
+                return new GemmPlan(desc, a, b, c, Heuristics(handle, desc, a, b, c, preference, 1, what));
             }
         }
-
-        public void Dispose()
+        catch
         {
-            Desc.Dispose();
-            A.Dispose();
-            B.Dispose();
-            C.Dispose();
+            desc?.Dispose();
+            a?.Dispose();
+            b?.Dispose();
+            c?.Dispose();
+            throw;
         }
     }
 }

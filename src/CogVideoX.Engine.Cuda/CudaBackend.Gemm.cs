@@ -335,7 +335,8 @@ public sealed unsafe partial class CudaBackend
 
     private sealed class GemmPlan : IDisposable
     {
-        private GemmPlan(MatmulDescHandle desc, MatrixLayoutHandle a, MatrixLayoutHandle b, MatrixLayoutHandle c, CublasLt.MatmulAlgo[] candidates)
+        /// <summary>Takes the handles (and disposes them with the plan); the FP8 linears build theirs in CudaBackend.Fp8.cs.</summary>
+        public GemmPlan(MatmulDescHandle desc, MatrixLayoutHandle a, MatrixLayoutHandle b, MatrixLayoutHandle c, CublasLt.MatmulAlgo[] candidates)
         {
             Desc = desc;
             A = a;
