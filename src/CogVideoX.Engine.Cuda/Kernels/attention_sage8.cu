@@ -60,27 +60,46 @@ __device__ __forceinline__ u32 e4m3x2(float lo, float hi)
 #define SAGE_SCAN_LANES 16
 #define SAGE_SCAN_THREADS (SAGE_SCAN_LANES * 64)
 
+// One channel of K or V folded over its n tokens: token lane i (threadIdx.x / 64) folds tokens i, i + 16, ..., then the
+// 16 partials are combined in lane order. The result is for threads 0..63 (channel = threadIdx.x), whose caller writes it.
+struct SumFold
+{
+    static __device__ __forceinline__ float fold(float acc, float v) { return acc + v; }
+    static __device__ __forceinline__ float combine(float a, float b) { return a + b; }
+};
+struct AbsMaxFold
+{
+    static __device__ __forceinline__ float fold(float acc, float v) { return fmaxf(acc, fabsf(v)); }
+    static __device__ __forceinline__ float combine(float a, float b) { return fmaxf(a, b); }
+};
+
+template <typename T, typename F>
+__device__ __forceinline__ float fold_channel(const void* x, i64 base, i64 token_stride, int n)
+{
+    __shared__ float part[SAGE_SCAN_THREADS];
+    const int c = threadIdx.x & 63, lane = threadIdx.x >> 6;
+    float acc = 0.0f;
+    for (int t = lane; t < n; t += SAGE_SCAN_LANES) acc = F::fold(acc, load_elem<T>(x, base + t * token_stride));
+    part[threadIdx.x] = acc;
+    __syncthreads();
+    float total = 0.0f;
+    if (threadIdx.x < 64)
+    {
+#pragma unroll
+        for (int i = 0; i < SAGE_SCAN_LANES; ++i) total = F::combine(total, part[i * 64 + c]);
+    }
+    return total;
+}
+
 template <typename T>
 __device__ void key_mean_impl(const Sage8Args& s)
 {
-    // Token lane i sums tokens i, i + 16, ...; the 16 partial sums are added in lane order. Not the CPU's token order:
-    // the mean moves by float rounding, which the op catalogue's half-type bound covers.
+    // Not the CPU's token order: the mean moves by float rounding, which the op catalogue's half-type bound covers.
     const AttentionArgs& a = s.a;
-    __shared__ float part[SAGE_SCAN_THREADS];
-    const int c = threadIdx.x & 63, lane = threadIdx.x >> 6;
+    const int c = threadIdx.x & 63;
     const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
-    const i64 base = b * a.ks[0] + h * a.ks[1] + c * a.ks[3];
-    float sum = 0.0f;
-    for (int t = lane; t < a.nk; t += SAGE_SCAN_LANES) sum += load_elem<T>(a.k, base + t * a.ks[2]);
-    part[threadIdx.x] = sum;
-    __syncthreads();
-    if (threadIdx.x < 64)
-    {
-        float total = 0.0f;
-#pragma unroll
-        for (int i = 0; i < SAGE_SCAN_LANES; ++i) total += part[i * 64 + c];
-        s.kmean[bh * 64 + c] = __fdiv_rn(total, (float)a.nk);
-    }
+    float total = fold_channel<T, SumFold>(a.k, b * a.ks[0] + h * a.ks[1] + c * a.ks[3], a.ks[2], a.nk);
+    if (threadIdx.x < 64) s.kmean[bh * 64 + c] = __fdiv_rn(total, (float)a.nk);
 }
 
 template <typename T>
@@ -152,21 +171,13 @@ __device__ void quant_k_impl(const Sage8Args& s)
 template <typename T>
 __device__ void value_scale_impl(const Sage8Args& s)
 {
-    // As the key mean: token lane i takes tokens i, i + 16, ...; a maximum is the same in any order.
+    // A maximum is the same in any order.
     const AttentionArgs& a = s.a;
-    __shared__ float part[SAGE_SCAN_THREADS];
-    const int c = threadIdx.x & 63, lane = threadIdx.x >> 6;
+    const int c = threadIdx.x & 63;
     const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
-    const i64 base = b * a.vs[0] + h * a.vs[1] + c * a.vs[3];
-    float amax = 0.0f;
-    for (int t = lane; t < a.nk; t += SAGE_SCAN_LANES) amax = fmaxf(amax, fabsf(load_elem<T>(a.v, base + t * a.vs[2])));
-    part[threadIdx.x] = amax;
-    __syncthreads();
+    float m = fold_channel<T, AbsMaxFold>(a.v, b * a.vs[0] + h * a.vs[1] + c * a.vs[3], a.vs[2], a.nk);
     if (threadIdx.x < 64)
     {
-        float m = 0.0f;
-#pragma unroll
-        for (int i = 0; i < SAGE_SCAN_LANES; ++i) m = fmaxf(m, part[i * 64 + c]);
         float sc = __fdiv_rn(m, SAGE_FP8_MAX);
         s.vscale[bh * 64 + c] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
     }
