@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 
 namespace CogVideoX.Cli;
 
@@ -44,12 +45,21 @@ internal static class ParseErrors
         var command = parse.CommandResult.Command;
         var path = CommandPath(parse.CommandResult);
         var lines = new List<string>();
+        bool valueOfUnknownOption = false;
         foreach (var token in parse.UnmatchedTokens)
         {
             if (token.StartsWith('-'))
             {
                 var suggestion = Suggest(token, command);
                 lines.Add($"error: `{path}` has no option {token}{(suggestion is null ? "" : $"; did you mean {suggestion}?")}");
+                // `--num_inference_steps 10`: the 10 is that option's value, not a stray argument of its own.
+                valueOfUnknownOption = !token.Contains('=');
+                continue;
+            }
+            if (valueOfUnknownOption)
+            {
+                valueOfUnknownOption = false;
+                continue;
             }
             else if (command.Subcommands.Count > 0)
             {
@@ -65,11 +75,44 @@ internal static class ParseErrors
         foreach (var error in parse.Errors)
         {
             if (parse.UnmatchedTokens.Any(t => error.Message.Contains($"'{t}'", StringComparison.Ordinal))) continue;
-            lines.Add($"error: {error.Message}");
+            var line = $"error: {Rephrase(error) ?? error.Message}";
+            if (!lines.Contains(line)) lines.Add(line);
         }
         if (lines.Count == 0) return null;
         lines.Add($"`{path} --help` lists every option.");
         return string.Join(Environment.NewLine, lines);
+    }
+
+    /// <summary>
+    /// The parser's own words for an option given twice ("expects a single argument but 2 were provided") or a value
+    /// of the wrong type ("... as expected type 'System.Int32'") in the user's terms; null for any other error.
+    /// </summary>
+    private static string? Rephrase(ParseError error)
+    {
+        var option = error.SymbolResult switch
+        {
+            OptionResult o => o,
+            ArgumentResult { Parent: OptionResult o } => o,
+            _ => null,
+        };
+        if (option is null || option.Option.Arity.MaximumNumberOfValues != 1) return null;
+        var name = option.Option.Name;
+        var values = option.Tokens.Select(t => t.Value).ToList();
+        if (values.Count > 1)
+            return $"{name} is given {values.Count} times ({string.Join(", ", values.Select(v => $"'{v}'"))}); give it once";
+        var type = Nullable.GetUnderlyingType(option.Option.ValueType) ?? option.Option.ValueType;
+        var kind = type == typeof(int) || type == typeof(long) ? "a whole number"
+            : type == typeof(double) || type == typeof(float) ? "a number"
+            : null;
+        if (kind is null || values.Count != 1) return null;
+        return $"{name} takes {kind}, not '{values[0]}' (e.g. {name} {Example(option.Option, type)})";
+    }
+
+    private static string Example(Option option, Type type)
+    {
+        if (option.HasDefaultValue && option.GetDefaultValue() is { } value)
+            return Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? "1";
+        return type == typeof(double) || type == typeof(float) ? "0.5" : "2";
     }
 
     /// <summary>The nearest option of <paramref name="command"/> to a mistyped flag, or null when none is close.</summary>

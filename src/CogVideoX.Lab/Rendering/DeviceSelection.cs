@@ -54,9 +54,18 @@ public static class DeviceSelection
         }
     }
 
-    private static string FirstSentence(string message)
+    /// <summary>
+    /// The first sentence of an error (up to ". " or the end of its first line), for the one-line reason of
+    /// <c>auto</c>; <c>cogvideox doctor</c> gives the rest. A sentence over 160 characters is cut at a word.
+    /// </summary>
+    internal static string FirstSentence(string message)
     {
         var line = message.Split('\n')[0].Trim();
-        return line.Length > 160 ? line[..160] + "…" : line;
+        int end = line.IndexOf(". ", StringComparison.Ordinal);
+        if (end >= 0) line = line[..end];
+        line = line.TrimEnd('.');
+        if (line.Length <= 160) return line;
+        int space = line.LastIndexOf(' ', 160);
+        return line[..(space > 80 ? space : 160)].TrimEnd(',', ';', ':', ' ') + " …";
     }
 }
