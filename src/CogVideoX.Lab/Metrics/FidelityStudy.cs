@@ -38,6 +38,7 @@ public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int Ex
     public static FidelityMode Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        var given = text;
         var linears = LinearMode.Exact;
         if (text.EndsWith("+fp8", StringComparison.OrdinalIgnoreCase))
         {
@@ -51,7 +52,7 @@ public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int Ex
         {
             if (name.Equals(Engine.GpuOptions.Sage8Name, StringComparison.OrdinalIgnoreCase)) attention = Engine.AttentionMode.Sage8;
             else if (name.Equals("fp8", StringComparison.OrdinalIgnoreCase)) linears = LinearMode.Fp8;
-            else cache = StepCaching.Parse(name);
+            else cache = CacheOf(name, given);
         }
         double? threshold = null;
         int exact = 0;
@@ -63,12 +64,27 @@ public sealed record FidelityMode(StepCacheMode Cache, double? Threshold, int Ex
         catch (Exception e) when (e is FormatException or OverflowException)
         {
             throw new Engine.CogVideoXException(
-                $"mode \"{text}\" is not understood; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2, fbcache:0.05:2, sage8::2, fp8::2 or sage8+teacache:0.1", GenerationRules.UsageExitCode);
+                $"mode \"{given}\" is not understood; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2, fbcache:0.05:2, sage8::2, fp8::2 or sage8+teacache:0.1", GenerationRules.UsageExitCode);
         }
         if (parts.Length > 3)
             throw new Engine.CogVideoXException(
-                $"mode \"{text}\" has {parts.Length} parts; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2, fbcache:0.05:2, sage8::2, fp8::2 or sage8+teacache:0.1", GenerationRules.UsageExitCode);
+                $"mode \"{given}\" has {parts.Length} parts; write MODE[:THRESHOLD[:EXACT_STEPS]], e.g. teacache:0.2, fbcache:0.05:2, sage8::2, fp8::2 or sage8+teacache:0.1", GenerationRules.UsageExitCode);
         return new FidelityMode(cache, threshold, exact, attention, linears);
+    }
+
+    /// <summary>A step cache's name within a mode; any other name says which names a mode is made of.</summary>
+    private static StepCacheMode CacheOf(string name, string mode)
+    {
+        try
+        {
+            return StepCaching.Parse(name);
+        }
+        catch (Engine.CogVideoXException)
+        {
+            throw new Engine.CogVideoXException(
+                $"mode \"{mode}\": unknown name '{name}'; MODE is teacache, fbcache, sage8 or fp8, or several joined by + (e.g. sage8+teacache:0.1, " +
+                "teacache:0.1+fp8); write MODE[:THRESHOLD[:EXACT_STEPS]]", GenerationRules.UsageExitCode);
+        }
     }
 
     /// <summary>FP8 linears alone and with 2 exact steps, and combined with TeaCache 0.1 and First Block Cache 0.6.</summary>

@@ -28,7 +28,7 @@ public class FidelityCommandTests
     }
 
     [Theory]
-    [InlineData(new[] { "--mode", "warp" }, "cache: unknown step cache \"warp\"")]
+    [InlineData(new[] { "--mode", "warp" }, "mode \"warp\": unknown name 'warp'; MODE is teacache, fbcache, sage8 or fp8, or several joined by +")]
     [InlineData(new[] { "--mode", "teacache:fast" }, "mode \"teacache:fast\" is not understood; write MODE[:THRESHOLD[:EXACT_STEPS]]")]
     [InlineData(new[] { "--steps", "0" }, "steps: 0 is not a valid number of denoising steps")]
     public void BadModesAndStepsAreRefused(string[] flags, string message)

@@ -24,7 +24,11 @@ public class Sage8FidelityModeTests
     public void AnUnknownNameInACombinationIsRefused()
     {
         var e = Assert.Throws<CogVideoXException>(() => FidelityMode.Parse("sage8+int8"));
-        Assert.Contains("unknown step cache \"int8\"", e.Message);
+        // The names a mode is made of, not only the step caches (sage8 and fp8 are modes too).
+        Assert.Contains("mode \"sage8+int8\": unknown name 'int8'; MODE is teacache, fbcache, sage8 or fp8", e.Message);
+        Assert.Equal(2, e.ExitCode);
+        e = Assert.Throws<CogVideoXException>(() => FidelityMode.Parse("foo:0.1+fp8"));
+        Assert.Contains("mode \"foo:0.1+fp8\": unknown name 'foo'", e.Message);
     }
 
     [Fact]
