@@ -328,7 +328,9 @@ internal static class ExperimentCommand
                 catch (CogVideoXException e)
                 {
                     bool offline = HubSettings.FromEnvironment(environment).Offline;
-                    checks.Add($"model {model}: not found ({e.Message}); {(offline ? "offline mode is on (HF_HUB_OFFLINE), so the run would stop before its first video" : "the run downloads it once before its first video")}");
+                    checks.Add(!ModelLocator.CanDownload(model)
+                        ? $"model {model}: NOT USABLE ({e.Message}); the run would stop before its first video"
+                        : $"model {model}: not found ({e.Message}); {(offline ? "offline mode is on (HF_HUB_OFFLINE), so the run would stop before its first video" : "the run downloads it once before its first video")}");
                 }
             }
         }

@@ -322,11 +322,17 @@ public static partial class SpecParser
             return null;
         }
 
-        /// <summary>An input image or video named relative to the spec file, like its other paths (the name keeps its text).</summary>
-        private SettingValue InputRelativeToSpec(SettingValue value) =>
-            value.Key is "image" or "video" && value.Value is string path && !Path.IsPathRooted(path)
-                ? value with { Value = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(File))!, path)) }
-                : value;
+        /// <summary>
+        /// An input image or video named relative to the spec file, like its other paths (the name keeps its text); a
+        /// model too when that names a folder next to the spec (else it stays an alias, a repo id or a folder from
+        /// where the run starts).
+        /// </summary>
+        private SettingValue InputRelativeToSpec(SettingValue value)
+        {
+            if (value.Key is not ("image" or "video" or "model") || value.Value is not string path || Path.IsPathRooted(path)) return value;
+            var full = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(File))!, path));
+            return value.Key != "model" || Directory.Exists(full) ? value with { Value = full } : value;
+        }
 
         /// <summary>
         /// LoRA files named relative to the spec file, like its images and videos (absolute paths stay as they are; the

@@ -70,6 +70,24 @@ public static partial class ModelLocator
         return new RepoReference(name, revision, alias);
     }
 
+    /// <summary>
+    /// Whether a command that runs <paramref name="model"/> and does not find it would download it: it names no
+    /// folder or file here and reads as a repo id or an alias.
+    /// </summary>
+    public static bool CanDownload(string model)
+    {
+        if (string.IsNullOrWhiteSpace(model) || Directory.Exists(model) || File.Exists(model)) return false;
+        try
+        {
+            _ = ParseRepoReference(model);
+            return true;
+        }
+        catch (WeightsException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The Hugging Face hub cache folder and what chose it, as huggingface_hub decides.</summary>
     public static (string Path, string Source) HubCache(Func<string, string?>? environment = null)
     {
