@@ -125,7 +125,13 @@ internal static class ExperimentCommand
                 var crashed = exitCodes.Select((code, i) => (code, i)).Where(x => x.code != 0 && x.code != 1).ToList();
                 if (crashed.Count > 0)
                     throw new CogVideoXException($"worker(s) {string.Join(", ", crashed.Select(c => $"{c.i} (exit {c.code})"))} stopped abnormally; their messages are above. Run the same command again to finish: completed videos are kept.");
-                if (summary.Rendered + summary.Linked + summary.AlreadyComplete + summary.Failed < summary.Total)
+                bool workersLeftSome = summary.Rendered + summary.Linked + summary.AlreadyComplete + summary.Failed < summary.Total;
+                // Workers stop when their first videos all fail the same way (no GPU, a broken model): running the
+                // same command again would only repeat that.
+                if (workersLeftSome && summary.Failed > 0 && summary.Rendered + summary.Linked == 0 && exitCodes.All(code => code != 0))
+                    throw new CogVideoXException($"every worker stopped after its first videos failed ({summary.Failed} of {summary.Total} video(s) tried; the messages above say why). " +
+                        "Fix that and run the same command again; finished videos are kept.");
+                if (workersLeftSome)
                     throw new CogVideoXException($"the workers finished {summary.Rendered + summary.Linked + summary.AlreadyComplete} of {summary.Total} videos; run the same command again to finish the rest");
             }
 

@@ -169,7 +169,7 @@ public sealed class ExperimentRunner
         sameFailures = error == lastError ? sameFailures + 1 : 1;
         lastError = error;
         if (sameFailures >= Limit && !outcomes.Values.Any(o => o.Status is "rendered" or "linked"))
-            throw new CogVideoXException($"stopped after the first {sameFailures} videos failed the same way (the others would too): {error}. " +
+            throw new CogVideoXException($"stopped after the first {sameFailures} videos failed the same way (the others would too): {error.TrimEnd('.', ' ')}. " +
                 "Fix that and run the same command again; finished videos are kept.");
     }
 
