@@ -109,7 +109,7 @@ public sealed record GpuOptions
         "attention" => CudnnUse.AttentionOnly,
         "conv" => CudnnUse.ConvolutionOnly,
         "autotune" => CudnnUse.Autotune,
-        _ => throw NotUnderstood(source, text, "use 0, 1, attention, conv or autotune (on and off for 1 and 0)"),
+        _ => throw NotUnderstood(source, text, "use on, off, attention, conv or autotune (1 and 0 mean on and off)"),
     };
 
     /// <summary>Parses <c>--cudnn-sdpa</c>: auto, unified or composite.</summary>

@@ -100,7 +100,7 @@ public class CudaBackendOptionsTests
 
     [Theory]
     [InlineData("COGVIDEOX_ATTENTION", "flash", "use own")]
-    [InlineData("COGVIDEOX_CUDNN", "maybe", "use 0, 1, attention, conv or autotune")]
+    [InlineData("COGVIDEOX_CUDNN", "maybe", "use on, off, attention, conv or autotune (1 and 0 mean on and off)")]
     [InlineData("COGVIDEOX_CUDNN_SDPA", "fast", "use auto, unified or composite")]
     public void AnUnknownValueNamesTheVariableAndTheChoices(string name, string value, string hint)
     {

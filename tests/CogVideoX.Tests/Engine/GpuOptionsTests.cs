@@ -25,7 +25,7 @@ public class GpuOptionsTests
 
     [Theory]
     [InlineData("flash", null, null, "--attention='flash' is not understood: use own")]
-    [InlineData(null, "maybe", null, "--cudnn='maybe' is not understood: use 0, 1, attention, conv or autotune")]
+    [InlineData(null, "maybe", null, "--cudnn='maybe' is not understood: use on, off, attention, conv or autotune (1 and 0 mean on and off)")]
     [InlineData(null, null, "fast", "--cudnn-sdpa='fast' is not understood: use auto, unified or composite")]
     public void AnUnknownValueNamesTheFlagAndTheChoices(string? attention, string? cudnn, string? sdpa, string message)
     {
