@@ -38,7 +38,8 @@ public static class ConfigFile
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            throw new WeightsException($"{path}: config file not found");
+            throw new WeightsException($"{path}: config file not found; the model folder is incomplete (a diffusers pipeline folder has " +
+                "model_index.json and a config.json in each component's folder): copy or download it again");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -158,8 +158,10 @@ public class ConfigTests
     {
         using var dir = new TempFolder();
         var path = Path.Combine(dir.Path, "vae", "config.json");
-        Assert.Equal($"{path}: config file not found", Assert.Throws<WeightsException>(() => VaeConfig.Load(path)).Message);
-        Assert.Equal($"{path}: config file not found", Assert.Throws<WeightsException>(() => ModelIndex.Load(path)).Message);
+        var missing = $"{path}: config file not found; the model folder is incomplete (a diffusers pipeline folder has model_index.json and a " +
+            "config.json in each component's folder): copy or download it again";
+        Assert.Equal(missing, Assert.Throws<WeightsException>(() => VaeConfig.Load(path)).Message);
+        Assert.Equal(missing, Assert.Throws<WeightsException>(() => ModelIndex.Load(path)).Message);
         Directory.CreateDirectory(path);
         Assert.Equal($"{path}: is a folder, expected a JSON config file", Assert.Throws<WeightsException>(() => VaeConfig.Load(path)).Message);
     }
