@@ -4,9 +4,7 @@
 // tensor cores through mma.sync m16n8k16 with float32 accumulation; P is rounded to the input type before P.V,
 // as FlashAttention does. The head dim is padded with zeros to DP (64 or 128).
 
-#define LOG2E 1.4426950408889634f
-
-// AttentionArgs: common.cuh (shared with attention_sm90.cu).
+// AttentionArgs and LOG2E: common.cuh (shared with attention_sm90.cu).
 
 template <typename T> __device__ __forceinline__ void mma_16816(float* c, const u32* a, u32 b0, u32 b1);
 

@@ -15,11 +15,7 @@
 //                      per-tile accumulator that is then added to the running one (two-level accumulation).
 // Head dim 64 only. Padded rows and keys (to 64) are zeros; padded keys are masked to -inf.
 
-// AttentionArgs, Sage8Args: common.cuh.
-
-
-#define SAGE_LOG2E 1.4426950408889634f
-#define SAGE_FP8_MAX 448.0f
+// AttentionArgs, Sage8Args, LOG2E, E4M3_MAX and e4m3x2 (the sm_89 conversion): common.cuh.
 
 template <typename T> __device__ __forceinline__ float load_elem(const void* base, i64 offset)
 {
@@ -44,14 +40,6 @@ __device__ __forceinline__ float warp_max(float v)
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
-}
-
-// Two floats to two E4M3 bytes (RNE, saturating to +-448): lo in the low byte.
-__device__ __forceinline__ u32 e4m3x2(float lo, float hi)
-{
-    unsigned short r;
-    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
-    return (u32)r;
 }
 
 // The key-mean and value-scale passes read all of K or V once per (b, h): 16 token lanes x 64 channels per block, so
@@ -130,7 +118,7 @@ __device__ void quant_q_impl(const Sage8Args& s)
         i64 row = bh * s.nq_pad + rows[r];
 #pragma unroll
         for (int j = 0; j < 2; ++j) s.q8[row * 64 + lane * 2 + j] = rows[r] < a.nq ? quant_s8(x[r][j], sc) : 0;
-        if (lane == 0) s.qscale[row] = rows[r] < a.nq ? sc * (a.scale * SAGE_LOG2E) : 0.0f;
+        if (lane == 0) s.qscale[row] = rows[r] < a.nq ? sc * (a.scale * LOG2E) : 0.0f;
     }
 }
 
@@ -178,7 +166,7 @@ __device__ void value_scale_impl(const Sage8Args& s)
     float m = fold_channel<T, AbsMaxFold>(a.v, b * a.vs[0] + h * a.vs[1] + c * a.vs[3], a.vs[2], a.nk);
     if (threadIdx.x < 64)
     {
-        float sc = __fdiv_rn(m, SAGE_FP8_MAX);
+        float sc = __fdiv_rn(m, E4M3_MAX);
         s.vscale[bh * 64 + c] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
     }
 }
@@ -307,7 +295,7 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
             float p2 = exp2f(sc[j][2] - m[1]), p3 = exp2f(sc[j][3] - m[1]);
             rs[0] += p0 + p1;
             rs[1] += p2 + p3;
-            u32 top = e4m3x2(p0 * SAGE_FP8_MAX, p1 * SAGE_FP8_MAX), bottom = e4m3x2(p2 * SAGE_FP8_MAX, p3 * SAGE_FP8_MAX);
+            u32 top = e4m3x2(p0 * E4M3_MAX, p1 * E4M3_MAX), bottom = e4m3x2(p2 * E4M3_MAX, p3 * E4M3_MAX);
             // n-tile j = 4st + q: q 0/1 fill a0/a1 (low/high 16 bits), q 2/3 fill a2/a3.
             int st = j >> 2, qd = j & 3, reg = (qd >> 1) * 2, shift = (qd & 1) * 16;
             if (shift == 0)
@@ -350,7 +338,7 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
     {
         int row = row0 + r * 8;
         if (row >= a.nq) continue;
-        float inv = 1.0f / (SAGE_FP8_MAX * l[r]);
+        float inv = 1.0f / (E4M3_MAX * l[r]);
         T* y = (T*)a.y + b * a.ys[0] + h * a.ys[1] + (i64)row * a.ys[2];
 #pragma unroll
         for (int i = 0; i < 8; ++i)

@@ -70,8 +70,6 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 // K and V^T stages, the stages' K scales, the full/empty barrier of each stage, room to align the base to 1024.
 #define SAGE90_SMEM (2 * SAGE90_STAGES * SAGE90_TILE + SAGE90_STAGES * SAGE90_KSCALE + 8 * 2 * SAGE90_STAGES + 1024)
 
-#define SAGE90_FP8_MAX 448.0f
-
 // ---- wgmma ------------------------------------------------------------------------------------------------------
 // The 64 x 64 accumulator is 32 registers a thread (s32 or f32: common.cuh's WGMMA_ACC32), A from registers is 4 x .b32
 // (16 8-bit values).
@@ -113,14 +111,6 @@ __device__ __forceinline__ void wgmma_e4m3_m64n64k32(float* d, const u32* a, u64
 //               4-5, XOR address bits 7-8)
 // A k-step (32 of the 64 bytes of a row) moves the start address by 32 bytes (+2), as the 16-bit kernel's k16 steps do.
 __device__ __forceinline__ u64 smem_desc_sw64(u32 addr) { return wgmma_desc(addr, 512, WGMMA_SWIZZLE_64B); }
-
-// Two floats to two E4M3 bytes (RNE, saturating to +-448; PTX puts the first source in the upper byte), lo low.
-__device__ __forceinline__ u32 sage90_e4m3x2(float lo, float hi)
-{
-    unsigned short r;
-    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
-    return (u32)r;
-}
 
 // int32 to float exactly without the conversion unit (a quarter-rate instruction, as the exponentials are): for
 // |x| < 2^22, the bits of 1.5 * 2^23 plus x are the float 1.5 * 2^23 + x, and subtracting 1.5 * 2^23 is exact.
@@ -213,10 +203,10 @@ __device__ __forceinline__ void pack_p8(Sage90State& st)
             const int c = 4 * u + 2 * h;  // chunks c, c + 1
             const float* lo = st.f + 4 * c;
             const float* hi = st.f + 4 * (c + 1);
-            st.p[4 * u + 2 * h] = sage90_e4m3x2(lo[0] * SAGE90_FP8_MAX, lo[1] * SAGE90_FP8_MAX)
-                | (sage90_e4m3x2(hi[0] * SAGE90_FP8_MAX, hi[1] * SAGE90_FP8_MAX) << 16);
-            st.p[4 * u + 2 * h + 1] = sage90_e4m3x2(lo[2] * SAGE90_FP8_MAX, lo[3] * SAGE90_FP8_MAX)
-                | (sage90_e4m3x2(hi[2] * SAGE90_FP8_MAX, hi[3] * SAGE90_FP8_MAX) << 16);
+            st.p[4 * u + 2 * h] = e4m3x2(lo[0] * E4M3_MAX, lo[1] * E4M3_MAX)
+                | (e4m3x2(hi[0] * E4M3_MAX, hi[1] * E4M3_MAX) << 16);
+            st.p[4 * u + 2 * h + 1] = e4m3x2(lo[2] * E4M3_MAX, lo[3] * E4M3_MAX)
+                | (e4m3x2(hi[2] * E4M3_MAX, hi[3] * E4M3_MAX) << 16);
         }
 }
 
@@ -272,7 +262,7 @@ __device__ __forceinline__ void store_o8(const Sage8Args& s, const Sage90State& 
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = 1.0f / (SAGE90_FP8_MAX * l0), inv1 = 1.0f / (SAGE90_FP8_MAX * l1);
+    const float inv0 = 1.0f / (E4M3_MAX * l0), inv1 = 1.0f / (E4M3_MAX * l1);
     const float* vsc = s.vscale + bh * 64;
     T* y = (T*)a.y + b * a.ys[0] + h * a.ys[1];
 #pragma unroll

@@ -23,8 +23,6 @@
 #define ATTN_SKIP_RESCALE 1  // skip O *= alpha in warps whose row maxima did not move
 #endif
 
-#define LOG2E_SM90 1.4426950408889634f
-
 template <typename T> __device__ __forceinline__ void wgmma_ss_m64n64(float* d, u64 da, u64 db, int accumulate);
 template <typename T> __device__ __forceinline__ void wgmma_rs_m64n64_tb(float* d, const u32* a, u64 db);
 
@@ -293,7 +291,7 @@ __device__ void flash_attention_sm90_impl(const TmaAttentionArgs& ta)
     blk.dv = smem_desc(v_smem);
     blk.nk = a.nk;
     blk.lane = lane;
-    blk.sl2 = a.scale * LOG2E_SM90;
+    blk.sl2 = a.scale * LOG2E;
 
     AttnState st;
     mbar_wait(q_full, 0);

@@ -217,6 +217,21 @@ __device__ __forceinline__ float activate(int act, float x)
     }
 }
 
+#define LOG2E 1.4426950408889634f
+// The largest finite E4M3 value, what the FP8 linears and the 8-bit attention's P and V scale into.
+#define E4M3_MAX 448.0f
+
+// Two floats to two E4M3 bytes (RNE, saturating to +-448; PTX puts the first source in the upper byte): lo in the low
+// byte. The conversion exists from sm_89 on (the 8-bit attention modules; fp8.cu writes the rounding out instead).
+#if __CUDA_ARCH__ >= 890
+__device__ __forceinline__ u32 e4m3x2(float lo, float hi)
+{
+    unsigned short r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+    return (u32)r;
+}
+#endif
+
 __device__ __forceinline__ i64 grid_stride() { return (i64)blockDim.x * gridDim.x; }
 __device__ __forceinline__ i64 global_index() { return (i64)blockIdx.x * blockDim.x + threadIdx.x; }
 

@@ -1,11 +1,9 @@
 // FP8 linears (--linear fp8): per-row quantization to E4M3 and the dequantizing epilogue around a cuBLASLt FP8 GEMM.
 // Compiled lazily, on the first FP8 linear: a failure here never touches another module. The conversion is written out
 // (no cuda_fp8.h) to match the CPU reference (E4M3 in C#) bit for bit: round to nearest even, saturate at ±448,
-// subnormals in steps of 2^-9, NaN → 0x7F.
+// subnormals in steps of 2^-9, NaN → 0x7F. E4M3_MAX: common.cuh.
 
 typedef unsigned char u8;
-
-#define E4M3_MAX 448.0f
 
 __device__ __forceinline__ u8 e4m3_from_float(float v)
 {
