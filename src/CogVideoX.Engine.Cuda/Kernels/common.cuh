@@ -271,6 +271,21 @@ __device__ __forceinline__ void for_each_strided(const IndexMap3& m, Body body)
     }
 }
 
+// Kernel entry points over storage types, named as the host looks them up: NAME_f32, NAME_f16, NAME_bf16 (floating
+// types) or NAME_b16, NAME_b32, NAME_b64 (raw bit patterns), each calling IMPL<type>(a) with its argument struct ARGS.
+#define FLOAT_KERNELS(NAME, ARGS, IMPL) \
+    extern "C" __global__ void NAME##_f32(ARGS a) { IMPL<float>(a); } \
+    extern "C" __global__ void NAME##_f16(ARGS a) { IMPL<f16>(a); } \
+    extern "C" __global__ void NAME##_bf16(ARGS a) { IMPL<bf16>(a); }
+#define BITS_KERNELS(NAME, ARGS, IMPL) \
+    extern "C" __global__ void NAME##_b16(ARGS a) { IMPL<u16>(a); } \
+    extern "C" __global__ void NAME##_b32(ARGS a) { IMPL<u32>(a); } \
+    extern "C" __global__ void NAME##_b64(ARGS a) { IMPL<u64>(a); }
+// The (input, output) type pairs of the element-wise, row and rotary kernels, M(NI, TI, NO, TO) for each: every
+// floating type to itself, and the half types widened to float.
+#define IO_TYPE_PAIRS(M) \
+    M(f32, float, f32, float) M(f16, f16, f16, f16) M(bf16, bf16, bf16, bf16) M(f16, f16, f32, float) M(bf16, bf16, f32, float)
+
 // Block-wide reductions (blockDim.x a multiple of 32, at most 1024). Every thread gets the result.
 template <typename T> struct SumOp { static __device__ __forceinline__ T apply(T a, T b) { return a + b; } };
 template <typename T> struct MaxOp { static __device__ __forceinline__ T apply(T a, T b) { return a != a || b != b ? (a != a ? a : b) : (a > b ? a : b); } };

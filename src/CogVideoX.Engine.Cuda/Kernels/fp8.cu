@@ -63,9 +63,7 @@ __device__ void fp8_quantize_rows_impl(const Fp8QuantizeArgs& a)
     }
 }
 
-extern "C" __global__ void fp8_quantize_rows_f32(Fp8QuantizeArgs a) { fp8_quantize_rows_impl<float>(a); }
-extern "C" __global__ void fp8_quantize_rows_f16(Fp8QuantizeArgs a) { fp8_quantize_rows_impl<f16>(a); }
-extern "C" __global__ void fp8_quantize_rows_bf16(Fp8QuantizeArgs a) { fp8_quantize_rows_impl<bf16>(a); }
+FLOAT_KERNELS(fp8_quantize_rows, Fp8QuantizeArgs, fp8_quantize_rows_impl)
 
 // y[r, c] = act(acc[r, c] · xScale[r] · wScale[c] + bias[c]), left to right in float, stored in T.
 struct Fp8EpilogueArgs
@@ -97,6 +95,4 @@ __device__ void fp8_epilogue_impl(const Fp8EpilogueArgs& a)
     }
 }
 
-extern "C" __global__ void fp8_epilogue_f32(Fp8EpilogueArgs a) { fp8_epilogue_impl<float>(a); }
-extern "C" __global__ void fp8_epilogue_f16(Fp8EpilogueArgs a) { fp8_epilogue_impl<f16>(a); }
-extern "C" __global__ void fp8_epilogue_bf16(Fp8EpilogueArgs a) { fp8_epilogue_impl<bf16>(a); }
+FLOAT_KERNELS(fp8_epilogue, Fp8EpilogueArgs, fp8_epilogue_impl)

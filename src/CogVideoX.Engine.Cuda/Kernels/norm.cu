@@ -260,15 +260,9 @@ __device__ void group_apply_impl(const GroupApplyArgs& a)
     extern "C" __global__ void layer_norm_##NI##_##NO(RowArgs a) { layer_norm_impl<TI, TO>(a); } \
     extern "C" __global__ void rms_norm_##NI##_##NO(RowArgs a) { rms_norm_impl<TI, TO>(a); } \
     extern "C" __global__ void group_norm_apply_##NI##_##NO(GroupApplyArgs a) { group_apply_impl<TI, TO>(a); }
-ROWS(f32, float, f32, float)
-ROWS(f16, f16, f16, f16)
-ROWS(bf16, bf16, bf16, bf16)
-ROWS(f16, f16, f32, float)
-ROWS(bf16, bf16, f32, float)
+IO_TYPE_PAIRS(ROWS)
 
-extern "C" __global__ void group_norm_stats_f32(GroupStatsArgs a) { group_stats_impl<float>(a); }
-extern "C" __global__ void group_norm_stats_f16(GroupStatsArgs a) { group_stats_impl<f16>(a); }
-extern "C" __global__ void group_norm_stats_bf16(GroupStatsArgs a) { group_stats_impl<bf16>(a); }
+FLOAT_KERNELS(group_norm_stats, GroupStatsArgs, group_stats_impl)
 
 // LayerNorm over rows of a contiguous last dim, optionally modulated: y = (norm(x)·γ + β)·(1 + scale) + shift, with
 // scale and shift rows chosen per row through the row map (one per batch item, say). A group of `lanes` threads
@@ -477,6 +471,4 @@ __device__ void spatial_norm_impl(const SpatialNormArgs& a)
     }
 }
 
-extern "C" __global__ void spatial_norm_f32(SpatialNormArgs a) { spatial_norm_impl<float>(a); }
-extern "C" __global__ void spatial_norm_f16(SpatialNormArgs a) { spatial_norm_impl<f16>(a); }
-extern "C" __global__ void spatial_norm_bf16(SpatialNormArgs a) { spatial_norm_impl<bf16>(a); }
+FLOAT_KERNELS(spatial_norm, SpatialNormArgs, spatial_norm_impl)
