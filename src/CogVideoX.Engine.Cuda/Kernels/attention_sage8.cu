@@ -48,8 +48,9 @@ __device__ __forceinline__ float warp_max(float v)
 #define SAGE_SCAN_LANES 16
 #define SAGE_SCAN_THREADS (SAGE_SCAN_LANES * 64)
 
-// One channel of K or V folded over its n tokens: token lane i (threadIdx.x / 64) folds tokens i, i + 16, ..., then the
-// 16 partials are combined in lane order. The result is for threads 0..63 (channel = threadIdx.x), whose caller writes it.
+// One channel of K or V (x with strides xs) of head (b, h) = blockIdx.x folded over its nk tokens: token lane i
+// (threadIdx.x / 64) folds tokens i, i + 16, ..., then the 16 partials are combined in lane order. The result is for
+// threads 0..63 (channel = threadIdx.x), whose caller writes it.
 struct SumFold
 {
     static __device__ __forceinline__ float fold(float acc, float v) { return acc + v; }
@@ -62,10 +63,14 @@ struct AbsMaxFold
 };
 
 template <typename T, typename F>
-__device__ __forceinline__ float fold_channel(const void* x, i64 base, i64 token_stride, int n)
+__device__ __forceinline__ float fold_channel(const AttentionArgs& a, const void* x, const i64* xs)
 {
+    const int c = threadIdx.x & 63;
+    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
+    const i64 base = b * xs[0] + h * xs[1] + c * xs[3], token_stride = xs[2];
+    const int n = a.nk;
     __shared__ float part[SAGE_SCAN_THREADS];
-    const int c = threadIdx.x & 63, lane = threadIdx.x >> 6;
+    const int lane = threadIdx.x >> 6;
     float acc = 0.0f;
     for (int t = lane; t < n; t += SAGE_SCAN_LANES) acc = F::fold(acc, load_elem<T>(x, base + t * token_stride));
     part[threadIdx.x] = acc;
@@ -84,10 +89,9 @@ __device__ void key_mean_impl(const Sage8Args& s)
 {
     // Not the CPU's token order: the mean moves by float rounding, which the op catalogue's half-type bound covers.
     const AttentionArgs& a = s.a;
+    const float total = fold_channel<T, SumFold>(a, a.k, a.ks);
     const int c = threadIdx.x & 63;
-    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
-    float total = fold_channel<T, SumFold>(a.k, b * a.ks[0] + h * a.ks[1] + c * a.ks[3], a.ks[2], a.nk);
-    if (threadIdx.x < 64) s.kmean[bh * 64 + c] = __fdiv_rn(total, (float)a.nk);
+    if (threadIdx.x < 64) s.kmean[(i64)blockIdx.x * 64 + c] = __fdiv_rn(total, (float)a.nk);
 }
 
 template <typename T>
@@ -160,14 +164,12 @@ template <typename T>
 __device__ void value_scale_impl(const Sage8Args& s)
 {
     // A maximum is the same in any order.
-    const AttentionArgs& a = s.a;
+    const float m = fold_channel<T, AbsMaxFold>(s.a, s.a.v, s.a.vs);
     const int c = threadIdx.x & 63;
-    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
-    float m = fold_channel<T, AbsMaxFold>(a.v, b * a.vs[0] + h * a.vs[1] + c * a.vs[3], a.vs[2], a.nk);
     if (threadIdx.x < 64)
     {
         float sc = __fdiv_rn(m, E4M3_MAX);
-        s.vscale[bh * 64 + c] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
+        s.vscale[(i64)blockIdx.x * 64 + c] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
     }
 }
 
