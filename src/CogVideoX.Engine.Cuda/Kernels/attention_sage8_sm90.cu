@@ -155,25 +155,23 @@ struct Sage90Block
     int nk, lane;
 };
 
-// S = Q8.K8^T: two k-steps of 32 head-dim bytes; the first overwrites S.
-__device__ __forceinline__ void issue_qk8(Sage90State& st, u64 dk)
+// One committed wgmma group of two k32 steps (A fragments a[0..3], then a[4..7]; B 32 bytes further) into the
+// accumulator d, the first step overwriting it.
+template <typename Acc, void (*WGMMA)(Acc*, const u32*, u64, int)>
+__device__ __forceinline__ void issue_k64(Acc* d, const u32* a, u64 db)
 {
     wgmma_fence();
-    fence_regs(st.s, 32);
-    wgmma_s8_m64n64k32(st.s, st.q, dk, 0);
-    wgmma_s8_m64n64k32(st.s, st.q + 4, dk + (32 >> 4), 1);
+    fence_regs(d, 32);
+    WGMMA(d, a, db, 0);
+    WGMMA(d, a + 4, db + (32 >> 4), 1);
     wgmma_commit();
 }
 
-// T = P.V for one tile: two k-steps of 32 key slots; the first overwrites T (a fresh inner accumulator per tile).
-__device__ __forceinline__ void issue_pv8(Sage90State& st, u64 dv)
-{
-    wgmma_fence();
-    fence_regs(st.t, 32);
-    wgmma_e4m3_m64n64k32(st.t, st.p, dv, 0);
-    wgmma_e4m3_m64n64k32(st.t, st.p + 4, dv + (32 >> 4), 1);
-    wgmma_commit();
-}
+// S = Q8.K8^T: two k-steps of 32 head-dim bytes.
+__device__ __forceinline__ void issue_qk8(Sage90State& st, u64 dk) { issue_k64<int, wgmma_s8_m64n64k32>(st.s, st.q, dk); }
+
+// T = P.V for one tile: two k-steps of 32 key slots (a fresh inner accumulator per tile).
+__device__ __forceinline__ void issue_pv8(Sage90State& st, u64 dv) { issue_k64<float, wgmma_e4m3_m64n64k32>(st.t, st.p, dv); }
 
 // The scores of the tile at key kv0 (its S resident in st.s, its K scales at ks_smem) dequantized, the online softmax
 // step (common.cuh's softmax_tile), P left in st.f. Every column a thread holds (8 (i >> 2) + 2 (lane & 3) + (i & 1) for
