@@ -102,26 +102,24 @@ __device__ __forceinline__ void offsets3_32(const IndexMap3& m, u32 i, i64& o0, 
     o0 = a; o1 = b; o2 = c;
 }
 
+// Eight 16-bit values of type T (f16 or bf16) as one 16-byte access holds them, element 2k in the low half of word k,
+// widened to floats.
+template <typename T>
+__device__ __forceinline__ void unpack8(const uint4& r, float* v)
+{
+    u32 w[4] = { r.x, r.y, r.z, r.w };
+#pragma unroll
+    for (int k = 0; k < 4; ++k) { v[2 * k] = to_float(T{(u16)(w[k] & 0xffffu)}); v[2 * k + 1] = to_float(T{(u16)(w[k] >> 16)}); }
+}
+
 // Eight consecutive elements as floats, one or two 16-byte accesses (the pointer must be 16-byte aligned).
 __device__ __forceinline__ void load8(const float* p, float* v)
 {
     float4 a = ((const float4*)p)[0], b = ((const float4*)p)[1];
     v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
 }
-__device__ __forceinline__ void load8(const f16* p, float* v)
-{
-    uint4 r = *(const uint4*)p;
-    u32 w[4] = { r.x, r.y, r.z, r.w };
-#pragma unroll
-    for (int k = 0; k < 4; ++k) { v[2 * k] = f16_to_float((u16)(w[k] & 0xffffu)); v[2 * k + 1] = f16_to_float((u16)(w[k] >> 16)); }
-}
-__device__ __forceinline__ void load8(const bf16* p, float* v)
-{
-    uint4 r = *(const uint4*)p;
-    u32 w[4] = { r.x, r.y, r.z, r.w };
-#pragma unroll
-    for (int k = 0; k < 4; ++k) { v[2 * k] = bf16_to_float((u16)(w[k] & 0xffffu)); v[2 * k + 1] = bf16_to_float((u16)(w[k] >> 16)); }
-}
+__device__ __forceinline__ void load8(const f16* p, float* v) { unpack8<f16>(*(const uint4*)p, v); }
+__device__ __forceinline__ void load8(const bf16* p, float* v) { unpack8<bf16>(*(const uint4*)p, v); }
 __device__ __forceinline__ void store8(float* p, const float* v)
 {
     ((float4*)p)[0] = make_float4(v[0], v[1], v[2], v[3]);

@@ -298,18 +298,8 @@ template <> struct Pack8<float> { uint4 r[2]; };
 __device__ __forceinline__ void load_pack(const f16* p, Pack8<f16>& v) { v.r = *(const uint4*)p; }
 __device__ __forceinline__ void load_pack(const bf16* p, Pack8<bf16>& v) { v.r = *(const uint4*)p; }
 __device__ __forceinline__ void load_pack(const float* p, Pack8<float>& v) { v.r[0] = ((const uint4*)p)[0]; v.r[1] = ((const uint4*)p)[1]; }
-__device__ __forceinline__ void unpack(const Pack8<f16>& v, float* f)
-{
-    u32 w[4] = { v.r.x, v.r.y, v.r.z, v.r.w };
-#pragma unroll
-    for (int k = 0; k < 4; ++k) { f[2 * k] = f16_to_float((u16)(w[k] & 0xffffu)); f[2 * k + 1] = f16_to_float((u16)(w[k] >> 16)); }
-}
-__device__ __forceinline__ void unpack(const Pack8<bf16>& v, float* f)
-{
-    u32 w[4] = { v.r.x, v.r.y, v.r.z, v.r.w };
-#pragma unroll
-    for (int k = 0; k < 4; ++k) { f[2 * k] = bf16_to_float((u16)(w[k] & 0xffffu)); f[2 * k + 1] = bf16_to_float((u16)(w[k] >> 16)); }
-}
+__device__ __forceinline__ void unpack(const Pack8<f16>& v, float* f) { unpack8<f16>(v.r, f); }
+__device__ __forceinline__ void unpack(const Pack8<bf16>& v, float* f) { unpack8<bf16>(v.r, f); }
 __device__ __forceinline__ void unpack(const Pack8<float>& v, float* f)
 {
     u32 w[8] = { v.r[0].x, v.r[0].y, v.r[0].z, v.r[0].w, v.r[1].x, v.r[1].y, v.r[1].z, v.r[1].w };
