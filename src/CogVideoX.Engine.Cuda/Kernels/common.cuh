@@ -102,6 +102,12 @@ __device__ __forceinline__ void offsets3_32(const IndexMap3& m, u32 i, i64& o0, 
     o0 = a; o1 = b; o2 = c;
 }
 
+// Two floats as one word of two 16-bit values of type T (f16 or bf16), the first (the lower column) in the low half.
+template <typename T> __device__ __forceinline__ u32 pack2(float lo, float hi)
+{
+    return (u32)from_float<T>(lo).bits | ((u32)from_float<T>(hi).bits << 16);
+}
+
 // Eight 16-bit values of type T (f16 or bf16) as one 16-byte access holds them, element 2k in the low half of word k,
 // widened to floats.
 template <typename T>
@@ -112,7 +118,17 @@ __device__ __forceinline__ void unpack8(const uint4& r, float* v)
     for (int k = 0; k < 4; ++k) { v[2 * k] = to_float(T{(u16)(w[k] & 0xffffu)}); v[2 * k + 1] = to_float(T{(u16)(w[k] >> 16)}); }
 }
 
-// Eight consecutive elements as floats, one or two 16-byte accesses (the pointer must be 16-byte aligned).
+// The reverse: eight floats rounded to T and packed the same way.
+template <typename T>
+__device__ __forceinline__ uint4 pack8(const float* v)
+{
+    u32 w[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) w[k] = pack2<T>(v[2 * k], v[2 * k + 1]);
+    return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// Eight consecutive elements as floats, one or two 16-byte accesses (the pointer must be 16-byte aligned), and back.
 __device__ __forceinline__ void load8(const float* p, float* v)
 {
     float4 a = ((const float4*)p)[0], b = ((const float4*)p)[1];
@@ -125,20 +141,8 @@ __device__ __forceinline__ void store8(float* p, const float* v)
     ((float4*)p)[0] = make_float4(v[0], v[1], v[2], v[3]);
     ((float4*)p)[1] = make_float4(v[4], v[5], v[6], v[7]);
 }
-__device__ __forceinline__ void store8(f16* p, const float* v)
-{
-    u32 w[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) w[k] = (u32)float_to_f16(v[2 * k]) | ((u32)float_to_f16(v[2 * k + 1]) << 16);
-    *(uint4*)p = make_uint4(w[0], w[1], w[2], w[3]);
-}
-__device__ __forceinline__ void store8(bf16* p, const float* v)
-{
-    u32 w[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) w[k] = (u32)float_to_bf16(v[2 * k]) | ((u32)float_to_bf16(v[2 * k + 1]) << 16);
-    *(uint4*)p = make_uint4(w[0], w[1], w[2], w[3]);
-}
+__device__ __forceinline__ void store8(f16* p, const float* v) { *(uint4*)p = pack8<f16>(v); }
+__device__ __forceinline__ void store8(bf16* p, const float* v) { *(uint4*)p = pack8<bf16>(v); }
 
 // Row offsets of up to four operands over the leading dims of [..., D] tensors whose last dim is contiguous
 // (collapsed on the host; operand strides in elements, zero where an operand is broadcast).
