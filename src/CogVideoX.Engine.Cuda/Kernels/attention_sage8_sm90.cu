@@ -36,6 +36,11 @@
 //
 // Head dim 64 only; nq_pad a multiple of SAGE90_ROWS (the host pads it), nk_pad of 64; padded keys are masked.
 
+// The wgmma, TMA and mbarrier helpers: common.cuh, compiled for sm_90a only.
+#if !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#error "this module is for sm_90a only (wgmma, setmaxnreg)"
+#endif
+
 // Sage8Args (the pre-pass buffers and their padding): common.cuh, shared with attention_sage8.cu.
 
 // K8 as (64 bytes, nk_pad, BH) and V^T8 as (nk_pad, 64, BH), uint8, 64 x 64 boxes, 64-byte swizzle; then the

@@ -19,6 +19,11 @@
 // Layout contract: Q, K, V rows of 64 contiguous values, 16-byte aligned, every other stride a multiple of 16 bytes
 // (the tensor maps' rule); Y rows contiguous, 4-byte aligned.
 
+// The wgmma, TMA and mbarrier helpers: common.cuh, compiled for sm_90a only.
+#if !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#error "this module is for sm_90a only (wgmma, setmaxnreg)"
+#endif
+
 #ifndef ATTN_SKIP_RESCALE
 #define ATTN_SKIP_RESCALE 1  // skip O *= alpha in warps whose row maxima did not move
 #endif
