@@ -20,7 +20,7 @@
 // (the tensor maps' rule); Y rows contiguous, 4-byte aligned.
 
 // The wgmma, TMA and mbarrier helpers: common.cuh, compiled for sm_90a only.
-#if !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #error "this module is for sm_90a only (wgmma, setmaxnreg)"
 #endif
 

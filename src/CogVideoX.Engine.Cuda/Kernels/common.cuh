@@ -225,7 +225,7 @@ __device__ __forceinline__ float activate(int act, float x)
 
 // Two floats to two E4M3 bytes (RNE, saturating to +-448; PTX puts the first source in the upper byte): lo in the low
 // byte. The conversion exists from sm_89 on (the 8-bit attention modules; fp8.cu writes the rounding out instead).
-#if __CUDA_ARCH__ >= 890
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 890
 __device__ __forceinline__ u32 e4m3x2(float lo, float hi)
 {
     unsigned short r;
@@ -355,9 +355,11 @@ struct Sage8Args
 static_assert(sizeof(Sage8Args) == 296, "Sage8Args must match KernelArgs.cs");
 
 // ---- Hopper (sm_90a) building blocks of attention_sm90.cu and attention_sage8_sm90.cu ------------------------------
-// Only for the architecture-specific target: NVRTC and clang define __CUDA_ARCH_FEAT_SM90_ALL for sm_90a alone, so
-// every other module and target compiles without these (wgmma and setmaxnreg exist nowhere else).
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// Device code sees them for the architecture-specific target only (NVRTC, clang and nvcc define
+// __CUDA_ARCH_FEAT_SM90_ALL for sm_90a alone; wgmma and setmaxnreg exist nowhere else), so every other module and
+// target compiles without them. An nvcc host pass (no __CUDA_ARCH__: scripts/kernels' harnesses include these
+// sources) sees them too, as the host code there uses TensorMap.
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
 // A CUtensorMap: 128 opaque bytes the driver encodes (cuTensorMapEncodeTiled), 64-byte aligned.
 struct __align__(64) TensorMap
@@ -500,4 +502,4 @@ __device__ __forceinline__ void softmax_tile(float* s, float& m0, float& m1, flo
     l1 = l1 * alpha1 + r1;
 }
 
-#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+#endif  // sm_90a
