@@ -36,7 +36,7 @@
 //
 // Head dim 64 only; nq_pad a multiple of SAGE90_ROWS (the host pads it), nk_pad of 64; padded keys are masked.
 
-// The wgmma, TMA and mbarrier helpers: common.cuh, compiled for sm_90a only.
+// TensorMap, the mbarrier and wgmma helpers and the online softmax of a score tile: common.cuh, for sm_90a only.
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #error "this module is for sm_90a only (wgmma, setmaxnreg)"
 #endif

@@ -19,7 +19,7 @@
 // Layout contract: Q, K, V rows of 64 contiguous values, 16-byte aligned, every other stride a multiple of 16 bytes
 // (the tensor maps' rule); Y rows contiguous, 4-byte aligned.
 
-// The wgmma, TMA and mbarrier helpers: common.cuh, compiled for sm_90a only.
+// TensorMap, the mbarrier and wgmma helpers and the online softmax of a score tile: common.cuh, for sm_90a only.
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #error "this module is for sm_90a only (wgmma, setmaxnreg)"
 #endif
