@@ -46,7 +46,8 @@ internal static class KernelCompiler
     public static bool IsOptional(string module) => ArchitectureModules.ContainsKey(module) || LazyModules.ContainsKey(module);
 
     /// <summary>
-    /// Modules of opt-in modes, compiled at their first use only (never by doctor or a default run), for a device of
+    /// Modules of opt-in modes, compiled at their first use only (never by a default run or doctor's device check;
+    /// `doctor --arch` compiles them to check them), for a device of
     /// at least the given compute capability: a compile error there breaks nothing else. attention_sage8: 8-bit
     /// attention (mma.sync m16n8k32 with e4m3 needs sm_89); attention_sage8_sm90: its wgmma/TMA form, sm_90a only (it
     /// is an architecture module too, so it runs on exactly sm_90); fp8: the FP8 linears' quantize and epilogue
