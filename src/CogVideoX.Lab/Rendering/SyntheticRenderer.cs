@@ -59,12 +59,6 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
                     ["os"] = RuntimeInformation.OSDescription,
                     ["ffmpeg"] = s_ffmpegVersion.Value ?? "unknown",
                 },
-                VideoFile = video.FileName,
-                VideoBytes = video.Bytes,
-                VideoSha256 = video.Sha256,
-                FrameCount = frames.Count,
-                Width = frames.Width,
-                Height = frames.Height,
             };
         }, progress is null ? null : (done, all) => progress.Report(new RenderProgress(PipelineStages.EncodeVideo, done, all, total.Elapsed)));
         return new RenderResult(sidecar, frames);
