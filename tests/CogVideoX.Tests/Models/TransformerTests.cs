@@ -156,22 +156,9 @@ public class TransformerTests
     [InlineData("\"attention_head_dim\": 64", "\"attention_head_dim\": 32", "has shape [128, 4, 2, 2], expected [64, 4, 2, 2]")]
     public void RefusesConfigsItCannotRun(string find, string replace, string message)
     {
-        var dir = Directory.CreateTempSubdirectory("cogvideox-transformer-");
-        try
-        {
-            var source = TransformerFolder("pipeline_5b_style");
-            var json = File.ReadAllText(Path.Combine(source, "config.json"));
-            Assert.Contains(find, json);
-            File.WriteAllText(Path.Combine(dir.FullName, "config.json"), json.Replace(find, replace));
-            File.Copy(Path.Combine(source, "diffusion_pytorch_model.safetensors"), Path.Combine(dir.FullName, "diffusion_pytorch_model.safetensors"));
-            var e = Assert.ThrowsAny<CogVideoXException>(() => CogVideoXTransformer.Load(dir.FullName, CpuBackend.Instance, DType.F32));
-            Assert.Contains(message, e.Message);
-            _output.WriteLine(e.Message);
-        }
-        finally
-        {
-            dir.Delete(true);
-        }
+        var e = EditedTransformer.LoadError(TransformerFolder("pipeline_5b_style"), find, replace);
+        Assert.Contains(message, e.Message);
+        _output.WriteLine(e.Message);
     }
 
     [Fact]
