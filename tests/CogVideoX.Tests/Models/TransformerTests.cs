@@ -17,11 +17,7 @@ public class TransformerTests
 
     /// <summary>Every transformer call of a golden run, given that call's inputs: the README's model-output rule.</summary>
     [Theory]
-    [InlineData("pipeline_2b_style", "panda_s42")]
-    [InlineData("pipeline_2b_style", "panda_frames17_gs1")]
-    [InlineData("pipeline_2b_style", "cat_neg_s999")]
-    [InlineData("pipeline_5b_style", "panda_dpm_dyncfg")]
-    [InlineData("pipeline_5b_style", "whale_dpm_frames13")]
+    [MemberData(nameof(FixtureRuns.GoldenStylesAndTags), MemberType = typeof(FixtureRuns))]
     public void MatchesEveryStepOfGoldenRun(string style, string run)
     {
         using var model = CogVideoXTransformer.Load(TransformerFolder(style), CpuBackend.Instance, DType.F32);
