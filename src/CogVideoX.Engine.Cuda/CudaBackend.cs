@@ -436,7 +436,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics, IL
     {
         var reason = KernelCompiler.FailureSummary(e.Message);
         _unavailableModules[module] = reason;
-        Note($"kernel module {module} is unavailable ({reason}); the portable kernels run instead");
+        Note($"kernel module {module} is unavailable ({reason}); {KernelCompiler.WithoutIt(module)}");
     }
 
     private CudaModuleHandle Load(CompiledModule compiled)

@@ -15,15 +15,23 @@ internal static class DoctorCommand
     {
         var arch = new Option<string?>("--arch")
         {
-            Description = "Compile the kernels for this architecture (e.g. sm_90) even without a GPU, to check NVRTC.",
+            Description = "Without a GPU: compile every kernel module this architecture can use (e.g. sm_90; opt-in modules too) with NVRTC, to check it and fill the kernel cache.",
         };
-        var cmd = new Command("doctor", "Report the GPU, driver and CUDA libraries found, what is missing and how to fix it.") { arch };
-        cmd.SetAction(parse => Run(parse.GetValue(arch), parse.InvocationConfiguration.Output));
+        var resources = new Option<bool>("--resources")
+        {
+            Description = "With --arch: ptxas's report per kernel (registers, spills, shared memory) and any warning it gave.",
+        };
+        var cmd = new Command("doctor", "Report the GPU, driver and CUDA libraries found, what is missing and how to fix it.") { arch, resources };
+        cmd.SetAction(parse => Run(parse.GetValue(arch), parse.GetValue(resources), parse.InvocationConfiguration.Output));
         return cmd;
     }
 
-    private static int Run(string? arch, TextWriter o)
+    private static int Run(string? arch, bool resources, TextWriter o)
     {
+        if (resources && arch is null)
+            throw new CogVideoXException("--resources reports what ptxas compiled for --arch: give an architecture too, e.g. doctor --arch sm_90 --resources");
+        // Checked before anything is probed, so a typo costs no time.
+        int? cc = arch is null ? null : ParseArchitecture(arch);
         var problems = new List<string>();
         o.WriteLine($"cogvideox {VersionCommand.ToolVersion} on {RuntimeInformation.OSDescription} {RuntimeInformation.OSArchitecture}, {RuntimeInformation.FrameworkDescription}");
         o.WriteLine();
@@ -74,7 +82,8 @@ internal static class DoctorCommand
         }
         o.WriteLine();
 
-        if (devices.Count > 0 && problems.Count == 0)
+        bool deviceKernels = devices.Count > 0 && problems.Count == 0;
+        if (deviceKernels)
         {
             var backend = (CudaBackend)Backends.Get(Device.Cuda(0));
             var (free, total) = backend.DeviceMemory();
@@ -92,9 +101,11 @@ internal static class DoctorCommand
                 problems.Add("the kernels do not compile or load");
             }
         }
-        else if (arch is not null)
+        // Asked for explicitly, so done beside the device's own kernels too (a cache filled for another GPU, say).
+        if (cc is { } target)
         {
-            CompileOnly(arch, o, problems);
+            if (deviceKernels) o.WriteLine();
+            CompileOnly(target, resources, o, problems);
         }
 
         o.WriteLine();
@@ -107,33 +118,69 @@ internal static class DoctorCommand
         return 1;
     }
 
-    /// <summary>Compiles every kernel module with NVRTC for an architecture, without a GPU.</summary>
-    private static void CompileOnly(string arch, TextWriter o, List<string> problems)
+    /// <summary>sm_XY (or sm_XYa: the architecture modules are compiled for their "a" target anyway) as XY.</summary>
+    private static int ParseArchitecture(string arch)
     {
         var text = arch.Trim().ToLowerInvariant();
-        if (!text.StartsWith("sm_", StringComparison.Ordinal) || text.Length < 5 || !int.TryParse(text.AsSpan(3), out int cc))
-            throw new CogVideoXException($"--arch '{arch}' is not an architecture name: use sm_XY, e.g. sm_90 for an H100");
+        if (text.EndsWith('a')) text = text[..^1];
+        if (!text.StartsWith("sm_", StringComparison.Ordinal) || text.Length < 5 || !int.TryParse(text.AsSpan(3), out int cc) || cc < 10)
+            throw new CogVideoXException($"--arch '{arch}' is not an architecture name: use sm_XY, e.g. sm_90 for an H100 or H200, sm_89 for an L4 or RTX 4090, sm_80 for an A100");
+        return cc;
+    }
+
+    /// <summary>Compiles every kernel module an architecture can use with NVRTC, without a GPU.</summary>
+    private static void CompileOnly(int cc, bool resources, TextWriter o, List<string> problems)
+    {
         if (!CudaLibraries.IsAvailable(CudaLibrary.Nvrtc))
         {
             problems.Add("NVRTC is missing, so kernels cannot be compiled");
             return;
         }
-        o.WriteLine($"kernels for {text} ({KernelCacheRoot()}):");
+        o.WriteLine($"kernels for sm_{cc} ({KernelCacheRoot()}):");
+        IReadOnlyList<KernelModuleInfo> modules;
         try
         {
-            foreach (var m in CudaKernels.CompileAll(cc / 10, cc % 10))
-                o.WriteLine($"  {m.Module,-14} {m.Target,-8} {Describe(m)}");
+            modules = CudaKernels.CompileAll(cc / 10, cc % 10, everyModule: true, report: resources);
         }
         catch (CogVideoXException e)
         {
             o.WriteLine($"  FAILED: {e.Message}");
             problems.Add("the kernels do not compile");
+            return;
         }
+        foreach (var m in modules)
+            o.WriteLine($"  {m.Module + (CudaKernels.IsOptIn(m.Module) ? " (opt-in)" : ""),-30} {m.Target,-8} {Describe(m)}");
+        if (resources) WriteResources(modules, o);
+    }
+
+    /// <summary>ptxas's report: one row per kernel, then spills and warnings called out, since both cost speed silently.</summary>
+    private static void WriteResources(IReadOnlyList<KernelModuleInfo> modules, TextWriter o)
+    {
+        o.WriteLine();
+        o.WriteLine($"  {"kernel",-44} {"registers",9} {"shared",8} {"stack",6} {"spills (stores/loads)",22}");
+        int kernels = 0;
+        var spilling = new List<string>();
+        foreach (var m in modules)
+        {
+            if (m.Report is not { } report) continue;
+            foreach (var k in report.Kernels)
+            {
+                kernels++;
+                var spills = k.Spills ? $"{k.SpillStoreBytes} B / {k.SpillLoadBytes} B" : "none";
+                o.WriteLine($"  {k.Kernel,-44} {k.Registers,9} {k.SharedBytes,6} B {k.StackBytes,4} B {spills,22}");
+                if (k.Spills) spilling.Add(k.Kernel);
+            }
+        }
+        o.WriteLine();
+        o.WriteLine($"  {kernels} kernels; spills: {(spilling.Count == 0 ? "none" : string.Join(", ", spilling))}");
+        var warnings = modules.Where(m => m.Report is not null).SelectMany(m => m.Report!.Warnings.Select(w => $"{m.Module}: {w}")).ToList();
+        o.WriteLine($"  ptxas warnings: {(warnings.Count == 0 ? "none" : warnings.Count.ToString(System.Globalization.CultureInfo.InvariantCulture))}");
+        foreach (var w in warnings) o.WriteLine($"    {w}");
     }
 
     private static string KernelCacheRoot() => CudaKernels.CacheRoot;
 
     private static string Describe(KernelModuleInfo m) => m.Unavailable is { } reason
-        ? $"unavailable (optional; the portable kernels run instead): {reason}"
+        ? $"unavailable (optional; {CudaKernels.WithoutIt(m.Module)}): {reason}"
         : $"{(m.FromCache ? "from cache" : $"compiled in {m.CompileTime.TotalSeconds:0.00} s"),-22} {m.Bytes / 1024,6} KiB  {m.CachePath ?? "(not cached)"}";
 }

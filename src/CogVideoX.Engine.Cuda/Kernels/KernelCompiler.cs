@@ -7,7 +7,10 @@ namespace CogVideoX.Engine.Cuda;
 /// <summary>A compiled kernel module: machine code (cubin) for a real architecture, or PTX for the driver to finish.</summary>
 internal sealed record CompiledModule(string Module, string Target, byte[] Image, bool IsPtx, bool FromCache, TimeSpan CompileTime, string? CachePath)
 {
-    public KernelModuleInfo Info => new(Module, Target + (IsPtx ? " (PTX)" : ""), FromCache, CompileTime, Image.LongLength, CachePath);
+    /// <summary>What ptxas reported per kernel, when the module was compiled with its report asked for.</summary>
+    public PtxasReport? Report { get; init; }
+
+    public KernelModuleInfo Info => new(Module, Target + (IsPtx ? " (PTX)" : ""), FromCache, CompileTime, Image.LongLength, CachePath) { Report = Report };
 }
 
 /// <summary>
@@ -43,16 +46,43 @@ internal static class KernelCompiler
     public static bool IsOptional(string module) => ArchitectureModules.ContainsKey(module) || LazyModules.ContainsKey(module);
 
     /// <summary>
-    /// Modules of opt-in modes, compiled at their first use only (never by doctor or a default run), for a device of
+    /// Modules of opt-in modes, compiled at their first use only (never by a default run or doctor's device check;
+    /// `doctor --arch` compiles them to check them), for a device of
     /// at least the given compute capability: a compile error there breaks nothing else. attention_sage8: 8-bit
     /// attention (mma.sync m16n8k32 with e4m3 needs sm_89); attention_sage8_sm90: its wgmma/TMA form, sm_90a only (it
-    /// is an architecture module too, so it runs on exactly sm_90).
+    /// is an architecture module too, so it runs on exactly sm_90); fp8: the FP8 linears' quantize and epilogue
+    /// (plain CUDA C, but cuBLASLt's FP8 GEMM around them needs sm_89).
     /// </summary>
     public static readonly IReadOnlyDictionary<string, (int Major, int Minor)> LazyModules = new Dictionary<string, (int, int)>
     {
         ["attention_sage8"] = (8, 9),
         ["attention_sage8_sm90"] = (9, 0),
+        ["fp8"] = (8, 9),
     };
+
+    /// <summary>Every module embedded in the assembly, by name (without ".cu").</summary>
+    public static IEnumerable<string> Embedded() =>
+        typeof(KernelCompiler).Assembly.GetManifestResourceNames()
+            .Where(n => n.StartsWith(ResourcePrefix, StringComparison.Ordinal) && n.EndsWith(".cu", StringComparison.Ordinal))
+            .Select(n => n[ResourcePrefix.Length..^3])
+            .Order(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Every module a device of compute capability major.minor can ever use: the default ones, the lazy ones it can run
+    /// and any other compiled at its first use on any GPU. What a compile check for that device has to build.
+    /// </summary>
+    public static IEnumerable<string> AllModulesFor(int major, int minor)
+    {
+        var defaults = ModulesFor(major, minor).ToList();
+        return defaults.Concat(Embedded().Where(m => !defaults.Contains(m) && IsAvailableFor(m, major, minor)
+            && (!LazyModules.ContainsKey(m) || LazyModuleRunsOn(m, major, minor))));
+    }
+
+    /// <summary>What happens without an optional module: an architecture module has portable kernels behind it, an
+    /// opt-in mode's module has nothing (the mode says so when asked for).</summary>
+    public static string WithoutIt(string module) => LazyModules.ContainsKey(module)
+        ? "the opt-in mode that uses it cannot run here"
+        : "the portable kernels run instead";
 
     /// <summary>Whether a lazy module can run on a device of compute capability major.minor.</summary>
     public static bool LazyModuleRunsOn(string module, int major, int minor) =>
@@ -118,7 +148,12 @@ internal static class KernelCompiler
         return ($"--gpu-architecture=compute_{older}", true, $"sm_{want}");
     }
 
-    public static CompiledModule Compile(string module, int major, int minor)
+    /// <summary>
+    /// Compiles a module for compute capability major.minor, or takes it from the cache. With
+    /// <paramref name="report"/> the cache is not read and ptxas's per-kernel report (registers, spills, shared memory,
+    /// warnings) comes back with the image, which is the same as without it and is cached as usual.
+    /// </summary>
+    public static CompiledModule Compile(string module, int major, int minor, bool report = false)
     {
         CudaLibraries.Require(CudaLibrary.Nvrtc);
         var (archOption, isPtx, targetName) = Target(major, minor);
@@ -135,17 +170,22 @@ internal static class KernelCompiler
         var key = Hash($"{source}\n{string.Join(" ", options)}\nnvrtc {vMajor}.{vMinor}");
         var dir = Path.Combine(CacheRoot, targetName);
         var file = Path.Combine(dir, $"{module}-{key}{(isPtx ? ".ptx" : ".cubin")}");
-        var cached = TryRead(file);
+        // ptxas runs only for machine code; its -v output changes nothing in the image, so it stays out of the key.
+        bool withReport = report && !isPtx;
+        var cached = withReport ? null : TryRead(file);
         if (cached is not null) return new CompiledModule(module, targetName, cached, isPtx, true, TimeSpan.Zero, file);
 
         var clock = Stopwatch.StartNew();
-        var image = Build(module, source, options, isPtx);
+        var (image, log) = Build(module, source, withReport ? [.. options, "--ptxas-options=-v"] : options, isPtx);
         clock.Stop();
         var written = TryWrite(dir, file, image) ? file : null;
-        return new CompiledModule(module, targetName, image, isPtx, false, clock.Elapsed, written);
+        return new CompiledModule(module, targetName, image, isPtx, false, clock.Elapsed, written)
+        {
+            Report = withReport ? PtxasReport.Parse(log) : null,
+        };
     }
 
-    private static unsafe byte[] Build(string module, string source, string[] options, bool ptx)
+    private static unsafe (byte[] Image, string Log) Build(string module, string source, string[] options, bool ptx)
     {
         Nvrtc.Check(Nvrtc.nvrtcCreateProgram(out var program, source, module + ".cu", 0, IntPtr.Zero, IntPtr.Zero), "nvrtcCreateProgram", module);
         using (program)
@@ -175,7 +215,7 @@ internal static class KernelCompiler
                 if (ptx) Nvrtc.Check(Nvrtc.nvrtcGetPTX(program, p), "nvrtcGetPTX");
                 else Nvrtc.Check(Nvrtc.nvrtcGetCUBIN(program, p), "nvrtcGetCUBIN");
             }
-            return image;
+            return (image, Log(program));
         }
     }
 
@@ -221,6 +261,9 @@ internal static class KernelCompiler
 /// <summary>A kernel module as compiled or loaded from the cache.</summary>
 public sealed record KernelModuleInfo(string Module, string Target, bool FromCache, TimeSpan CompileTime, long Bytes, string? CachePath)
 {
+    /// <summary>ptxas's per-kernel report, when it was asked for (<see cref="CudaKernels.CompileAll"/>).</summary>
+    public PtxasReport? Report { get; init; }
+
     /// <summary>Why an optional module could not be built (null when it was).</summary>
     public string? Unavailable { get; init; }
 
@@ -234,23 +277,36 @@ public static class CudaKernels
     public static string CacheRoot => KernelCompiler.CacheRoot;
 
     /// <summary>
-    /// Compiles every module for compute capability major.minor with NVRTC (no GPU needed). A required module that
-    /// fails throws; an optional one is listed with <see cref="KernelModuleInfo.Unavailable"/> set.
+    /// Compiles the modules for compute capability major.minor with NVRTC (no GPU needed): those a device loads from
+    /// the start, or with <paramref name="everyModule"/> also the opt-in ones it can run (8-bit attention, FP8
+    /// linears). With <paramref name="report"/>, each comes with ptxas's per-kernel report and the cache is not read.
+    /// A required module that fails throws; an optional one is listed with <see cref="KernelModuleInfo.Unavailable"/>.
     /// </summary>
-    public static IReadOnlyList<KernelModuleInfo> CompileAll(int major, int minor)
+    public static IReadOnlyList<KernelModuleInfo> CompileAll(int major, int minor, bool everyModule = false, bool report = false)
     {
-        var list = new List<KernelModuleInfo>();
-        foreach (var m in KernelCompiler.ModulesFor(major, minor))
+        var modules = (everyModule ? KernelCompiler.AllModulesFor(major, minor) : KernelCompiler.ModulesFor(major, minor)).ToArray();
+        var results = new KernelModuleInfo?[modules.Length];
+        var failures = new Exception?[modules.Length];
+        // NVRTC programs are independent: the modules compile side by side, as the backend's first load does.
+        Parallel.For(0, modules.Length, i =>
         {
-            try
-            {
-                list.Add(KernelCompiler.Compile(m, major, minor).Info);
-            }
-            catch (CogVideoXException e) when (KernelCompiler.IsOptional(m))
-            {
-                list.Add(KernelModuleInfo.Failed(m, KernelCompiler.FailureSummary(e.Message)));
-            }
+            try { results[i] = KernelCompiler.Compile(modules[i], major, minor, report).Info; }
+            catch (Exception e) { failures[i] = e; }
+        });
+        for (int i = 0; i < modules.Length; i++)
+        {
+            if (failures[i] is CogVideoXException e && KernelCompiler.IsOptional(modules[i]))
+                results[i] = KernelModuleInfo.Failed(modules[i], KernelCompiler.FailureSummary(e.Message));
+            else if (failures[i] is { } other) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(other);
         }
-        return list;
+        return results.Select(r => r!).ToList();
     }
+
+    /// <summary>What runs instead of an optional module that could not be built.</summary>
+    public static string WithoutIt(string module) => KernelCompiler.WithoutIt(module);
+
+    /// <summary>Whether the module is opt-in: compiled at its first use, never by a default run.</summary>
+    public static bool IsOptIn(string module) =>
+        KernelCompiler.LazyModules.ContainsKey(module)
+        || !(KernelCompiler.Modules.Contains(module) || KernelCompiler.ArchitectureModules.ContainsKey(module));
 }

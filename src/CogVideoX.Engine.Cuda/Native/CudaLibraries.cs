@@ -157,9 +157,26 @@ public static class CudaLibraries
         {
             if (s_loaded.TryGetValue(lib, out var cached)) return cached;
             var loaded = Probe(Sonames(lib));
+            if (lib == CudaLibrary.Nvrtc && loaded.Handle != IntPtr.Zero) PreloadNvrtcBuiltins(loaded);
             s_loaded[lib] = loaded;
             return loaded;
         }
+    }
+
+    /// <summary>
+    /// NVRTC opens libnvrtc-builtins.so.MAJOR.MINOR by name at its first compile, through the dynamic linker's search
+    /// only, so an NVRTC found through CUDA_PATH, a Python environment or a folder named after start-up would fail there
+    /// ("failed to open libnvrtc-builtins"). Loading the one beside it first, by path, lets that lookup find it
+    /// already loaded. Best effort: if it is not there, NVRTC's own search runs as before.
+    /// </summary>
+    private static unsafe void PreloadNvrtcBuiltins(Loaded nvrtc)
+    {
+        var dir = System.IO.Path.GetDirectoryName(nvrtc.Path);
+        if (string.IsNullOrEmpty(dir) || !NativeLibrary.TryGetExport(nvrtc.Handle, "nvrtcVersion", out var export)) return;
+        int major, minor;
+        if (((delegate* unmanaged<int*, int*, int>)export)(&major, &minor) != 0) return;
+        var builtins = System.IO.Path.Combine(dir, $"libnvrtc-builtins.so.{major}.{minor}");
+        if (File.Exists(builtins)) NativeLibrary.TryLoad(builtins, out _);
     }
 
     private static Loaded Probe(string[] names)

@@ -25,11 +25,32 @@ public class CudaCommandsTests
     [Fact]
     public void DoctorRejectsABadArchitectureName()
     {
-        if (CudaLibraries.IsAvailable(CudaLibrary.Driver)) return;
         var (code, _, err) = Run("doctor", "--arch", "hopper");
         Assert.Equal(1, code);
         Assert.Contains("--arch 'hopper' is not an architecture name", err);
         Assert.DoesNotContain("   at ", err);
+    }
+
+    [Fact]
+    public void DoctorResourcesNeedAnArchitecture()
+    {
+        var (code, _, err) = Run("doctor", "--resources");
+        Assert.Equal(1, code);
+        Assert.Contains("--resources reports what ptxas compiled for --arch", err);
+        Assert.Contains("doctor --arch sm_90 --resources", err);
+        Assert.DoesNotContain("   at ", err);
+    }
+
+    [Theory]
+    [InlineData("sm_9")]
+    [InlineData("sm_")]
+    [InlineData("90")]
+    [InlineData("sm_09")]
+    public void DoctorNamesTheArchitecturesItTakes(string arch)
+    {
+        var (code, _, err) = Run("doctor", "--arch", arch);
+        Assert.Equal(1, code);
+        Assert.Contains($"--arch '{arch}' is not an architecture name: use sm_XY, e.g. sm_90", err);
     }
 
     [Fact]

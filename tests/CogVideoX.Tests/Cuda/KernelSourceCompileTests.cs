@@ -7,12 +7,11 @@ namespace CogVideoX.Tests.Cuda;
 /// Every kernel module compiled, without a GPU, for each target NVRTC would build it for: clang in CUDA mode over the
 /// same text (scripts/kernels/clang-check.sh). A type error, a misspelt name or an argument struct whose
 /// static_assert no longer matches KernelArgs.cs fails here instead of at a GPU session's first compile. Inline PTX
-/// is not checked (no ptxas without the toolkit); selftest on the GPU machine checks what the kernels compute.
+/// is not checked here (clang passes it through); NvrtcCompileTests has ptxas check it, and selftest on the GPU
+/// machine checks what the kernels compute.
 /// </summary>
 public class KernelSourceCompileTests
 {
-    private const string ResourcePrefix = "CogVideoX.Kernels.";
-
     /// <summary>Each embedded module with the architectures it is built for: the portable modules at the oldest
     /// architecture they serve (sm_80) and at Hopper's; sm_XYa modules at their own; lazy modules at their minimum
     /// and at Hopper's; any other module (compiled at first use on any GPU) at Hopper's.</summary>
@@ -73,10 +72,7 @@ public class KernelSourceCompileTests
         }
     }
 
-    private static IEnumerable<string> EmbeddedModules() =>
-        typeof(KernelCompiler).Assembly.GetManifestResourceNames()
-            .Where(n => n.StartsWith(ResourcePrefix, StringComparison.Ordinal) && n.EndsWith(".cu", StringComparison.Ordinal))
-            .Select(n => n[ResourcePrefix.Length..^3]);
+    private static IEnumerable<string> EmbeddedModules() => KernelCompiler.Embedded();
 
     private static (int Code, string Output) Check(string module, string arch)
     {

@@ -126,6 +126,12 @@ public sealed class CliProcess : IDisposable
     private readonly StringBuilder _stdout = new(), _stderr = new();
 
     public CliProcess(string workingDirectory, params string[] args)
+        : this(workingDirectory, null, args)
+    {
+    }
+
+    /// <summary>With <paramref name="environment"/> added to (or replacing in) the child's environment.</summary>
+    public CliProcess(string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "cogvideox.dll");
         Assert.True(File.Exists(dll), $"{dll} missing: the test project references the CLI so its build output includes it");
@@ -137,6 +143,7 @@ public sealed class CliProcess : IDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) psi.Environment[name] = value;
         psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         Process = Process.Start(psi)!;
