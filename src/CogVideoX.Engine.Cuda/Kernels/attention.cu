@@ -4,9 +4,7 @@
 // tensor cores through mma.sync m16n8k16 with float32 accumulation; P is rounded to the input type before P.V,
 // as FlashAttention does. The head dim is padded with zeros to DP (64 or 128).
 
-#define LOG2E 1.4426950408889634f
-
-// AttentionArgs: common.cuh (shared with attention_sm90.cu).
+// AttentionArgs and LOG2E: common.cuh (shared with attention_sm90.cu); pack2 too (the 16-bit stores).
 
 template <typename T> __device__ __forceinline__ void mma_16816(float* c, const u32* a, u32 b0, u32 b1);
 
@@ -22,12 +20,6 @@ template <> __device__ __forceinline__ void mma_16816<bf16>(float* c, const u32*
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Two floats as one register of two 16-bit values, the lower column in the low half.
-template <typename T> __device__ __forceinline__ u32 pack2(float lo, float hi)
-{
-    return (u32)from_float<T>(lo).bits | ((u32)from_float<T>(hi).bits << 16);
 }
 
 template <typename T, int DP>

@@ -15,11 +15,7 @@
 //                      per-tile accumulator that is then added to the running one (two-level accumulation).
 // Head dim 64 only. Padded rows and keys (to 64) are zeros; padded keys are masked to -inf.
 
-// AttentionArgs, Sage8Args: common.cuh.
-
-
-#define SAGE_LOG2E 1.4426950408889634f
-#define SAGE_FP8_MAX 448.0f
+// AttentionArgs, Sage8Args, LOG2E, E4M3_MAX and e4m3x2 (the sm_89 conversion): common.cuh.
 
 template <typename T> __device__ __forceinline__ float load_elem(const void* base, i64 offset)
 {
@@ -46,22 +42,15 @@ __device__ __forceinline__ float warp_max(float v)
     return v;
 }
 
-// Two floats to two E4M3 bytes (RNE, saturating to +-448): lo in the low byte.
-__device__ __forceinline__ u32 e4m3x2(float lo, float hi)
-{
-    unsigned short r;
-    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
-    return (u32)r;
-}
-
 // The key-mean and value-scale passes read all of K or V once per (b, h): 16 token lanes x 64 channels per block, so
 // the reads are coalesced rows and 1024 threads keep loads in flight (one thread a channel, walking 17,776 tokens
 // serially, took milliseconds: as long as a third of the attention).
 #define SAGE_SCAN_LANES 16
 #define SAGE_SCAN_THREADS (SAGE_SCAN_LANES * 64)
 
-// One channel of K or V folded over its n tokens: token lane i (threadIdx.x / 64) folds tokens i, i + 16, ..., then the
-// 16 partials are combined in lane order. The result is for threads 0..63 (channel = threadIdx.x), whose caller writes it.
+// One channel of K or V (x with strides xs) of head (b, h) = blockIdx.x folded over its nk tokens: token lane i
+// (threadIdx.x / 64) folds tokens i, i + 16, ..., then the 16 partials are combined in lane order. The result is for
+// threads 0..63 (channel = threadIdx.x), whose caller writes it.
 struct SumFold
 {
     static __device__ __forceinline__ float fold(float acc, float v) { return acc + v; }
@@ -74,10 +63,14 @@ struct AbsMaxFold
 };
 
 template <typename T, typename F>
-__device__ __forceinline__ float fold_channel(const void* x, i64 base, i64 token_stride, int n)
+__device__ __forceinline__ float fold_channel(const AttentionArgs& a, const void* x, const i64* xs)
 {
+    const int c = threadIdx.x & 63;
+    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
+    const i64 base = b * xs[0] + h * xs[1] + c * xs[3], token_stride = xs[2];
+    const int n = a.nk;
     __shared__ float part[SAGE_SCAN_THREADS];
-    const int c = threadIdx.x & 63, lane = threadIdx.x >> 6;
+    const int lane = threadIdx.x >> 6;
     float acc = 0.0f;
     for (int t = lane; t < n; t += SAGE_SCAN_LANES) acc = F::fold(acc, load_elem<T>(x, base + t * token_stride));
     part[threadIdx.x] = acc;
@@ -96,10 +89,9 @@ __device__ void key_mean_impl(const Sage8Args& s)
 {
     // Not the CPU's token order: the mean moves by float rounding, which the op catalogue's half-type bound covers.
     const AttentionArgs& a = s.a;
+    const float total = fold_channel<T, SumFold>(a, a.k, a.ks);
     const int c = threadIdx.x & 63;
-    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
-    float total = fold_channel<T, SumFold>(a.k, b * a.ks[0] + h * a.ks[1] + c * a.ks[3], a.ks[2], a.nk);
-    if (threadIdx.x < 64) s.kmean[bh * 64 + c] = __fdiv_rn(total, (float)a.nk);
+    if (threadIdx.x < 64) s.kmean[(i64)blockIdx.x * 64 + c] = __fdiv_rn(total, (float)a.nk);
 }
 
 template <typename T>
@@ -130,7 +122,7 @@ __device__ void quant_q_impl(const Sage8Args& s)
         i64 row = bh * s.nq_pad + rows[r];
 #pragma unroll
         for (int j = 0; j < 2; ++j) s.q8[row * 64 + lane * 2 + j] = rows[r] < a.nq ? quant_s8(x[r][j], sc) : 0;
-        if (lane == 0) s.qscale[row] = rows[r] < a.nq ? sc * (a.scale * SAGE_LOG2E) : 0.0f;
+        if (lane == 0) s.qscale[row] = rows[r] < a.nq ? sc * (a.scale * LOG2E) : 0.0f;
     }
 }
 
@@ -172,14 +164,12 @@ template <typename T>
 __device__ void value_scale_impl(const Sage8Args& s)
 {
     // A maximum is the same in any order.
-    const AttentionArgs& a = s.a;
+    const float m = fold_channel<T, AbsMaxFold>(s.a, s.a.v, s.a.vs);
     const int c = threadIdx.x & 63;
-    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
-    float m = fold_channel<T, AbsMaxFold>(a.v, b * a.vs[0] + h * a.vs[1] + c * a.vs[3], a.vs[2], a.nk);
     if (threadIdx.x < 64)
     {
-        float sc = __fdiv_rn(m, SAGE_FP8_MAX);
-        s.vscale[bh * 64 + c] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
+        float sc = __fdiv_rn(m, E4M3_MAX);
+        s.vscale[(i64)blockIdx.x * 64 + c] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
     }
 }
 
@@ -307,7 +297,7 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
             float p2 = exp2f(sc[j][2] - m[1]), p3 = exp2f(sc[j][3] - m[1]);
             rs[0] += p0 + p1;
             rs[1] += p2 + p3;
-            u32 top = e4m3x2(p0 * SAGE_FP8_MAX, p1 * SAGE_FP8_MAX), bottom = e4m3x2(p2 * SAGE_FP8_MAX, p3 * SAGE_FP8_MAX);
+            u32 top = e4m3x2(p0 * E4M3_MAX, p1 * E4M3_MAX), bottom = e4m3x2(p2 * E4M3_MAX, p3 * E4M3_MAX);
             // n-tile j = 4st + q: q 0/1 fill a0/a1 (low/high 16 bits), q 2/3 fill a2/a3.
             int st = j >> 2, qd = j & 3, reg = (qd >> 1) * 2, shift = (qd & 1) * 16;
             if (shift == 0)
@@ -350,7 +340,7 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
     {
         int row = row0 + r * 8;
         if (row >= a.nq) continue;
-        float inv = 1.0f / (SAGE_FP8_MAX * l[r]);
+        float inv = 1.0f / (E4M3_MAX * l[r]);
         T* y = (T*)a.y + b * a.ys[0] + h * a.ys[1] + (i64)row * a.ys[2];
 #pragma unroll
         for (int i = 0; i < 8; ++i)

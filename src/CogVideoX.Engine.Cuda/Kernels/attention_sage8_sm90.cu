@@ -36,13 +36,12 @@
 //
 // Head dim 64 only; nq_pad a multiple of SAGE90_ROWS (the host pads it), nk_pad of 64; padded keys are masked.
 
-// Sage8Args (the pre-pass buffers and their padding): common.cuh, shared with attention_sage8.cu.
+// TensorMap, the mbarrier and wgmma helpers and the online softmax of a score tile: common.cuh, for sm_90a only.
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#error "this module is for sm_90a only (wgmma, setmaxnreg)"
+#endif
 
-// A CUtensorMap: 128 opaque bytes the driver encodes (cuTensorMapEncodeTiled), 64-byte aligned.
-struct __align__(64) TensorMap
-{
-    u64 bits[16];
-};
+// Sage8Args (the pre-pass buffers and their padding): common.cuh, shared with attention_sage8.cu.
 
 // K8 as (64 bytes, nk_pad, BH) and V^T8 as (nk_pad, 64, BH), uint8, 64 x 64 boxes, 64-byte swizzle; then the
 // pre-pass's arguments. Passed as a __grid_constant__ parameter, which TMA reads the maps from.
@@ -76,131 +75,54 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 // K and V^T stages, the stages' K scales, the full/empty barrier of each stage, room to align the base to 1024.
 #define SAGE90_SMEM (2 * SAGE90_STAGES * SAGE90_TILE + SAGE90_STAGES * SAGE90_KSCALE + 8 * 2 * SAGE90_STAGES + 1024)
 
-#define SAGE90_FP8_MAX 448.0f
-
 // ---- wgmma ------------------------------------------------------------------------------------------------------
-// The 64 x 64 accumulator is 32 registers a thread (s32 or f32), A from registers is 4 x .b32 (16 8-bit values).
+// The 64 x 64 accumulator is 32 registers a thread (s32 or f32: common.cuh's WGMMA_ACC32), A from registers is 4 x .b32
+// (16 8-bit values).
 // PTX ISA (wgmma.mma_async, integer and .e4m3 forms; neither has a transpose operand: both operands K-major):
 //   wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8     d, a, b-desc, scale-d;
 //   wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 d, a, b-desc, scale-d, imm-scale-a, imm-scale-b;
 // scale-d is a predicate (false: D = A.B, true: D += A.B); imm-scale-a/b are 1 or -1 (negation), here 1.
-#define SAGE90_ACC \
-    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}"
-#define SAGE90_ACC_OPERANDS(C, d) \
-    C(d[0]), C(d[1]), C(d[2]), C(d[3]), C(d[4]), C(d[5]), C(d[6]), C(d[7]), C(d[8]), C(d[9]), C(d[10]), C(d[11]), \
-    C(d[12]), C(d[13]), C(d[14]), C(d[15]), C(d[16]), C(d[17]), C(d[18]), C(d[19]), C(d[20]), C(d[21]), C(d[22]), \
-    C(d[23]), C(d[24]), C(d[25]), C(d[26]), C(d[27]), C(d[28]), C(d[29]), C(d[30]), C(d[31])
-#define SAGE90_RW_INT(x) "+r"(x)
-#define SAGE90_RW_FLOAT(x) "+f"(x)
-
 __device__ __forceinline__ void wgmma_s8_m64n64k32(int* d, const u32* a, u64 db, int accumulate)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 " SAGE90_ACC ", {%32,%33,%34,%35}, %36, p;\n}\n"
-                 : SAGE90_ACC_OPERANDS(SAGE90_RW_INT, d)
+                 "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 " WGMMA_ACC32 ", {%32,%33,%34,%35}, %36, p;\n}\n"
+                 : WGMMA_ACC32_OPERANDS(WGMMA_RW_I, d)
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
 }
 
 __device__ __forceinline__ void wgmma_e4m3_m64n64k32(float* d, const u32* a, u64 db, int accumulate)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 " SAGE90_ACC ", {%32,%33,%34,%35}, %36, p, 1, 1;\n}\n"
-                 : SAGE90_ACC_OPERANDS(SAGE90_RW_FLOAT, d)
+                 "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 " WGMMA_ACC32 ", {%32,%33,%34,%35}, %36, p, 1, 1;\n}\n"
+                 : WGMMA_ACC32_OPERANDS(WGMMA_RW_F, d)
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
 }
 
-__device__ __forceinline__ void sage90_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void sage90_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void sage90_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
-
-// Keep the compiler from moving register reads or writes across an asynchronous wgmma that owns them.
-__device__ __forceinline__ void fence_f(float* r, int n)
-{
-#pragma unroll
-    for (int i = 0; i < n; ++i) asm volatile("" : "+f"(r[i])::"memory");
-}
-__device__ __forceinline__ void fence_i(int* r, int n)
-{
-#pragma unroll
-    for (int i = 0; i < n; ++i) asm volatile("" : "+r"(r[i])::"memory");
-}
-
-// Shared-memory matrix descriptor for the 8-bit K-major tiles (PTX ISA, "Matrix Descriptor Format" and the canonical
-// layouts of "Shared Memory Matrix Layout"), derived field by field:
-//   bits  0-13  start address >> 4 (shared memory ends below 256 KiB, so 14 bits hold it)
-//   bits 16-29  leading dimension byte offset >> 4: the distance between core matrices along K. For a swizzled
-//               K-major layout the K direction of one wgmma (k32 x 1 byte = 32 bytes, two 16-byte core-matrix
-//               columns) lies inside one swizzle row (64 bytes), so it is not used; set to 1 (16 bytes) as CUTLASS
-//               does for swizzled K-major descriptors (attention_sm90.cu does the same)
-//   bits 32-45  stride dimension byte offset >> 4: the distance between 8-row groups along M (A) or N (B). Our tiles
-//               are 64 rows of 64 contiguous bytes (TMA box inner size 64 bytes), so 8 rows = 512 bytes -> 32.
+// Shared-memory matrix descriptor for the 8-bit K-major tiles (the format: common.cuh's wgmma_desc; PTX ISA "Matrix
+// Descriptor Format" and the canonical layouts of "Shared Memory Matrix Layout"), its fields derived one by one:
+//   leading byte offset: the distance between core matrices along K. For a swizzled K-major layout the K direction
+//               of one wgmma (k32 x 1 byte = 32 bytes, two 16-byte core-matrix columns) lies inside one swizzle row
+//               (64 bytes), so it is not used (wgmma_desc sets 16 bytes, as CUTLASS and attention_sm90.cu do)
+//   stride byte offset: the distance between 8-row groups along M (A) or N (B). Our tiles are 64 rows of 64
+//               contiguous bytes (TMA box inner size 64 bytes), so 8 rows = 512 bytes.
 //               The canonical K-major 64-byte-swizzle layout, in units of T = 16 elements (16 bytes of 8-bit data):
 //               ((8, m), (T, 2k)) : ((4T, SBO), (1, T)): row stride 4T = 64 bytes (a swizzle row), SBO between
 //               8-row groups -- exactly these tiles (the 16-bit tiles of attention_sm90.cu have 128-byte rows and
 //               the 128-byte swizzle: SBO 1024 there)
-//   bits 49-51  matrix base offset: 0, every tile starts on a 512-byte boundary (the 64-byte swizzle's repeat: 8 rows
-//               x 64 bytes; the block aligns the base to 1024 and tiles are 4096 bytes), and a k-step's +32 bytes
-//               leaves address bits 7-9, which the base offset would describe, unchanged
-//   bits 62-63  swizzle mode: 0 none, 1 128-byte, 2 64-byte, 3 32-byte -> 2, the pattern TMA writes with
-//               CU_TENSOR_MAP_SWIZZLE_64B (16-byte chunk index, address bits 4-5, XOR address bits 7-8)
+//   base offset: 0, every tile starts on a 512-byte boundary (the 64-byte swizzle's repeat: 8 rows x 64 bytes; the
+//               block aligns the base to 1024 and tiles are 4096 bytes), and a k-step's +32 bytes leaves address
+//               bits 7-9, which the base offset would describe, unchanged
+//   swizzle mode: 64-byte, the pattern TMA writes with CU_TENSOR_MAP_SWIZZLE_64B (16-byte chunk index, address bits
+//               4-5, XOR address bits 7-8)
 // A k-step (32 of the 64 bytes of a row) moves the start address by 32 bytes (+2), as the 16-bit kernel's k16 steps do.
-__device__ __forceinline__ u64 smem_desc_sw64(u32 addr)
-{
-    u64 desc = (u64)((addr & 0x3FFFF) >> 4);
-    desc |= (u64)1 << 16;           // leading byte offset (16 bytes; unused for swizzled K-major)
-    desc |= (u64)(512 >> 4) << 32;  // stride byte offset: 8 rows of 64 bytes
-    desc |= (u64)2 << 62;           // 64-byte swizzle
-    return desc;
-}
-
-__device__ __forceinline__ u32 sage90_smem_addr(const void* p)
-{
-    u32 a;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-    return a;
-}
-
-__device__ __forceinline__ float sage90_ex2(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
-// Two floats to two E4M3 bytes (RNE, saturating to +-448; PTX puts the first source in the upper byte), lo low.
-__device__ __forceinline__ u32 sage90_e4m3x2(float lo, float hi)
-{
-    unsigned short r;
-    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
-    return (u32)r;
-}
+__device__ __forceinline__ u64 smem_desc_sw64(u32 addr) { return wgmma_desc(addr, 512, WGMMA_SWIZZLE_64B); }
 
 // int32 to float exactly without the conversion unit (a quarter-rate instruction, as the exponentials are): for
 // |x| < 2^22, the bits of 1.5 * 2^23 plus x are the float 1.5 * 2^23 + x, and subtracting 1.5 * 2^23 is exact.
 // |Q8.K8| <= 64 * 127 * 127 = 1032256 < 2^22, so the result is (float)x bit for bit.
 __device__ __forceinline__ float s32_to_float(int x) { return __int_as_float(x + 0x4B400000) - 12582912.0f; }
 
-// ---- mbarriers and copies ---------------------------------------------------------------------------------------
-__device__ __forceinline__ void sage90_mbar_init(u32 bar, u32 count)
-{
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void sage90_mbar_expect_tx(u32 bar, u32 bytes)
-{
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void sage90_mbar_arrive(u32 bar)
-{
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-// Waits until the barrier's phase of the given parity has completed.
-__device__ __forceinline__ void sage90_mbar_wait(u32 bar, u32 parity)
-{
-    asm volatile(
-        "{\n.reg .pred done;\nWAIT:\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
-}
+// ---- copies (the mbarriers: common.cuh) ---------------------------------------------------------------------------
 // One 3D box at (c0, c1, c2) into a swizzled tile; its bytes count towards the barrier's transaction.
 __device__ __forceinline__ void tma_load_3d(u32 dst, const TensorMap* map, u32 bar, int c0, int c1, int c2)
 {
@@ -238,29 +160,27 @@ struct Sage90Block
     int nk, lane;
 };
 
-// S = Q8.K8^T: two k-steps of 32 head-dim bytes; the first overwrites S.
-__device__ __forceinline__ void issue_qk8(Sage90State& st, u64 dk)
+// One committed wgmma group of two k32 steps (A fragments a[0..3], then a[4..7]; B 32 bytes further) into the
+// accumulator d, the first step overwriting it.
+template <typename Acc, void (*WGMMA)(Acc*, const u32*, u64, int)>
+__device__ __forceinline__ void issue_k64(Acc* d, const u32* a, u64 db)
 {
-    sage90_fence();
-    fence_i(st.s, 32);
-    wgmma_s8_m64n64k32(st.s, st.q, dk, 0);
-    wgmma_s8_m64n64k32(st.s, st.q + 4, dk + (32 >> 4), 1);
-    sage90_commit();
+    wgmma_fence();
+    fence_regs(d, 32);
+    WGMMA(d, a, db, 0);
+    WGMMA(d, a + 4, db + (32 >> 4), 1);
+    wgmma_commit();
 }
 
-// T = P.V for one tile: two k-steps of 32 key slots; the first overwrites T (a fresh inner accumulator per tile).
-__device__ __forceinline__ void issue_pv8(Sage90State& st, u64 dv)
-{
-    sage90_fence();
-    fence_f(st.t, 32);
-    wgmma_e4m3_m64n64k32(st.t, st.p, dv, 0);
-    wgmma_e4m3_m64n64k32(st.t, st.p + 4, dv + (32 >> 4), 1);
-    sage90_commit();
-}
+// S = Q8.K8^T: two k-steps of 32 head-dim bytes.
+__device__ __forceinline__ void issue_qk8(Sage90State& st, u64 dk) { issue_k64<int, wgmma_s8_m64n64k32>(st.s, st.q, dk); }
+
+// T = P.V for one tile: two k-steps of 32 key slots (a fresh inner accumulator per tile).
+__device__ __forceinline__ void issue_pv8(Sage90State& st, u64 dv) { issue_k64<float, wgmma_e4m3_m64n64k32>(st.t, st.p, dv); }
 
 // The scores of the tile at key kv0 (its S resident in st.s, its K scales at ks_smem) dequantized, the online softmax
-// step, P left in st.f. Element i of the accumulator is row r + 8 ((i >> 1) & 1), column 8 (i >> 2) + 2 (lane & 3) +
-// (i & 1); every column a thread holds is in K scale group lane & 3, whose scale token 2 (lane & 3) carries.
+// step (common.cuh's softmax_tile), P left in st.f. Every column a thread holds (8 (i >> 2) + 2 (lane & 3) + (i & 1) for
+// element i) is in K scale group lane & 3, whose scale token 2 (lane & 3) carries.
 __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane)
 {
     float ks;
@@ -269,44 +189,8 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
     const float sc0 = st.qs0 * ks, sc1 = st.qs1 * ks;
 #pragma unroll
     for (int i = 0; i < 32; ++i) st.f[i] = s32_to_float(st.s[i]) * ((i & 2) ? sc1 : sc0);
-    if (kv0 + 64 > nk)  // keys past the end (last tile only) take no weight
-    {
-#pragma unroll
-        for (int i = 0; i < 32; ++i)
-        {
-            int col = kv0 + (i >> 2) * 8 + (lane & 3) * 2 + (i & 1);
-            if (col >= nk) st.f[i] = -F_INF;
-        }
-    }
-    float x0 = -F_INF, x1 = -F_INF;
-#pragma unroll
-    for (int c = 0; c < 8; ++c)
-    {
-        x0 = fmaxf(x0, fmaxf(st.f[4 * c], st.f[4 * c + 1]));
-        x1 = fmaxf(x1, fmaxf(st.f[4 * c + 2], st.f[4 * c + 3]));
-    }
-    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
-    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
-    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
-    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
-    const float n0 = fmaxf(st.m0, x0), n1 = fmaxf(st.m1, x1);
-    st.c0 = sage90_ex2(st.m0 - n0);  // 0 on the first tile (m = -inf)
-    st.c1 = sage90_ex2(st.m1 - n1);
-    st.m0 = n0;
-    st.m1 = n1;
-    float r0 = 0.0f, r1 = 0.0f;
-#pragma unroll
-    for (int c = 0; c < 8; ++c)
-    {
-        st.f[4 * c] = sage90_ex2(st.f[4 * c] - n0);
-        st.f[4 * c + 1] = sage90_ex2(st.f[4 * c + 1] - n0);
-        st.f[4 * c + 2] = sage90_ex2(st.f[4 * c + 2] - n1);
-        st.f[4 * c + 3] = sage90_ex2(st.f[4 * c + 3] - n1);
-        r0 += st.f[4 * c] + st.f[4 * c + 1];
-        r1 += st.f[4 * c + 2] + st.f[4 * c + 3];
-    }
-    st.l0 = st.l0 * st.c0 + r0;  // the row sums use the unrounded P
-    st.l1 = st.l1 * st.c1 + r1;
+    // The scores are in base-2 units already (Q's scale carries the softmax scale and log2 e).
+    softmax_tile(st.f, st.m0, st.m1, st.l0, st.l1, st.c0, st.c1, kv0, nk, lane, 1.0f);
 }
 
 // P * 448 to E4M3 in the A fragments: k-step u covers accumulator chunks 4u .. 4u + 3 (keys 32u .. 32u + 31).
@@ -322,17 +206,17 @@ __device__ __forceinline__ void pack_p8(Sage90State& st)
             const int c = 4 * u + 2 * h;  // chunks c, c + 1
             const float* lo = st.f + 4 * c;
             const float* hi = st.f + 4 * (c + 1);
-            st.p[4 * u + 2 * h] = sage90_e4m3x2(lo[0] * SAGE90_FP8_MAX, lo[1] * SAGE90_FP8_MAX)
-                | (sage90_e4m3x2(hi[0] * SAGE90_FP8_MAX, hi[1] * SAGE90_FP8_MAX) << 16);
-            st.p[4 * u + 2 * h + 1] = sage90_e4m3x2(lo[2] * SAGE90_FP8_MAX, lo[3] * SAGE90_FP8_MAX)
-                | (sage90_e4m3x2(hi[2] * SAGE90_FP8_MAX, hi[3] * SAGE90_FP8_MAX) << 16);
+            st.p[4 * u + 2 * h] = e4m3x2(lo[0] * E4M3_MAX, lo[1] * E4M3_MAX)
+                | (e4m3x2(hi[0] * E4M3_MAX, hi[1] * E4M3_MAX) << 16);
+            st.p[4 * u + 2 * h + 1] = e4m3x2(lo[2] * E4M3_MAX, lo[3] * E4M3_MAX)
+                | (e4m3x2(hi[2] * E4M3_MAX, hi[3] * E4M3_MAX) << 16);
         }
 }
 
 // The two-level accumulation: O = O * exp2(m_old - m) + T, once per tile (T is complete: its wgmma group retired).
 __device__ __forceinline__ void accumulate_tile(Sage90State& st, float c0, float c1)
 {
-    fence_f(st.t, 32);
+    fence_regs(st.t, 32);
 #pragma unroll
     for (int c = 0; c < 8; ++c)
     {
@@ -354,20 +238,20 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
     if (HAS_NEXT)
     {
         const int t = j + 1, s = t % SAGE90_STAGES;
-        sage90_mbar_wait(blk.full + 8 * s, (t / SAGE90_STAGES) & 1);
+        mbar_wait(blk.full + 8 * s, (t / SAGE90_STAGES) & 1);
         issue_qk8(st, blk.dk + s * (SAGE90_TILE >> 4));
     }
     issue_pv8(st, blk.dv + sj * (SAGE90_TILE >> 4));
     if (HAS_NEXT)
     {
         const int s = (j + 1) % SAGE90_STAGES;
-        sage90_wait<1>();
-        fence_i(st.s, 32);
+        wgmma_wait<1>();
+        fence_regs(st.s, 32);
         softmax8(st, blk.kscale + s * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane);
     }
-    sage90_wait<0>();
+    wgmma_wait<0>();
     accumulate_tile(st, c0, c1);
-    if (blk.lane == 0) sage90_mbar_arrive(blk.empty + 8 * sj);  // one arrival per warp
+    if (blk.lane == 0) mbar_arrive(blk.empty + 8 * sj);  // one arrival per warp
     if (HAS_NEXT) pack_p8(st);
 }
 
@@ -381,7 +265,7 @@ __device__ __forceinline__ void store_o8(const Sage8Args& s, const Sage90State& 
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = 1.0f / (SAGE90_FP8_MAX * l0), inv1 = 1.0f / (SAGE90_FP8_MAX * l1);
+    const float inv0 = 1.0f / (E4M3_MAX * l0), inv1 = 1.0f / (E4M3_MAX * l1);
     const float* vsc = s.vscale + bh * 64;
     T* y = (T*)a.y + b * a.ys[0] + h * a.ys[1];
 #pragma unroll
@@ -403,7 +287,7 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     const AttentionArgs& a = sa.a;
     constexpr int NW = SAGE90_NW, S = SAGE90_STAGES;
     extern __shared__ unsigned char smem_raw[];
-    const u32 k_smem = (sage90_smem_addr(smem_raw) + 1023) & ~1023u;
+    const u32 k_smem = (smem_addr(smem_raw) + 1023) & ~1023u;
     const u32 v_smem = k_smem + S * SAGE90_TILE, ks_smem = v_smem + S * SAGE90_TILE;
     const u32 full = ks_smem + S * SAGE90_KSCALE, empty = full + 8 * S;
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
@@ -413,16 +297,16 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     {
         for (int s = 0; s < S; ++s)
         {
-            sage90_mbar_init(full + 8 * s, 1);
-            sage90_mbar_init(empty + 8 * s, NW * 4);
+            mbar_init(full + 8 * s, 1);
+            mbar_init(empty + 8 * s, NW * 4);
         }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        mbar_init_fence();
     }
     __syncthreads();
 
     if (wg == NW)
     {
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(SAGE90_PRODUCER_REGS));
+        setmaxnreg_dec<SAGE90_PRODUCER_REGS>();
         // The producer: one thread issues every copy. A stage is refilled once all consumer warps released it.
         if (tid == NW * 128)
         {
@@ -430,8 +314,8 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
             for (int t = 0; t < tiles; ++t)
             {
                 const int s = t % S;
-                if (t >= S) sage90_mbar_wait(empty + 8 * s, ((t / S) + 1) & 1);
-                sage90_mbar_expect_tx(full + 8 * s, 2 * SAGE90_TILE + SAGE90_KSCALE);
+                if (t >= S) mbar_wait(empty + 8 * s, ((t / S) + 1) & 1);
+                mbar_expect_tx(full + 8 * s, 2 * SAGE90_TILE + SAGE90_KSCALE);
                 tma_load_3d(k_smem + s * SAGE90_TILE, &ta.k8, full + 8 * s, 0, t * 64, bh);
                 tma_load_3d(v_smem + s * SAGE90_TILE, &ta.vt8, full + 8 * s, t * 64, 0, bh);
                 bulk_load(ks_smem + s * SAGE90_KSCALE, kscale + t * 64, SAGE90_KSCALE, full + 8 * s);
@@ -440,7 +324,7 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
         return;
     }
 
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(SAGE90_CONSUMER_REGS));
+    setmaxnreg_inc<SAGE90_CONSUMER_REGS>();
     Sage90Block blk;
     blk.full = full;
     blk.empty = empty;
@@ -466,10 +350,10 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     st.l0 = st.l1 = 0.0f;
 
     // Tile 0's scores and P; then each step issues the next tile's scores with this tile's P.V.
-    sage90_mbar_wait(full, 0);
+    mbar_wait(full, 0);
     issue_qk8(st, blk.dk);
-    sage90_wait<0>();
-    fence_i(st.s, 32);
+    wgmma_wait<0>();
+    fence_regs(st.s, 32);
     softmax8(st, blk.kscale, 0, a.nk, lane);
     pack_p8(st);
     for (int j = 0; j + 1 < tiles; ++j) sage90_step<true>(blk, st, j);

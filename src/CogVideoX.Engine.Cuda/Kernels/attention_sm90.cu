@@ -19,75 +19,39 @@
 // Layout contract: Q, K, V rows of 64 contiguous values, 16-byte aligned, every other stride a multiple of 16 bytes
 // (the tensor maps' rule); Y rows contiguous, 4-byte aligned.
 
+// TensorMap, the mbarrier and wgmma helpers and the online softmax of a score tile: common.cuh, for sm_90a only.
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#error "this module is for sm_90a only (wgmma, setmaxnreg)"
+#endif
+
 #ifndef ATTN_SKIP_RESCALE
 #define ATTN_SKIP_RESCALE 1  // skip O *= alpha in warps whose row maxima did not move
 #endif
 
-#define LOG2E_SM90 1.4426950408889634f
-
 template <typename T> __device__ __forceinline__ void wgmma_ss_m64n64(float* d, u64 da, u64 db, int accumulate);
 template <typename T> __device__ __forceinline__ void wgmma_rs_m64n64_tb(float* d, const u32* a, u64 db);
 
-// The two wgmma forms for one input type (PTX name TY): the 64 x 64 float32 accumulator is 32 registers a thread.
-#define WGMMA_ACC \
-    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}"
-#define WGMMA_ACC_OPERANDS \
-    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), \
-    "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), \
-    "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), \
-    "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+// The two wgmma forms for one input type (PTX name TY), into the 64 x 64 float32 accumulator (common.cuh's WGMMA_ACC32).
 #define WGMMA_FORMS(T, TY) \
     template <> __device__ __forceinline__ void wgmma_ss_m64n64<T>(float* d, u64 da, u64 db, int accumulate) \
     { \
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" \
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " WGMMA_ACC ", %32, %33, p, 1, 1, 0, 0;\n}\n" \
-                     : WGMMA_ACC_OPERANDS : "l"(da), "l"(db), "r"(accumulate)); \
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " WGMMA_ACC32 ", %32, %33, p, 1, 1, 0, 0;\n}\n" \
+                     : WGMMA_ACC32_OPERANDS(WGMMA_RW_F, d) : "l"(da), "l"(db), "r"(accumulate)); \
     } \
     template <> __device__ __forceinline__ void wgmma_rs_m64n64_tb<T>(float* d, const u32* a, u64 db) \
     { \
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n" \
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " WGMMA_ACC ", {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n" \
-                     : WGMMA_ACC_OPERANDS : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1)); \
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " WGMMA_ACC32 ", {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n" \
+                     : WGMMA_ACC32_OPERANDS(WGMMA_RW_F, d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1)); \
     }
 WGMMA_FORMS(f16, "f16")
 WGMMA_FORMS(bf16, "bf16")
 
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
-
-// Keeps the compiler from moving register reads or writes across an asynchronous wgmma that owns them.
-__device__ __forceinline__ void fence_regs(float* r, int n)
-{
-#pragma unroll
-    for (int i = 0; i < n; ++i) asm volatile("" : "+f"(r[i])::"memory");
-}
-
 // Shared-memory matrix descriptor, 128-byte swizzle. K-major tiles (rows of 64 16-bit values, 8-row groups 1024 bytes
 // apart) and the MN-major V tile (same bytes: 64 values of N per row, 8 rows of K per group) share the encoding: the
 // stride between 8-row groups is 1024 bytes, the other offset is unused for a single 128-byte atom.
-__device__ __forceinline__ u64 smem_desc(u32 addr)
-{
-    u64 desc = (u64)((addr & 0x3FFFF) >> 4);
-    desc |= (u64)1 << 16;            // leading byte offset (16 bytes; unused here)
-    desc |= (u64)(1024 >> 4) << 32;  // stride byte offset
-    desc |= (u64)1 << 62;            // 128-byte swizzle
-    return desc;
-}
-
-__device__ __forceinline__ u32 smem_addr(const void* p)
-{
-    u32 a;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-    return a;
-}
-
-__device__ __forceinline__ float ex2f(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
+__device__ __forceinline__ u64 smem_desc(u32 addr) { return wgmma_desc(addr, 1024, WGMMA_SWIZZLE_128B); }
 
 template <typename T> __device__ __forceinline__ u32 pack2_sm90(float lo, float hi);
 template <> __device__ __forceinline__ u32 pack2_sm90<f16>(float lo, float hi)
@@ -101,54 +65,6 @@ template <> __device__ __forceinline__ u32 pack2_sm90<bf16>(float lo, float hi)
     u32 r;
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
     return r;
-}
-
-// Online softmax of one 64 x 64 score tile, in place: the scores become exp2(S * scale * log2 e - m) (this thread
-// holds rows r and r + 8, see below); updates the running maxima and this thread's share of the row sums, and returns
-// the factors the output accumulated so far must be scaled by.
-__device__ __forceinline__ void softmax_tile(float* s, float& m0, float& m1, float& l0, float& l1, float& alpha0,
-                                             float& alpha1, int kv0, int nk, int lane, float sl2)
-{
-    // Keys past the end (last tile only) take no weight.
-    if (kv0 + 64 > nk)
-    {
-#pragma unroll
-        for (int i = 0; i < 32; ++i)
-        {
-            int col = kv0 + (i >> 2) * 8 + (lane & 3) * 2 + (i & 1);
-            if (col >= nk) s[i] = -F_INF;
-        }
-    }
-    // Row maxima: this thread holds rows r (s[4c], s[4c+1]) and r + 8 (s[4c+2], s[4c+3]); a quad shares a row.
-    float x0 = -F_INF, x1 = -F_INF;
-#pragma unroll
-    for (int c = 0; c < 8; ++c)
-    {
-        x0 = fmaxf(x0, fmaxf(s[4 * c], s[4 * c + 1]));
-        x1 = fmaxf(x1, fmaxf(s[4 * c + 2], s[4 * c + 3]));
-    }
-    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
-    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
-    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
-    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
-    const float n0 = fmaxf(m0, x0 * sl2), n1 = fmaxf(m1, x1 * sl2);
-    alpha0 = ex2f(m0 - n0);
-    alpha1 = ex2f(m1 - n1);
-    m0 = n0;
-    m1 = n1;
-    float r0 = 0.0f, r1 = 0.0f;
-#pragma unroll
-    for (int c = 0; c < 8; ++c)
-    {
-        s[4 * c] = ex2f(s[4 * c] * sl2 - n0);
-        s[4 * c + 1] = ex2f(s[4 * c + 1] * sl2 - n0);
-        s[4 * c + 2] = ex2f(s[4 * c + 2] * sl2 - n1);
-        s[4 * c + 3] = ex2f(s[4 * c + 3] * sl2 - n1);
-        r0 += s[4 * c] + s[4 * c + 1];
-        r1 += s[4 * c + 2] + s[4 * c + 3];
-    }
-    l0 = l0 * alpha0 + r0;
-    l1 = l1 * alpha1 + r1;
 }
 
 // P in the input type, packed as the A operand of P.V: k-step t covers score columns 16t..16t+15, i.e. accumulator
@@ -272,12 +188,6 @@ __device__ __forceinline__ void store_o(const AttentionArgs& a, const AttnState&
 // Q rows, K and V stages, then the full/empty barrier of each stage and Q's (with room to align the base to 1024).
 #define ATTN_SM90_SMEM (64 * ATTN_NW * 128 + 2 * ATTN_STAGES * ATTN_TILE + 8 * (2 * ATTN_STAGES + 1) + 1024)
 
-// A CUtensorMap: 128 opaque bytes the driver encodes (cuTensorMapEncodeTiled), 64-byte aligned.
-struct __align__(64) TensorMap
-{
-    u64 bits[16];
-};
-
 // Q, K and V as 4D maps over (head dim, rows, heads, batch) with 64 x 64 boxes and the 128-byte swizzle; rows past the
 // end read as zeros. Passed as a __grid_constant__ parameter, which TMA reads the maps from.
 struct TmaAttentionArgs
@@ -289,26 +199,6 @@ struct TmaAttentionArgs
 };
 static_assert(sizeof(TmaAttentionArgs) == 640, "TmaAttentionArgs must match KernelArgs.cs");
 
-__device__ __forceinline__ void mbar_init(u32 bar, u32 count)
-{
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(u32 bar, u32 bytes)
-{
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(u32 bar)
-{
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-// Waits until the barrier's phase of the given parity has completed.
-__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity)
-{
-    asm volatile(
-        "{\n.reg .pred done;\nWAIT:\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
-}
 // One 64-row box at (row, h, b) into a swizzled tile; its bytes count towards the barrier's transaction.
 __device__ __forceinline__ void tma_load_tile(u32 dst, const TensorMap* map, u32 bar, int row, int h, int b)
 {
@@ -372,13 +262,13 @@ __device__ void flash_attention_sm90_impl(const TmaAttentionArgs& ta)
             mbar_init(empty + 8 * s, NW * 4);
         }
         mbar_init(q_full, 1);
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        mbar_init_fence();
     }
     __syncthreads();
 
     if (wg == NW)
     {
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(ATTN_PRODUCER_REGS));
+        setmaxnreg_dec<ATTN_PRODUCER_REGS>();
         // The producer: one thread issues every copy. A stage is refilled once all consumer warps released it.
         if (tid == NW * 128)
         {
@@ -397,7 +287,7 @@ __device__ void flash_attention_sm90_impl(const TmaAttentionArgs& ta)
         return;
     }
 
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(ATTN_CONSUMER_REGS));
+    setmaxnreg_inc<ATTN_CONSUMER_REGS>();
     AttnBlock blk;
     blk.full = full;
     blk.empty = empty;
@@ -406,7 +296,7 @@ __device__ void flash_attention_sm90_impl(const TmaAttentionArgs& ta)
     blk.dv = smem_desc(v_smem);
     blk.nk = a.nk;
     blk.lane = lane;
-    blk.sl2 = a.scale * LOG2E_SM90;
+    blk.sl2 = a.scale * LOG2E;
 
     AttnState st;
     mbar_wait(q_full, 0);

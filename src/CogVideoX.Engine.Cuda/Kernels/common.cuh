@@ -102,45 +102,47 @@ __device__ __forceinline__ void offsets3_32(const IndexMap3& m, u32 i, i64& o0, 
     o0 = a; o1 = b; o2 = c;
 }
 
-// Eight consecutive elements as floats, one or two 16-byte accesses (the pointer must be 16-byte aligned).
+// Two floats as one word of two 16-bit values of type T (f16 or bf16), the first (the lower column) in the low half.
+template <typename T> __device__ __forceinline__ u32 pack2(float lo, float hi)
+{
+    return (u32)from_float<T>(lo).bits | ((u32)from_float<T>(hi).bits << 16);
+}
+
+// Eight 16-bit values of type T (f16 or bf16) as one 16-byte access holds them, element 2k in the low half of word k,
+// widened to floats.
+template <typename T>
+__device__ __forceinline__ void unpack8(const uint4& r, float* v)
+{
+    u32 w[4] = { r.x, r.y, r.z, r.w };
+#pragma unroll
+    for (int k = 0; k < 4; ++k) { v[2 * k] = to_float(T{(u16)(w[k] & 0xffffu)}); v[2 * k + 1] = to_float(T{(u16)(w[k] >> 16)}); }
+}
+
+// The reverse: eight floats rounded to T and packed the same way.
+template <typename T>
+__device__ __forceinline__ uint4 pack8(const float* v)
+{
+    u32 w[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) w[k] = pack2<T>(v[2 * k], v[2 * k + 1]);
+    return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// Eight consecutive elements as floats, one or two 16-byte accesses (the pointer must be 16-byte aligned), and back.
 __device__ __forceinline__ void load8(const float* p, float* v)
 {
     float4 a = ((const float4*)p)[0], b = ((const float4*)p)[1];
     v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
 }
-__device__ __forceinline__ void load8(const f16* p, float* v)
-{
-    uint4 r = *(const uint4*)p;
-    u32 w[4] = { r.x, r.y, r.z, r.w };
-#pragma unroll
-    for (int k = 0; k < 4; ++k) { v[2 * k] = f16_to_float((u16)(w[k] & 0xffffu)); v[2 * k + 1] = f16_to_float((u16)(w[k] >> 16)); }
-}
-__device__ __forceinline__ void load8(const bf16* p, float* v)
-{
-    uint4 r = *(const uint4*)p;
-    u32 w[4] = { r.x, r.y, r.z, r.w };
-#pragma unroll
-    for (int k = 0; k < 4; ++k) { v[2 * k] = bf16_to_float((u16)(w[k] & 0xffffu)); v[2 * k + 1] = bf16_to_float((u16)(w[k] >> 16)); }
-}
+__device__ __forceinline__ void load8(const f16* p, float* v) { unpack8<f16>(*(const uint4*)p, v); }
+__device__ __forceinline__ void load8(const bf16* p, float* v) { unpack8<bf16>(*(const uint4*)p, v); }
 __device__ __forceinline__ void store8(float* p, const float* v)
 {
     ((float4*)p)[0] = make_float4(v[0], v[1], v[2], v[3]);
     ((float4*)p)[1] = make_float4(v[4], v[5], v[6], v[7]);
 }
-__device__ __forceinline__ void store8(f16* p, const float* v)
-{
-    u32 w[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) w[k] = (u32)float_to_f16(v[2 * k]) | ((u32)float_to_f16(v[2 * k + 1]) << 16);
-    *(uint4*)p = make_uint4(w[0], w[1], w[2], w[3]);
-}
-__device__ __forceinline__ void store8(bf16* p, const float* v)
-{
-    u32 w[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) w[k] = (u32)float_to_bf16(v[2 * k]) | ((u32)float_to_bf16(v[2 * k + 1]) << 16);
-    *(uint4*)p = make_uint4(w[0], w[1], w[2], w[3]);
-}
+__device__ __forceinline__ void store8(f16* p, const float* v) { *(uint4*)p = pack8<f16>(v); }
+__device__ __forceinline__ void store8(bf16* p, const float* v) { *(uint4*)p = pack8<bf16>(v); }
 
 // Row offsets of up to four operands over the leading dims of [..., D] tensors whose last dim is contiguous
 // (collapsed on the host; operand strides in elements, zero where an operand is broadcast).
@@ -217,6 +219,21 @@ __device__ __forceinline__ float activate(int act, float x)
     }
 }
 
+#define LOG2E 1.4426950408889634f
+// The largest finite E4M3 value, what the FP8 linears and the 8-bit attention's P and V scale into.
+#define E4M3_MAX 448.0f
+
+// Two floats to two E4M3 bytes (RNE, saturating to +-448; PTX puts the first source in the upper byte): lo in the low
+// byte. The conversion exists from sm_89 on (the 8-bit attention modules; fp8.cu writes the rounding out instead).
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 890
+__device__ __forceinline__ u32 e4m3x2(float lo, float hi)
+{
+    unsigned short r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+    return (u32)r;
+}
+#endif
+
 __device__ __forceinline__ i64 grid_stride() { return (i64)blockDim.x * gridDim.x; }
 __device__ __forceinline__ i64 global_index() { return (i64)blockIdx.x * blockDim.x + threadIdx.x; }
 
@@ -255,6 +272,21 @@ __device__ __forceinline__ void for_each_strided(const IndexMap3& m, Body body)
         body(o0, o1, o2);
     }
 }
+
+// Kernel entry points over storage types, named as the host looks them up: NAME_f32, NAME_f16, NAME_bf16 (floating
+// types) or NAME_b16, NAME_b32, NAME_b64 (raw bit patterns), each calling IMPL<type>(a) with its argument struct ARGS.
+#define FLOAT_KERNELS(NAME, ARGS, IMPL) \
+    extern "C" __global__ void NAME##_f32(ARGS a) { IMPL<float>(a); } \
+    extern "C" __global__ void NAME##_f16(ARGS a) { IMPL<f16>(a); } \
+    extern "C" __global__ void NAME##_bf16(ARGS a) { IMPL<bf16>(a); }
+#define BITS_KERNELS(NAME, ARGS, IMPL) \
+    extern "C" __global__ void NAME##_b16(ARGS a) { IMPL<u16>(a); } \
+    extern "C" __global__ void NAME##_b32(ARGS a) { IMPL<u32>(a); } \
+    extern "C" __global__ void NAME##_b64(ARGS a) { IMPL<u64>(a); }
+// The (input, output) type pairs of the element-wise, row and rotary kernels, M(NI, TI, NO, TO) for each: every
+// floating type to itself, and the half types widened to float.
+#define IO_TYPE_PAIRS(M) \
+    M(f32, float, f32, float) M(f16, f16, f16, f16) M(bf16, bf16, bf16, bf16) M(f16, f16, f32, float) M(bf16, bf16, f32, float)
 
 // Block-wide reductions (blockDim.x a multiple of 32, at most 1024). Every thread gets the result.
 template <typename T> struct SumOp { static __device__ __forceinline__ T apply(T a, T b) { return a + b; } };
@@ -321,3 +353,153 @@ struct Sage8Args
     int nk_pad;
 };
 static_assert(sizeof(Sage8Args) == 296, "Sage8Args must match KernelArgs.cs");
+
+// ---- Hopper (sm_90a) building blocks of attention_sm90.cu and attention_sage8_sm90.cu ------------------------------
+// Device code sees them for the architecture-specific target only (NVRTC, clang and nvcc define
+// __CUDA_ARCH_FEAT_SM90_ALL for sm_90a alone; wgmma and setmaxnreg exist nowhere else), so every other module and
+// target compiles without them. An nvcc host pass (no __CUDA_ARCH__: scripts/kernels' harnesses include these
+// sources) sees them too, as the host code there uses TensorMap.
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+// A CUtensorMap: 128 opaque bytes the driver encodes (cuTensorMapEncodeTiled), 64-byte aligned.
+struct __align__(64) TensorMap
+{
+    u64 bits[16];
+};
+
+__device__ __forceinline__ u32 smem_addr(const void* p)
+{
+    u32 a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
+__device__ __forceinline__ float ex2_approx(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// mbarriers (shared-memory addresses): the producer's copies complete on "full", consumers release on "empty".
+__device__ __forceinline__ void mbar_init(u32 bar, u32 count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+// After the initialisations, before the block barrier that publishes them.
+__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+__device__ __forceinline__ void mbar_expect_tx(u32 bar, u32 bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(u32 bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Waits until the barrier's phase of the given parity has completed.
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity)
+{
+    asm volatile(
+        "{\n.reg .pred done;\nWAIT:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+
+// The warp-specialised split: the producer warpgroup gives registers back, the consumers take them (per thread).
+template <int N> __device__ __forceinline__ void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)); }
+template <int N> __device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
+
+// Keeps the compiler from moving register reads or writes across an asynchronous wgmma that owns them.
+__device__ __forceinline__ void fence_regs(float* r, int n)
+{
+#pragma unroll
+    for (int i = 0; i < n; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+__device__ __forceinline__ void fence_regs(int* r, int n)
+{
+#pragma unroll
+    for (int i = 0; i < n; ++i) asm volatile("" : "+r"(r[i])::"memory");
+}
+
+// A 64 x 64 wgmma accumulator is 32 registers a thread: its operand list and its read-write constraints (C is
+// WGMMA_RW_F for float, WGMMA_RW_I for int32 accumulators), operands %0..%31.
+#define WGMMA_ACC32 \
+    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}"
+#define WGMMA_ACC32_OPERANDS(C, d) \
+    C(d[0]), C(d[1]), C(d[2]), C(d[3]), C(d[4]), C(d[5]), C(d[6]), C(d[7]), C(d[8]), C(d[9]), C(d[10]), C(d[11]), \
+    C(d[12]), C(d[13]), C(d[14]), C(d[15]), C(d[16]), C(d[17]), C(d[18]), C(d[19]), C(d[20]), C(d[21]), C(d[22]), \
+    C(d[23]), C(d[24]), C(d[25]), C(d[26]), C(d[27]), C(d[28]), C(d[29]), C(d[30]), C(d[31])
+#define WGMMA_RW_F(x) "+f"(x)
+#define WGMMA_RW_I(x) "+r"(x)
+
+// Shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format"): bits 0-13 start address >> 4 (shared memory
+// ends below 256 KiB, so 14 bits hold it); 16-29 leading byte offset >> 4, set to 16 bytes (a swizzled K-major tile's
+// k-steps stay inside one swizzle row, so it is unused; CUTLASS sets 1 too); 32-45 stride byte offset >> 4, the
+// distance between 8-row groups; 49-51 base offset 0 (tiles start on a swizzle-pattern boundary); 62-63 swizzle mode.
+// A k-step or a stage moves the start address field (bytes / 16) of a descriptor built once.
+#define WGMMA_SWIZZLE_128B 1
+#define WGMMA_SWIZZLE_64B 2
+__device__ __forceinline__ u64 wgmma_desc(u32 addr, u32 stride_bytes, u32 swizzle)
+{
+    u64 desc = (u64)((addr & 0x3FFFF) >> 4);
+    desc |= (u64)1 << 16;
+    desc |= (u64)(stride_bytes >> 4) << 32;
+    desc |= (u64)swizzle << 62;
+    return desc;
+}
+
+// Online softmax of one 64 x 64 score tile in the wgmma accumulator layout, in place: the scores become
+// exp2(S * sl2 - m) (sl2: the softmax scale times log2 e, or 1 where the scores carry it already; this thread holds
+// rows r and r + 8, see below); updates the running maxima (base 2) and this thread's share of the row sums (of the
+// unrounded P), and returns the factors the output accumulated so far must be scaled by (0 on the first tile, whose
+// maxima are -inf). Element i of the accumulator is row r + 8 ((i >> 1) & 1), column 8 (i >> 2) + 2 (lane & 3) + (i & 1).
+__device__ __forceinline__ void softmax_tile(float* s, float& m0, float& m1, float& l0, float& l1, float& alpha0,
+                                             float& alpha1, int kv0, int nk, int lane, float sl2)
+{
+    // Keys past the end (last tile only) take no weight.
+    if (kv0 + 64 > nk)
+    {
+#pragma unroll
+        for (int i = 0; i < 32; ++i)
+        {
+            int col = kv0 + (i >> 2) * 8 + (lane & 3) * 2 + (i & 1);
+            if (col >= nk) s[i] = -F_INF;
+        }
+    }
+    // Row maxima: this thread holds rows r (s[4c], s[4c+1]) and r + 8 (s[4c+2], s[4c+3]); a quad shares a row.
+    float x0 = -F_INF, x1 = -F_INF;
+#pragma unroll
+    for (int c = 0; c < 8; ++c)
+    {
+        x0 = fmaxf(x0, fmaxf(s[4 * c], s[4 * c + 1]));
+        x1 = fmaxf(x1, fmaxf(s[4 * c + 2], s[4 * c + 3]));
+    }
+    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
+    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
+    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
+    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
+    const float n0 = fmaxf(m0, x0 * sl2), n1 = fmaxf(m1, x1 * sl2);
+    alpha0 = ex2_approx(m0 - n0);
+    alpha1 = ex2_approx(m1 - n1);
+    m0 = n0;
+    m1 = n1;
+    float r0 = 0.0f, r1 = 0.0f;
+#pragma unroll
+    for (int c = 0; c < 8; ++c)
+    {
+        s[4 * c] = ex2_approx(s[4 * c] * sl2 - n0);
+        s[4 * c + 1] = ex2_approx(s[4 * c + 1] * sl2 - n0);
+        s[4 * c + 2] = ex2_approx(s[4 * c + 2] * sl2 - n1);
+        s[4 * c + 3] = ex2_approx(s[4 * c + 3] * sl2 - n1);
+        r0 += s[4 * c] + s[4 * c + 1];
+        r1 += s[4 * c + 2] + s[4 * c + 3];
+    }
+    l0 = l0 * alpha0 + r0;
+    l1 = l1 * alpha1 + r1;
+}
+
+#endif  // sm_90a

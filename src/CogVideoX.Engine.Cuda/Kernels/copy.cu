@@ -71,9 +71,7 @@ __device__ void fill_impl(const FillArgs& a)
     for_each_strided(a.map, [&](i64 o, i64, i64) { d[o] = v; });
 }
 
-extern "C" __global__ void fill_b16(FillArgs a) { fill_impl<u16>(a); }
-extern "C" __global__ void fill_b32(FillArgs a) { fill_impl<u32>(a); }
-extern "C" __global__ void fill_b64(FillArgs a) { fill_impl<u64>(a); }
+BITS_KERNELS(fill, FillArgs, fill_impl)
 
 // Nearest upsampling of contiguous [R, Ti, Hi, Wi] into contiguous [R, Ti·ft, Hi·fh, Wi·fw] (Wo a multiple of 8):
 // each thread writes eight consecutive output columns with one 16-byte (or two, for 4-byte types) store.

@@ -156,15 +156,9 @@ __device__ void channel_bias_impl(const ChannelBiasArgs& a)
 #define ELEMENTWISE(NI, TI, NO, TO) \
     extern "C" __global__ void map_##NI##_##NO(MapArgs a) { map_impl<TI, TO>(a); } \
     extern "C" __global__ void binary_##NI##_##NO(BinaryArgs a) { binary_impl<TI, TO>(a); }
-ELEMENTWISE(f32, float, f32, float)
-ELEMENTWISE(f16, f16, f16, f16)
-ELEMENTWISE(bf16, bf16, bf16, bf16)
-ELEMENTWISE(f16, f16, f32, float)
-ELEMENTWISE(bf16, bf16, f32, float)
+IO_TYPE_PAIRS(ELEMENTWISE)
 
-extern "C" __global__ void channel_bias_f32(ChannelBiasArgs a) { channel_bias_impl<float>(a); }
-extern "C" __global__ void channel_bias_f16(ChannelBiasArgs a) { channel_bias_impl<f16>(a); }
-extern "C" __global__ void channel_bias_bf16(ChannelBiasArgs a) { channel_bias_impl<bf16>(a); }
+FLOAT_KERNELS(channel_bias, ChannelBiasArgs, channel_bias_impl)
 
 // y = x + h ⊙ gate over rows of a contiguous last dim (x, h, gate, y: any row strides, gate typically one row per
 // batch item): product and sum each rounded once in float, eight elements per access.
@@ -206,6 +200,4 @@ __device__ void add_mul_impl(const AddMulArgs& a)
     }
 }
 
-extern "C" __global__ void add_mul_f32(AddMulArgs a) { add_mul_impl<float>(a); }
-extern "C" __global__ void add_mul_f16(AddMulArgs a) { add_mul_impl<f16>(a); }
-extern "C" __global__ void add_mul_bf16(AddMulArgs a) { add_mul_impl<bf16>(a); }
+FLOAT_KERNELS(add_mul, AddMulArgs, add_mul_impl)

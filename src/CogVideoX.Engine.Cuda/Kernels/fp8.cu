@@ -1,11 +1,9 @@
 // FP8 linears (--linear fp8): per-row quantization to E4M3 and the dequantizing epilogue around a cuBLASLt FP8 GEMM.
 // Compiled lazily, on the first FP8 linear: a failure here never touches another module. The conversion is written out
 // (no cuda_fp8.h) to match the CPU reference (E4M3 in C#) bit for bit: round to nearest even, saturate at ±448,
-// subnormals in steps of 2^-9, NaN → 0x7F.
+// subnormals in steps of 2^-9, NaN → 0x7F. E4M3_MAX: common.cuh.
 
 typedef unsigned char u8;
-
-#define E4M3_MAX 448.0f
 
 __device__ __forceinline__ u8 e4m3_from_float(float v)
 {
@@ -65,9 +63,7 @@ __device__ void fp8_quantize_rows_impl(const Fp8QuantizeArgs& a)
     }
 }
 
-extern "C" __global__ void fp8_quantize_rows_f32(Fp8QuantizeArgs a) { fp8_quantize_rows_impl<float>(a); }
-extern "C" __global__ void fp8_quantize_rows_f16(Fp8QuantizeArgs a) { fp8_quantize_rows_impl<f16>(a); }
-extern "C" __global__ void fp8_quantize_rows_bf16(Fp8QuantizeArgs a) { fp8_quantize_rows_impl<bf16>(a); }
+FLOAT_KERNELS(fp8_quantize_rows, Fp8QuantizeArgs, fp8_quantize_rows_impl)
 
 // y[r, c] = act(acc[r, c] · xScale[r] · wScale[c] + bias[c]), left to right in float, stored in T.
 struct Fp8EpilogueArgs
@@ -99,6 +95,4 @@ __device__ void fp8_epilogue_impl(const Fp8EpilogueArgs& a)
     }
 }
 
-extern "C" __global__ void fp8_epilogue_f32(Fp8EpilogueArgs a) { fp8_epilogue_impl<float>(a); }
-extern "C" __global__ void fp8_epilogue_f16(Fp8EpilogueArgs a) { fp8_epilogue_impl<f16>(a); }
-extern "C" __global__ void fp8_epilogue_bf16(Fp8EpilogueArgs a) { fp8_epilogue_impl<bf16>(a); }
+FLOAT_KERNELS(fp8_epilogue, Fp8EpilogueArgs, fp8_epilogue_impl)

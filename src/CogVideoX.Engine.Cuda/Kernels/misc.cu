@@ -40,11 +40,8 @@ __device__ void rotary_impl(const RotaryArgs& a)
     }
 }
 
-extern "C" __global__ void rotary_f32_f32(RotaryArgs a) { rotary_impl<float, float>(a); }
-extern "C" __global__ void rotary_f16_f16(RotaryArgs a) { rotary_impl<f16, f16>(a); }
-extern "C" __global__ void rotary_bf16_bf16(RotaryArgs a) { rotary_impl<bf16, bf16>(a); }
-extern "C" __global__ void rotary_f16_f32(RotaryArgs a) { rotary_impl<f16, float>(a); }
-extern "C" __global__ void rotary_bf16_f32(RotaryArgs a) { rotary_impl<bf16, float>(a); }
+#define ROTARY(NI, TI, NO, TO) extern "C" __global__ void rotary_##NI##_##NO(RotaryArgs a) { rotary_impl<TI, TO>(a); }
+IO_TYPE_PAIRS(ROTARY)
 
 struct GatherArgs
 {
@@ -69,9 +66,7 @@ __device__ void gather_impl(const GatherArgs& a)
     }
 }
 
-extern "C" __global__ void gather_b16(GatherArgs a) { gather_impl<u16>(a); }
-extern "C" __global__ void gather_b32(GatherArgs a) { gather_impl<u32>(a); }
-extern "C" __global__ void gather_b64(GatherArgs a) { gather_impl<u64>(a); }
+BITS_KERNELS(gather, GatherArgs, gather_impl)
 
 struct Im2ColArgs
 {
@@ -116,6 +111,4 @@ __device__ void im2col_impl(const Im2ColArgs& a)
     }
 }
 
-extern "C" __global__ void im2col_f32(Im2ColArgs a) { im2col_impl<float>(a); }
-extern "C" __global__ void im2col_f16(Im2ColArgs a) { im2col_impl<f16>(a); }
-extern "C" __global__ void im2col_bf16(Im2ColArgs a) { im2col_impl<bf16>(a); }
+FLOAT_KERNELS(im2col, Im2ColArgs, im2col_impl)

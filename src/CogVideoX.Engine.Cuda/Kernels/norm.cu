@@ -260,15 +260,9 @@ __device__ void group_apply_impl(const GroupApplyArgs& a)
     extern "C" __global__ void layer_norm_##NI##_##NO(RowArgs a) { layer_norm_impl<TI, TO>(a); } \
     extern "C" __global__ void rms_norm_##NI##_##NO(RowArgs a) { rms_norm_impl<TI, TO>(a); } \
     extern "C" __global__ void group_norm_apply_##NI##_##NO(GroupApplyArgs a) { group_apply_impl<TI, TO>(a); }
-ROWS(f32, float, f32, float)
-ROWS(f16, f16, f16, f16)
-ROWS(bf16, bf16, bf16, bf16)
-ROWS(f16, f16, f32, float)
-ROWS(bf16, bf16, f32, float)
+IO_TYPE_PAIRS(ROWS)
 
-extern "C" __global__ void group_norm_stats_f32(GroupStatsArgs a) { group_stats_impl<float>(a); }
-extern "C" __global__ void group_norm_stats_f16(GroupStatsArgs a) { group_stats_impl<f16>(a); }
-extern "C" __global__ void group_norm_stats_bf16(GroupStatsArgs a) { group_stats_impl<bf16>(a); }
+FLOAT_KERNELS(group_norm_stats, GroupStatsArgs, group_stats_impl)
 
 // LayerNorm over rows of a contiguous last dim, optionally modulated: y = (norm(x)·γ + β)·(1 + scale) + shift, with
 // scale and shift rows chosen per row through the row map (one per batch item, say). A group of `lanes` threads
@@ -304,18 +298,8 @@ template <> struct Pack8<float> { uint4 r[2]; };
 __device__ __forceinline__ void load_pack(const f16* p, Pack8<f16>& v) { v.r = *(const uint4*)p; }
 __device__ __forceinline__ void load_pack(const bf16* p, Pack8<bf16>& v) { v.r = *(const uint4*)p; }
 __device__ __forceinline__ void load_pack(const float* p, Pack8<float>& v) { v.r[0] = ((const uint4*)p)[0]; v.r[1] = ((const uint4*)p)[1]; }
-__device__ __forceinline__ void unpack(const Pack8<f16>& v, float* f)
-{
-    u32 w[4] = { v.r.x, v.r.y, v.r.z, v.r.w };
-#pragma unroll
-    for (int k = 0; k < 4; ++k) { f[2 * k] = f16_to_float((u16)(w[k] & 0xffffu)); f[2 * k + 1] = f16_to_float((u16)(w[k] >> 16)); }
-}
-__device__ __forceinline__ void unpack(const Pack8<bf16>& v, float* f)
-{
-    u32 w[4] = { v.r.x, v.r.y, v.r.z, v.r.w };
-#pragma unroll
-    for (int k = 0; k < 4; ++k) { f[2 * k] = bf16_to_float((u16)(w[k] & 0xffffu)); f[2 * k + 1] = bf16_to_float((u16)(w[k] >> 16)); }
-}
+__device__ __forceinline__ void unpack(const Pack8<f16>& v, float* f) { unpack8<f16>(v.r, f); }
+__device__ __forceinline__ void unpack(const Pack8<bf16>& v, float* f) { unpack8<bf16>(v.r, f); }
 __device__ __forceinline__ void unpack(const Pack8<float>& v, float* f)
 {
     u32 w[8] = { v.r[0].x, v.r[0].y, v.r[0].z, v.r[0].w, v.r[1].x, v.r[1].y, v.r[1].z, v.r[1].w };
@@ -477,6 +461,4 @@ __device__ void spatial_norm_impl(const SpatialNormArgs& a)
     }
 }
 
-extern "C" __global__ void spatial_norm_f32(SpatialNormArgs a) { spatial_norm_impl<float>(a); }
-extern "C" __global__ void spatial_norm_f16(SpatialNormArgs a) { spatial_norm_impl<f16>(a); }
-extern "C" __global__ void spatial_norm_bf16(SpatialNormArgs a) { spatial_norm_impl<bf16>(a); }
+FLOAT_KERNELS(spatial_norm, SpatialNormArgs, spatial_norm_impl)

@@ -140,38 +140,22 @@ internal static unsafe partial class CublasLt
     }
 }
 
-internal sealed class CublasLtHandle : SafeHandle
+internal sealed class CublasLtHandle : NativeHandle
 {
-    public CublasLtHandle() : base(IntPtr.Zero, ownsHandle: true) { }
-
-    public override bool IsInvalid => handle == IntPtr.Zero;
-
     protected override bool ReleaseHandle() => CublasLt.cublasLtDestroy(handle) == CublasLt.Success;
 }
 
-internal sealed class MatmulDescHandle : SafeHandle
+internal sealed class MatmulDescHandle : NativeHandle
 {
-    public MatmulDescHandle() : base(IntPtr.Zero, ownsHandle: true) { }
-
-    public override bool IsInvalid => handle == IntPtr.Zero;
-
     protected override bool ReleaseHandle() => CublasLt.cublasLtMatmulDescDestroy(handle) == CublasLt.Success;
 }
 
-internal sealed class MatrixLayoutHandle : SafeHandle
+internal sealed class MatrixLayoutHandle : NativeHandle
 {
-    public MatrixLayoutHandle() : base(IntPtr.Zero, ownsHandle: true) { }
-
-    public override bool IsInvalid => handle == IntPtr.Zero;
-
     protected override bool ReleaseHandle() => CublasLt.cublasLtMatrixLayoutDestroy(handle) == CublasLt.Success;
 }
 
-internal sealed class MatmulPreferenceHandle : SafeHandle
+internal sealed class MatmulPreferenceHandle : NativeHandle
 {
-    public MatmulPreferenceHandle() : base(IntPtr.Zero, ownsHandle: true) { }
-
-    public override bool IsInvalid => handle == IntPtr.Zero;
-
     protected override bool ReleaseHandle() => CublasLt.cublasLtMatmulPreferenceDestroy(handle) == CublasLt.Success;
 }

@@ -103,39 +103,27 @@ internal static unsafe partial class CudaDriver
 }
 
 /// <summary>A CUstream, destroyed on release.</summary>
-internal sealed class CudaStreamHandle : SafeHandle
+internal sealed class CudaStreamHandle : NativeHandle
 {
-    public CudaStreamHandle() : base(IntPtr.Zero, ownsHandle: true) { }
-
-    public override bool IsInvalid => handle == IntPtr.Zero;
-
     protected override bool ReleaseHandle() => CudaDriver.cuStreamDestroy_v2(handle) == CudaDriver.Success;
 }
 
 /// <summary>A CUevent, destroyed on release.</summary>
-internal sealed class CudaEventHandle : SafeHandle
+internal sealed class CudaEventHandle : NativeHandle
 {
-    public CudaEventHandle() : base(IntPtr.Zero, ownsHandle: true) { }
-
-    public override bool IsInvalid => handle == IntPtr.Zero;
-
     protected override bool ReleaseHandle() => CudaDriver.cuEventDestroy_v2(handle) == CudaDriver.Success;
 }
 
 /// <summary>A loaded CUmodule, unloaded on release (its functions become invalid with it).</summary>
-internal sealed class CudaModuleHandle : SafeHandle
+internal sealed class CudaModuleHandle : NativeHandle
 {
-    public CudaModuleHandle() : base(IntPtr.Zero, ownsHandle: true) { }
-
-    public override bool IsInvalid => handle == IntPtr.Zero;
-
     protected override bool ReleaseHandle() => CudaDriver.cuModuleUnload(handle) == CudaDriver.Success;
 }
 
 /// <summary>Page-locked host memory from cuMemAllocHost, freed on release.</summary>
-internal sealed class PinnedHostBuffer : SafeHandle
+internal sealed class PinnedHostBuffer : NativeHandle
 {
-    private PinnedHostBuffer(IntPtr pointer, long bytes) : base(IntPtr.Zero, ownsHandle: true)
+    private PinnedHostBuffer(IntPtr pointer, long bytes)
     {
         SetHandle(pointer);
         Length = bytes;
@@ -144,8 +132,6 @@ internal sealed class PinnedHostBuffer : SafeHandle
     public long Length { get; }
 
     public unsafe byte* Pointer => (byte*)handle;
-
-    public override bool IsInvalid => handle == IntPtr.Zero;
 
     public static PinnedHostBuffer Allocate(long bytes)
     {

@@ -46,12 +46,8 @@ internal static unsafe partial class Nvrtc
 }
 
 /// <summary>An nvrtcProgram, destroyed on release.</summary>
-internal sealed class NvrtcProgramHandle : SafeHandle
+internal sealed class NvrtcProgramHandle : NativeHandle
 {
-    public NvrtcProgramHandle() : base(IntPtr.Zero, ownsHandle: true) { }
-
-    public override bool IsInvalid => handle == IntPtr.Zero;
-
     protected override bool ReleaseHandle()
     {
         var h = handle;

@@ -177,26 +177,9 @@ public static partial class Ops
         int k = x.Dim(-1), n = weight.OutFeatures;
         if (weight.InFeatures != k)
             throw new ArgumentException($"fp8 linear: input {x.ShapeString} has {k} features but weight [{n}, {weight.InFeatures}] expects {weight.InFeatures}");
-        if (bias is not null)
-        {
-            SameBackend(x, bias, "fp8 linear");
-            SameDType(x, bias, "fp8 linear");
-            if (bias.Rank != 1 || bias.Dim(0) != n)
-                throw new ArgumentException($"fp8 linear: bias {bias.ShapeString} does not match {n} outputs");
-        }
+        CheckLinearBias(x, bias, n, "fp8 linear");
         var kernel = Fp8Kernel(x.Backend);
-        var outShape = x.ShapeArray();
-        outShape[^1] = n;
-        long m = 1;
-        foreach (var d in outShape[..^1]) m *= d;
-        using var x2 = x.Reshape((int)m, k);
-        var y = Tensor.Empty(x.Backend, x.DType, (int)m, n);
-        if (y.ElementCount > 0)
-        {
-            if (k == 0) throw new ArgumentException("fp8 linear: input has zero features");
-            kernel.LinearFp8(x2, weight.Codes, weight.Scales, bias, activation, y);
-        }
-        using (y) return y.Reshape(outShape);
+        return OverRows(x, k, n, "fp8 linear", (x2, y) => kernel.LinearFp8(x2, weight.Codes, weight.Scales, bias, activation, y));
     }
 
     private static IFp8LinearKernel Fp8Kernel(IBackend backend) =>

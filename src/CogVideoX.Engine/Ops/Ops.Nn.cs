@@ -13,13 +13,30 @@ public static partial class Ops
         int k = x.Dim(-1), n = weight.Dim(0);
         if (weight.Dim(1) != k)
             throw new ArgumentException($"linear: input {x.ShapeString} has {k} features but weight {weight.ShapeString} expects {weight.Dim(1)}");
-        if (bias is not null)
+        CheckLinearBias(x, bias, n, "linear");
+        return OverRows(x, k, n, "linear", (x2, y) =>
         {
-            SameBackend(x, bias, "linear");
-            SameDType(x, bias, "linear");
-            if (bias.Rank != 1 || bias.Dim(0) != n)
-                throw new ArgumentException($"linear: bias {bias.ShapeString} does not match {n} outputs");
-        }
+            if (Kernel<ILinearKernel>(x) is { } kernel) kernel.Linear(x2, weight, bias, activation, y);
+            else Decompositions.Linear(x2, weight, bias, activation, y);
+        });
+    }
+
+    /// <summary>A linear's bias, when given: on x's backend, in x's dtype, shaped [N].</summary>
+    private static void CheckLinearBias(Tensor x, Tensor? bias, int n, string op)
+    {
+        if (bias is null) return;
+        SameBackend(x, bias, op);
+        SameDType(x, bias, op);
+        if (bias.Rank != 1 || bias.Dim(0) != n)
+            throw new ArgumentException($"{op}: bias {bias.ShapeString} does not match {n} outputs");
+    }
+
+    /// <summary>
+    /// The frame of the linears: x [..., K] viewed as rows [M, K], <paramref name="run"/> writing a new [M, N] in x's
+    /// dtype (not called when there are no outputs), the result reshaped to [..., N].
+    /// </summary>
+    private static Tensor OverRows(Tensor x, int k, int n, string op, Action<Tensor, Tensor> run)
+    {
         var outShape = x.ShapeArray();
         outShape[^1] = n;
         long m = 1;
@@ -28,9 +45,8 @@ public static partial class Ops
         var y = Tensor.Empty(x.Backend, x.DType, (int)m, n);
         if (y.ElementCount > 0)
         {
-            if (k == 0) throw new ArgumentException("linear: input has zero features");
-            if (Kernel<ILinearKernel>(x) is { } kernel) kernel.Linear(x2, weight, bias, activation, y);
-            else Decompositions.Linear(x2, weight, bias, activation, y);
+            if (k == 0) throw new ArgumentException($"{op}: input has zero features");
+            run(x2, y);
         }
         using (y) return y.Reshape(outShape);
     }

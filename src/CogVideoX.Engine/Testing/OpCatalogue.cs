@@ -23,13 +23,14 @@ public sealed record OpComparison(OpCase Case, double MaxAbsError, double Normal
 /// </summary>
 public sealed class OpInputs
 {
-    private ulong _state;
+    // SplitMix64: fast, and the same sequence on every machine (large timing inputs need millions of values).
+    private SplitMix64 _random;
 
     public OpInputs(IBackend backend, DType dtype, int seed)
     {
         Backend = backend;
         DType = dtype;
-        _state = 0x9E3779B97F4A7C15UL * (ulong)(seed + 1);
+        _random = new SplitMix64(0x9E3779B97F4A7C15UL * (ulong)(seed + 1));
     }
 
     public IBackend Backend { get; }
@@ -42,7 +43,7 @@ public sealed class OpInputs
         long n = 1;
         foreach (var d in shape) n *= d;
         var data = new float[n];
-        for (long i = 0; i < n; i++) data[i] = lo + NextUnit() * (hi - lo);
+        for (long i = 0; i < n; i++) data[i] = lo + _random.NextSingle() * (hi - lo);
         return Tensor.FromArray(data, shape, Backend, dtype ?? DType);
     }
 
@@ -54,23 +55,13 @@ public sealed class OpInputs
         long n = 1;
         foreach (var d in shape) n *= d;
         var ids = new long[n];
-        for (long i = 0; i < n; i++) ids[i] = (long)(NextUnit() * max) % max;
+        for (long i = 0; i < n; i++) ids[i] = (long)(_random.NextSingle() * max) % max;
         if (n > 0) ids[0] = 0;
         if (n > 1) ids[n - 1] = max - 1;
         return Tensor.FromArray(ids, shape, Backend);
     }
 
     public Tensor Zeros(params int[] shape) => Tensor.Zeros(Backend, DType, shape);
-
-    /// <summary>SplitMix64: fast, and the same sequence on every machine (large timing inputs need millions of values).</summary>
-    private float NextUnit()
-    {
-        ulong z = _state += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        z ^= z >> 31;
-        return (z >> 40) * (1f / (1 << 24));
-    }
 }
 
 /// <summary>

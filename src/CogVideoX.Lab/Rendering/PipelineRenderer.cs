@@ -94,12 +94,6 @@ public sealed class PipelineRenderer : IVideoRenderer, IDisposable
                 PeakMemoryKind = generation.PeakMemoryKind,
                 Device = plan.Backend.Device.ToString(),
                 Software = Software(plan.Backend),
-                VideoFile = video.FileName,
-                VideoBytes = video.Bytes,
-                VideoSha256 = video.Sha256,
-                FrameCount = frames.Count,
-                Width = frames.Width,
-                Height = frames.Height,
                 TruncatedPromptText = generation.Prompt.TruncatedText,
                 Lora = generation.Resolved.Lora.Count == 0 ? null
                     : generation.Resolved.Lora.Select(l => new SidecarLora { File = l.File, Sha256 = l.Sha256, Strength = l.Strength, Layers = l.Layers }).ToList(),

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using CogVideoX.Diffusion;
+using CogVideoX.Engine.Testing;
 using CogVideoX.Media;
 
 namespace CogVideoX.Lab;
@@ -59,12 +60,6 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
                     ["os"] = RuntimeInformation.OSDescription,
                     ["ffmpeg"] = s_ffmpegVersion.Value ?? "unknown",
                 },
-                VideoFile = video.FileName,
-                VideoBytes = video.Bytes,
-                VideoSha256 = video.Sha256,
-                FrameCount = frames.Count,
-                Width = frames.Width,
-                Height = frames.Height,
             };
         }, progress is null ? null : (done, all) => progress.Report(new RenderProgress(PipelineStages.EncodeVideo, done, all, total.Elapsed)));
         return new RenderResult(sidecar, frames);
@@ -140,20 +135,5 @@ public sealed class SyntheticRenderer(TimeSpan stepDelay = default) : IVideoRend
             hash *= 1099511628211UL;
         }
         return hash;
-    }
-
-    /// <summary>A small deterministic generator (Steele et al.'s SplitMix64): the same stream on every platform.</summary>
-    private struct SplitMix64(ulong seed)
-    {
-        private ulong _state = seed;
-
-        public double NextDouble()
-        {
-            ulong z = _state += 0x9E3779B97F4A7C15UL;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            z ^= z >> 31;
-            return (z >> 11) * (1.0 / (1UL << 53));
-        }
     }
 }

@@ -37,7 +37,8 @@ public static class VideoOutput
 
     /// <summary>
     /// Encodes <paramref name="frames"/> to the job's MP4 and writes its sidecar, as a verified pair.
-    /// <paramref name="describe"/> makes the sidecar from the encoded file's size and SHA-256 and the encoding time.
+    /// <paramref name="describe"/> makes the sidecar (it may use the encoding time); the video's own facts — file name,
+    /// size, SHA-256, frame count and size — are filled in here, the same for every renderer.
     /// </summary>
     /// <param name="progress">Hears (frames handed to the encoder, all frames), for progress bars.</param>
     public static VideoSidecar Write(VideoJob job, VideoFrames frames, Func<EncodedVideo, VideoSidecar> describe, Action<int, int>? progress = null)
@@ -52,7 +53,15 @@ public static class VideoOutput
             job.SidecarPath, "the sidecar", tmp =>
             {
                 var encoded = new EncodedVideo(Path.GetFileName(job.OutputPath), new FileInfo(tmp).Length, VideoSidecar.Sha256Of(tmp), watch.Elapsed.TotalSeconds);
-                sidecar = describe(encoded);
+                sidecar = describe(encoded) with
+                {
+                    VideoFile = encoded.FileName,
+                    VideoBytes = encoded.Bytes,
+                    VideoSha256 = encoded.Sha256,
+                    FrameCount = frames.Count,
+                    Width = frames.Width,
+                    Height = frames.Height,
+                };
                 return JsonSerializer.Serialize(sidecar, LabJsonContext.Readable.VideoSidecar);
             });
         return sidecar!;

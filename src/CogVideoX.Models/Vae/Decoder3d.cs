@@ -4,11 +4,8 @@ using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Vae;
 
-/// <summary>
-/// Everything the decoder carries from one frame batch to the next: the cache of each causal convolution with a time
-/// kernel above one. Create one per video (per tile when tiling) and dispose it when the video is decoded.
-/// </summary>
-public sealed class DecoderCache : IDisposable
+/// <summary>The decoder's <see cref="FrameBatchCaches"/>: conv_in, the mid block, the up blocks, conv_out.</summary>
+public sealed class DecoderCache : FrameBatchCaches
 {
     internal DecoderCache(ResnetBlockCache[] mid, ResnetBlockCache[][] up)
     {
@@ -16,33 +13,12 @@ public sealed class DecoderCache : IDisposable
         Up = up;
     }
 
-    public CausalConvCache ConvIn { get; } = new();
-
     public ResnetBlockCache[] Mid { get; }
 
     public ResnetBlockCache[][] Up { get; }
 
-    public CausalConvCache ConvOut { get; } = new();
-
-    /// <summary>Checked between the decoder's blocks: one frame batch at full size takes seconds to minutes on a CPU.</summary>
-    public CancellationToken Cancellation { get; set; }
-
-    public IEnumerable<CausalConvCache> All =>
+    public override IEnumerable<CausalConvCache> All =>
         new[] { ConvIn }.Concat(Mid.SelectMany(r => r.All)).Concat(Up.SelectMany(b => b.SelectMany(r => r.All))).Append(ConvOut);
-
-    /// <summary>Bytes held by the carried frames now.</summary>
-    public long Bytes => All.Sum(c => c.Frames is { } f ? f.ElementCount * f.DType.SizeOf() : 0);
-
-    /// <summary>Moves the carried frames out of a frame batch's scope so they outlive it.</summary>
-    internal void KeepFrom(TensorScope scope)
-    {
-        foreach (var c in All) c.KeepFrom(scope);
-    }
-
-    public void Dispose()
-    {
-        foreach (var c in All) c.Dispose();
-    }
 }
 
 /// <summary>

@@ -4,11 +4,8 @@ using CogVideoX.Weights;
 
 namespace CogVideoX.Models.Vae;
 
-/// <summary>
-/// Everything the encoder carries from one frame batch to the next: the cache of each causal convolution with a time
-/// kernel above one. Create one per video (per tile when tiling) and dispose it when the video is encoded.
-/// </summary>
-public sealed class EncoderCache : IDisposable
+/// <summary>The encoder's <see cref="FrameBatchCaches"/>: conv_in, the down blocks, the mid block, conv_out.</summary>
+public sealed class EncoderCache : FrameBatchCaches
 {
     internal EncoderCache(ResnetBlockCache[][] down, ResnetBlockCache[] mid)
     {
@@ -16,16 +13,9 @@ public sealed class EncoderCache : IDisposable
         Mid = mid;
     }
 
-    public CausalConvCache ConvIn { get; } = new();
-
     public ResnetBlockCache[][] Down { get; }
 
     public ResnetBlockCache[] Mid { get; }
-
-    public CausalConvCache ConvOut { get; } = new();
-
-    /// <summary>Checked between the encoder's blocks: one frame batch at full size takes seconds to minutes on a CPU.</summary>
-    public CancellationToken Cancellation { get; set; }
 
     /// <summary>
     /// How many frames of the widest activation (conv_in's output at the batch's size) one convolution chunk may use for
@@ -33,27 +23,13 @@ public sealed class EncoderCache : IDisposable
     /// </summary>
     public int WindowFrames { get; set; } = VaeEncodeOptions.DefaultConvolutionWindowFrames;
 
-    public IEnumerable<CausalConvCache> All =>
+    public override IEnumerable<CausalConvCache> All =>
         new[] { ConvIn }.Concat(Down.SelectMany(b => b.SelectMany(r => r.All))).Concat(Mid.SelectMany(r => r.All)).Append(ConvOut);
 
     /// <summary>Marks the next frame batch as the video's last: the convolutions release their carried frames as they go.</summary>
     public void MarkFinal()
     {
         foreach (var c in All) c.Final = true;
-    }
-
-    /// <summary>Bytes held by the carried frames now.</summary>
-    public long Bytes => All.Sum(c => c.Frames is { } f ? f.ElementCount * f.DType.SizeOf() : 0);
-
-    /// <summary>Moves the carried frames out of a frame batch's scope so they outlive it.</summary>
-    internal void KeepFrom(TensorScope scope)
-    {
-        foreach (var c in All) c.KeepFrom(scope);
-    }
-
-    public void Dispose()
-    {
-        foreach (var c in All) c.Dispose();
     }
 }
 

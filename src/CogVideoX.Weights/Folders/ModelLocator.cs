@@ -92,12 +92,12 @@ public static partial class ModelLocator
     public static (string Path, string Source) HubCache(Func<string, string?>? environment = null)
     {
         environment ??= Environment.GetEnvironmentVariable;
-        string? Get(string name) => environment(name) is { Length: > 0 } v ? ExpandHome(v, environment) : null;
+        string? Get(string name) => environment(name) is { Length: > 0 } v ? HomeFolder.Expand(v, environment) : null;
         if (Get("HF_HUB_CACHE") is { } hub) return (hub, "$HF_HUB_CACHE");
         if (Get("HUGGINGFACE_HUB_CACHE") is { } legacy) return (legacy, "$HUGGINGFACE_HUB_CACHE");
         if (Get("HF_HOME") is { } home) return (Path.Combine(home, "hub"), "$HF_HOME/hub");
         if (Get("XDG_CACHE_HOME") is { } xdg) return (Path.Combine(xdg, "huggingface", "hub"), "$XDG_CACHE_HOME/huggingface/hub");
-        return (Path.Combine(UserHome(environment), ".cache", "huggingface", "hub"), "~/.cache/huggingface/hub");
+        return (Path.Combine(HomeFolder.Of(environment), ".cache", "huggingface", "hub"), "~/.cache/huggingface/hub");
     }
 
     /// <summary>The cache folder of a repo: <c>models--owner--name</c>.</summary>
@@ -187,14 +187,6 @@ public static partial class ModelLocator
             : [];
         return $"cached refs: {(refs.Count == 0 ? "none" : string.Join(", ", refs))}; snapshots: {(snapshots.Count == 0 ? "none" : string.Join(", ", snapshots))}";
     }
-
-    private static string ExpandHome(string path, Func<string, string?> environment) =>
-        path == "~" ? UserHome(environment)
-        : path.StartsWith("~/", StringComparison.Ordinal) ? Path.Combine(UserHome(environment), path[2..])
-        : path;
-
-    private static string UserHome(Func<string, string?> environment) =>
-        environment("HOME") is { Length: > 0 } home ? home : Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
 
     [GeneratedRegex(@"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?/[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")]
     private static partial Regex RepoIdPattern();

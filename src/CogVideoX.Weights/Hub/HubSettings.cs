@@ -97,7 +97,7 @@ public sealed record HubSettings
             if (Clean(environment(name)) is { } token) return (token, "$" + name);
 
         var path = environment("HF_TOKEN_PATH") is { Length: > 0 } explicitPath
-            ? ExpandHome(explicitPath, environment)
+            ? HomeFolder.Expand(explicitPath, environment)
             : Path.Combine(HfHome(environment), "token");
         try
         {
@@ -112,9 +112,9 @@ public sealed record HubSettings
     /// <summary>huggingface_hub's HF_HOME: <c>$HF_HOME</c>, else <c>$XDG_CACHE_HOME/huggingface</c>, else <c>~/.cache/huggingface</c>.</summary>
     private static string HfHome(Func<string, string?> environment)
     {
-        if (environment("HF_HOME") is { Length: > 0 } home) return ExpandHome(home, environment);
-        if (environment("XDG_CACHE_HOME") is { Length: > 0 } xdg) return Path.Combine(ExpandHome(xdg, environment), "huggingface");
-        return Path.Combine(UserHome(environment), ".cache", "huggingface");
+        if (environment("HF_HOME") is { Length: > 0 } home) return HomeFolder.Expand(home, environment);
+        if (environment("XDG_CACHE_HOME") is { Length: > 0 } xdg) return Path.Combine(HomeFolder.Expand(xdg, environment), "huggingface");
+        return Path.Combine(HomeFolder.Of(environment), ".cache", "huggingface");
     }
 
     private static string? Clean(string? token) =>
@@ -131,14 +131,6 @@ public sealed record HubSettings
             return TimeSpan.FromSeconds(seconds);
         throw new HubException(HubFailure.BadSettings, $"{name}='{text}' is not a number of seconds between 0 and 86400; unset it for the default ({DefaultTimeout.TotalSeconds:0} s)");
     }
-
-    private static string ExpandHome(string path, Func<string, string?> environment) =>
-        path == "~" ? UserHome(environment)
-        : path.StartsWith("~/", StringComparison.Ordinal) ? Path.Combine(UserHome(environment), path[2..])
-        : path;
-
-    private static string UserHome(Func<string, string?> environment) =>
-        environment("HOME") is { Length: > 0 } home ? home : Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
 
     private static long? DiskFreeSpace(string folder)
     {

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using CogVideoX.Diffusion;
 using CogVideoX.Engine;
 using CogVideoX.Weights;
@@ -18,26 +17,13 @@ public class GoldenRunDenoisingTests(ITestOutputHelper output)
 
     public sealed record Run(string Folder, string Tag, long Seed, int Steps, double Guidance, bool DynamicCfg);
 
-    public static IEnumerable<Run> Runs()
+    public static IEnumerable<Run> Runs() => FixtureRuns.Golden().Select(g =>
     {
-        foreach (var folder in new[] { Fixtures.Path2b, Fixtures.Path5b })
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "runs", "runs.json")));
-            foreach (var r in doc.RootElement.EnumerateArray())
-            {
-                yield return new Run(folder, r.GetProperty("tag").GetString()!, r.GetProperty("seed").GetInt64(),
-                    r.GetProperty("steps").GetInt32(), r.GetProperty("guidance").GetDouble(),
-                    r.TryGetProperty("dynamic_cfg", out var d) && d.GetBoolean());
-            }
-        }
-    }
+        var request = FixtureRuns.Request(g.Entry);
+        return new Run(g.Folder, FixtureRuns.Tag(g.Entry), request.Seed, request.Steps, request.Guidance, request.DynamicCfg ?? false);
+    });
 
-    public static TheoryData<string> RunTags()
-    {
-        var data = new TheoryData<string>();
-        foreach (var run in Runs()) data.Add(run.Tag);
-        return data;
-    }
+    public static TheoryData<string> RunTags() => FixtureRuns.Theory(Runs().Select(r => r.Tag));
 
     private static Run Find(string tag) => Runs().Single(r => r.Tag == tag);
 

@@ -17,7 +17,7 @@ namespace CogVideoX.Tests.Faults;
 /// </summary>
 public class HostileModelTests
 {
-    private static readonly GenerationRequest Small = new() { Prompt = "A panda plays a guitar.", Steps = 2, Frames = 9, Height = 32, Width = 48, Seed = 3 };
+    private static readonly GenerationRequest Small = TinyRequest.Panda(steps: 2, seed: 3);
 
     /// <summary>A copy of the tiny 2b-style model (without its golden runs) to corrupt.</summary>
     private static string CopyModel(TempFolder dir)

@@ -192,17 +192,7 @@ public sealed class FakeHub : IDisposable
             var revision = Uri.UnescapeDataString(string.Join('/', segments.Skip(5)));
             Record("hub", method, repoId, null, "api", headers);
             if (await ApplyHeaderFaults(FaultStage.Api, null, response)) return;
-            if (Denied(repoId, token, fileRequest: false) is { } denied)
-            {
-                await response.Error(denied.Status, denied.Code, denied.Message);
-                return;
-            }
-            var repo = _repos[repoId];
-            if (repo.Commit(revision) is not { } commit)
-            {
-                await response.Error(404, "RevisionNotFound", $"Invalid rev id: {revision}");
-                return;
-            }
+            if (await Resolve(repoId, revision, token, fileRequest: false, response) is not (var repo, var commit)) return;
             bool blobs = query.Split('&').Contains("blobs=true");
             var json = RepoJson(repo, commit, blobs) + new string(' ', FileListPadding);
             if (FileListWithoutLength)
@@ -220,17 +210,7 @@ public sealed class FakeHub : IDisposable
             var stage = method == "HEAD" ? FaultStage.Head : FaultStage.Content;
             Record("hub", method, repoId, path, method == "HEAD" ? "head" : "content", headers);
             if (await ApplyHeaderFaults(stage, path, response)) return;
-            if (Denied(repoId, token, fileRequest: true) is { } denied)
-            {
-                await response.Error(denied.Status, denied.Code, denied.Message);
-                return;
-            }
-            var repo = _repos[repoId];
-            if (repo.Commit(revision) is not { } commit)
-            {
-                await response.Error(404, "RevisionNotFound", $"Invalid rev id: {revision}");
-                return;
-            }
+            if (await Resolve(repoId, revision, token, fileRequest: true, response) is not (var repo, var commit)) return;
             if (!repo.Commits[commit].TryGetValue(path, out var file) || repo.Unservable.Contains(path))
             {
                 await response.Error(404, "EntryNotFound", $"Entry not found", ("X-Repo-Commit", commit));
@@ -326,6 +306,23 @@ public sealed class FakeHub : IDisposable
             return true;
         }
         return false;
+    }
+
+    /// <summary>The repo and commit a request names, or null once answered as the Hub answers (access refused, no such revision).</summary>
+    private async Task<(FakeRepo Repo, string Commit)?> Resolve(string repoId, string revision, string? token, bool fileRequest, Response response)
+    {
+        if (Denied(repoId, token, fileRequest) is { } denied)
+        {
+            await response.Error(denied.Status, denied.Code, denied.Message);
+            return null;
+        }
+        var repo = _repos[repoId];
+        if (repo.Commit(revision) is not { } commit)
+        {
+            await response.Error(404, "RevisionNotFound", $"Invalid rev id: {revision}");
+            return null;
+        }
+        return (repo, commit);
     }
 
     private (int Status, string Code, string Message)? Denied(string repoId, string? token, bool fileRequest)

@@ -187,6 +187,17 @@ public sealed class CliProcess : IDisposable
     }
 }
 
+public static class Processes
+{
+    /// <summary>A pid that surely belongs to no running process: one that just exited (and was reaped).</summary>
+    public static int DeadPid()
+    {
+        using var p = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;
+        p.WaitForExit();
+        return p.Id;
+    }
+}
+
 public static class LabAssert
 {
     /// <summary>The manifest's done/recovered lines, grouped by output.</summary>

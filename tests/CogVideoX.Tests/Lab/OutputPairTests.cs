@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using CogVideoX.Engine;
 using CogVideoX.Lab;
@@ -27,13 +26,6 @@ public class OutputPairTests
     });
 
     private static string Sha(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
-
-    private static int DeadPid()
-    {
-        using var p = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;
-        p.WaitForExit();
-        return p.Id;
-    }
 
     [Fact]
     public void AFullDiskAtTheSidecarLeavesTheEarlierPairAsItWas()
@@ -95,7 +87,7 @@ public class OutputPairTests
     {
         using var dir = new TempDir();
         var job = Job(dir.File("v.mp4"));
-        int dead = DeadPid();
+        int dead = Processes.DeadPid();
         // A killed encode and sidecar write leave these; pid 1 is alive, so its file is a live writer's.
         var stale = new[] { dir.File($".v.partial-{dead}-{Guid.NewGuid():N}.mp4"), dir.File($".v.partial-{dead}-{Guid.NewGuid():N}.json") };
         var live = dir.File($".v.partial-1-{Guid.NewGuid():N}.mp4");

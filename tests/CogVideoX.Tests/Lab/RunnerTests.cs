@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using CogVideoX.Engine;
 using CogVideoX.Lab;
@@ -14,14 +13,6 @@ public class RunnerTests
     {
         var spec = SpecParser.Load(study.SpecPath);
         return (StudyPlan.Expand(spec), new RunOptions { OutputDir = spec.OutputDir, Synthetic = true });
-    }
-
-    /// <summary>A pid that surely belongs to no running process: one that just exited (and was reaped).</summary>
-    private static int DeadPid()
-    {
-        using var p = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;
-        p.WaitForExit();
-        return p.Id;
     }
 
     [Fact]
@@ -93,7 +84,7 @@ public class RunnerTests
         var job = plan.Jobs.First().ToVideoJob(options.OutputDir);
         var dir = Path.GetDirectoryName(job.OutputPath)!;
         Directory.CreateDirectory(dir);
-        int dead = DeadPid();
+        int dead = Processes.DeadPid();
         // What a process killed mid-render leaves: its claim and a half-written temporary video.
         File.WriteAllText(Path.Combine(dir, $".{job.Name}.claim.0"),
             JsonSerializer.Serialize(new ClaimRecord { Host = Environment.MachineName, Pid = dead, StartTicks = 1, RunId = "old" }, LabLineJsonContext.Default.ClaimRecord));

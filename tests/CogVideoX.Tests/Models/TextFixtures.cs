@@ -27,29 +27,18 @@ public static class TextFixtures
 
     public static string TokenizerFolder => Fixtures.GoldenFile("tokenizer_src");
 
-    public static TheoryData<string> RunTags()
-    {
-        var data = new TheoryData<string>();
-        foreach (var r in Runs) data.Add(r.Tag);
-        return data;
-    }
+    public static TheoryData<string> RunTags() => FixtureRuns.Theory(Runs.Select(r => r.Tag));
 
     public static Run RunByTag(string tag) => Runs.Single(r => r.Tag == tag);
 
-    private static Run[] LoadRuns()
-    {
-        var runs = new List<Run>();
-        foreach (var pipeline in new[] { Fixtures.Path2b, Fixtures.Path5b })
+    private static Run[] LoadRuns() =>
+    [
+        .. FixtureRuns.Golden().Select(g =>
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(pipeline, "runs", "runs.json")));
-            foreach (var r in doc.RootElement.EnumerateArray())
-            {
-                string negative = r.TryGetProperty("negative_prompt", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : "";
-                runs.Add(new Run(pipeline, r.GetProperty("tag").GetString()!, r.GetProperty("prompt").GetString()!, negative));
-            }
-        }
-        return runs.ToArray();
-    }
+            var request = FixtureRuns.Request(g.Entry);
+            return new Run(g.Folder, FixtureRuns.Tag(g.Entry), request.Prompt, request.NegativePrompt ?? "");
+        }),
+    ];
 
     private static TokenizerCase[] LoadCases()
     {

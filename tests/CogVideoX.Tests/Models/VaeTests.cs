@@ -71,11 +71,7 @@ public class VaeTests(TinyVae fixture, ITestOutputHelper output) : IClassFixture
     }
 
     [Theory]
-    [InlineData("pipeline_2b_style", "panda_s42")]
-    [InlineData("pipeline_2b_style", "panda_frames17_gs1")]
-    [InlineData("pipeline_2b_style", "cat_neg_s999")]
-    [InlineData("pipeline_5b_style", "panda_dpm_dyncfg")]
-    [InlineData("pipeline_5b_style", "whale_dpm_frames13")]
+    [MemberData(nameof(FixtureRuns.GoldenStylesAndTags), MemberType = typeof(FixtureRuns))]
     public void RunVaeDecoded(string pipeline, string run)
     {
         using var file = SafetensorsFile.Open(Fixtures.GoldenFile(pipeline, "runs", run + ".safetensors"));

@@ -13,15 +13,7 @@ namespace CogVideoX.Tests.Pipeline;
 /// </summary>
 public class Fp8LinearTests
 {
-    private static readonly GenerationRequest Small = new()
-    {
-        Prompt = "A panda plays a guitar.",
-        Steps = 4,
-        Frames = 9,
-        Height = 32,
-        Width = 48,
-        Seed = 7,
-    };
+    private static readonly GenerationRequest Small = TinyRequest.Panda(steps: 4, seed: 7);
 
     [Fact]
     public void TheModeIsParsedAndAnUnknownOneSaysWhatIsAllowed()

@@ -17,15 +17,7 @@ namespace CogVideoX.Tests.Pipeline;
 /// </summary>
 public class Fp8MemoryTests(ITestOutputHelper output)
 {
-    private static readonly GenerationRequest Small = new()
-    {
-        Prompt = "A panda plays a guitar.",
-        Steps = 3,
-        Frames = 9,
-        Height = 32,
-        Width = 48,
-        Seed = 7,
-    };
+    private static readonly GenerationRequest Small = TinyRequest.Panda(steps: 3, seed: 7);
 
     private static readonly string[] ProjectionNames = ["attn1.to_q.weight", "attn1.to_out.0.weight", "ff.net.0.proj.weight", "ff.net.2.weight"];
 

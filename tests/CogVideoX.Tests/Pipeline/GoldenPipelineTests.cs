@@ -17,12 +17,8 @@ public class GoldenPipelineTests(ITestOutputHelper output)
 
     public sealed record GoldenRun(string Folder, string Tag, GenerationRequest Request);
 
-    public static IEnumerable<GoldenRun> Runs()
-    {
-        foreach (var folder in new[] { Fixtures.Path2b, Fixtures.Path5b })
-            foreach (var r in FixtureRuns.Entries(Path.Combine(folder, "runs", "runs.json")))
-                yield return new GoldenRun(folder, r.GetProperty("tag").GetString()!, FixtureRuns.Request(r));
-    }
+    public static IEnumerable<GoldenRun> Runs() =>
+        FixtureRuns.Golden().Select(g => new GoldenRun(g.Folder, FixtureRuns.Tag(g.Entry), FixtureRuns.Request(g.Entry)));
 
     public static TheoryData<string> Tags() => FixtureRuns.Theory(Runs().Select(r => r.Tag));
 

@@ -13,6 +13,20 @@ public static class FixtureRuns
         return [.. doc.RootElement.EnumerateArray().Select(e => e.Clone())];
     }
 
+    /// <summary>Every golden pipeline run (tests/fixtures/golden): its pipeline folder, 2b- or 5b-style, and its runs.json entry.</summary>
+    public static IEnumerable<(string Folder, JsonElement Entry)> Golden() =>
+        new[] { Fixtures.Path2b, Fixtures.Path5b }.SelectMany(folder => Entries(Path.Combine(folder, "runs", "runs.json")).Select(e => (folder, e)));
+
+    /// <summary>[MemberData] rows (pipeline folder name, run tag) of every golden run.</summary>
+    public static TheoryData<string, string> GoldenStylesAndTags()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var (folder, entry) in Golden()) data.Add(Path.GetFileName(folder), Tag(entry));
+        return data;
+    }
+
+    public static string Tag(JsonElement r) => r.GetProperty("tag").GetString()!;
+
     /// <summary>
     /// The generation settings of one run as diffusers was called: prompt, seed, steps, guidance, frames, size; the
     /// negative prompt when the entry has one (null: none) and dynamic_cfg when given (diffusers' default is False).

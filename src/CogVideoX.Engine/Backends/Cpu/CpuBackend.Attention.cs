@@ -39,28 +39,21 @@ public sealed unsafe partial class CpuBackend
         float* xp = Ptr<float>(xc);
         float* cp = Ptr<float>(cc);
         float* sp = Ptr<float>(sc);
-        WriteF32(y, ys =>
+        WriteF32Parallel(y, rows, Math.Max(1, 8192 / d), (yp, s, e) =>
         {
-            fixed (float* yp0 = ys)
+            for (long r = s; r < e; r++)
             {
-                float* yp = yp0;
-                ParallelRange(rows, Math.Max(1, 8192 / d), (s, e) =>
+                long pos = r % n;
+                float* xr = xp + r * d;
+                float* yr = yp + r * d;
+                float* cr = cp + pos * d;
+                float* sr = sp + pos * d;
+                for (int i = 0; i < d; i += 2)
                 {
-                    for (long r = s; r < e; r++)
-                    {
-                        long pos = r % n;
-                        float* xr = xp + r * d;
-                        float* yr = yp + r * d;
-                        float* cr = cp + pos * d;
-                        float* sr = sp + pos * d;
-                        for (int i = 0; i < d; i += 2)
-                        {
-                            float re = xr[i], im = xr[i + 1];
-                            yr[i] = re * cr[i] - im * sr[i];
-                            yr[i + 1] = im * cr[i + 1] + re * sr[i + 1];
-                        }
-                    }
-                });
+                    float re = xr[i], im = xr[i + 1];
+                    yr[i] = re * cr[i] - im * sr[i];
+                    yr[i + 1] = im * cr[i + 1] + re * sr[i + 1];
+                }
             }
         });
     }

@@ -19,15 +19,8 @@ public sealed unsafe partial class CpuBackend
     {
         using var xc = F32(x);
         float* xp = Ptr<float>(xc);
-        WriteF32(y, ys =>
-        {
-            fixed (float* yp0 = ys)
-            {
-                float* yp = yp0;
-                ParallelRange(ys.Length, ElementChunk, (s, e) =>
-                    map(new ReadOnlySpan<float>(xp + s, (int)(e - s)), new Span<float>(yp + s, (int)(e - s))));
-            }
-        });
+        WriteF32Parallel(y, y.ElementCount, ElementChunk, (yp, s, e) =>
+            map(new ReadOnlySpan<float>(xp + s, (int)(e - s)), new Span<float>(yp + s, (int)(e - s))));
     }
 
     /// <summary>y = op(x); x and y may be the same span (fused activations run in place).</summary>
@@ -107,20 +100,13 @@ public sealed unsafe partial class CpuBackend
         float* xp = Ptr<float>(xc);
         float* hp = Ptr<float>(hc);
         float* gp = Ptr<float>(gc);
-        WriteF32(y, ys =>
+        WriteF32Parallel(y, y.ElementCount, ElementChunk, (yp, s, e) =>
         {
-            fixed (float* yp0 = ys)
+            // The product is rounded to float before the sum (no fused multiply-add), as the GPU kernels do.
+            for (long i = s; i < e; i++)
             {
-                float* yp = yp0;
-                ParallelRange(ys.Length, ElementChunk, (s, e) =>
-                {
-                    // The product is rounded to float before the sum (no fused multiply-add), as the GPU kernels do.
-                    for (long i = s; i < e; i++)
-                    {
-                        float product = hp[i] * gp[i];
-                        yp[i] = xp[i] + product;
-                    }
-                });
+                float product = hp[i] * gp[i];
+                yp[i] = xp[i] + product;
             }
         });
     }
@@ -130,34 +116,25 @@ public sealed unsafe partial class CpuBackend
         // Widen half inputs once; broadcast (stride-0) views stay views so nothing is materialised.
         using var af = F32View(a);
         using var bf = F32View(b);
-        WriteF32(y, ys =>
+        var (shape, sa, sb) = Collapse(y.Shape, af.Layout.Strides, bf.Layout.Strides);
+        // The output WriteF32 hands over is contiguous, so collapsing keeps its rows contiguous: row r starts at r * inner.
+        int inner = shape[^1];
+        long saI = sa[^1], sbI = sb[^1];
+        float* ap = Ptr<float>(af);
+        float* bp = Ptr<float>(bf);
+        WriteF32Parallel(y, y.ElementCount / inner, Math.Max(1, ElementChunk / inner), (yp, r0, r1) =>
         {
-            var (shape, sa, sb) = Collapse(y.Shape, af.Layout.Strides, bf.Layout.Strides);
-            // y is contiguous, so collapsing keeps its rows contiguous: row r starts at r * inner.
-            int inner = shape[^1];
-            long saI = sa[^1], sbI = sb[^1];
-            long rows = ys.Length / inner;
-            float* ap = Ptr<float>(af);
-            float* bp = Ptr<float>(bf);
-            fixed (float* yp0 = ys)
+            for (long r = r0; r < r1; r++)
             {
-                float* yp = yp0;
-                int[] shp = shape;
-                ParallelRange(rows, Math.Max(1, ElementChunk / inner), (r0, r1) =>
+                long rem = r, ao = 0, bo = 0;
+                for (int d = shape.Length - 2; d >= 0; d--)
                 {
-                    for (long r = r0; r < r1; r++)
-                    {
-                        long rem = r, ao = 0, bo = 0;
-                        for (int d = shp.Length - 2; d >= 0; d--)
-                        {
-                            long i = rem % shp[d];
-                            rem /= shp[d];
-                            ao += i * sa[d];
-                            bo += i * sb[d];
-                        }
-                        BinaryRow(op, ap + ao, saI, bp + bo, sbI, yp + r * inner, inner);
-                    }
-                });
+                    long i = rem % shape[d];
+                    rem /= shape[d];
+                    ao += i * sa[d];
+                    bo += i * sb[d];
+                }
+                BinaryRow(op, ap + ao, saI, bp + bo, sbI, yp + r * inner, inner);
             }
         });
     }
@@ -231,26 +208,19 @@ public sealed unsafe partial class CpuBackend
         using var xc = F32(x);
         int k = xc.Dim(-1);
         float* xp = Ptr<float>(xc);
-        WriteF32(y, ys =>
+        WriteF32Parallel(y, y.ElementCount, Math.Max(1, ElementChunk / Math.Max(k, 1)), (yp, s, e) =>
         {
-            fixed (float* yp0 = ys)
+            for (long r = s; r < e; r++)
             {
-                float* yp = yp0;
-                ParallelRange(ys.Length, Math.Max(1, ElementChunk / Math.Max(k, 1)), (s, e) =>
+                var row = new ReadOnlySpan<float>(xp + r * k, k);
+                yp[r] = op switch
                 {
-                    for (long r = s; r < e; r++)
-                    {
-                        var row = new ReadOnlySpan<float>(xp + r * k, k);
-                        yp[r] = op switch
-                        {
-                            ReduceOp.Sum => (float)VectorMath.Sum(row),
-                            ReduceOp.Mean => (float)(VectorMath.Sum(row) / k),
-                            ReduceOp.Max => TensorPrimitives.Max(row),
-                            ReduceOp.Min => TensorPrimitives.Min(row),
-                            _ => throw new ArgumentOutOfRangeException(nameof(op)),
-                        };
-                    }
-                });
+                    ReduceOp.Sum => (float)VectorMath.Sum(row),
+                    ReduceOp.Mean => (float)(VectorMath.Sum(row) / k),
+                    ReduceOp.Max => TensorPrimitives.Max(row),
+                    ReduceOp.Min => TensorPrimitives.Min(row),
+                    _ => throw new ArgumentOutOfRangeException(nameof(op)),
+                };
             }
         });
     }

@@ -25,30 +25,23 @@ public sealed unsafe partial class CpuBackend
             for (long ng = s; ng < e; ng++)
                 stats[ng] = MeanInvStd(xp + ng * perGroup * spatial, perGroup * spatial, eps);
         });
-        WriteF32(y, ys =>
+        // One task per (item, channel) plane: enough of them to balance even with few groups.
+        WriteF32Parallel(y, (long)n * c, Math.Max(1, ElementChunk / Math.Max(spatial, 1)), (yp, s, e) =>
         {
-            fixed (float* yp0 = ys)
+            for (long nc = s; nc < e; nc++)
             {
-                float* yp = yp0;
-                // One task per (item, channel) plane: enough of them to balance even with few groups.
-                ParallelRange((long)n * c, Math.Max(1, ElementChunk / Math.Max(spatial, 1)), (s, e) =>
+                int ch = (int)(nc % c);
+                var (mean, invStd) = stats[nc / c * groups + ch / perGroup];
+                float scale = invStd * (gp == null ? 1f : gp[ch]);
+                float shift = bp == null ? 0f : bp[ch];
+                for (long s0 = 0; s0 < spatial; s0 += ElementChunk)
                 {
-                    for (long nc = s; nc < e; nc++)
-                    {
-                        int ch = (int)(nc % c);
-                        var (mean, invStd) = stats[nc / c * groups + ch / perGroup];
-                        float scale = invStd * (gp == null ? 1f : gp[ch]);
-                        float shift = bp == null ? 0f : bp[ch];
-                        for (long s0 = 0; s0 < spatial; s0 += ElementChunk)
-                        {
-                            int count = (int)Math.Min(spatial - s0, ElementChunk);
-                            long off = nc * spatial + s0;
-                            var dst = new Span<float>(yp + off, count);
-                            VectorMath.Normalize(new ReadOnlySpan<float>(xp + off, count), mean, scale, shift, dst);
-                            if (activation != Activation.None) ApplyActivationSpan(activation, dst);
-                        }
-                    }
-                });
+                    int count = (int)Math.Min(spatial - s0, ElementChunk);
+                    long off = nc * spatial + s0;
+                    var dst = new Span<float>(yp + off, count);
+                    VectorMath.Normalize(new ReadOnlySpan<float>(xp + off, count), mean, scale, shift, dst);
+                    if (activation != Activation.None) ApplyActivationSpan(activation, dst);
+                }
             }
         });
     }
@@ -64,30 +57,23 @@ public sealed unsafe partial class CpuBackend
         float* np = Ptr<float>(normed);
         float* sp = Ptr<float>(sc);
         float* bp = Ptr<float>(hc);
-        WriteF32(y, ys =>
+        WriteF32Parallel(y, rows, Math.Max(1, 8192 / w), (yp, s, e) =>
         {
-            fixed (float* yp0 = ys)
+            for (long r = s; r < e; r++)
             {
-                float* yp = yp0;
-                ParallelRange(rows, Math.Max(1, 8192 / w), (s, e) =>
+                // Row r is (n, c, t, hh); its modulation row is (n, c, t, hh / fh) of the small tensors.
+                long nct = r / h;
+                int hh = (int)(r % h);
+                long m = (nct * zh + hh / fh) * zw;
+                var dst = new Span<float>(yp + r * w, w);
+                float* src = np + r * w;
+                for (int i = 0; i < w; i++)
                 {
-                    for (long r = s; r < e; r++)
-                    {
-                        // Row r is (n, c, t, hh); its modulation row is (n, c, t, hh / fh) of the small tensors.
-                        long nct = r / h;
-                        int hh = (int)(r % h);
-                        long m = (nct * zh + hh / fh) * zw;
-                        var dst = new Span<float>(yp + r * w, w);
-                        float* src = np + r * w;
-                        for (int i = 0; i < w; i++)
-                        {
-                            // Product and sum each rounded once, as the GPU kernel does.
-                            float product = src[i] * sp[m + i / fw];
-                            dst[i] = product + bp[m + i / fw];
-                        }
-                        if (activation != Activation.None) ApplyActivationSpan(activation, dst);
-                    }
-                });
+                    // Product and sum each rounded once, as the GPU kernel does.
+                    float product = src[i] * sp[m + i / fw];
+                    dst[i] = product + bp[m + i / fw];
+                }
+                if (activation != Activation.None) ApplyActivationSpan(activation, dst);
             }
         });
     }
@@ -126,24 +112,17 @@ public sealed unsafe partial class CpuBackend
         float* xp = Ptr<float>(xc);
         float* gp = gc is null ? null : Ptr<float>(gc);
         float* bp = bc is null ? null : Ptr<float>(bc);
-        WriteF32(y, ys =>
+        WriteF32Parallel(y, y.ElementCount / d, Math.Max(1, 8192 / d), (yp, s, e) =>
         {
-            fixed (float* yp0 = ys)
+            for (long r = s; r < e; r++)
             {
-                float* yp = yp0;
-                ParallelRange(ys.Length / d, Math.Max(1, 8192 / d), (s, e) =>
-                {
-                    for (long r = s; r < e; r++)
-                    {
-                        var (mean, invStd) = MeanInvStd(xp + r * d, d, eps);
-                        var dst = new Span<float>(yp + r * d, d);
-                        VectorMath.Normalize(new ReadOnlySpan<float>(xp + r * d, d), mean, invStd, 0f, dst);
-                        if (gp != null && bp != null)
-                            TensorPrimitives.FusedMultiplyAdd(dst, new ReadOnlySpan<float>(gp, d), new ReadOnlySpan<float>(bp, d), dst);
-                        else if (gp != null) TensorPrimitives.Multiply(dst, new ReadOnlySpan<float>(gp, d), dst);
-                        else if (bp != null) TensorPrimitives.Add(dst, new ReadOnlySpan<float>(bp, d), dst);
-                    }
-                });
+                var (mean, invStd) = MeanInvStd(xp + r * d, d, eps);
+                var dst = new Span<float>(yp + r * d, d);
+                VectorMath.Normalize(new ReadOnlySpan<float>(xp + r * d, d), mean, invStd, 0f, dst);
+                if (gp != null && bp != null)
+                    TensorPrimitives.FusedMultiplyAdd(dst, new ReadOnlySpan<float>(gp, d), new ReadOnlySpan<float>(bp, d), dst);
+                else if (gp != null) TensorPrimitives.Multiply(dst, new ReadOnlySpan<float>(gp, d), dst);
+                else if (bp != null) TensorPrimitives.Add(dst, new ReadOnlySpan<float>(bp, d), dst);
             }
         });
     }
@@ -163,36 +142,29 @@ public sealed unsafe partial class CpuBackend
         float* bp = bc is null ? null : Ptr<float>(bc);
         float* sp = Ptr<float>(sc);
         float* hp = Ptr<float>(hc);
-        WriteF32(y, ys =>
+        WriteF32Parallel(y, y.ElementCount / d, Math.Max(1, 8192 / d), (yp, s, e) =>
         {
-            fixed (float* yp0 = ys)
+            for (long r = s; r < e; r++)
             {
-                float* yp = yp0;
-                ParallelRange(ys.Length / d, Math.Max(1, 8192 / d), (s, e) =>
+                float* row = xp + r * d;
+                float* outRow = yp + r * d;
+                float* scaleRow = sp + RowOffset(r, leading, scaleStrides);
+                float* shiftRow = hp + RowOffset(r, leading, shiftStrides);
+                // The plain LayerNorm's arithmetic (normalise, then γ·n + β fused), then the modulation:
+                // (1 + scale) and the product and the sum each rounded once.
+                var (mean, invStd) = MeanInvStd(row, d, eps);
+                var dst = new Span<float>(outRow, d);
+                VectorMath.Normalize(new ReadOnlySpan<float>(row, d), mean, invStd, 0f, dst);
+                if (gp != null && bp != null)
+                    TensorPrimitives.FusedMultiplyAdd(dst, new ReadOnlySpan<float>(gp, d), new ReadOnlySpan<float>(bp, d), dst);
+                else if (gp != null) TensorPrimitives.Multiply(dst, new ReadOnlySpan<float>(gp, d), dst);
+                else if (bp != null) TensorPrimitives.Add(dst, new ReadOnlySpan<float>(bp, d), dst);
+                for (int i = 0; i < d; i++)
                 {
-                    for (long r = s; r < e; r++)
-                    {
-                        float* row = xp + r * d;
-                        float* outRow = yp + r * d;
-                        float* scaleRow = sp + RowOffset(r, leading, scaleStrides);
-                        float* shiftRow = hp + RowOffset(r, leading, shiftStrides);
-                        // The plain LayerNorm's arithmetic (normalise, then γ·n + β fused), then the modulation:
-                        // (1 + scale) and the product and the sum each rounded once.
-                        var (mean, invStd) = MeanInvStd(row, d, eps);
-                        var dst = new Span<float>(outRow, d);
-                        VectorMath.Normalize(new ReadOnlySpan<float>(row, d), mean, invStd, 0f, dst);
-                        if (gp != null && bp != null)
-                            TensorPrimitives.FusedMultiplyAdd(dst, new ReadOnlySpan<float>(gp, d), new ReadOnlySpan<float>(bp, d), dst);
-                        else if (gp != null) TensorPrimitives.Multiply(dst, new ReadOnlySpan<float>(gp, d), dst);
-                        else if (bp != null) TensorPrimitives.Add(dst, new ReadOnlySpan<float>(bp, d), dst);
-                        for (int i = 0; i < d; i++)
-                        {
-                            float onePlus = 1f + scaleRow[i];
-                            float product = outRow[i] * onePlus;
-                            outRow[i] = product + shiftRow[i];
-                        }
-                    }
-                });
+                    float onePlus = 1f + scaleRow[i];
+                    float product = outRow[i] * onePlus;
+                    outRow[i] = product + shiftRow[i];
+                }
             }
         });
     }
@@ -240,22 +212,15 @@ public sealed unsafe partial class CpuBackend
         int d = xc.Dim(-1);
         float* xp = Ptr<float>(xc);
         float* gp = gc is null ? null : Ptr<float>(gc);
-        WriteF32(y, ys =>
+        WriteF32Parallel(y, y.ElementCount / d, Math.Max(1, 8192 / d), (yp, s, e) =>
         {
-            fixed (float* yp0 = ys)
+            for (long r = s; r < e; r++)
             {
-                float* yp = yp0;
-                ParallelRange(ys.Length / d, Math.Max(1, 8192 / d), (s, e) =>
-                {
-                    for (long r = s; r < e; r++)
-                    {
-                        var row = new ReadOnlySpan<float>(xp + r * d, d);
-                        var dst = new Span<float>(yp + r * d, d);
-                        float inv = (float)(1.0 / Math.Sqrt(VectorMath.SumOfSquares(row) / d + eps));
-                        TensorPrimitives.Multiply(row, inv, dst);
-                        if (gp != null) TensorPrimitives.Multiply(dst, new ReadOnlySpan<float>(gp, d), dst);
-                    }
-                });
+                var row = new ReadOnlySpan<float>(xp + r * d, d);
+                var dst = new Span<float>(yp + r * d, d);
+                float inv = (float)(1.0 / Math.Sqrt(VectorMath.SumOfSquares(row) / d + eps));
+                TensorPrimitives.Multiply(row, inv, dst);
+                if (gp != null) TensorPrimitives.Multiply(dst, new ReadOnlySpan<float>(gp, d), dst);
             }
         });
     }
@@ -265,17 +230,10 @@ public sealed unsafe partial class CpuBackend
         using var xc = F32(x);
         int d = xc.Dim(-1);
         float* xp = Ptr<float>(xc);
-        WriteF32(y, ys =>
+        WriteF32Parallel(y, y.ElementCount / d, Math.Max(1, 8192 / d), (yp, s, e) =>
         {
-            fixed (float* yp0 = ys)
-            {
-                float* yp = yp0;
-                ParallelRange(ys.Length / d, Math.Max(1, 8192 / d), (s, e) =>
-                {
-                    for (long r = s; r < e; r++)
-                        SoftmaxRow(new ReadOnlySpan<float>(xp + r * d, d), new Span<float>(yp + r * d, d));
-                });
-            }
+            for (long r = s; r < e; r++)
+                SoftmaxRow(new ReadOnlySpan<float>(xp + r * d, d), new Span<float>(yp + r * d, d));
         });
     }
 

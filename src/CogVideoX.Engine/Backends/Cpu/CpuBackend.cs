@@ -141,6 +141,23 @@ public sealed unsafe partial class CpuBackend : IBackend, ILinearKernel, ISoftma
         Instance.Copy(tmp, y);
     }
 
+    /// <summary>One chunk [start, end) of a parallel kernel writing through <paramref name="y"/>, a pinned float32 output.</summary>
+    private delegate void RangeWriter(float* y, long start, long end);
+
+    /// <summary>
+    /// <see cref="WriteF32"/> with the output pinned and [0, count) split by <see cref="ParallelRange"/>: the frame of
+    /// most kernels here, so each one states only its count, its chunk size and the work of one chunk.
+    /// </summary>
+    private static void WriteF32Parallel(Tensor y, long count, long minPerChunk, RangeWriter body) =>
+        WriteF32(y, ys =>
+        {
+            fixed (float* pinned = ys)
+            {
+                float* yp = pinned;
+                ParallelRange(count, minPerChunk, (s, e) => body(yp, s, e));
+            }
+        });
+
     internal static int Threads => Environment.ProcessorCount;
 
     /// <summary>Runs body over [0, count) in about Threads × 4 chunks, inline when small.</summary>
