@@ -284,7 +284,7 @@ public class GenerateCommandTests
     [InlineData(new[] { "--memory", "most" }, "unknown memory mode \"most\"", "balanced")]
     [InlineData(new[] { "--device", "tpu" }, "unknown device 'tpu'", "cpu, cuda or cuda:N")]
     [InlineData(new[] { "--attention", "flash" }, "--attention='flash' is not understood", "use own")]
-    [InlineData(new[] { "--cudnn", "maybe" }, "--cudnn='maybe' is not understood", "0, 1, attention, conv or autotune")]
+    [InlineData(new[] { "--cudnn", "maybe" }, "--cudnn='maybe' is not understood", "on, off, attention, conv or autotune")]
     [InlineData(new[] { "--cudnn-sdpa", "fast" }, "--cudnn-sdpa='fast' is not understood", "auto, unified or composite")]
     [InlineData(new[] { "--cache", "turbo" }, "cache: unknown step cache \"turbo\"", "none (every step computed, the default), teacache")]
     [InlineData(new[] { "--cache", "fbcache", "--cache-threshold", "-1" }, "cache threshold: -1 is not valid", "a finite number ≥ 0")]
