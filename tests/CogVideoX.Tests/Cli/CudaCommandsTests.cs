@@ -41,6 +41,18 @@ public class CudaCommandsTests
         Assert.DoesNotContain("   at ", err);
     }
 
+    [Fact]
+    public void DoctorArchWithoutNvrtcSaysWhereToGetIt()
+    {
+        if (CudaLibraries.IsAvailable(CudaLibrary.Nvrtc) || CudaLibraries.IsAvailable(CudaLibrary.Driver)) return;
+        var (code, o, _) = Run("doctor", "--arch", "sm_90a");
+        Assert.Equal(1, code);
+        Assert.Contains("problems: NVRTC is missing, so kernels cannot be compiled; without a CUDA toolkit, scripts/kernels/fetch-nvrtc.sh", o);
+        Assert.Contains("LD_LIBRARY_PATH=.tools/nvrtc cogvideox doctor --arch sm_90", o);
+        // The compile check's verdict, not the backend's: the missing driver is not what failed.
+        Assert.DoesNotContain("the CUDA backend cannot run here", o);
+    }
+
     [Theory]
     [InlineData("sm_9")]
     [InlineData("sm_")]

@@ -46,6 +46,9 @@ public class NvrtcCompileTests
         }
         Assert.DoesNotContain("unavailable", run.Output);
         Assert.DoesNotContain("FAILED", run.Output);
+        // No GPU here: the exit code is the compile check's, and the last line says so.
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains(run.Lines, l => l.StartsWith($"ok: every kernel module compiles for {arch} (no GPU here: ", StringComparison.Ordinal));
     }
 
     [Theory]
@@ -96,7 +99,7 @@ public class NvrtcCompileTests
 
     private static DoctorRun Run(string arch) => s_runs.GetOrAdd(arch, a => new Lazy<DoctorRun>(() => DoctorRun.Start(a))).Value;
 
-    private sealed record DoctorRun(string Output, string[] Lines, string Cache, IReadOnlyDictionary<string, string> Environment)
+    private sealed record DoctorRun(int ExitCode, string Output, string[] Lines, string Cache, IReadOnlyDictionary<string, string> Environment)
     {
         public static DoctorRun Start(string arch)
         {
@@ -107,10 +110,10 @@ public class NvrtcCompileTests
                 ["COGVIDEOX_KERNEL_CACHE"] = cache,
             };
             using var doctor = new CliProcess(Fixtures.RepoRoot, environment, "doctor", "--arch", arch, "--resources");
-            doctor.Wait(TimeSpan.FromMinutes(6));
+            int code = doctor.Wait(TimeSpan.FromMinutes(6));
             var output = doctor.StdOut + doctor.StdErr;
             Assert.DoesNotContain("   at ", output);
-            return new DoctorRun(output, output.Split('\n').Select(l => l.TrimEnd('\r')).ToArray(), cache, environment);
+            return new DoctorRun(code, output, output.Split('\n').Select(l => l.TrimEnd('\r')).ToArray(), cache, environment);
         }
 
         /// <summary>A kernel's row of the resources table.</summary>
