@@ -28,6 +28,14 @@ internal static class ModelDefaultsFlags
         });
     }
 
+    /// <summary>
+    /// The flag's value when given, else <paramref name="fallback"/> (the 1.0 models' default), which
+    /// <see cref="Apply"/> then replaces with the model's own. These flags declare no default of their own, so --help
+    /// does not print a "[default: 49]" that a 1.5 model would contradict; their descriptions say what the default is.
+    /// </summary>
+    public static int ValueOr(ParseResult parse, Option<int> option, int fallback) =>
+        parse.GetResult(option) is { Implicit: false } ? parse.GetValue(option) : fallback;
+
     /// <summary>The defaults of the model <paramref name="model"/> names, or null when that cannot be told yet.</summary>
     public static ModelDefaults? For(string model, Func<string, string?> environment) => ModelDefaultsLookup.For(model, environment);
 }

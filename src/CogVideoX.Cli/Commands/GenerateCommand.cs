@@ -38,15 +38,15 @@ internal static class GenerateCommand
 
     private static readonly Option<double> s_guidance = new("--guidance") { Description = "Classifier-free guidance scale (1 or less: none).", DefaultValueFactory = _ => GenerationDefaults.Guidance };
 
-    private static readonly Option<int> s_frames = new("--frames") { Description = "Video frames, 4k+1 (default: the model's; 49 for CogVideoX 1.0, 81 for 1.5).", DefaultValueFactory = _ => GenerationDefaults.Frames };
+    private static readonly Option<int> s_frames = new("--frames") { Description = "Video frames, 4k+1 (default: the model's; 49 for CogVideoX 1.0, 81 for 1.5)." };
 
-    private static readonly Option<int> s_fps = new("--fps") { Description = "Frames per second of the MP4 (default: the model's; 8 for CogVideoX 1.0, 16 for 1.5).", DefaultValueFactory = _ => GenerationDefaults.Fps };
+    private static readonly Option<int> s_fps = new("--fps") { Description = "Frames per second of the MP4 (default: the model's; 8 for CogVideoX 1.0, 16 for 1.5)." };
 
     private static readonly Option<long> s_seed = new("--seed") { Description = "Seed of the torch-compatible CPU generator (same seed, same latents as diffusers).", DefaultValueFactory = _ => GenerationDefaults.Seed };
 
-    private static readonly Option<int> s_height = new("--height") { Description = "Height in pixels, a multiple of 16 (default: the model's; 480 for CogVideoX 1.0, 768 for 1.5).", DefaultValueFactory = _ => GenerationDefaults.Height };
+    private static readonly Option<int> s_height = new("--height") { Description = "Height in pixels, a multiple of 16 (default: the model's; 480 for CogVideoX 1.0, 768 for 1.5)." };
 
-    private static readonly Option<int> s_width = new("--width") { Description = "Width in pixels, a multiple of 16 (default: the model's; 720 for CogVideoX 1.0, 1360 for 1.5).", DefaultValueFactory = _ => GenerationDefaults.Width };
+    private static readonly Option<int> s_width = new("--width") { Description = "Width in pixels, a multiple of 16 (default: the model's; 720 for CogVideoX 1.0, 1360 for 1.5)." };
 
     private static readonly Option<string?> s_scheduler = new("--scheduler") { Description = "ddim or dpm (default: ddim for 2b, dpm for 5b).", HelpName = "ddim|dpm" };
 
@@ -256,11 +256,11 @@ internal static class GenerateCommand
             NegativePrompt = parse.GetValue(s_negativePrompt),
             Steps = parse.GetValue(s_steps),
             Guidance = parse.GetValue(s_guidance),
-            Frames = parse.GetValue(s_frames),
-            Fps = parse.GetValue(s_fps),
+            Frames = ModelDefaultsFlags.ValueOr(parse, s_frames, GenerationDefaults.Frames),
+            Fps = ModelDefaultsFlags.ValueOr(parse, s_fps, GenerationDefaults.Fps),
             Seed = parse.GetValue(s_seed),
-            Height = parse.GetValue(s_height),
-            Width = parse.GetValue(s_width),
+            Height = ModelDefaultsFlags.ValueOr(parse, s_height, GenerationDefaults.Height),
+            Width = ModelDefaultsFlags.ValueOr(parse, s_width, GenerationDefaults.Width),
             Scheduler = parse.GetValue(s_scheduler)?.Trim().ToLowerInvariant(),
             DynamicCfg = dynamic,
             DType = parse.GetValue(s_dtype)?.Trim().ToLowerInvariant(),

@@ -56,19 +56,20 @@ public class CogVideoX15CliTests
         Assert.Equal("CogVideoX 1.5", ModelDefaultsFlags.For(CogVideoX15Tests.TextToVideo, noCache)!.Name); // a folder: by its config
         Assert.Same(ModelDefaults.Version10, ModelDefaultsFlags.For(Fixtures.Path5b, noCache));
 
-        var frames = new Option<int>("--frames") { DefaultValueFactory = _ => GenerationDefaults.Frames };
-        var height = new Option<int>("--height") { DefaultValueFactory = _ => GenerationDefaults.Height };
-        var width = new Option<int>("--width") { DefaultValueFactory = _ => GenerationDefaults.Width };
-        var fps = new Option<int>("--fps") { DefaultValueFactory = _ => GenerationDefaults.Fps };
+        // As generate declares them: no default of their own (ValueOr gives the 1.0 one until Apply knows the model).
+        var frames = new Option<int>("--frames");
+        var height = new Option<int>("--height");
+        var width = new Option<int>("--width");
+        var fps = new Option<int>("--fps");
         var command = new RootCommand { frames, height, width, fps };
         GenerationSettings Settings(ParseResult p) => new()
         {
             Model = "1.5",
             Prompt = "a cat",
-            Frames = p.GetValue(frames),
-            Height = p.GetValue(height),
-            Width = p.GetValue(width),
-            Fps = p.GetValue(fps),
+            Frames = ModelDefaultsFlags.ValueOr(p, frames, GenerationDefaults.Frames),
+            Height = ModelDefaultsFlags.ValueOr(p, height, GenerationDefaults.Height),
+            Width = ModelDefaultsFlags.ValueOr(p, width, GenerationDefaults.Width),
+            Fps = ModelDefaultsFlags.ValueOr(p, fps, GenerationDefaults.Fps),
         };
         var implicitParse = command.Parse([]);
         var applied = ModelDefaultsFlags.Apply(implicitParse, Settings(implicitParse), noCache, frames, height, width, fps);
@@ -79,6 +80,19 @@ public class CogVideoX15CliTests
         // 1.0 models keep the flags' own defaults.
         var twoB = ModelDefaultsFlags.Apply(implicitParse, Settings(implicitParse) with { Model = "2b" }, noCache, frames, height, width, fps);
         Assert.Equal((49, 480, 720, 8), (twoB.Frames, twoB.Height, twoB.Width, twoB.Fps));
+    }
+
+    [Fact]
+    public void HelpStatesTheModelsDefaultsNotOneFixedNumber()
+    {
+        var (code, help, _) = Run("generate", "--help");
+        Assert.Equal(0, code);
+        foreach (var flag in new[] { "--frames", "--height", "--width", "--fps" })
+        {
+            var line = help.Split('\n').Single(l => l.TrimStart().StartsWith(flag + " ", StringComparison.Ordinal));
+            Assert.Contains("(default: the model's;", line);
+            Assert.DoesNotContain("[default:", line);
+        }
     }
 }
 
