@@ -171,6 +171,15 @@ internal static class GenerateCommand
         bool json = parse.GetValue(s_json);
 
         var (settings, promptSource) = Settings(parse);
+        // A --model that can name nothing is a usage error, said before the device is chosen or anything is read.
+        try
+        {
+            CogVideoX.Weights.ModelLocator.CheckName(settings.Model);
+        }
+        catch (CogVideoX.Weights.WeightsException e)
+        {
+            throw new CogVideoXException(e.Message, 2);
+        }
         // Flags left out take the model's defaults (CogVideoX 1.5: 81 frames of 768×1360 at 16 fps).
         settings = ModelDefaultsFlags.Apply(parse, settings, environment, s_frames, s_height, s_width, s_fps);
         var output = parse.GetValue(s_output) ?? DefaultOutput(settings.Model, promptSource);

@@ -71,6 +71,16 @@ public static partial class ModelLocator
     }
 
     /// <summary>
+    /// Throws what <see cref="Resolve"/> would for a name that can be neither a folder here nor a repo id or alias,
+    /// without opening, looking up or downloading anything: a command checks this before its slow steps.
+    /// </summary>
+    public static void CheckName(string model)
+    {
+        if (string.IsNullOrWhiteSpace(model) || File.Exists(model)) _ = OpenLocal(model);
+        else if (!Directory.Exists(model)) _ = ParseRepoReference(model);
+    }
+
+    /// <summary>
     /// Whether a command that runs <paramref name="model"/> and does not find it would download it: it names no
     /// folder or file here and reads as a repo id or an alias.
     /// </summary>

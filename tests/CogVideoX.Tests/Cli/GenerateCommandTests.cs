@@ -32,6 +32,20 @@ public class GenerateCommandTests
     private static string[] Tiny(string output, int frames, int steps, params string[] more) =>
         ["generate", "--model", Fixtures.Path2b, "--frames", $"{frames}", "--height", "32", "--width", "48", "--steps", $"{steps}", "--output", output, .. more];
 
+    [Theory]
+    [InlineData("3b")]
+    [InlineData("THUDM/CogVideoX-2b@bad revision")]
+    public void AModelNameThatNamesNothingIsAUsageErrorSaidFirst(string model)
+    {
+        var (code, _, err) = Run("generate", "--prompt-file", "panda_guitar", "--model", model, "--device", "auto");
+        Assert.Equal(2, code);
+        Assert.Contains($"{model}: no such folder", err);
+        Assert.Contains("pass a diffusers pipeline folder (with model_index.json), a repo id such as THUDM/CogVideoX-2b, or 2b/5b", err);
+        // Said before the device is chosen (no "device: cpu — …" note first) or any file is written.
+        Assert.DoesNotContain("device:", err);
+        Assert.DoesNotContain("   at ", err);
+    }
+
     [Fact]
     public void GeneratesAnMp4AndItsSidecarOnTheTinyModel()
     {
