@@ -18,13 +18,12 @@ internal static class ModelDefaultsFlags
     public static GenerationSettings Apply(ParseResult parse, GenerationSettings settings, Func<string, string?> environment,
         Option<int> frames, Option<int> height, Option<int> width, Option<int> fps)
     {
-        bool Given(Option<int> option) => parse.GetResult(option) is { Implicit: false };
         return ModelDefaultsLookup.Apply(settings, For(settings.Model, environment), key => key switch
         {
-            "frames" => Given(frames),
-            "height" => Given(height),
-            "width" => Given(width),
-            _ => Given(fps),
+            "frames" => Given(parse, frames),
+            "height" => Given(parse, height),
+            "width" => Given(parse, width),
+            _ => Given(parse, fps),
         });
     }
 
@@ -34,7 +33,9 @@ internal static class ModelDefaultsFlags
     /// does not print a "[default: 49]" that a 1.5 model would contradict; their descriptions say what the default is.
     /// </summary>
     public static int ValueOr(ParseResult parse, Option<int> option, int fallback) =>
-        parse.GetResult(option) is { Implicit: false } ? parse.GetValue(option) : fallback;
+        Given(parse, option) ? parse.GetValue(option) : fallback;
+
+    private static bool Given(ParseResult parse, Option<int> option) => parse.GetResult(option) is { Implicit: false };
 
     /// <summary>The defaults of the model <paramref name="model"/> names, or null when that cannot be told yet.</summary>
     public static ModelDefaults? For(string model, Func<string, string?> environment) => ModelDefaultsLookup.For(model, environment);

@@ -192,10 +192,7 @@ public sealed unsafe partial class CudaBackend
         }
         catch
         {
-            desc?.Dispose();
-            a?.Dispose();
-            b?.Dispose();
-            c?.Dispose();
+            GemmPlan.ReleaseParts(desc, a, b, c);
             throw;
         }
     }

@@ -346,6 +346,15 @@ public sealed unsafe partial class CudaBackend
             Algo = candidates[0];
         }
 
+        /// <summary>The handles made so far by a builder that failed before they became a plan.</summary>
+        public static void ReleaseParts(MatmulDescHandle? desc, MatrixLayoutHandle? a, MatrixLayoutHandle? b, MatrixLayoutHandle? c)
+        {
+            desc?.Dispose();
+            a?.Dispose();
+            b?.Dispose();
+            c?.Dispose();
+        }
+
         public MatmulDescHandle Desc { get; }
 
         public MatrixLayoutHandle A { get; }
@@ -394,10 +403,7 @@ public sealed unsafe partial class CudaBackend
             }
             catch
             {
-                desc?.Dispose();
-                a?.Dispose();
-                b?.Dispose();
-                c?.Dispose();
+                ReleaseParts(desc, a, b, c);
                 throw;
             }
         }
