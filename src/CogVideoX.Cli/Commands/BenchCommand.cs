@@ -20,7 +20,7 @@ internal static class BenchCommand
 {
     private sealed record Options(
         Option<string> Model, Option<string> Device, Option<string> DType, Option<int> Frames, Option<int> Height, Option<int> Width,
-        Option<int> Repeats, Option<int> Warmup, Option<int> Steps, Option<double> Guidance, Option<bool> Profile, GpuFlags Gpu, Option<string> Linear);
+        Option<int> Repeats, Option<int> Warmup, Option<bool> Profile, GpuFlags Gpu, Option<string> Linear);
 
     public static Command Create(Func<GpuCheck> gpu)
     {
@@ -98,12 +98,10 @@ internal static class BenchCommand
             new Option<int>("--width") { Description = "Video width in pixels (multiple of 16).", DefaultValueFactory = _ => 720 },
             new Option<int>("--repeats") { Description = "Timed repetitions; the median is reported.", DefaultValueFactory = _ => 3 },
             new Option<int>("--warmup") { Description = "Untimed repetitions first.", DefaultValueFactory = _ => 1 },
-            new Option<int>("--steps") { Description = "Denoising steps (pipeline).", DefaultValueFactory = _ => 50 },
-            new Option<double>("--guidance") { Description = "Guidance scale (pipeline; > 1 runs CFG).", DefaultValueFactory = _ => 6.0 },
             new Option<bool>("--profile") { Description = "After the timed repetitions, run one more with each op timed on the device and print where the time goes." },
             new GpuFlags(),
             new Option<string>("--linear") { Description = "Transformer stages: the blocks' projections exact or fp8 (FP8 E4M3, quantized before the first repetition; sm_89+ GPUs).", DefaultValueFactory = _ => "exact", HelpName = "exact|fp8" });
-        var cmd = new Command(name, description) { o.Model, o.Device, o.DType, o.Frames, o.Height, o.Width, o.Repeats, o.Warmup, o.Steps, o.Guidance, o.Profile, o.Linear };
+        var cmd = new Command(name, description) { o.Model, o.Device, o.DType, o.Frames, o.Height, o.Width, o.Repeats, o.Warmup, o.Profile, o.Linear };
         o.Gpu.AddTo(cmd);
         cmd.SetAction(parse => Run(parse, o, run, parse.InvocationConfiguration.Output, gpu));
         return cmd;
@@ -112,13 +110,14 @@ internal static class BenchCommand
     private static int Run(ParseResult parse, Options o, Func<IBackend, BenchSettings, Action<string>, IReadOnlyList<StageResult>> run, TextWriter output, Func<GpuCheck> gpu)
     {
         int frames = parse.GetValue(o.Frames), height = parse.GetValue(o.Height), width = parse.GetValue(o.Width);
-        int repeats = parse.GetValue(o.Repeats), warmup = parse.GetValue(o.Warmup), steps = parse.GetValue(o.Steps);
+        int repeats = parse.GetValue(o.Repeats), warmup = parse.GetValue(o.Warmup);
+        // Usage errors exit 2, as the parser's own do.
         if (frames < 1 || (frames - 1) % 4 != 0)
-            throw new CogVideoXException($"--frames {frames}: CogVideoX takes 4k + 1 frames (e.g. 49, 17, 9)");
+            throw new CogVideoXException($"--frames {frames}: CogVideoX takes 4k + 1 frames (e.g. 49, 17, 9)", 2);
         if (height < 16 || width < 16 || height % 16 != 0 || width % 16 != 0)
-            throw new CogVideoXException($"--height {height} --width {width}: both must be positive multiples of 16 (e.g. 480 × 720)");
-        if (repeats < 1 || warmup < 0 || steps < 1)
-            throw new CogVideoXException("--repeats and --steps must be at least 1, --warmup at least 0");
+            throw new CogVideoXException($"--height {height} --width {width}: both must be positive multiples of 16 (e.g. 480 × 720)", 2);
+        if (repeats < 1 || warmup < 0)
+            throw new CogVideoXException($"--repeats {repeats} --warmup {warmup}: at least 1 timed repetition and 0 or more warm-up ones", 2);
         var folder = ModelBench.ResolveConfigFolder(parse.GetValue(o.Model)!);
         var settings = new BenchSettings
         {
@@ -128,8 +127,6 @@ internal static class BenchCommand
             Width = width,
             Repeats = repeats,
             Warmup = warmup,
-            InferenceSteps = steps,
-            GuidanceScale = parse.GetValue(o.Guidance),
             Profile = parse.GetValue(o.Profile),
             Attention = GpuOptions.ParseAttentionMode(o.Gpu.Names(parse).Attention),
             Linears = LinearModes.Parse(parse.GetValue(o.Linear)!),
@@ -193,7 +190,7 @@ internal static class BenchCommand
         "f16" or "fp16" or "float16" => DType.F16,
         "bf16" or "bfloat16" => DType.BF16,
         "f32" or "fp32" or "float32" => DType.F32,
-        _ => throw new CogVideoXException($"--dtype '{text}': use f16, bf16, f32 or auto"),
+        _ => throw new CogVideoXException($"--dtype '{text}': use f16, bf16, f32 or auto", 2),
     };
 
     /// <summary>The device, its driver and the libraries in use, for a benchmark's record.</summary>

@@ -23,15 +23,10 @@ public sealed record BenchSettings
 
     public int Width { get; init; } = 720;
 
-    public double GuidanceScale { get; init; } = 6;
-
     /// <summary>Timed repetitions (their median is reported) after <see cref="Warmup"/> untimed ones.</summary>
     public int Repeats { get; init; } = 3;
 
     public int Warmup { get; init; } = 1;
-
-    /// <summary>Denoising steps of the whole-pipeline benchmark.</summary>
-    public int InferenceSteps { get; init; } = 50;
 
     public int TextLength { get; init; } = 226;
 
@@ -101,7 +96,7 @@ public static partial class ModelBench
             _ => null,
         };
         if (name is null)
-            throw new CogVideoXException($"--model-config '{model}': use 2b, 5b, 5b-i2v, 1.5, 1.5-i2v, or a folder holding transformer/, vae/, text_encoder/ and scheduler/ config.json files");
+            throw new CogVideoXException($"--model-config '{model}': use 2b, 5b, 5b-i2v, 1.5, 1.5-i2v, or a folder holding transformer/, vae/, text_encoder/ and scheduler/ config.json files", 2);
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
