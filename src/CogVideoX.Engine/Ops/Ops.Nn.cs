@@ -76,6 +76,27 @@ public static partial class Ops
     /// <summary>3D convolution with zero padding: x [N, Cin, T, H, W], weight [Cout, Cin, kT, kH, kW].</summary>
     public static Tensor Conv3d(this Tensor x, Tensor weight, Tensor? bias, Conv3dParams p)
     {
+        var y = Like(x, Conv3dShape(x, weight, bias, p));
+        if (y.ElementCount > 0) x.Backend.Conv3d(x, weight, bias, p, y);
+        return y;
+    }
+
+    /// <summary>
+    /// <see cref="Conv3d(Tensor, Tensor, Tensor?, Conv3dParams)"/> into <paramref name="y"/>, a contiguous tensor of the
+    /// output's shape and x's dtype on x's backend (a slot the caller already holds: no output is allocated).
+    /// </summary>
+    public static void Conv3dInto(this Tensor x, Tensor weight, Tensor? bias, Conv3dParams p, Tensor y)
+    {
+        var shape = Conv3dShape(x, weight, bias, p);
+        SameBackend(x, y, "conv3d");
+        SameDType(x, y, "conv3d");
+        if (!y.Shape.SequenceEqual(shape) || !y.IsContiguous)
+            throw new ArgumentException($"conv3d: the output {y.ShapeString} must be a contiguous [{string.Join(", ", shape)}]");
+        if (y.ElementCount > 0) x.Backend.Conv3d(x, weight, bias, p, y);
+    }
+
+    private static int[] Conv3dShape(Tensor x, Tensor weight, Tensor? bias, Conv3dParams p)
+    {
         SameBackend(x, weight, "conv3d");
         SameDType(x, weight, "conv3d");
         Float(x, "conv3d");
@@ -92,9 +113,7 @@ public static partial class Ops
         int wo = (x.Dim(4) + 2 * p.PadW - weight.Dim(4)) / p.StrideW + 1;
         if (to <= 0 || ho <= 0 || wo <= 0)
             throw new ArgumentException($"conv3d: kernel {weight.ShapeString} is larger than the padded input {x.ShapeString}");
-        var y = Like(x, new[] { x.Dim(0), weight.Dim(0), to, ho, wo });
-        if (y.ElementCount > 0) x.Backend.Conv3d(x, weight, bias, p, y);
-        return y;
+        return [x.Dim(0), weight.Dim(0), to, ho, wo];
     }
 
     /// <summary>2D convolution: x [N, Cin, H, W], weight [Cout, Cin, kH, kW] (run as a 3D convolution with kT = 1).</summary>

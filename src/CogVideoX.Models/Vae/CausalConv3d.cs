@@ -109,9 +109,11 @@ public sealed class CausalConv3d : Module
     /// in_channels = out_channels. No time-padded copy of the input and no separate output exist: each chunk reads a
     /// small contiguous window of the padded sequence [past, x]; an output frame goes into x's frame of the same index
     /// once no later chunk reads that input frame (kernel − 1 frames later), and waits until then in a ring of kernel − 1
-    /// frames: the carried past frames' own storage, each slot taken once its past frame has been read. At the end the
-    /// last input frames (the next batch's past) and the last outputs trade places. The working memory beyond x is
-    /// the window (chunk + kernel − 1 frames) and one chunk of output; every output element is the same sum as before.
+    /// frames: the carried past frames' own storage, each slot taken once its past frame has been read, or (the first
+    /// batch, whose past is x's first frame repeated) frames of its own, each contiguous, into which a one-frame chunk
+    /// is convolved directly. At the end the last input frames (the next batch's past) and the last outputs trade
+    /// places. The working memory beyond x is the window (chunk + kernel − 1 frames) and one chunk of output (none for a
+    /// one-frame chunk into its own ring); every output element is the same sum as before.
     /// Falls back to <see cref="ForwardConsuming"/> when the chunk covers the whole input or the channels differ.
     /// </summary>
     public Tensor ForwardInPlace(Tensor x, CausalConvCache? cache, int chunkFrames)
@@ -122,28 +124,37 @@ public sealed class CausalConv3d : Module
             return ForwardConsuming(x, cache);
         int spatialPad = (KernelSize - 1) / 2;
         var p = new Conv3dParams(1, 1, 1, 0, spatialPad, spatialPad);
-        Tensor? ownRing = null;
+        var ring = new Tensor?[pad];
         try
         {
             var carried = cache?.Frames;
-            bool reuse = carried is not null && carried.IsContiguous && carried.DType == x.DType && carried.Shape.SequenceEqual(FrameShape(x, pad));
+            // The carried frames serve as the ring when they match (a contiguous cache, or this method's frame-major tail).
+            bool reuse = carried is not null && carried.DType == x.DType && carried.Shape.SequenceEqual(FrameShape(x, pad))
+                && (carried.IsContiguous || Enumerable.Range(0, pad).All(k => FrameIsContiguous(carried, k)));
             using var past = carried is not null ? carried.Alias() : FirstFrameRepeated(x, pad);
-            var ring = reuse ? carried! : ownRing = Tensor.Empty(x.Backend, x.DType, FrameShape(x, pad));
+            for (int k = 0; k < pad; k++) ring[k] = reuse ? carried!.Narrow(2, k, 1) : Tensor.Empty(x.Backend, x.DType, FrameShape(x, 1));
             int flushed = 0;  // outputs [0, flushed) are in x; [flushed, computed) wait in ring slot j % pad
             for (int start = 0; start < frames; start += chunkFrames)
             {
                 int count = Math.Min(chunkFrames, frames - start), end = start + count;
+                // Input frame j is read for the last time by output j + pad: frames up to end − 1 − pad are free once
+                // this chunk's window is copied, and the outputs waiting for them go home, freeing their ring slots.
+                int free = end - pad;
                 Tensor output;
                 using (var window = Tensor.Empty(x.Backend, x.DType, x.Dim(0), x.Dim(1), count + pad, x.Dim(3), x.Dim(4)))
                 {
                     CopySequence(past, x, start, window);
+                    for (; flushed < Math.Min(start, free); flushed++) CopyFrame(ring[flushed % pad]!, x, flushed);
+                    var slot = ring[start % pad]!;
+                    if (count == 1 && start >= free && slot.IsContiguous)
+                    {
+                        window.Conv3dInto(_weight.Value, _bias.Value, p, slot);
+                        continue;
+                    }
                     output = window.Conv3d(_weight.Value, _bias.Value, p);
                 }
                 using (output)
                 {
-                    // Input frame j is read for the last time by output j + pad: frames up to end − 1 − pad are free now.
-                    int free = end - pad;
-                    for (; flushed < Math.Min(start, free); flushed++) CopyFrame(ring, flushed % pad, x, flushed);
                     int direct = Math.Max(0, free - start);
                     if (direct > 0)
                     {
@@ -152,18 +163,25 @@ public sealed class CausalConv3d : Module
                         source.CopyTo(target);
                         flushed = start + direct;
                     }
-                    for (int j = Math.Max(start, free); j < end; j++) CopyFrame(output, j - start, ring, j % pad);
+                    for (int j = Math.Max(start, free); j < end; j++)
+                    {
+                        using var source = output.Narrow(2, j - start, 1);
+                        source.CopyTo(ring[j % pad]!);
+                    }
                 }
             }
             // x's last pad frames are still the input: the next batch's past. Outputs [flushed, frames) wait in the ring.
             Tensor? tail = null;
             if (cache is { Final: false })
             {
-                tail = Tensor.Empty(x.Backend, x.DType, FrameShape(x, pad));
+                // Frame-major ([pad, N, C, H, W] seen as [N, C, pad, H, W]): each frame contiguous, so that the next
+                // batch convolves its one-frame chunks straight into these slots (no separate output frame).
+                using var frameMajor = Tensor.Empty(x.Backend, x.DType, pad, x.Dim(0), x.Dim(1), x.Dim(3), x.Dim(4));
+                tail = frameMajor.Permute(1, 2, 0, 3, 4);
                 using var last = x.Narrow(2, frames - pad, pad);
                 last.CopyTo(tail);
             }
-            for (; flushed < frames; flushed++) CopyFrame(ring, flushed % pad, x, flushed);
+            for (; flushed < frames; flushed++) CopyFrame(ring[flushed % pad]!, x, flushed);
             cache?.Replace(tail);
             return x;
         }
@@ -174,17 +192,24 @@ public sealed class CausalConv3d : Module
         }
         finally
         {
-            ownRing?.Dispose();
+            // Views of the carried cache (its storage lives on until cache.Replace released it) or the ring's own frames.
+            foreach (var slot in ring) slot?.Dispose();
         }
     }
 
     private static int[] FrameShape(Tensor x, int frames) => [x.Dim(0), x.Dim(1), frames, x.Dim(3), x.Dim(4)];
 
-    private static void CopyFrame(Tensor source, int sourceFrame, Tensor destination, int destinationFrame)
+    private static bool FrameIsContiguous(Tensor t, int frame)
     {
-        using var s = source.Narrow(2, sourceFrame, 1);
-        using var d = destination.Narrow(2, destinationFrame, 1);
-        s.CopyTo(d);
+        using var f = t.Narrow(2, frame, 1);
+        return f.IsContiguous;
+    }
+
+    /// <summary>Copies a one-frame ring slot into frame <paramref name="frame"/> of x.</summary>
+    private static void CopyFrame(Tensor slot, Tensor x, int frame)
+    {
+        using var d = x.Narrow(2, frame, 1);
+        slot.CopyTo(d);
     }
 
     /// <summary>
