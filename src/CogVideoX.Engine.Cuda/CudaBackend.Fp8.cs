@@ -212,7 +212,7 @@ public sealed unsafe partial class CudaBackend
                     Cols = n,
                     Act = (int)activation,
                 };
-                Launch(Function("fp8", $"fp8_bias_act_{Suffix(y.DType)}"), Blocks((long)m * n), 1, 256, ref args);
+                Launch(Function("fp8", $"fp8_bias_act_{Suffix(y.DType)}"), (uint)Math.Min(m, 65535 * 16), 1, 256, ref args);
             }
             if (!ReferenceEquals(yc, y) && !y.IsContiguous) Copy(yc, y);
             return true;

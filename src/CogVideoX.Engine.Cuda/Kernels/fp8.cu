@@ -124,7 +124,8 @@ extern "C" __global__ void fp8_decode_f32(Fp8DecodeArgs a)
 }
 
 // y[r, c] = act(y[r, c] + bias[c]) in place, in float, stored in T: the bias and activation after a scaled FP8 GEMM
-// whose cuBLASLt epilogue was reduced to DEFAULT (the scaled product already rounded to T once).
+// whose cuBLASLt epilogue was reduced to DEFAULT (the scaled product already rounded to T once). One block per row
+// (grid-stride over rows), eight columns per 16-byte access where the row width and pointers allow, else one by one.
 struct Fp8BiasActArgs
 {
     void* y;           // [rows, cols] contiguous
@@ -140,14 +141,31 @@ template <typename T>
 __device__ void fp8_bias_act_impl(const Fp8BiasActArgs& a)
 {
     const T* bias = (const T*)a.bias;
-    T* y = (T*)a.y;
-    i64 count = a.rows * a.cols;
-    for (i64 i = global_index(); i < count; i += grid_stride())
+    bool vec = a.cols % 8 == 0 && ((((u64)a.y) | ((u64)a.bias)) & 15u) == 0;
+    for (i64 r = blockIdx.x; r < a.rows; r += gridDim.x)
     {
-        i64 c = i % a.cols;
-        float v = to_float(y[i]);
-        if (bias) v = v + to_float(bias[c]);
-        y[i] = from_float<T>(activate(a.act, v));
+        T* row = (T*)a.y + r * a.cols;
+        if (vec)
+        {
+            for (i64 c = (i64)threadIdx.x * 8; c < a.cols; c += (i64)blockDim.x * 8)
+            {
+                float v[8], b[8];
+                load8(row + c, v);
+                if (bias) load8(bias + c, b);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) v[j] = activate(a.act, bias ? v[j] + b[j] : v[j]);
+                store8(row + c, v);
+            }
+        }
+        else
+        {
+            for (i64 c = threadIdx.x; c < a.cols; c += blockDim.x)
+            {
+                float v = to_float(row[c]);
+                if (bias) v = v + to_float(bias[c]);
+                row[c] = from_float<T>(activate(a.act, v));
+            }
+        }
     }
 }
 
