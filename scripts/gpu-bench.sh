@@ -110,7 +110,9 @@ fi
 # kernel (COGVIDEOX_SAGE8_KERNEL=mma), each with --profile; then 5b and the whole 2b video with the default kernel.
 if has sage8; then
   # The device's own NVRTC (13 there; CI checks with 12.4): every module for sm_90, ptxas's registers/spills/warnings.
-  COGVIDEOX_KERNEL_CACHE="$OUT/ptxas-cache" timeout 300 $B doctor --arch sm_90 --resources > "$OUT/sage8-ptxas.txt" 2>&1
+  # A fresh cache outside $OUT: the cubins under $OUT would crowd out the logs (the device tool returns a limited count of files).
+  rm -rf /tmp/cogvideox-ptxas-cache
+  COGVIDEOX_KERNEL_CACHE=/tmp/cogvideox-ptxas-cache timeout 300 $B doctor --arch sm_90 --resources > "$OUT/sage8-ptxas.txt" 2>&1
   grep -E "kernels for|opt-in|sage8_|flash_attention_sm90|spills:|warnings" "$OUT/sage8-ptxas.txt" | head -40
   { timeout 300 $B selftest --filter sage8_attention; echo "selftest rc=$?"
     timeout 300 $B selftest --timing-only --filter attention; echo "timing rc=$?"; } > "$OUT/sage8.txt" 2>&1

@@ -217,11 +217,31 @@ public sealed unsafe partial class CudaBackend
                 args.XStrides[i] = x.Layout.Stride(i);
                 args.YStrides[i] = output.Layout.Stride(i);
             }
-            Launch(Function("misc", $"rotary_{Suffix(x.DType)}_{Suffix(output.DType)}"), Blocks(args.Pairs), 1, 256, ref args);
+            string types = $"{Suffix(x.DType)}_{Suffix(output.DType)}";
+            long rowVectors = (long)args.N * (args.D / 8);
+            if (RotaryVectorizes(x, output, c, s) && rowVectors > 0)
+                Launch(Function("misc", $"rotary8_{types}"), (uint)((rowVectors + 255) / 256), (uint)(x.Dim(0) * x.Dim(1)), 256, ref args);
+            else
+                Launch(Function("misc", $"rotary_{types}"), Blocks(args.Pairs), 1, 256, ref args);
         }
         // The kernel writes any strided output of its own dtype pairs (in place too); others go through a temporary.
         if (HasKernelPair(x.DType, y.DType)) Run(y);
         else IntoOutput(y, x.DType, Run);
+    }
+
+    /// <summary>
+    /// Whether rotary8 (eight elements per thread, 16-byte accesses) can take x → y: unit stride along D, D a multiple of
+    /// 8, every stride a multiple of 8 elements, 16-byte aligned operands and tables, and a grid that fits (B·H ≤ 65535
+    /// blocks in y, N·D/8 in 32 bits). Attention's q and k, views past the text tokens included, always are.
+    /// </summary>
+    private bool RotaryVectorizes(Tensor x, Tensor y, Tensor cos, Tensor sin)
+    {
+        int d = x.Dim(3);
+        if (d % 8 != 0 || x.Layout.Stride(3) != 1 || y.Layout.Stride(3) != 1) return false;
+        for (int i = 0; i < 3; i++)
+            if (x.Layout.Stride(i) % 8 != 0 || y.Layout.Stride(i) % 8 != 0) return false;
+        if ((long)x.Dim(0) * x.Dim(1) > 65535 || (long)x.Dim(2) * (d / 8) > int.MaxValue) return false;
+        return new[] { Ptr(x), Ptr(y), Ptr(cos), Ptr(sin) }.All(p => p % 16 == 0);
     }
 
     public void Gather(Tensor table, Tensor indices, Tensor y)

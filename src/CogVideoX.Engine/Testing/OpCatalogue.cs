@@ -422,6 +422,20 @@ public static class OpCatalogue
             using var sin = c.Rand(17, 64);
             return x.Rotary(cos, sin);
         });
+        Add("rotary", "x [1,2,300,64] (a (b, h) block over several thread blocks)", c =>
+        {
+            using var x = c.Rand(1, 2, 300, 64);
+            using var cos = c.Rand(300, 64);
+            using var sin = c.Rand(300, 64);
+            return x.Rotary(cos, sin);
+        });
+        Add("rotary", "x [2,2,5,12] (head dim not a multiple of 8: pair by pair)", c =>
+        {
+            using var x = c.Rand(2, 2, 5, 12);
+            using var cos = c.Rand(5, 12);
+            using var sin = c.Rand(5, 12);
+            return x.Rotary(cos, sin);
+        });
         Add("rotary", "x [2,9,3,32] permuted to [2,3,9,32]", c =>
         {
             using var x0 = c.Rand(2, 9, 3, 32);

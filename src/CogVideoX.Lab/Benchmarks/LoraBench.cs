@@ -99,8 +99,8 @@ public static partial class ModelBench
     {
         using var scope = new TensorScope();
         var inputs = new OpInputs(backend, s.DType, s.Seed);
-        var latents = scope.Keep(inputs.Uniform([2, s.LatentFrames, config.InChannels, s.LatentHeight, s.LatentWidth], -2f, 2f));
-        var text = scope.Keep(inputs.Uniform([2, s.TextLength, config.TextEmbedDim], -1f, 1f));
+        var latents = inputs.Uniform([2, s.LatentFrames, config.InChannels, s.LatentHeight, s.LatentWidth], -2f, 2f);
+        var text = inputs.Uniform([2, s.TextLength, config.TextEmbedDim], -1f, 1f);
         using var rotary = config.UseRotaryPositionalEmbeddings ? model.BuildRotaryTables(s.LatentFrames, s.LatentHeight, s.LatentWidth) : null;
         var times = Repeat(backend, s, () => model.Forward(latents, text, [999f, 999f], rotary).Dispose(), log, what);
         return new StageResult("step", "", times.Seconds, times.Peak, model.WeightBytes);
@@ -113,6 +113,16 @@ public static partial class ModelBench
         using var scope = new TensorScope();
         var inputs = new OpInputs(backend, s.DType, s.Seed + 5);
         var work = new List<(Tensor X, Tensor A, Tensor B, Tensor Y, float Scale)>();
+        // One input and one base output per shape, shared by the layers of that shape: in a real step they exist anyway
+        // (the layer's input and its base output), and the time does not depend on their values. A pair per layer would
+        // hold 32 GiB for one 2b adapter and be drawn value by value on the host.
+        var inputsByShape = new Dictionary<(int Rows, int Features), Tensor>();
+        Tensor Shared(int rows, int features)
+        {
+            if (!inputsByShape.TryGetValue((rows, features), out var t))
+                inputsByShape[(rows, features)] = t = inputs.Uniform([rows, features], -1f, 1f);
+            return t;
+        }
         foreach (var (adapter, strength) in set.Adapters)
             foreach (var layer in adapter.Layers)
             {
@@ -121,10 +131,10 @@ public static partial class ModelBench
                     : layer.Module.StartsWith("patch_embed", StringComparison.Ordinal) ? s.TextLength
                     : layer.Module.StartsWith("proj_out", StringComparison.Ordinal) ? videoTokens
                     : s.TextLength + videoTokens);
-                var a = scope.Keep(Tensor.FromArray(layer.A, layer.ShapeA, CpuBackend.Instance, DType.F32));
-                var b = scope.Keep(Tensor.FromArray(layer.B, layer.ShapeB, CpuBackend.Instance, DType.F32));
-                work.Add((scope.Keep(inputs.Uniform([rows, layer.In], -1f, 1f)), scope.Keep(Place(a, backend, s.DType)), scope.Keep(Place(b, backend, s.DType)),
-                    scope.Keep(inputs.Uniform([rows, layer.Out], -1f, 1f)), (float)(strength * layer.Scale)));
+                var a = Tensor.FromArray(layer.A, layer.ShapeA, CpuBackend.Instance, DType.F32);
+                var b = Tensor.FromArray(layer.B, layer.ShapeB, CpuBackend.Instance, DType.F32);
+                work.Add((Shared(rows, layer.In), Place(a, backend, s.DType), Place(b, backend, s.DType),
+                    Shared(rows, layer.Out), (float)(strength * layer.Scale)));
             }
         var times = Repeat(backend, s, () =>
         {

@@ -166,8 +166,8 @@ public static partial class ModelBench
         using var scope = new TensorScope();
         var inputs = new OpInputs(backend, s.DType, s.Seed);
         int frames = s.TransformerLatentFrames(config);
-        var latents = scope.Keep(inputs.Uniform([2, frames, config.InChannels, s.LatentHeight, s.LatentWidth], -2f, 2f));
-        var text = scope.Keep(inputs.Uniform([2, s.TextLength, config.TextEmbedDim], -1f, 1f));
+        var latents = inputs.Uniform([2, frames, config.InChannels, s.LatentHeight, s.LatentWidth], -2f, 2f);
+        var text = inputs.Uniform([2, s.TextLength, config.TextEmbedDim], -1f, 1f);
         var rotary = config.UseRotaryPositionalEmbeddings ? model.BuildRotaryTables(frames, s.LatentHeight, s.LatentWidth) : null;
         using var rotaryScope = rotary;
         int videoTokens = frames / (config.PatchSizeT ?? 1) * (s.LatentHeight / config.PatchSize) * (s.LatentWidth / config.PatchSize);
@@ -236,7 +236,7 @@ public static partial class ModelBench
         using var vae = RandomVae(s, backend);
         using var scope = new TensorScope();
         var inputs = new OpInputs(backend, s.DType, s.Seed + 3);
-        var z = scope.Keep(inputs.Uniform([1, vae.Config.LatentChannels, s.LatentFrames, s.LatentHeight, s.LatentWidth], -2f, 2f));
+        var z = inputs.Uniform([1, vae.Config.LatentChannels, s.LatentFrames, s.LatentHeight, s.LatentWidth], -2f, 2f);
         var options = new VaeDecodeOptions { Tiling = tiling(vae.Config) };
         var times = Repeat(backend, s, () => vae.Decode(z, options).Dispose(), log, "decode");
         string tiles = options.Tiling is { } t
@@ -261,7 +261,7 @@ public static partial class ModelBench
         log?.Invoke($"  VAE encoder built: {encoder.WeightBytes / (double)(1L << 30):0.00} GiB of weights");
         using var scope = new TensorScope();
         var inputs = new OpInputs(backend, encoder.DType, s.Seed + 5);
-        var video = scope.Keep(inputs.Uniform([1, encoder.Config.InChannels, s.Frames, s.Height, s.Width], -1f, 1f));
+        var video = inputs.Uniform([1, encoder.Config.InChannels, s.Frames, s.Height, s.Width], -1f, 1f);
         string what = $"{s.ModelName} VAE encode {encoder.DType.Name()}, {s.Frames} frames {s.Height}×{s.Width} → {encoder.LatentFrames(s.Frames)} latent frames";
         var results = new List<StageResult>();
         long held = encoder.WeightBytes + video.ElementCount * video.DType.SizeOf();

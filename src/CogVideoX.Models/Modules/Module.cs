@@ -126,8 +126,14 @@ public abstract class Module : IDisposable
         foreach (var p in Parameters) p.Release();
     }
 
+    /// <summary>
+    /// Disposes every sub-module (one may hold more than parameters: a cached positional table, FP8 copies) and
+    /// releases the tree's parameters. Overrides release their own state and then call this.
+    /// </summary>
     public virtual void Dispose()
     {
+        foreach (var entry in _entries)
+            if (entry is Module child) child.Dispose();
         Release();
         GC.SuppressFinalize(this);
     }
