@@ -17,12 +17,18 @@ public sealed unsafe partial class CudaBackend
     private readonly Dictionary<(int M, int N, int K), GemmPlan> _fp8Plans = new();
     private readonly Dictionary<(int M, int N, int K, DType Y, int Epilogue), GemmPlan> _fp8ScaledPlans = new();
 
-    /// <summary>Why the scaled FP8 GEMM is not used at all (a library without outer-vector scales, or COGVIDEOX_FP8_SCALES=separate).</summary>
-    private string? _fp8ScaledUnavailable =
+    /// <summary>Why the scaled FP8 GEMM is not used at all (COGVIDEOX_FP8_SCALES=separate: the two-pass path, for A/B timings).</summary>
+    private readonly string? _fp8ScaledUnavailable =
         Environment.GetEnvironmentVariable("COGVIDEOX_FP8_SCALES") is "separate" ? "COGVIDEOX_FP8_SCALES=separate" : null;
 
-    /// <summary>Output types and epilogues for which cuBLASLt offered no scaled FP8 GEMM (the others still use it).</summary>
-    private readonly HashSet<(DType Y, int Epilogue)> _fp8ScaledRefused = new();
+    /// <summary>Shapes, output types and epilogues for which cuBLASLt refused the scaled FP8 GEMM (asked once each).</summary>
+    private readonly HashSet<(int M, int N, int K, DType Y, int Epilogue)> _fp8ScaledRefused = new();
+
+    /// <summary>Shapes for which cuBLASLt has no unit-scale FP8 GEMM: they run widened to float32 (same products).</summary>
+    private readonly HashSet<(int M, int N, int K)> _fp8Widened = new();
+
+    /// <summary>The FP8 notes said so far (each once per backend).</summary>
+    private readonly HashSet<string> _fp8Noted = new();
 
     string? IFp8LinearKernel.Fp8Unavailable =>
         Info.Major * 10 + Info.Minor < 89
@@ -35,18 +41,27 @@ public sealed unsafe partial class CudaBackend
         QuantizeRows(weight, codes, scales);
     }
 
+    /// <summary>
+    /// Profiled in pieces that follow each other (never nested, so the totals stay right): "fp8_quantize_x" (the
+    /// activations' quantization), "linear_fp8" (the GEMM, its detail naming the path: scaled, scaled-default,
+    /// two-pass or widened) and "fp8_epilogue" (the two-pass epilogue or the bias/activation kernel).
+    /// </summary>
     void IFp8LinearKernel.LinearFp8(Tensor x, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y)
     {
-        using var profiled = Profile("linear_fp8", y, activation);
         int m = x.Dim(0), k = x.Dim(1), n = codes.Dim(0);
         if (k % 16 != 0)
             throw new CogVideoXException($"fp8 linear: cuBLASLt's FP8 GEMM needs the input features to be a multiple of 16, got {k}; use --linear exact for this model");
         using var xCodes = Tensor.Empty(this, DType.F8E4M3, m, k);
         using var xScales = Tensor.Empty(this, DType.F32, m);
-        QuantizeRows(x, xCodes, xScales);
+        using (Profile("fp8_quantize_x", xCodes)) QuantizeRows(x, xCodes, xScales);
         if (TryScaledFp8Gemm(xCodes, xScales, codes, scales, bias, activation, y)) return;
         using var acc = Tensor.Empty(this, DType.F32, m, n);
-        Fp8Gemm(xCodes, codes, acc);
+        bool widened = _fp8Widened.Contains((m, n, k)) || !TryFp8Gemm(xCodes, codes, acc, y, activation);
+        if (widened)
+        {
+            using (Profile("linear_fp8", y, $"{activation} widened")) WidenedFp8Gemm(xCodes, codes, acc);
+        }
+        using var profiled = Profile("fp8_epilogue", y, activation);
         using var bc = bias is null ? null : BiasIn(bias, y.DType);
         using var yc = y.IsContiguous ? y.Alias() : Tensor.Empty(this, y.DType, y.ShapeArray());
         var args = new Fp8EpilogueArgs
@@ -80,73 +95,151 @@ public sealed unsafe partial class CudaBackend
         Launch(Function("fp8", $"fp8_quantize_rows_{Suffix(xc.DType)}"), (uint)Math.Min(xc.Dim(0), 65535 * 16), 1, 256, ref args);
     }
 
-    /// <summary>acc [M, N] (float32) = xCodes [M, K] · wCodes [N, K]ᵀ, E4M3 operands, unit scales.</summary>
-    private void Fp8Gemm(Tensor xCodes, Tensor wCodes, Tensor acc)
+    /// <summary>
+    /// acc [M, N] (float32) = xCodes [M, K] · wCodes [N, K]ᵀ, E4M3 operands, unit scales; false (nothing run) when
+    /// cuBLASLt has no FP8 GEMM for this shape (narrow outputs), remembered so that it is not asked again.
+    /// </summary>
+    private bool TryFp8Gemm(Tensor xCodes, Tensor wCodes, Tensor acc, Tensor y, Activation activation)
     {
         MakeCurrent();
         int m = xCodes.Dim(0), k = xCodes.Dim(1), n = wCodes.Dim(0);
         if (!_fp8Plans.TryGetValue((m, n, k), out var plan))
         {
-            plan = Fp8GemmPlan(_cublas, m, n, k, DType.F32, CublasLt.EpilogueDefault, scaled: false, (ulong)WorkspaceBytes);
+            try
+            {
+                plan = Fp8GemmPlan(_cublas, m, n, k, DType.F32, CublasLt.EpilogueDefault, scaled: false, (ulong)WorkspaceBytes);
+            }
+            catch (CudaException e) when (e.Library == "cuBLASLt" && e.Status == 15)
+            {
+                _fp8Widened.Add((m, n, k));
+                NoteFp8($"fp8 linear: cuBLASLt has no FP8 GEMM for m={m} n={n} k={k} ({e.StatusName}); this shape runs widened to float32 (same products, float32 accumulation; slower)");
+                return false;
+            }
             _fp8Plans[(m, n, k)] = plan;
         }
+        using var profiled = Profile("linear_fp8", y, $"{activation} two-pass");
         float alpha = 1f, beta = 0f;
         var algo = plan.Algo;
         // cuBLASLt (column-major): D [N x M] = op(A) · B with A = wCodes as K x N (ld K) transposed, B = xCodes as K x M (ld K).
         CublasLt.Check(CublasLt.cublasLtMatmul(_cublas, plan.Desc, &alpha, Ptr(wCodes), plan.A, Ptr(xCodes), plan.B, &beta,
             Ptr(acc), plan.C, Ptr(acc), plan.C, &algo, _workspace.Pointer, (nuint)WorkspaceBytes, _stream), "cublasLtMatmul", $"fp8 m={m} n={n} k={k}");
+        return true;
     }
 
     /// <summary>
-    /// y = act(xScales[r] · wScales[c] · (xCodes · wCodesᵀ)[r, c] + bias[c]) in one cuBLASLt call, with y in F16/BF16;
-    /// false (y untouched) when this cuBLASLt has no such GEMM, noted once, so the caller takes the two-pass path.
+    /// acc = xCodes · wCodesᵀ for a shape cuBLASLt's FP8 GEMM refuses: the codes decoded to float32 (exact) and one
+    /// float32 GEMM kept off TF32, so the products are exact and accumulate in float32 as the FP8 tensor cores' do.
+    /// </summary>
+    private void WidenedFp8Gemm(Tensor xCodes, Tensor wCodes, Tensor acc)
+    {
+        int m = xCodes.Dim(0), k = xCodes.Dim(1), n = wCodes.Dim(0);
+        using var xw = Tensor.Empty(this, DType.F32, m, k);
+        using var ww = Tensor.Empty(this, DType.F32, n, k);
+        DecodeFp8(xCodes, xw);
+        DecodeFp8(wCodes, ww);
+        // weight [N, K] read as its transpose [K, N], as Linear does.
+        Gemm(DType.F32, MatrixOf(xw, 0), new Matrix(Ptr(ww), k, n, 1, k, 0), new Matrix(Ptr(acc), m, n, n, 1, 0), 1,
+            CublasLt.EpilogueDefault, 0, exactF32: true);
+    }
+
+    /// <summary>out (float32, contiguous) = the values of codes (E4M3, contiguous, same element count).</summary>
+    private void DecodeFp8(Tensor codes, Tensor output)
+    {
+        var args = new Fp8DecodeArgs { Codes = Ptr(codes), Out = Ptr(output), Count = codes.ElementCount };
+        Launch(Function("fp8", "fp8_decode_f32"), Blocks(args.Count), 1, 256, ref args);
+    }
+
+    /// <summary>
+    /// y = act(xScales[r] · wScales[c] · (xCodes · wCodesᵀ)[r, c] + bias[c]) with y in F16/BF16: one cuBLASLt call with
+    /// the scales (and, where cuBLASLt takes them, the bias and activation) in its epilogue, the forms tried in the
+    /// order of <see cref="Fp8ScaledForms"/>, each refusal noted with its status and remembered per shape; false
+    /// (y untouched) when every form is refused, so the caller takes the two-pass path.
     /// </summary>
     private bool TryScaledFp8Gemm(Tensor xCodes, Tensor xScales, Tensor wCodes, Tensor wScales, Tensor? bias, Activation activation, Tensor y)
     {
         if (_fp8ScaledUnavailable is not null || y.DType is not (DType.F16 or DType.BF16)) return false;
-        int? epilogue = activation switch
-        {
-            Activation.None => bias is null ? CublasLt.EpilogueDefault : CublasLt.EpilogueBias,
-            Activation.GeluTanh => bias is null ? CublasLt.EpilogueGelu : CublasLt.EpilogueGeluBias,
-            _ => null,
-        };
-        if (epilogue is not { } ep || _fp8ScaledRefused.Contains((y.DType, ep))) return false;
         int m = xCodes.Dim(0), k = xCodes.Dim(1), n = wCodes.Dim(0);
-        // D's leading dimension must be a multiple of 16 bytes; a narrow output (never in the model) takes the other path
-        // rather than teaching this backend that the scaled GEMM is refused.
+        // D's leading dimension must be a multiple of 16 bytes; a narrow output (never in the model) takes the other path.
         if (n % 8 != 0) return false;
         MakeCurrent();
-        var key = (m, n, k, y.DType, ep);
-        try
+        using var bc = bias is null ? null : BiasIn(bias, y.DType);
+        var epilogues = Fp8ScaledForms.Epilogues(bias is not null, activation);
+        for (int i = 0; i < epilogues.Count; i++)
         {
+            int ep = epilogues[i];
+            var key = (m, n, k, y.DType, ep);
+            if (_fp8ScaledRefused.Contains(key)) continue;
+            ulong biasPointer = bc is not null && ep != CublasLt.EpilogueDefault ? Ptr(bc) : 0;
             if (!_fp8ScaledPlans.TryGetValue(key, out var plan))
             {
-                plan = Fp8GemmPlan(_cublas, m, n, k, y.DType, ep, scaled: true, (ulong)WorkspaceBytes);
+                try
+                {
+                    plan = Fp8GemmPlan(_cublas, m, n, k, y.DType, ep, scaled: true, (ulong)WorkspaceBytes, Ptr(wScales), Ptr(xScales), biasPointer);
+                }
+                catch (CudaException e) when (e.Library == "cuBLASLt" && e.Status is 7 or 15)
+                {
+                    // Answered before anything runs, so y is untouched.
+                    _fp8ScaledRefused.Add(key);
+                    string fast = ProbeFastAccum(m, n, k, y.DType, ep, Ptr(wScales), Ptr(xScales), biasPointer);
+                    NoteFp8(Fp8ScaledForms.Note(y.DType, ep, m, n, k, e.Message, fast, nextIsDefault: i + 1 < epilogues.Count));
+                    continue;
+                }
                 _fp8ScaledPlans[key] = plan;
+                NoteFp8(Fp8ScaledForms.Note(y.DType, ep, m, n, k, null, null, false));
             }
-            using var bc = bias is null ? null : BiasIn(bias, y.DType);
+            bool kernel = Fp8ScaledForms.NeedsBiasActKernel(ep, bias is not null, activation);
             using var yc = y.IsContiguous ? y.Alias() : Tensor.Empty(this, y.DType, y.ShapeArray());
-            // A = the weight codes (rows of op(A) = output channels), B = the token codes (columns = tokens).
-            CublasLt.Set(plan.Desc, CublasLt.DescAScalePointer, Ptr(wScales));
-            CublasLt.Set(plan.Desc, CublasLt.DescBScalePointer, Ptr(xScales));
-            if (bc is not null) CublasLt.Set(plan.Desc, CublasLt.DescBiasPointer, Ptr(bc));
-            float alpha = 1f, beta = 0f;
-            var algo = plan.Algo;
-            CublasLt.Check(CublasLt.cublasLtMatmul(_cublas, plan.Desc, &alpha, Ptr(wCodes), plan.A, Ptr(xCodes), plan.B, &beta,
-                Ptr(yc), plan.C, Ptr(yc), plan.C, &algo, _workspace.Pointer, (nuint)WorkspaceBytes, _stream), "cublasLtMatmul",
-                $"fp8 scaled m={m} n={n} k={k}");
+            using (Profile("linear_fp8", y, $"{activation} {(ep == CublasLt.EpilogueDefault ? "scaled-default" : "scaled")}"))
+            {
+                // A = the weight codes (rows of op(A) = output channels), B = the token codes (columns = tokens).
+                CublasLt.Set(plan.Desc, CublasLt.DescAScalePointer, Ptr(wScales));
+                CublasLt.Set(plan.Desc, CublasLt.DescBScalePointer, Ptr(xScales));
+                if (biasPointer != 0) CublasLt.Set(plan.Desc, CublasLt.DescBiasPointer, biasPointer);
+                float alpha = 1f, beta = 0f;
+                var algo = plan.Algo;
+                CublasLt.Check(CublasLt.cublasLtMatmul(_cublas, plan.Desc, &alpha, Ptr(wCodes), plan.A, Ptr(xCodes), plan.B, &beta,
+                    Ptr(yc), plan.C, Ptr(yc), plan.C, &algo, _workspace.Pointer, (nuint)WorkspaceBytes, _stream), "cublasLtMatmul",
+                    $"fp8 scaled m={m} n={n} k={k} epilogue {Fp8ScaledForms.Name(ep)}");
+            }
+            if (kernel)
+            {
+                using var profiled = Profile("fp8_epilogue", y, $"{activation} bias-act");
+                var args = new Fp8BiasActArgs
+                {
+                    Y = Ptr(yc),
+                    Bias = bc is null ? 0 : Ptr(bc),
+                    Rows = m,
+                    Cols = n,
+                    Act = (int)activation,
+                };
+                Launch(Function("fp8", $"fp8_bias_act_{Suffix(y.DType)}"), (uint)Math.Min(m, 65535 * 16), 1, 256, ref args);
+            }
             if (!ReferenceEquals(yc, y) && !y.IsContiguous) Copy(yc, y);
             return true;
         }
-        catch (CudaException e) when (e.Library == "cuBLASLt" && e.Status is 7 or 15)
+        return false;
+    }
+
+    /// <summary>
+    /// cuBLASLt's answer to a refused scaled form asked again with FAST_ACCUM=1 ("accepted" or the status), for the
+    /// note only: the plan is dropped, never run (fast accumulation skips the float32 promotions).
+    /// </summary>
+    private string ProbeFastAccum(int m, int n, int k, DType y, int epilogue, ulong aScale, ulong bScale, ulong bias)
+    {
+        try
         {
-            // Answered before anything runs, so y is untouched. INVALID_VALUE: a library that predates outer-vector
-            // scales (the scale-mode attribute is unknown). NOT_SUPPORTED: no kernel for this output type and epilogue.
-            if (e.Status == 7) _fp8ScaledUnavailable = e.Message;
-            else _fp8ScaledRefused.Add((y.DType, ep));
-            Note($"fp8 linear: cuBLASLt has no FP8 GEMM with per-token and per-channel scales {(e.Status == 7 ? "here" : $"into {y.DType.Name()} with epilogue {ep}")} ({e.Message}); the scales, bias and activation run as a separate pass (slower)");
-            return false;
+            Fp8GemmPlan(_cublas, m, n, k, y, epilogue, scaled: true, (ulong)WorkspaceBytes, aScale, bScale, bias, fastAccum: true).Dispose();
+            return "accepted";
         }
+        catch (CudaException e) when (e.Library == "cuBLASLt")
+        {
+            return $"refused too, {e.Call}: {e.StatusName} ({e.Status})";
+        }
+    }
+
+    private void NoteFp8(string note)
+    {
+        if (_fp8Noted.Add(note)) Note(note);
     }
 
     private void DisposeFp8Plans()
@@ -160,25 +253,37 @@ public sealed unsafe partial class CudaBackend
     /// <summary>
     /// Column-major D [N, M] = row-major y [M, N] = op(A = weight codes [N, K]) · (B = token codes [M, K]). Two forms:
     /// unit scales into float32 (the two-pass path), or outer-vector scales (A per output channel, B per token) with
-    /// the bias/GELU epilogue into <paramref name="y"/>'s half type (the one-call path).
+    /// the bias/GELU epilogue into <paramref name="y"/>'s half type (the one-call path). The scale and bias pointers,
+    /// where given, are set before the heuristic query (cuBLASLt may check them there; the calls set them again), and a
+    /// bias epilogue names its bias type (= D's) explicitly. <paramref name="fastAccum"/> only for the refusal probe.
     /// </summary>
-    private static GemmPlan Fp8GemmPlan(CublasLtHandle handle, int m, int n, int k, DType y, int epilogue, bool scaled, ulong workspace)
+    private static GemmPlan Fp8GemmPlan(CublasLtHandle handle, int m, int n, int k, DType y, int epilogue, bool scaled, ulong workspace,
+        ulong aScale = 0, ulong bScale = 0, ulong bias = 0, bool fastAccum = false)
     {
         MatmulDescHandle? desc = null;
         MatrixLayoutHandle? a = null, b = null, c = null;
         int yType = y switch { DType.BF16 => CublasLt.DataBF16, DType.F16 => CublasLt.DataF16, _ => CublasLt.DataF32 };
-        string what = $"fp8 E4M3 x E4M3 -> {y.Name()}{(scaled ? " with outer-vector scales" : "")}, epilogue {epilogue}, m={m} n={n} k={k} (TN)";
+        string what = $"fp8 E4M3 x E4M3 -> {y.Name()}{(scaled ? " with outer-vector scales" : "")}{(fastAccum ? ", FAST_ACCUM" : "")}, epilogue {Fp8ScaledForms.Name(epilogue)} ({epilogue}), m={m} n={n} k={k} (TN)";
         try
         {
             CublasLt.Check(CublasLt.cublasLtMatmulDescCreate(out desc, CublasLt.Compute32F, CublasLt.DataF32), "cublasLtMatmulDescCreate", what);
             CublasLt.Set(desc, CublasLt.DescTransA, CublasLt.OpT);
             CublasLt.Set(desc, CublasLt.DescTransB, CublasLt.OpN);
             CublasLt.Set(desc, CublasLt.DescEpilogue, epilogue);
-            // CUBLASLT_MATMUL_DESC_FAST_ACCUM stays at its default 0: FP8 accumulation promoted to full float32.
+            // CUBLASLT_MATMUL_DESC_FAST_ACCUM (int8_t) stays at its default 0: FP8 accumulation promoted to full float32.
+            if (fastAccum) CublasLt.Set(desc, CublasLt.DescFastAccum, (sbyte)1);
             if (scaled)
             {
                 CublasLt.Set(desc, CublasLt.DescAScaleMode, CublasLt.MatrixScaleOuterVec32F);
                 CublasLt.Set(desc, CublasLt.DescBScaleMode, CublasLt.MatrixScaleOuterVec32F);
+                if (aScale != 0) CublasLt.Set(desc, CublasLt.DescAScalePointer, aScale);
+                if (bScale != 0) CublasLt.Set(desc, CublasLt.DescBScalePointer, bScale);
+            }
+            if (epilogue is CublasLt.EpilogueBias or CublasLt.EpilogueGeluBias or CublasLt.EpilogueReluBias)
+            {
+                // The bias type defaults to D's for F16/BF16 outputs; named anyway, so a refusal cannot be about it.
+                CublasLt.Set(desc, CublasLt.DescBiasDataType, yType);
+                if (bias != 0) CublasLt.Set(desc, CublasLt.DescBiasPointer, bias);
             }
             CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out a, CublasLt.DataF8E4M3, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate", what);
             CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out b, CublasLt.DataF8E4M3, (ulong)k, (ulong)m, k), "cublasLtMatrixLayoutCreate", what);

@@ -209,9 +209,10 @@ public sealed unsafe partial class CudaBackend
     /// <summary>
     /// c = a · b (row-major views, batch of <paramref name="batch"/>) through cuBLASLt with float32 accumulation. cuBLASLt
     /// is column-major, so it computes cᵀ = bᵀ · aᵀ: a row-major matrix is its transpose in column-major order, for free.
-    /// The epilogue's bias has one value per column of c.
+    /// The epilogue's bias has one value per column of c. <paramref name="exactF32"/> keeps an F32 product off TF32
+    /// whatever the options say (the FP8 linear's widened GEMM, whose products must be exact).
     /// </summary>
-    private void Gemm(DType dtype, Matrix a, Matrix b, Matrix c, int batch, int epilogue, ulong bias)
+    private void Gemm(DType dtype, Matrix a, Matrix b, Matrix c, int batch, int epilogue, ulong bias, bool exactF32 = false)
     {
         MakeCurrent();
         int m = c.Rows, n = c.Cols, k = a.Cols;
@@ -238,7 +239,7 @@ public sealed unsafe partial class CudaBackend
             DType.BF16 => CublasLt.DataBF16,
             _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
         };
-        int compute = dtype == DType.F32 && Options.AllowTf32 ? CublasLt.Compute32FFastTf32 : CublasLt.Compute32F;
+        int compute = dtype == DType.F32 && Options.AllowTf32 && !exactF32 ? CublasLt.Compute32FFastTf32 : CublasLt.Compute32F;
         var key = new GemmKey(dataType, compute, opA, opB, m, n, k, ldA, ldB, ldC, batch,
             batch > 1 ? b.BatchStride : 0, batch > 1 ? a.BatchStride : 0, batch > 1 ? c.BatchStride : 0, epilogue,
             Alignment(b.Pointer, b.BatchStride * es, batch), Alignment(a.Pointer, a.BatchStride * es, batch), Alignment(c.Pointer, c.BatchStride * es, batch));

@@ -481,3 +481,22 @@ internal struct Fp8EpilogueArgs
     public int Act;
     public int Pad;
 }
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct Fp8DecodeArgs
+{
+    public ulong Codes;
+    public ulong Out;
+    public long Count;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct Fp8BiasActArgs
+{
+    public ulong Y;
+    public ulong Bias;
+    public long Rows;
+    public long Cols;
+    public int Act;
+    public int Pad;
+}

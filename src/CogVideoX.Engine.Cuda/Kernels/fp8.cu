@@ -96,3 +96,77 @@ __device__ void fp8_epilogue_impl(const Fp8EpilogueArgs& a)
 }
 
 FLOAT_KERNELS(fp8_epilogue, Fp8EpilogueArgs, fp8_epilogue_impl)
+
+// The value of an E4M3 code (exact in float): subnormals m · 2^-9, normals (1 + m/8) · 2^(e-7), 0x7F/0xFF NaN.
+__device__ __forceinline__ float e4m3_to_float(u8 code)
+{
+    u32 e = (code >> 3) & 0xFu, m = code & 7u;
+    float v;
+    if (e == 15u && m == 7u) v = __uint_as_float(0x7fc00000u);
+    else if (e == 0u) v = (float)m * 0.001953125f;
+    else v = __uint_as_float(((e + 120u) << 23) | (m << 20));
+    return (code & 0x80u) ? -v : v;
+}
+
+// out[i] = the value of codes[i], as float32: the operands of the widened GEMM that computes, for shapes cuBLASLt's
+// FP8 GEMM refuses, the same products (exact in float32) with float32 accumulation.
+struct Fp8DecodeArgs
+{
+    const u8* codes;  // [count] contiguous
+    float* out;       // [count] contiguous
+    i64 count;
+};
+static_assert(sizeof(Fp8DecodeArgs) == 24, "Fp8DecodeArgs must match KernelArgs.cs");
+
+extern "C" __global__ void fp8_decode_f32(Fp8DecodeArgs a)
+{
+    for (i64 i = global_index(); i < a.count; i += grid_stride()) a.out[i] = e4m3_to_float(a.codes[i]);
+}
+
+// y[r, c] = act(y[r, c] + bias[c]) in place, in float, stored in T: the bias and activation after a scaled FP8 GEMM
+// whose cuBLASLt epilogue was reduced to DEFAULT (the scaled product already rounded to T once). One block per row
+// (grid-stride over rows), eight columns per 16-byte access where the row width and pointers allow, else one by one.
+struct Fp8BiasActArgs
+{
+    void* y;           // [rows, cols] contiguous
+    const void* bias;  // [cols] of T, or null
+    i64 rows;
+    i64 cols;
+    int act;
+    int pad;
+};
+static_assert(sizeof(Fp8BiasActArgs) == 40, "Fp8BiasActArgs must match KernelArgs.cs");
+
+template <typename T>
+__device__ void fp8_bias_act_impl(const Fp8BiasActArgs& a)
+{
+    const T* bias = (const T*)a.bias;
+    bool vec = a.cols % 8 == 0 && ((((u64)a.y) | ((u64)a.bias)) & 15u) == 0;
+    for (i64 r = blockIdx.x; r < a.rows; r += gridDim.x)
+    {
+        T* row = (T*)a.y + r * a.cols;
+        if (vec)
+        {
+            for (i64 c = (i64)threadIdx.x * 8; c < a.cols; c += (i64)blockDim.x * 8)
+            {
+                float v[8], b[8];
+                load8(row + c, v);
+                if (bias) load8(bias + c, b);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) v[j] = activate(a.act, bias ? v[j] + b[j] : v[j]);
+                store8(row + c, v);
+            }
+        }
+        else
+        {
+            for (i64 c = threadIdx.x; c < a.cols; c += blockDim.x)
+            {
+                float v = to_float(row[c]);
+                if (bias) v = v + to_float(bias[c]);
+                row[c] = from_float<T>(activate(a.act, v));
+            }
+        }
+    }
+}
+
+FLOAT_KERNELS(fp8_bias_act, Fp8BiasActArgs, fp8_bias_act_impl)

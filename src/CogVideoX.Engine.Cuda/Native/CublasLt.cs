@@ -34,6 +34,8 @@ internal static unsafe partial class CublasLt
     public const int DescBiasPointer = 8;
     public const int DescAScalePointer = 17;
     public const int DescBScalePointer = 18;
+    public const int DescFastAccum = 25;
+    public const int DescBiasDataType = 26;
     public const int DescAScaleMode = 31;
     public const int DescBScaleMode = 32;
 
@@ -105,6 +107,10 @@ internal static unsafe partial class CublasLt
 
     public static void Set(MatmulDescHandle desc, int attribute, int value) =>
         Check(cublasLtMatmulDescSetAttribute(desc, attribute, &value, sizeof(int)), "cublasLtMatmulDescSetAttribute", $"attribute {attribute}");
+
+    /// <summary>An int8_t attribute (FAST_ACCUM).</summary>
+    public static void Set(MatmulDescHandle desc, int attribute, sbyte value) =>
+        Check(cublasLtMatmulDescSetAttribute(desc, attribute, &value, sizeof(sbyte)), "cublasLtMatmulDescSetAttribute", $"attribute {attribute}");
 
     public static void Set(MatmulDescHandle desc, int attribute, ulong value) =>
         Check(cublasLtMatmulDescSetAttribute(desc, attribute, &value, sizeof(ulong)), "cublasLtMatmulDescSetAttribute", $"attribute {attribute}");

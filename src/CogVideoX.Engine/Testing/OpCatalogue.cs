@@ -698,6 +698,33 @@ public static class OpCatalogue
             using var q = w.QuantizeFp8();
             return x.LinearFp8(q);
         }, 1e-3);
+        // A narrow output: cuBLASLt has no FP8 GEMM for it, so the CUDA backend runs it widened to float32 (same products),
+        // then its epilogue kernel with bias and activation.
+        add("linear_fp8", "[5,32]·[3,32]ᵀ + bias, gelu-tanh (narrow output)", c =>
+        {
+            using var x = c.Rand(5, 32);
+            using var w = c.Rand(3, 32);
+            using var b = c.Rand(3);
+            using var q = w.QuantizeFp8();
+            return x.LinearFp8(q, b, Activation.GeluTanh);
+        }, 1e-3);
+        // GELU without a bias (cuBLASLt's GELU epilogue, or its DEFAULT one and the bias/activation kernel), and exact GELU,
+        // which no cuBLASLt epilogue has (the scaled GEMM's DEFAULT epilogue and the bias/activation kernel on CUDA).
+        add("linear_fp8", "[24,64]·[40,64]ᵀ, no bias, gelu-tanh", c =>
+        {
+            using var x = c.Uniform([24, 64], -2f, 2f);
+            using var w = c.Uniform([40, 64], -0.2f, 0.2f);
+            using var q = w.QuantizeFp8();
+            return x.LinearFp8(q, null, Activation.GeluTanh);
+        }, 1e-3);
+        add("linear_fp8", "[16,32]·[24,32]ᵀ + bias, gelu (erf)", c =>
+        {
+            using var x = c.Rand(16, 32);
+            using var w = c.Uniform([24, 32], -0.3f, 0.3f);
+            using var b = c.Rand(24);
+            using var q = w.QuantizeFp8();
+            return x.LinearFp8(q, b, Activation.Gelu);
+        }, 1e-3);
         // FP8-only streamed blocks (--linear fp8 under --memory balanced/low): the weight quantized on the CPU as the host
         // images are, its codes and scales at an offset in packed arenas uploaded byte for byte, the linear reading views.
         add("linear_fp8", "[64,128]·[96,128]ᵀ + bias, weight quantized on the host, codes and scales in uploaded arenas", c =>
