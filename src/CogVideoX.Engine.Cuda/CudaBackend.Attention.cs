@@ -241,7 +241,7 @@ public sealed unsafe partial class CudaBackend
         for (int i = 0; i < 3; i++)
             if (x.Layout.Stride(i) % 8 != 0 || y.Layout.Stride(i) % 8 != 0) return false;
         if ((long)x.Dim(0) * x.Dim(1) > 65535 || (long)x.Dim(2) * (d / 8) > int.MaxValue) return false;
-        return new[] { Ptr(x), Ptr(y), Ptr(cos), Ptr(sin) }.All(p => p % 16 == 0);
+        return ((Ptr(x) | Ptr(y) | Ptr(cos) | Ptr(sin)) & 15) == 0;
     }
 
     public void Gather(Tensor table, Tensor indices, Tensor y)
