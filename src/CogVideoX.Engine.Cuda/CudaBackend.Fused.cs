@@ -85,7 +85,18 @@ public sealed unsafe partial class CudaBackend
     /// LayerNorm (optionally modulated) with one row per group of lanes held in registers: x, y, scale and shift may
     /// have any row strides. False when the layout or size does not suit the kernel (the caller falls back).
     /// </summary>
-    private bool TryLayerNormRows(Tensor x, Tensor? gamma, Tensor? beta, Tensor? scale, Tensor? shift, float eps, Tensor y)
+    public void LayerNormRotary(Tensor x, Tensor? gamma, Tensor? beta, float eps, Tensor cos, Tensor sin, Tensor y)
+    {
+        using var profiled = Profile("layer_norm_rotary", y);
+        if (y.ElementCount == 0) return;
+        using var c = F32(cos)!;
+        using var s = F32(sin)!;
+        if (cos.Dim(0) > 0 && TryLayerNormRows(x, gamma, beta, null, null, eps, y, (c, s))) return;
+        Decompositions.LayerNormRotary(x, gamma, beta, eps, cos, sin, y);
+    }
+
+    private bool TryLayerNormRows(Tensor x, Tensor? gamma, Tensor? beta, Tensor? scale, Tensor? shift, float eps, Tensor y,
+        (Tensor Cos, Tensor Sin)? rotary = null)
     {
         int d = x.Dim(-1);
         if (x.DType is not (DType.F32 or DType.F16 or DType.BF16) || y.DType != x.DType || d % 8 != 0) return false;
@@ -98,8 +109,10 @@ public sealed unsafe partial class CudaBackend
         while (lanes < 32 && lanes * 4 < vectors) lanes <<= 1;
         int perLane = (vectors + lanes - 1) / lanes;
         int vpl = perLane switch { <= 1 => 1, <= 2 => 2, <= 4 => 4, <= 8 => 8, <= 12 => 12, <= 16 => 16, _ => 0 };
-        if (vpl == 0) return false;
+        if (vpl == 0 || rotary is not null && vpl > 4) return false;
         if (!RowsVectorisable(x) || !RowsVectorisable(y)) return false;
+        // The tables are read as whole 8-column vectors of contiguous rows.
+        if (rotary is { } t && (!t.Cos.IsContiguous || !t.Sin.IsContiguous || ((Ptr(t.Cos) | Ptr(t.Sin)) & 15) != 0)) return false;
         if (scale is not null && !RowsVectorisable(scale) || shift is not null && !RowsVectorisable(shift)) return false;
         ReadOnlySpan<long> none = default;
         if (!RowMap4.TryCreate(x.Shape[..^1], x.Layout.Strides[..^1], y.Layout.Strides[..^1],
@@ -124,10 +137,18 @@ public sealed unsafe partial class CudaBackend
             Eps = eps,
             Map = map,
         };
+        if (rotary is { } r)
+        {
+            args.Cos = Ptr(r.Cos);
+            args.Sin = Ptr(r.Sin);
+            args.Seq = x.Dim(2);
+            args.Rotated = r.Cos.Dim(0);
+        }
         long rowsPerBlock = 8L * (32 / lanes);
         long blocks = (rows + rowsPerBlock - 1) / rowsPerBlock;
         if (blocks > int.MaxValue) return false;
-        Launch(Function("norm", $"ln_rows_{Suffix(x.DType)}_v{vpl}"), (uint)blocks, 1, 256, ref args);
+        string kernel = rotary is null ? "ln_rows" : "ln_rotary_rows";
+        Launch(Function("norm", $"{kernel}_{Suffix(x.DType)}_v{vpl}"), (uint)blocks, 1, 256, ref args);
         return true;
     }
 }

@@ -107,7 +107,7 @@ public enum CudnnAttentionGraphChoice
 /// released from any thread.
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics, ILinearKernel, ISoftmaxKernel, ILayerNormKernel, IRmsNormKernel, IGroupNormKernel,
-    IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel,
+    IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel, ILayerNormRotaryKernel,
     ISage8AttentionKernel, IFp8LinearKernel
 {
     private const int StagingBytes = 16 << 20;

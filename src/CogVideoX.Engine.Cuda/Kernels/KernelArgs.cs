@@ -200,6 +200,10 @@ internal struct LnRowsArgs
     public float Eps;
     public int Pad;
     public RowMap4 Map;
+    public ulong Cos;
+    public ulong Sin;
+    public int Seq;
+    public int Rotated;
 }
 
 [StructLayout(LayoutKind.Sequential)]

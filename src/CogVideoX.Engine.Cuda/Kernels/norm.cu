@@ -282,8 +282,14 @@ struct LnRowsArgs
     float eps;
     int pad;
     RowMap4 map;  // operand 0 = x, 1 = y, 2 = scale, 3 = shift
+    // ln_rotary_rows only: rows are (b, h, n) of [B, H, seq, cols]; the last `rotated` tokens of each (b, h) are
+    // rotated by the float32 tables cos/sin [rotated, cols] after the norm (rotary8_impl's arithmetic).
+    const float* cos;
+    const float* sin;
+    int seq;
+    int rotated;
 };
-static_assert(sizeof(LnRowsArgs) == 240, "LnRowsArgs must match KernelArgs.cs");
+static_assert(sizeof(LnRowsArgs) == 264, "LnRowsArgs must match KernelArgs.cs");
 
 __device__ __forceinline__ double group_sum(double v, int lanes)
 {
@@ -307,7 +313,7 @@ __device__ __forceinline__ void unpack(const Pack8<float>& v, float* f)
     for (int k = 0; k < 8; ++k) f[k] = __uint_as_float(w[k]);
 }
 
-template <typename T, int VPL>
+template <typename T, int VPL, bool ROTARY = false>
 __device__ void ln_rows_impl(const LnRowsArgs& a)
 {
     const int lane = threadIdx.x & 31;
@@ -360,6 +366,13 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
     T* y = (T*)a.y + o[1];
     const T* sc = a.scale ? (const T*)a.scale + o[2] : 0;
     const T* sh = a.shift ? (const T*)a.shift + o[3] : 0;
+    // The rotated token's table row, or -1 for the leading (text) tokens.
+    i64 table_row = -1;
+    if (ROTARY)
+    {
+        i64 pos = row % a.seq, first = a.seq - a.rotated;
+        if (pos >= first) table_row = pos - first;
+    }
 #pragma unroll
     for (int j = 0; j < VPL; ++j)
     {
@@ -385,6 +398,20 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
             if (sh) t = __fadd_rn(t, hv[e]);
             out[e] = t;
         }
+        if (ROTARY && table_row >= 0)
+        {
+            // The norm's output as stored (rounded to T), then the pairs rotated: the unfused ops' values exactly.
+            float cv[8], sv2[8];
+            load8(a.cos + table_row * a.cols + c * 8, cv);
+            load8(a.sin + table_row * a.cols + c * 8, sv2);
+#pragma unroll
+            for (int p = 0; p < 4; ++p)
+            {
+                float re = to_float(from_float<T>(out[2 * p])), im = to_float(from_float<T>(out[2 * p + 1]));
+                out[2 * p] = __fsub_rn(__fmul_rn(re, cv[2 * p]), __fmul_rn(im, sv2[2 * p]));
+                out[2 * p + 1] = __fadd_rn(__fmul_rn(im, cv[2 * p + 1]), __fmul_rn(re, sv2[2 * p + 1]));
+            }
+        }
         store8(y + c * 8, out);
     }
 }
@@ -399,6 +426,15 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
 LN_ROWS(f32, float)
 LN_ROWS(f16, f16)
 LN_ROWS(bf16, bf16)
+
+// The per-head q/k norm with the rotary embedding fused (head dims 16 to 128: lanes and vectors as ln_rows picks).
+#define LN_ROTARY_ROWS(N, T) \
+    extern "C" __global__ void __launch_bounds__(256) ln_rotary_rows_##N##_v1(LnRowsArgs a) { ln_rows_impl<T, 1, true>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) ln_rotary_rows_##N##_v2(LnRowsArgs a) { ln_rows_impl<T, 2, true>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) ln_rotary_rows_##N##_v4(LnRowsArgs a) { ln_rows_impl<T, 4, true>(a); }
+LN_ROTARY_ROWS(f32, float)
+LN_ROTARY_ROWS(f16, f16)
+LN_ROTARY_ROWS(bf16, bf16)
 
 // A VAE's spatial norm after the group statistics: y = act(((x − mean)·scale_c + beta_c)·m + b) where scale_c folds the
 // group's 1/std and the channel's gamma (as group_apply_impl), and m, b are read from [N, C, T, h, w]

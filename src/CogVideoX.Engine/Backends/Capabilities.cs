@@ -42,6 +42,12 @@ public enum Capability
     Rotary,
 
     /// <summary>
+    /// <see cref="ILayerNormRotaryKernel"/>: attention's per-head query/key LayerNorm and the rotary embedding of the
+    /// trailing (video) tokens in one pass.
+    /// </summary>
+    LayerNormRotary,
+
+    /// <summary>
     /// <see cref="ISage8AttentionKernel"/>: 8-bit attention (INT8 Q·Kᵀ, FP8 P·V), an opt-in fast mode whose reference is
     /// <see cref="Sage8Attention"/> (agreement within the half types' tolerance, not bit for bit).
     /// </summary>
@@ -71,6 +77,7 @@ public static class BackendCapabilities
         Capability.UpsampleNearest => typeof(IUpsampleNearestKernel),
         Capability.Attention => typeof(IAttentionKernel),
         Capability.Rotary => typeof(IRotaryKernel),
+        Capability.LayerNormRotary => typeof(ILayerNormRotaryKernel),
         Capability.Sage8Attention => typeof(ISage8AttentionKernel),
         Capability.Fp8Linear => typeof(IFp8LinearKernel),
         _ => throw new ArgumentOutOfRangeException(nameof(capability)),
@@ -176,6 +183,17 @@ public interface IRotaryKernel
     /// y may be a strided view, x itself included (each pair is read before it is written).
     /// </summary>
     void Rotary(Tensor x, Tensor cos, Tensor sin, Tensor y);
+}
+
+public interface ILayerNormRotaryKernel
+{
+    /// <summary>
+    /// y = LayerNorm(x) over the last dim with gamma/beta [D] (either may be null), rounded to x's dtype, then the
+    /// rotary embedding of <see cref="IRotaryKernel"/> on the last M tokens: x [B, H, N, D] (any strides), cos/sin
+    /// [M, D] with M ≤ N, y [B, H, N, D] contiguous in x's dtype. The two ops in sequence with the same roundings,
+    /// so the result is theirs bit for bit where the norm's arithmetic is the same.
+    /// </summary>
+    void LayerNormRotary(Tensor x, Tensor? gamma, Tensor? beta, float eps, Tensor cos, Tensor sin, Tensor y);
 }
 
 public interface IFp8LinearKernel

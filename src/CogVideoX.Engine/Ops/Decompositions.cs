@@ -170,6 +170,16 @@ public static class Decompositions
         }
     }
 
+    /// <summary>The norm into y (so its result is rounded to y's dtype, x's), then the trailing tokens rotated in place.</summary>
+    public static void LayerNormRotary(Tensor x, Tensor? gamma, Tensor? beta, float eps, Tensor cos, Tensor sin, Tensor y)
+    {
+        x.LayerNormInto(gamma, beta, eps, y);
+        int m = cos.Dim(0);
+        if (m == 0) return;
+        using var rotated = y.Narrow(2, y.Dim(2) - m, m);
+        rotated.RotaryInto(cos, sin, rotated);
+    }
+
     public static void Rotary(Tensor x, Tensor cos, Tensor sin, Tensor y)
     {
         // rotated pairs (−x[2i+1], x[2i]); y = x·cos + rotated·sin, complete before y (which may be x) is written.

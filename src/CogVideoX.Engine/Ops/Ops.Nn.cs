@@ -195,16 +195,49 @@ public static partial class Ops
         CheckAffine(x, beta, c, op, "beta");
     }
 
-    public static Tensor LayerNorm(this Tensor x, Tensor? gamma, Tensor? beta, float eps)
+    public static Tensor LayerNorm(this Tensor x, Tensor? gamma, Tensor? beta, float eps) => LayerNormCore(x, gamma, beta, eps, null)!;
+
+    /// <summary><see cref="LayerNorm"/> written into output (x's shape and dtype, any strides).</summary>
+    public static void LayerNormInto(this Tensor x, Tensor? gamma, Tensor? beta, float eps, Tensor output) =>
+        LayerNormCore(x, gamma, beta, eps, output);
+
+    private static Tensor? LayerNormCore(Tensor x, Tensor? gamma, Tensor? beta, float eps, Tensor? output)
     {
         Float(x, "layer_norm");
         RankAtLeast(x, 1, "layer_norm", "input");
         CheckAffine(x, gamma, x.Dim(-1), "layer_norm", "gamma");
         CheckAffine(x, beta, x.Dim(-1), "layer_norm", "beta");
-        var y = Like(x);
-        if (y.ElementCount == 0) return y;
+        var y = OutputLike(x, output, "layer_norm");
+        if (y.ElementCount == 0) return ResultOf(y, output);
         if (Kernel<ILayerNormKernel>(x) is { } kernel) kernel.LayerNorm(x, gamma, beta, eps, y);
         else Decompositions.LayerNorm(x, gamma, beta, eps, y);
+        return ResultOf(y, output);
+    }
+
+    /// <summary>
+    /// Attention's query/key preparation in one op: the per-head LayerNorm of x [B, H, N, D] over D (rounded to x's
+    /// dtype, as the norm alone is), then the rotary embedding (<see cref="Rotary"/>) of the last M tokens, cos/sin
+    /// [M, D] with M ≤ N (the video tokens after the text ones). Returns a contiguous [B, H, N, D] in x's dtype.
+    /// </summary>
+    public static Tensor LayerNormRotary(this Tensor x, Tensor? gamma, Tensor? beta, float eps, Tensor cos, Tensor sin)
+    {
+        const string op = "layer_norm_rotary";
+        Float(x, op);
+        Rank(x, 4, op, "x");
+        SameBackend(x, cos, op);
+        SameBackend(x, sin, op);
+        SameDType(x, cos, op);
+        SameDType(x, sin, op);
+        int n = x.Dim(2), d = x.Dim(3);
+        CheckAffine(x, gamma, d, op, "gamma");
+        CheckAffine(x, beta, d, op, "beta");
+        if (d % 2 != 0) throw new ArgumentException($"{op}: head dim {d} must be even");
+        if (cos.Rank != 2 || cos.Dim(0) > n || cos.Dim(1) != d || !sin.Shape.SequenceEqual(cos.Shape))
+            throw new ArgumentException($"{op}: cos {cos.ShapeString} / sin {sin.ShapeString} must be [M, {d}] with M ≤ {n} for x {x.ShapeString}");
+        var y = Like(x);
+        if (y.ElementCount == 0) return y;
+        if (Kernel<ILayerNormRotaryKernel>(x) is { } kernel) kernel.LayerNormRotary(x, gamma, beta, eps, cos, sin, y);
+        else Decompositions.LayerNormRotary(x, gamma, beta, eps, cos, sin, y);
         return y;
     }
 

@@ -114,6 +114,7 @@ public static class OpCatalogue
         "upsample" => Capability.UpsampleNearest,
         "attention" => Capability.Attention,
         "rotary" => Capability.Rotary,
+        "layer_norm_rotary" => Capability.LayerNormRotary,
         "sage8_attention" => Capability.Sage8Attention,
         "linear_fp8" or "fp8_quantize" => Capability.Fp8Linear,
         _ => null,
@@ -414,6 +415,27 @@ public static class OpCatalogue
             using var video = x.Narrow(2, 3, 14);
             video.RotaryInto(cos, sin, video);
             return x;
+        });
+        // Attention's q/k: a head view of a [B, N, 3, H, D] projection, normed per head, the video tokens rotated.
+        foreach (var (n, m, d) in new[] { (17, 14, 64), (300, 300, 64), (9, 0, 64), (5, 3, 12), (40, 33, 128) })
+        {
+            Add("layer_norm_rotary", $"qkv view [2,{n},3,3,{d}] → [2,3,{n},{d}], last {m} rotated", c =>
+            {
+                using var qkv = c.Uniform([2, n, 3, 3, d], -2f, 3f);
+                using var q = qkv.Select(2, 0).Permute(0, 2, 1, 3);
+                using var g = c.Rand(d);
+                using var b = c.Rand(d);
+                using var cos = c.Rand(m, d);
+                using var sin = c.Rand(m, d);
+                return q.LayerNormRotary(g, b, 1e-6f, cos, sin);
+            });
+        }
+        Add("layer_norm_rotary", "contiguous [1,2,20,64], no affine, last 16 rotated", c =>
+        {
+            using var x = c.Rand(1, 2, 20, 64);
+            using var cos = c.Rand(16, 64);
+            using var sin = c.Rand(16, 64);
+            return x.LayerNormRotary(null, null, 1e-5f, cos, sin);
         });
         Add("rotary", "x [1,2,17,64]", c =>
         {

@@ -96,7 +96,7 @@ public sealed class TransformerBlock : Module
 
         var normed = Tensor.Empty(hidden.Backend, hidden.DType, b, s, d);
         var (gate, textGate) = _norm1.Apply(hidden, normed, textLength, activatedEmbedding);
-        var attention = Attention(normed, textLength, rotary, attentionMode, fp8);
+        var attention = Attention(normed, rotary, attentionMode, fp8);
         normed.Dispose();
         AddGated(hidden, attention, textLength, gate, textGate);
         attention.Dispose();
@@ -112,7 +112,7 @@ public sealed class TransformerBlock : Module
     }
 
     /// <summary>Self-attention over all tokens of x [B, S, D]; returns to_out's result [B, S, D].</summary>
-    private Tensor Attention(Tensor x, int textLength, RotaryTables? rotary, AttentionMode mode, BlockFp8Weights? fp8)
+    private Tensor Attention(Tensor x, RotaryTables? rotary, AttentionMode mode, BlockFp8Weights? fp8)
     {
         int b = x.Dim(0), s = x.Dim(1);
         using var qkv = Project(x, _qkvWeight, fp8?.Qkv, _qkvBias);
@@ -120,14 +120,10 @@ public sealed class TransformerBlock : Module
         using var qHeads = split.Select(2, 0).Permute(0, 2, 1, 3);
         using var kHeads = split.Select(2, 1).Permute(0, 2, 1, 3);
         using var v = split.Select(2, 2).Permute(0, 2, 1, 3);
-        // Per-head LayerNorm over head_dim; its output is a contiguous [B, H, S, hd].
-        using var q = qHeads.LayerNorm(_normQWeight.Value, _normQBias.Value, QueryKeyNormEps);
-        using var k = kHeads.LayerNorm(_normKWeight.Value, _normKBias.Value, QueryKeyNormEps);
-        if (rotary is not null)
-        {
-            ApplyRotary(q, textLength, rotary);
-            ApplyRotary(k, textLength, rotary);
-        }
+        // Per-head LayerNorm over head_dim, then (5b style) the video tokens after the text ones rotated, in one op;
+        // its output is a contiguous [B, H, S, hd].
+        using var q = NormQueryKey(qHeads, _normQWeight, _normQBias, rotary);
+        using var k = NormQueryKey(kHeads, _normKWeight, _normKBias, rotary);
         // The kernel writes heads straight into [B, S, H, hd] order, so merging heads is a free reshape.
         using var merged = Tensor.Empty(x.Backend, x.DType, b, s, _heads, _headDim);
         float scale = (float)(1.0 / Math.Sqrt(_headDim));
@@ -203,12 +199,10 @@ public sealed class TransformerBlock : Module
         base.Dispose();
     }
 
-    /// <summary>Rotates the video tokens (after the text tokens) of x [B, H, S, hd] in place.</summary>
-    private static void ApplyRotary(Tensor x, int textLength, RotaryTables rotary)
-    {
-        using var video = x.Narrow(2, textLength, x.Dim(2) - textLength);
-        video.RotaryInto(rotary.Cos, rotary.Sin, video);
-    }
+    private static Tensor NormQueryKey(Tensor heads, Parameter weight, Parameter bias, RotaryTables? rotary) =>
+        rotary is null
+            ? heads.LayerNorm(weight.Value, bias.Value, QueryKeyNormEps)
+            : heads.LayerNormRotary(weight.Value, bias.Value, QueryKeyNormEps, rotary.Cos, rotary.Sin);
 
     /// <summary>hidden += gate · update, with the video gate on the video tokens and the text gate on the text tokens.</summary>
     private static void AddGated(Tensor hidden, Tensor update, int textLength, Tensor gate, Tensor textGate)

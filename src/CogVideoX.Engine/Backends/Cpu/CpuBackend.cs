@@ -11,7 +11,7 @@ namespace CogVideoX.Engine;
 /// <see cref="Capability"/>, so its fused kernels are the reference the decompositions are checked against.
 /// </summary>
 public sealed unsafe partial class CpuBackend : IBackend, ILinearKernel, ISoftmaxKernel, ILayerNormKernel, IRmsNormKernel, IGroupNormKernel,
-    IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel,
+    IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel, ILayerNormRotaryKernel,
     ISage8AttentionKernel, IFp8LinearKernel
 {
     public static readonly CpuBackend Instance = new();
