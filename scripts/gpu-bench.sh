@@ -82,6 +82,36 @@ if has attn15; then
   VARIANTS="${VARIANTS15:-4 3 2 4:-DATTN_STAGES=4 4:-DATTN_STAGES=8}" timeout 500 "$HERE/kernels/attention_sm90_check.sh" "$OUT/attn15" > "$OUT/attn15.txt" 2>&1
   grep -E "^===|rc=|error|spill|45106|17776" "$OUT/attn15.txt" | head -40; stamp attn15
 fi
+# Exponentials on the FMA pipes (ATTN_EXP_EMU chunks of 8, common.cuh's softmax_tile): the harness's builds at the 2b
+# and 1.5 shapes, then the shipped binary recompiled with COGVIDEOX_KERNEL_DEFINES (selftest attention cases, the golden
+# runs, the 2b, 5b and 1.5 steps and the 8-bit attention step) beside the default build in the same call.
+if has expemu; then
+  VARIANTS="${EMU_VARIANTS:-4 4:-DATTN_EXP_EMU=1 4:-DATTN_EXP_EMU=2 4:-DATTN_EXP_EMU=3}" timeout 300 "$HERE/kernels/attention_sm90_check.sh" /tmp/attn-emu > "$OUT/expemu-harness.txt" 2>&1
+  grep -E "^===|rc=|error|spill|45106|17776" "$OUT/expemu-harness.txt" | head -40; stamp expemu-harness
+  EMU=${EMU:-2}
+  export COGVIDEOX_KERNEL_DEFINES="ATTN_EXP_EMU=$EMU"
+  { timeout 120 $B selftest --filter attention; echo "selftest rc=$?"; } > "$OUT/expemu-selftest.txt" 2>&1
+  grep -E "FAIL|passed|rc=" "$OUT/expemu-selftest.txt" | head -10
+  timeout 240 $B selftest --golden > "$OUT/expemu-golden.txt" 2>&1; echo "golden rc=$?" >> "$OUT/expemu-golden.txt"
+  grep -E "FAIL|within|passed|rc=|error" "$OUT/expemu-golden.txt" | head -12; stamp expemu-correctness
+  echo "=== the next benches with COGVIDEOX_KERNEL_DEFINES=$COGVIDEOX_KERNEL_DEFINES" >> "$OUT/bench.txt"
+  run_bench emu-2b 180 transformer --model-config 2b --repeats 5 --profile
+  run_bench emu-5b 240 transformer --model-config 5b --repeats 3
+  run_bench emu-15 300 transformer --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats 2 --profile
+  run_bench emu-sage8-2b 240 transformer --model-config 2b --repeats 5 --attention sage8 --profile
+  unset COGVIDEOX_KERNEL_DEFINES
+  echo "=== default build again" >> "$OUT/bench.txt"
+  run_bench exact-2b 180 transformer --model-config 2b --repeats 5 --profile
+  run_bench exact-5b 240 transformer --model-config 5b --repeats 3
+  run_bench exact-sage8-2b 240 transformer --model-config 2b --repeats 5 --attention sage8 --profile
+fi
+# The FP8 linear's correctness and its 2b/5b steps only (the fp8 stage without the whole video).
+if has fp8lite; then
+  timeout 120 $B selftest --filter fp8 > "$OUT/fp8_selftest.txt" 2>&1; echo "fp8 selftest rc=$?" >> "$OUT/fp8_selftest.txt"
+  grep -E "fp8|passed|FAIL|rc=|\[cuda\]" "$OUT/fp8_selftest.txt" | head -40
+  run_bench fp8step2b 180 transformer --model-config 2b --repeats 5 --profile --linear fp8
+  run_bench fp8step5b 240 transformer --model-config 5b --repeats 3 --profile --linear fp8
+fi
 if has vae15; then run_bench vae15 540 vae-tiled --model-config 1.5 --frames 81 --height 768 --width 1360 --repeats ${R15:-2}; fi
 if has pipeline15; then run_bench pipeline15 590 pipeline --model 1.5 --frames 81 --height 768 --width 1360 --steps ${STEPS15:-50} --warmup-steps ${WARMUP15:-2} --memory ${MEMORY15:-full,balanced,low}; fi
 # FP8 linears (issue 22, unrun so far): the op catalogue's FP8 cases against the CPU emulation, then the 2b and 5b steps
@@ -124,7 +154,7 @@ if has sage8; then
   run_bench sage8-5b 300 transformer --model-config 5b --repeats 3 --attention sage8
   run_bench sage8-pipeline 540 pipeline --model-config 2b --steps 50 --memory full --attention sage8
 fi
-if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has profile15 || has vae15 || has sage8 || has fp8; then
+if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has profile15 || has vae15 || has sage8 || has fp8 || has expemu || has fp8lite; then
   grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|8-bit attention|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z0-9_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then

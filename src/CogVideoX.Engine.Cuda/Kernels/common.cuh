@@ -452,6 +452,33 @@ __device__ __forceinline__ u64 wgmma_desc(u32 addr, u32 stride_bytes, u32 swizzl
     return desc;
 }
 
+// How many of the 8 four-element chunks of a thread's score tile take their exponentials on the FMA pipes
+// (ex2_poly) instead of the special-function unit: with head dim 64 the SFU's 16 exponentials per clock per
+// multiprocessor take as long as the tile's two products, so moving a share of them to the FMA units, which have
+// issue slots to spare, shortens the softmax (FlashAttention-4's split). 0 = all on the SFU.
+#ifndef ATTN_EXP_EMU
+#define ATTN_EXP_EMU 0
+#endif
+
+// 2^x for x <= 0 on the FMA pipes, within 2.4e-7 relative (ex2.approx's own accuracy, so P rounds to the same
+// 16-bit value but in rare ties): x = j + f with j = round(x) (the 1.5 * 2^23 shift leaves j in the low mantissa
+// bits) and f in [-0.5, 0.5]; 2^f by a degree-5 fit of the relative error; j added to the exponent field.
+// x is clamped at -126 so 2^j stays a normal number's exponent: masked keys (-inf) become 2^-126, not 0, and
+// weigh nothing against a row sum of at least 1.
+__device__ __forceinline__ float ex2_poly(float x)
+{
+    x = fmaxf(x, -126.0f);
+    const float t = __fadd_rn(x, 12582912.0f);
+    const float f = __fsub_rn(x, __fsub_rn(t, 12582912.0f));
+    float p = 1.32764725e-3f;
+    p = __fmaf_rn(p, f, 9.67554189e-3f);
+    p = __fmaf_rn(p, f, 5.55071309e-2f);
+    p = __fmaf_rn(p, f, 2.40221202e-1f);
+    p = __fmaf_rn(p, f, 6.93146944e-1f);
+    p = __fmaf_rn(p, f, 1.00000012f);
+    return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
+}
+
 // Online softmax of one 64 x 64 score tile in the wgmma accumulator layout, in place: the scores become
 // exp2(S * sl2 - m) (sl2: the softmax scale times log2 e, or 1 where the scores carry it already; this thread holds
 // rows r and r + 8, see below); updates the running maxima (base 2) and this thread's share of the row sums (of the
@@ -491,10 +518,20 @@ __device__ __forceinline__ void softmax_tile(float* s, float& m0, float& m1, flo
 #pragma unroll
     for (int c = 0; c < 8; ++c)
     {
-        s[4 * c] = ex2_approx(s[4 * c] * sl2 - n0);
-        s[4 * c + 1] = ex2_approx(s[4 * c + 1] * sl2 - n0);
-        s[4 * c + 2] = ex2_approx(s[4 * c + 2] * sl2 - n1);
-        s[4 * c + 3] = ex2_approx(s[4 * c + 3] * sl2 - n1);
+        if (c < ATTN_EXP_EMU)
+        {
+            s[4 * c] = ex2_poly(s[4 * c] * sl2 - n0);
+            s[4 * c + 1] = ex2_poly(s[4 * c + 1] * sl2 - n0);
+            s[4 * c + 2] = ex2_poly(s[4 * c + 2] * sl2 - n1);
+            s[4 * c + 3] = ex2_poly(s[4 * c + 3] * sl2 - n1);
+        }
+        else
+        {
+            s[4 * c] = ex2_approx(s[4 * c] * sl2 - n0);
+            s[4 * c + 1] = ex2_approx(s[4 * c + 1] * sl2 - n0);
+            s[4 * c + 2] = ex2_approx(s[4 * c + 2] * sl2 - n1);
+            s[4 * c + 3] = ex2_approx(s[4 * c + 3] * sl2 - n1);
+        }
         r0 += s[4 * c] + s[4 * c + 1];
         r1 += s[4 * c + 2] + s[4 * c + 3];
     }

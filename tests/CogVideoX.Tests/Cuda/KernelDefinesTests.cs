@@ -1,0 +1,29 @@
+using CogVideoX.Engine;
+using CogVideoX.Engine.Cuda;
+
+namespace CogVideoX.Tests.Cuda;
+
+/// <summary>COGVIDEOX_KERNEL_DEFINES: the compile-time variant knob for A/B runs on the GPU machine.</summary>
+public class KernelDefinesTests
+{
+    [Theory]
+    [InlineData(null, new string[0])]
+    [InlineData("  ", new string[0])]
+    [InlineData("ATTN_EXP_EMU=2", new[] { "-DATTN_EXP_EMU=2" })]
+    [InlineData("ATTN_EXP_EMU=2, ATTN_STAGES=8", new[] { "-DATTN_EXP_EMU=2", "-DATTN_STAGES=8" })]
+    public void NameValuePairsBecomeDefineOptions(string? value, string[] expected) =>
+        Assert.Equal(expected, KernelCompiler.ExtraDefines(value));
+
+    [Theory]
+    [InlineData("ATTN_EXP_EMU")]
+    [InlineData("attn=2")]
+    [InlineData("A=1 --use_fast_math")]
+    [InlineData("A=$(rm -rf /)")]
+    public void AnythingElseIsRefusedWithTheFormToUse(string value)
+    {
+        var e = Assert.Throws<CogVideoXException>(() => KernelCompiler.ExtraDefines(value));
+        Assert.Contains("COGVIDEOX_KERNEL_DEFINES", e.Message);
+        Assert.Contains("NAME=VALUE", e.Message);
+        Assert.Contains("ATTN_EXP_EMU=2", e.Message);
+    }
+}
