@@ -89,9 +89,8 @@ public sealed unsafe partial class CudaBackend
     {
         using var profiled = Profile("layer_norm_rotary", y);
         if (y.ElementCount == 0) return;
-        using var c = F32(cos)!;
-        using var s = F32(sin)!;
-        if (cos.Dim(0) > 0 && TryLayerNormRows(x, gamma, beta, null, null, eps, y, (c, s))) return;
+        // The tables are read in x's dtype (the contract's): no float32 copy of them per call.
+        if (cos.Dim(0) > 0 && x.ElementCount / x.Dim(3) < int.MaxValue && TryLayerNormRows(x, gamma, beta, null, null, eps, y, (cos, sin))) return;
         Decompositions.LayerNormRotary(x, gamma, beta, eps, cos, sin, y);
     }
 
@@ -112,7 +111,7 @@ public sealed unsafe partial class CudaBackend
         if (vpl == 0 || rotary is not null && vpl > 4) return false;
         if (!RowsVectorisable(x) || !RowsVectorisable(y)) return false;
         // The tables are read as whole 8-column vectors of contiguous rows.
-        if (rotary is { } t && (!t.Cos.IsContiguous || !t.Sin.IsContiguous || ((Ptr(t.Cos) | Ptr(t.Sin)) & 15) != 0)) return false;
+        if (rotary is { } t && (t.Cos.DType != x.DType || t.Sin.DType != x.DType || !t.Cos.IsContiguous || !t.Sin.IsContiguous || ((Ptr(t.Cos) | Ptr(t.Sin)) & 15) != 0)) return false;
         if (scale is not null && !RowsVectorisable(scale) || shift is not null && !RowsVectorisable(shift)) return false;
         ReadOnlySpan<long> none = default;
         if (!RowMap4.TryCreate(x.Shape[..^1], x.Layout.Strides[..^1], y.Layout.Strides[..^1],
@@ -141,6 +140,7 @@ public sealed unsafe partial class CudaBackend
         {
             args.Cos = Ptr(r.Cos);
             args.Sin = Ptr(r.Sin);
+            args.Heads = x.Dim(1);
             args.Seq = x.Dim(2);
             args.Rotated = r.Cos.Dim(0);
         }

@@ -198,7 +198,7 @@ internal struct LnRowsArgs
     public int Cols;
     public int Lanes;
     public float Eps;
-    public int Pad;
+    public int Heads;
     public RowMap4 Map;
     public ulong Cos;
     public ulong Sin;

@@ -65,6 +65,42 @@ __device__ void fp8_quantize_rows_impl(const Fp8QuantizeArgs& a)
 
 FLOAT_KERNELS(fp8_quantize_rows, Fp8QuantizeArgs, fp8_quantize_rows_impl)
 
+// The same, eight elements per access: cols and xStride multiples of 8, x 16-byte aligned (the host checks). The
+// scalar form above moved 2 bytes in and 1 out per thread and access, and ran at ~0.5 TB/s: 13 % of a 2b FP8 step.
+template <typename T>
+__device__ void fp8_quantize_rows8_impl(const Fp8QuantizeArgs& a)
+{
+    __shared__ float scratch[32];
+    const i64 vecs = a.cols / 8;
+    for (i64 r = blockIdx.x; r < a.rows; r += gridDim.x)
+    {
+        const T* row = (const T*)a.x + r * a.xStride;
+        float amax = 0.0f;
+        for (i64 v = threadIdx.x; v < vecs; v += blockDim.x)
+        {
+            float f[8];
+            load8(row + v * 8, f);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) amax = MaxOp<float>::apply(amax, fabsf(f[e]));
+        }
+        amax = block_reduce<MaxOp<float>>(amax, scratch);
+        const float scale = e4m3_row_scale(amax);
+        if (threadIdx.x == 0) a.scales[r] = scale;
+        u8* out = a.codes + r * a.cols;
+        for (i64 v = threadIdx.x; v < vecs; v += blockDim.x)
+        {
+            float f[8];
+            load8(row + v * 8, f);  // the second read of the row comes from L1/L2
+            u32 w[2] = {0u, 0u};
+#pragma unroll
+            for (int e = 0; e < 8; ++e) w[e >> 2] |= (u32)e4m3_from_float(__fdiv_rn(f[e], scale)) << (8 * (e & 3));
+            *(uint2*)(out + v * 8) = make_uint2(w[0], w[1]);
+        }
+    }
+}
+
+FLOAT_KERNELS(fp8_quantize_rows8, Fp8QuantizeArgs, fp8_quantize_rows8_impl)
+
 // y[r, c] = act(acc[r, c] · xScale[r] · wScale[c] + bias[c]), left to right in float, stored in T.
 struct Fp8EpilogueArgs
 {

@@ -280,12 +280,12 @@ struct LnRowsArgs
     int cols;
     int lanes;
     float eps;
-    int pad;
+    int heads;    // ln_rotary_rows only (below)
     RowMap4 map;  // operand 0 = x, 1 = y, 2 = scale, 3 = shift
-    // ln_rotary_rows only: rows are (b, h, n) of [B, H, seq, cols]; the last `rotated` tokens of each (b, h) are
-    // rotated by the float32 tables cos/sin [rotated, cols] after the norm (rotary8_impl's arithmetic).
-    const float* cos;
-    const float* sin;
+    // ln_rotary_rows only: rows are (b, h, n) of [B, heads, seq, cols]; the last `rotated` tokens of each (b, h) are
+    // rotated by the tables cos/sin [rotated, cols] (x's type, contiguous) after the norm (rotary8_impl's arithmetic).
+    const void* cos;
+    const void* sin;
     int seq;
     int rotated;
 };
@@ -320,8 +320,20 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
     const int lanes = a.lanes;
     const int l = lane & (lanes - 1);
     const i64 warp = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    const i64 row = warp * (32 / lanes) + lane / lanes;
+    i64 row = warp * (32 / lanes) + lane / lanes;
     const bool valid = row < a.rows;
+    // The rotary form walks the rows heads fastest: a warp's rows are then one token's heads, which lie side by side in
+    // a QKV projection (whole contiguous runs instead of 128-byte pieces) and share one row of the tables (a broadcast
+    // load instead of one per head). `row` becomes the (b, h, n) row it stands for.
+    i64 table_row = -1;
+    if (ROTARY && valid)
+    {
+        const u32 heads = (u32)a.heads, seq = (u32)a.seq, r32 = (u32)row;  // the host keeps rows below 2^31
+        const u32 t = r32 / heads, h = r32 - t * heads, b = t / seq, n = t - b * seq;
+        row = ((i64)b * heads + h) * seq + n;
+        const u32 first = seq - (u32)a.rotated;
+        if (n >= first) table_row = n - first;
+    }
     const int vecs = a.cols / 8;
     i64 o[4] = { 0, 0, 0, 0 };
     if (valid) row_offsets(a.map, row, o);
@@ -366,13 +378,6 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
     T* y = (T*)a.y + o[1];
     const T* sc = a.scale ? (const T*)a.scale + o[2] : 0;
     const T* sh = a.shift ? (const T*)a.shift + o[3] : 0;
-    // The rotated token's table row, or -1 for the leading (text) tokens.
-    i64 table_row = -1;
-    if (ROTARY)
-    {
-        i64 pos = row % a.seq, first = a.seq - a.rotated;
-        if (pos >= first) table_row = pos - first;
-    }
 #pragma unroll
     for (int j = 0; j < VPL; ++j)
     {
@@ -402,8 +407,8 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
         {
             // The norm's output as stored (rounded to T), then the pairs rotated: the unfused ops' values exactly.
             float cv[8], sv2[8];
-            load8(a.cos + table_row * a.cols + c * 8, cv);
-            load8(a.sin + table_row * a.cols + c * 8, sv2);
+            load8((const T*)a.cos + table_row * a.cols + c * 8, cv);
+            load8((const T*)a.sin + table_row * a.cols + c * 8, sv2);
 #pragma unroll
             for (int p = 0; p < 4; ++p)
             {

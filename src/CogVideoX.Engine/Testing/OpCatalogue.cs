@@ -720,6 +720,15 @@ public static class OpCatalogue
             using var q = w.QuantizeFp8();
             return x.LinearFp8(q);
         }, 1e-3);
+        // Rows of 20: the activation quantized element by element (the 8-wide kernel needs multiples of 8), the GEMM widened.
+        add("linear_fp8", "[7,20]·[16,20]ᵀ + bias (rows not a multiple of 8)", c =>
+        {
+            using var x = c.Rand(7, 20);
+            using var w = c.Rand(16, 20);
+            using var b = c.Rand(16);
+            using var q = w.QuantizeFp8();
+            return x.LinearFp8(q, b);
+        }, 1e-3);
         // A narrow output: cuBLASLt has no FP8 GEMM for it, so the CUDA backend runs it widened to float32 (same products),
         // then its epilogue kernel with bias and activation.
         add("linear_fp8", "[5,32]·[3,32]ᵀ + bias, gelu-tanh (narrow output)", c =>
