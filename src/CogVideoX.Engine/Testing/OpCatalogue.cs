@@ -720,11 +720,13 @@ public static class OpCatalogue
             using var q = w.QuantizeFp8();
             return x.LinearFp8(q);
         }, 1e-3);
-        // Rows of 20: the activation quantized element by element (the 8-wide kernel needs multiples of 8), the GEMM widened.
-        add("linear_fp8", "[7,20]·[16,20]ᵀ + bias (rows not a multiple of 8)", c =>
+        // Rows 36 elements apart: the activation quantized element by element (the 8-wide kernel needs row strides that
+        // are multiples of 8; input features stay a multiple of 16, which cuBLASLt's FP8 GEMM requires).
+        add("linear_fp8", "[7,32] rows of a [7,36]·[16,32]ᵀ + bias (row stride not a multiple of 8)", c =>
         {
-            using var x = c.Rand(7, 20);
-            using var w = c.Rand(16, 20);
+            using var full = c.Rand(7, 36);
+            using var x = full.Narrow(1, 0, 32);
+            using var w = c.Rand(16, 32);
             using var b = c.Rand(16);
             using var q = w.QuantizeFp8();
             return x.LinearFp8(q, b);
