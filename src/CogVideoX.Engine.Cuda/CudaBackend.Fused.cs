@@ -81,10 +81,6 @@ public sealed unsafe partial class CudaBackend
         return true;
     }
 
-    /// <summary>
-    /// LayerNorm (optionally modulated) with one row per group of lanes held in registers: x, y, scale and shift may
-    /// have any row strides. False when the layout or size does not suit the kernel (the caller falls back).
-    /// </summary>
     public void LayerNormRotary(Tensor x, Tensor? gamma, Tensor? beta, float eps, Tensor cos, Tensor sin, Tensor y)
     {
         using var profiled = Profile("layer_norm_rotary", y);
@@ -94,6 +90,11 @@ public sealed unsafe partial class CudaBackend
         Decompositions.LayerNormRotary(x, gamma, beta, eps, cos, sin, y);
     }
 
+    /// <summary>
+    /// LayerNorm (optionally modulated) with one row per group of lanes held in registers: x, y, scale and shift may
+    /// have any row strides; with rotary tables, the rotary form (ln_rotary_rows). False when the layout or size does not
+    /// suit the kernel (the caller falls back).
+    /// </summary>
     private bool TryLayerNormRows(Tensor x, Tensor? gamma, Tensor? beta, Tensor? scale, Tensor? shift, float eps, Tensor y,
         (Tensor Cos, Tensor Sin)? rotary = null)
     {
