@@ -453,9 +453,10 @@ __device__ __forceinline__ u64 wgmma_desc(u32 addr, u32 stride_bytes, u32 swizzl
 }
 
 // How many of the 8 four-element chunks of a thread's score tile take their exponentials on the FMA pipes
-// (ex2_poly) instead of the special-function unit: with head dim 64 the SFU's 16 exponentials per clock per
-// multiprocessor take as long as the tile's two products, so moving a share of them to the FMA units, which have
-// issue slots to spare, shortens the softmax (FlashAttention-4's split). 0 = all on the SFU.
+// (ex2_poly) instead of the special-function unit (FlashAttention-4's split). Measured on an H200 (2026-12-05,
+// docs/gpu-runs/2026-12-05-h200-results-3.md): slower at every setting (9.28 -> 10.60 -> 11.60 ms a 2b call for 0, 2,
+// 3), as these kernels are bound by instruction issue at head dim 64, not by the SFU. Kept at 0; the A/B stays
+// possible through COGVIDEOX_KERNEL_DEFINES.
 #ifndef ATTN_EXP_EMU
 #define ATTN_EXP_EMU 0
 #endif

@@ -29,15 +29,12 @@ public sealed unsafe partial class CpuBackend
         Copy(result, y);
     }
 
-    /// <summary>This backend's norm, then its rotary in place on y: the reference arithmetic, y's dtype between.</summary>
-    public void LayerNormRotary(Tensor x, Tensor? gamma, Tensor? beta, float eps, Tensor cos, Tensor sin, Tensor y)
-    {
-        LayerNorm(x, gamma, beta, eps, y);
-        int m = cos.Dim(0);
-        if (m == 0) return;
-        using var rotated = y.Narrow(2, y.Dim(2) - m, m);
-        Rotary(rotated, cos, sin, rotated);
-    }
+    /// <summary>
+    /// The decomposition itself (this backend's norm, then its rotary in place on y, y's dtype between): on the CPU a
+    /// fused pass would save nothing worth a second copy of the reference arithmetic.
+    /// </summary>
+    public void LayerNormRotary(Tensor x, Tensor? gamma, Tensor? beta, float eps, Tensor cos, Tensor sin, Tensor y) =>
+        Decompositions.LayerNormRotary(x, gamma, beta, eps, cos, sin, y);
 
     public void Rotary(Tensor x, Tensor cos, Tensor sin, Tensor y)
     {
