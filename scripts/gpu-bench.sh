@@ -170,10 +170,20 @@ if has sage8fast; then
   run_bench s8fp8-2b 180 transformer --model-config 2b --repeats 5 --attention sage8 --linear fp8 --profile
 fi
 if has fastest; then
-  run_bench fastest 400 pipeline --model-config 2b --steps 50 --memory full --attention sage8 --linear fp8 --cache teacache --cache-threshold ${FAST_THRESHOLD:-0.2}
+  # FAST_EXACT=N keeps the first and last N steps exact (random weights let TeaCache reuse every other step).
+  run_bench fastest 400 pipeline --model-config 2b --steps 50 --memory full --attention sage8 --linear fp8 --cache teacache --cache-threshold ${FAST_THRESHOLD:-0.2} --exact-steps ${FAST_EXACT:-0}
   grep -E "video 1/1|warm-up" "$OUT/bench.txt" | tail -n 2 | cut -c1-400
 fi
-if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has profile15 || has vae15 || has sage8 || has fp8 || has expemu || has fp8lite || has sage8fast || has fastest; then
+# The fast modes' per-step error against the exact step at full size (random weights), alone and combined, 2b and 5b.
+if has fastmodes; then
+  for m in 2b 5b; do
+    run_bench "fm-$m-fp8" 300 transformer --model-config $m --repeats 3 --linear fp8
+    run_bench "fm-$m-s8fp8" 300 transformer --model-config $m --repeats 3 --linear fp8 --attention sage8
+  done
+  run_bench fm-5b-s8 300 transformer --model-config 5b --repeats 3 --attention sage8
+  grep -E "relative error of the step" "$OUT/bench.txt"
+fi
+if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has profile15 || has vae15 || has sage8 || has fp8 || has expemu || has fp8lite || has sage8fast || has fastest || has fastmodes; then
   grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|8-bit attention|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z0-9_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then

@@ -184,6 +184,9 @@ __device__ __forceinline__ void issue_pv8(Sage90State& st, u64 dv) { issue_k64<f
 #ifndef SAGE90_EXP_EMU
 #define SAGE90_EXP_EMU 0  // chunks (of 8, 4 scores each) whose exponentials run on the FMA pipes (common.cuh's ex2_poly)
 #endif
+#ifndef SAGE90_SUM_CHAINS
+#define SAGE90_SUM_CHAINS 1  // independent row-sum chains a row (1, 2, 4 or 8)
+#endif
 
 // The scores of the tile at key kv0 (its S resident in st.s, its K scales at ks_smem): the online softmax step, with
 // P * 448 left in st.f and this thread's share of the tile's row sums (of P * 448) added to l. The kernel is bound by
@@ -233,7 +236,11 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
     st.m0 = n0;
     st.m1 = n1;
     const float b0 = fmaf(-12582912.0f, sc0, SAGE90_LOG2_448 - n0), b1 = fmaf(-12582912.0f, sc1, SAGE90_LOG2_448 - n1);
-    float r0 = 0.0f, r1 = 0.0f;
+    // Row sums in SAGE90_SUM_CHAINS independent chains a row (chunk c adds to chain c mod chains), combined in order:
+    // one chain is 16 dependent adds after the last exponential.
+    float r0[SAGE90_SUM_CHAINS], r1[SAGE90_SUM_CHAINS];
+#pragma unroll
+    for (int k = 0; k < SAGE90_SUM_CHAINS; ++k) r0[k] = r1[k] = 0.0f;
 #pragma unroll
     for (int i = 0; i < 32; ++i)
     {
@@ -243,11 +250,17 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
         // Masked keys: their argument is far below zero only when sc is not tiny, so they are zeroed outright.
         if (TAIL && kv0 + (i >> 2) * 8 + (lane & 3) * 2 + (i & 1) >= nk) p = 0.0f;
         st.f[i] = p;
-        if (hi) r1 += p;
-        else r0 += p;
+        if (hi) r1[(i >> 2) % SAGE90_SUM_CHAINS] += p;
+        else r0[(i >> 2) % SAGE90_SUM_CHAINS] += p;
     }
-    st.l0 = st.l0 * st.c0 + r0;
-    st.l1 = st.l1 * st.c1 + r1;
+#pragma unroll
+    for (int k = 1; k < SAGE90_SUM_CHAINS; ++k)
+    {
+        r0[0] += r0[k];
+        r1[0] += r1[k];
+    }
+    st.l0 = st.l0 * st.c0 + r0[0];
+    st.l1 = st.l1 * st.c1 + r1[0];
 }
 
 // The softmax of the tile at key kv0: the tail form only for the last tile, which has keys past nk.
