@@ -80,7 +80,7 @@ public sealed unsafe partial class CudaBackend
         ByteTensorMap(Ptr(k8), Sage8Layout.KeyMap(bh, nkPad), hopper.Maps, "K8");
         ByteTensorMap(Ptr(vt8), Sage8Layout.ValueMap(bh, nkPad), hopper.Maps + Sage90Args.MapBytes, "V^T8");
         Launch(Function(Sage8HopperModule, $"sage8_attention_sm90_{suffix}"), (uint)(nqPad / Sage8Layout.HopperRows), (uint)bh,
-            Sage8Layout.HopperThreads, Sage8Layout.HopperSharedBytes, ref hopper);
+            (uint)Sage8Layout.HopperThreads, Sage8Layout.HopperSharedBytes, ref hopper);
     }
 
     private void RequireSage8Module(string module)

@@ -68,6 +68,8 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 #ifndef SAGE90_CONSUMER_REGS
 #define SAGE90_CONSUMER_REGS 160
 #endif
+static_assert(128 * SAGE90_PRODUCER_REGS + 128 * SAGE90_NW * SAGE90_CONSUMER_REGS <= 65536,
+              "setmaxnreg would ask for more registers than the block holds: set SAGE90_CONSUMER_REGS with SAGE90_NW (4: 120)");
 #define SAGE90_THREADS (128 * (SAGE90_NW + 1))
 #define SAGE90_ROWS (64 * SAGE90_NW)  // query rows per block; the host pads nq_pad to a multiple of it
 #define SAGE90_TILE 4096              // bytes of one 64 x 64 8-bit tile
