@@ -48,12 +48,31 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     void IFp8LinearKernel.LinearFp8(Tensor x, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y)
     {
-        int m = x.Dim(0), k = x.Dim(1), n = codes.Dim(0);
-        if (k % 16 != 0)
-            throw new CogVideoXException($"fp8 linear: cuBLASLt's FP8 GEMM needs the input features to be a multiple of 16, got {k}; use --linear exact for this model");
+        int m = x.Dim(0), k = x.Dim(1);
+        CheckFp8Features(k);
         using var xCodes = Tensor.Empty(this, DType.F8E4M3, m, k);
         using var xScales = Tensor.Empty(this, DType.F32, m);
         using (Profile("fp8_quantize_x", xCodes)) QuantizeRows(x, xCodes, xScales);
+        Fp8Product(xCodes, xScales, codes, scales, bias, activation, y);
+    }
+
+    /// <summary>The GEMM and epilogue of LinearFp8 on codes a producer wrote (modulated_layer_norm_fp8): no quantize pass.</summary>
+    void IFp8LinearKernel.LinearFp8Quantized(Tensor xCodes, Tensor xScales, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y)
+    {
+        CheckFp8Features(xCodes.Dim(1));
+        Fp8Product(xCodes, xScales, codes, scales, bias, activation, y);
+    }
+
+    private static void CheckFp8Features(int k)
+    {
+        if (k % 16 != 0)
+            throw new CogVideoXException($"fp8 linear: cuBLASLt's FP8 GEMM needs the input features to be a multiple of 16, got {k}; use --linear exact for this model");
+    }
+
+    /// <summary>y = act(xScales[m] · wScales[n] · (xCodes · codesᵀ)[m, n] + bias[n]): the scaled GEMM, else the two-pass or widened path.</summary>
+    private void Fp8Product(Tensor xCodes, Tensor xScales, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y)
+    {
+        int m = xCodes.Dim(0), k = xCodes.Dim(1), n = codes.Dim(0);
         if (TryScaledFp8Gemm(xCodes, xScales, codes, scales, bias, activation, y)) return;
         using var acc = Tensor.Empty(this, DType.F32, m, n);
         bool widened = _fp8Widened.Contains((m, n, k)) || !TryFp8Gemm(xCodes, codes, acc, y, activation);

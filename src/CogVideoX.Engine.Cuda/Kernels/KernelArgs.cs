@@ -204,6 +204,7 @@ internal struct LnRowsArgs
     public ulong Sin;
     public int Seq;
     public int Rotated;
+    public ulong RowScales;
 }
 
 [StructLayout(LayoutKind.Sequential)]

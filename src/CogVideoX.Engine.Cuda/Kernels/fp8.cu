@@ -1,37 +1,8 @@
 // FP8 linears (--linear fp8): per-row quantization to E4M3 and the dequantizing epilogue around a cuBLASLt FP8 GEMM.
 // Compiled lazily, on the first FP8 linear: a failure here never touches another module. The conversion is written out
-// (no cuda_fp8.h) to match the CPU reference (E4M3 in C#) bit for bit: round to nearest even, saturate at ±448,
-// subnormals in steps of 2^-9, NaN → 0x7F. E4M3_MAX: common.cuh.
+// (no cuda_fp8.h) to match the CPU reference (E4M3 in C#) bit for bit (common.cuh).
 
-typedef unsigned char u8;
-
-__device__ __forceinline__ u8 e4m3_from_float(float v)
-{
-    u32 bits = __float_as_uint(v);
-    u8 sign = (u8)((bits >> 24) & 0x80u);
-    if (v != v) return (u8)(sign | 0x7Fu);
-    float a = fabsf(v);
-    if (a > E4M3_MAX) return (u8)(sign | 0x7Eu);
-    if (a < 0.015625f)
-    {
-        // a · 512 is exact (a power-of-two scaling); rintf rounds half to even.
-        return (u8)(sign | (u8)rintf(a * 512.0f));
-    }
-    u32 ab = bits & 0x7fffffffu;
-    int e = (int)(ab >> 23) - 127;
-    u32 m = ab & 0x7fffffu;
-    u32 kept = m >> 20, rest = m & 0xfffffu;
-    if (rest > 0x80000u || (rest == 0x80000u && (kept & 1u))) kept++;
-    if (kept == 8u) { kept = 0u; e++; }
-    int code = ((e + 7) << 3) | (int)kept;
-    return (u8)(sign | (u8)(code < 0x7E ? code : 0x7E));
-}
-
-// amax / 448, or 1 for a row that is all zeros or not finite (as E4M3.RowScale).
-__device__ __forceinline__ float e4m3_row_scale(float amax)
-{
-    return (amax > 0.0f && amax < F_INF) ? __fdiv_rn(amax, E4M3_MAX) : 1.0f;
-}
+// u8, e4m3_from_float and e4m3_row_scale: common.cuh (ln_rows_impl's quantizing form uses them too).
 
 // codes[r, c] = E4M3(x[r, c] / scale[r]) with scale[r] = amax of the row / 448. One block per row (grid-stride over rows).
 struct Fp8QuantizeArgs
@@ -100,6 +71,27 @@ __device__ void fp8_quantize_rows8_impl(const Fp8QuantizeArgs& a)
 }
 
 FLOAT_KERNELS(fp8_quantize_rows8, Fp8QuantizeArgs, fp8_quantize_rows8_impl)
+
+// The adaptive LayerNorm that feeds an FP8 linear (modulated_layer_norm_fp8): norm.cu's ln_rows arithmetic (common.cuh),
+// each row rounded to T as that kernel stores it, then quantized as fp8_quantize_rows8 does, from registers: the
+// codes and row scale are the two kernels' bit for bit, with neither the [rows, cols] T tensor written nor read back.
+#define LN_FP8_ROWS(N, T, V, BOUNDS) \
+    extern "C" __global__ void __launch_bounds__(BOUNDS) ln_fp8_rows_##N##_v##V(LnRowsArgs a) { ln_rows_impl<T, V, LN_FP8>(a); }
+// The half types' layouts of the model widths (v4 to v16: 1,024 to 4,096 columns) let ptxas aim at two blocks an SM
+// and more; the narrow ones (v1, v2) and float32 (no FP8 model runs float32 activations on a GPU) are held to one,
+// so that its occupancy targets never trade a spill for them.
+#define LN_FP8_ROWS_HALF(N, T) \
+    LN_FP8_ROWS(N, T, 1, 256 COMMA 1) LN_FP8_ROWS(N, T, 2, 256 COMMA 1) LN_FP8_ROWS(N, T, 4, 256) \
+    LN_FP8_ROWS(N, T, 8, 256) LN_FP8_ROWS(N, T, 12, 256) LN_FP8_ROWS(N, T, 16, 256)
+#define COMMA ,
+LN_FP8_ROWS_HALF(f16, f16)
+LN_FP8_ROWS_HALF(bf16, bf16)
+LN_FP8_ROWS(f32, float, 1, 256 COMMA 1)
+LN_FP8_ROWS(f32, float, 2, 256 COMMA 1)
+LN_FP8_ROWS(f32, float, 4, 256 COMMA 1)
+LN_FP8_ROWS(f32, float, 8, 256 COMMA 1)
+LN_FP8_ROWS(f32, float, 12, 256 COMMA 1)
+LN_FP8_ROWS(f32, float, 16, 256 COMMA 1)
 
 // y[r, c] = act(acc[r, c] · xScale[r] · wScale[c] + bias[c]), left to right in float, stored in T.
 struct Fp8EpilogueArgs
