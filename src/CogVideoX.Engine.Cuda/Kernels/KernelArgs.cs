@@ -473,6 +473,19 @@ internal struct Fp8QuantizeArgs
     public long XStride;
 }
 
+/// <summary>fp8_quantize_lanes / fp8_quantize_block (fp8.cu): a row held in registers.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct Fp8RowsArgs
+{
+    public ulong X;
+    public ulong Codes;
+    public ulong Scales;
+    public long Rows;
+    public long XStride;
+    public int Cols;
+    public int Lanes;
+}
+
 [StructLayout(LayoutKind.Sequential)]
 internal struct Fp8EpilogueArgs
 {

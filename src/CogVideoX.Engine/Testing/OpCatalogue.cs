@@ -700,6 +700,47 @@ public static class OpCatalogue
                 using var q = w.QuantizeFp8();
                 return Dequantized(q);
             }, Tolerance: 0));
+            // Each register layout of the CUDA quantize kernels (fp8_quantize_lanes: threads a row and vectors a thread;
+            // fp8_quantize_block: one block a row), and past them fp8_quantize_rows8.
+            foreach (var (rows, cols, path) in new[]
+            {
+                (9, 8, "lanes v1"), (7, 16, "lanes v2"), (5, 1920, "lanes v8, 2b's attention output"), (3, 3072, "lanes v12, 5b's"),
+                (4, 4096, "lanes v16"), (3, 7680, "block of 128 v8, 2b's GELU output"), (2, 12288, "block of 256 v8, 5b's"),
+                (2, 24576, "block v12"), (1, 32768, "block v16"), (2, 32776, "rows8, wider than the register kernels"),
+            })
+            {
+                cases.Add(new OpCase("fp8_quantize", dt, $"[{rows},{cols}] dequantized ({path})", c =>
+                {
+                    using var w = c.Uniform([rows, cols], -3f, 3f);
+                    using var q = w.QuantizeFp8();
+                    return Dequantized(q);
+                }, Tolerance: 0));
+            }
+            foreach (var cols in new[] { 1920, 7680 })
+            {
+                cases.Add(new OpCase("fp8_quantize", dt, $"[5,{cols}] zeros, subnormals, large, flushed, ±448 (register kernels)", c =>
+                {
+                    var data = new float[5 * cols];
+                    for (int i = 0; i < cols; i++)
+                    {
+                        data[cols + i] = (i % 32 - 16) * 1e-3f;
+                        data[2 * cols + i] = (i % 32 - 16) * 1000f;
+                        data[3 * cols + i] = i == 7 ? 1f : 1e-6f;
+                        data[4 * cols + i] = (i % 3 - 1) * 0.0625f;
+                    }
+                    using var w = Tensor.FromArray(data, [5, cols], c.Backend, c.DType);
+                    using var q = w.QuantizeFp8();
+                    return Dequantized(q);
+                }, Tolerance: 0));
+            }
+            // An activation whose rows are 8 elements apart more than their width: the register kernels' row stride.
+            cases.Add(new OpCase("fp8_quantize", dt, "[37,1920] rows of a [37,1928] (strided rows, lanes v8)", c =>
+            {
+                using var wide = c.Uniform([37, 1928], -3f, 3f);
+                using var w = wide.Narrow(1, 8, 1920);
+                using var q = w.QuantizeFp8();
+                return Dequantized(q);
+            }, Tolerance: 0));
         }
         add("linear_fp8", "[37,64]·[48,64]ᵀ + bias", c =>
         {
