@@ -340,9 +340,9 @@ __device__ __forceinline__ u8 e4m3_from_float(float v)
 }
 
 // amax / 448, or 1 for a row that is all zeros or not finite (as E4M3.RowScale). The quotient is made in double
-// (amax · RN(1/448) corrected twice with exact FMA residuals: the correctly rounded double quotient) and rounded once to
-// float, which is RN(amax / 448) for every float amax (checked exhaustively against IEEE float division): the value of
-// __fdiv_rn without its slow-path call, whose register saves spilled in kernels that hold whole rows in registers.
+// (amax · RN(1/448) corrected twice with exact FMA residuals: the correctly rounded double quotient) and rounded once
+// to float, which is RN(amax / 448) for every float amax (checked exhaustively, scripts/kernels/fp8-division-check.c):
+// __fdiv_rn's value without its slow-path call, whose register saves spilled in kernels that hold whole rows.
 __device__ __forceinline__ float e4m3_row_scale(float amax)
 {
     if (!(amax > 0.0f && amax < F_INF)) return 1.0f;
@@ -358,10 +358,11 @@ __device__ __forceinline__ float e4m3_row_scale(float amax)
 // registers. The row's divisor is made once: b = s·2^k in [1, 2) and y = RN(1/b), chosen among the neighbours of a
 // Newton-refined hardware reciprocal by the smallest exact residual |1 − b·y|. A quotient is then a·2^k · y corrected
 // twice with exact FMA residuals (Markstein: with y = RN(1/b) and a faithful q, RN(q + (a − b·q)·y) = RN(a / b)),
-// magnitudes apart and the sign put back, so signed zeros survive. a·2^k is exact unless it falls below 2^-126, where the
-// quotient (< 2^-120) is far below E4M3's least step (2^-9) and its code is 0 with a's sign either way. ±0, ±∞ and NaN
+// magnitudes apart and the sign put back, so signed zeros survive. Below 2^-100 a·2^k or the residuals may underflow,
+// but such a quotient is far below E4M3's least step (2^-9): its code is 0 with a's sign either way. ±0, ±∞ and NaN
 // take the plain product (a canonical NaN, as division gives), and a zero scale gives ±∞ (0/0 and NaN: NaN) as
-// division by zero does. Checked against IEEE division on 10^8 (value, row amax) pairs and every b in [1, 2).
+// division by zero does. Checked against IEEE division on 10^8 (value, row amax) pairs and every b in [1, 2)
+// (scripts/kernels/fp8-division-check.c).
 struct RowDivisor
 {
     float b;      // s·2^k in [1, 2), or 0 for a zero scale
