@@ -156,7 +156,34 @@ if has sage8; then
   run_bench sage8-5b 300 transformer --model-config 5b --repeats 3 --attention sage8
   run_bench sage8-pipeline 540 pipeline --model-config 2b --steps 50 --memory full --attention sage8
 fi
-if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has profile15 || has vae15 || has sage8 || has fp8 || has expemu || has fp8lite; then
+# Issue 22 (2026-12-06): the 8-bit kernel's softmax at ~281 instructions a tile (373 before), its exponential split
+# (SAGE_DEFINES, through COGVIDEOX_KERNEL_DEFINES), both fast modes together, and the fastest combination's whole video.
+if has sage8fast; then
+  { timeout 300 $B selftest --filter sage8_attention; echo "selftest rc=$?"; } > "$OUT/sage8fast.txt" 2>&1
+  grep -E "FAIL|passed|rc=" "$OUT/sage8fast.txt" | head -20; stamp sage8fast-selftest
+  run_bench s8-exact2b 180 transformer --model-config 2b --repeats 5 --profile
+  run_bench s8-2b 180 transformer --model-config 2b --repeats 5 --attention sage8 --profile
+  for d in ${SAGE_DEFINES:-SAGE90_EXP_EMU=1}; do
+    echo "=== the next bench with COGVIDEOX_KERNEL_DEFINES=$d" >> "$OUT/bench.txt"
+    COGVIDEOX_KERNEL_DEFINES=$d run_bench "s8-$d" 180 transformer --model-config 2b --repeats 5 --attention sage8 --profile
+  done
+  run_bench s8fp8-2b 180 transformer --model-config 2b --repeats 5 --attention sage8 --linear fp8 --profile
+fi
+if has fastest; then
+  # FAST_EXACT=N keeps the first and last N steps exact (random weights let TeaCache reuse every other step).
+  run_bench fastest 400 pipeline --model-config 2b --steps 50 --memory full --attention sage8 --linear fp8 --cache teacache --cache-threshold ${FAST_THRESHOLD:-0.2} --exact-steps ${FAST_EXACT:-0}
+  grep -E "video 1/1|warm-up" "$OUT/bench.txt" | tail -n 2 | cut -c1-400
+fi
+# The fast modes' per-step error against the exact step at full size (random weights), alone and combined, 2b and 5b.
+if has fastmodes; then
+  for m in 2b 5b; do
+    run_bench "fm-$m-fp8" 300 transformer --model-config $m --repeats 3 --linear fp8
+    run_bench "fm-$m-s8fp8" 300 transformer --model-config $m --repeats 3 --linear fp8 --attention sage8
+  done
+  run_bench fm-5b-s8 300 transformer --model-config 5b --repeats 3 --attention sage8
+  grep -E "relative error of the step" "$OUT/bench.txt"
+fi
+if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has profile15 || has vae15 || has sage8 || has fp8 || has expemu || has fp8lite || has sage8fast || has fastest || has fastmodes; then
   grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|8-bit attention|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z0-9_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then

@@ -5,8 +5,11 @@ public sealed unsafe partial class CudaBackend
     private const string Sage8Module = "attention_sage8";
     private const string Sage8HopperModule = "attention_sage8_sm90";
 
-    /// <summary>Threads of the key-mean and value-scale passes: SAGE_SCAN_THREADS in attention_sage8.cu (checked by KernelConstantsTests).</summary>
+    /// <summary>Threads of the K-mean and V-scale scan: SAGE_SCAN_THREADS in attention_sage8.cu (checked by KernelConstantsTests).</summary>
     internal const int Sage8ScanThreads = 1024;
+
+    /// <summary>Tokens a scan block folds: SAGE_SCAN_CHUNK in attention_sage8.cu (checked by KernelConstantsTests).</summary>
+    internal const int Sage8ScanChunk = 512;
 
     /// <summary>
     /// 8-bit attention (the CPU reference is <see cref="Engine.Sage8Attention"/>): attention_sage8.cu's quantization
@@ -41,7 +44,9 @@ public sealed unsafe partial class CudaBackend
         using var kScale = Tensor.Empty(this, DType.F32, bh * nkPad);
         using var vt8 = Tensor.Empty(this, DType.F32, Words((long)bh * 64 * nkPad));
         using var vScale = Tensor.Empty(this, DType.F32, bh * 64);
-        using var kMean = Tensor.Empty(this, DType.F32, bh * 64);
+        // K's means [BH][64], then the scan's partials [BH][splits][128] (K's sums, V's maxima).
+        int splits = (nk + Sage8ScanChunk - 1) / Sage8ScanChunk;
+        using var kMean = Tensor.Empty(this, DType.F32, checked(bh * 64 + bh * splits * 128));
         var args = new Sage8Args
         {
             Args = AttentionArguments(q, k, v, null, scale, y),
@@ -58,14 +63,12 @@ public sealed unsafe partial class CudaBackend
         string suffix = Suffix(q.DType);
         KernelFunction F(string name) => Function(Sage8Module, $"{name}_{suffix}");
         // Profiled apart from the attention kernel (profile scopes do not nest), so a profile shows what the pre-pass costs.
-        using (Profile("sage8_quantize", y))
-        {
-            Launch(F("sage8_key_mean"), (uint)bh, 1, Sage8ScanThreads, ref args);
-            Launch(F("sage8_quant_q"), (uint)(nqPad / 16), (uint)bh, 256, ref args);
-            Launch(F("sage8_quant_k"), (uint)(nkPad / 64), (uint)bh, 128, ref args);
-            Launch(F("sage8_value_scale"), (uint)bh, 1, Sage8ScanThreads, ref args);
-            Launch(F("sage8_quant_v"), (uint)(nkPad / 64), (uint)bh, 256, ref args);
-        }
+        // Each kernel profiled on its own: a profile shows where the pre-pass's time goes.
+        using (Profile("sage8_scan", y)) Launch(F("sage8_scan"), (uint)splits, (uint)bh, Sage8ScanThreads, ref args);
+        using (Profile("sage8_scan_finish", y)) Launch(F("sage8_scan_finish"), (uint)bh, 1, 64, ref args);
+        using (Profile("sage8_quant_q", y)) Launch(F("sage8_quant_q"), (uint)(nqPad / 16), (uint)bh, 256, ref args);
+        using (Profile("sage8_quant_k", y)) Launch(F("sage8_quant_k"), (uint)(nkPad / 64), (uint)bh, 128, ref args);
+        using (Profile("sage8_quant_v", y)) Launch(F("sage8_quant_v"), (uint)(nkPad / 64), (uint)bh, 256, ref args);
         _ownAttentionCalls++;
         using var profiled = Profile("attention_sage8", y, $"{q.Dim(3)} {(kernel == Sage8Kernel.MmaSync ? "mma.sync" : "wgmma")}");
         if (kernel == Sage8Kernel.MmaSync)
@@ -77,7 +80,7 @@ public sealed unsafe partial class CudaBackend
         ByteTensorMap(Ptr(k8), Sage8Layout.KeyMap(bh, nkPad), hopper.Maps, "K8");
         ByteTensorMap(Ptr(vt8), Sage8Layout.ValueMap(bh, nkPad), hopper.Maps + Sage90Args.MapBytes, "V^T8");
         Launch(Function(Sage8HopperModule, $"sage8_attention_sm90_{suffix}"), (uint)(nqPad / Sage8Layout.HopperRows), (uint)bh,
-            Sage8Layout.HopperThreads, Sage8Layout.HopperSharedBytes, ref hopper);
+            (uint)Sage8Layout.HopperThreads, Sage8Layout.HopperSharedBytes, ref hopper);
     }
 
     private void RequireSage8Module(string module)

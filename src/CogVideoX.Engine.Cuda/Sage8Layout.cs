@@ -11,13 +11,19 @@ internal static class Sage8Layout
     public const int KeyTile = 64;
 
     /// <summary>Consumer warpgroups (64 query rows each) and K/Vᵀ stages of the wgmma kernel (SAGE90_NW, SAGE90_STAGES).</summary>
-    public const int HopperWarpgroups = 3, HopperStages = 8;
+    public const int DefaultHopperWarpgroups = 3, HopperStages = 8;
+
+    /// <summary>
+    /// The consumer warpgroups the kernel is compiled with: <see cref="DefaultHopperWarpgroups"/>, or SAGE90_NW from
+    /// COGVIDEOX_KERNEL_DEFINES (an A/B knob, with SAGE90_CONSUMER_REGS to match), so the launch matches the kernel.
+    /// </summary>
+    public static int HopperWarpgroups => KernelCompiler.DefinedInteger("SAGE90_NW") ?? DefaultHopperWarpgroups;
 
     /// <summary>Threads per block: the consumer warpgroups and one producer warpgroup (SAGE90_THREADS).</summary>
-    public const int HopperThreads = 128 * (HopperWarpgroups + 1);
+    public static int HopperThreads => 128 * (HopperWarpgroups + 1);
 
     /// <summary>Query rows per block (SAGE90_ROWS): the wgmma kernel's Q rows are padded to a multiple of it.</summary>
-    public const int HopperRows = 64 * HopperWarpgroups;
+    public static int HopperRows => 64 * HopperWarpgroups;
 
     /// <summary>Bytes of one 64 × 64 8-bit tile (SAGE90_TILE) and of one key tile's 64 float K scales (SAGE90_KSCALE).</summary>
     public const int TileBytes = KeyTile * 64, KeyScaleBytes = KeyTile * 4;

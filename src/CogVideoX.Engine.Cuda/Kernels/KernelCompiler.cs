@@ -172,6 +172,24 @@ internal static class KernelCompiler
     }
 
     /// <summary>
+    /// The integer value <see cref="DefinesVariable"/> gives the macro <paramref name="name"/>, or null: for the launch
+    /// geometry a define changes (the host must size the grid as the kernel was compiled).
+    /// </summary>
+    public static int? DefinedInteger(string name) => DefinedInteger(name, Environment.GetEnvironmentVariable(DefinesVariable));
+
+    /// <summary><see cref="DefinedInteger(string)"/> for a given value of the variable.</summary>
+    public static int? DefinedInteger(string name, string? value)
+    {
+        foreach (var define in ExtraDefines(value))
+        {
+            var parts = define[2..].Split('=', 2);
+            if (parts[0] == name && int.TryParse(parts[1], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int v))
+                return v;
+        }
+        return null;
+    }
+
+    /// <summary>
     /// Compiles a module for compute capability major.minor, or takes it from the cache. With
     /// <paramref name="report"/> the cache is not read and ptxas's per-kernel report (registers, spills, shared memory,
     /// warnings) comes back with the image, which is the same as without it and is cached as usual.

@@ -3,11 +3,11 @@
 // Compiled lazily at the first --attention sage8 call (never by doctor or the default path); a first, correct
 // version with mma.sync (not wgmma): UNRUN when written — the op catalogue's sage8_attention cases check it.
 //
-//   sage8_key_mean     per (b, h): the mean of K over tokens, per channel (float, 16 interleaved partial sums)
+//   sage8_scan         per (b, h, 512 tokens): partial sums of K and maxima of |V| per channel; sage8_scan_finish
+//                      per (b, h): K's mean and V's per-channel scale (amax / 448) from them
 //   sage8_quant_q      per (b, h, 16-row tile): INT8 Q, one scale per rows {r, r + 8} (the rows one thread's
 //                      accumulators hold), the softmax scale times log2(e) folded into it
 //   sage8_quant_k      per (b, h, 64-key tile): INT8 (K - mean), one scale per (token mod 8) div 2
-//   sage8_value_scale  per (b, h): V's per-channel amax / 448
 //   sage8_quant_v      V in E4M3, transposed [channel][key] with the keys of each 32-block permuted to the order
 //                      the P fragment has them in (below), so the P.V B operand is one 32-bit load
 //   sage8_attention_*  4 warps x 16 query rows; per 64-key tile: S = Q8.K8^T (mma m16n8k32 s8, int32), dequantized
@@ -42,56 +42,68 @@ __device__ __forceinline__ float warp_max(float v)
     return v;
 }
 
-// The key-mean and value-scale passes read all of K or V once per (b, h): 16 token lanes x 64 channels per block, so
-// the reads are coalesced rows and 1024 threads keep loads in flight (one thread a channel, walking 17,776 tokens
-// serially, took milliseconds: as long as a third of the attention).
+// K's mean and V's channel maxima read all of K and V once. One block per (b, h) walking every token left 60 of 132
+// multiprocessors idle at 2 x 30 heads and one load in flight per thread; so each block takes SAGE_SCAN_CHUNK tokens
+// of one head (16 token lanes x 64 channels, coalesced rows) and writes its partial sums and maxima, and a second pass
+// combines a head's partials in block order (deterministic; the mean is not the CPU's token order, which the op
+// catalogue's half-type bound covers). The kmean buffer holds [BH][64] means, then [BH][splits][128] partials: K's
+// sums in 0..63, V's |max| in 64..127, splits = ceil(nk / SAGE_SCAN_CHUNK) (the host sizes it the same way).
 #define SAGE_SCAN_LANES 16
 #define SAGE_SCAN_THREADS (SAGE_SCAN_LANES * 64)
-
-// One channel of K or V (x with strides xs) of head (b, h) = blockIdx.x folded over its nk tokens: token lane i
-// (threadIdx.x / 64) folds tokens i, i + 16, ..., then the 16 partials are combined in lane order. The result is for
-// threads 0..63 (channel = threadIdx.x), whose caller writes it.
-struct SumFold
-{
-    static __device__ __forceinline__ float fold(float acc, float v) { return acc + v; }
-    static __device__ __forceinline__ float combine(float a, float b) { return a + b; }
-};
-struct AbsMaxFold
-{
-    static __device__ __forceinline__ float fold(float acc, float v) { return fmaxf(acc, fabsf(v)); }
-    static __device__ __forceinline__ float combine(float a, float b) { return fmaxf(a, b); }
-};
-
-template <typename T, typename F>
-__device__ __forceinline__ float fold_channel(const AttentionArgs& a, const void* x, const i64* xs)
-{
-    const int c = threadIdx.x & 63;
-    const i64 bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
-    const i64 base = b * xs[0] + h * xs[1] + c * xs[3], token_stride = xs[2];
-    const int n = a.nk;
-    __shared__ float part[SAGE_SCAN_THREADS];
-    const int lane = threadIdx.x >> 6;
-    float acc = 0.0f;
-    for (int t = lane; t < n; t += SAGE_SCAN_LANES) acc = F::fold(acc, load_elem<T>(x, base + t * token_stride));
-    part[threadIdx.x] = acc;
-    __syncthreads();
-    float total = 0.0f;
-    if (threadIdx.x < 64)
-    {
-#pragma unroll
-        for (int i = 0; i < SAGE_SCAN_LANES; ++i) total = F::combine(total, part[i * 64 + c]);
-    }
-    return total;
-}
+#define SAGE_SCAN_CHUNK 512
 
 template <typename T>
-__device__ void key_mean_impl(const Sage8Args& s)
+__device__ void scan_impl(const Sage8Args& s)
 {
-    // Not the CPU's token order: the mean moves by float rounding, which the op catalogue's half-type bound covers.
     const AttentionArgs& a = s.a;
-    const float total = fold_channel<T, SumFold>(a, a.k, a.ks);
-    const int c = threadIdx.x & 63;
-    if (threadIdx.x < 64) s.kmean[(i64)blockIdx.x * 64 + c] = __fdiv_rn(total, (float)a.nk);
+    const int c = threadIdx.x & 63, lane = threadIdx.x >> 6;
+    const i64 bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
+    const int t0 = blockIdx.x * SAGE_SCAN_CHUNK, t1 = min(a.nk, t0 + SAGE_SCAN_CHUNK);
+    const i64 kb = b * a.ks[0] + h * a.ks[1] + c * a.ks[3], vb = b * a.vs[0] + h * a.vs[1] + c * a.vs[3];
+    float sum = 0.0f, amax = 0.0f;
+#pragma unroll 8
+    for (int t = t0 + lane; t < t1; t += SAGE_SCAN_LANES)
+    {
+        sum += load_elem<T>(a.k, kb + t * a.ks[2]);
+        amax = fmaxf(amax, fabsf(load_elem<T>(a.v, vb + t * a.vs[2])));
+    }
+    __shared__ float sums[SAGE_SCAN_THREADS], maxima[SAGE_SCAN_THREADS];
+    sums[threadIdx.x] = sum;
+    maxima[threadIdx.x] = amax;
+    __syncthreads();
+    if (threadIdx.x < 64)
+    {
+        float total = 0.0f, m = 0.0f;
+#pragma unroll
+        for (int i = 0; i < SAGE_SCAN_LANES; ++i)
+        {
+            total += sums[i * 64 + c];
+            m = fmaxf(m, maxima[i * 64 + c]);
+        }
+        float* part = s.kmean + (i64)gridDim.y * 64 + (bh * gridDim.x + blockIdx.x) * 128;
+        part[c] = total;
+        part[64 + c] = m;
+    }
+}
+
+// One block of 64 threads per (b, h): K's mean per channel and V's channel scale (|max| / 448, 1 for an all-zero
+// channel) from the partials.
+__device__ void scan_finish_impl(const Sage8Args& s)
+{
+    const AttentionArgs& a = s.a;
+    const int c = threadIdx.x;
+    const i64 bh = blockIdx.x;
+    const int splits = (a.nk + SAGE_SCAN_CHUNK - 1) / SAGE_SCAN_CHUNK;
+    const float* part = s.kmean + (i64)gridDim.x * 64 + bh * splits * 128;
+    float total = 0.0f, m = 0.0f;
+    for (int i = 0; i < splits; ++i)
+    {
+        total += part[i * 128 + c];
+        m = fmaxf(m, part[i * 128 + 64 + c]);
+    }
+    s.kmean[bh * 64 + c] = __fdiv_rn(total, (float)a.nk);
+    const float sc = __fdiv_rn(m, E4M3_MAX);
+    s.vscale[bh * 64 + c] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
 }
 
 template <typename T>
@@ -157,19 +169,6 @@ __device__ void quant_k_impl(const Sage8Args& s)
         s.k8[row * 64 + lane * 2] = real ? quant_s8(x[i][0], sc) : 0;
         s.k8[row * 64 + lane * 2 + 1] = real ? quant_s8(x[i][1], sc) : 0;
         if (lane == 0) s.kscale[row] = real ? sc : 0.0f;
-    }
-}
-
-template <typename T>
-__device__ void value_scale_impl(const Sage8Args& s)
-{
-    // A maximum is the same in any order.
-    const float m = fold_channel<T, AbsMaxFold>(s.a, s.a.v, s.a.vs);
-    const int c = threadIdx.x & 63;
-    if (threadIdx.x < 64)
-    {
-        float sc = __fdiv_rn(m, E4M3_MAX);
-        s.vscale[(i64)blockIdx.x * 64 + c] = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
     }
 }
 
@@ -354,10 +353,10 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
 }
 
 #define SAGE8_KERNELS(T, N)                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(SAGE_SCAN_THREADS) sage8_key_mean_##N(Sage8Args s) { key_mean_impl<T>(s); }               \
+    extern "C" __global__ void __launch_bounds__(SAGE_SCAN_THREADS) sage8_scan_##N(Sage8Args s) { scan_impl<T>(s); }                   \
+    extern "C" __global__ void __launch_bounds__(64) sage8_scan_finish_##N(Sage8Args s) { scan_finish_impl(s); }                        \
     extern "C" __global__ void __launch_bounds__(256) sage8_quant_q_##N(Sage8Args s) { quant_q_impl<T>(s); }                \
     extern "C" __global__ void __launch_bounds__(128) sage8_quant_k_##N(Sage8Args s) { quant_k_impl<T>(s); }                \
-    extern "C" __global__ void __launch_bounds__(SAGE_SCAN_THREADS) sage8_value_scale_##N(Sage8Args s) { value_scale_impl<T>(s); }        \
     extern "C" __global__ void __launch_bounds__(256) sage8_quant_v_##N(Sage8Args s) { quant_v_impl<T>(s); }                \
     extern "C" __global__ void __launch_bounds__(128) sage8_attention_##N(Sage8Args s) { sage8_attention_impl<T>(s); }
 

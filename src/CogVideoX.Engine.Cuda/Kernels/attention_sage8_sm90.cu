@@ -68,6 +68,8 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 #ifndef SAGE90_CONSUMER_REGS
 #define SAGE90_CONSUMER_REGS 160
 #endif
+static_assert(128 * SAGE90_PRODUCER_REGS + 128 * SAGE90_NW * SAGE90_CONSUMER_REGS <= 65536,
+              "setmaxnreg would ask for more registers than the block holds: set SAGE90_CONSUMER_REGS with SAGE90_NW (4: 120)");
 #define SAGE90_THREADS (128 * (SAGE90_NW + 1))
 #define SAGE90_ROWS (64 * SAGE90_NW)  // query rows per block; the host pads nq_pad to a multiple of it
 #define SAGE90_TILE 4096              // bytes of one 64 x 64 8-bit tile
@@ -178,19 +180,96 @@ __device__ __forceinline__ void issue_qk8(Sage90State& st, u64 dk) { issue_k64<i
 // T = P.V for one tile: two k-steps of 32 key slots (a fresh inner accumulator per tile).
 __device__ __forceinline__ void issue_pv8(Sage90State& st, u64 dv) { issue_k64<float, wgmma_e4m3_m64n64k32>(st.t, st.p, dv); }
 
-// The scores of the tile at key kv0 (its S resident in st.s, its K scales at ks_smem) dequantized, the online softmax
-// step (common.cuh's softmax_tile), P left in st.f. Every column a thread holds (8 (i >> 2) + 2 (lane & 3) + (i & 1) for
-// element i) is in K scale group lane & 3, whose scale token 2 (lane & 3) carries.
+#define S32_MIN (-2147483647 - 1)
+// log2(448): the exponent offset that makes exp2 produce P * 448, the E4M3 code's scale, directly.
+#define SAGE90_LOG2_448 8.807354922057604f
+#ifndef SAGE90_EXP_EMU
+#define SAGE90_EXP_EMU 0  // chunks (of 8, 4 scores each) whose exponentials run on the FMA pipes (common.cuh's ex2_poly)
+#endif
+#ifndef SAGE90_SUM_CHAINS
+#define SAGE90_SUM_CHAINS 1  // independent row-sum chains a row (1, 2, 4 or 8)
+#endif
+
+// The scores of the tile at key kv0 (its S resident in st.s, its K scales at ks_smem): the online softmax step, with
+// P * 448 left in st.f and this thread's share of the tile's row sums (of P * 448) added to l. The kernel is bound by
+// instruction issue and the exponential unit, so each score costs as few instructions as the reference's roundings
+// allow (373 per thread and tile before, SASS of sm_90a; about 230 now):
+//   - the row maximum is taken over the integer dot products (three-input VIMNMX3) and converted once: the reference's
+//     scores are float(S) * sc rounded, a monotone map for sc > 0, so its maximum is the converted integer maximum;
+//   - float(S) * sc - m + log2(448) is one FFMA on the biased integer bits: A = bits(S + 1.5 * 2^23) is the float
+//     1.5 * 2^23 + S exactly (s32_to_float), and A * sc + (log2(448) - m - 1.5 * 2^23 * sc) differs from the
+//     reference's rounded score only by the rounding of that row constant, less than one unit of sc (the integer dot
+//     product's own quantization step) and the same for every score the thread holds in the row;
+//   - the factor 448 is in the exponent, so P * 448 needs no multiply and the row sums carry it (store_o8 divides by
+//     them alone).
+// Every column a thread holds (8 (i >> 2) + 2 (lane & 3) + (i & 1) for element i) is in K scale group lane & 3, whose
+// scale token 2 (lane & 3) carries. TAIL: the last tile, whose keys from nk on take no weight.
+template <bool TAIL>
 __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane)
 {
     float ks;
     asm volatile("ld.shared.f32 %0, [%1];" : "=f"(ks) : "r"(ks_smem + 4 * (2 * (lane & 3))));
     // The reference rounds sq * sk first, then multiplies the integer dot product by it.
     const float sc0 = st.qs0 * ks, sc1 = st.qs1 * ks;
+    if (TAIL)
+    {
 #pragma unroll
-    for (int i = 0; i < 32; ++i) st.f[i] = s32_to_float(st.s[i]) * ((i & 2) ? sc1 : sc0);
-    // The scores are in base-2 units already (Q's scale carries the softmax scale and log2 e).
-    softmax_tile(st.f, st.m0, st.m1, st.l0, st.l1, st.c0, st.c1, kv0, nk, lane, 1.0f);
+        for (int i = 0; i < 32; ++i)
+            if (kv0 + (i >> 2) * 8 + (lane & 3) * 2 + (i & 1) >= nk) st.s[i] = S32_MIN;
+    }
+    // Row r holds elements 4c, 4c + 1 and row r + 8 elements 4c + 2, 4c + 3: 16 each, maxima in 8 VIMNMX3 a row.
+    const int* s = st.s;
+    int i0 = __vimax3_s32(__vimax3_s32(s[0], s[1], s[4]), __vimax3_s32(s[5], s[8], s[9]), __vimax3_s32(s[12], s[13], s[16]));
+    i0 = __vimax3_s32(i0, __vimax3_s32(s[17], s[20], s[21]), __vimax3_s32(s[24], s[25], s[28]));
+    i0 = max(i0, s[29]);
+    int i1 = __vimax3_s32(__vimax3_s32(s[2], s[3], s[6]), __vimax3_s32(s[7], s[10], s[11]), __vimax3_s32(s[14], s[15], s[18]));
+    i1 = __vimax3_s32(i1, __vimax3_s32(s[19], s[22], s[23]), __vimax3_s32(s[26], s[27], s[30]));
+    i1 = max(i1, s[31]);
+    // A thread whose keys are all masked holds S32_MIN: its converted "maximum" is below every real score, and the quad
+    // holds the tile's first key, which is always real.
+    float x0 = s32_to_float(i0) * sc0, x1 = s32_to_float(i1) * sc1;
+    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
+    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
+    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
+    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
+    const float n0 = fmaxf(st.m0, x0), n1 = fmaxf(st.m1, x1);
+    st.c0 = ex2_approx(st.m0 - n0);
+    st.c1 = ex2_approx(st.m1 - n1);
+    st.m0 = n0;
+    st.m1 = n1;
+    const float b0 = fmaf(-12582912.0f, sc0, SAGE90_LOG2_448 - n0), b1 = fmaf(-12582912.0f, sc1, SAGE90_LOG2_448 - n1);
+    // Row sums in SAGE90_SUM_CHAINS independent chains a row (chunk c adds to chain c mod chains), combined in order:
+    // one chain is 16 dependent adds after the last exponential.
+    float r0[SAGE90_SUM_CHAINS], r1[SAGE90_SUM_CHAINS];
+#pragma unroll
+    for (int k = 0; k < SAGE90_SUM_CHAINS; ++k) r0[k] = r1[k] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 32; ++i)
+    {
+        const bool hi = (i & 2) != 0;
+        const float arg = fmaf(__int_as_float(s[i] + 0x4B400000), hi ? sc1 : sc0, hi ? b1 : b0);
+        float p = (i >> 2) < SAGE90_EXP_EMU ? ex2_poly(arg) : ex2_approx(arg);
+        // Masked keys: their argument is far below zero only when sc is not tiny, so they are zeroed outright.
+        if (TAIL && kv0 + (i >> 2) * 8 + (lane & 3) * 2 + (i & 1) >= nk) p = 0.0f;
+        st.f[i] = p;
+        if (hi) r1[(i >> 2) % SAGE90_SUM_CHAINS] += p;
+        else r0[(i >> 2) % SAGE90_SUM_CHAINS] += p;
+    }
+#pragma unroll
+    for (int k = 1; k < SAGE90_SUM_CHAINS; ++k)
+    {
+        r0[0] += r0[k];
+        r1[0] += r1[k];
+    }
+    st.l0 = st.l0 * st.c0 + r0[0];
+    st.l1 = st.l1 * st.c1 + r1[0];
+}
+
+// The softmax of the tile at key kv0: the tail form only for the last tile, which has keys past nk.
+__device__ __forceinline__ void softmax8_at(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane)
+{
+    if (kv0 + 64 > nk) softmax8<true>(st, ks_smem, kv0, nk, lane);
+    else softmax8<false>(st, ks_smem, kv0, nk, lane);
 }
 
 // P * 448 to E4M3 in the A fragments: k-step u covers accumulator chunks 4u .. 4u + 3 (keys 32u .. 32u + 31).
@@ -206,10 +285,8 @@ __device__ __forceinline__ void pack_p8(Sage90State& st)
             const int c = 4 * u + 2 * h;  // chunks c, c + 1
             const float* lo = st.f + 4 * c;
             const float* hi = st.f + 4 * (c + 1);
-            st.p[4 * u + 2 * h] = e4m3x2(lo[0] * E4M3_MAX, lo[1] * E4M3_MAX)
-                | (e4m3x2(hi[0] * E4M3_MAX, hi[1] * E4M3_MAX) << 16);
-            st.p[4 * u + 2 * h + 1] = e4m3x2(lo[2] * E4M3_MAX, lo[3] * E4M3_MAX)
-                | (e4m3x2(hi[2] * E4M3_MAX, hi[3] * E4M3_MAX) << 16);
+            st.p[4 * u + 2 * h] = e4m3x2(lo[0], lo[1]) | (e4m3x2(hi[0], hi[1]) << 16);
+            st.p[4 * u + 2 * h + 1] = e4m3x2(lo[2], lo[3]) | (e4m3x2(hi[2], hi[3]) << 16);
         }
 }
 
@@ -247,7 +324,7 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
         const int s = (j + 1) % SAGE90_STAGES;
         wgmma_wait<1>();
         fence_regs(st.s, 32);
-        softmax8(st, blk.kscale + s * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane);
+        softmax8_at(st, blk.kscale + s * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane);
     }
     wgmma_wait<0>();
     accumulate_tile(st, c0, c1);
@@ -255,7 +332,7 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
     if (HAS_NEXT) pack_p8(st);
 }
 
-// Row sums over the quad, then O * V's channel scale / (448 * l) in the output's dtype; rows `row` and `row + 8`.
+// Row sums over the quad, then O * V's channel scale / l in the output's dtype (l sums P * 448); rows `row`, `row + 8`.
 template <typename T>
 __device__ __forceinline__ void store_o8(const Sage8Args& s, const Sage90State& st, i64 bh, i64 b, i64 h, int row, int lane)
 {
@@ -265,7 +342,7 @@ __device__ __forceinline__ void store_o8(const Sage8Args& s, const Sage90State& 
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = 1.0f / (E4M3_MAX * l0), inv1 = 1.0f / (E4M3_MAX * l1);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
     const float* vsc = s.vscale + bh * 64;
     T* y = (T*)a.y + b * a.ys[0] + h * a.ys[1];
 #pragma unroll
@@ -354,7 +431,7 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     issue_qk8(st, blk.dk);
     wgmma_wait<0>();
     fence_regs(st.s, 32);
-    softmax8(st, blk.kscale, 0, a.nk, lane);
+    softmax8_at(st, blk.kscale, 0, a.nk, lane);
     pack_p8(st);
     for (int j = 0; j + 1 < tiles; ++j) sage90_step<true>(blk, st, j);
     sage90_step<false>(blk, st, tiles - 1);

@@ -175,20 +175,35 @@ public static partial class ModelBench
         float? ofs = config.OfsEmbedDim is > 0 ? 2f : null;
         model.AttentionMode = s.Attention;
         var times = Repeat(backend, s, () => model.Forward(latents, text, [999f, 999f], rotary, ofs).Dispose(), log, "step");
-        string attention = "";
-        if (s.Attention != AttentionMode.Exact)
+        string fidelity = "";
+        if (s.Attention != AttentionMode.Exact || fp8)
         {
-            // The step's output against the exact attention's, same inputs (random weights: see docs/fast-modes.md).
-            using var fast = model.Forward(latents, text, [999f, 999f], rotary, ofs);
-            model.AttentionMode = AttentionMode.Exact;
-            using var exact = model.Forward(latents, text, [999f, 999f], rotary, ofs);
-            model.AttentionMode = s.Attention;
-            double error = RelativeError(fast.ToFloatArray(), exact.ToFloatArray());
-            log?.Invoke($"  8-bit attention: relative error of the step's output against exact attention {error:E3}");
-            attention = $", 8-bit attention (sage8; output relative error {error.ToString("E3", System.Globalization.CultureInfo.InvariantCulture)} against exact)";
+            // The fast step's output against the exact step's (the model's dtype in every linear, exact attention), same
+            // inputs and the same random weights (random weights understate or overstate real ones: docs/fast-modes.md).
+            // FP8-only projections cannot run exact linears, so the exact step is a second model made from the same seed.
+            float[] fastOutput, exactOutput;
+            using (var fast = model.Forward(latents, text, [999f, 999f], rotary, ofs)) fastOutput = fast.ToFloatArray();
+            if (fp8)
+            {
+                using var exactModel = RandomTransformer(config, backend, s.DType, s.Seed, ProjectionWeights.Exact);
+                using var exact = exactModel.Forward(latents, text, [999f, 999f], rotary, ofs);
+                exactOutput = exact.ToFloatArray();
+            }
+            else
+            {
+                model.AttentionMode = AttentionMode.Exact;
+                using var exact = model.Forward(latents, text, [999f, 999f], rotary, ofs);
+                exactOutput = exact.ToFloatArray();
+                model.AttentionMode = s.Attention;
+            }
+            double error = RelativeError(fastOutput, exactOutput);
+            string modes = string.Join(" + ", new[] { fp8 ? "fp8 linears" : null, s.Attention != AttentionMode.Exact ? "8-bit attention" : null }.OfType<string>());
+            log?.Invoke($"  {modes}: relative error of the step's output against the exact step {error:E3}");
+            fidelity = $"{(s.Attention != AttentionMode.Exact ? ", 8-bit attention (sage8)" : "")}; output relative error " +
+                $"{error.ToString("E3", System.Globalization.CultureInfo.InvariantCulture)} against the exact step";
         }
         return new StageResult("transformer",
-            $"{s.ModelName} transformer {s.DType.Name()}{linears}, CFG batch 2, latents {frames}×{s.LatentHeight}×{s.LatentWidth}, {videoTokens} video + {s.TextLength} text tokens{attention}",
+            $"{s.ModelName} transformer {s.DType.Name()}{linears}, CFG batch 2, latents {frames}×{s.LatentHeight}×{s.LatentWidth}, {videoTokens} video + {s.TextLength} text tokens{fidelity}",
             times.Seconds, times.Peak, model.WeightBytes + model.Fp8Bytes)
         { Profile = times.Profile };
     }

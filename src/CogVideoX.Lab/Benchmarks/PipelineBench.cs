@@ -70,7 +70,11 @@ public sealed record PipelineBenchSettings
 
 /// <summary>One video of one mode (index 0: the warm-up).</summary>
 public sealed record BenchVideo(int Index, PipelineTimings Timings, long PeakBytes, long PeakReservedBytes, string PeakKind,
-    MemoryEstimate? Estimate, IReadOnlyList<string> Notes, bool VaeTiling);
+    MemoryEstimate? Estimate, IReadOnlyList<string> Notes, bool VaeTiling)
+{
+    /// <summary>The steps whose transformer call a step cache replaced (0-based).</summary>
+    public IReadOnlyList<int> ReusedSteps { get; init; } = [];
+}
 
 /// <summary>A mode's videos, and how its last one compares with the full mode's.</summary>
 public sealed record BenchMode(string Mode, IReadOnlyList<BenchVideo> Videos, double? LatentsMaxDifference, double? FramesMaxDifference)
@@ -173,7 +177,8 @@ public static class PipelineBench
                 {
                     last = pipeline.Generate(v == 0 ? request with { Steps = s.WarmupSteps } : request, progress, cancellation);
                     var video = new BenchVideo(v, last.Timings, last.PeakMemoryBytes, stats?.PeakReservedBytes ?? 0, last.PeakMemoryKind,
-                        last.Resolved.MemoryEstimate, last.Resolved.MemoryNotes, last.Resolved.VaeTiling);
+                        last.Resolved.MemoryEstimate, last.Resolved.MemoryNotes, last.Resolved.VaeTiling)
+                    { ReusedSteps = last.Resolved.ReusedSteps };
                     videos.Add(video);
                     log?.Invoke("  " + Describe(video, s.Videos));
                 }
@@ -242,6 +247,8 @@ public static class PipelineBench
         if (loads > 0) parts.Add($"loads {Seconds(loads)}");
         parts.Add($"text encoder {Seconds(t.TextEncoder.TotalSeconds)}");
         parts.Add($"denoise {Seconds(t.Denoise.TotalSeconds)}" + (t.Steps.Count > 0 ? $" ({Seconds(t.Steps.Average(x => x.TotalSeconds))}/step)" : ""));
+        // With a step cache the per-step average mixes computed and reused steps: say how many were reused.
+        if (v.ReusedSteps.Count > 0) parts.Add($"{v.ReusedSteps.Count} of {t.Steps.Count} steps reused (step cache)");
         parts.Add($"VAE decode {Seconds(t.VaeDecode.TotalSeconds)}{(v.VaeTiling ? " (tiled)" : "")}");
         parts.Add($"total {Seconds(t.Total.TotalSeconds)}");
         string peak = $"peak {MemorySizes.Format(v.PeakBytes)} ({v.PeakKind}" + (v.PeakReservedBytes > 0 ? $", reserved {MemorySizes.Format(v.PeakReservedBytes)}" : "") + ")";

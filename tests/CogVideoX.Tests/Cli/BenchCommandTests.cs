@@ -20,6 +20,19 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void TheFastModesStepSaysHowFarItsOutputIsFromTheExactStep()
+    {
+        // FP8-only projections cannot run exact linears: the exact step is a second model from the same seed, so the
+        // error is the fast modes' alone (not FP8 against FP8).
+        var (code, o, err) = Run(["bench", "transformer", "--model-config", Fixtures.Path2b, "--linear", "fp8", "--attention", "sage8", .. Tiny]);
+        Assert.True(code == 0, err);
+        var line = (o + err).Split('\n').Single(l => l.Contains("fp8 linears + 8-bit attention: relative error of the step's output against the exact step", StringComparison.Ordinal));
+        double error = double.Parse(line.Split(' ').Last(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(error, 1e-6, 0.2);
+        Assert.Contains("; output relative error ", o);
+    }
+
+    [Fact]
     public void TheImageToVideoStepRunsOnTheTinyI2vModel()
     {
         // The full-size stage defaults to real_configs/CogVideoX-5b-I2V (a GPU's work); the tiny model has its layout.

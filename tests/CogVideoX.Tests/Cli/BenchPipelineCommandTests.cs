@@ -53,6 +53,18 @@ public class BenchPipelineCommandTests
     }
 
     [Fact]
+    public void AStepCacheSaysHowManyStepsItReused()
+    {
+        // The tiny random model's timestep embeddings move far between steps, where TeaCache's polynomial is negative,
+        // so every step between the first and the last is reused (docs/fast-modes.md): 2 of 4.
+        using var dir = new TempDir();
+        var (code, output, errors) = Run("bench", "pipeline", "--model", Configs(dir), "--weights", dir.File("weights"), "--device", "cpu",
+            "--memory", "full", "--steps", "4", "--frames", "9", "--height", "32", "--width", "48", "--warmup-steps", "0", "--cache", "teacache");
+        Assert.True(code == 0, errors + output);
+        Assert.Contains("· 2 of 4 steps reused (step cache) ·", output);
+    }
+
+    [Fact]
     public void RandomWeightsLoadIntoEveryComponent()
     {
         using var dir = new TempDir();

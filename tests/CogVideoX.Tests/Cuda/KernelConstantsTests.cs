@@ -23,6 +23,7 @@ public partial class KernelConstantsTests
     public void EightBitAttentionScanPassesLaunchWithTheKernelsThreadCount()
     {
         Assert.Equal(CudaBackend.Sage8ScanThreads, Evaluate("SAGE_SCAN_THREADS", Defines(KernelCompiler.Source("attention_sage8"))));
+        Assert.Equal(CudaBackend.Sage8ScanChunk, Evaluate("SAGE_SCAN_CHUNK", Defines(KernelCompiler.Source("attention_sage8"))));
     }
 
     [Fact]

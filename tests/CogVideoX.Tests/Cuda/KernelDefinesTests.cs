@@ -26,4 +26,13 @@ public class KernelDefinesTests
         Assert.Contains("NAME=VALUE", e.Message);
         Assert.Contains("ATTN_EXP_EMU=2", e.Message);
     }
+
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("ATTN_EXP_EMU=2", null)]
+    [InlineData("SAGE90_NW=4 SAGE90_CONSUMER_REGS=120", 4)]
+    [InlineData("SAGE90_NW=x", null)]
+    public void TheHostReadsTheGeometryADefineSets(string? value, int? expected) =>
+        // The 8-bit kernel's launch (Sage8Layout.HopperWarpgroups) follows SAGE90_NW when the knob sets it.
+        Assert.Equal(expected, KernelCompiler.DefinedInteger("SAGE90_NW", value));
 }
