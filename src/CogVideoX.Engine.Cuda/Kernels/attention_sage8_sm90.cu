@@ -68,9 +68,13 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 #ifndef SAGE90_CONSUMER_REGS
 #define SAGE90_CONSUMER_REGS 160
 #endif
-static_assert(128 * SAGE90_PRODUCER_REGS + 128 * SAGE90_NW * SAGE90_CONSUMER_REGS <= 65536,
-              "setmaxnreg would ask for more registers than the block holds: set SAGE90_CONSUMER_REGS with SAGE90_NW (4: 120)");
 #define SAGE90_THREADS (128 * (SAGE90_NW + 1))
+// Registers a thread starts with (the launch bound's share, in steps of 8). setmaxnreg.inc takes registers only from
+// the CTA's pool, i.e. what the producer's setmaxnreg.dec gave back: asking for more waits forever (SAGE90_NW=4 with
+// 120 hung on an H100; 4 consumer warpgroups start with 96 and can reach 112).
+#define SAGE90_LAUNCH_REGS ((65536 / SAGE90_THREADS) & ~7)
+static_assert(SAGE90_NW * (SAGE90_CONSUMER_REGS - SAGE90_LAUNCH_REGS) <= SAGE90_LAUNCH_REGS - SAGE90_PRODUCER_REGS,
+              "setmaxnreg.inc would wait for registers the producer never frees: lower SAGE90_CONSUMER_REGS (SAGE90_NW=4: 112)");
 #define SAGE90_ROWS (64 * SAGE90_NW)  // query rows per block; the host pads nq_pad to a multiple of it
 #define SAGE90_TILE 4096              // bytes of one 64 x 64 8-bit tile
 #define SAGE90_KSCALE 256             // bytes of one key tile's 64 K scales
