@@ -48,12 +48,31 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     void IFp8LinearKernel.LinearFp8(Tensor x, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y)
     {
-        int m = x.Dim(0), k = x.Dim(1), n = codes.Dim(0);
-        if (k % 16 != 0)
-            throw new CogVideoXException($"fp8 linear: cuBLASLt's FP8 GEMM needs the input features to be a multiple of 16, got {k}; use --linear exact for this model");
+        int m = x.Dim(0), k = x.Dim(1);
+        CheckFp8Features(k);
         using var xCodes = Tensor.Empty(this, DType.F8E4M3, m, k);
         using var xScales = Tensor.Empty(this, DType.F32, m);
         using (Profile("fp8_quantize_x", xCodes)) QuantizeRows(x, xCodes, xScales);
+        Fp8Product(xCodes, xScales, codes, scales, bias, activation, y);
+    }
+
+    /// <summary>The GEMM and epilogue of LinearFp8 on codes a producer wrote (modulated_layer_norm_fp8): no quantize pass.</summary>
+    void IFp8LinearKernel.LinearFp8Quantized(Tensor xCodes, Tensor xScales, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y)
+    {
+        CheckFp8Features(xCodes.Dim(1));
+        Fp8Product(xCodes, xScales, codes, scales, bias, activation, y);
+    }
+
+    private static void CheckFp8Features(int k)
+    {
+        if (k % 16 != 0)
+            throw new CogVideoXException($"fp8 linear: cuBLASLt's FP8 GEMM needs the input features to be a multiple of 16, got {k}; use --linear exact for this model");
+    }
+
+    /// <summary>y = act(xScales[m] · wScales[n] · (xCodes · codesᵀ)[m, n] + bias[n]): the scaled GEMM, else the two-pass or widened path.</summary>
+    private void Fp8Product(Tensor xCodes, Tensor xScales, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y)
+    {
+        int m = xCodes.Dim(0), k = xCodes.Dim(1), n = codes.Dim(0);
         if (TryScaledFp8Gemm(xCodes, xScales, codes, scales, bias, activation, y)) return;
         using var acc = Tensor.Empty(this, DType.F32, m, n);
         bool widened = _fp8Widened.Contains((m, n, k)) || !TryFp8Gemm(xCodes, codes, acc, y, activation);
@@ -92,10 +111,42 @@ public sealed unsafe partial class CudaBackend
             Cols = xc.Dim(1),
             XStride = xc.Layout.Stride(0),
         };
-        // Eight elements per access where rows allow it (every projection input of the models does).
+        // Eight elements per access where rows allow it (every projection input of the models does), each row held in
+        // registers where its width allows (every CogVideoX width does).
         bool vector8 = args.Cols % 8 == 0 && args.XStride % 8 == 0 && Ptr(xc) % 16 == 0;
+        if (vector8 && TryQuantizeRowsInRegisters(xc, codes, scales)) return;
         string kernel = vector8 ? "fp8_quantize_rows8" : "fp8_quantize_rows";
         Launch(Function("fp8", $"{kernel}_{Suffix(xc.DType)}"), (uint)Math.Min(xc.Dim(0), 65535 * 16), 1, 256, ref args);
+    }
+
+    /// <summary>
+    /// The codes and scales of rows that one read from memory holds in registers (fp8_quantize_lanes up to 4,096
+    /// columns, ln_rows' lane rule; fp8_quantize_block up to 32,768, one block a row); false (nothing run) for wider
+    /// rows, which take fp8_quantize_rows8. x's rows 16-byte aligned with a row stride and width that are multiples of 8.
+    /// </summary>
+    private bool TryQuantizeRowsInRegisters(Tensor x, Tensor codes, Tensor scales)
+    {
+        long rows = x.Dim(0);
+        int cols = x.Dim(1), vectors = cols / 8;
+        if (rows > int.MaxValue || Ptr(codes) % 8 != 0) return false;
+        var args = new Fp8RowsArgs { X = Ptr(x), Codes = Ptr(codes), Scales = Ptr(scales), Rows = rows, XStride = x.Layout.Stride(0), Cols = cols };
+        static int Vpl(int perThread) => perThread switch { <= 1 => 1, <= 2 => 2, <= 4 => 4, <= 8 => 8, <= 12 => 12, <= 16 => 16, _ => 0 };
+        if (vectors <= 32 * 16)
+        {
+            int lanes = 1;
+            while (lanes < 32 && lanes * 4 < vectors) lanes <<= 1;
+            args.Lanes = lanes;
+            long rowsPerBlock = 8L * (32 / lanes);
+            Launch(Function("fp8", $"fp8_quantize_lanes_{Suffix(x.DType)}_v{Vpl((vectors + lanes - 1) / lanes)}"),
+                (uint)((rows + rowsPerBlock - 1) / rowsPerBlock), 1, 256, ref args);
+            return true;
+        }
+        // 128 threads a row while each holds at most 8 vectors (2b's 7,680 columns: 7.5), else 256 (5b's 12,288: 6).
+        int threads = (vectors + 127) / 128 <= 8 ? 128 : 256;
+        int vpl = Vpl((vectors + threads - 1) / threads);  // 8 or more: rows this wide hold over 4 vectors a thread
+        if (vpl == 0) return false;
+        Launch(Function("fp8", $"fp8_quantize_block_{Suffix(x.DType)}_v{vpl}"), (uint)rows, 1, (uint)threads, ref args);
+        return true;
     }
 
     /// <summary>

@@ -96,10 +96,12 @@ public sealed unsafe partial class CudaBackend
     /// suit the kernel (the caller falls back).
     /// </summary>
     private bool TryLayerNormRows(Tensor x, Tensor? gamma, Tensor? beta, Tensor? scale, Tensor? shift, float eps, Tensor y,
-        (Tensor Cos, Tensor Sin)? rotary = null)
+        (Tensor Cos, Tensor Sin)? rotary = null, Tensor? rowScales = null)
     {
         int d = x.Dim(-1);
-        if (x.DType is not (DType.F32 or DType.F16 or DType.BF16) || y.DType != x.DType || d % 8 != 0) return false;
+        // With row scales, y is the rows' E4M3 codes (ln_fp8_rows); else the norm's output in x's dtype.
+        bool fp8 = rowScales is not null;
+        if (x.DType is not (DType.F32 or DType.F16 or DType.BF16) || y.DType != (fp8 ? DType.F8E4M3 : x.DType) || d % 8 != 0) return false;
         if (scale is not null && scale.DType != x.DType || shift is not null && shift.DType != x.DType) return false;
         int vectors = d / 8;
         // Lanes per row so that each holds at least four vectors where the row allows: a row's fixed costs (its
@@ -110,7 +112,7 @@ public sealed unsafe partial class CudaBackend
         int perLane = (vectors + lanes - 1) / lanes;
         int vpl = perLane switch { <= 1 => 1, <= 2 => 2, <= 4 => 4, <= 8 => 8, <= 12 => 12, <= 16 => 16, _ => 0 };
         if (vpl == 0 || rotary is not null && vpl > 4) return false;
-        if (!RowsVectorisable(x) || !RowsVectorisable(y)) return false;
+        if (!RowsVectorisable(x) || !(fp8 ? CodeRowsFit(y, rowScales!) : RowsVectorisable(y))) return false;
         // The tables are read as whole 8-column vectors of contiguous rows.
         if (rotary is { } t && (t.Cos.DType != x.DType || t.Sin.DType != x.DType || !t.Cos.IsContiguous || !t.Sin.IsContiguous || ((Ptr(t.Cos) | Ptr(t.Sin)) & 15) != 0)) return false;
         if (scale is not null && !RowsVectorisable(scale) || shift is not null && !RowsVectorisable(shift)) return false;
@@ -145,11 +147,48 @@ public sealed unsafe partial class CudaBackend
             args.Seq = x.Dim(2);
             args.Rotated = r.Cos.Dim(0);
         }
+        if (rowScales is not null) args.RowScales = Ptr(rowScales);
         long rowsPerBlock = 8L * (32 / lanes);
         long blocks = (rows + rowsPerBlock - 1) / rowsPerBlock;
         if (blocks > int.MaxValue) return false;
-        string kernel = rotary is null ? "ln_rows" : "ln_rotary_rows";
-        Launch(Function("norm", $"{kernel}_{Suffix(x.DType)}_v{vpl}"), (uint)blocks, 1, 256, ref args);
+        string kernel = fp8 ? "ln_fp8_rows" : rotary is null ? "ln_rows" : "ln_rotary_rows";
+        Launch(Function(fp8 ? "fp8" : "norm", $"{kernel}_{Suffix(x.DType)}_v{vpl}"), (uint)blocks, 1, 256, ref args);
         return true;
+    }
+
+    /// <summary>
+    /// Whether ln_fp8_rows can write these codes and scales: code rows of unit stride written 8 bytes at a time (every
+    /// other stride a multiple of 8, an 8-byte aligned start), and row r's scale at its code offset / D from the scales'
+    /// start, which holds when each stride of the codes is D times the scales' (views of [.., S, D] and [.., S]); the
+    /// codes spanning less than 2 GiB.
+    /// </summary>
+    private bool CodeRowsFit(Tensor codes, Tensor scales)
+    {
+        int r = codes.Rank, d = codes.Dim(-1);
+        if (codes.Layout.Stride(r - 1) != 1 || Ptr(codes) % 8 != 0 || Ptr(scales) % 4 != 0) return false;
+        long extent = d;
+        for (int i = 0; i < r - 1; i++)
+        {
+            if (codes.Dim(i) == 1) continue;
+            if (codes.Layout.Stride(i) % 8 != 0 || codes.Layout.Stride(i) != (long)d * scales.Layout.Stride(i)) return false;
+            extent += (codes.Dim(i) - 1L) * codes.Layout.Stride(i);
+        }
+        // The kernel finds a row's scale with a 32-bit division of its code offset.
+        return extent <= int.MaxValue;
+    }
+
+    /// <summary>
+    /// The adaptive norm as an FP8 linear's input: ln_fp8_rows (module fp8) where the layouts suit it, else the norm
+    /// and the quantization one after the other (the decomposition). Profiled under its own name.
+    /// </summary>
+    public void ModulatedLayerNormFp8(Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Tensor codes, Tensor scales)
+    {
+        using (Profile("modulated_layer_norm_fp8", codes))
+        {
+            if (codes.ElementCount == 0) return;
+            if (TryLayerNormRows(x, gamma, beta, scale, shift, eps, codes, rowScales: scales)) return;
+        }
+        // Outside the profile scope: its norm and quantization show under their own names.
+        Decompositions.ModulatedLayerNormFp8(x, gamma, beta, scale, shift, eps, codes, scales);
     }
 }

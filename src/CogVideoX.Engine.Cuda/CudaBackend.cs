@@ -108,7 +108,7 @@ public enum CudnnAttentionGraphChoice
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend, IMemoryStatistics, ILinearKernel, ISoftmaxKernel, ILayerNormKernel, IRmsNormKernel, IGroupNormKernel,
     IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel, ILayerNormRotaryKernel,
-    ISage8AttentionKernel, IFp8LinearKernel
+    ISage8AttentionKernel, IFp8LinearKernel, IModulatedLayerNormFp8Kernel
 {
     private const int StagingBytes = 16 << 20;
     private const long WorkspaceBytes = 32L << 20;

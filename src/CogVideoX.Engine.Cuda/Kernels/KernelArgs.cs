@@ -204,6 +204,7 @@ internal struct LnRowsArgs
     public ulong Sin;
     public int Seq;
     public int Rotated;
+    public ulong RowScales;
 }
 
 [StructLayout(LayoutKind.Sequential)]
@@ -470,6 +471,19 @@ internal struct Fp8QuantizeArgs
     public long Rows;
     public long Cols;
     public long XStride;
+}
+
+/// <summary>fp8_quantize_lanes / fp8_quantize_block (fp8.cu): a row held in registers.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct Fp8RowsArgs
+{
+    public ulong X;
+    public ulong Codes;
+    public ulong Scales;
+    public long Rows;
+    public long XStride;
+    public int Cols;
+    public int Lanes;
 }
 
 [StructLayout(LayoutKind.Sequential)]

@@ -313,6 +313,346 @@ __device__ T block_reduce(T v, T* scratch)
     return r;
 }
 
+// FP8 E4M3 written out (no cuda_fp8.h), to match the CPU reference (E4M3 in C#) bit for bit: round to nearest even,
+// saturate at +-448, subnormals in steps of 2^-9, NaN -> 0x7F. Plain CUDA C on any architecture (fp8.cu, ln_rows_impl).
+typedef unsigned char u8;
+
+__device__ __forceinline__ u8 e4m3_from_float(float v)
+{
+    u32 bits = __float_as_uint(v);
+    u8 sign = (u8)((bits >> 24) & 0x80u);
+    if (v != v) return (u8)(sign | 0x7Fu);
+    float a = fabsf(v);
+    if (a > E4M3_MAX) return (u8)(sign | 0x7Eu);
+    if (a < 0.015625f)
+    {
+        // a · 512 is exact (a power-of-two scaling); rintf rounds half to even.
+        return (u8)(sign | (u8)rintf(a * 512.0f));
+    }
+    u32 ab = bits & 0x7fffffffu;
+    int e = (int)(ab >> 23) - 127;
+    u32 m = ab & 0x7fffffu;
+    u32 kept = m >> 20, rest = m & 0xfffffu;
+    if (rest > 0x80000u || (rest == 0x80000u && (kept & 1u))) kept++;
+    if (kept == 8u) { kept = 0u; e++; }
+    int code = ((e + 7) << 3) | (int)kept;
+    return (u8)(sign | (u8)(code < 0x7E ? code : 0x7E));
+}
+
+// amax / 448, or 1 for a row that is all zeros or not finite (as E4M3.RowScale). The quotient is made in double
+// (amax · RN(1/448) corrected twice with exact FMA residuals: the correctly rounded double quotient) and rounded once
+// to float, which is RN(amax / 448) for every float amax (checked exhaustively, scripts/kernels/fp8-division-check.c):
+// __fdiv_rn's value without its slow-path call, whose register saves spilled in kernels that hold whole rows.
+__device__ __forceinline__ float e4m3_row_scale(float amax)
+{
+    if (!(amax > 0.0f && amax < F_INF)) return 1.0f;
+    const double a = amax, r = 1.0 / 448.0;
+    double q = a * r;
+    q = __fma_rn(__fma_rn(-448.0, q, a), r, q);
+    q = __fma_rn(__fma_rn(-448.0, q, a), r, q);
+    return __double2float_rn(q);
+}
+
+// x / s for every value of a row that shares the scale s (> 0, or 0 when the row's amax / 448 underflowed), bit for bit
+// __fdiv_rn's codes without its slow-path call, whose register saves spilled in kernels holding a whole row in
+// registers. The row's divisor is made once: b = s·2^k in [1, 2) and y = RN(1/b), chosen among the neighbours of a
+// Newton-refined hardware reciprocal by the smallest exact residual |1 − b·y|. A quotient is then a·2^k · y corrected
+// twice with exact FMA residuals (Markstein: with y = RN(1/b) and a faithful q, RN(q + (a − b·q)·y) = RN(a / b)),
+// magnitudes apart and the sign put back, so signed zeros survive. Below 2^-100 a·2^k or the residuals may underflow,
+// but such a quotient is far below E4M3's least step (2^-9): its code is 0 with a's sign either way. ±0, ±∞ and NaN
+// take the plain product (a canonical NaN, as division gives), and a zero scale gives ±∞ (0/0 and NaN: NaN) as
+// division by zero does. Checked against IEEE division on 10^8 (value, row amax) pairs and every b in [1, 2)
+// (scripts/kernels/fp8-division-check.c).
+struct RowDivisor
+{
+    float b;      // s·2^k in [1, 2), or 0 for a zero scale
+    float y;      // RN(1/b), or +inf for a zero scale
+    float pre;    // 2^64 for a subnormal s, else 1 (k in two steps: every factor a normal float)
+    float scale;  // 2^k / pre
+};
+
+__device__ __forceinline__ RowDivisor row_divisor(float s)
+{
+    RowDivisor d;
+    d.pre = 1.0f;
+    if (s == 0.0f)
+    {
+        d.b = 0.0f;
+        d.y = F_INF;
+        d.scale = 1.0f;
+        return d;
+    }
+    if (s < 1.17549435e-38f)
+    {
+        d.pre = 18446744073709551616.0f;  // 2^64
+        s = s * d.pre;
+    }
+    const int e = (int)(__float_as_uint(s) >> 23) - 127;  // s = 1.m · 2^e, e in [-126, 120] (s <= FLT_MAX / 448)
+    d.scale = __uint_as_float((u32)(127 - e) << 23);
+    d.b = s * d.scale;
+    float y;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(d.b));
+    y = __fmaf_rn(__fmaf_rn(-d.b, y, 1.0f), y, y);
+    const float lo = __uint_as_float(__float_as_uint(y) - 1u), hi = __uint_as_float(__float_as_uint(y) + 1u);
+    float ey = fabsf(__fmaf_rn(-d.b, y, 1.0f));
+    const float el = fabsf(__fmaf_rn(-d.b, lo, 1.0f)), eh = fabsf(__fmaf_rn(-d.b, hi, 1.0f));
+    if (el < ey) { y = lo; ey = el; }
+    if (eh < ey) y = hi;
+    d.y = y;
+    return d;
+}
+
+__device__ __forceinline__ float divide_rn(float a, const RowDivisor& d)
+{
+    const float x = __fmul_rn(__fmul_rn(a, d.pre), d.scale);
+    const float q0 = __fmul_rn(x, d.y);
+    if (!(x != 0.0f && fabsf(x) < F_INF && d.b != 0.0f)) return q0;
+    const float ax = fabsf(x);
+    float q = fabsf(q0);
+    float r = __fmaf_rn(-d.b, q, ax);
+    q = __fmaf_rn(r, d.y, q);
+    r = __fmaf_rn(-d.b, q, ax);
+    q = __fmaf_rn(r, d.y, q);
+    return copysignf(q, x);
+}
+
+// Eight values of a row to eight E4M3 codes in two words (value e in byte e % 4 of word e / 4).
+__device__ __forceinline__ uint2 e4m3x8(const float* f, const RowDivisor& d)
+{
+    u32 w[2] = {0u, 0u};
+#pragma unroll
+    for (int e = 0; e < 8; ++e) w[e >> 2] |= (u32)e4m3_from_float(divide_rn(f[e], d)) << (8 * (e & 3));
+    return make_uint2(w[0], w[1]);
+}
+
+// LayerNorm over rows of a contiguous last dim, optionally modulated: y = (norm(x)·γ + β)·(1 + scale) + shift, with
+// scale and shift rows chosen per row through the row map (one per batch item, say). A group of `lanes` threads
+// (a power of two up to 32) holds one row in registers, VPL vectors of 8 elements per thread: one read of x, one write
+// of y. Statistics in double as in layer_norm_impl, so results agree with it (and the CPU) to rounding.
+// Here rather than in norm.cu so that fp8.cu's quantizing form (LN_FP8) runs the very same arithmetic.
+struct LnRowsArgs
+{
+    const void* x;
+    void* y;
+    const float* gamma;  // [cols] or null
+    const float* beta;   // [cols] or null
+    const void* scale;   // rows through the map (x's type) or null
+    const void* shift;
+    i64 rows;
+    int cols;
+    int lanes;
+    float eps;
+    int heads;    // ln_rotary_rows only (below)
+    RowMap4 map;  // operand 0 = x, 1 = y, 2 = scale, 3 = shift
+    // ln_rotary_rows only: rows are (b, h, n) of [B, heads, seq, cols]; the last `rotated` tokens of each (b, h) are
+    // rotated by the tables cos/sin [rotated, cols] (x's type, contiguous) after the norm (rotary8_impl's arithmetic).
+    const void* cos;
+    const void* sin;
+    int seq;
+    int rotated;
+    // ln_fp8_rows only (fp8.cu): y is the rows' E4M3 codes (map operand 1, offsets in bytes) and row_scales their
+    // scales, row r's at its codes offset / cols (the host checks that the two layouts agree so).
+    float* row_scales;
+};
+static_assert(sizeof(LnRowsArgs) == 272, "LnRowsArgs must match KernelArgs.cs");
+
+// What ln_rows_impl does with a normalised row: store it, rotate it first (the q/k norm of 5b-style models), or
+// quantize it to E4M3 codes and a row scale (the input of an FP8 linear).
+#define LN_STORE 0
+#define LN_ROTARY 1
+#define LN_FP8 2
+
+__device__ __forceinline__ double group_sum(double v, int lanes)
+{
+    for (int o = lanes >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Eight elements of T as loaded (one uint4 for 16-bit types), widened to float where used: a row held packed takes
+// half the registers of the float form (measured on its own: no change in time; kept for the occupancy headroom).
+template <typename T> struct Pack8 { uint4 r; };
+template <> struct Pack8<float> { uint4 r[2]; };
+__device__ __forceinline__ void load_pack(const f16* p, Pack8<f16>& v) { v.r = *(const uint4*)p; }
+__device__ __forceinline__ void load_pack(const bf16* p, Pack8<bf16>& v) { v.r = *(const uint4*)p; }
+__device__ __forceinline__ void load_pack(const float* p, Pack8<float>& v) { v.r[0] = ((const uint4*)p)[0]; v.r[1] = ((const uint4*)p)[1]; }
+__device__ __forceinline__ void unpack(const Pack8<f16>& v, float* f) { unpack8<f16>(v.r, f); }
+__device__ __forceinline__ void unpack(const Pack8<bf16>& v, float* f) { unpack8<bf16>(v.r, f); }
+__device__ __forceinline__ void unpack(const Pack8<float>& v, float* f)
+{
+    u32 w[8] = { v.r[0].x, v.r[0].y, v.r[0].z, v.r[0].w, v.r[1].x, v.r[1].y, v.r[1].z, v.r[1].w };
+#pragma unroll
+    for (int k = 0; k < 8; ++k) f[k] = __uint_as_float(w[k]);
+}
+// The largest magnitude in a pack as the bit pattern of |value| in T: for IEEE formats the order of |value|'s bits is
+// the order of magnitudes (+inf above every finite value, NaN above +inf), so an integer maximum gives the float one's
+// value and its NaN propagation without widening each element.
+__device__ __forceinline__ u32 abs_max_bits(const Pack8<f16>& v, u32 m)
+{
+    const u32 w[4] = { v.r.x, v.r.y, v.r.z, v.r.w };
+#pragma unroll
+    for (int k = 0; k < 4; ++k) m = max(m, max(w[k] & 0x7fffu, (w[k] >> 16) & 0x7fffu));
+    return m;
+}
+__device__ __forceinline__ u32 abs_max_bits(const Pack8<bf16>& v, u32 m) { return abs_max_bits(reinterpret_cast<const Pack8<f16>&>(v), m); }
+__device__ __forceinline__ u32 abs_max_bits(const Pack8<float>& v, u32 m)
+{
+    const u32 w[8] = { v.r[0].x, v.r[0].y, v.r[0].z, v.r[0].w, v.r[1].x, v.r[1].y, v.r[1].z, v.r[1].w };
+#pragma unroll
+    for (int k = 0; k < 8; ++k) m = max(m, w[k] & 0x7fffffffu);
+    return m;
+}
+__device__ __forceinline__ float abs_bits_to_float(u32 m, f16*) { return f16_to_float((u16)m); }
+__device__ __forceinline__ float abs_bits_to_float(u32 m, bf16*) { return bf16_to_float((u16)m); }
+__device__ __forceinline__ float abs_bits_to_float(u32 m, float*) { return __uint_as_float(m); }
+
+// Eight floats back into a pack, rounded to T as store8 rounds them.
+__device__ __forceinline__ void repack(const float* f, Pack8<f16>& v) { v.r = pack8<f16>(f); }
+__device__ __forceinline__ void repack(const float* f, Pack8<bf16>& v) { v.r = pack8<bf16>(f); }
+__device__ __forceinline__ void repack(const float* f, Pack8<float>& v)
+{
+    v.r[0] = make_uint4(__float_as_uint(f[0]), __float_as_uint(f[1]), __float_as_uint(f[2]), __float_as_uint(f[3]));
+    v.r[1] = make_uint4(__float_as_uint(f[4]), __float_as_uint(f[5]), __float_as_uint(f[6]), __float_as_uint(f[7]));
+}
+
+template <typename T, int VPL, int MODE = LN_STORE>
+__device__ void ln_rows_impl(const LnRowsArgs& a)
+{
+    const int lane = threadIdx.x & 31;
+    const int lanes = a.lanes;
+    const int l = lane & (lanes - 1);
+    const i64 warp = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    i64 row = warp * (32 / lanes) + lane / lanes;
+    const bool valid = row < a.rows;
+    // The rotary form walks the rows heads fastest: a warp's rows are then one token's heads, which lie side by side in
+    // a QKV projection (whole contiguous runs instead of 128-byte pieces) and share one row of the tables (a broadcast
+    // load instead of one per head). `row` becomes the (b, h, n) row it stands for.
+    i64 table_row = -1;
+    if (MODE == LN_ROTARY && valid)
+    {
+        const u32 heads = (u32)a.heads, seq = (u32)a.seq, r32 = (u32)row;  // the host keeps rows below 2^31
+        const u32 t = r32 / heads, h = r32 - t * heads, b = t / seq, n = t - b * seq;
+        row = ((i64)b * heads + h) * seq + n;
+        const u32 first = seq - (u32)a.rotated;
+        if (n >= first) table_row = n - first;
+    }
+    const int vecs = a.cols / 8;
+    i64 o[4] = { 0, 0, 0, 0 };
+    if (valid) row_offsets(a.map, row, o);
+    const T* x = (const T*)a.x + o[0];
+    Pack8<T> v[VPL];
+    // One pass of sums and sums of squares in double, then one reduction: at these sizes the E[x²] − mean² form loses
+    // nothing in double, and it halves the shuffle chain of the two-pass form.
+    // Every load is issued before the first is used: interleaved with the double-precision sums, each waited for
+    // DRAM in turn and the kernel ran at a third of the bandwidth with the SMs mostly idle.
+#pragma unroll
+    for (int j = 0; j < VPL; ++j)
+    {
+        int c = l + j * lanes;
+        if (valid && c < vecs) load_pack(x + c * 8, v[j]);
+    }
+    double s = 0, q = 0;
+#pragma unroll
+    for (int j = 0; j < VPL; ++j)
+    {
+        int c = l + j * lanes;
+        if (valid && c < vecs)
+        {
+            float f[8];
+            unpack(v[j], f);
+#pragma unroll
+            for (int e = 0; e < 8; ++e)
+            {
+                s += f[e];
+                q += (double)f[e] * f[e];
+            }
+        }
+    }
+    // Every lane of the warp takes part in the shuffles, rows past the end included.
+    s = group_sum(s, lanes);
+    q = group_sum(q, lanes);
+    double mean = s / a.cols;
+    double variance = q / a.cols - mean * mean;
+    if (variance < 0) variance = 0;
+    // The quantizing form's rows past the end stay for its second reduction (the row's amax) and leave after it.
+    if (MODE != LN_FP8 && !valid) return;
+    float inv = (float)(1.0 / sqrt(variance + (double)a.eps));
+    float m = (float)mean;
+    T* y = (T*)a.y + o[1];
+    const T* sc = a.scale ? (const T*)a.scale + o[2] : 0;
+    const T* sh = a.shift ? (const T*)a.shift + o[3] : 0;
+    u32 amax_bits = 0;
+#pragma unroll
+    for (int j = 0; j < VPL; ++j)
+    {
+        int c = l + j * lanes;
+        if (c >= vecs || (MODE == LN_FP8 && !valid)) continue;
+        // γ and β as whole vectors too: read element by element, lane l's column 8·l makes each warp-wide load touch
+        // 32 sectors for 128 useful bytes, which made the L1, not DRAM, the limit of this kernel.
+        float sv[8], hv[8], gv[8], bv[8];
+        if (sc) load8(sc + c * 8, sv);
+        if (sh) load8(sh + c * 8, hv);
+        if (a.gamma) load8(a.gamma + c * 8, gv);
+        if (a.beta) load8(a.beta + c * 8, bv);
+        float out[8];
+        unpack(v[j], out);
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+        {
+            float t = __fmul_rn(out[e] - m, inv);
+            if (a.gamma && a.beta) t = __fmaf_rn(t, gv[e], bv[e]);
+            else if (a.gamma) t = __fmul_rn(t, gv[e]);
+            else if (a.beta) t = __fadd_rn(t, bv[e]);
+            if (sc) t = __fmul_rn(t, __fadd_rn(1.0f, sv[e]));
+            if (sh) t = __fadd_rn(t, hv[e]);
+            out[e] = t;
+        }
+        if (MODE == LN_ROTARY && table_row >= 0)
+        {
+            // The norm's output as stored (rounded to T), then the pairs rotated: the unfused ops' values exactly.
+            float cv[8], sv2[8];
+            load8((const T*)a.cos + table_row * a.cols + c * 8, cv);
+            load8((const T*)a.sin + table_row * a.cols + c * 8, sv2);
+#pragma unroll
+            for (int p = 0; p < 4; ++p)
+            {
+                float re = to_float(from_float<T>(out[2 * p])), im = to_float(from_float<T>(out[2 * p + 1]));
+                out[2 * p] = __fsub_rn(__fmul_rn(re, cv[2 * p]), __fmul_rn(im, sv2[2 * p]));
+                out[2 * p + 1] = __fadd_rn(__fmul_rn(im, cv[2 * p + 1]), __fmul_rn(re, sv2[2 * p + 1]));
+            }
+        }
+        if (MODE == LN_FP8)
+        {
+            // The row as the norm alone stores it (rounded to T), kept packed in v for the codes after the amax:
+            // fp8_quantize_rows8's input exactly, without writing it out and reading it back.
+            repack(out, v[j]);
+            amax_bits = abs_max_bits(v[j], amax_bits);
+        }
+        else store8(y + c * 8, out);
+    }
+    if (MODE == LN_FP8)
+    {
+        // The maximum is exact whatever the order, so the group's shuffles give fp8_quantize_rows8's block result (NaN
+        // included: any NaN makes the scale 1 there and here).
+        for (int s2 = lanes >> 1; s2 > 0; s2 >>= 1) amax_bits = max(amax_bits, __shfl_xor_sync(0xffffffffu, amax_bits, s2));
+        if (!valid) return;
+        const float scale = e4m3_row_scale(abs_bits_to_float(amax_bits, (T*)0));
+        const RowDivisor divisor = row_divisor(scale);
+        // 32-bit: the host keeps the codes' offsets below 2^31 (a 64-bit division is a call, and its saves spilled).
+        const u32 at = (u32)o[1];
+        u8* codes = (u8*)a.y + at;
+        if (l == 0) a.row_scales[at / (u32)a.cols] = scale;
+#pragma unroll
+        for (int j = 0; j < VPL; ++j)
+        {
+            int c = l + j * lanes;
+            if (c >= vecs) continue;
+            float f[8];
+            unpack(v[j], f);
+            *(uint2*)(codes + c * 8) = e4m3x8(f, divisor);
+        }
+    }
+}
+
 // Arguments of the attention kernels (attention.cu, attention_sm90.cu).
 struct AttentionArgs
 {

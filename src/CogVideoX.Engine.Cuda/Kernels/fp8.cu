@@ -1,37 +1,8 @@
 // FP8 linears (--linear fp8): per-row quantization to E4M3 and the dequantizing epilogue around a cuBLASLt FP8 GEMM.
 // Compiled lazily, on the first FP8 linear: a failure here never touches another module. The conversion is written out
-// (no cuda_fp8.h) to match the CPU reference (E4M3 in C#) bit for bit: round to nearest even, saturate at ±448,
-// subnormals in steps of 2^-9, NaN → 0x7F. E4M3_MAX: common.cuh.
+// (no cuda_fp8.h) to match the CPU reference (E4M3 in C#) bit for bit (common.cuh).
 
-typedef unsigned char u8;
-
-__device__ __forceinline__ u8 e4m3_from_float(float v)
-{
-    u32 bits = __float_as_uint(v);
-    u8 sign = (u8)((bits >> 24) & 0x80u);
-    if (v != v) return (u8)(sign | 0x7Fu);
-    float a = fabsf(v);
-    if (a > E4M3_MAX) return (u8)(sign | 0x7Eu);
-    if (a < 0.015625f)
-    {
-        // a · 512 is exact (a power-of-two scaling); rintf rounds half to even.
-        return (u8)(sign | (u8)rintf(a * 512.0f));
-    }
-    u32 ab = bits & 0x7fffffffu;
-    int e = (int)(ab >> 23) - 127;
-    u32 m = ab & 0x7fffffu;
-    u32 kept = m >> 20, rest = m & 0xfffffu;
-    if (rest > 0x80000u || (rest == 0x80000u && (kept & 1u))) kept++;
-    if (kept == 8u) { kept = 0u; e++; }
-    int code = ((e + 7) << 3) | (int)kept;
-    return (u8)(sign | (u8)(code < 0x7E ? code : 0x7E));
-}
-
-// amax / 448, or 1 for a row that is all zeros or not finite (as E4M3.RowScale).
-__device__ __forceinline__ float e4m3_row_scale(float amax)
-{
-    return (amax > 0.0f && amax < F_INF) ? __fdiv_rn(amax, E4M3_MAX) : 1.0f;
-}
+// u8, e4m3_from_float and e4m3_row_scale: common.cuh (ln_rows_impl's quantizing form uses them too).
 
 // codes[r, c] = E4M3(x[r, c] / scale[r]) with scale[r] = amax of the row / 448. One block per row (grid-stride over rows).
 struct Fp8QuantizeArgs
@@ -100,6 +71,127 @@ __device__ void fp8_quantize_rows8_impl(const Fp8QuantizeArgs& a)
 }
 
 FLOAT_KERNELS(fp8_quantize_rows8, Fp8QuantizeArgs, fp8_quantize_rows8_impl)
+
+// The same codes and scales with each row read from memory once and held in registers (rows8 above reads it twice,
+// the second time mostly from L2, and divides with div.rn's slow-path call): every 16-byte load of a thread issued
+// before the first is used, the amax an integer maximum of |bits| (abs_max_bits), the division and the scale
+// call-free (common.cuh: RowDivisor, e4m3_row_scale), which changes no code. Rows of x 16-byte aligned with cols and
+// xStride multiples of 8; codes 8-byte aligned (the host checks and falls back to rows8).
+//   fp8_quantize_lanes: `lanes` threads a row (ln_rows' rule: up to 32, four vectors of 8 each where the row allows),
+//     VPL vectors a thread: rows up to 4,096 columns (2b's 1,920, 5b's 3,072: the attention output into to_out).
+//   fp8_quantize_block: one block a row, VPL vectors a thread: up to 256 · 16 · 8 = 32,768 columns (the GELU output
+//     into ff.net.2: 7,680 and 12,288).
+struct Fp8RowsArgs
+{
+    const void* x;   // [rows, cols], row stride xStride, unit column stride
+    u8* codes;       // [rows, cols] contiguous
+    float* scales;   // [rows]
+    i64 rows;
+    i64 xStride;
+    int cols;
+    int lanes;       // fp8_quantize_lanes: threads a row (a power of two, at most 32)
+};
+static_assert(sizeof(Fp8RowsArgs) == 48, "Fp8RowsArgs must match KernelArgs.cs");
+
+// A thread's vectors of a row (vector first + j·step), all loads in flight before any is used; returns their amax bits.
+template <typename T, int VPL>
+__device__ __forceinline__ u32 load_row(const T* row, int first, int step, int vecs, Pack8<T>* v)
+{
+#pragma unroll
+    for (int j = 0; j < VPL; ++j)
+    {
+        int c = first + j * step;
+        if (c < vecs) load_pack(row + (i64)c * 8, v[j]);
+    }
+    u32 m = 0;
+#pragma unroll
+    for (int j = 0; j < VPL; ++j)
+        if (first + j * step < vecs) m = abs_max_bits(v[j], m);
+    return m;
+}
+
+template <typename T, int VPL>
+__device__ __forceinline__ void store_codes(u8* out, int first, int step, int vecs, const Pack8<T>* v, const RowDivisor& d)
+{
+#pragma unroll
+    for (int j = 0; j < VPL; ++j)
+    {
+        int c = first + j * step;
+        if (c >= vecs) continue;
+        float f[8];
+        unpack(v[j], f);
+        *(uint2*)(out + (i64)c * 8) = e4m3x8(f, d);
+    }
+}
+
+template <typename T, int VPL>
+__device__ void fp8_quantize_lanes_impl(const Fp8RowsArgs& a)
+{
+    const int lane = threadIdx.x & 31, lanes = a.lanes, l = lane & (lanes - 1);
+    const i64 warp = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const i64 row = warp * (32 / lanes) + lane / lanes;
+    const bool valid = row < a.rows;
+    const int vecs = a.cols >> 3;
+    Pack8<T> v[VPL];
+    u32 m = valid ? load_row<T, VPL>((const T*)a.x + row * a.xStride, l, lanes, vecs, v) : 0u;
+    // Every lane of the warp shuffles, rows past the end included.
+    for (int o = lanes >> 1; o > 0; o >>= 1) m = max(m, __shfl_xor_sync(0xffffffffu, m, o));
+    if (!valid) return;
+    const float scale = e4m3_row_scale(abs_bits_to_float(m, (T*)0));
+    if (l == 0) a.scales[row] = scale;
+    store_codes<T, VPL>(a.codes + row * a.cols, l, lanes, vecs, v, row_divisor(scale));
+}
+
+template <typename T, int VPL>
+__device__ void fp8_quantize_block_impl(const Fp8RowsArgs& a)
+{
+    __shared__ u32 scratch[32];
+    const i64 row = blockIdx.x;
+    const int vecs = a.cols >> 3;
+    Pack8<T> v[VPL];
+    u32 m = load_row<T, VPL>((const T*)a.x + row * a.xStride, threadIdx.x, blockDim.x, vecs, v);
+    m = block_reduce<MaxOp<u32>>(m, scratch);
+    const float scale = e4m3_row_scale(abs_bits_to_float(m, (T*)0));
+    if (threadIdx.x == 0) a.scales[row] = scale;
+    store_codes<T, VPL>(a.codes + row * a.cols, threadIdx.x, blockDim.x, vecs, v, row_divisor(scale));
+}
+
+#define FP8_QUANTIZE_REG(N, T) \
+    extern "C" __global__ void __launch_bounds__(256) fp8_quantize_lanes_##N##_v1(Fp8RowsArgs a) { fp8_quantize_lanes_impl<T, 1>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) fp8_quantize_lanes_##N##_v2(Fp8RowsArgs a) { fp8_quantize_lanes_impl<T, 2>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) fp8_quantize_lanes_##N##_v4(Fp8RowsArgs a) { fp8_quantize_lanes_impl<T, 4>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) fp8_quantize_lanes_##N##_v8(Fp8RowsArgs a) { fp8_quantize_lanes_impl<T, 8>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) fp8_quantize_lanes_##N##_v12(Fp8RowsArgs a) { fp8_quantize_lanes_impl<T, 12>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) fp8_quantize_lanes_##N##_v16(Fp8RowsArgs a) { fp8_quantize_lanes_impl<T, 16>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) fp8_quantize_block_##N##_v8(Fp8RowsArgs a) { fp8_quantize_block_impl<T, 8>(a); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) fp8_quantize_block_##N##_v12(Fp8RowsArgs a) { fp8_quantize_block_impl<T, 12>(a); } \
+    extern "C" __global__ void __launch_bounds__(256, 1) fp8_quantize_block_##N##_v16(Fp8RowsArgs a) { fp8_quantize_block_impl<T, 16>(a); }
+// (v12 and v16 serve rows past 16,384 columns, none in CogVideoX: held to one block an SM, so that ptxas's occupancy
+// targets never trade a spill for them.)
+FP8_QUANTIZE_REG(f32, float)
+FP8_QUANTIZE_REG(f16, f16)
+FP8_QUANTIZE_REG(bf16, bf16)
+
+// The adaptive LayerNorm that feeds an FP8 linear (modulated_layer_norm_fp8): norm.cu's ln_rows arithmetic (common.cuh),
+// each row rounded to T as that kernel stores it, then quantized as fp8_quantize_rows8 does, from registers: the
+// codes and row scale are the two kernels' bit for bit, with neither the [rows, cols] T tensor written nor read back.
+#define LN_FP8_ROWS(N, T, V, BOUNDS) \
+    extern "C" __global__ void __launch_bounds__(BOUNDS) ln_fp8_rows_##N##_v##V(LnRowsArgs a) { ln_rows_impl<T, V, LN_FP8>(a); }
+// The half types' layouts of the model widths (v4 to v16: 1,024 to 4,096 columns) let ptxas aim at two blocks an SM
+// and more; the narrow ones (v1, v2) and float32 (no FP8 model runs float32 activations on a GPU) are held to one,
+// so that its occupancy targets never trade a spill for them.
+#define LN_FP8_ROWS_HALF(N, T) \
+    LN_FP8_ROWS(N, T, 1, 256 COMMA 1) LN_FP8_ROWS(N, T, 2, 256 COMMA 1) LN_FP8_ROWS(N, T, 4, 256) \
+    LN_FP8_ROWS(N, T, 8, 256) LN_FP8_ROWS(N, T, 12, 256) LN_FP8_ROWS(N, T, 16, 256)
+#define COMMA ,
+LN_FP8_ROWS_HALF(f16, f16)
+LN_FP8_ROWS_HALF(bf16, bf16)
+LN_FP8_ROWS(f32, float, 1, 256 COMMA 1)
+LN_FP8_ROWS(f32, float, 2, 256 COMMA 1)
+LN_FP8_ROWS(f32, float, 4, 256 COMMA 1)
+LN_FP8_ROWS(f32, float, 8, 256 COMMA 1)
+LN_FP8_ROWS(f32, float, 12, 256 COMMA 1)
+LN_FP8_ROWS(f32, float, 16, 256 COMMA 1)
 
 // y[r, c] = act(acc[r, c] · xScale[r] · wScale[c] + bias[c]), left to right in float, stored in T.
 struct Fp8EpilogueArgs

@@ -264,163 +264,8 @@ IO_TYPE_PAIRS(ROWS)
 
 FLOAT_KERNELS(group_norm_stats, GroupStatsArgs, group_stats_impl)
 
-// LayerNorm over rows of a contiguous last dim, optionally modulated: y = (norm(x)·γ + β)·(1 + scale) + shift, with
-// scale and shift rows chosen per row through the row map (one per batch item, say). A group of `lanes` threads
-// (a power of two up to 32) holds one row in registers, VPL vectors of 8 elements per thread: one read of x, one write
-// of y. Statistics in double as in layer_norm_impl, so results agree with it (and the CPU) to rounding.
-struct LnRowsArgs
-{
-    const void* x;
-    void* y;
-    const float* gamma;  // [cols] or null
-    const float* beta;   // [cols] or null
-    const void* scale;   // rows through the map (x's type) or null
-    const void* shift;
-    i64 rows;
-    int cols;
-    int lanes;
-    float eps;
-    int heads;    // ln_rotary_rows only (below)
-    RowMap4 map;  // operand 0 = x, 1 = y, 2 = scale, 3 = shift
-    // ln_rotary_rows only: rows are (b, h, n) of [B, heads, seq, cols]; the last `rotated` tokens of each (b, h) are
-    // rotated by the tables cos/sin [rotated, cols] (x's type, contiguous) after the norm (rotary8_impl's arithmetic).
-    const void* cos;
-    const void* sin;
-    int seq;
-    int rotated;
-};
-static_assert(sizeof(LnRowsArgs) == 264, "LnRowsArgs must match KernelArgs.cs");
-
-__device__ __forceinline__ double group_sum(double v, int lanes)
-{
-    for (int o = lanes >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-// Eight elements of T as loaded (one uint4 for 16-bit types), widened to float where used: a row held packed takes
-// half the registers of the float form (measured on its own: no change in time; kept for the occupancy headroom).
-template <typename T> struct Pack8 { uint4 r; };
-template <> struct Pack8<float> { uint4 r[2]; };
-__device__ __forceinline__ void load_pack(const f16* p, Pack8<f16>& v) { v.r = *(const uint4*)p; }
-__device__ __forceinline__ void load_pack(const bf16* p, Pack8<bf16>& v) { v.r = *(const uint4*)p; }
-__device__ __forceinline__ void load_pack(const float* p, Pack8<float>& v) { v.r[0] = ((const uint4*)p)[0]; v.r[1] = ((const uint4*)p)[1]; }
-__device__ __forceinline__ void unpack(const Pack8<f16>& v, float* f) { unpack8<f16>(v.r, f); }
-__device__ __forceinline__ void unpack(const Pack8<bf16>& v, float* f) { unpack8<bf16>(v.r, f); }
-__device__ __forceinline__ void unpack(const Pack8<float>& v, float* f)
-{
-    u32 w[8] = { v.r[0].x, v.r[0].y, v.r[0].z, v.r[0].w, v.r[1].x, v.r[1].y, v.r[1].z, v.r[1].w };
-#pragma unroll
-    for (int k = 0; k < 8; ++k) f[k] = __uint_as_float(w[k]);
-}
-
-template <typename T, int VPL, bool ROTARY = false>
-__device__ void ln_rows_impl(const LnRowsArgs& a)
-{
-    const int lane = threadIdx.x & 31;
-    const int lanes = a.lanes;
-    const int l = lane & (lanes - 1);
-    const i64 warp = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    i64 row = warp * (32 / lanes) + lane / lanes;
-    const bool valid = row < a.rows;
-    // The rotary form walks the rows heads fastest: a warp's rows are then one token's heads, which lie side by side in
-    // a QKV projection (whole contiguous runs instead of 128-byte pieces) and share one row of the tables (a broadcast
-    // load instead of one per head). `row` becomes the (b, h, n) row it stands for.
-    i64 table_row = -1;
-    if (ROTARY && valid)
-    {
-        const u32 heads = (u32)a.heads, seq = (u32)a.seq, r32 = (u32)row;  // the host keeps rows below 2^31
-        const u32 t = r32 / heads, h = r32 - t * heads, b = t / seq, n = t - b * seq;
-        row = ((i64)b * heads + h) * seq + n;
-        const u32 first = seq - (u32)a.rotated;
-        if (n >= first) table_row = n - first;
-    }
-    const int vecs = a.cols / 8;
-    i64 o[4] = { 0, 0, 0, 0 };
-    if (valid) row_offsets(a.map, row, o);
-    const T* x = (const T*)a.x + o[0];
-    Pack8<T> v[VPL];
-    // One pass of sums and sums of squares in double, then one reduction: at these sizes the E[x²] − mean² form loses
-    // nothing in double, and it halves the shuffle chain of the two-pass form.
-    // Every load is issued before the first is used: interleaved with the double-precision sums, each waited for
-    // DRAM in turn and the kernel ran at a third of the bandwidth with the SMs mostly idle.
-#pragma unroll
-    for (int j = 0; j < VPL; ++j)
-    {
-        int c = l + j * lanes;
-        if (valid && c < vecs) load_pack(x + c * 8, v[j]);
-    }
-    double s = 0, q = 0;
-#pragma unroll
-    for (int j = 0; j < VPL; ++j)
-    {
-        int c = l + j * lanes;
-        if (valid && c < vecs)
-        {
-            float f[8];
-            unpack(v[j], f);
-#pragma unroll
-            for (int e = 0; e < 8; ++e)
-            {
-                s += f[e];
-                q += (double)f[e] * f[e];
-            }
-        }
-    }
-    // Every lane of the warp takes part in the shuffles, rows past the end included.
-    s = group_sum(s, lanes);
-    q = group_sum(q, lanes);
-    double mean = s / a.cols;
-    double variance = q / a.cols - mean * mean;
-    if (variance < 0) variance = 0;
-    if (!valid) return;
-    float inv = (float)(1.0 / sqrt(variance + (double)a.eps));
-    float m = (float)mean;
-    T* y = (T*)a.y + o[1];
-    const T* sc = a.scale ? (const T*)a.scale + o[2] : 0;
-    const T* sh = a.shift ? (const T*)a.shift + o[3] : 0;
-#pragma unroll
-    for (int j = 0; j < VPL; ++j)
-    {
-        int c = l + j * lanes;
-        if (c >= vecs) continue;
-        // γ and β as whole vectors too: read element by element, lane l's column 8·l makes each warp-wide load touch
-        // 32 sectors for 128 useful bytes, which made the L1, not DRAM, the limit of this kernel.
-        float sv[8], hv[8], gv[8], bv[8];
-        if (sc) load8(sc + c * 8, sv);
-        if (sh) load8(sh + c * 8, hv);
-        if (a.gamma) load8(a.gamma + c * 8, gv);
-        if (a.beta) load8(a.beta + c * 8, bv);
-        float out[8];
-        unpack(v[j], out);
-#pragma unroll
-        for (int e = 0; e < 8; ++e)
-        {
-            float t = __fmul_rn(out[e] - m, inv);
-            if (a.gamma && a.beta) t = __fmaf_rn(t, gv[e], bv[e]);
-            else if (a.gamma) t = __fmul_rn(t, gv[e]);
-            else if (a.beta) t = __fadd_rn(t, bv[e]);
-            if (sc) t = __fmul_rn(t, __fadd_rn(1.0f, sv[e]));
-            if (sh) t = __fadd_rn(t, hv[e]);
-            out[e] = t;
-        }
-        if (ROTARY && table_row >= 0)
-        {
-            // The norm's output as stored (rounded to T), then the pairs rotated: the unfused ops' values exactly.
-            float cv[8], sv2[8];
-            load8((const T*)a.cos + table_row * a.cols + c * 8, cv);
-            load8((const T*)a.sin + table_row * a.cols + c * 8, sv2);
-#pragma unroll
-            for (int p = 0; p < 4; ++p)
-            {
-                float re = to_float(from_float<T>(out[2 * p])), im = to_float(from_float<T>(out[2 * p + 1]));
-                out[2 * p] = __fsub_rn(__fmul_rn(re, cv[2 * p]), __fmul_rn(im, sv2[2 * p]));
-                out[2 * p + 1] = __fadd_rn(__fmul_rn(im, cv[2 * p + 1]), __fmul_rn(re, sv2[2 * p + 1]));
-            }
-        }
-        store8(y + c * 8, out);
-    }
-}
-
+// ln_rows_impl and LnRowsArgs (LayerNorm over rows held in registers, optionally modulated or rotated): common.cuh,
+// where fp8.cu's quantizing form of it lives too.
 #define LN_ROWS(N, T) \
     extern "C" __global__ void __launch_bounds__(256) ln_rows_##N##_v1(LnRowsArgs a) { ln_rows_impl<T, 1>(a); } \
     extern "C" __global__ void __launch_bounds__(256) ln_rows_##N##_v2(LnRowsArgs a) { ln_rows_impl<T, 2>(a); } \
@@ -434,9 +279,9 @@ LN_ROWS(bf16, bf16)
 
 // The per-head q/k norm with the rotary embedding fused (head dims 16 to 128: lanes and vectors as ln_rows picks).
 #define LN_ROTARY_ROWS(N, T) \
-    extern "C" __global__ void __launch_bounds__(256) ln_rotary_rows_##N##_v1(LnRowsArgs a) { ln_rows_impl<T, 1, true>(a); } \
-    extern "C" __global__ void __launch_bounds__(256) ln_rotary_rows_##N##_v2(LnRowsArgs a) { ln_rows_impl<T, 2, true>(a); } \
-    extern "C" __global__ void __launch_bounds__(256) ln_rotary_rows_##N##_v4(LnRowsArgs a) { ln_rows_impl<T, 4, true>(a); }
+    extern "C" __global__ void __launch_bounds__(256) ln_rotary_rows_##N##_v1(LnRowsArgs a) { ln_rows_impl<T, 1, LN_ROTARY>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) ln_rotary_rows_##N##_v2(LnRowsArgs a) { ln_rows_impl<T, 2, LN_ROTARY>(a); } \
+    extern "C" __global__ void __launch_bounds__(256) ln_rotary_rows_##N##_v4(LnRowsArgs a) { ln_rows_impl<T, 4, LN_ROTARY>(a); }
 LN_ROTARY_ROWS(f32, float)
 LN_ROTARY_ROWS(f16, f16)
 LN_ROTARY_ROWS(bf16, bf16)

@@ -52,10 +52,18 @@ public enum Capability
     /// <see cref="Sage8Attention"/> (agreement within the half types' tolerance, not bit for bit).
     /// </summary>
     Sage8Attention,
+
+    /// <summary>
     /// <see cref="IFp8LinearKernel"/>: a linear with FP8 E4M3 operands (an opt-in fast mode, <c>--linear fp8</c>). It has
     /// no decomposition into core ops: its reference is the CPU backend's bit-exact E4M3 emulation.
     /// </summary>
     Fp8Linear,
+
+    /// <summary>
+    /// <see cref="IModulatedLayerNormFp8Kernel"/>: a DiT block's adaptive LayerNorm written as the FP8 input of the
+    /// linear after it (codes and row scales), bit for bit the norm then the quantization (<c>--linear fp8</c>).
+    /// </summary>
+    ModulatedLayerNormFp8,
 }
 
 /// <summary>The capability query (ggml's supports_op, per op kind).</summary>
@@ -80,6 +88,7 @@ public static class BackendCapabilities
         Capability.LayerNormRotary => typeof(ILayerNormRotaryKernel),
         Capability.Sage8Attention => typeof(ISage8AttentionKernel),
         Capability.Fp8Linear => typeof(IFp8LinearKernel),
+        Capability.ModulatedLayerNormFp8 => typeof(IModulatedLayerNormFp8Kernel),
         _ => throw new ArgumentOutOfRangeException(nameof(capability)),
     };
 
@@ -214,4 +223,23 @@ public interface IFp8LinearKernel
     /// a float dtype.
     /// </summary>
     void LinearFp8(Tensor x, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y);
+
+    /// <summary>
+    /// <see cref="LinearFp8"/> on an input already quantized: xCodes [M, K] (F8E4M3) and xScales [M] (F32), both
+    /// contiguous, as LinearFp8 would have made them from x; y [M, N] in F32/F16/BF16 (bias, when given, in y's dtype).
+    /// </summary>
+    void LinearFp8Quantized(Tensor xCodes, Tensor xScales, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y);
+}
+
+public interface IModulatedLayerNormFp8Kernel
+{
+    /// <summary>
+    /// The <see cref="IModulatedLayerNormKernel"/> norm of each row of x, its values rounded to x's dtype, then the row
+    /// quantized as <see cref="IFp8LinearKernel.LinearFp8"/> quantizes its input: scales[r] = <see cref="E4M3.RowScale"/>
+    /// of the rounded values' largest magnitude, codes[r, c] = E4M3(value / scales[r]) (one IEEE division). scale and
+    /// shift come broadcast to x's shape in x's dtype; codes (F8E4M3, x's shape, unit stride along the last dim) and
+    /// scales (F32, x's shape without the last dim) may be strided views. Bit for bit the two ops in sequence where the
+    /// norm's arithmetic is the same.
+    /// </summary>
+    void ModulatedLayerNormFp8(Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Tensor codes, Tensor scales);
 }

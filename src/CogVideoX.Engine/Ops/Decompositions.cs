@@ -128,6 +128,41 @@ public static class Decompositions
         Store(normed.Mul(Wide(scale).Affine(1f, 1f)).Add(Wide(shift)), y);
     }
 
+    /// <summary>
+    /// The norm into a tensor of x's dtype (so its values are rounded as the norm alone stores them), then its rows
+    /// quantized as an FP8 linear quantizes its input, the codes and scales copied into their (possibly strided) places.
+    /// </summary>
+    public static void ModulatedLayerNormFp8(Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Tensor codes, Tensor scales)
+    {
+        using var normed = x.ModulatedLayerNorm(gamma, beta, scale, shift, eps);
+        int d = x.Dim(-1);
+        using var rows = normed.Reshape((int)(normed.ElementCount / d), d);
+        using var quantized = rows.QuantizeFp8();
+        using var c = quantized.Codes.Reshape(codes.ShapeArray());
+        using var s = quantized.Scales.Reshape(scales.ShapeArray());
+        CopyRows(c, codes);
+        CopyRows(s, scales);
+    }
+
+    /// <summary>
+    /// Copies a contiguous tensor into a view of its shape as contiguous pieces where the view is strided: a backend
+    /// need not copy strided FP8 codes (no element conversion exists for them), only whole rows.
+    /// </summary>
+    private static void CopyRows(Tensor source, Tensor destination)
+    {
+        if (destination.IsContiguous || destination.DType != DType.F8E4M3 || destination.Rank <= 1)
+        {
+            source.Backend.Copy(source, destination);
+            return;
+        }
+        for (int i = 0; i < destination.Dim(0); i++)
+        {
+            using var from = source.Select(0, i);
+            using var to = destination.Select(0, i);
+            CopyRows(from, to);
+        }
+    }
+
     public static void AddMul(Tensor x, Tensor h, Tensor gate, Tensor y)
     {
         // The sum is complete before y is written, so y may be x.

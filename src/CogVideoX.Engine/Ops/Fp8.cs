@@ -122,6 +122,67 @@ public sealed class Fp8Weight : IDisposable
     }
 }
 
+/// <summary>
+/// An activation [..., K] quantized to FP8 E4M3 per row (token), as <see cref="Ops.LinearFp8(Tensor, Fp8Weight, Tensor?, Activation)"/>
+/// quantizes its input: codes [..., K] and one float32 scale per row [...], value ≈ E4M3(code) · scale. Written by a
+/// producer that quantizes as it computes (<see cref="Ops.ModulatedLayerNormFp8Into"/>) so the linear reads one byte per
+/// element instead of the half-type tensor twice. <see cref="DType"/> is the type of the values it stands for (the
+/// linear's output type). Owns its tensors; both contiguous.
+/// </summary>
+public sealed class Fp8Activation : IDisposable
+{
+    public Fp8Activation(Tensor codes, Tensor scales, DType dtype)
+    {
+        ArgumentNullException.ThrowIfNull(codes);
+        ArgumentNullException.ThrowIfNull(scales);
+        if (codes.DType != DType.F8E4M3 || codes.Rank < 1 || !codes.IsContiguous)
+            throw new ArgumentException($"fp8 activation: codes must be a contiguous F8_E4M3 [..., K], got {codes}{(codes.IsContiguous ? "" : " (strided)")}");
+        if (scales.DType != DType.F32 || !scales.Shape.SequenceEqual(codes.Shape[..^1]) || !scales.IsContiguous)
+            throw new ArgumentException($"fp8 activation: scales must be a contiguous F32 {Layout.Format(codes.Shape[..^1])} (one per row of codes {codes.ShapeString}), got {scales}");
+        if (!ReferenceEquals(codes.Backend, scales.Backend))
+            throw new ArgumentException($"fp8 activation: codes and scales live on different backends ({codes.Device} and {scales.Device})");
+        if (dtype is not (DType.F32 or DType.F16 or DType.BF16))
+            throw new ArgumentException($"fp8 activation: stands for F32, F16 or BF16 values, not {dtype.Name()}");
+        Codes = codes;
+        Scales = scales;
+        DType = dtype;
+    }
+
+    /// <summary>Uninitialised codes [shape] and scales [shape without its last dim] on a backend.</summary>
+    public static Fp8Activation Empty(IBackend backend, DType dtype, params int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        if (shape.Length < 1) throw new ArgumentException("fp8 activation: the shape needs at least one dim (the features)");
+        var codes = Tensor.Empty(backend, DType.F8E4M3, shape);
+        try
+        {
+            return new Fp8Activation(codes, Tensor.Empty(backend, DType.F32, shape[..^1]), dtype);
+        }
+        catch
+        {
+            codes.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>[..., K] E4M3 codes, contiguous.</summary>
+    public Tensor Codes { get; }
+
+    /// <summary>[...] float32: each row's scale (<see cref="E4M3.RowScale"/> of its largest magnitude).</summary>
+    public Tensor Scales { get; }
+
+    /// <summary>The dtype of the values the codes stand for (the output dtype of a linear on them).</summary>
+    public DType DType { get; }
+
+    public IBackend Backend => Codes.Backend;
+
+    public void Dispose()
+    {
+        Codes.Dispose();
+        Scales.Dispose();
+    }
+}
+
 public static partial class Ops
 {
     /// <summary>
@@ -180,6 +241,95 @@ public static partial class Ops
         CheckLinearBias(x, bias, n, "fp8 linear");
         var kernel = Fp8Kernel(x.Backend);
         return OverRows(x, k, n, "fp8 linear", (x2, y) => kernel.LinearFp8(x2, weight.Codes, weight.Scales, bias, activation, y));
+    }
+
+    /// <summary>
+    /// <see cref="LinearFp8(Tensor, Fp8Weight, Tensor?, Activation)"/> on an activation already quantized (by the op
+    /// that produced it): the same GEMM and epilogue, the same result as quantizing its values here. Returns
+    /// [..., N] in <see cref="Fp8Activation.DType"/>; bias [N] in that dtype or null.
+    /// </summary>
+    public static Tensor LinearFp8(this Fp8Activation x, Fp8Weight weight, Tensor? bias = null, Activation activation = Activation.None)
+    {
+        const string op = "fp8 linear";
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(weight);
+        SameBackend(x.Codes, weight.Codes, op);
+        int k = x.Codes.Dim(-1), n = weight.OutFeatures;
+        if (weight.InFeatures != k)
+            throw new ArgumentException($"{op}: quantized input {x.Codes.ShapeString} has {k} features but weight [{n}, {weight.InFeatures}] expects {weight.InFeatures}");
+        if (bias is not null)
+        {
+            SameBackend(x.Codes, bias, op);
+            if (bias.DType != x.DType)
+                throw new ArgumentException($"{op}: bias is {bias.DType.Name()} but the quantized input stands for {x.DType.Name()} values; give a bias of that dtype");
+            if (bias.Rank != 1 || bias.Dim(0) != n)
+                throw new ArgumentException($"{op}: bias {bias.ShapeString} does not match {n} outputs");
+        }
+        var kernel = Fp8Kernel(x.Backend);
+        var outShape = x.Codes.ShapeArray();
+        outShape[^1] = n;
+        int m = (int)x.Scales.ElementCount;
+        using var codes = x.Codes.Reshape(m, k);
+        using var scales = x.Scales.Reshape(m);
+        var y = Tensor.Empty(x.Backend, x.DType, m, n);
+        if (y.ElementCount > 0)
+        {
+            if (k == 0) throw new ArgumentException($"{op}: input has zero features");
+            kernel.LinearFp8Quantized(codes, scales, weight.Codes, weight.Scales, bias, activation, y);
+        }
+        using (y) return y.Reshape(outShape);
+    }
+
+    /// <summary>
+    /// A DiT block's adaptive LayerNorm (<see cref="ModulatedLayerNorm"/>) written straight as the FP8 input of the
+    /// linear that reads it: each row of the norm's output rounded to x's dtype (as the norm alone stores it), then
+    /// quantized as <see cref="LinearFp8(Tensor, Fp8Weight, Tensor?, Activation)"/> quantizes its input. codes [..., D]
+    /// (F8_E4M3, unit stride along D) and scales [...] (F32) take x's shape and may be views (one part of the tokens
+    /// each call); the result is the norm then the quantization bit for bit, with neither the norm's half-type output
+    /// written nor read back.
+    /// </summary>
+    public static void ModulatedLayerNormFp8Into(this Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Tensor codes, Tensor scales)
+    {
+        const string op = "modulated_layer_norm_fp8";
+        ArgumentNullException.ThrowIfNull(codes);
+        ArgumentNullException.ThrowIfNull(scales);
+        Float(x, op);
+        RankAtLeast(x, 1, op, "input");
+        CheckAffine(x, gamma, x.Dim(-1), op, "gamma");
+        CheckAffine(x, beta, x.Dim(-1), op, "beta");
+        using var s = CompanionOperand(scale, x, op, "scale");
+        using var t = CompanionOperand(shift, x, op, "shift");
+        SameBackend(x, codes, op);
+        SameBackend(x, scales, op);
+        if (codes.DType != DType.F8E4M3 || !codes.Shape.SequenceEqual(x.Shape))
+            throw new ArgumentException($"{op}: codes {codes} must be F8_E4M3 {x.ShapeString} (x's shape)");
+        if (codes.Layout.Stride(-1) != 1 && codes.Dim(-1) > 1)
+            throw new ArgumentException($"{op}: codes must have a unit stride along their last dim (whole rows), got strides [{string.Join(", ", codes.Layout.Strides.ToArray())}]");
+        if (scales.DType != DType.F32 || !scales.Shape.SequenceEqual(x.Shape[..^1]))
+            throw new ArgumentException($"{op}: scales {scales} must be F32 {Layout.Format(x.Shape[..^1])} (one per row of x {x.ShapeString})");
+        // FP8 codes need a backend that can run FP8 linears (the decomposition quantizes through it too).
+        _ = Fp8Kernel(x.Backend);
+        if (x.ElementCount == 0) return;
+        if (Kernel<IModulatedLayerNormFp8Kernel>(x) is { } kernel) kernel.ModulatedLayerNormFp8(x, gamma, beta, s, t, eps, codes, scales);
+        else Decompositions.ModulatedLayerNormFp8(x, gamma, beta, s, t, eps, codes, scales);
+    }
+
+    /// <summary><see cref="ModulatedLayerNormFp8Into"/> into a new activation of x's shape.</summary>
+    public static Fp8Activation ModulatedLayerNormFp8(this Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps)
+    {
+        Float(x, "modulated_layer_norm_fp8");
+        RankAtLeast(x, 1, "modulated_layer_norm_fp8", "input");
+        var result = Fp8Activation.Empty(x.Backend, x.DType, x.ShapeArray());
+        try
+        {
+            x.ModulatedLayerNormFp8Into(gamma, beta, scale, shift, eps, result.Codes, result.Scales);
+            return result;
+        }
+        catch
+        {
+            result.Dispose();
+            throw;
+        }
     }
 
     private static IFp8LinearKernel Fp8Kernel(IBackend backend) =>

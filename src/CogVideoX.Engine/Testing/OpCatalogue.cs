@@ -92,6 +92,7 @@ public static class OpCatalogue
         AddAttention(Add);
         AddSage8Attention(cases);
         AddFp8(cases, Add);
+        AddFp8Norm(cases);
         // Every capability's cases once more as its decomposition: the fused kernel and the decomposition must agree.
         var decomposed = cases.Where(c => CapabilityOf(c.Op) is { } capability && HasDecomposition(capability))
             .Select(c => c with { Sizes = "decomposed " + c.Sizes, Decomposed = true })
@@ -117,14 +118,17 @@ public static class OpCatalogue
         "layer_norm_rotary" => Capability.LayerNormRotary,
         "sage8_attention" => Capability.Sage8Attention,
         "linear_fp8" or "fp8_quantize" => Capability.Fp8Linear,
+        "modulated_layer_norm_fp8" => Capability.ModulatedLayerNormFp8,
         _ => null,
     };
 
     /// <summary>
     /// Whether a capability has a reference decomposition into core ops. FP8 linears have none (E4M3 rounding is no
-    /// core op): their reference is the CPU backend's emulation, and a backend without the kernel refuses them.
+    /// core op): their reference is the CPU backend's emulation, and a backend without the kernel refuses them. The
+    /// norm written as FP8 codes decomposes into the norm and the FP8 quantization, so it needs that kernel too (its
+    /// cases compare it with the two on the same backend).
     /// </summary>
-    public static bool HasDecomposition(Capability capability) => capability != Capability.Fp8Linear;
+    public static bool HasDecomposition(Capability capability) => capability is not (Capability.Fp8Linear or Capability.ModulatedLayerNormFp8);
 
     private static void AddLayout(List<OpCase> cases, Action<string, string, Func<OpInputs, Tensor>, double?> add)
     {
@@ -696,6 +700,47 @@ public static class OpCatalogue
                 using var q = w.QuantizeFp8();
                 return Dequantized(q);
             }, Tolerance: 0));
+            // Each register layout of the CUDA quantize kernels (fp8_quantize_lanes: threads a row and vectors a thread;
+            // fp8_quantize_block: one block a row), and past them fp8_quantize_rows8.
+            foreach (var (rows, cols, path) in new[]
+            {
+                (9, 8, "lanes v1"), (7, 16, "lanes v2"), (5, 1920, "lanes v8, 2b's attention output"), (3, 3072, "lanes v12, 5b's"),
+                (4, 4096, "lanes v16"), (3, 7680, "block of 128 v8, 2b's GELU output"), (2, 12288, "block of 256 v8, 5b's"),
+                (2, 24576, "block v12"), (1, 32768, "block v16"), (2, 32776, "rows8, wider than the register kernels"),
+            })
+            {
+                cases.Add(new OpCase("fp8_quantize", dt, $"[{rows},{cols}] dequantized ({path})", c =>
+                {
+                    using var w = c.Uniform([rows, cols], -3f, 3f);
+                    using var q = w.QuantizeFp8();
+                    return Dequantized(q);
+                }, Tolerance: 0));
+            }
+            foreach (var cols in new[] { 1920, 7680 })
+            {
+                cases.Add(new OpCase("fp8_quantize", dt, $"[5,{cols}] zeros, subnormals, large, flushed, ±448 (register kernels)", c =>
+                {
+                    var data = new float[5 * cols];
+                    for (int i = 0; i < cols; i++)
+                    {
+                        data[cols + i] = (i % 32 - 16) * 1e-3f;
+                        data[2 * cols + i] = (i % 32 - 16) * 1000f;
+                        data[3 * cols + i] = i == 7 ? 1f : 1e-6f;
+                        data[4 * cols + i] = (i % 3 - 1) * 0.0625f;
+                    }
+                    using var w = Tensor.FromArray(data, [5, cols], c.Backend, c.DType);
+                    using var q = w.QuantizeFp8();
+                    return Dequantized(q);
+                }, Tolerance: 0));
+            }
+            // An activation whose rows are 8 elements apart more than their width: the register kernels' row stride.
+            cases.Add(new OpCase("fp8_quantize", dt, "[37,1920] rows of a [37,1928] (strided rows, lanes v8)", c =>
+            {
+                using var wide = c.Uniform([37, 1928], -3f, 3f);
+                using var w = wide.Narrow(1, 8, 1920);
+                using var q = w.QuantizeFp8();
+                return Dequantized(q);
+            }, Tolerance: 0));
         }
         add("linear_fp8", "[37,64]·[48,64]ᵀ + bias", c =>
         {
@@ -786,6 +831,108 @@ public static class OpCatalogue
             using var q = w.QuantizeFp8();
             return x.LinearFp8(q, b);
         }, 1e-3);
+    }
+
+    /// <summary>
+    /// The adaptive norm written as an FP8 linear's input (<see cref="Capability.ModulatedLayerNormFp8"/>). "fused = norm
+    /// then quantize" cases run the op and, on the same backend, the norm into the model dtype followed by the
+    /// activation quantization, and return how many codes and scales differ: tolerance 0, the fused kernel must be the
+    /// two kernels bit for bit. The other cases compare its dequantized output with the CPU's, where the norm's own
+    /// rounding may differ in the last bit (the modulated norm's F32 tolerance is 1e-5, not 0), so that a code may sit
+    /// one E4M3 step away: 1e-2. Widths cover each register layout of the CUDA kernel (vectors per lane 1 to 16: 2b's
+    /// 1920, 5b's 3072, 4096) and an odd one that it leaves to the decomposition.
+    /// </summary>
+    private static void AddFp8Norm(List<OpCase> cases)
+    {
+        foreach (var dt in Floats)
+        {
+            foreach (var (b, s, d, affine) in new[] { (2, 11, 64, true), (2, 5, 1920, true), (1, 3, 3072, true), (3, 2, 4096, false), (4, 7, 40, false), (2, 300, 128, true) })
+            {
+                cases.Add(new OpCase("modulated_layer_norm_fp8", dt, $"[{b},{s},{d}]{(affine ? " affine" : "")}: fused = norm then quantize (mismatches)", c =>
+                {
+                    using var x = c.Uniform([b, s, d], -2f, 3f);
+                    using var g = affine ? c.Rand(d) : null;
+                    using var beta = affine ? c.Rand(d) : null;
+                    using var scale = c.Rand(b, 1, d);
+                    using var shift = c.Rand(b, 1, d);
+                    using var fused = x.ModulatedLayerNormFp8(g, beta, scale, shift, 1e-5f);
+                    using var normed = x.ModulatedLayerNorm(g, beta, scale, shift, 1e-5f);
+                    using var rows = normed.Reshape(b * s, d);
+                    using var unfused = rows.QuantizeFp8();
+                    return Mismatches(fused.Codes, fused.Scales, unfused.Codes, unfused.Scales);
+                }, Tolerance: 0));
+            }
+            cases.Add(new OpCase("modulated_layer_norm_fp8", dt, "LayerNormZero's split of [2,9,48] into views, chunks of [2,288]: fused = norm then quantize (mismatches)", c =>
+            {
+                using var x = c.Uniform([2, 9, 48], -2f, 3f);
+                using var modulation = c.Rand(2, 288);
+                using var fused = Fp8Activation.Empty(c.Backend, c.DType, 2, 9, 48);
+                using var normed = Tensor.Empty(c.Backend, c.DType, 2, 9, 48);
+                foreach (var (start, length, chunk) in new[] { (2, 7, 0), (0, 2, 3) })
+                {
+                    using var shift0 = modulation.Narrow(1, chunk * 48, 48);
+                    using var scale0 = modulation.Narrow(1, (chunk + 1) * 48, 48);
+                    using var shift = shift0.Unsqueeze(1);
+                    using var scale = scale0.Unsqueeze(1);
+                    using var part = x.Narrow(1, start, length);
+                    using var codes = fused.Codes.Narrow(1, start, length);
+                    using var scales = fused.Scales.Narrow(1, start, length);
+                    part.ModulatedLayerNormFp8Into(null, null, scale, shift, 1e-6f, codes, scales);
+                    using var target = normed.Narrow(1, start, length);
+                    part.ModulatedLayerNormInto(null, null, scale, shift, 1e-6f, target);
+                }
+                using var rows = normed.Reshape(18, 48);
+                using var unfused = rows.QuantizeFp8();
+                return Mismatches(fused.Codes, fused.Scales, unfused.Codes, unfused.Scales);
+            }, Tolerance: 0));
+            foreach (var (b, s, d) in new[] { (2, 11, 64), (2, 5, 1920), (1, 3, 3072), (3, 5, 33) })
+            {
+                cases.Add(new OpCase("modulated_layer_norm_fp8", dt, $"[{b},{s},{d}] affine, dequantized", c =>
+                {
+                    using var x = c.Uniform([b, s, d], -2f, 3f);
+                    using var g = c.Rand(d);
+                    using var beta = c.Rand(d);
+                    using var scale = c.Rand(b, 1, d);
+                    using var shift = c.Rand(b, 1, d);
+                    using var fused = x.ModulatedLayerNormFp8(g, beta, scale, shift, 1e-5f);
+                    using var codes = fused.Codes.Reshape(b * s, d);
+                    using var scales = fused.Scales.Reshape(b * s);
+                    using var q = new Fp8Weight(codes.Alias(), scales.Alias());
+                    return Dequantized(q);
+                }, Tolerance: 1e-2));
+            }
+            // The linear on codes a producer wrote: the same as on the values they quantize (here exact inputs, so the
+            // same codes on every backend), within the linears' float32 accumulation order.
+            cases.Add(new OpCase("linear_fp8", dt, "[3,37,64] already quantized · [48,64]ᵀ + bias, gelu-tanh", c =>
+            {
+                using var x = c.Uniform([3 * 37, 64], -4f, 4f);
+                using var w = c.Uniform([48, 64], -0.2f, 0.2f);
+                using var bias = c.Rand(48);
+                using var wq = w.QuantizeFp8();
+                using var xq = x.QuantizeFp8();
+                using var codes = xq.Codes.Reshape(3, 37, 64);
+                using var scales = xq.Scales.Reshape(3, 37);
+                using var act = new Fp8Activation(codes.Alias(), scales.Alias(), c.DType);
+                return act.LinearFp8(wq, bias, Activation.GeluTanh);
+            }, Tolerance: dt == DType.F32 ? 1e-3 : null));
+        }
+    }
+
+    /// <summary>[codes that differ, scales that differ] between two quantizations of the same rows (read back to the host).</summary>
+    private static Tensor Mismatches(Tensor codes, Tensor scales, Tensor otherCodes, Tensor otherScales)
+    {
+        byte[] Bytes(Tensor t)
+        {
+            using var contiguous = t.IsContiguous ? t.Alias() : throw new ArgumentException("contiguous codes expected");
+            var bytes = new byte[t.ElementCount];
+            t.Backend.CopyToHost(t.Storage, t.Layout.Offset, bytes);
+            return bytes;
+        }
+        byte[] a = Bytes(codes), b = Bytes(otherCodes);
+        float[] sa = scales.ToFloatArray(), sb = otherScales.ToFloatArray();
+        int codeMismatches = a.Length == b.Length ? a.Where((v, i) => v != b[i]).Count() : Math.Max(a.Length, b.Length);
+        int scaleMismatches = sa.Length == sb.Length ? sa.Where((v, i) => BitConverter.SingleToInt32Bits(v) != BitConverter.SingleToInt32Bits(sb[i])).Count() : Math.Max(sa.Length, sb.Length);
+        return Tensor.FromArray([codeMismatches, scaleMismatches], [2], codes.Backend);
     }
 
     /// <summary>codes · scale per row, as float32 on the codes' backend (the codes read back as bytes).</summary>

@@ -152,6 +152,38 @@ public static class OpTimings
             c => { var x = c.Rand(rows, d); var w = c.Uniform([4 * d, d], -0.05f, 0.05f); var bias = c.Rand(4 * d); return () => x.Linear(w, bias, Activation.GeluTanh); });
         yield return new Bench("block ff_out", dt, $"[{rows},{4 * d}]·[{d},{4 * d}]ᵀ +bias", 2.0 * rows * 4 * d * d, 0,
             c => { var x = c.Rand(rows, 4 * d); var w = c.Uniform([d, 4 * d], -0.05f, 0.05f); var bias = c.Rand(d); return () => x.Linear(w, bias); });
+        // Under --linear fp8 (sm_89 and newer; elsewhere these report why not): the norm written as FP8 codes and scales
+        // (against "block ada_norm" above), and the activations' quantization of the attention output and GELU output.
+        yield return new Bench("block fp8_ada_norm", dt, $"[{b},{s - text},{d}] → codes view and scales, modulation [{b},1,{d}]", 0, 1.5 * full,
+            c =>
+            {
+                var x = c.Rand(b, s, d);
+                var y = Fp8Activation.Empty(c.Backend, dt, b, s, d);
+                var modulation = c.Rand(b, 6 * d);
+                var scale = modulation.Narrow(1, d, d).Unsqueeze(1);
+                var shift = modulation.Narrow(1, 0, d).Unsqueeze(1);
+                var part = x.Narrow(1, text, s - text);
+                var codes = y.Codes.Narrow(1, text, s - text);
+                var scales = y.Scales.Narrow(1, text, s - text);
+                return () =>
+                {
+                    part.ModulatedLayerNormFp8Into(null, null, scale, shift, 1e-5f, codes, scales);
+                    return codes.Alias();
+                };
+            });
+        foreach (int width in new[] { d, 4 * d })
+        {
+            yield return new Bench("block fp8_quantize", dt, $"[{rows},{width}] ({(width == d ? "into to_out" : "into ff.net.2")})", 0, 1.5 * rows * width * 2,
+                c =>
+                {
+                    var x = c.Rand(rows, width);
+                    return () =>
+                    {
+                        using var q = x.QuantizeFp8();
+                        return q.Codes.Alias();
+                    };
+                });
+        }
     }
 
     /// <summary>Runs every timing (optionally only those whose op contains filter); progress gets one line per result.</summary>

@@ -54,4 +54,19 @@ internal abstract class AdaptiveNorm : Module
         using var t = shift.Unsqueeze(1);
         rows.ModulatedLayerNormInto(_normWeight?.Value, _normBias?.Value, s, t, Eps, target);
     }
+
+    /// <summary>
+    /// <see cref="NormalizeModulated"/> written as the FP8 input of the linear after it: the rows' codes and scales in
+    /// their places in destination ([B, S, D] and [B, S]), bit for bit the norm then that linear's quantization.
+    /// </summary>
+    protected void NormalizeModulatedFp8(Tensor x, Fp8Activation destination, int start, int length, Tensor scale, Tensor shift)
+    {
+        if (length == 0) return;
+        using var rows = x.Narrow(1, start, length);
+        using var codes = destination.Codes.Narrow(1, start, length);
+        using var scales = destination.Scales.Narrow(1, start, length);
+        using var s = scale.Unsqueeze(1);
+        using var t = shift.Unsqueeze(1);
+        rows.ModulatedLayerNormFp8Into(_normWeight?.Value, _normBias?.Value, s, t, Eps, codes, scales);
+    }
 }

@@ -185,9 +185,10 @@ public sealed class CogVideoXTransformer : IDisposable
         long working = hiddenBytes * (config.UseRotaryPositionalEmbeddings ? 10 : 9) + text;
         if (linears == LinearMode.Fp8)
         {
-            // The FP8 feed-forward's first projection: the hidden state and its norm, the norm's codes [rows, d] and
-            // scales, the float32 accumulator [rows, 4d] and the result [rows, 4d] (the largest FP8 linear).
-            long feedForward = 2 * hiddenBytes + rows * d + 4 * rows + rows * 4 * d * 4 + 4 * hiddenBytes + text;
+            // The FP8 feed-forward's first projection: the hidden state, the norm's codes [rows, d] and scales (the norm
+            // writes them directly: no half-type norm), the float32 accumulator [rows, 4d] and the result [rows, 4d]
+            // (the largest FP8 linear).
+            long feedForward = hiddenBytes + rows * d + 4 * rows + rows * 4 * d * 4 + 4 * hiddenBytes + text;
             working = Math.Max(working, feedForward);
         }
         return new ComponentMemory(block, config.NumLayers, tree.Bytes(dtype) - held * config.NumLayers, working);

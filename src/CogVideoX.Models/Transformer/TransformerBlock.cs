@@ -35,6 +35,8 @@ public sealed class TransformerBlock : Module
     private readonly int _headDim;
     private BlockFp8Weights? _fp8;
 
+    [ThreadStatic] private static int t_unfusedFp8Inputs;
+
     internal TransformerBlock(TransformerConfig c, Activation ffActivation, ProjectionWeights projections = ProjectionWeights.Exact)
     {
         Projections = projections;
@@ -94,28 +96,59 @@ public sealed class TransformerBlock : Module
         var fp8 = linears != LinearMode.Fp8 ? null : held ?? Fp8Beside();
         int b = hidden.Dim(0), s = hidden.Dim(1), d = hidden.Dim(2);
 
-        var normed = Tensor.Empty(hidden.Backend, hidden.DType, b, s, d);
-        var (gate, textGate) = _norm1.Apply(hidden, normed, textLength, activatedEmbedding);
-        var attention = Attention(normed, rotary, attentionMode, fp8);
-        normed.Dispose();
+        // Under FP8 linears the adaptive norms write the QKV and ff.net.0 projections' FP8 inputs themselves.
+        bool fusedFp8 = fp8 is not null && t_unfusedFp8Inputs == 0;
+        Tensor gate, textGate, attention;
+        if (!fusedFp8)
+        {
+            var normed = Tensor.Empty(hidden.Backend, hidden.DType, b, s, d);
+            (gate, textGate) = _norm1.Apply(hidden, normed, textLength, activatedEmbedding);
+            using (var qkv = Project(normed, _qkvWeight, fp8?.Qkv, _qkvBias)) attention = Attention(qkv, rotary, attentionMode, fp8);
+            normed.Dispose();
+        }
+        else
+        {
+            using var qkv = NormedFp8Linear(_norm1, hidden, textLength, activatedEmbedding, fp8!.Qkv, _qkvBias, Activation.None, out gate, out textGate);
+            attention = Attention(qkv, rotary, attentionMode, fp8);
+        }
         AddGated(hidden, attention, textLength, gate, textGate);
         attention.Dispose();
 
         // The feed-forward sees text and video tokens in one GEMM; only its gates differ.
-        normed = Tensor.Empty(hidden.Backend, hidden.DType, b, s, d);
-        (gate, textGate) = _norm2.Apply(hidden, normed, textLength, activatedEmbedding);
-        var inner = Project(normed, _ffInWeight, fp8?.FeedForwardIn, _ffInBias, _ffActivation);
-        normed.Dispose();
+        Tensor inner;
+        if (!fusedFp8)
+        {
+            var normed = Tensor.Empty(hidden.Backend, hidden.DType, b, s, d);
+            (gate, textGate) = _norm2.Apply(hidden, normed, textLength, activatedEmbedding);
+            inner = Project(normed, _ffInWeight, fp8?.FeedForwardIn, _ffInBias, _ffActivation);
+            normed.Dispose();
+        }
+        else
+        {
+            inner = NormedFp8Linear(_norm2, hidden, textLength, activatedEmbedding, fp8!.FeedForwardIn, _ffInBias, _ffActivation, out gate, out textGate);
+        }
         var ff = Project(inner, _ffOutWeight, fp8?.FeedForwardOut, _ffOutBias);
         inner.Dispose();
         AddGated(hidden, ff, textLength, gate, textGate);
     }
 
-    /// <summary>Self-attention over all tokens of x [B, S, D]; returns to_out's result [B, S, D].</summary>
-    private Tensor Attention(Tensor x, RotaryTables? rotary, AttentionMode mode, BlockFp8Weights? fp8)
+    /// <summary>
+    /// An adaptive norm of hidden [B, S, D] and the FP8 linear after it, the norm writing the linear's FP8 input (codes
+    /// [B, S, D], scales [B, S]) instead of a half-type tensor that the linear would read back to quantize: the same
+    /// codes, so the same result as the norm then <see cref="Ops.LinearFp8(Tensor, Fp8Weight, Tensor?, Activation)"/>.
+    /// </summary>
+    private static Tensor NormedFp8Linear(LayerNormZero norm, Tensor hidden, int textLength, Tensor activatedEmbedding, Fp8Weight weight,
+        Parameter? bias, Activation activation, out Tensor gate, out Tensor textGate)
     {
-        int b = x.Dim(0), s = x.Dim(1);
-        using var qkv = Project(x, _qkvWeight, fp8?.Qkv, _qkvBias);
+        using var input = Fp8Activation.Empty(hidden.Backend, hidden.DType, hidden.ShapeArray());
+        (gate, textGate) = norm.Apply(hidden, input, textLength, activatedEmbedding);
+        return input.LinearFp8(weight, bias?.Value, activation);
+    }
+
+    /// <summary>Self-attention over all tokens from their to_q/to_k/to_v projection qkv [B, S, 3·D]; returns to_out's result [B, S, D].</summary>
+    private Tensor Attention(Tensor qkv, RotaryTables? rotary, AttentionMode mode, BlockFp8Weights? fp8)
+    {
+        int b = qkv.Dim(0), s = qkv.Dim(1);
         using var split = qkv.Reshape(b, s, 3, _heads, _headDim);
         using var qHeads = split.Select(2, 0).Permute(0, 2, 1, 3);
         using var kHeads = split.Select(2, 1).Permute(0, 2, 1, 3);
@@ -125,7 +158,7 @@ public sealed class TransformerBlock : Module
         using var q = NormQueryKey(qHeads, _normQWeight, _normQBias, rotary);
         using var k = NormQueryKey(kHeads, _normKWeight, _normKBias, rotary);
         // The kernel writes heads straight into [B, S, H, hd] order, so merging heads is a free reshape.
-        using var merged = Tensor.Empty(x.Backend, x.DType, b, s, _heads, _headDim);
+        using var merged = Tensor.Empty(qkv.Backend, qkv.DType, b, s, _heads, _headDim);
         float scale = (float)(1.0 / Math.Sqrt(_headDim));
         using (var heads = merged.Permute(0, 2, 1, 3))
         {
@@ -134,6 +167,29 @@ public sealed class TransformerBlock : Module
         }
         using var flat = merged.Reshape(b, s, _heads * _headDim);
         return Project(flat, _outWeight, fp8?.Out, _outBias);
+    }
+
+    /// <summary>
+    /// Until disposed, FP8 blocks run on this thread feed their QKV and ff.net.0 projections as before the norms
+    /// quantized (the norm in the model's dtype, then the linear quantizing it): the reference the fused path must equal
+    /// bit for bit (tests).
+    /// </summary>
+    internal static IDisposable UnfusedFp8Inputs()
+    {
+        t_unfusedFp8Inputs++;
+        return new UnfusedScope();
+    }
+
+    private sealed class UnfusedScope : IDisposable
+    {
+        private bool _disposed;
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            t_unfusedFp8Inputs--;
+        }
     }
 
     /// <summary>One projection: the FP8 linear when its quantized weight is given, else the exact one.</summary>

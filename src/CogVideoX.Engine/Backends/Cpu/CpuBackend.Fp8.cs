@@ -18,14 +18,29 @@ public sealed unsafe partial class CpuBackend
 
     void IFp8LinearKernel.LinearFp8(Tensor x, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y)
     {
-        int m = x.Dim(0), k = x.Dim(1), n = codes.Dim(0);
-        using var scope = new TensorScope();
-        var xf = F32(x);
+        int m = x.Dim(0), k = x.Dim(1);
+        using var xf = F32(x);
         var xCodes = new byte[(long)m * k];
         var xScales = new float[m];
         QuantizeRows(Floats(xf), m, k, xCodes, xScales);
+        Fp8Product(xCodes, xScales, m, codes, scales, bias, activation, y);
+    }
+
+    void IFp8LinearKernel.LinearFp8Quantized(Tensor xCodes, Tensor xScales, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y) =>
+        Fp8Product(Bytes(xCodes), Floats(xScales), xCodes.Dim(0), codes, scales, bias, activation, y);
+
+    /// <summary>This backend's norm into x's dtype, then its quantization: the decomposition (the reference) itself.</summary>
+    public void ModulatedLayerNormFp8(Tensor x, Tensor? gamma, Tensor? beta, Tensor scale, Tensor shift, float eps, Tensor codes, Tensor scales) =>
+        Decompositions.ModulatedLayerNormFp8(x, gamma, beta, scale, shift, eps, codes, scales);
+
+    /// <summary>y = act(Σ_k E4M3(xCodes) · E4M3(codes) · xScale[m] · wScale[n] + bias[n]): the decoded codes through the float32 GEMM.</summary>
+    private void Fp8Product(ReadOnlySpan<byte> xCodes, ReadOnlySpan<float> xScales, int m, Tensor codes, Tensor scales, Tensor? bias, Activation activation, Tensor y)
+    {
+        int n = codes.Dim(0), k = codes.Dim(1);
+        using var scope = new TensorScope();
         var xq = Decode(xCodes, m, k);
         var wq = Decode(Bytes(codes), n, k);
+        var rowScales = xScales[..m].ToArray();
         // acc = xq · wqᵀ in float32 (the plain linear kernel, no bias).
         var acc = Tensor.Empty(Instance, DType.F32, m, n);
         ((ILinearKernel)this).Linear(xq, wq, null, Activation.None, acc);
@@ -35,7 +50,7 @@ public sealed unsafe partial class CpuBackend
         Parallel.For(0, m, row =>
         {
             var line = new Span<float>((float*)a + (long)row * n, n);
-            float xs = xScales[row];
+            float xs = rowScales[row];
             for (int j = 0; j < n; j++)
             {
                 float v = line[j] * xs * ws[j];

@@ -12,7 +12,7 @@ namespace CogVideoX.Engine;
 /// </summary>
 public sealed unsafe partial class CpuBackend : IBackend, ILinearKernel, ISoftmaxKernel, ILayerNormKernel, IRmsNormKernel, IGroupNormKernel,
     IModulatedLayerNormKernel, IGatedResidualKernel, ISpatialGroupNormKernel, IUpsampleNearestKernel, IAttentionKernel, IRotaryKernel, ILayerNormRotaryKernel,
-    ISage8AttentionKernel, IFp8LinearKernel
+    ISage8AttentionKernel, IFp8LinearKernel, IModulatedLayerNormFp8Kernel
 {
     public static readonly CpuBackend Instance = new();
 
