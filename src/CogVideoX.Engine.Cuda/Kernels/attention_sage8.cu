@@ -61,16 +61,16 @@ __device__ void scan_impl(const Sage8Args& s)
     const int t0 = blockIdx.x * SAGE_SCAN_CHUNK, t1 = min(a.nk, t0 + SAGE_SCAN_CHUNK);
     const i64 kb = b * a.ks[0] + h * a.ks[1] + c * a.ks[3], vb = b * a.vs[0] + h * a.vs[1] + c * a.vs[3];
     float sum = 0.0f, amax = 0.0f;
-    // A fixed trip count, so the loop unrolls and a thread's loads are in flight together.
+    // Unrolled by 8 so a thread's loads are in flight together. (A fixed trip count with a bound check instead took
+    // 0.166 ms a call on an H100 against this form's 0.120 ms. clang, which only type-checks these sources, cannot
+    // unroll a runtime-bounded loop and fails the check with a warning, so it does not see the pragma.)
+#if !defined(__clang__)
 #pragma unroll 8
-    for (int i = 0; i < SAGE_SCAN_CHUNK / SAGE_SCAN_LANES; ++i)
+#endif
+    for (int t = t0 + lane; t < t1; t += SAGE_SCAN_LANES)
     {
-        const int t = t0 + lane + i * SAGE_SCAN_LANES;
-        if (t < t1)
-        {
-            sum += load_elem<T>(a.k, kb + t * a.ks[2]);
-            amax = fmaxf(amax, fabsf(load_elem<T>(a.v, vb + t * a.vs[2])));
-        }
+        sum += load_elem<T>(a.k, kb + t * a.ks[2]);
+        amax = fmaxf(amax, fabsf(load_elem<T>(a.v, vb + t * a.vs[2])));
     }
     __shared__ float sums[SAGE_SCAN_THREADS], maxima[SAGE_SCAN_THREADS];
     sums[threadIdx.x] = sum;
