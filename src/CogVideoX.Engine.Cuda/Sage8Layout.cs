@@ -16,8 +16,9 @@ internal static class Sage8Layout
     /// <summary>
     /// The consumer warpgroups the kernel is compiled with: <see cref="DefaultHopperWarpgroups"/>, or SAGE90_NW from
     /// COGVIDEOX_KERNEL_DEFINES (an A/B knob, with SAGE90_CONSUMER_REGS to match), so the launch matches the kernel.
+    /// Read once, as the module is compiled once per process.
     /// </summary>
-    public static int HopperWarpgroups => KernelCompiler.DefinedInteger("SAGE90_NW") ?? DefaultHopperWarpgroups;
+    public static int HopperWarpgroups { get; } = KernelCompiler.DefinedInteger("SAGE90_NW") ?? DefaultHopperWarpgroups;
 
     /// <summary>Threads per block: the consumer warpgroups and one producer warpgroup (SAGE90_THREADS).</summary>
     public static int HopperThreads => 128 * (HopperWarpgroups + 1);
