@@ -5,11 +5,20 @@ public sealed unsafe partial class CudaBackend
     private const string Sage8Module = "attention_sage8";
     private const string Sage8HopperModule = "attention_sage8_sm90";
 
-    /// <summary>Threads of the K-mean and V-scale scan: SAGE_SCAN_THREADS in attention_sage8.cu (checked by KernelConstantsTests).</summary>
+    /// <summary>Threads of the legacy K-mean and V-scale scan: SAGE_SCAN_THREADS in attention_sage8.cu (checked by KernelConstantsTests).</summary>
     internal const int Sage8ScanThreads = 1024;
 
     /// <summary>Tokens a scan block folds: SAGE_SCAN_CHUNK in attention_sage8.cu (checked by KernelConstantsTests).</summary>
     internal const int Sage8ScanChunk = 512;
+
+    /// <summary>Threads of a block of sage8_scan_q and sage8_quant_kv: SAGE_PRE_THREADS (checked by KernelConstantsTests).</summary>
+    internal const int Sage8PrepassThreads = 128;
+
+    /// <summary>Query rows a Q block of sage8_scan_q quantizes (4 warps × 16): padded query rows are a multiple of it.</summary>
+    internal const int Sage8QueryBlockRows = 64;
+
+    /// <summary>64-key tiles a block of sage8_quant_kv quantizes: SAGE_KV_TILES (checked by KernelConstantsTests).</summary>
+    internal const int Sage8KvTiles = 8;
 
     /// <summary>
     /// 8-bit attention (the CPU reference is <see cref="Engine.Sage8Attention"/>): attention_sage8.cu's quantization
@@ -35,6 +44,13 @@ public sealed unsafe partial class CudaBackend
         RequireSage8Module(Sage8Module);
         if (kernel == Sage8Kernel.Wgmma) RequireSage8Module(Sage8HopperModule);
 
+        // The pre-pass loads rows 16 bytes at a time: a view whose rows are not contiguous and 16-byte aligned is copied
+        // first (the transformer's Q, K and strided V views need no copy).
+        bool legacy = Sage8KernelChoice.LegacyPrepass;
+        using var qRows = legacy || Rows16ByteAligned(q) ? q.Alias() : q.Clone();
+        using var kRows = legacy || Rows16ByteAligned(k) ? k.Alias() : k.Clone();
+        using var vRows = legacy || Rows16ByteAligned(v) ? v.Alias() : v.Clone();
+
         int bh = b * h, nqPad = Sage8Layout.PaddedQueryRows(nq, kernel), nkPad = Sage8Layout.PaddedKeys(nk);
         // Scratch in F32 tensors (4 bytes a unit): INT8 Q and K, E4M3 Vᵀ, their scales and K's mean.
         static int Words(long bytes) => (int)((bytes + 3) / 4);
@@ -49,7 +65,7 @@ public sealed unsafe partial class CudaBackend
         using var kMean = Tensor.Empty(this, DType.F32, checked(bh * 64 + bh * splits * 128));
         var args = new Sage8Args
         {
-            Args = AttentionArguments(q, k, v, null, scale, y),
+            Args = AttentionArguments(qRows, kRows, vRows, null, scale, y),
             Q8 = Ptr(q8),
             QScale = Ptr(qScale),
             K8 = Ptr(k8),
@@ -63,12 +79,16 @@ public sealed unsafe partial class CudaBackend
         string suffix = Suffix(q.DType);
         KernelFunction F(string name) => Function(Sage8Module, $"{name}_{suffix}");
         // Profiled apart from the attention kernel (profile scopes do not nest), so a profile shows what the pre-pass costs.
-        // Each kernel profiled on its own: a profile shows where the pre-pass's time goes.
-        using (Profile("sage8_scan", y)) Launch(F("sage8_scan"), (uint)splits, (uint)bh, Sage8ScanThreads, ref args);
-        using (Profile("sage8_scan_finish", y)) Launch(F("sage8_scan_finish"), (uint)bh, 1, 64, ref args);
-        using (Profile("sage8_quant_q", y)) Launch(F("sage8_quant_q"), (uint)(nqPad / 16), (uint)bh, 256, ref args);
-        using (Profile("sage8_quant_k", y)) Launch(F("sage8_quant_k"), (uint)(nkPad / 64), (uint)bh, 128, ref args);
-        using (Profile("sage8_quant_v", y)) Launch(F("sage8_quant_v"), (uint)(nkPad / 64), (uint)bh, 256, ref args);
+        if (legacy) LegacyPrepass(F, splits, bh, nqPad, nkPad, y, ref args);
+        else
+        {
+            // Two launches (attention_sage8.cu's pre-pass notes): the scan with Q's codes beside it, then K's and V's codes.
+            using (Profile("sage8_scan_q", y))
+                Launch(F("sage8_scan_q"), (uint)(splits + nqPad / Sage8QueryBlockRows), (uint)bh, Sage8PrepassThreads, ref args);
+            int tiles = nkPad / Sage8Layout.KeyTile;
+            using (Profile("sage8_quant_kv", y))
+                Launch(F("sage8_quant_kv"), (uint)((tiles + Sage8KvTiles - 1) / Sage8KvTiles), (uint)bh, Sage8PrepassThreads, ref args);
+        }
         _ownAttentionCalls++;
         using var profiled = Profile("attention_sage8", y, $"{q.Dim(3)} {(kernel == Sage8Kernel.MmaSync ? "mma.sync" : "wgmma")}");
         if (kernel == Sage8Kernel.MmaSync)
@@ -81,6 +101,20 @@ public sealed unsafe partial class CudaBackend
         ByteTensorMap(Ptr(vt8), Sage8Layout.ValueMap(bh, nkPad), hopper.Maps + Sage90Args.MapBytes, "V^T8");
         Launch(Function(Sage8HopperModule, $"sage8_attention_sm90_{suffix}"), (uint)(nqPad / Sage8Layout.HopperRows), (uint)bh,
             (uint)Sage8Layout.HopperThreads, Sage8Layout.HopperSharedBytes, ref hopper);
+    }
+
+    /// <summary>
+    /// The first pre-pass (five launches, scalar strided loads, a division per code), kept to check the two-launch one
+    /// against bit for bit on a GPU (<see cref="Sage8KernelChoice.ForceLegacyPrepass"/>, the op catalogue); each kernel
+    /// profiled on its own.
+    /// </summary>
+    private void LegacyPrepass(Func<string, KernelFunction> function, int splits, int bh, int nqPad, int nkPad, Tensor y, ref Sage8Args args)
+    {
+        using (Profile("sage8_legacy_scan", y)) Launch(function("sage8_legacy_scan"), (uint)splits, (uint)bh, Sage8ScanThreads, ref args);
+        using (Profile("sage8_legacy_scan_finish", y)) Launch(function("sage8_legacy_scan_finish"), (uint)bh, 1, 64, ref args);
+        using (Profile("sage8_legacy_quant_q", y)) Launch(function("sage8_legacy_quant_q"), (uint)(nqPad / 16), (uint)bh, 256, ref args);
+        using (Profile("sage8_legacy_quant_k", y)) Launch(function("sage8_legacy_quant_k"), (uint)(nkPad / 64), (uint)bh, 128, ref args);
+        using (Profile("sage8_legacy_quant_v", y)) Launch(function("sage8_legacy_quant_v"), (uint)(nkPad / 64), (uint)bh, 256, ref args);
     }
 
     private void RequireSage8Module(string module)

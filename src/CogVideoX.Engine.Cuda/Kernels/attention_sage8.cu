@@ -209,6 +209,373 @@ __device__ void quant_v_impl(const Sage8Args& s)
     }
 }
 
+// ---- The pre-pass: two launches near memory bandwidth --------------------------------------------------------------
+// Why the first form (the legacy kernels above) ran at about a third of HBM bandwidth on an H100 ([2, 30, 17776, 64]
+// F16: quant_v 0.223 ms, quant_q 0.175, quant_k 0.154, scan 0.120, scan_finish 0.010, against ~0.045 ms to read one
+// 136.5 MB tensor and ~0.07 ms to read it and write its 68 MB of codes): every access was a scalar 2-byte load through
+// a runtime stride (a warp's load instruction moved 64 bytes, its byte stores 32), a thread had 4 to 32 loads of
+// 2 bytes in flight (quant_v's loop one, quant_q's 256-thread blocks 2 KB), each code paid an IEEE division
+// (__fdiv_rn: a refined reciprocal, a range check and a call to its slow path, a CALL in SASS per element), quant_v
+// transposed single bytes through shared memory, and five dependent launches each drained the machine.
+// Here: rows are loaded 8 values (16 bytes) at a time (the host copies any view whose rows are not contiguous and
+// 16-byte aligned; the transformer's Q, K and strided V views are), every thread issues all loads of its work item
+// (64 to 128 bytes) before it uses one, and each warp's loads and stores cover whole 32-byte sectors; the division by
+// a group's scale is divide_rn with one row_divisor per group (common.cuh: bit for bit __fdiv_rn's quotient,
+// checked by scripts/kernels/fp8-division-check.c), ~11 instructions without a call; and the work is two launches:
+//   sage8_scan_q    grid (splits + nq_pad / 64, BH): blocks x < splits scan 512 tokens of K and V (the same partial
+//                   sums in the same order as sage8_scan: 16 token classes x 64 channels, so K's mean is bit for bit
+//                   the legacy one), blocks after them quantize 64 rows of Q (a warp per 16-row tile), which needs
+//                   nothing from the scan;
+//   sage8_quant_kv  grid (ceil(nk_pad / 64 / SAGE_KV_TILES), BH): each block folds its head's partials into K's
+//                   mean and V's channel scales (sage8_scan_finish's sums in its order; block x = 0 stores them), then
+//                   quantizes SAGE_KV_TILES 64-key tiles of K and V, each with the thread layout that lets it load and
+//                   store whole sectors: no shared-memory transpose, V's 32-key permutation is which lane writes
+//                   which 4-byte word.
+// Per element about 18 instructions for INT8 (convert, |max|, divide_rn, cvt.rni, clamp, byte permute) and 13 for
+// E4M3: at 3 bytes an element moved, an H100 SM must retire ~4.8 elements a clock at 3.35 TB/s, ~26 instructions
+// each at full issue, so the kernels stay memory bound with room for latency.
+#define SAGE_PRE_THREADS 128
+#define SAGE_KV_TILES 8
+
+// 16 bytes of a read-only input (the caller guarantees 16-byte alignment).
+__device__ __forceinline__ uint4 load16(const char* p)
+{
+    uint4 r;
+    asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+}
+
+// Int8Quantizer.Scale (amax / 127; 1 for a zero, infinite or underflowing quotient) without __fdiv_rn's call: the
+// double quotient corrected twice with exact residuals is RN(amax / 127) in double, and its one rounding to float is
+// RN(amax / 127) for every positive float (fp8-division-check.c checks all of them).
+__device__ __forceinline__ float int8_row_scale(float amax)
+{
+    if (!(amax > 0.0f && amax < F_INF)) return 1.0f;
+    const double a = amax, r = 1.0 / 127.0;
+    double q = a * r;
+    q = __fma_rn(__fma_rn(-127.0, q, a), r, q);
+    q = __fma_rn(__fma_rn(-127.0, q, a), r, q);
+    const float s = __double2float_rn(q);
+    return s > 0.0f ? s : 1.0f;
+}
+
+// quant_s8 without the division: divide_rn is RN(x / s) wherever |x / s| >= 2^-100, and a value of that size or
+// less is below 0.5 either way (code 0); NaN stays NaN (code 0), +-inf saturates to +-127.
+__device__ __forceinline__ int s8_code(float x, const RowDivisor& d)
+{
+    return max(-127, min(127, __float2int_rn(divide_rn(x, d))));
+}
+
+// The same code where the group's scale is normal (row_divisor's pre = 1) and its amax finite, which is every group
+// but degenerate ones (a subnormal scale, an infinite value): divide_rn's steps without what those cases need.
+// Its guard: x is finite or NaN (|x| <= amax < inf), and x = +-0 gives 0 through the corrections too. Its pre = 1
+// factor. Its abs/copysign: every step is a product or FMA, and RN(-v) = -RN(v), so the signed chain's quotient is the
+// unsigned one's negated wherever it is nonzero (an exact zero residual is +0 in both chains and leaves q as it is),
+// and rint is odd. Its clamp: s = RN(amax / 127) is normal, so |x / s| <= 127 (1 + 2^-23) and rint gives at most 127.
+// NaN stays NaN through the chain and converts to 0 as before. 7 instructions a code instead of about 16.
+__device__ __forceinline__ int s8_code_normal(float a, const RowDivisor& d)
+{
+    const float x = __fmul_rn(a, d.scale);
+    float q = __fmul_rn(x, d.y);
+    float r = __fmaf_rn(-d.b, q, x);
+    q = __fmaf_rn(r, d.y, q);
+    r = __fmaf_rn(-d.b, q, x);
+    q = __fmaf_rn(r, d.y, q);
+    return __float2int_rn(q);
+}
+
+// divide_rn for a divisor from a normal scale (pre = 1) and a finite or NaN value: bit for bit divide_rn's quotient.
+// Its guard returned x * y for x = +-0 (the corrections give +0 with x's sign put back: the same +-0) and NaN (the
+// chain's canonical NaN, with the sign of x = a * scale, itself the canonical positive NaN: the same bits).
+__device__ __forceinline__ float divide_rn_normal(float a, const RowDivisor& d)
+{
+    const float x = __fmul_rn(a, d.scale);
+    const float ax = fabsf(x);
+    float q = __fmul_rn(ax, d.y);  // |x * y|: y > 0 and RN(-v) = -RN(v)
+    float r = __fmaf_rn(-d.b, q, ax);
+    q = __fmaf_rn(r, d.y, q);
+    r = __fmaf_rn(-d.b, q, ax);
+    q = __fmaf_rn(r, d.y, q);
+    return copysignf(q, x);
+}
+
+// Whether a group quantized with scale s (from int8_row_scale or V's channel scale) and maximum amax takes the short
+// forms above: s normal and amax finite.
+__device__ __forceinline__ bool normal_group(float s, float amax) { return s >= 1.17549435e-38f && amax < F_INF; }
+
+// Four codes' low bytes into one word, the first in the low byte.
+__device__ __forceinline__ u32 s8x4(int c0, int c1, int c2, int c3)
+{
+    return __byte_perm(__byte_perm(c0, c1, 0x0040), __byte_perm(c2, c3, 0x0040), 0x5410);
+}
+
+// Eight INT8 codes of one group (the group uniform across the lanes that share it, so the branch rarely diverges).
+__device__ __forceinline__ uint2 s8x8(const float* x, const RowDivisor& d, bool normal)
+{
+    if (normal)
+        return make_uint2(s8x4(s8_code_normal(x[0], d), s8_code_normal(x[1], d), s8_code_normal(x[2], d), s8_code_normal(x[3], d)),
+                          s8x4(s8_code_normal(x[4], d), s8_code_normal(x[5], d), s8_code_normal(x[6], d), s8_code_normal(x[7], d)));
+    return make_uint2(s8x4(s8_code(x[0], d), s8_code(x[1], d), s8_code(x[2], d), s8_code(x[3], d)),
+                      s8x4(s8_code(x[4], d), s8_code(x[5], d), s8_code(x[6], d), s8_code(x[7], d)));
+}
+
+// The K-sum / |V|-max scan of one 512-token chunk of head bh, 128 threads: thread (l, j) = (token class l = token mod
+// 16, channels 8j..8j+7) sums the chunk's tokens t0 + l + 16i in increasing i from 0, the very sums of sage8_scan's
+// thread (l, c); the 16 classes are then added in class order as there. Four tokens' loads (128 bytes) are issued
+// before their sums, a warp's load covering four whole 128-byte rows of K and of V.
+template <typename T>
+__device__ __forceinline__ void scan_chunk(const Sage8Args& s, int bh, int chunk, int splits)
+{
+    const AttentionArgs& a = s.a;
+    const int j = threadIdx.x & 7, l = threadIdx.x >> 3;
+    const int b = bh / a.heads, h = bh % a.heads;
+    const int t0 = chunk * SAGE_SCAN_CHUNK, n = min(a.nk - t0, SAGE_SCAN_CHUNK);
+    const char* kp = (const char*)a.k + 2 * (b * a.ks[0] + h * a.ks[1] + (i64)(t0 + l) * a.ks[2]) + 16 * j;
+    const char* vp = (const char*)a.v + 2 * (b * a.vs[0] + h * a.vs[1] + (i64)(t0 + l) * a.vs[2]) + 16 * j;
+    const i64 kstep = 32 * a.ks[2], vstep = 32 * a.vs[2];  // 16 tokens
+    const int count = n > l ? (n - l + 15) >> 4 : 0;      // this class's tokens in the chunk
+    float sum[8], amax[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) sum[e] = amax[e] = 0.0f;
+    int i = 0;
+    for (; i + 4 <= count; i += 4)
+    {
+        uint4 kr[4], vr[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u)
+        {
+            kr[u] = load16(kp + u * kstep);
+            vr[u] = load16(vp + u * vstep);
+        }
+        kp += 4 * kstep;
+        vp += 4 * vstep;
+#pragma unroll
+        for (int u = 0; u < 4; ++u)
+        {
+            float kf[8], vf[8];
+            unpack8<T>(kr[u], kf);
+            unpack8<T>(vr[u], vf);
+#pragma unroll
+            for (int e = 0; e < 8; ++e)
+            {
+                sum[e] += kf[e];
+                amax[e] = fmaxf(amax[e], fabsf(vf[e]));
+            }
+        }
+    }
+    for (; i < count; ++i)
+    {
+        float kf[8], vf[8];
+        unpack8<T>(load16(kp), kf);
+        unpack8<T>(load16(vp), vf);
+        kp += kstep;
+        vp += vstep;
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+        {
+            sum[e] += kf[e];
+            amax[e] = fmaxf(amax[e], fabsf(vf[e]));
+        }
+    }
+    __shared__ float4 sums[16][16], maxima[16][16];  // [class][channel / 4]
+    sums[l][2 * j] = make_float4(sum[0], sum[1], sum[2], sum[3]);
+    sums[l][2 * j + 1] = make_float4(sum[4], sum[5], sum[6], sum[7]);
+    maxima[l][2 * j] = make_float4(amax[0], amax[1], amax[2], amax[3]);
+    maxima[l][2 * j + 1] = make_float4(amax[4], amax[5], amax[6], amax[7]);
+    __syncthreads();
+    if (threadIdx.x < 64)
+    {
+        const int c = threadIdx.x;
+        const float* fs = (const float*)sums;
+        const float* fm = (const float*)maxima;
+        float total = 0.0f, m = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 16; ++k)
+        {
+            total += fs[k * 64 + c];
+            m = fmaxf(m, fm[k * 64 + c]);
+        }
+        float* part = s.kmean + (i64)gridDim.y * 64 + ((i64)bh * splits + chunk) * 128;
+        part[c] = total;
+        part[64 + c] = m;
+    }
+}
+
+// INT8 Q of 64 rows (rows >= nq are zeros with scale 0), a warp per 16-row tile: lane (g, j) holds rows g and g + 8
+// (one scale group) at channels 8j.. and 32 + 8j.., so a group's maximum is two shuffles, a warp's loads cover 8 rows'
+// 64 contiguous bytes each and its 8-byte code stores 8 rows' 32-byte sectors.
+template <typename T>
+__device__ __forceinline__ void quant_q_rows(const Sage8Args& s, int bh, int block)
+{
+    const AttentionArgs& a = s.a;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, j = lane & 3, g = lane >> 2;
+    const int b = bh / a.heads, h = bh % a.heads;
+    const int tile = block * 64 + warp * 16, r0 = tile + g;
+    const char* qp = (const char*)a.q + 2 * (b * a.qs[0] + h * a.qs[1] + (i64)r0 * a.qs[2]) + 16 * j;
+    const i64 down = 16 * a.qs[2];  // 8 rows
+    uint4 raw[4];
+    const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+    const bool real0 = r0 < a.nq, real1 = r0 + 8 < a.nq;
+    raw[0] = real0 ? load16(qp) : zero;
+    raw[1] = real0 ? load16(qp + 64) : zero;
+    raw[2] = real1 ? load16(qp + down) : zero;
+    raw[3] = real1 ? load16(qp + down + 64) : zero;
+    float x[4][8];
+    float amax = 0.0f;
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+    {
+        unpack8<T>(raw[r], x[r]);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) amax = fmaxf(amax, fabsf(x[r][e]));
+    }
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+    const float sc = int8_row_scale(amax);
+    const RowDivisor d = row_divisor(sc);
+    const bool normal = normal_group(sc, amax);
+    signed char* out = s.q8 + ((i64)bh * s.nq_pad + r0) * 64 + 8 * j;
+    *(uint2*)out = s8x8(x[0], d, normal);
+    *(uint2*)(out + 32) = s8x8(x[1], d, normal);
+    *(uint2*)(out + 8 * 64) = s8x8(x[2], d, normal);
+    *(uint2*)(out + 8 * 64 + 32) = s8x8(x[3], d, normal);
+    // Row tile + r's scale is its group's (r mod 8), held by lane 4 (r mod 8): 16 lanes store the tile's 16 scales.
+    const float group = __shfl_sync(0xffffffffu, sc, (lane & 7) * 4);
+    if (lane < 16)
+    {
+        const int row = tile + lane;
+        s.qscale[(i64)bh * s.nq_pad + row] = row < a.nq ? group * (a.scale * LOG2E) : 0.0f;
+    }
+}
+
+template <typename T>
+__device__ void scan_q_impl(const Sage8Args& s)
+{
+    const int splits = (s.a.nk + SAGE_SCAN_CHUNK - 1) / SAGE_SCAN_CHUNK;
+    if ((int)blockIdx.x < splits) scan_chunk<T>(s, blockIdx.y, blockIdx.x, splits);
+    else quant_q_rows<T>(s, blockIdx.y, blockIdx.x - splits);
+}
+
+// K's and V's codes for SAGE_KV_TILES 64-key tiles of head bh (blockIdx.y), 128 threads.
+//   K: warp p takes K's scale group p of the tile (the 16 tokens with (t mod 8) div 2 = p: 16 blk + 8 (i >> 1) + 2p +
+//      (i & 1) for blk, i in 0..3); lane (blk, j) holds its four tokens of block blk at channels 8j..8j+7, so the
+//      group's maximum is one warp reduction, a warp's load covers 4 whole rows and its 8-byte code stores 4 rows.
+//   V: warp w takes channels 16w..16w+15; lane (cb, blk, p) holds the same four tokens of 16-key block blk at channels
+//      8 (2w + cb)..+7. Those four keys {2p, 2p + 1, 2p + 8, 2p + 9} are exactly slots 4p..4p+3 of the block's
+//      permutation (slot_key), so the lane writes word 4 blk + p = lane mod 16 of each channel's 64 slot bytes: a warp
+//      store covers two channels' 64 contiguous bytes, with no transpose through shared memory.
+template <typename T>
+__device__ void quant_kv_impl(const Sage8Args& s)
+{
+    const AttentionArgs& a = s.a;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
+    const int splits = (a.nk + SAGE_SCAN_CHUNK - 1) / SAGE_SCAN_CHUNK;
+    __shared__ float mean_s[64];
+    __shared__ float4 divisor_s[64];  // V's channel divisors (RowDivisor b, y, pre, scale)
+    __shared__ int normal_s[64];      // whether V's channel takes divide_rn_normal
+    {
+        // sage8_scan_finish's fold, in its order: threads 0..63 K's channel sums, 64..127 V's channel maxima.
+        const int c = threadIdx.x & 63;
+        const float* part = s.kmean + (i64)gridDim.y * 64 + (i64)bh * splits * 128 + threadIdx.x;
+        float acc = 0.0f;
+        if (threadIdx.x < 64)
+        {
+            for (int i = 0; i < splits; ++i) acc += part[(i64)i * 128];
+            const float mean = __fdiv_rn(acc, (float)a.nk);
+            mean_s[c] = mean;
+            if (blockIdx.x == 0) s.kmean[(i64)bh * 64 + c] = mean;
+        }
+        else
+        {
+            for (int i = 0; i < splits; ++i) acc = fmaxf(acc, part[(i64)i * 128]);
+            float sc = __fdiv_rn(acc, E4M3_MAX);
+            sc = (sc > 0.0f && sc < F_INF) ? sc : 1.0f;
+            const RowDivisor d = row_divisor(sc);
+            divisor_s[c] = make_float4(d.b, d.y, d.pre, d.scale);
+            normal_s[c] = normal_group(sc, acc);
+            if (blockIdx.x == 0) s.vscale[(i64)bh * 64 + c] = sc;
+        }
+    }
+    __syncthreads();
+
+    // K's lane: channel chunk j, 16-key block kblk; V's: channel chunk jv, block vblk, pair p.
+    const int j = lane & 7, kblk = lane >> 3;
+    const int vp = lane & 3, vblk = (lane >> 2) & 3, jv = 2 * warp + (lane >> 4);
+    float mean[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) mean[e] = mean_s[8 * j + e];
+    const char* kp = (const char*)a.k + 2 * (b * a.ks[0] + h * a.ks[1]) + 16 * j;
+    const char* vsrc = (const char*)a.v + 2 * (b * a.vs[0] + h * a.vs[1]) + 16 * jv;
+    signed char* k8 = s.k8 + (i64)bh * s.nk_pad * 64 + 8 * j;
+    unsigned char* vt = s.vt8 + ((i64)bh * 64 + 8 * jv) * s.nk_pad + 4 * (lane & 15);
+    const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+    const int tiles = s.nk_pad / 64, first = blockIdx.x * SAGE_KV_TILES, last = min(tiles, first + SAGE_KV_TILES);
+    for (int ti = first; ti < last; ++ti)
+    {
+        const int tile = ti * 64;
+        int kt[4], vtok[4];
+        uint4 kr[4], vr[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+        {
+            kt[i] = tile + 16 * kblk + 2 * warp + (i & 1) + 8 * (i >> 1);
+            vtok[i] = tile + 16 * vblk + 2 * vp + (i & 1) + 8 * (i >> 1);
+            kr[i] = kt[i] < a.nk ? load16(kp + 2 * (i64)kt[i] * a.ks[2]) : zero;
+            vr[i] = vtok[i] < a.nk ? load16(vsrc + 2 * (i64)vtok[i] * a.vs[2]) : zero;
+        }
+        // K: x = k - mean (0 for a padded key), the group's maximum, its scale and codes.
+        float x[4][8];
+        float amax = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+        {
+            float f[8];
+            unpack8<T>(kr[i], f);
+            const bool real = kt[i] < a.nk;
+#pragma unroll
+            for (int e = 0; e < 8; ++e)
+            {
+                x[i][e] = real ? f[e] - mean[e] : 0.0f;
+                amax = fmaxf(amax, fabsf(x[i][e]));
+            }
+        }
+        amax = warp_max(amax);
+        const float sc = int8_row_scale(amax);
+        const RowDivisor d = row_divisor(sc);
+        const bool normal = normal_group(sc, amax);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) *(uint2*)(k8 + (i64)kt[i] * 64) = s8x8(x[i], d, normal);
+        if (lane < 16)
+        {
+            const int t = tile + 2 * warp + (lane & 1) + 8 * (lane >> 1);
+            s.kscale[(i64)bh * s.nk_pad + t] = t < a.nk ? sc : 0.0f;
+        }
+        // V: per channel, the four keys' E4M3 codes as one word of the permuted slot order.
+        float vf[4][8];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) unpack8<T>(vr[i], vf[i]);
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+        {
+            const float4 dv = divisor_s[8 * jv + e];
+            RowDivisor dc;
+            dc.b = dv.x;
+            dc.y = dv.y;
+            dc.pre = dv.z;
+            dc.scale = dv.w;
+            u32 word;
+            if (normal_s[8 * jv + e])
+                word = e4m3x2(divide_rn_normal(vf[0][e], dc), divide_rn_normal(vf[1][e], dc))
+                    | (e4m3x2(divide_rn_normal(vf[2][e], dc), divide_rn_normal(vf[3][e], dc)) << 16);
+            else
+                word = e4m3x2(divide_rn(vf[0][e], dc), divide_rn(vf[1][e], dc))
+                    | (e4m3x2(divide_rn(vf[2][e], dc), divide_rn(vf[3][e], dc)) << 16);
+            *(u32*)(vt + (i64)e * s.nk_pad + tile) = word;
+        }
+    }
+}
+
 __device__ __forceinline__ void mma_s8(int* c, const u32* a, u32 b0, u32 b1)
 {
     asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
@@ -358,11 +725,13 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
 }
 
 #define SAGE8_KERNELS(T, N)                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(SAGE_SCAN_THREADS) sage8_scan_##N(Sage8Args s) { scan_impl<T>(s); }                   \
-    extern "C" __global__ void __launch_bounds__(64) sage8_scan_finish_##N(Sage8Args s) { scan_finish_impl(s); }                        \
-    extern "C" __global__ void __launch_bounds__(256) sage8_quant_q_##N(Sage8Args s) { quant_q_impl<T>(s); }                \
-    extern "C" __global__ void __launch_bounds__(128) sage8_quant_k_##N(Sage8Args s) { quant_k_impl<T>(s); }                \
-    extern "C" __global__ void __launch_bounds__(256) sage8_quant_v_##N(Sage8Args s) { quant_v_impl<T>(s); }                \
+    extern "C" __global__ void __launch_bounds__(SAGE_PRE_THREADS) sage8_scan_q_##N(Sage8Args s) { scan_q_impl<T>(s); }                \
+    extern "C" __global__ void __launch_bounds__(SAGE_PRE_THREADS) sage8_quant_kv_##N(Sage8Args s) { quant_kv_impl<T>(s); }            \
+    extern "C" __global__ void __launch_bounds__(SAGE_SCAN_THREADS) sage8_legacy_scan_##N(Sage8Args s) { scan_impl<T>(s); }            \
+    extern "C" __global__ void __launch_bounds__(64) sage8_legacy_scan_finish_##N(Sage8Args s) { scan_finish_impl(s); }                 \
+    extern "C" __global__ void __launch_bounds__(256) sage8_legacy_quant_q_##N(Sage8Args s) { quant_q_impl<T>(s); }                     \
+    extern "C" __global__ void __launch_bounds__(128) sage8_legacy_quant_k_##N(Sage8Args s) { quant_k_impl<T>(s); }                     \
+    extern "C" __global__ void __launch_bounds__(256) sage8_legacy_quant_v_##N(Sage8Args s) { quant_v_impl<T>(s); }                     \
     extern "C" __global__ void __launch_bounds__(128) sage8_attention_##N(Sage8Args s) { sage8_attention_impl<T>(s); }
 
 SAGE8_KERNELS(f16, f16)

@@ -23,6 +23,7 @@ public enum Sage8Kernel
 public static class Sage8KernelChoice
 {
     [ThreadStatic] private static Sage8Kernel? t_forced;
+    [ThreadStatic] private static int t_legacyPrepass;
 
     /// <summary>The kernel forced on this thread, or null (the backend's option decides).</summary>
     public static Sage8Kernel? Forced => t_forced;
@@ -35,6 +36,20 @@ public static class Sage8KernelChoice
         return new Scope(previous);
     }
 
+    /// <summary>Whether this thread asked for the legacy quantization pre-pass (<see cref="ForceLegacyPrepass"/>).</summary>
+    public static bool LegacyPrepass => t_legacyPrepass > 0;
+
+    /// <summary>
+    /// Until the returned scope is disposed, a backend whose 8-bit attention has two pre-pass forms runs its first one
+    /// (five launches), which the faster one must match bit for bit: the op catalogue compares the two on a GPU.
+    /// Backends with one form ignore it.
+    /// </summary>
+    public static IDisposable ForceLegacyPrepass()
+    {
+        t_legacyPrepass++;
+        return new LegacyScope();
+    }
+
     /// <summary>"wgmma" or "mma.sync" (auto is "auto"), as the catalogue and the timings label their cases.</summary>
     public static string Name(Sage8Kernel kernel) => kernel switch
     {
@@ -42,6 +57,18 @@ public static class Sage8KernelChoice
         Sage8Kernel.MmaSync => "mma.sync",
         _ => "auto",
     };
+
+    private sealed class LegacyScope : IDisposable
+    {
+        private bool _disposed;
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            t_legacyPrepass--;
+        }
+    }
 
     private sealed class Scope(Sage8Kernel? previous) : IDisposable
     {

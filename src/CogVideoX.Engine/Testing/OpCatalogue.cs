@@ -116,7 +116,7 @@ public static class OpCatalogue
         "attention" => Capability.Attention,
         "rotary" => Capability.Rotary,
         "layer_norm_rotary" => Capability.LayerNormRotary,
-        "sage8_attention" => Capability.Sage8Attention,
+        "sage8_attention" or "sage8_attention_prepass" => Capability.Sage8Attention,
         "linear_fp8" or "fp8_quantize" => Capability.Fp8Linear,
         "modulated_layer_norm_fp8" => Capability.ModulatedLayerNormFp8,
         _ => null,
@@ -665,8 +665,114 @@ public static class OpCatalogue
                     {
                         using (Sage8KernelChoice.Force(kernel)) Ops.Sage8AttentionInto(q, k, v, 0.125f, y);
                     })));
+                // Rows 16-byte aligned but not 64 apart (loaded as they are), and rows starting off 16-byte boundaries
+                // (the CUDA pre-pass copies those first).
+                foreach (var (start, what) in new[] { (8, "aligned"), (3, "unaligned") })
+                {
+                    cases.Add(new OpCase("sage8_attention", dt, $"{name}: [1,2,77,72] narrowed at {start}: {what}", c =>
+                    {
+                        using var q0 = c.Rand(1, 2, 77, 72);
+                        using var k0 = c.Uniform([1, 2, 77, 72], 1f, 3f);
+                        using var v0 = c.Rand(1, 2, 77, 72);
+                        using var q = q0.Narrow(3, start, 64);
+                        using var k = k0.Narrow(3, start, 64);
+                        using var v = v0.Narrow(3, start, 64);
+                        var y = c.Zeros(1, 2, 77, 64);
+                        using (Sage8KernelChoice.Force(kernel)) Ops.Sage8AttentionInto(q, k, v, 0.125f, y);
+                        return y;
+                    }));
+                }
+                AddSage8PrepassIdentity(cases, kernel, name, dt);
             }
         }
+    }
+
+    /// <summary>
+    /// The 8-bit attention's two pre-pass forms (sage8_attention_prepass: <see cref="Sage8KernelChoice.ForceLegacyPrepass"/>;
+    /// a backend with one form runs it twice) must give the same output bit for bit, degenerate scale groups included (all-zero groups,
+    /// subnormal BF16 scales, ±∞ and NaN values): the case's value is the count of output elements whose bits differ,
+    /// 0 on every backend. Shapes: one key, partial row and key tiles, several scan chunks and K/V blocks, the
+    /// transformer's strided views and unaligned rows.
+    /// </summary>
+    private static void AddSage8PrepassIdentity(List<OpCase> cases, Sage8Kernel kernel, string name, DType dt)
+    {
+        foreach (var (b, h, nq, nk, edges) in new[]
+        {
+            (1, 1, 1, 1, false), (2, 3, 17, 33, false), (1, 2, 300, 517, false), (1, 2, 200, 1100, false), (1, 3, 40, 600, true),
+        })
+        {
+            cases.Add(new OpCase("sage8_attention_prepass", dt, $"{name}: q [{b},{h},{nq},64] kv [{nk}]{(edges ? " edge groups" : "")}", c =>
+            {
+                using var q = edges ? Sage8Edges(c, [b, h, nq, 64], 'q') : c.Rand(b, h, nq, 64);
+                using var k = edges ? Sage8Edges(c, [b, h, nk, 64], 'k') : c.Uniform([b, h, nk, 64], 1f, 3f);
+                using var v = edges ? Sage8Edges(c, [b, h, nk, 64], 'v') : c.Rand(b, h, nk, 64);
+                return Sage8PrepassMismatches(c, kernel, q, k, v);
+            }, Tolerance: 0));
+        }
+        cases.Add(new OpCase("sage8_attention_prepass", dt, $"{name}: views of [2,70,2,64] (transformer)", c =>
+        {
+            using var q0 = c.Rand(2, 70, 2, 64);
+            using var k0 = c.Rand(2, 70, 2, 64);
+            using var v0 = c.Rand(2, 70, 2, 64);
+            using var q = q0.Permute(0, 2, 1, 3);
+            using var k = k0.Permute(0, 2, 1, 3);
+            using var v = v0.Permute(0, 2, 1, 3);
+            return Sage8PrepassMismatches(c, kernel, q, k, v);
+        }, Tolerance: 0));
+        cases.Add(new OpCase("sage8_attention_prepass", dt, $"{name}: narrowed from [1,2,77,72] (unaligned rows)", c =>
+        {
+            using var q0 = c.Rand(1, 2, 77, 72);
+            using var k0 = c.Rand(1, 2, 77, 72);
+            using var v0 = c.Rand(1, 2, 77, 72);
+            using var q = q0.Narrow(3, 3, 64);
+            using var k = k0.Narrow(3, 3, 64);
+            using var v = v0.Narrow(3, 3, 64);
+            return Sage8PrepassMismatches(c, kernel, q, k, v);
+        }, Tolerance: 0));
+    }
+
+    /// <summary>The count of output elements whose bits differ between the legacy and the default pre-pass, as [1] F32.</summary>
+    private static Tensor Sage8PrepassMismatches(OpInputs c, Sage8Kernel kernel, Tensor q, Tensor k, Tensor v)
+    {
+        int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2);
+        using var fast = c.Zeros(b, h, nq, 64);
+        using var legacy = c.Zeros(b, h, nq, 64);
+        using (Sage8KernelChoice.Force(kernel))
+        {
+            Ops.Sage8AttentionInto(q, k, v, 0.125f, fast);
+            using (Sage8KernelChoice.ForceLegacyPrepass()) Ops.Sage8AttentionInto(q, k, v, 0.125f, legacy);
+        }
+        var x = fast.ToFloatArray();
+        var y = legacy.ToFloatArray();
+        int differ = 0;
+        for (int i = 0; i < x.Length; i++)
+            if (BitConverter.SingleToInt32Bits(x[i]) != BitConverter.SingleToInt32Bits(y[i])) differ++;
+        return Tensor.FromArray([differ], [1], c.Backend);
+    }
+
+    /// <summary>
+    /// Q ('q'), K ('k') or V ('v') inputs whose scale groups are degenerate, beside ordinary ones in the same warps: in
+    /// the first head, values scaled to about 1e-38 (subnormal group scales in BF16; F16 flushes them to all-zero groups)
+    /// in Q's row groups r mod 8 even, all of K, and V's channels c mod 3 = 0; in the second head (or the first) Q's rows
+    /// 3 and 11 (one group) and V's channel 5 all zero; in the last head one +∞ (Q, V) or NaN (K), which decides its
+    /// group's or channel's scale.
+    /// </summary>
+    private static Tensor Sage8Edges(OpInputs c, int[] shape, char kind)
+    {
+        using var r = kind == 'k' ? c.Uniform(shape, 1f, 3f, DType.F32) : c.Uniform(shape, -1f, 1f, DType.F32);
+        var data = r.ToFloatArray();
+        int heads = shape[0] * shape[1], n = shape[2], zeroHead = Math.Min(1, heads - 1);
+        for (int hd = 0; hd < heads; hd++)
+            for (int t = 0; t < n; t++)
+                for (int ch = 0; ch < 64; ch++)
+                {
+                    long i = ((long)hd * n + t) * 64 + ch;
+                    bool tiny = kind switch { 'q' => t % 2 == 0, 'k' => true, _ => ch % 3 == 0 };
+                    if (hd == 0 && tiny) data[i] *= 1e-38f;
+                    if (hd == zeroHead && (kind == 'q' ? t % 16 is 3 or 11 : kind == 'v' && ch == 5)) data[i] = 0f;
+                }
+        data[((long)(heads - 1) * n + n / 2) * 64 + 7] = kind == 'k' ? float.NaN : float.PositiveInfinity;
+        return Tensor.FromArray(data, shape, c.Backend, c.DType);
     }
 
     /// <summary>

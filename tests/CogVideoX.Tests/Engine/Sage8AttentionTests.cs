@@ -273,7 +273,11 @@ public class Sage8KernelSourceTests
     public void TheKernelSourceDeclaresEveryLaunchedFunctionAndTheArgumentSize()
     {
         var source = CogVideoX.Engine.Cuda.KernelCompiler.Source("attention_sage8");
-        foreach (var name in new[] { "sage8_scan", "sage8_scan_finish", "sage8_quant_q", "sage8_quant_k", "sage8_quant_v", "sage8_attention" })
+        foreach (var name in new[]
+        {
+            "sage8_scan_q", "sage8_quant_kv", "sage8_attention", "sage8_legacy_scan", "sage8_legacy_scan_finish", "sage8_legacy_quant_q",
+            "sage8_legacy_quant_k", "sage8_legacy_quant_v",
+        })
             Assert.Contains($"{name}_##N(Sage8Args s)", source);
         Assert.Contains("SAGE8_KERNELS(f16, f16)", source);
         Assert.Contains("SAGE8_KERNELS(bf16, bf16)", source);
