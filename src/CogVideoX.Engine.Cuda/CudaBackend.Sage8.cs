@@ -17,8 +17,14 @@ public sealed unsafe partial class CudaBackend
     /// <summary>Query rows a Q block of sage8_scan_q quantizes (4 warps × 16): padded query rows are a multiple of it.</summary>
     internal const int Sage8QueryBlockRows = 64;
 
-    /// <summary>64-key tiles a block of sage8_quant_kv quantizes: SAGE_KV_TILES (checked by KernelConstantsTests).</summary>
-    internal const int Sage8KvTiles = 8;
+    /// <summary>64-key tiles a block of sage8_quant_kv quantizes by default: SAGE_KV_TILES (checked by KernelConstantsTests).</summary>
+    internal const int DefaultSage8KvTiles = 8;
+
+    /// <summary>
+    /// The tiles a sage8_quant_kv block takes as the module is compiled: <see cref="DefaultSage8KvTiles"/>, or SAGE_KV_TILES
+    /// from COGVIDEOX_KERNEL_DEFINES (an A/B knob; the kernel refuses values below 1), so the launch matches the kernel.
+    /// </summary>
+    internal static int Sage8KvTiles { get; } = Math.Max(1, KernelCompiler.DefinedInteger("SAGE_KV_TILES") ?? DefaultSage8KvTiles);
 
     /// <summary>
     /// 8-bit attention (the CPU reference is <see cref="Engine.Sage8Attention"/>): attention_sage8.cu's quantization

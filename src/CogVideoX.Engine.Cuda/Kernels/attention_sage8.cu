@@ -235,7 +235,12 @@ __device__ void quant_v_impl(const Sage8Args& s)
 // E4M3: at 3 bytes an element moved, an H100 SM must retire ~4.8 elements a clock at 3.35 TB/s, ~26 instructions
 // each at full issue, so the kernels stay memory bound with room for latency.
 #define SAGE_PRE_THREADS 128
-#define SAGE_KV_TILES 8
+#ifndef SAGE_KV_TILES
+#define SAGE_KV_TILES 8  // 64-key tiles a sage8_quant_kv block takes (an A/B knob: COGVIDEOX_KERNEL_DEFINES)
+#endif
+#if SAGE_KV_TILES < 1
+#error SAGE_KV_TILES must be at least 1
+#endif
 
 // 16 bytes of a read-only input (the caller guarantees 16-byte alignment).
 __device__ __forceinline__ uint4 load16(const char* p)
@@ -499,18 +504,23 @@ __device__ void quant_kv_impl(const Sage8Args& s)
     }
     __syncthreads();
 
-    // K's lane: channel chunk j, 16-key block kblk; V's: channel chunk jv, block vblk, pair p.
+    // K's lane: channel chunk j, 16-key block kblk; V's: channel chunk jv, block vblk, pair p. Each lane's four keys
+    // are its first key + {0, 1, 8, 9}; the pointers below are at the first key of the block's first tile and move on
+    // by a tile, so a load or store needs no index arithmetic (it was about 15 instructions a load).
     const int j = lane & 7, kblk = lane >> 3;
     const int vp = lane & 3, vblk = (lane >> 2) & 3, jv = 2 * warp + (lane >> 4);
     float mean[8];
 #pragma unroll
     for (int e = 0; e < 8; ++e) mean[e] = mean_s[8 * j + e];
-    const char* kp = (const char*)a.k + 2 * (b * a.ks[0] + h * a.ks[1]) + 16 * j;
-    const char* vsrc = (const char*)a.v + 2 * (b * a.vs[0] + h * a.vs[1]) + 16 * jv;
-    signed char* k8 = s.k8 + (i64)bh * s.nk_pad * 64 + 8 * j;
-    unsigned char* vt = s.vt8 + ((i64)bh * 64 + 8 * jv) * s.nk_pad + 4 * (lane & 15);
+    const int first = blockIdx.x * SAGE_KV_TILES, last = min(s.nk_pad / 64, first + SAGE_KV_TILES);
+    const int kkey = 16 * kblk + 2 * warp, vkey = 16 * vblk + 2 * vp;  // within a tile
+    const i64 krow = 2 * a.ks[2], vrow = 2 * a.vs[2];                 // bytes from one key to the next
+    const char* kp = (const char*)a.k + 2 * (b * a.ks[0] + h * a.ks[1]) + (i64)(64 * first + kkey) * krow + 16 * j;
+    const char* vsrc = (const char*)a.v + 2 * (b * a.vs[0] + h * a.vs[1]) + (i64)(64 * first + vkey) * vrow + 16 * jv;
+    signed char* k8 = s.k8 + ((i64)bh * s.nk_pad + 64 * first + kkey) * 64 + 8 * j;
+    unsigned char* vt = s.vt8 + ((i64)bh * 64 + 8 * jv) * s.nk_pad + 64 * first + 4 * (lane & 15);
+    float* kscale = s.kscale + (i64)bh * s.nk_pad + 64 * first + 2 * warp + (lane & 1) + 8 * (lane >> 1);
     const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-    const int tiles = s.nk_pad / 64, first = blockIdx.x * SAGE_KV_TILES, last = min(tiles, first + SAGE_KV_TILES);
     for (int ti = first; ti < last; ++ti)
     {
         const int tile = ti * 64;
@@ -519,11 +529,14 @@ __device__ void quant_kv_impl(const Sage8Args& s)
 #pragma unroll
         for (int i = 0; i < 4; ++i)
         {
-            kt[i] = tile + 16 * kblk + 2 * warp + (i & 1) + 8 * (i >> 1);
-            vtok[i] = tile + 16 * vblk + 2 * vp + (i & 1) + 8 * (i >> 1);
-            kr[i] = kt[i] < a.nk ? load16(kp + 2 * (i64)kt[i] * a.ks[2]) : zero;
-            vr[i] = vtok[i] < a.nk ? load16(vsrc + 2 * (i64)vtok[i] * a.vs[2]) : zero;
+            const int step = (i & 1) + 8 * (i >> 1);
+            kt[i] = tile + kkey + step;
+            vtok[i] = tile + vkey + step;
+            kr[i] = kt[i] < a.nk ? load16(kp + step * krow) : zero;
+            vr[i] = vtok[i] < a.nk ? load16(vsrc + step * vrow) : zero;
         }
+        kp += 64 * krow;
+        vsrc += 64 * vrow;
         // K: x = k - mean (0 for a padded key), the group's maximum, its scale and codes.
         float x[4][8];
         float amax = 0.0f;
@@ -545,12 +558,10 @@ __device__ void quant_kv_impl(const Sage8Args& s)
         const RowDivisor d = row_divisor(sc);
         const bool normal = normal_group(sc, amax);
 #pragma unroll
-        for (int i = 0; i < 4; ++i) *(uint2*)(k8 + (i64)kt[i] * 64) = s8x8(x[i], d, normal);
-        if (lane < 16)
-        {
-            const int t = tile + 2 * warp + (lane & 1) + 8 * (lane >> 1);
-            s.kscale[(i64)bh * s.nk_pad + t] = t < a.nk ? sc : 0.0f;
-        }
+        for (int i = 0; i < 4; ++i) *(uint2*)(k8 + ((i & 1) + 8 * (i >> 1)) * 64) = s8x8(x[i], d, normal);
+        k8 += 64 * 64;
+        if (lane < 16) *kscale = tile + 2 * warp + (lane & 1) + 8 * (lane >> 1) < a.nk ? sc : 0.0f;
+        kscale += 64;
         // V: per channel, the four keys' E4M3 codes as one word of the permuted slot order.
         float vf[4][8];
 #pragma unroll
@@ -571,8 +582,9 @@ __device__ void quant_kv_impl(const Sage8Args& s)
             else
                 word = e4m3x2(divide_rn(vf[0][e], dc), divide_rn(vf[1][e], dc))
                     | (e4m3x2(divide_rn(vf[2][e], dc), divide_rn(vf[3][e], dc)) << 16);
-            *(u32*)(vt + (i64)e * s.nk_pad + tile) = word;
+            *(u32*)(vt + (i64)e * s.nk_pad) = word;
         }
+        vt += 64;
     }
 }
 
@@ -726,7 +738,7 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
 
 #define SAGE8_KERNELS(T, N)                                                                                                  \
     extern "C" __global__ void __launch_bounds__(SAGE_PRE_THREADS) sage8_scan_q_##N(Sage8Args s) { scan_q_impl<T>(s); }                \
-    extern "C" __global__ void __launch_bounds__(SAGE_PRE_THREADS) sage8_quant_kv_##N(Sage8Args s) { quant_kv_impl<T>(s); }            \
+    extern "C" __global__ void __launch_bounds__(SAGE_PRE_THREADS, 5) sage8_quant_kv_##N(Sage8Args s) { quant_kv_impl<T>(s); }            \
     extern "C" __global__ void __launch_bounds__(SAGE_SCAN_THREADS) sage8_legacy_scan_##N(Sage8Args s) { scan_impl<T>(s); }            \
     extern "C" __global__ void __launch_bounds__(64) sage8_legacy_scan_finish_##N(Sage8Args s) { scan_finish_impl(s); }                 \
     extern "C" __global__ void __launch_bounds__(256) sage8_legacy_quant_q_##N(Sage8Args s) { quant_q_impl<T>(s); }                     \

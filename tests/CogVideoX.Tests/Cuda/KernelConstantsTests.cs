@@ -25,7 +25,7 @@ public partial class KernelConstantsTests
         Assert.Equal(CudaBackend.Sage8ScanThreads, Evaluate("SAGE_SCAN_THREADS", Defines(KernelCompiler.Source("attention_sage8"))));
         Assert.Equal(CudaBackend.Sage8ScanChunk, Evaluate("SAGE_SCAN_CHUNK", Defines(KernelCompiler.Source("attention_sage8"))));
         Assert.Equal(CudaBackend.Sage8PrepassThreads, Evaluate("SAGE_PRE_THREADS", Defines(KernelCompiler.Source("attention_sage8"))));
-        Assert.Equal(CudaBackend.Sage8KvTiles, Evaluate("SAGE_KV_TILES", Defines(KernelCompiler.Source("attention_sage8"))));
+        Assert.Equal(CudaBackend.DefaultSage8KvTiles, Evaluate("SAGE_KV_TILES", Defines(KernelCompiler.Source("attention_sage8"))));
         // sage8_scan_q's Q blocks are 4 warps of 16 rows, and every padded row count is a whole number of them.
         Assert.Equal(CudaBackend.Sage8PrepassThreads / 32 * 16, CudaBackend.Sage8QueryBlockRows);
         foreach (var nq in new[] { 1, 17, 64, 65, 193, 17776 })
