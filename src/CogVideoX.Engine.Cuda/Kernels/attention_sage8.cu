@@ -3,19 +3,25 @@
 // Compiled lazily at the first --attention sage8 call (never by doctor or the default path); a first, correct
 // version with mma.sync (not wgmma): UNRUN when written — the op catalogue's sage8_attention cases check it.
 //
-//   sage8_scan         per (b, h, 512 tokens): partial sums of K and maxima of |V| per channel; sage8_scan_finish
-//                      per (b, h): K's mean and V's per-channel scale (amax / 448) from them
-//   sage8_quant_q      per (b, h, 16-row tile): INT8 Q, one scale per rows {r, r + 8} (the rows one thread's
-//                      accumulators hold), the softmax scale times log2(e) folded into it
-//   sage8_quant_k      per (b, h, 64-key tile): INT8 (K - mean), one scale per (token mod 8) div 2
-//   sage8_quant_v      V in E4M3, transposed [channel][key] with the keys of each 32-block permuted to the order
-//                      the P fragment has them in (below), so the P.V B operand is one 32-bit load
+//   sage8_scan_q       grid (splits + nq_pad / 64, BH): blocks x < splits take 512 tokens of one head: partial sums
+//                      of K and maxima of |V| per channel; the blocks after them quantize 64 rows of Q: INT8, one
+//                      scale per rows {r, r + 8} of each 16-row tile (the rows one thread's accumulators hold), the
+//                      softmax scale times log2(e) folded into it
+//   sage8_quant_kv     per (b, h, SAGE_KV_TILES 64-key tiles): the partials folded into K's mean and V's per-channel
+//                      scale (amax / 448), then INT8 (K - mean), one scale per (token mod 8) div 2 of a tile, and V in
+//                      E4M3, transposed [channel][key] with the keys of each 32-block permuted to the order the P
+//                      fragment has them in (below), so the P.V B operand is one 32-bit load
+//   sage8_legacy_*     the first, five-launch form of the same pre-pass (scan, scan_finish, quant_q/k/v), kept as the
+//                      reference the two launches must match bit for bit (op catalogue: sage8_attention_prepass)
 //   sage8_attention_*  4 warps x 16 query rows; per 64-key tile: S = Q8.K8^T (mma m16n8k32 s8, int32), dequantized
 //                      in float; online softmax in base 2; P*448 to E4M3; P.V (mma m16n8k32 e4m3, float) into a
 //                      per-tile accumulator that is then added to the running one (two-level accumulation).
 // Head dim 64 only. Padded rows and keys (to 64) are zeros; padded keys are masked to -inf.
 
 // AttentionArgs, Sage8Args, LOG2E, E4M3_MAX and e4m3x2 (the sm_89 conversion): common.cuh.
+
+// ---- The legacy pre-pass (sage8_legacy_*): scalar strided loads, one launch per step; the reference of the two-launch
+// form below, which must match it bit for bit (sage8_attention_prepass cases; Sage8KernelChoice.ForceLegacyPrepass).
 
 template <typename T> __device__ __forceinline__ float load_elem(const void* base, i64 offset)
 {
