@@ -21,6 +21,15 @@ public sealed unsafe partial class CudaBackend
     private readonly string? _fp8ScaledUnavailable =
         Environment.GetEnvironmentVariable("COGVIDEOX_FP8_SCALES") is "separate" ? "COGVIDEOX_FP8_SCALES=separate" : null;
 
+    /// <summary>
+    /// COGVIDEOX_FP8_FAST_ACCUM=1: the scaled GEMMs with FAST_ACCUM=1 (the tensor cores' own accumulator throughout, no
+    /// float32 promotions; torchao's forward default), for A/B timings and their error against the exact step.
+    /// </summary>
+    private readonly bool _fp8FastAccum = Environment.GetEnvironmentVariable("COGVIDEOX_FP8_FAST_ACCUM") is "1";
+
+    /// <summary>COGVIDEOX_FP8_TUNE=1 (or GemmAutotune): time the heuristics' best few scaled-GEMM algorithms once per shape.</summary>
+    private bool Fp8Tune => Options.GemmAutotune || Environment.GetEnvironmentVariable("COGVIDEOX_FP8_TUNE") is "1";
+
     /// <summary>Shapes, output types and epilogues for which cuBLASLt refused the scaled FP8 GEMM (asked once each).</summary>
     private readonly HashSet<(int M, int N, int K, DType Y, int Epilogue)> _fp8ScaledRefused = new();
 
@@ -224,11 +233,13 @@ public sealed unsafe partial class CudaBackend
             var key = (m, n, k, y.DType, ep);
             if (_fp8ScaledRefused.Contains(key)) continue;
             ulong biasPointer = bc is not null && ep != CublasLt.EpilogueDefault ? Ptr(bc) : 0;
+            bool tune = false;
             if (!_fp8ScaledPlans.TryGetValue(key, out var plan))
             {
                 try
                 {
-                    plan = Fp8GemmPlan(_cublas, m, n, k, y.DType, ep, scaled: true, (ulong)WorkspaceBytes, Ptr(wScales), Ptr(xScales), biasPointer);
+                    plan = Fp8GemmPlan(_cublas, m, n, k, y.DType, ep, scaled: true, (ulong)WorkspaceBytes, Ptr(wScales), Ptr(xScales), biasPointer,
+                        _fp8FastAccum, Fp8Tune ? 8 : 1);
                 }
                 catch (CudaException e) when (e.Library == "cuBLASLt" && e.Status is 7 or 15)
                 {
@@ -239,20 +250,16 @@ public sealed unsafe partial class CudaBackend
                     continue;
                 }
                 _fp8ScaledPlans[key] = plan;
-                NoteFp8(Fp8ScaledForms.Note(y.DType, ep, m, n, k, null, null, false));
+                NoteFp8(Fp8ScaledForms.Note(y.DType, ep, m, n, k, null, null, false) + (_fp8FastAccum ? " with FAST_ACCUM=1" : ""));
+                tune = plan.Candidates.Length > 1;
             }
             bool kernel = Fp8ScaledForms.NeedsBiasActKernel(ep, bias is not null, activation);
             using var yc = y.IsContiguous ? y.Alias() : Tensor.Empty(this, y.DType, y.ShapeArray());
+            if (tune) TuneAlgorithms(plan, $"fp8 scaled m={m} n={n} k={k} epilogue {Fp8ScaledForms.Name(ep)}",
+                algo => RunScaledFp8(plan, algo, wCodes, wScales, xCodes, xScales, biasPointer, yc));
             using (Profile("linear_fp8", y, $"{activation} {(ep == CublasLt.EpilogueDefault ? "scaled-default" : "scaled")}"))
             {
-                // A = the weight codes (rows of op(A) = output channels), B = the token codes (columns = tokens).
-                CublasLt.Set(plan.Desc, CublasLt.DescAScalePointer, Ptr(wScales));
-                CublasLt.Set(plan.Desc, CublasLt.DescBScalePointer, Ptr(xScales));
-                if (biasPointer != 0) CublasLt.Set(plan.Desc, CublasLt.DescBiasPointer, biasPointer);
-                float alpha = 1f, beta = 0f;
-                var algo = plan.Algo;
-                CublasLt.Check(CublasLt.cublasLtMatmul(_cublas, plan.Desc, &alpha, Ptr(wCodes), plan.A, Ptr(xCodes), plan.B, &beta,
-                    Ptr(yc), plan.C, Ptr(yc), plan.C, &algo, _workspace.Pointer, (nuint)WorkspaceBytes, _stream), "cublasLtMatmul",
+                CublasLt.Check(RunScaledFp8(plan, plan.Algo, wCodes, wScales, xCodes, xScales, biasPointer, yc), "cublasLtMatmul",
                     $"fp8 scaled m={m} n={n} k={k} epilogue {Fp8ScaledForms.Name(ep)}");
             }
             if (kernel)
@@ -272,6 +279,18 @@ public sealed unsafe partial class CudaBackend
             return true;
         }
         return false;
+    }
+
+    /// <summary>One scaled FP8 GEMM with the given algorithm into y (contiguous); cuBLASLt's status.</summary>
+    private int RunScaledFp8(GemmPlan plan, CublasLt.MatmulAlgo algo, Tensor wCodes, Tensor wScales, Tensor xCodes, Tensor xScales, ulong biasPointer, Tensor y)
+    {
+        // A = the weight codes (rows of op(A) = output channels), B = the token codes (columns = tokens).
+        CublasLt.Set(plan.Desc, CublasLt.DescAScalePointer, Ptr(wScales));
+        CublasLt.Set(plan.Desc, CublasLt.DescBScalePointer, Ptr(xScales));
+        if (biasPointer != 0) CublasLt.Set(plan.Desc, CublasLt.DescBiasPointer, biasPointer);
+        float alpha = 1f, beta = 0f;
+        return CublasLt.cublasLtMatmul(_cublas, plan.Desc, &alpha, Ptr(wCodes), plan.A, Ptr(xCodes), plan.B, &beta,
+            Ptr(y), plan.C, Ptr(y), plan.C, &algo, _workspace.Pointer, (nuint)WorkspaceBytes, _stream);
     }
 
     /// <summary>
@@ -309,10 +328,11 @@ public sealed unsafe partial class CudaBackend
     /// unit scales into float32 (the two-pass path), or outer-vector scales (A per output channel, B per token) with
     /// the bias/GELU epilogue into <paramref name="y"/>'s half type (the one-call path). The scale and bias pointers,
     /// where given, are set before the heuristic query (cuBLASLt may check them there; the calls set them again), and a
-    /// bias epilogue names its bias type (= D's) explicitly. <paramref name="fastAccum"/> only for the refusal probe.
+    /// bias epilogue names its bias type (= D's) explicitly. <paramref name="fastAccum"/>: the refusal probe and the
+    /// COGVIDEOX_FP8_FAST_ACCUM A/B; <paramref name="candidates"/>: how many heuristic algorithms to keep (1 unless tuned).
     /// </summary>
     private static GemmPlan Fp8GemmPlan(CublasLtHandle handle, int m, int n, int k, DType y, int epilogue, bool scaled, ulong workspace,
-        ulong aScale = 0, ulong bScale = 0, ulong bias = 0, bool fastAccum = false)
+        ulong aScale = 0, ulong bScale = 0, ulong bias = 0, bool fastAccum = false, int candidates = 1)
     {
         MatmulDescHandle? desc = null;
         MatrixLayoutHandle? a = null, b = null, c = null;
@@ -324,7 +344,7 @@ public sealed unsafe partial class CudaBackend
             CublasLt.Set(desc, CublasLt.DescTransA, CublasLt.OpT);
             CublasLt.Set(desc, CublasLt.DescTransB, CublasLt.OpN);
             CublasLt.Set(desc, CublasLt.DescEpilogue, epilogue);
-            // CUBLASLT_MATMUL_DESC_FAST_ACCUM (int8_t) stays at its default 0: FP8 accumulation promoted to full float32.
+            // CUBLASLT_MATMUL_DESC_FAST_ACCUM (int8_t) stays at its default 0 unless asked: FP8 accumulation promoted to full float32.
             if (fastAccum) CublasLt.Set(desc, CublasLt.DescFastAccum, (sbyte)1);
             if (scaled)
             {
@@ -346,7 +366,7 @@ public sealed unsafe partial class CudaBackend
             using (preference)
             {
                 CublasLt.Set(preference, CublasLt.PrefMaxWorkspaceBytes, workspace);
-                return new GemmPlan(desc, a, b, c, Heuristics(handle, desc, a, b, c, preference, 1, what));
+                return new GemmPlan(desc, a, b, c, Heuristics(handle, desc, a, b, c, preference, candidates, what));
             }
         }
         catch
