@@ -56,6 +56,9 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 #ifndef SAGE90_NW
 #define SAGE90_NW 3  // consumer warpgroups per block (64 query rows each); one block per multiprocessor
 #endif
+#ifndef SAGE90_SERIAL
+#define SAGE90_SERIAL 0  // 1: sage90_serial_step (no overlap inside a warpgroup; meant for four consumer warpgroups)
+#endif
 #ifndef SAGE90_STAGES
 #define SAGE90_STAGES 8  // K/V^T tiles the producer may run ahead by
 #endif
@@ -104,6 +107,16 @@ __device__ __forceinline__ void wgmma_e4m3_m64n64k32(float* d, const u32* a, u64
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
 }
 
+// The same with the float accumulator in 32-bit integer registers (PTX takes .b32 registers for .f32 operands): the
+// serial schedule keeps the scores and P.V's accumulator in one register array.
+__device__ __forceinline__ void wgmma_e4m3_m64n64k32_bits(int* d, const u32* a, u64 db, int accumulate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 " WGMMA_ACC32 ", {%32,%33,%34,%35}, %36, p, 1, 1;\n}\n"
+                 : WGMMA_ACC32_OPERANDS(WGMMA_RW_I, d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
+}
+
 // Shared-memory matrix descriptor for the 8-bit K-major tiles (the format: common.cuh's wgmma_desc; PTX ISA "Matrix
 // Descriptor Format" and the canonical layouts of "Shared Memory Matrix Layout"), its fields derived one by one:
 //   leading byte offset: the distance between core matrices along K. For a swizzled K-major layout the K direction
@@ -149,11 +162,15 @@ __device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u
 struct Sage90State
 {
     float o[32];  // the running output (the outer float accumulator)
-    float t[32];  // one tile's P.V (the wgmma accumulator, the inner level)
+#if !SAGE90_SERIAL
+    float t[32];  // one tile's P.V (the wgmma accumulator, the inner level; the serial schedule uses s's registers)
+#endif
     int s[32];    // one tile's Q8.K8 (exact int32)
     float f[32];  // its probabilities, between the softmax and the packing
     u32 p[8];     // P * 448 in E4M3 as the A fragments of P.V's two k-steps
+#if !SAGE90_SERIAL
     u32 p2[8];    // the same for odd tiles (p: even ones), packed while the previous tile's P.V still reads p
+#endif
     u32 q[8];     // Q8 as the A fragments of Q.K's two k-steps
     float m0, m1, l0, l1;  // running maxima (base 2) and this thread's share of the row sums, rows r and r + 8
     float c0, c1;          // exp2(m_old - m) of the tile whose P is in p
@@ -183,7 +200,9 @@ __device__ __forceinline__ void issue_k64(Acc* d, const u32* a, u64 db)
 __device__ __forceinline__ void issue_qk8(Sage90State& st, u64 dk) { issue_k64<int, wgmma_s8_m64n64k32>(st.s, st.q, dk); }
 
 // T = P.V for one tile: two k-steps of 32 key slots (a fresh inner accumulator per tile), P's fragments from p.
+#if !SAGE90_SERIAL
 __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv) { issue_k64<float, wgmma_e4m3_m64n64k32>(st.t, p, dv); }
+#endif
 
 #define S32_MIN (-2147483647 - 1)
 // log2(448): the exponent offset that makes exp2 produce P * 448, the E4M3 code's scale, directly.
@@ -295,6 +314,7 @@ __device__ __forceinline__ void pack_p8(Sage90State& st, u32* dst)
         }
 }
 
+#if !SAGE90_SERIAL
 // The two-level accumulation: O = O * exp2(m_old - m) + T, once per tile (T is complete: its wgmma group retired).
 __device__ __forceinline__ void accumulate_tile(Sage90State& st, float c0, float c1)
 {
@@ -308,7 +328,9 @@ __device__ __forceinline__ void accumulate_tile(Sage90State& st, float c0, float
         st.o[4 * c + 3] = st.o[4 * c + 3] * c1 + st.t[4 * c + 3];
     }
 }
+#endif
 
+#if !SAGE90_SERIAL
 // The schedule: the scores of tile j + 2 are issued as soon as tile j + 1's softmax has read its own and P_{j+1} is
 // packed, so T_j's accumulation runs while they are on the tensor cores, and tile j + 2's barrier is tested (not
 // waited on) before the softmax, so its answer's latency hides behind it. P alternates between two fragment sets
@@ -344,6 +366,33 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
     if (blk.lane == 0) mbar_arrive(blk.empty + 8 * (j % SAGE90_STAGES));  // one arrival per warp
     issue_pv8(st, pn, blk.dv + s1 * (SAGE90_TILE >> 4));
 }
+#endif
+
+#if SAGE90_SERIAL
+// The serial schedule (SAGE90_SERIAL=1, for SAGE90_NW=4 SAGE90_CONSUMER_REGS=112): no wgmma overlaps this warpgroup's
+// own work, so the scores and P.V's accumulator are never live together and share registers (about 100 a thread), and
+// a fourth consumer warpgroup hides each one's waits instead. Step j: P_j.V_j, T_j into O, then tile j + 1's scores
+// and softmax (LAST: tile j + 1 is the last tile, which may have masked keys). The same operations per tile as above.
+template <bool LAST>
+__device__ __forceinline__ void sage90_serial_step(const Sage90Block& blk, Sage90State& st, int j)
+{
+    const int sj = j % SAGE90_STAGES, t1 = j + 1, s1 = t1 % SAGE90_STAGES;
+    issue_k64<int, wgmma_e4m3_m64n64k32_bits>(st.s, st.p, blk.dv + sj * (SAGE90_TILE >> 4));  // T_j into s's registers
+    const u32 ready = mbar_test(blk.full + 8 * s1, (t1 / SAGE90_STAGES) & 1);
+    wgmma_wait<0>();
+    fence_regs(st.s, 32);
+#pragma unroll
+    for (int i = 0; i < 32; ++i) st.o[i] = st.o[i] * ((i & 2) ? st.c1 : st.c0) + __int_as_float(st.s[i]);
+    if (blk.lane == 0) mbar_arrive(blk.empty + 8 * sj);  // one arrival per warp
+    if (!ready) mbar_wait(blk.full + 8 * s1, (t1 / SAGE90_STAGES) & 1);
+    issue_qk8(st, blk.dk + s1 * (SAGE90_TILE >> 4));
+    wgmma_wait<0>();
+    fence_regs(st.s, 32);
+    if (LAST) softmax8_at(st, blk.kscale + s1 * SAGE90_KSCALE, t1 * 64, blk.nk, blk.lane);
+    else softmax8<false>(st, blk.kscale + s1 * SAGE90_KSCALE, t1 * 64, blk.nk, blk.lane);
+    pack_p8(st, st.p);
+}
+#endif
 
 // Row sums over the quad, then O * V's channel scale / l in the output's dtype (l sums P * 448); rows `row`, `row + 8`.
 template <typename T>
@@ -446,6 +495,19 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     fence_regs(st.s, 32);
     softmax8_at(st, blk.kscale, 0, a.nk, lane);
     pack_p8(st, st.p);
+#if SAGE90_SERIAL
+    for (int j = 0; j + 1 < tiles; ++j)
+    {
+        if (j + 2 < tiles) sage90_serial_step<false>(blk, st, j);
+        else sage90_serial_step<true>(blk, st, j);
+    }
+    issue_k64<int, wgmma_e4m3_m64n64k32_bits>(st.s, st.p, blk.dv + ((tiles - 1) % S) * (SAGE90_TILE >> 4));
+    wgmma_wait<0>();
+    fence_regs(st.s, 32);
+#pragma unroll
+    for (int i = 0; i < 32; ++i) st.o[i] = st.o[i] * ((i & 2) ? st.c1 : st.c0) + __int_as_float(st.s[i]);
+    if (lane == 0) mbar_arrive(blk.empty + 8 * ((tiles - 1) % S));
+#else
     if (tiles == 1)
     {
         issue_pv8(st, st.p, blk.dv);
@@ -475,6 +537,7 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     wgmma_wait<0>();
     accumulate_tile(st, st.c0, st.c1);
     if (lane == 0) mbar_arrive(blk.empty + 8 * ((tiles - 1) % S));
+#endif
     store_o8<T>(sa, st, bh, b, h, row, lane);
 }
 
