@@ -275,29 +275,32 @@ public sealed unsafe partial class CudaBackend
             c.Pointer, plan.C, c.Pointer, plan.C, algo, _workspace.Pointer, (nuint)WorkspaceBytes, _stream);
     }
 
-    private void Tune(GemmPlan plan, GemmKey key, Matrix a, Matrix b, Matrix c)
+    private void Tune(GemmPlan plan, GemmKey key, Matrix a, Matrix b, Matrix c) =>
+        TuneAlgorithms(plan, key.Describe(), algo => RunGemm(plan, a, b, c, &algo));
+
+    /// <summary>Keeps the fastest of the plan's candidate algorithms, timed on the call's own operands (its output is written anyway).</summary>
+    private void TuneAlgorithms(GemmPlan plan, string what, Func<CublasLt.MatmulAlgo, int> run)
     {
         double best = double.MaxValue;
         int bestIndex = 0;
         var times = new List<string>();
         for (int i = 0; i < plan.Candidates.Length; i++)
         {
-            int index = i, failed = 0;
+            var algo = plan.Candidates[i];
+            int failed = 0;
             double ms = TimeMilliseconds(() =>
             {
-                var x = plan.Candidates[index];
-                for (int r = 0; r < 4; r++) failed |= RunGemm(plan, a, b, c, &x);
+                for (int r = 0; r < 4; r++) failed |= run(algo);
             }) / 4;
-            if (failed != 0) continue;
-            times.Add($"{ms:0.000}");
-            if (ms < best)
+            times.Add(failed != 0 ? "failed" : $"{ms:0.000}");
+            if (failed == 0 && ms < best)
             {
                 best = ms;
                 bestIndex = i;
             }
         }
         plan.Algo = plan.Candidates[bestIndex];
-        Note($"cuBLASLt {key.Describe()}: algorithm {bestIndex} of {plan.Candidates.Length} by timing (ms: {string.Join(" ", times)})");
+        Note($"cuBLASLt {what}: algorithm {bestIndex} of {plan.Candidates.Length} by timing (ms: {string.Join(" ", times)})");
     }
 
     /// <summary>The largest power of two (≤ 256) dividing the address of every matrix in the batch.</summary>

@@ -232,6 +232,15 @@ __device__ __forceinline__ u32 e4m3x2(float lo, float hi)
     asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
     return (u32)r;
 }
+// Four values in one word (bytes 0..3 = v0..v3): the second pair's conversion writes the word's upper half itself
+// (F2FP's merge form), where the shift-and-or of two e4m3x2 results costs a PRMT.
+__device__ __forceinline__ u32 e4m3x4(float v0, float v1, float v2, float v3)
+{
+    u32 r;
+    asm("{\n.reg .b16 l, h;\ncvt.rn.satfinite.e4m3x2.f32 l, %2, %1;\ncvt.rn.satfinite.e4m3x2.f32 h, %4, %3;\nmov.b32 %0, {l, h};\n}"
+        : "=r"(r) : "f"(v0), "f"(v1), "f"(v2), "f"(v3));
+    return r;
+}
 #endif
 
 __device__ __forceinline__ i64 grid_stride() { return (i64)blockDim.x * gridDim.x; }
@@ -745,6 +754,17 @@ __device__ __forceinline__ void mbar_expect_tx(u32 bar, u32 bytes)
 __device__ __forceinline__ void mbar_arrive(u32 bar)
 {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Whether the barrier's phase of the given parity has completed, without waiting (test_wait never suspends the thread,
+// where try_wait may): asked early, the answer's latency hides behind other work, and only a phase not yet completed
+// costs a wait (mbar_wait) where the data is needed.
+__device__ __forceinline__ u32 mbar_test(u32 bar, u32 parity)
+{
+    u32 done;
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+    return done;
 }
 // Waits until the barrier's phase of the given parity has completed.
 __device__ __forceinline__ void mbar_wait(u32 bar, u32 parity)
