@@ -583,11 +583,10 @@ __device__ void quant_kv_impl(const Sage8Args& s)
             dc.scale = dv.w;
             u32 word;
             if (normal_s[8 * jv + e])
-                word = e4m3x2(divide_rn_normal(vf[0][e], dc), divide_rn_normal(vf[1][e], dc))
-                    | (e4m3x2(divide_rn_normal(vf[2][e], dc), divide_rn_normal(vf[3][e], dc)) << 16);
+                word = e4m3x4(divide_rn_normal(vf[0][e], dc), divide_rn_normal(vf[1][e], dc), divide_rn_normal(vf[2][e], dc),
+                              divide_rn_normal(vf[3][e], dc));
             else
-                word = e4m3x2(divide_rn(vf[0][e], dc), divide_rn(vf[1][e], dc))
-                    | (e4m3x2(divide_rn(vf[2][e], dc), divide_rn(vf[3][e], dc)) << 16);
+                word = e4m3x4(divide_rn(vf[0][e], dc), divide_rn(vf[1][e], dc), divide_rn(vf[2][e], dc), divide_rn(vf[3][e], dc));
             *(u32*)(vt + (i64)e * s.nk_pad) = word;
         }
         vt += 64;
