@@ -89,11 +89,10 @@ public sealed unsafe partial class CudaBackend
         else
         {
             // Two launches (attention_sage8.cu's pre-pass notes): the scan with Q's codes beside it, then K's and V's codes.
-            using (Profile("sage8_scan_q", y))
-                Launch(F("sage8_scan_q"), (uint)(splits + nqPad / Sage8QueryBlockRows), (uint)bh, Sage8PrepassThreads, ref args);
-            int tiles = nkPad / Sage8Layout.KeyTile;
-            using (Profile("sage8_quant_kv", y))
-                Launch(F("sage8_quant_kv"), (uint)((tiles + Sage8KvTiles - 1) / Sage8KvTiles), (uint)bh, Sage8PrepassThreads, ref args);
+            var (scanX, scanY) = Sage8Layout.ScanQueryGrid(nk, nqPad, bh);
+            using (Profile("sage8_scan_q", y)) Launch(F("sage8_scan_q"), scanX, scanY, Sage8PrepassThreads, ref args);
+            var (kvX, kvY) = Sage8Layout.KeyValueGrid(nkPad, bh, Sage8KvTiles);
+            using (Profile("sage8_quant_kv", y)) Launch(F("sage8_quant_kv"), kvX, kvY, Sage8PrepassThreads, ref args);
         }
         _ownAttentionCalls++;
         using var profiled = Profile("attention_sage8", y, $"{q.Dim(3)} {(kernel == Sage8Kernel.MmaSync ? "mma.sync" : "wgmma")}");

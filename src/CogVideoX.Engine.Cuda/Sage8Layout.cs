@@ -45,6 +45,22 @@ internal static class Sage8Layout
     /// <summary>K's and Vᵀ's padded key count, a multiple of <see cref="KeyTile"/>.</summary>
     public static int PaddedKeys(int nk) => (nk + KeyTile - 1) / KeyTile * KeyTile;
 
+    /// <summary>
+    /// sage8_scan_q's grid: (the scan's 512-token chunks + Q's 64-row blocks, batch × heads). The kernel numbers its
+    /// blocks in 32 bits, so a grid of 2^31 blocks or more (about 2^37 query rows) is refused.
+    /// </summary>
+    public static (uint X, uint Y) ScanQueryGrid(int nk, int nqPad, int batchHeads)
+    {
+        long x = (nk + (long)CudaBackend.Sage8ScanChunk - 1) / CudaBackend.Sage8ScanChunk + nqPad / CudaBackend.Sage8QueryBlockRows;
+        if (x * batchHeads >= int.MaxValue)
+            throw new NotSupportedException($"8-bit attention: {x} x {batchHeads} pre-pass blocks exceed the kernel's 2^31 limit; split the batch");
+        return ((uint)x, (uint)batchHeads);
+    }
+
+    /// <summary>sage8_quant_kv's grid: (groups of <paramref name="tilesPerBlock"/> 64-key tiles, batch × heads).</summary>
+    public static (uint X, uint Y) KeyValueGrid(int nkPad, int batchHeads, int tilesPerBlock) =>
+        ((uint)((nkPad / KeyTile + tilesPerBlock - 1) / tilesPerBlock), (uint)batchHeads);
+
     /// <summary>A tensor map's geometry as cuTensorMapEncodeTiled takes it: dims innermost first, byte strides of dims 1.., box.</summary>
     public sealed record TensorMapShape(ulong[] Dims, ulong[] ByteStrides, uint[] Box)
     {

@@ -3,10 +3,10 @@
 // Compiled lazily at the first --attention sage8 call (never by doctor or the default path); a first, correct
 // version with mma.sync (not wgmma): UNRUN when written — the op catalogue's sage8_attention cases check it.
 //
-//   sage8_scan_q       grid (splits + nq_pad / 64, BH): blocks x < splits take 512 tokens of one head: partial sums
-//                      of K and maxima of |V| per channel; the blocks after them quantize 64 rows of Q: INT8, one
-//                      scale per rows {r, r + 8} of each 16-row tile (the rows one thread's accumulators hold), the
-//                      softmax scale times log2(e) folded into it
+//   sage8_scan_q       grid (splits + nq_pad / 64, BH), in launch order every head's Q blocks, then every head's scan
+//                      blocks: a Q block quantizes 64 rows of Q: INT8, one scale per rows {r, r + 8} of each 16-row
+//                      tile (the rows one thread's accumulators hold), the softmax scale times log2(e) folded into it;
+//                      a scan block takes 512 tokens of one head: partial sums of K and maxima of |V| per channel
 //   sage8_quant_kv     per (b, h, SAGE_KV_TILES 64-key tiles): the partials folded into K's mean and V's per-channel
 //                      scale (amax / 448), then INT8 (K - mean), one scale per (token mod 8) div 2 of a tile, and V in
 //                      E4M3, transposed [channel][key] with the keys of each 32-block permuted to the order the P
@@ -228,18 +228,20 @@ __device__ void quant_v_impl(const Sage8Args& s)
 // (64 to 128 bytes) before it uses one, and each warp's loads and stores cover whole 32-byte sectors; the division by
 // a group's scale is divide_rn with one row_divisor per group (common.cuh: bit for bit __fdiv_rn's quotient,
 // checked by scripts/kernels/fp8-division-check.c), ~11 instructions without a call; and the work is two launches:
-//   sage8_scan_q    grid (splits + nq_pad / 64, BH): blocks x < splits scan 512 tokens of K and V (the same partial
+//   sage8_scan_q    grid (splits + nq_pad / 64, BH): blocks that quantize 64 rows of Q (a warp per 16-row tile),
+//                   which needs nothing from the scan, then blocks that scan 512 tokens of K and V (the same partial
 //                   sums in the same order as sage8_scan: 16 token classes x 64 channels, so K's mean is bit for bit
-//                   the legacy one), blocks after them quantize 64 rows of Q (a warp per 16-row tile), which needs
-//                   nothing from the scan;
-//   sage8_quant_kv  grid (ceil(nk_pad / 64 / SAGE_KV_TILES), BH): each block folds its head's partials into K's
-//                   mean and V's channel scales (sage8_scan_finish's sums in its order; block x = 0 stores them), then
-//                   quantizes SAGE_KV_TILES 64-key tiles of K and V, each with the thread layout that lets it load and
-//                   store whole sectors: no shared-memory transpose, V's 32-key permutation is which lane writes
-//                   which 4-byte word.
-// Per element about 18 instructions for INT8 (convert, |max|, divide_rn, cvt.rni, clamp, byte permute) and 13 for
-// E4M3: at 3 bytes an element moved, an H100 SM must retire ~4.8 elements a clock at 3.35 TB/s, ~26 instructions
-// each at full issue, so the kernels stay memory bound with room for latency.
+//                   the legacy one);
+//   sage8_quant_kv  grid (ceil(nk_pad / 64 / SAGE_KV_TILES), BH), heads last first: each block folds its head's
+//                   partials into K's mean and V's channel scales (sage8_scan_finish's sums in its order; block x = 0
+//                   stores them), then quantizes SAGE_KV_TILES 64-key tiles of K and V, each with the thread layout
+//                   that lets it load and store whole sectors: no shared-memory transpose, V's 32-key permutation is
+//                   which lane writes which 4-byte word.
+// Instructions (sm_90 SASS, normal groups): sage8_quant_kv's tile loop 861 a thread for 32 INT8 and 32 E4M3 codes
+// (~13.5 a code with loads, stores and the group's scale; the division itself 2 FMUL + 4 FFMA), a Q warp 481 a thread
+// for 32 codes, against the legacy kernels' ~71 a code (quant_v: 48 for the code, 23 for the byte transpose), ~55
+// (quant_k) and ~100 (quant_q, 4 codes a thread). At 3 bytes moved a code an H100 SM must retire ~4.8 codes a clock at
+// 3.35 TB/s, ~26 instructions each at full issue: the legacy kernels were bound by issue, these by memory (~50 %).
 #define SAGE_PRE_THREADS 128
 #ifndef SAGE_KV_TILES
 #define SAGE_KV_TILES 8  // 64-key tiles a sage8_quant_kv block takes (an A/B knob: COGVIDEOX_KERNEL_DEFINES)
@@ -459,15 +461,22 @@ __device__ __forceinline__ void quant_q_rows(const Sage8Args& s, int bh, int blo
     }
 }
 
+// The grid (splits + nq_pad / 64, BH) read in launch order (x fastest) as every head's Q blocks, then every head's scan
+// blocks in head order: the launch ends reading the last heads' K and V only, so the most recent ~50 MB in L2 are
+// theirs, and sage8_quant_kv, which takes the heads last first, finds its first heads' K and V there instead of in
+// HBM. (Blocks write disjoint outputs: the order changes no value.)
 template <typename T>
 __device__ void scan_q_impl(const Sage8Args& s)
 {
-    const int splits = (s.a.nk + SAGE_SCAN_CHUNK - 1) / SAGE_SCAN_CHUNK;
-    if ((int)blockIdx.x < splits) scan_chunk<T>(s, blockIdx.y, blockIdx.x, splits);
-    else quant_q_rows<T>(s, blockIdx.y, blockIdx.x - splits);
+    // 32-bit: the host keeps the grid below 2^31 blocks (a 64-bit division is a call).
+    const u32 splits = (s.a.nk + SAGE_SCAN_CHUNK - 1) / SAGE_SCAN_CHUNK, qblocks = gridDim.x - splits;
+    const u32 id = blockIdx.y * gridDim.x + blockIdx.x, qtotal = qblocks * gridDim.y;
+    if (id < qtotal) quant_q_rows<T>(s, (int)(id / qblocks), (int)(id % qblocks));
+    else scan_chunk<T>(s, (int)((id - qtotal) / splits), (int)((id - qtotal) % splits), (int)splits);
 }
 
-// K's and V's codes for SAGE_KV_TILES 64-key tiles of head bh (blockIdx.y), 128 threads.
+// K's and V's codes for SAGE_KV_TILES 64-key tiles of head bh = BH - 1 - blockIdx.y (the heads sage8_scan_q read
+// last come first, while their K and V may still be in L2), 128 threads.
 //   K: warp p takes K's scale group p of the tile (the 16 tokens with (t mod 8) div 2 = p: 16 blk + 8 (i >> 1) + 2p +
 //      (i & 1) for blk, i in 0..3); lane (blk, j) holds its four tokens of block blk at channels 8j..8j+7, so the
 //      group's maximum is one warp reduction, a warp's load covers 4 whole rows and its 8-byte code stores 4 rows.
@@ -480,7 +489,7 @@ __device__ void quant_kv_impl(const Sage8Args& s)
 {
     const AttentionArgs& a = s.a;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
+    const int bh = gridDim.y - 1 - blockIdx.y, b = bh / a.heads, h = bh % a.heads;  // the last scanned head first
     const int splits = (a.nk + SAGE_SCAN_CHUNK - 1) / SAGE_SCAN_CHUNK;
     __shared__ float mean_s[64];
     __shared__ float4 divisor_s[64];  // V's channel divisors (RowDivisor b, y, pre, scale)
