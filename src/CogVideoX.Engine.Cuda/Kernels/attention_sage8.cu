@@ -464,19 +464,31 @@ __device__ __forceinline__ void quant_q_rows(const Sage8Args& s, int bh, int blo
 // The grid (splits + nq_pad / 64, BH) read in launch order (x fastest) as every head's Q blocks, then every head's scan
 // blocks in head order: the launch ends reading the last heads' K and V only, so the most recent ~50 MB in L2 are
 // theirs, and sage8_quant_kv, which takes the heads last first, finds its first heads' K and V there instead of in
-// HBM. (Blocks write disjoint outputs: the order changes no value.)
+// HBM. (Blocks write disjoint outputs: the order changes no value.) SAGE_PRE_TOKEN_MAJOR=1 (an A/B knob through
+// COGVIDEOX_KERNEL_DEFINES) orders both launches by token range with the heads fastest instead, sage8_quant_kv's last
+// ranges first: the transformer's V is a strided view of the QKV projection, where one token's 30 heads are 3840
+// contiguous bytes, and blocks of every head at the same tokens read them together (DRAM pages), where head order
+// reads 128 bytes of each token at a time.
+#ifndef SAGE_PRE_TOKEN_MAJOR
+#define SAGE_PRE_TOKEN_MAJOR 0
+#endif
 template <typename T>
 __device__ void scan_q_impl(const Sage8Args& s)
 {
     // 32-bit: the host keeps the grid below 2^31 blocks (a 64-bit division is a call).
     const u32 splits = (s.a.nk + SAGE_SCAN_CHUNK - 1) / SAGE_SCAN_CHUNK, qblocks = gridDim.x - splits;
     const u32 id = blockIdx.y * gridDim.x + blockIdx.x, qtotal = qblocks * gridDim.y;
+#if SAGE_PRE_TOKEN_MAJOR
+    if (id < qtotal) quant_q_rows<T>(s, (int)(id % gridDim.y), (int)(id / gridDim.y));
+    else scan_chunk<T>(s, (int)((id - qtotal) % gridDim.y), (int)((id - qtotal) / gridDim.y), (int)splits);
+#else
     if (id < qtotal) quant_q_rows<T>(s, (int)(id / qblocks), (int)(id % qblocks));
     else scan_chunk<T>(s, (int)((id - qtotal) / splits), (int)((id - qtotal) % splits), (int)splits);
+#endif
 }
 
-// K's and V's codes for SAGE_KV_TILES 64-key tiles of head bh = BH - 1 - blockIdx.y (the heads sage8_scan_q read
-// last come first, while their K and V may still be in L2), 128 threads.
+// K's and V's codes for SAGE_KV_TILES 64-key tiles (group) of head bh, 128 threads; bh = BH - 1 - blockIdx.y (the
+// heads sage8_scan_q read last come first, while their K and V may still be in L2), or in SAGE_PRE_TOKEN_MAJOR order.
 //   K: warp p takes K's scale group p of the tile (the 16 tokens with (t mod 8) div 2 = p: 16 blk + 8 (i >> 1) + 2p +
 //      (i & 1) for blk, i in 0..3); lane (blk, j) holds its four tokens of block blk at channels 8j..8j+7, so the
 //      group's maximum is one warp reduction, a warp's load covers 4 whole rows and its 8-byte code stores 4 rows.
@@ -489,7 +501,13 @@ __device__ void quant_kv_impl(const Sage8Args& s)
 {
     const AttentionArgs& a = s.a;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int bh = gridDim.y - 1 - blockIdx.y, b = bh / a.heads, h = bh % a.heads;  // the last scanned head first
+#if SAGE_PRE_TOKEN_MAJOR
+    const u32 id = blockIdx.y * gridDim.x + blockIdx.x;  // below 2^31: the host's grids are smaller than the scan's
+    const int bh = id % gridDim.y, group = gridDim.x - 1 - id / gridDim.y;  // heads fastest, the last tiles first
+#else
+    const int bh = gridDim.y - 1 - blockIdx.y, group = blockIdx.x;  // the last scanned head first
+#endif
+    const int b = bh / a.heads, h = bh % a.heads;
     const int splits = (a.nk + SAGE_SCAN_CHUNK - 1) / SAGE_SCAN_CHUNK;
     __shared__ float mean_s[64];
     __shared__ float4 divisor_s[64];  // V's channel divisors (RowDivisor b, y, pre, scale)
@@ -504,7 +522,7 @@ __device__ void quant_kv_impl(const Sage8Args& s)
             for (int i = 0; i < splits; ++i) acc += part[(i64)i * 128];
             const float mean = __fdiv_rn(acc, (float)a.nk);
             mean_s[c] = mean;
-            if (blockIdx.x == 0) s.kmean[(i64)bh * 64 + c] = mean;
+            if (group == 0) s.kmean[(i64)bh * 64 + c] = mean;
         }
         else
         {
@@ -514,7 +532,7 @@ __device__ void quant_kv_impl(const Sage8Args& s)
             const RowDivisor d = row_divisor(sc);
             divisor_s[c] = make_float4(d.b, d.y, d.pre, d.scale);
             normal_s[c] = normal_group(sc, acc);
-            if (blockIdx.x == 0) s.vscale[(i64)bh * 64 + c] = sc;
+            if (group == 0) s.vscale[(i64)bh * 64 + c] = sc;
         }
     }
     __syncthreads();
@@ -527,7 +545,7 @@ __device__ void quant_kv_impl(const Sage8Args& s)
     float mean[8];
 #pragma unroll
     for (int e = 0; e < 8; ++e) mean[e] = mean_s[8 * j + e];
-    const int first = blockIdx.x * SAGE_KV_TILES, last = min(s.nk_pad / 64, first + SAGE_KV_TILES);
+    const int first = group * SAGE_KV_TILES, last = min(s.nk_pad / 64, first + SAGE_KV_TILES);
     const int kkey = 16 * kblk + 2 * warp, vkey = 16 * vblk + 2 * vp;  // within a tile
     const i64 krow = 2 * a.ks[2], vrow = 2 * a.vs[2];                 // bytes from one key to the next
     const char* kp = (const char*)a.k + 2 * (b * a.ks[0] + h * a.ks[1]) + (i64)(64 * first + kkey) * krow + 16 * j;
