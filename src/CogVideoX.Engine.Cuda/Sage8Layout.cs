@@ -11,7 +11,7 @@ internal static class Sage8Layout
     public const int KeyTile = 64;
 
     /// <summary>Consumer warpgroups (64 query rows each) and K/Vᵀ stages of the wgmma kernel (SAGE90_NW, SAGE90_STAGES).</summary>
-    public const int DefaultHopperWarpgroups = 3, HopperStages = 8;
+    public const int DefaultHopperWarpgroups = 4, HopperStages = 8;
 
     /// <summary>
     /// The consumer warpgroups the kernel is compiled with: <see cref="DefaultHopperWarpgroups"/>, or SAGE90_NW from

@@ -53,23 +53,30 @@ struct Sage90Args
 };
 static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 
+// Two schedules of the same per-tile operations (bit-identical results), chosen at compile time:
+//   SAGE90_SERIAL=1 (default): four consumer warpgroups at 112 registers; none overlaps its own wgmmas, so its scores
+//     and its P.V accumulator share registers (sage90_serial_step), and the other warpgroups hide each one's waits;
+//   SAGE90_SERIAL=0: three consumer warpgroups at 160 registers, each overlapping its softmax with its P.V and its
+//     accumulation with the next scores (sage90_step); set SAGE90_NW=3 SAGE90_CONSUMER_REGS=160 SAGE90_SERIAL=0.
+// H100, [2, 30, 17776, 64], in three calls: serial 8.72 / 8.85 / 8.92 ms a call, overlapped 8.92 / 9.08 / 8.97 ms.
 #ifndef SAGE90_NW
-#define SAGE90_NW 3  // consumer warpgroups per block (64 query rows each); one block per multiprocessor
+#define SAGE90_NW 4  // consumer warpgroups per block (64 query rows each); one block per multiprocessor
 #endif
 #ifndef SAGE90_SERIAL
-#define SAGE90_SERIAL 0  // 1: sage90_serial_step (no overlap inside a warpgroup; meant for four consumer warpgroups)
+#define SAGE90_SERIAL 1
 #endif
 #ifndef SAGE90_STAGES
 #define SAGE90_STAGES 8  // K/V^T tiles the producer may run ahead by
 #endif
-// Registers per thread after the split: 512 threads start with 128 each (the launch bound); the producer keeps 24 and
-// the consumers take 160: 128 * 24 + 384 * 160 = 64512 of the 65536 the block holds. Consumers need about 140 (O, the
-// tile accumulator and the scores: 3 x 32, P and Q fragments: 16, statistics, scales, descriptors).
+// Registers per thread after the split: 640 threads start with 96 each (the launch bound's 102, in steps of 8); the
+// producer gives back all but 24 and the four consumer warpgroups take 112: 128 * 24 + 512 * 112 = 60416 of 65536.
+// The serial consumers need about 108 (O and the shared scores/accumulator: 2 x 32, P and Q fragments: 16,
+// statistics, scales, descriptors); the overlapped ones about 156 (a separate accumulator and a second P set).
 #ifndef SAGE90_PRODUCER_REGS
 #define SAGE90_PRODUCER_REGS 24
 #endif
 #ifndef SAGE90_CONSUMER_REGS
-#define SAGE90_CONSUMER_REGS 160
+#define SAGE90_CONSUMER_REGS 112
 #endif
 #define SAGE90_THREADS (128 * (SAGE90_NW + 1))
 // Registers a thread starts with (the launch bound's share, in steps of 8). setmaxnreg.inc takes registers only from
@@ -369,9 +376,9 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
 #endif
 
 #if SAGE90_SERIAL
-// The serial schedule (SAGE90_SERIAL=1, for SAGE90_NW=4 SAGE90_CONSUMER_REGS=112): no wgmma overlaps this warpgroup's
-// own work, so the scores and P.V's accumulator are never live together and share registers (about 100 a thread), and
-// a fourth consumer warpgroup hides each one's waits instead. Step j: P_j.V_j, T_j into O, then tile j + 1's scores
+// The serial schedule (SAGE90_SERIAL=1): no wgmma overlaps this warpgroup's own work, so the scores and P.V's
+// accumulator are never live together and share registers (about 108 a thread with everything else), and a fourth
+// consumer warpgroup hides each one's waits instead. Step j: P_j.V_j, T_j into O, then tile j + 1's scores
 // and softmax (LAST: tile j + 1 is the last tile, which may have masked keys). The same operations per tile as above.
 template <bool LAST>
 __device__ __forceinline__ void sage90_serial_step(const Sage90Block& blk, Sage90State& st, int j)

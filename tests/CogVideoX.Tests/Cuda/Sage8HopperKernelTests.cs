@@ -40,12 +40,12 @@ public class Sage8HopperKernelTests
     }
 
     [Theory]
-    [InlineData(1, 64, 192)]
-    [InlineData(64, 64, 192)]
-    [InlineData(65, 128, 192)]
-    [InlineData(192, 192, 192)]
-    [InlineData(193, 256, 384)]
-    [InlineData(17776, 17792, 17856)]
+    [InlineData(1, 64, 256)]
+    [InlineData(64, 64, 256)]
+    [InlineData(65, 128, 256)]
+    [InlineData(256, 256, 256)]
+    [InlineData(257, 320, 512)]
+    [InlineData(17776, 17792, 17920)]
     public void QueryRowsArePaddedToWholeBlocksOfEachKernel(int nq, int mmaSync, int wgmma)
     {
         Assert.Equal(mmaSync, Sage8Layout.PaddedQueryRows(nq, Sage8Kernel.MmaSync));
@@ -164,7 +164,7 @@ public class Sage8HopperKernelTests
                 Assert.Contains(mine, c => c.Sizes.Contains("views of [2,70,2,64]", StringComparison.Ordinal));
                 Assert.Contains(mine, c => c.Sizes.Contains("kv [67]", StringComparison.Ordinal));      // a partial key tile
                 Assert.Contains(mine, c => c.Sizes.Contains("kv [1100]", StringComparison.Ordinal));    // 18 tiles: the 8-stage ring wraps twice
-                Assert.Contains(mine, c => c.Sizes.Contains(",200,64]", StringComparison.Ordinal));      // two blocks of 192 rows, the second partial
+                Assert.Contains(mine, c => c.Sizes.Contains(",300,64]", StringComparison.Ordinal));      // two blocks of 256 rows, the second partial
                 Assert.All(mine, c => Assert.True(c.Sizes.Length <= 52, $"selftest cuts sizes at 52 characters: {c.Sizes}"));
             }
     }
