@@ -27,6 +27,12 @@ public sealed unsafe partial class CudaBackend
     internal static int Sage8KvTiles { get; } = Math.Max(1, KernelCompiler.DefinedInteger("SAGE_KV_TILES") ?? DefaultSage8KvTiles);
 
     /// <summary>
+    /// SAGE_PRE_LEGACY=1 in COGVIDEOX_KERNEL_DEFINES: every 8-bit attention call runs the legacy five-launch pre-pass
+    /// (an A/B knob for timings in one build; the kernels ignore the define).
+    /// </summary>
+    internal static bool Sage8LegacyPrepassDefined { get; } = KernelCompiler.DefinedInteger("SAGE_PRE_LEGACY") == 1;
+
+    /// <summary>
     /// 8-bit attention (the CPU reference is <see cref="Engine.Sage8Attention"/>): attention_sage8.cu's quantization
     /// pre-pass (K's mean, INT8 Q and K, E4M3 V transposed) into scratch buffers, then the attention kernel: on sm_90
     /// the wgmma/TMA kernel of attention_sage8_sm90.cu, elsewhere (or with COGVIDEOX_SAGE8_KERNEL=mma, or a
@@ -52,7 +58,7 @@ public sealed unsafe partial class CudaBackend
 
         // The pre-pass loads rows 16 bytes at a time: a view whose rows are not contiguous and 16-byte aligned is copied
         // first (the transformer's Q, K and strided V views need no copy).
-        bool legacy = Sage8KernelChoice.LegacyPrepass;
+        bool legacy = Sage8KernelChoice.LegacyPrepass || Sage8LegacyPrepassDefined;
         using var qRows = legacy || Rows16ByteAligned(q) ? q.Alias() : q.Clone();
         using var kRows = legacy || Rows16ByteAligned(k) ? k.Alias() : k.Clone();
         using var vRows = legacy || Rows16ByteAligned(v) ? v.Alias() : v.Clone();

@@ -237,6 +237,7 @@ __device__ void quant_v_impl(const Sage8Args& s)
 //                   stores them), then quantizes SAGE_KV_TILES 64-key tiles of K and V, each with the thread layout
 //                   that lets it load and store whole sectors: no shared-memory transpose, V's 32-key permutation is
 //                   which lane writes which 4-byte word.
+// scripts/kernels/sage8-prepass-maps.py replays both launches' thread maps on indices against the legacy layouts.
 // Instructions (sm_90 SASS, normal groups): sage8_quant_kv's tile loop 861 a thread for 32 INT8 and 32 E4M3 codes
 // (~13.5 a code with loads, stores and the group's scale; the division itself 2 FMUL + 4 FFMA), a Q warp 481 a thread
 // for 32 codes, against the legacy kernels' ~71 a code (quant_v: 48 for the code, 23 for the byte transpose), ~55

@@ -38,6 +38,16 @@ public class Sage8PrepassTests
         Assert.Equal(((uint)x, (uint)bh), Sage8Layout.KeyValueGrid(nkPad, bh, tiles));
     }
 
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData("SAGE_PRE_LEGACY=1", true)]
+    [InlineData("SAGE_PRE_LEGACY=0 SAGE_KV_TILES=4", false)]
+    public void TheLegacyPrepassKnobIsReadFromTheKernelDefines(string? value, bool legacy)
+    {
+        Assert.Equal(legacy, KernelCompiler.DefinedInteger("SAGE_PRE_LEGACY", value) == 1);
+        Assert.Equal(value?.Contains("SAGE_KV_TILES=4", StringComparison.Ordinal) == true ? 4 : null, KernelCompiler.DefinedInteger("SAGE_KV_TILES", value));
+    }
+
     [Fact]
     public void TheLegacyPrepassScopeNestsAndStaysOnItsThread()
     {
