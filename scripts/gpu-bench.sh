@@ -174,6 +174,17 @@ if has fastest; then
   run_bench fastest 400 pipeline --model-config 2b --steps 50 --memory full --attention sage8 --linear fp8 --cache teacache --cache-threshold ${FAST_THRESHOLD:-0.2} --exact-steps ${FAST_EXACT:-0}
   grep -E "video 1/1|warm-up" "$OUT/bench.txt" | tail -n 2 | cut -c1-400
 fi
+# Issue 22, fifth session's final call (2026-12-05-s5-run7): each fast mode's 2b step profiled beside the exact one,
+# both modes at 5b beside the exact 5b step, and the fastest video (TeaCache 0.2 with 10 + 10 exact steps).
+if has fast22; then
+  run_bench f22-exact2b 150 transformer --model-config 2b --repeats 3 --profile
+  run_bench f22-s8-2b 150 transformer --model-config 2b --repeats 3 --attention sage8 --profile
+  run_bench f22-fp8-2b 150 transformer --model-config 2b --repeats 3 --linear fp8 --profile
+  run_bench f22-both-2b 150 transformer --model-config 2b --repeats 3 --attention sage8 --linear fp8 --profile
+  run_bench f22-fastest 200 pipeline --model-config 2b --steps 50 --memory full --attention sage8 --linear fp8 --cache teacache --cache-threshold 0.2 --exact-steps 10
+  run_bench f22-both-5b 150 transformer --model-config 5b --repeats 2 --attention sage8 --linear fp8
+  run_bench f22-exact5b 150 transformer --model-config 5b --repeats 2
+fi
 # The fast modes' per-step error against the exact step at full size (random weights), alone and combined, 2b and 5b.
 if has fastmodes; then
   for m in 2b 5b; do
@@ -183,7 +194,7 @@ if has fastmodes; then
   run_bench fm-5b-s8 300 transformer --model-config 5b --repeats 3 --attention sage8
   grep -E "relative error of the step" "$OUT/bench.txt"
 fi
-if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has profile15 || has vae15 || has sage8 || has fp8 || has expemu || has fp8lite || has sage8fast || has fastest || has fastmodes; then
+if has bench2b || has cudnn2b || has owncuda2b || has composite2b || has bench5b || has vae || has t5 || has lora || has encode || has i2v || has step15 || has profile15 || has vae15 || has sage8 || has fp8 || has expemu || has fp8lite || has sage8fast || has fastest || has fastmodes || has fast22; then
   grep -E "^=== |^transformer |^vae |^t5 |^load |^step |^unfused |^paths|rc=|error|8-bit attention|note: cuDNN (has|conv|could|not)|note: cuDNN attention for|^profile of|^  [a-z0-9_]+( [A-Za-z]+)? +[0-9.]+ ms" "$OUT/bench.txt" | cut -c1-300
 fi
 if has golden; then
