@@ -40,9 +40,9 @@ internal static class Fp8ScaledForms
     };
 
     /// <summary>
-    /// The [cuda] note for cuBLASLt's answer to one form: accepted, or refused with its status (and what the same
-    /// form with FAST_ACCUM=1 would get, asked only to learn whether that is what cuBLASLt wants: never run here, as it
-    /// skips the float32 promotions), and what runs next.
+    /// The [cuda] note for cuBLASLt's answer to one form: accepted, or refused with its status (and, where the form was
+    /// asked without fast accumulation (COGVIDEOX_FP8_FAST_ACCUM=0), what the same form with FAST_ACCUM=1 would get,
+    /// asked only to learn whether that is what cuBLASLt wants; that plan is dropped), and what runs next.
     /// </summary>
     public static string Note(DType y, int epilogue, int m, int n, int k, string? refusal, string? fastAccumAnswer, bool nextIsDefault)
     {
