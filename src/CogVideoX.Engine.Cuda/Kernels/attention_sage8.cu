@@ -259,17 +259,12 @@ __device__ __forceinline__ uint4 load16(const char* p)
     return r;
 }
 
-// Int8Quantizer.Scale (amax / 127; 1 for a zero, infinite or underflowing quotient) without __fdiv_rn's call: the
-// double quotient corrected twice with exact residuals is RN(amax / 127) in double, and its one rounding to float is
-// RN(amax / 127) for every positive float (fp8-division-check.c checks all of them).
+// Int8Quantizer.Scale (amax / 127; 1 for a zero, infinite or underflowing quotient) without __fdiv_rn's call
+// (common.cuh's quotient_rn: RN(amax / 127) for every positive float, fp8-division-check.c checks all of them).
 __device__ __forceinline__ float int8_row_scale(float amax)
 {
     if (!(amax > 0.0f && amax < F_INF)) return 1.0f;
-    const double a = amax, r = 1.0 / 127.0;
-    double q = a * r;
-    q = __fma_rn(__fma_rn(-127.0, q, a), r, q);
-    q = __fma_rn(__fma_rn(-127.0, q, a), r, q);
-    const float s = __double2float_rn(q);
+    const float s = quotient_rn(amax, 127.0);
     return s > 0.0f ? s : 1.0f;
 }
 

@@ -348,18 +348,24 @@ __device__ __forceinline__ u8 e4m3_from_float(float v)
     return (u8)(sign | (u8)(code < 0x7E ? code : 0x7E));
 }
 
-// amax / 448, or 1 for a row that is all zeros or not finite (as E4M3.RowScale). The quotient is made in double
-// (amax · RN(1/448) corrected twice with exact FMA residuals: the correctly rounded double quotient) and rounded once
-// to float, which is RN(amax / 448) for every float amax (checked exhaustively, scripts/kernels/fp8-division-check.c):
-// __fdiv_rn's value without its slow-path call, whose register saves spilled in kernels that hold whole rows.
+// RN(a / d) in float for a positive finite float a and a constant integer divisor d (448, 127), without __fdiv_rn's
+// slow-path call, whose register saves spilled in kernels that hold whole rows: the quotient is made in double
+// (a · RN(1/d) corrected twice with exact FMA residuals: the correctly rounded double quotient) and rounded once to
+// float (checked exhaustively for both divisors, scripts/kernels/fp8-division-check.c).
+__device__ __forceinline__ float quotient_rn(float a, double d)
+{
+    const double x = a, r = 1.0 / d;  // d is a literal at every call: folded
+    double q = x * r;
+    q = __fma_rn(__fma_rn(-d, q, x), r, q);
+    q = __fma_rn(__fma_rn(-d, q, x), r, q);
+    return __double2float_rn(q);
+}
+
+// amax / 448, or 1 for a row that is all zeros or not finite (as E4M3.RowScale).
 __device__ __forceinline__ float e4m3_row_scale(float amax)
 {
     if (!(amax > 0.0f && amax < F_INF)) return 1.0f;
-    const double a = amax, r = 1.0 / 448.0;
-    double q = a * r;
-    q = __fma_rn(__fma_rn(-448.0, q, a), r, q);
-    q = __fma_rn(__fma_rn(-448.0, q, a), r, q);
-    return __double2float_rn(q);
+    return quotient_rn(amax, 448.0);
 }
 
 // x / s for every value of a row that shares the scale s (> 0, or 0 when the row's amax / 448 underflowed), bit for bit
