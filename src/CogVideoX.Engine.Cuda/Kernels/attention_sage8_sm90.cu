@@ -380,6 +380,14 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
 // accumulator are never live together and share registers (about 108 a thread with everything else), and a fourth
 // consumer warpgroup hides each one's waits instead. Step j: P_j.V_j, T_j into O, then tile j + 1's scores
 // and softmax (LAST: tile j + 1 is the last tile, which may have masked keys). The same operations per tile as above.
+// The two-level accumulation from the shared registers: O = O * exp2(m_old - m) + T (T's float bits in s).
+__device__ __forceinline__ void accumulate_from_s(Sage90State& st)
+{
+    fence_regs(st.s, 32);
+#pragma unroll
+    for (int i = 0; i < 32; ++i) st.o[i] = st.o[i] * ((i & 2) ? st.c1 : st.c0) + __int_as_float(st.s[i]);
+}
+
 template <bool LAST>
 __device__ __forceinline__ void sage90_serial_step(const Sage90Block& blk, Sage90State& st, int j)
 {
@@ -387,9 +395,7 @@ __device__ __forceinline__ void sage90_serial_step(const Sage90Block& blk, Sage9
     issue_k64<int, wgmma_e4m3_m64n64k32_bits>(st.s, st.p, blk.dv + sj * (SAGE90_TILE >> 4));  // T_j into s's registers
     const u32 ready = mbar_test(blk.full + 8 * s1, (t1 / SAGE90_STAGES) & 1);
     wgmma_wait<0>();
-    fence_regs(st.s, 32);
-#pragma unroll
-    for (int i = 0; i < 32; ++i) st.o[i] = st.o[i] * ((i & 2) ? st.c1 : st.c0) + __int_as_float(st.s[i]);
+    accumulate_from_s(st);
     if (blk.lane == 0) mbar_arrive(blk.empty + 8 * sj);  // one arrival per warp
     if (!ready) mbar_wait(blk.full + 8 * s1, (t1 / SAGE90_STAGES) & 1);
     issue_qk8(st, blk.dk + s1 * (SAGE90_TILE >> 4));
@@ -510,9 +516,7 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     }
     issue_k64<int, wgmma_e4m3_m64n64k32_bits>(st.s, st.p, blk.dv + ((tiles - 1) % S) * (SAGE90_TILE >> 4));
     wgmma_wait<0>();
-    fence_regs(st.s, 32);
-#pragma unroll
-    for (int i = 0; i < 32; ++i) st.o[i] = st.o[i] * ((i & 2) ? st.c1 : st.c0) + __int_as_float(st.s[i]);
+    accumulate_from_s(st);
     if (lane == 0) mbar_arrive(blk.empty + 8 * ((tiles - 1) % S));
 #else
     if (tiles == 1)
