@@ -730,6 +730,33 @@ public static class OpCatalogue
         }
     }
 
+    /// <summary>
+    /// LayerNormZero's split, written into views: each (start, length, chunk) range of x's rows [b, s, d] modulated by
+    /// its own chunk of <paramref name="modulation"/> [b, 4d] (shift at chunk·d, scale at (chunk + 1)·d), once as FP8 codes
+    /// and row scales (modulated_layer_norm_fp8) and once as the plain norm in x's dtype. The caller disposes both.
+    /// </summary>
+    internal static (Fp8Activation Fused, Tensor Normed) SplitModulatedNorms(Tensor x, Tensor? gamma, Tensor? beta, Tensor modulation,
+        float eps, (int Start, int Length, int Chunk)[] parts)
+    {
+        int b = x.Dim(0), s = x.Dim(1), d = x.Dim(2);
+        var fused = Fp8Activation.Empty(x.Backend, x.DType, b, s, d);
+        var normed = Tensor.Empty(x.Backend, x.DType, b, s, d);
+        foreach (var (start, length, chunk) in parts)
+        {
+            using var shift0 = modulation.Narrow(1, chunk * d, d);
+            using var scale0 = modulation.Narrow(1, (chunk + 1) * d, d);
+            using var shift = shift0.Unsqueeze(1);
+            using var scale = scale0.Unsqueeze(1);
+            using var rows = x.Narrow(1, start, length);
+            using var codes = fused.Codes.Narrow(1, start, length);
+            using var scales = fused.Scales.Narrow(1, start, length);
+            rows.ModulatedLayerNormFp8Into(gamma, beta, scale, shift, eps, codes, scales);
+            using var target = normed.Narrow(1, start, length);
+            rows.ModulatedLayerNormInto(gamma, beta, scale, shift, eps, target);
+        }
+        return (fused, normed);
+    }
+
     /// <summary>The count of output elements whose bits differ between the legacy and the default pre-pass, as [1] F32.</summary>
     private static Tensor Sage8PrepassMismatches(OpInputs c, Sage8Kernel kernel, Tensor q, Tensor k, Tensor v)
     {
@@ -971,21 +998,9 @@ public static class OpCatalogue
             {
                 using var x = c.Uniform([2, 9, 48], -2f, 3f);
                 using var modulation = c.Rand(2, 288);
-                using var fused = Fp8Activation.Empty(c.Backend, c.DType, 2, 9, 48);
-                using var normed = Tensor.Empty(c.Backend, c.DType, 2, 9, 48);
-                foreach (var (start, length, chunk) in new[] { (2, 7, 0), (0, 2, 3) })
-                {
-                    using var shift0 = modulation.Narrow(1, chunk * 48, 48);
-                    using var scale0 = modulation.Narrow(1, (chunk + 1) * 48, 48);
-                    using var shift = shift0.Unsqueeze(1);
-                    using var scale = scale0.Unsqueeze(1);
-                    using var part = x.Narrow(1, start, length);
-                    using var codes = fused.Codes.Narrow(1, start, length);
-                    using var scales = fused.Scales.Narrow(1, start, length);
-                    part.ModulatedLayerNormFp8Into(null, null, scale, shift, 1e-6f, codes, scales);
-                    using var target = normed.Narrow(1, start, length);
-                    part.ModulatedLayerNormInto(null, null, scale, shift, 1e-6f, target);
-                }
+                var (fusedRows, normedRows) = SplitModulatedNorms(x, null, null, modulation, 1e-6f, [(2, 7, 0), (0, 2, 3)]);
+                using var fused = fusedRows;
+                using var normed = normedRows;
                 using var rows = normed.Reshape(18, 48);
                 using var unfused = rows.QuantizeFp8();
                 return Mismatches(fused.Codes, fused.Scales, unfused.Codes, unfused.Scales);

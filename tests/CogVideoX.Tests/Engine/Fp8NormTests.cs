@@ -1,4 +1,5 @@
 using CogVideoX.Engine;
+using CogVideoX.Engine.Testing;
 using CogVideoX.Models.Transformer;
 
 namespace CogVideoX.Tests.Engine;
@@ -40,21 +41,9 @@ public class Fp8NormTests
         using var gamma = affine ? Uniform(2, 0.5f, 1.5f, dtype, d) : null;
         using var beta = affine ? Uniform(3, -0.2f, 0.2f, dtype, d) : null;
         using var modulation = Uniform(4, -1f, 1f, dtype, b, 4 * d);
-        using var fused = Fp8Activation.Empty(CpuBackend.Instance, dtype, b, s, d);
-        using var normed = Tensor.Empty(CpuBackend.Instance, dtype, b, s, d);
-        foreach (var (start, length, chunk) in new[] { (text, s - text, 0), (0, text, 2) })
-        {
-            using var shift0 = modulation.Narrow(1, chunk * d, d);
-            using var scale0 = modulation.Narrow(1, (chunk + 1) * d, d);
-            using var shift = shift0.Unsqueeze(1);
-            using var scale = scale0.Unsqueeze(1);
-            using var rows = x.Narrow(1, start, length);
-            using var codes = fused.Codes.Narrow(1, start, length);
-            using var scales = fused.Scales.Narrow(1, start, length);
-            rows.ModulatedLayerNormFp8Into(gamma, beta, scale, shift, 1e-5f, codes, scales);
-            using var target = normed.Narrow(1, start, length);
-            rows.ModulatedLayerNormInto(gamma, beta, scale, shift, 1e-5f, target);
-        }
+        var (fusedRows, normedRows) = OpCatalogue.SplitModulatedNorms(x, gamma, beta, modulation, 1e-5f, [(text, s - text, 0), (0, text, 2)]);
+        using var fused = fusedRows;
+        using var normed = normedRows;
         using var flat = normed.Reshape(b * s, d);
         using var reference = flat.QuantizeFp8();
         Assert.Equal(CodesOf(reference.Codes), CodesOf(fused.Codes));
