@@ -29,8 +29,17 @@ internal static class Sage8Layout
     /// <summary>Bytes of one 64 × 64 8-bit tile (SAGE90_TILE) and of one key tile's 64 float K scales (SAGE90_KSCALE).</summary>
     public const int TileBytes = KeyTile * 64, KeyScaleBytes = KeyTile * 4;
 
+    /// <summary>
+    /// Whether the kernels sum the softmax's rows on the tensor cores (common.cuh's SAGE_TC_ROWSUM, 1 unless
+    /// COGVIDEOX_KERNEL_DEFINES sets it): the wgmma kernel's Vᵀ stages then carry 8 rows of ones.
+    /// </summary>
+    public static bool TensorCoreRowSums { get; } = (KernelCompiler.DefinedInteger("SAGE_TC_ROWSUM") ?? 1) != 0;
+
+    /// <summary>Bytes of one Vᵀ stage (SAGE90_VT_TILE): the tile, and 512 bytes of E4M3 ones with <see cref="TensorCoreRowSums"/>.</summary>
+    public static int ValueStageBytes => TileBytes + (TensorCoreRowSums ? 512 : 0);
+
     /// <summary>The wgmma kernel's dynamic shared memory (SAGE90_SMEM): K and Vᵀ stages, K scales, barriers, alignment.</summary>
-    public const uint HopperSharedBytes = 2 * HopperStages * TileBytes + HopperStages * KeyScaleBytes + 8 * 2 * HopperStages + 1024;
+    public static uint HopperSharedBytes => (uint)(HopperStages * (TileBytes + ValueStageBytes) + HopperStages * KeyScaleBytes + 8 * 2 * HopperStages + 1024);
 
     /// <summary>
     /// Q's padded row count: a multiple of 64 for the mma.sync kernel (4 warps × 16 rows a block), of

@@ -698,16 +698,20 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
             corr[r] = exp2f(m[r] - mn);
             m[r] = mn;
         }
-        // P = exp2(S - m) in float for the row sums, P*448 in E4M3 for the product.
+        // P = exp2(S - m), P*448 in E4M3 for the product (and, SAGE_TC_ROWSUM=0, P in float for the row sums).
         u32 pa[2][4];
+#if !SAGE_TC_ROWSUM
         float rs[2] = {0.0f, 0.0f};
+#endif
 #pragma unroll
         for (int j = 0; j < 8; ++j)
         {
             float p0 = exp2f(sc[j][0] - m[0]), p1 = exp2f(sc[j][1] - m[0]);
             float p2 = exp2f(sc[j][2] - m[1]), p3 = exp2f(sc[j][3] - m[1]);
+#if !SAGE_TC_ROWSUM
             rs[0] += p0 + p1;
             rs[1] += p2 + p3;
+#endif
             u32 top = e4m3x2(p0 * E4M3_MAX, p1 * E4M3_MAX), bottom = e4m3x2(p2 * E4M3_MAX, p3 * E4M3_MAX);
             // n-tile j = 4st + q: q 0/1 fill a0/a1 (low/high 16 bits), q 2/3 fill a2/a3.
             int st = j >> 2, qd = j & 3, reg = (qd >> 1) * 2, shift = (qd & 1) * 16;
@@ -722,8 +726,20 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
                 pa[st][reg + 1] |= bottom << 16;
             }
         }
+#if SAGE_TC_ROWSUM
+        // The row sums of P's codes on the tensor cores: P times a B of E4M3 ones (0x38) gives every column the sum
+        // of its row, so each thread holds whole rows' sums (of P * 448) in rsum[0] (row g) and rsum[2] (row g + 8).
+        {
+            float rsum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            mma_e4m3(rsum, pa[0], 0x38383838u, 0x38383838u);
+            mma_e4m3(rsum, pa[1], 0x38383838u, 0x38383838u);
+            l[0] = l[0] * corr[0] + rsum[0];
+            l[1] = l[1] * corr[1] + rsum[2];
+        }
+#else
         l[0] = l[0] * corr[0] + rs[0];
         l[1] = l[1] * corr[1] + rs[1];
+#endif
         // P.V per tile into its own float accumulator, then into the running one (SageAttention2's two levels).
 #pragma unroll
         for (int i = 0; i < 8; ++i)
@@ -739,19 +755,22 @@ __device__ void sage8_attention_impl(const Sage8Args& s)
             o[i][3] = o[i][3] * corr[1] + tile[3];
         }
     }
+#if !SAGE_TC_ROWSUM
 #pragma unroll
     for (int r = 0; r < 2; ++r)
     {
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     }
+#endif
     const float* vsc = s.vscale + bh * 64;
 #pragma unroll
     for (int r = 0; r < 2; ++r)
     {
         int row = row0 + r * 8;
         if (row >= a.nq) continue;
-        float inv = 1.0f / (E4M3_MAX * l[r]);
+        // Float row sums are of P, the tensor cores' of its codes (P * 448).
+        float inv = SAGE_TC_ROWSUM ? 1.0f / l[r] : 1.0f / (E4M3_MAX * l[r]);
         T* y = (T*)a.y + b * a.ys[0] + h * a.ys[1] + (i64)row * a.ys[2];
 #pragma unroll
         for (int i = 0; i < 8; ++i)

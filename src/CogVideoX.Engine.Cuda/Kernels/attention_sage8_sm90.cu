@@ -13,6 +13,7 @@
 // streams, per 64-key tile, the K tile (64 keys x 64 bytes) and the V^T tile (64 channels x 64 key bytes) with the
 // tensor memory accelerator (3D maps over the scratch buffers, 64-byte swizzle) and the tile's 64 K scales (256 bytes,
 // a plain bulk copy), all completing on the stage's mbarrier; consumers release a stage with one arrival per warp.
+// With SAGE_TC_ROWSUM (common.cuh; the default) every V^T stage ends in 8 rows of E4M3 ones, written once.
 //
 // Per consumer warpgroup and key tile (64 keys, as the reference's online-softmax step and K's scale block):
 //   S    = wgmma m64n64k32 .s32.s8.s8, twice (head dim 64): Q from registers (A), K from shared memory (B, K-major)
@@ -20,8 +21,10 @@
 //          warp, so the reference's "per-thread" groups are exactly a thread's: rows r and r + 8 of its warp's 16, and
 //          key columns 2t, 2t+1 of every 8, all in K group (token mod 8) div 2 = t)
 //   P    = exp2(s - m) (online softmax in base 2), P * 448 to E4M3, packed straight into the A fragments of P.V
-//   T    = wgmma m64n64k32 .f32.e4m3.e4m3, twice (64 keys): P from registers (A), V^T from shared memory (B, K-major)
-//   O    = O * exp2(m_old - m) + T: the two-level accumulation, once per tile as the reference does
+//   T    = wgmma m64n72k32 .f32.e4m3.e4m3, twice (64 keys): P from registers (A), V^T and the ones from shared memory
+//          (B, K-major); columns 64..71 are the tile's row sums of P's codes (SAGE_TC_ROWSUM=0: m64n64k32, and the
+//          row sums of the unrounded P in float, per thread, summed over the quad at the end)
+//   O    = O * exp2(m_old - m) + T: the two-level accumulation, once per tile as the reference does, row sums included
 // The softmax of tile j + 1 runs while P_j.V_j is on the tensor cores (attention_sm90.cu's intra-warpgroup overlap),
 // and T_j's accumulation while the scores of tile j + 2 are (sage90_step).
 //
@@ -87,9 +90,17 @@ static_assert(SAGE90_NW * (SAGE90_CONSUMER_REGS - SAGE90_LAUNCH_REGS) <= SAGE90_
               "setmaxnreg.inc would wait for registers the producer never frees: lower SAGE90_CONSUMER_REGS (SAGE90_NW=4: 112)");
 #define SAGE90_ROWS (64 * SAGE90_NW)  // query rows per block; the host pads nq_pad to a multiple of it
 #define SAGE90_TILE 4096              // bytes of one 64 x 64 8-bit tile
+// A V^T stage: the tile's 64 channel rows and, with SAGE_TC_ROWSUM (common.cuh), 8 rows of E4M3 ones after them, which
+// P.V's wgmma (N = 72) turns into the row sums. 4608 bytes keep every stage on the 64-byte swizzle's 512-byte repeat.
+#define SAGE90_VT_TILE (SAGE90_TILE + 512 * SAGE_TC_ROWSUM)
 #define SAGE90_KSCALE 256             // bytes of one key tile's 64 K scales
 // K and V^T stages, the stages' K scales, the full/empty barrier of each stage, room to align the base to 1024.
-#define SAGE90_SMEM (2 * SAGE90_STAGES * SAGE90_TILE + SAGE90_STAGES * SAGE90_KSCALE + 8 * 2 * SAGE90_STAGES + 1024)
+#define SAGE90_SMEM (SAGE90_STAGES * (SAGE90_TILE + SAGE90_VT_TILE) + SAGE90_STAGES * SAGE90_KSCALE + 8 * 2 * SAGE90_STAGES + 1024)
+// P.V's accumulator registers a thread: 64 channels, and the ones' columns 64..71 (rows r and r + 8, twice each).
+#define SAGE90_PV_REGS (32 + 4 * SAGE_TC_ROWSUM)
+#if SAGE_TC_ROWSUM && !SAGE90_SERIAL
+#error "the tensor-core row sums (SAGE_TC_ROWSUM=1) are written for the serial schedule: set SAGE_TC_ROWSUM=0 with SAGE90_SERIAL=0"
+#endif
 
 // ---- wgmma ------------------------------------------------------------------------------------------------------
 // The 64 x 64 accumulator is 32 registers a thread (s32 or f32: common.cuh's WGMMA_ACC32), A from registers is 4 x .b32
@@ -121,6 +132,18 @@ __device__ __forceinline__ void wgmma_e4m3_m64n64k32_bits(int* d, const u32* a, 
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 " WGMMA_ACC32 ", {%32,%33,%34,%35}, %36, p, 1, 1;\n}\n"
                  : WGMMA_ACC32_OPERANDS(WGMMA_RW_I, d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
+}
+
+// P.V at N = 72 (SAGE_TC_ROWSUM): the accumulator is 36 registers, columns 64..71 those of the ones.
+#define WGMMA_ACC36                                                                                                    \
+    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30," \
+    "%31,%32,%33,%34,%35}"
+__device__ __forceinline__ void wgmma_e4m3_m64n72k32_bits(int* d, const u32* a, u64 db, int accumulate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %41, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n72k32.f32.e4m3.e4m3 " WGMMA_ACC36 ", {%36,%37,%38,%39}, %40, p, 1, 1;\n}\n"
+                 : WGMMA_ACC32_OPERANDS(WGMMA_RW_I, d), "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
 }
 
@@ -168,18 +191,21 @@ __device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u
 // ---- the consumer warpgroups ----------------------------------------------------------------------------------------
 struct Sage90State
 {
-    float o[32];  // the running output (the outer float accumulator)
+    float o[32 + 2 * SAGE_TC_ROWSUM];  // the running output (the outer float accumulator); with SAGE_TC_ROWSUM the row sums of rows r, r + 8
 #if !SAGE90_SERIAL
     float t[32];  // one tile's P.V (the wgmma accumulator, the inner level; the serial schedule uses s's registers)
 #endif
-    int s[32];    // one tile's Q8.K8 (exact int32)
+    int s[SAGE90_PV_REGS];  // one tile's Q8.K8 (exact int32) in s[0..31]; the serial schedule's P.V accumulator in all
     float f[32];  // its probabilities, between the softmax and the packing
     u32 p[8];     // P * 448 in E4M3 as the A fragments of P.V's two k-steps
 #if !SAGE90_SERIAL
     u32 p2[8];    // the same for odd tiles (p: even ones), packed while the previous tile's P.V still reads p
 #endif
     u32 q[8];     // Q8 as the A fragments of Q.K's two k-steps
-    float m0, m1, l0, l1;  // running maxima (base 2) and this thread's share of the row sums, rows r and r + 8
+    float m0, m1;          // running maxima (base 2), rows r and r + 8
+#if !SAGE_TC_ROWSUM
+    float l0, l1;          // this thread's share of the row sums (of P * 448), rows r and r + 8
+#endif
     float c0, c1;          // exp2(m_old - m) of the tile whose P is in p
     float qs0, qs1;        // Q's scales of rows r and r + 8 (softmax scale * log2 e folded in)
 };
@@ -192,23 +218,23 @@ struct Sage90Block
 };
 
 // One committed wgmma group of two k32 steps (A fragments a[0..3], then a[4..7]; B 32 bytes further) into the
-// accumulator d, the first step overwriting it.
-template <typename Acc, void (*WGMMA)(Acc*, const u32*, u64, int)>
+// accumulator d of N registers, the first step overwriting it.
+template <typename Acc, int N, void (*WGMMA)(Acc*, const u32*, u64, int)>
 __device__ __forceinline__ void issue_k64(Acc* d, const u32* a, u64 db)
 {
     wgmma_fence();
-    fence_regs(d, 32);
+    fence_regs(d, N);
     WGMMA(d, a, db, 0);
     WGMMA(d, a + 4, db + (32 >> 4), 1);
     wgmma_commit();
 }
 
 // S = Q8.K8^T: two k-steps of 32 head-dim bytes.
-__device__ __forceinline__ void issue_qk8(Sage90State& st, u64 dk) { issue_k64<int, wgmma_s8_m64n64k32>(st.s, st.q, dk); }
+__device__ __forceinline__ void issue_qk8(Sage90State& st, u64 dk) { issue_k64<int, 32, wgmma_s8_m64n64k32>(st.s, st.q, dk); }
 
 // T = P.V for one tile: two k-steps of 32 key slots (a fresh inner accumulator per tile), P's fragments from p.
 #if !SAGE90_SERIAL
-__device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv) { issue_k64<float, wgmma_e4m3_m64n64k32>(st.t, p, dv); }
+__device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv) { issue_k64<float, 32, wgmma_e4m3_m64n64k32>(st.t, p, dv); }
 #endif
 
 #define S32_MIN (-2147483647 - 1)
@@ -222,7 +248,7 @@ __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv)
 #endif
 
 // The scores of the tile at key kv0 (its S resident in st.s, its K scales at ks_smem): the online softmax step, with
-// P * 448 left in st.f and this thread's share of the tile's row sums (of P * 448) added to l. The kernel is bound by
+// P * 448 left in st.f and (SAGE_TC_ROWSUM=0) this thread's share of the tile's row sums (of P * 448) added to l. The kernel is bound by
 // instruction issue and the exponential unit, so each score costs as few instructions as the reference's roundings
 // allow (373 per thread and tile before, SASS of sm_90a; about 230 now):
 //   - the row maximum is taken over the integer dot products (three-input VIMNMX3) and converted once: the reference's
@@ -269,9 +295,11 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
     st.m0 = n0;
     st.m1 = n1;
     const float b0 = fmaf(-12582912.0f, sc0, SAGE90_LOG2_448 - n0), b1 = fmaf(-12582912.0f, sc1, SAGE90_LOG2_448 - n1);
+#if !SAGE_TC_ROWSUM
     // Row sums in SAGE90_SUM_CHAINS independent chains a row (chunk c adds to chain c mod chains), combined in order:
-    // one chain is 16 dependent adds after the last exponential.
+    // one chain is 16 dependent adds after the last exponential. (SAGE_TC_ROWSUM: P.V's wgmma sums P's codes.)
     float r0[SAGE90_SUM_CHAINS], r1[SAGE90_SUM_CHAINS];
+#endif
 #pragma unroll
     for (int i = 0; i < 32; ++i)
     {
@@ -281,11 +309,14 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
         // Masked keys: their argument is far below zero only when sc is not tiny, so they are zeroed outright.
         if (TAIL && kv0 + (i >> 2) * 8 + (lane & 3) * 2 + (i & 1) >= nk) p = 0.0f;
         st.f[i] = p;
+#if !SAGE_TC_ROWSUM
         // A chain's first term is assigned, not added to 0 (the same value: p >= 0), saving an FADD per chain.
         float& r = hi ? r1[(i >> 2) % SAGE90_SUM_CHAINS] : r0[(i >> 2) % SAGE90_SUM_CHAINS];
         if ((i >> 2) < SAGE90_SUM_CHAINS && (i & 1) == 0) r = p;
         else r += p;
+#endif
     }
+#if !SAGE_TC_ROWSUM
 #pragma unroll
     for (int k = 1; k < SAGE90_SUM_CHAINS; ++k)
     {
@@ -294,6 +325,7 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
     }
     st.l0 = st.l0 * st.c0 + r0[0];
     st.l1 = st.l1 * st.c1 + r1[0];
+#endif
 }
 
 // The softmax of the tile at key kv0: the tail form only for the last tile, which has keys past nk.
@@ -371,7 +403,7 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
         wgmma_wait<0>();
     accumulate_tile(st, c0, c1);
     if (blk.lane == 0) mbar_arrive(blk.empty + 8 * (j % SAGE90_STAGES));  // one arrival per warp
-    issue_pv8(st, pn, blk.dv + s1 * (SAGE90_TILE >> 4));
+    issue_pv8(st, pn, blk.dv + s1 * (SAGE90_VT_TILE >> 4));
 }
 #endif
 
@@ -381,18 +413,34 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
 // consumer warpgroup hides each one's waits instead. Step j: P_j.V_j, T_j into O, then tile j + 1's scores
 // and softmax (LAST: tile j + 1 is the last tile, which may have masked keys). The same operations per tile as above.
 // The two-level accumulation from the shared registers: O = O * exp2(m_old - m) + T (T's float bits in s).
+// With SAGE_TC_ROWSUM the ones' columns 64 + 2t of rows r and r + 8 (s[32], s[34]) are the tile's row sums of P's
+// codes, rescaled with the output (s[33] and s[35], the columns 65 + 2t, hold the same sums).
 __device__ __forceinline__ void accumulate_from_s(Sage90State& st)
 {
-    fence_regs(st.s, 32);
+    fence_regs(st.s, SAGE90_PV_REGS);
 #pragma unroll
     for (int i = 0; i < 32; ++i) st.o[i] = st.o[i] * ((i & 2) ? st.c1 : st.c0) + __int_as_float(st.s[i]);
+#if SAGE_TC_ROWSUM
+    st.o[32] = st.o[32] * st.c0 + __int_as_float(st.s[32]);
+    st.o[33] = st.o[33] * st.c1 + __int_as_float(st.s[34]);
+#endif
+}
+
+// T_j = P_j.V_j into s's registers (N = 72 with the ones' rows: SAGE_TC_ROWSUM).
+__device__ __forceinline__ void issue_pv8_into_s(Sage90State& st, u64 dv)
+{
+#if SAGE_TC_ROWSUM
+    issue_k64<int, SAGE90_PV_REGS, wgmma_e4m3_m64n72k32_bits>(st.s, st.p, dv);
+#else
+    issue_k64<int, SAGE90_PV_REGS, wgmma_e4m3_m64n64k32_bits>(st.s, st.p, dv);
+#endif
 }
 
 template <bool LAST>
 __device__ __forceinline__ void sage90_serial_step(const Sage90Block& blk, Sage90State& st, int j)
 {
     const int sj = j % SAGE90_STAGES, t1 = j + 1, s1 = t1 % SAGE90_STAGES;
-    issue_k64<int, wgmma_e4m3_m64n64k32_bits>(st.s, st.p, blk.dv + sj * (SAGE90_TILE >> 4));  // T_j into s's registers
+    issue_pv8_into_s(st, blk.dv + sj * (SAGE90_VT_TILE >> 4));
     const u32 ready = mbar_test(blk.full + 8 * s1, (t1 / SAGE90_STAGES) & 1);
     wgmma_wait<0>();
     accumulate_from_s(st);
@@ -407,16 +455,21 @@ __device__ __forceinline__ void sage90_serial_step(const Sage90Block& blk, Sage9
 }
 #endif
 
-// Row sums over the quad, then O * V's channel scale / l in the output's dtype (l sums P * 448); rows `row`, `row + 8`.
+// O * V's channel scale / l in the output's dtype (l sums P * 448, or its codes); rows `row`, `row + 8`. The tensor
+// cores' sums are whole rows; float sums are a thread's share, summed over the quad first.
 template <typename T>
 __device__ __forceinline__ void store_o8(const Sage8Args& s, const Sage90State& st, i64 bh, i64 b, i64 h, int row, int lane)
 {
     const AttentionArgs& a = s.a;
+#if SAGE_TC_ROWSUM
+    const float l0 = st.o[32], l1 = st.o[33];
+#else
     float l0 = st.l0, l1 = st.l1;
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+#endif
     const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
     const float* vsc = s.vscale + bh * 64;
     T* y = (T*)a.y + b * a.ys[0] + h * a.ys[1];
@@ -440,7 +493,7 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     constexpr int NW = SAGE90_NW, S = SAGE90_STAGES;
     extern __shared__ unsigned char smem_raw[];
     const u32 k_smem = (smem_addr(smem_raw) + 1023) & ~1023u;
-    const u32 v_smem = k_smem + S * SAGE90_TILE, ks_smem = v_smem + S * SAGE90_TILE;
+    const u32 v_smem = k_smem + S * SAGE90_TILE, ks_smem = v_smem + S * SAGE90_VT_TILE;
     const u32 full = ks_smem + S * SAGE90_KSCALE, empty = full + 8 * S;
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
     const int bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
@@ -454,6 +507,20 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
         }
         mbar_init_fence();
     }
+#if SAGE_TC_ROWSUM
+    // Rows 64..71 of every V^T stage: E4M3 ones (0x38; any swizzle of them is the same), written once (TMA writes only
+    // the first 4096 bytes of a stage). wgmma reads shared memory through the async proxy: the fence orders these
+    // generic-proxy stores before it, the block barrier before any consumer's first P.V. One store per thread with no
+    // branch (threads past S * 64 repeat one): a loop or a guarded store here made ptxas serialise every wgmma (C7511).
+    static_assert((SAGE90_STAGES * 64 & (SAGE90_STAGES * 64 - 1)) == 0 && SAGE90_STAGES * 64 <= SAGE90_THREADS,
+                  "one store per thread must cover the ones' rows");
+    {
+        const int i = tid & (S * 64 - 1);
+        asm volatile("st.shared.u64 [%0], %1;" ::"r"(v_smem + (i >> 6) * SAGE90_VT_TILE + SAGE90_TILE + (i & 63) * 8),
+                     "l"(0x3838383838383838ull) : "memory");
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    }
+#endif
     __syncthreads();
 
     if (wg == NW)
@@ -469,7 +536,7 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
                 if (t >= S) mbar_wait(empty + 8 * s, ((t / S) + 1) & 1);
                 mbar_expect_tx(full + 8 * s, 2 * SAGE90_TILE + SAGE90_KSCALE);
                 tma_load_3d(k_smem + s * SAGE90_TILE, &ta.k8, full + 8 * s, 0, t * 64, bh);
-                tma_load_3d(v_smem + s * SAGE90_TILE, &ta.vt8, full + 8 * s, t * 64, 0, bh);
+                tma_load_3d(v_smem + s * SAGE90_VT_TILE, &ta.vt8, full + 8 * s, t * 64, 0, bh);
                 bulk_load(ks_smem + s * SAGE90_KSCALE, kscale + t * 64, SAGE90_KSCALE, full + 8 * s);
             }
         }
@@ -497,9 +564,11 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     st.qs0 = sa.qscale[(i64)bh * sa.nq_pad + row];
     st.qs1 = sa.qscale[(i64)bh * sa.nq_pad + row + 8];
 #pragma unroll
-    for (int i = 0; i < 32; ++i) st.o[i] = 0.0f;
+    for (int i = 0; i < 32 + 2 * SAGE_TC_ROWSUM; ++i) st.o[i] = 0.0f;
     st.m0 = st.m1 = -F_INF;
+#if !SAGE_TC_ROWSUM
     st.l0 = st.l1 = 0.0f;
+#endif
 
     // Tile 0's scores and P; then each step issues the next tile's scores with this tile's P.V.
     mbar_wait(full, 0);
@@ -514,7 +583,7 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
         if (j + 2 < tiles) sage90_serial_step<false>(blk, st, j);
         else sage90_serial_step<true>(blk, st, j);
     }
-    issue_k64<int, wgmma_e4m3_m64n64k32_bits>(st.s, st.p, blk.dv + ((tiles - 1) % S) * (SAGE90_TILE >> 4));
+    issue_pv8_into_s(st, blk.dv + ((tiles - 1) % S) * (SAGE90_VT_TILE >> 4));
     wgmma_wait<0>();
     accumulate_from_s(st);
     if (lane == 0) mbar_arrive(blk.empty + 8 * ((tiles - 1) % S));

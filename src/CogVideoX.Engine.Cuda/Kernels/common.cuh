@@ -719,6 +719,18 @@ struct Sage8Args
 };
 static_assert(sizeof(Sage8Args) == 296, "Sage8Args must match KernelArgs.cs");
 
+// The 8-bit attention's row sums (the softmax's denominators), in both kernels and the CPU emulation
+// (src/CogVideoX.Engine/Ops/Sage8Attention.cs), which follows the default:
+//   1 (default): on the tensor cores, as the sum of the E4M3 codes of P * 448 that P.V multiplies (an extra column of
+//      ones beside V: an N = 8 mma.sync, or P.V's wgmma at N = 72). Numerator and denominator then weigh the same
+//      rounded P; the error against exact attention is the same as with float sums (CPU, random inputs at head dim 64:
+//      3.858 % against 3.860 % relative), and the 32 adds and 2 dependent chains per thread and tile leave the softmax.
+//   0: in float from the unrounded P (the first form; kept to time the two against each other: the CPU emulation
+//      follows the default only, so the op catalogue's bound does not hold for 0 on small key counts).
+#ifndef SAGE_TC_ROWSUM
+#define SAGE_TC_ROWSUM 1
+#endif
+
 // ---- Hopper (sm_90a) building blocks of attention_sm90.cu and attention_sage8_sm90.cu ------------------------------
 // Device code sees them for the architecture-specific target only (NVRTC, clang and nvcc define
 // __CUDA_ARCH_FEAT_SM90_ALL for sm_90a alone; wgmma and setmaxnreg exist nowhere else), so every other module and

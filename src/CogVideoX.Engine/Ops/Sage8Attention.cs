@@ -27,10 +27,12 @@ public enum AttentionMode
 /// log2(e) folded into Q's scale; K per 64-token tile and (token mod 8) div 2 (the accumulator columns one thread holds).</item>
 /// <item>S = (Σ q8·k8, exact in int32) · sq · sk, in float; online softmax over 64-key tiles in base 2.</item>
 /// <item>P = exp2(S − running max) ∈ [0, 1] to E4M3 as P·448 (a static scale: the largest value maps to E4M3's
-/// largest); V to E4M3 per channel with scale amax over tokens / 448. The row sums use the unquantized P.</item>
-/// <item>Each key tile's P·V summed in float (the mma's own accumulator), then added to a separate float accumulator
-/// (SageAttention2's two-level accumulation: Hopper's FP8 mma accumulates with fewer than 32 bits, so long sums do
-/// not stay in it); the result times V's channel scale / (448 · row sum), in the output's dtype.</item>
+/// largest); V to E4M3 per channel with scale amax over tokens / 448. The row sums are of the rounded P·448 that
+/// P·V multiplies (the kernels sum them on the tensor cores, as P times a column of ones; common.cuh's
+/// SAGE_TC_ROWSUM), so numerator and denominator weigh the same P.</item>
+/// <item>Each key tile's P·V and row sums in float (the mma's own accumulator), then added to separate float
+/// accumulators (SageAttention2's two-level accumulation: Hopper's FP8 mma accumulates with fewer than 32 bits, so long
+/// sums do not stay in it); the result times V's channel scale / row sum, in the output's dtype.</item>
 /// </list>
 /// </summary>
 public static class Sage8Attention
@@ -177,9 +179,8 @@ public static class Sage8Attention
                     float rowSum = 0;
                     for (int j = 0; j < count; j++)
                     {
-                        float e = float.Exp2(s[j] - mNew);
-                        rowSum += e;
-                        p[j] = E4M3.Round(e * E4M3.Max);
+                        p[j] = E4M3.Round(float.Exp2(s[j] - mNew) * E4M3.Max);
+                        rowSum += p[j];
                     }
                     l = l * correction + rowSum;
                     Array.Clear(tileSum);
@@ -191,7 +192,7 @@ public static class Sage8Attention
                     for (int c = 0; c < d; c++) acc[c] = acc[c] * correction + tileSum[c];
                     m = mNew;
                 }
-                float inverse = 1f / (E4M3.Max * l);
+                float inverse = 1f / l;
                 for (int c = 0; c < d; c++) yh[i * d + c] = acc[c] * vScales[c] * inverse;
             }
         });

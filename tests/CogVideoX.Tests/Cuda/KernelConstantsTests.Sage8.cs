@@ -13,6 +13,7 @@ public partial class KernelConstantsTests
         Assert.Equal(Sage8Layout.HopperThreads, Evaluate("SAGE90_THREADS", defines));
         Assert.Equal(Sage8Layout.HopperRows, Evaluate("SAGE90_ROWS", defines));
         Assert.Equal(Sage8Layout.TileBytes, Evaluate("SAGE90_TILE", defines));
+        Assert.Equal(Sage8Layout.ValueStageBytes, Evaluate("SAGE90_VT_TILE", defines));
         Assert.Equal(Sage8Layout.KeyScaleBytes, Evaluate("SAGE90_KSCALE", defines));
         Assert.Equal((long)Sage8Layout.HopperSharedBytes, Evaluate("SAGE90_SMEM", defines));
         // The register split must fit the block's file: 65536 registers, the producer's 128 threads and the consumers'.
