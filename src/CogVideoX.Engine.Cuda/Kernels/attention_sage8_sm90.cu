@@ -188,6 +188,24 @@ __device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u
         ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
 }
 
+// SAGE90_PINGPONG=1 (an A/B knob, serial schedule only): the consumer warpgroups issue their score wgmmas in turn,
+// 0, 1, .., NW - 1, 0, .. (FlashAttention-3's warpgroup ping-pong, by named barriers), which staggers them so that
+// one's softmax meets the others' wgmmas rather than their softmax on the special-function unit. The results are the
+// same bit for bit. (A turn around the softmax's float part instead was written too: ptxas then serialised the
+// wgmmas, C7511, so it was dropped unmeasured.) 0 (default): no order.
+#ifndef SAGE90_PINGPONG
+#define SAGE90_PINGPONG 0
+#endif
+#if SAGE90_PINGPONG && (!SAGE90_SERIAL || SAGE90_NW < 2 || SAGE90_NW > 15)
+#error "SAGE90_PINGPONG needs the serial schedule and 2 to 15 consumer warpgroups (named barriers 1 .. NW)"
+#endif
+#if SAGE90_PINGPONG
+// Named barrier 1 + w is warpgroup w's turn: its 128 threads wait there (bar.sync) for the previous warpgroup's 128
+// arrivals (bar.arrive), made once that one's wgmmas are issued. ptxas keeps both in order with the wgmmas (SASS).
+__device__ __forceinline__ void turn_take(int wg) { asm volatile("bar.sync %0, 256;" ::"r"(1 + wg) : "memory"); }
+__device__ __forceinline__ void turn_pass(int wg) { asm volatile("bar.arrive %0, 256;" ::"r"(1 + (wg + 1) % SAGE90_NW) : "memory"); }
+#endif
+
 // ---- the consumer warpgroups ----------------------------------------------------------------------------------------
 struct Sage90State
 {
@@ -214,7 +232,7 @@ struct Sage90Block
 {
     u32 full, empty, kscale;  // first stage's barriers (8 bytes each) and K scales (SAGE90_KSCALE bytes each)
     u64 dk, dv;               // descriptors of stage 0's K and V^T tiles
-    int nk, lane;
+    int nk, lane, wg;
 };
 
 // One committed wgmma group of two k32 steps (A fragments a[0..3], then a[4..7]; B 32 bytes further) into the
@@ -232,6 +250,18 @@ __device__ __forceinline__ void issue_k64(Acc* d, const u32* a, u64 db)
 // S = Q8.K8^T: two k-steps of 32 head-dim bytes.
 __device__ __forceinline__ void issue_qk8(Sage90State& st, u64 dk) { issue_k64<int, 32, wgmma_s8_m64n64k32>(st.s, st.q, dk); }
 
+// The next scores' wgmma, issued in turn with SAGE90_PINGPONG.
+__device__ __forceinline__ void issue_scores(Sage90State& st, const Sage90Block& blk, u64 dk)
+{
+#if SAGE90_PINGPONG
+    turn_take(blk.wg);
+#endif
+    issue_qk8(st, dk);
+#if SAGE90_PINGPONG
+    turn_pass(blk.wg);
+#endif
+}
+
 // T = P.V for one tile: two k-steps of 32 key slots (a fresh inner accumulator per tile), P's fragments from p.
 #if !SAGE90_SERIAL
 __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv) { issue_k64<float, 32, wgmma_e4m3_m64n64k32>(st.t, p, dv); }
@@ -246,6 +276,7 @@ __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv)
 #ifndef SAGE90_SUM_CHAINS
 #define SAGE90_SUM_CHAINS 2  // independent row-sum chains a row (1, 2, 4 or 8): 2 measured 2.5 % faster than 1 (H100)
 #endif
+
 
 // The scores of the tile at key kv0 (its S resident in st.s, its K scales at ks_smem): the online softmax step, with
 // P * 448 left in st.f and (SAGE_TC_ROWSUM=0) this thread's share of the tile's row sums (of P * 448) added to l. The kernel is bound by
@@ -262,7 +293,7 @@ __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv)
 // Every column a thread holds (8 (i >> 2) + 2 (lane & 3) + (i & 1) for element i) is in K scale group lane & 3, whose
 // scale token 2 (lane & 3) carries. TAIL: the last tile, whose keys from nk on take no weight.
 template <bool TAIL>
-__device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane)
+__device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane, int wg)
 {
     float ks;
     asm volatile("ld.shared.f32 %0, [%1];" : "=f"(ks) : "r"(ks_smem + 4 * (2 * (lane & 3))));
@@ -329,10 +360,10 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
 }
 
 // The softmax of the tile at key kv0: the tail form only for the last tile, which has keys past nk.
-__device__ __forceinline__ void softmax8_at(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane)
+__device__ __forceinline__ void softmax8_at(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane, int wg)
 {
-    if (kv0 + 64 > nk) softmax8<true>(st, ks_smem, kv0, nk, lane);
-    else softmax8<false>(st, ks_smem, kv0, nk, lane);
+    if (kv0 + 64 > nk) softmax8<true>(st, ks_smem, kv0, nk, lane, wg);
+    else softmax8<false>(st, ks_smem, kv0, nk, lane, wg);
 }
 
 // P * 448 to E4M3 in the A fragments: k-step u covers accumulator chunks 4u .. 4u + 3 (keys 32u .. 32u + 31).
@@ -390,8 +421,8 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
     const u32 ready = ISSUE ? mbar_test(blk.full + 8 * s2, (t2 / SAGE90_STAGES) & 1) : 0;
     wgmma_wait<1>();  // S_{j+1}; P_j.V_j may still run
     fence_regs(st.s, 32);
-    if (ISSUE) softmax8<false>(st, blk.kscale + s1 * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane);
-    else softmax8_at(st, blk.kscale + s1 * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane);
+    if (ISSUE) softmax8<false>(st, blk.kscale + s1 * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane, blk.wg);
+    else softmax8_at(st, blk.kscale + s1 * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane, blk.wg);
     pack_p8(st, pn);
     if (ISSUE)
     {
@@ -446,11 +477,11 @@ __device__ __forceinline__ void sage90_serial_step(const Sage90Block& blk, Sage9
     accumulate_from_s(st);
     if (blk.lane == 0) mbar_arrive(blk.empty + 8 * sj);  // one arrival per warp
     if (!ready) mbar_wait(blk.full + 8 * s1, (t1 / SAGE90_STAGES) & 1);
-    issue_qk8(st, blk.dk + s1 * (SAGE90_TILE >> 4));
+    issue_scores(st, blk, blk.dk + s1 * (SAGE90_TILE >> 4));
     wgmma_wait<0>();
     fence_regs(st.s, 32);
-    if (LAST) softmax8_at(st, blk.kscale + s1 * SAGE90_KSCALE, t1 * 64, blk.nk, blk.lane);
-    else softmax8<false>(st, blk.kscale + s1 * SAGE90_KSCALE, t1 * 64, blk.nk, blk.lane);
+    if (LAST) softmax8_at(st, blk.kscale + s1 * SAGE90_KSCALE, t1 * 64, blk.nk, blk.lane, blk.wg);
+    else softmax8<false>(st, blk.kscale + s1 * SAGE90_KSCALE, t1 * 64, blk.nk, blk.lane, blk.wg);
     pack_p8(st, st.p);
 }
 #endif
@@ -552,6 +583,11 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     blk.dv = smem_desc_sw64(v_smem);
     blk.nk = a.nk;
     blk.lane = lane;
+    blk.wg = wg;
+#if SAGE90_PINGPONG
+    // The first turn is warpgroup 0's: the last one passes it before any softmax.
+    if (wg == NW - 1) asm volatile("bar.arrive 1, 256;");
+#endif
 
     Sage90State st;
     // Q's A fragments straight from the pre-pass's rows (rows < nq_pad: the host pads it to whole blocks).
@@ -572,10 +608,10 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
 
     // Tile 0's scores and P; then each step issues the next tile's scores with this tile's P.V.
     mbar_wait(full, 0);
-    issue_qk8(st, blk.dk);
+    issue_scores(st, blk, blk.dk);
     wgmma_wait<0>();
     fence_regs(st.s, 32);
-    softmax8_at(st, blk.kscale, 0, a.nk, lane);
+    softmax8_at(st, blk.kscale, 0, a.nk, lane, wg);
     pack_p8(st, st.p);
 #if SAGE90_SERIAL
     for (int j = 0; j + 1 < tiles; ++j)
@@ -587,6 +623,11 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     wgmma_wait<0>();
     accumulate_from_s(st);
     if (lane == 0) mbar_arrive(blk.empty + 8 * ((tiles - 1) % S));
+#if SAGE90_PINGPONG
+    // Every warpgroup passed its turn once per tile (the first tile's in the prologue); the last one's final pass is
+    // warpgroup 0's to take, so that no arrival is left pending on a barrier when the block ends.
+    if (wg == 0) asm volatile("bar.sync 1, 256;");
+#endif
 #else
     if (tiles == 1)
     {
