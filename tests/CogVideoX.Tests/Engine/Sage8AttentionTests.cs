@@ -130,6 +130,34 @@ public class Sage8AttentionTests(ITestOutputHelper output)
         Math.Sqrt(a.Zip(b, (x, y) => (x - y) * (x - y)).Sum() / b.Sum(y => y * y));
 
     [Fact]
+    public void TheRowSumsAreOfTheRoundedProbabilitiesThatPvMultiplies()
+    {
+        // One query, two keys on channel 0 only: after smoothing the keys are ±1 on it, so Q·K quantizes exactly (±127
+        // in INT8) and the base-2 scores are ±δ. P = [1, 2^(-2δ)] with 2^(-2δ) = 0.3: P·448 = 134.4 rounds to the E4M3
+        // value 128. V is 1 on every channel for the first key, 0 for the second (exact in E4M3). The output is then
+        // 448 / (448 + 128) with the row sums of the rounded codes (the kernels' tensor-core sums), 1 / 1.3 with float
+        // sums of the unrounded P: 0.778 against 0.769.
+        const int d = 64;
+        const float scale = 0.125f;
+        double a = -Math.Log2(0.3) / 2 / (scale * Sage8Attention.Log2E);  // δ = a · scale · log2(e) · 1
+        var q = new float[d];
+        var k = new float[2 * d];
+        var v = new float[2 * d];
+        q[0] = (float)a;
+        k[0] = 1;
+        k[d] = -1;
+        for (int c = 0; c < d; c++) v[c] = 1;
+        var y = Sage8Attention.Compute(q, k, v, 1, 1, 1, 2, d, scale);
+        double p1 = Math.Pow(2, -2 * a * scale * Sage8Attention.Log2E);
+        Assert.Equal(0.3, p1, 5);
+        float code = E4M3.Round((float)(p1 * E4M3.Max));
+        Assert.Equal(128f, code);
+        double rounded = E4M3.Max / (E4M3.Max + code), unrounded = 1 / (1 + p1);
+        foreach (var value in y) Assert.Equal(rounded, value, 4);
+        Assert.True(Math.Abs(rounded - unrounded) > 5e-3);
+    }
+
+    [Fact]
     public void SmoothingKeysLeavesExactAttentionUnchanged()
     {
         // Adding one vector to every key adds q·μ to a whole row of scores: softmax cancels it.
