@@ -99,7 +99,7 @@ static_assert(SAGE90_NW * (SAGE90_CONSUMER_REGS - SAGE90_LAUNCH_REGS) <= SAGE90_
 // P.V's accumulator registers a thread: 64 channels, and the ones' columns 64..71 (rows r and r + 8, twice each).
 #define SAGE90_PV_REGS (32 + 4 * SAGE_TC_ROWSUM)
 #if SAGE_TC_ROWSUM && !SAGE90_SERIAL
-#error "the tensor-core row sums (SAGE_TC_ROWSUM=1) are written for the serial schedule: set SAGE_TC_ROWSUM=0 with SAGE90_SERIAL=0"
+#error "SAGE_TC_ROWSUM=1 (the tensor-core row sums) is written for the serial schedule: add SAGE_TC_ROWSUM=0 to SAGE90_SERIAL=0"
 #endif
 
 // ---- wgmma ------------------------------------------------------------------------------------------------------
@@ -203,13 +203,17 @@ __device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u
 // Named barrier 1 + w is warpgroup w's turn: its 128 threads wait there (bar.sync) for the previous warpgroup's 128
 // arrivals (bar.arrive), made once that one's wgmmas are issued. ptxas keeps both in order with the wgmmas (SASS).
 __device__ __forceinline__ void turn_take(int wg) { asm volatile("bar.sync %0, 256;" ::"r"(1 + wg) : "memory"); }
-__device__ __forceinline__ void turn_pass(int wg) { asm volatile("bar.arrive %0, 256;" ::"r"(1 + (wg + 1) % SAGE90_NW) : "memory"); }
+__device__ __forceinline__ void turn_pass(int wg)
+{
+    asm volatile("bar.arrive %0, 256;" ::"r"(1 + (wg + 1) % SAGE90_NW) : "memory");
+}
 #endif
 
 // ---- the consumer warpgroups ----------------------------------------------------------------------------------------
 struct Sage90State
 {
-    float o[32 + 2 * SAGE_TC_ROWSUM];  // the running output (the outer float accumulator); with SAGE_TC_ROWSUM the row sums of rows r, r + 8
+    float o[32 + 2 * SAGE_TC_ROWSUM];  // the running output (the outer float accumulator); o[32], o[33]: the row
+                                       // sums of rows r and r + 8 (SAGE_TC_ROWSUM)
 #if !SAGE90_SERIAL
     float t[32];  // one tile's P.V (the wgmma accumulator, the inner level; the serial schedule uses s's registers)
 #endif
@@ -277,11 +281,10 @@ __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv)
 #define SAGE90_SUM_CHAINS 2  // independent row-sum chains a row (1, 2, 4 or 8): 2 measured 2.5 % faster than 1 (H100)
 #endif
 
-
 // The scores of the tile at key kv0 (its S resident in st.s, its K scales at ks_smem): the online softmax step, with
-// P * 448 left in st.f and (SAGE_TC_ROWSUM=0) this thread's share of the tile's row sums (of P * 448) added to l. The kernel is bound by
-// instruction issue and the exponential unit, so each score costs as few instructions as the reference's roundings
-// allow (373 per thread and tile before, SASS of sm_90a; about 230 now):
+// P * 448 left in st.f and (SAGE_TC_ROWSUM=0) this thread's share of the tile's row sums (of P * 448) added to l. The
+// kernel is bound by instruction issue and the exponential unit, so each score costs as few instructions as the
+// reference's roundings allow (373 per thread and tile before, SASS of sm_90a; about 230 now):
 //   - the row maximum is taken over the integer dot products (three-input VIMNMX3) and converted once: the reference's
 //     scores are float(S) * sc rounded, a monotone map for sc > 0, so its maximum is the converted integer maximum;
 //   - float(S) * sc - m + log2(448) is one FFMA on the biased integer bits: A = bits(S + 1.5 * 2^23) is the float
@@ -293,7 +296,7 @@ __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv)
 // Every column a thread holds (8 (i >> 2) + 2 (lane & 3) + (i & 1) for element i) is in K scale group lane & 3, whose
 // scale token 2 (lane & 3) carries. TAIL: the last tile, whose keys from nk on take no weight.
 template <bool TAIL>
-__device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane, int wg)
+__device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane)
 {
     float ks;
     asm volatile("ld.shared.f32 %0, [%1];" : "=f"(ks) : "r"(ks_smem + 4 * (2 * (lane & 3))));
@@ -360,10 +363,10 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
 }
 
 // The softmax of the tile at key kv0: the tail form only for the last tile, which has keys past nk.
-__device__ __forceinline__ void softmax8_at(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane, int wg)
+__device__ __forceinline__ void softmax8_at(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane)
 {
-    if (kv0 + 64 > nk) softmax8<true>(st, ks_smem, kv0, nk, lane, wg);
-    else softmax8<false>(st, ks_smem, kv0, nk, lane, wg);
+    if (kv0 + 64 > nk) softmax8<true>(st, ks_smem, kv0, nk, lane);
+    else softmax8<false>(st, ks_smem, kv0, nk, lane);
 }
 
 // P * 448 to E4M3 in the A fragments: k-step u covers accumulator chunks 4u .. 4u + 3 (keys 32u .. 32u + 31).
@@ -421,8 +424,8 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
     const u32 ready = ISSUE ? mbar_test(blk.full + 8 * s2, (t2 / SAGE90_STAGES) & 1) : 0;
     wgmma_wait<1>();  // S_{j+1}; P_j.V_j may still run
     fence_regs(st.s, 32);
-    if (ISSUE) softmax8<false>(st, blk.kscale + s1 * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane, blk.wg);
-    else softmax8_at(st, blk.kscale + s1 * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane, blk.wg);
+    if (ISSUE) softmax8<false>(st, blk.kscale + s1 * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane);
+    else softmax8_at(st, blk.kscale + s1 * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane);
     pack_p8(st, pn);
     if (ISSUE)
     {
@@ -480,8 +483,8 @@ __device__ __forceinline__ void sage90_serial_step(const Sage90Block& blk, Sage9
     issue_scores(st, blk, blk.dk + s1 * (SAGE90_TILE >> 4));
     wgmma_wait<0>();
     fence_regs(st.s, 32);
-    if (LAST) softmax8_at(st, blk.kscale + s1 * SAGE90_KSCALE, t1 * 64, blk.nk, blk.lane, blk.wg);
-    else softmax8<false>(st, blk.kscale + s1 * SAGE90_KSCALE, t1 * 64, blk.nk, blk.lane, blk.wg);
+    if (LAST) softmax8_at(st, blk.kscale + s1 * SAGE90_KSCALE, t1 * 64, blk.nk, blk.lane);
+    else softmax8<false>(st, blk.kscale + s1 * SAGE90_KSCALE, t1 * 64, blk.nk, blk.lane);
     pack_p8(st, st.p);
 }
 #endif
@@ -611,7 +614,7 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     issue_scores(st, blk, blk.dk);
     wgmma_wait<0>();
     fence_regs(st.s, 32);
-    softmax8_at(st, blk.kscale, 0, a.nk, lane, wg);
+    softmax8_at(st, blk.kscale, 0, a.nk, lane);
     pack_p8(st, st.p);
 #if SAGE90_SERIAL
     for (int j = 0; j + 1 < tiles; ++j)
