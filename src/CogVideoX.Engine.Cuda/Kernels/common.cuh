@@ -730,6 +730,9 @@ static_assert(sizeof(Sage8Args) == 296, "Sage8Args must match KernelArgs.cs");
 #ifndef SAGE_TC_ROWSUM
 #define SAGE_TC_ROWSUM 1
 #endif
+#if SAGE_TC_ROWSUM != 0 && SAGE_TC_ROWSUM != 1
+#error "SAGE_TC_ROWSUM is 0 or 1 (the wgmma kernel's stage size and the host's copy of it follow it)"
+#endif
 
 // ---- Hopper (sm_90a) building blocks of attention_sm90.cu and attention_sage8_sm90.cu ------------------------------
 // Device code sees them for the architecture-specific target only (NVRTC, clang and nvcc define
