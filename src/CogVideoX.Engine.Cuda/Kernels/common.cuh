@@ -530,6 +530,22 @@ __device__ __forceinline__ float abs_bits_to_float(u32 m, f16*) { return f16_to_
 __device__ __forceinline__ float abs_bits_to_float(u32 m, bf16*) { return bf16_to_float((u16)m); }
 __device__ __forceinline__ float abs_bits_to_float(u32 m, float*) { return __uint_as_float(m); }
 
+// A thread's vectors of a row (vector first + j·step) as E4M3 codes under the row's divisor: fp8_quantize_rows8's store
+// and the quantizing LayerNorm's (LN_FP8), one loop so that both give the same codes.
+template <typename T, int VPL>
+__device__ __forceinline__ void store_codes(u8* out, int first, int step, int vecs, const Pack8<T>* v, const RowDivisor& d)
+{
+#pragma unroll
+    for (int j = 0; j < VPL; ++j)
+    {
+        int c = first + j * step;
+        if (c >= vecs) continue;
+        float f[8];
+        unpack(v[j], f);
+        *(uint2*)(out + (i64)c * 8) = e4m3x8(f, d);
+    }
+}
+
 // Eight floats back into a pack, rounded to T as store8 rounds them.
 __device__ __forceinline__ void repack(const float* f, Pack8<f16>& v) { v.r = pack8<f16>(f); }
 __device__ __forceinline__ void repack(const float* f, Pack8<bf16>& v) { v.r = pack8<bf16>(f); }
@@ -666,15 +682,7 @@ __device__ void ln_rows_impl(const LnRowsArgs& a)
         const u32 at = (u32)o[1];
         u8* codes = (u8*)a.y + at;
         if (l == 0) a.row_scales[at / (u32)a.cols] = scale;
-#pragma unroll
-        for (int j = 0; j < VPL; ++j)
-        {
-            int c = l + j * lanes;
-            if (c >= vecs) continue;
-            float f[8];
-            unpack(v[j], f);
-            *(uint2*)(codes + c * 8) = e4m3x8(f, divisor);
-        }
+        store_codes<T, VPL>(codes, l, lanes, vecs, v, divisor);
     }
 }
 

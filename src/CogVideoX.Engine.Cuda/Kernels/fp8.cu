@@ -111,20 +111,6 @@ __device__ __forceinline__ u32 load_row(const T* row, int first, int step, int v
 }
 
 template <typename T, int VPL>
-__device__ __forceinline__ void store_codes(u8* out, int first, int step, int vecs, const Pack8<T>* v, const RowDivisor& d)
-{
-#pragma unroll
-    for (int j = 0; j < VPL; ++j)
-    {
-        int c = first + j * step;
-        if (c >= vecs) continue;
-        float f[8];
-        unpack(v[j], f);
-        *(uint2*)(out + (i64)c * 8) = e4m3x8(f, d);
-    }
-}
-
-template <typename T, int VPL>
 __device__ void fp8_quantize_lanes_impl(const Fp8RowsArgs& a)
 {
     const int lane = threadIdx.x & 31, lanes = a.lanes, l = lane & (lanes - 1);
