@@ -62,8 +62,20 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 //   SAGE90_SERIAL=0: three consumer warpgroups at 160 registers, each overlapping its softmax with its P.V and its
 //     accumulation with the next scores (sage90_step); set SAGE90_NW=3 SAGE90_CONSUMER_REGS=160 SAGE90_SERIAL=0.
 // H100, [2, 30, 17776, 64], in three calls: serial 8.72 / 8.85 / 8.92 ms a call, overlapped 8.92 / 9.08 / 8.97 ms.
+// SAGE90_KEYS=128 (an A/B knob; default 64): the online softmax steps over 128-key tiles, two of K's 64-key scale
+// blocks each, so what is paid once a tile (the maxima's float part and shuffles, the correction exponentials, the
+// accumulation O = O * c + T, the loop, barriers and wgmma issue) is paid once per 128 keys. Scores at N = 128 take 64
+// registers, so three consumer warpgroups at 160 registers replace four at 112. The numerics change with the step: the
+// CPU emulation follows it (Sage8Attention.Compute's softmaxStep; the host reads SAGE90_KEYS too).
+#ifndef SAGE90_KEYS
+#define SAGE90_KEYS 64
+#endif
+#if SAGE90_KEYS != 64 && SAGE90_KEYS != 128
+#error "SAGE90_KEYS is 64 or 128 (keys per online-softmax step)"
+#endif
+#define SAGE90_KH (SAGE90_KEYS / 64)  // 64-key halves of a key tile
 #ifndef SAGE90_NW
-#define SAGE90_NW 4  // consumer warpgroups per block (64 query rows each); one block per multiprocessor
+#define SAGE90_NW (SAGE90_KH == 1 ? 4 : 3)  // consumer warpgroups per block (64 query rows each); one block per multiprocessor
 #endif
 #ifndef SAGE90_SERIAL
 #define SAGE90_SERIAL 1
@@ -79,7 +91,7 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 #define SAGE90_PRODUCER_REGS 24
 #endif
 #ifndef SAGE90_CONSUMER_REGS
-#define SAGE90_CONSUMER_REGS 112
+#define SAGE90_CONSUMER_REGS (SAGE90_KH == 1 ? 112 : 160)
 #endif
 #define SAGE90_THREADS (128 * (SAGE90_NW + 1))
 // Registers a thread starts with (the launch bound's share, in steps of 8). setmaxnreg.inc takes registers only from
@@ -94,12 +106,21 @@ static_assert(SAGE90_NW * (SAGE90_CONSUMER_REGS - SAGE90_LAUNCH_REGS) <= SAGE90_
 // P.V's wgmma (N = 72) turns into the row sums. 4608 bytes keep every stage on the 64-byte swizzle's 512-byte repeat.
 #define SAGE90_VT_TILE (SAGE90_TILE + 512 * SAGE_TC_ROWSUM)
 #define SAGE90_KSCALE 256             // bytes of one key tile's 64 K scales
-// K and V^T stages, the stages' K scales, the full/empty barrier of each stage, room to align the base to 1024.
-#define SAGE90_SMEM (SAGE90_STAGES * (SAGE90_TILE + SAGE90_VT_TILE) + SAGE90_STAGES * SAGE90_KSCALE + 8 * 2 * SAGE90_STAGES + 1024)
+// K and V^T stages (SAGE90_KH 64-key tiles each, back to back), the stages' K scales, the full/empty barrier of each
+// stage, room to align the base to 1024.
+#define SAGE90_SMEM (SAGE90_STAGES * SAGE90_KH * (SAGE90_TILE + SAGE90_VT_TILE + SAGE90_KSCALE) + 8 * 2 * SAGE90_STAGES + 1024)
+#define SAGE90_K_STAGE (SAGE90_KH * SAGE90_TILE)     // bytes of a stage's K tiles
+#define SAGE90_VT_STAGE (SAGE90_KH * SAGE90_VT_TILE) // bytes of a stage's V^T tiles
+#define SAGE90_KS_STAGE (SAGE90_KH * SAGE90_KSCALE)  // bytes of a stage's K scales
 // P.V's accumulator registers a thread: 64 channels, and the ones' columns 64..71 (rows r and r + 8, twice each).
 #define SAGE90_PV_REGS (32 + 4 * SAGE_TC_ROWSUM)
+// The scores' registers a thread (int32, N = SAGE90_KEYS), which the serial schedule's P.V accumulator reuses.
+#define SAGE90_S_REGS (32 * SAGE90_KH)
 #if SAGE_TC_ROWSUM && !SAGE90_SERIAL
 #error "SAGE_TC_ROWSUM=1 (the tensor-core row sums) is written for the serial schedule: add SAGE_TC_ROWSUM=0 to SAGE90_SERIAL=0"
+#endif
+#if SAGE90_KH > 1 && !(SAGE90_SERIAL && SAGE_TC_ROWSUM)
+#error "SAGE90_KEYS=128 is written for the serial schedule with the tensor-core row sums (SAGE90_SERIAL=1, SAGE_TC_ROWSUM=1)"
 #endif
 
 // ---- wgmma ------------------------------------------------------------------------------------------------------
@@ -114,6 +135,19 @@ __device__ __forceinline__ void wgmma_s8_m64n64k32(int* d, const u32* a, u64 db,
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 " WGMMA_ACC32 ", {%32,%33,%34,%35}, %36, p;\n}\n"
                  : WGMMA_ACC32_OPERANDS(WGMMA_RW_I, d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
+}
+
+// The scores of a 128-key tile (SAGE90_KEYS=128): N = 128, a 64-register accumulator, operands %0..%63.
+#define WGMMA_ACC64 \
+    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29," \
+    "%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57," \
+    "%58,%59,%60,%61,%62,%63}"
+__device__ __forceinline__ void wgmma_s8_m64n128k32(int* d, const u32* a, u64 db, int accumulate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 " WGMMA_ACC64 ", {%64,%65,%66,%67}, %68, p;\n}\n"
+                 : WGMMA_ACC32_OPERANDS(WGMMA_RW_I, d), WGMMA_ACC32_OPERANDS(WGMMA_RW_I, (d + 32))
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
 }
 
@@ -217,9 +251,12 @@ struct Sage90State
 #if !SAGE90_SERIAL
     float t[32];  // one tile's P.V (the wgmma accumulator, the inner level; the serial schedule uses s's registers)
 #endif
-    int s[SAGE90_PV_REGS];  // one tile's Q8.K8 (exact int32) in s[0..31]; the serial schedule's P.V accumulator in all
-    float f[32];  // its probabilities, between the softmax and the packing
-    u32 p[8];     // P * 448 in E4M3 as the A fragments of P.V's two k-steps
+    // One tile's Q8.K8 (exact int32) in s[0 .. SAGE90_S_REGS - 1]; the serial schedule's P.V accumulator in s[0 .. 35].
+    int s[SAGE90_S_REGS > SAGE90_PV_REGS ? SAGE90_S_REGS : SAGE90_PV_REGS];
+#if SAGE90_KH == 1
+    float f[32];  // its probabilities, between the softmax and the packing (SAGE90_KEYS=128: in s's registers)
+#endif
+    u32 p[8 * SAGE90_KH];    // P * 448 in E4M3 as the A fragments of P.V's k-steps (two per 64 keys)
 #if !SAGE90_SERIAL
     u32 p2[8];    // the same for odd tiles (p: even ones), packed while the previous tile's P.V still reads p
 #endif
@@ -251,8 +288,16 @@ __device__ __forceinline__ void issue_k64(Acc* d, const u32* a, u64 db)
     wgmma_commit();
 }
 
-// S = Q8.K8^T: two k-steps of 32 head-dim bytes.
-__device__ __forceinline__ void issue_qk8(Sage90State& st, u64 dk) { issue_k64<int, 32, wgmma_s8_m64n64k32>(st.s, st.q, dk); }
+// S = Q8.K8^T: two k-steps of 32 head-dim bytes, N = the tile's keys (a stage's K tiles lie back to back, so N = 128
+// reads 16 groups of 8 rows at the descriptor's 512-byte stride).
+__device__ __forceinline__ void issue_qk8(Sage90State& st, u64 dk)
+{
+#if SAGE90_KH == 1
+    issue_k64<int, 32, wgmma_s8_m64n64k32>(st.s, st.q, dk);
+#else
+    issue_k64<int, 64, wgmma_s8_m64n128k32>(st.s, st.q, dk);
+#endif
+}
 
 // The next scores' wgmma, issued in turn with SAGE90_PINGPONG.
 __device__ __forceinline__ void issue_scores(Sage90State& st, const Sage90Block& blk, u64 dk)
@@ -298,27 +343,42 @@ __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv)
 template <bool TAIL>
 __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane)
 {
-    float ks;
-    asm volatile("ld.shared.f32 %0, [%1];" : "=f"(ks) : "r"(ks_smem + 4 * (2 * (lane & 3))));
+    // Per 64-key half h of the tile (elements 32h .. 32h + 31): its K scale block's scale for this thread's group.
     // The reference rounds sq * sk first, then multiplies the integer dot product by it.
-    const float sc0 = st.qs0 * ks, sc1 = st.qs1 * ks;
+    float sc0[SAGE90_KH], sc1[SAGE90_KH];
+#pragma unroll
+    for (int h = 0; h < SAGE90_KH; ++h)
+    {
+        float ks;
+        asm volatile("ld.shared.f32 %0, [%1];" : "=f"(ks) : "r"(ks_smem + h * SAGE90_KSCALE + 4 * (2 * (lane & 3))));
+        sc0[h] = st.qs0 * ks;
+        sc1[h] = st.qs1 * ks;
+    }
     if (TAIL)
     {
 #pragma unroll
-        for (int i = 0; i < 32; ++i)
+        for (int i = 0; i < SAGE90_S_REGS; ++i)
             if (kv0 + (i >> 2) * 8 + (lane & 3) * 2 + (i & 1) >= nk) st.s[i] = S32_MIN;
     }
-    // Row r holds elements 4c, 4c + 1 and row r + 8 elements 4c + 2, 4c + 3: 16 each, maxima in 8 VIMNMX3 a row.
-    const int* s = st.s;
-    int i0 = __vimax3_s32(__vimax3_s32(s[0], s[1], s[4]), __vimax3_s32(s[5], s[8], s[9]), __vimax3_s32(s[12], s[13], s[16]));
-    i0 = __vimax3_s32(i0, __vimax3_s32(s[17], s[20], s[21]), __vimax3_s32(s[24], s[25], s[28]));
-    i0 = max(i0, s[29]);
-    int i1 = __vimax3_s32(__vimax3_s32(s[2], s[3], s[6]), __vimax3_s32(s[7], s[10], s[11]), __vimax3_s32(s[14], s[15], s[18]));
-    i1 = __vimax3_s32(i1, __vimax3_s32(s[19], s[22], s[23]), __vimax3_s32(s[26], s[27], s[30]));
-    i1 = max(i1, s[31]);
+    // Row r holds elements 4c, 4c + 1 and row r + 8 elements 4c + 2, 4c + 3: 16 each a half, maxima in 8 VIMNMX3 a
+    // row, converted with the half's scale (a monotone map each, so the larger converted maximum is the tile's).
     // A thread whose keys are all masked holds S32_MIN: its converted "maximum" is below every real score, and the quad
     // holds the tile's first key, which is always real.
-    float x0 = s32_to_float(i0) * sc0, x1 = s32_to_float(i1) * sc1;
+    float x0, x1;
+#pragma unroll
+    for (int h = 0; h < SAGE90_KH; ++h)
+    {
+        const int* s = st.s + 32 * h;
+        int i0 = __vimax3_s32(__vimax3_s32(s[0], s[1], s[4]), __vimax3_s32(s[5], s[8], s[9]), __vimax3_s32(s[12], s[13], s[16]));
+        i0 = __vimax3_s32(i0, __vimax3_s32(s[17], s[20], s[21]), __vimax3_s32(s[24], s[25], s[28]));
+        i0 = max(i0, s[29]);
+        int i1 = __vimax3_s32(__vimax3_s32(s[2], s[3], s[6]), __vimax3_s32(s[7], s[10], s[11]), __vimax3_s32(s[14], s[15], s[18]));
+        i1 = __vimax3_s32(i1, __vimax3_s32(s[19], s[22], s[23]), __vimax3_s32(s[26], s[27], s[30]));
+        i1 = max(i1, s[31]);
+        const float y0 = s32_to_float(i0) * sc0[h], y1 = s32_to_float(i1) * sc1[h];
+        x0 = h == 0 ? y0 : fmaxf(x0, y0);
+        x1 = h == 0 ? y1 : fmaxf(x1, y1);
+    }
     x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
     x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
     x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
@@ -328,21 +388,35 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
     st.c1 = ex2_approx(st.m1 - n1);
     st.m0 = n0;
     st.m1 = n1;
-    const float b0 = fmaf(-12582912.0f, sc0, SAGE90_LOG2_448 - n0), b1 = fmaf(-12582912.0f, sc1, SAGE90_LOG2_448 - n1);
+    float b0[SAGE90_KH], b1[SAGE90_KH];
+#pragma unroll
+    for (int h = 0; h < SAGE90_KH; ++h)
+    {
+        b0[h] = fmaf(-12582912.0f, sc0[h], SAGE90_LOG2_448 - n0);
+        b1[h] = fmaf(-12582912.0f, sc1[h], SAGE90_LOG2_448 - n1);
+    }
 #if !SAGE_TC_ROWSUM
     // Row sums in SAGE90_SUM_CHAINS independent chains a row (chunk c adds to chain c mod chains), combined in order:
     // one chain is 16 dependent adds after the last exponential. (SAGE_TC_ROWSUM: P.V's wgmma sums P's codes.)
     float r0[SAGE90_SUM_CHAINS], r1[SAGE90_SUM_CHAINS];
 #endif
+    const int* s = st.s;
 #pragma unroll
-    for (int i = 0; i < 32; ++i)
+    for (int i = 0; i < SAGE90_S_REGS; ++i)
     {
         const bool hi = (i & 2) != 0;
-        const float arg = fmaf(__int_as_float(s[i] + 0x4B400000), hi ? sc1 : sc0, hi ? b1 : b0);
+        const int h = i >> 5;
+        const float arg = fmaf(__int_as_float(s[i] + 0x4B400000), hi ? sc1[h] : sc0[h], hi ? b1[h] : b0[h]);
         float p = (i >> 2) < SAGE90_EXP_EMU ? ex2_poly(arg) : ex2_approx(arg);
         // Masked keys: their argument is far below zero only when sc is not tiny, so they are zeroed outright.
         if (TAIL && kv0 + (i >> 2) * 8 + (lane & 3) * 2 + (i & 1) >= nk) p = 0.0f;
+#if SAGE90_KH == 1
         st.f[i] = p;
+#else
+        // Over the score just read: a separate array made ptxas serialise the wgmmas at N = 128 (C7511), while at
+        // N = 64 it is the aliasing that does.
+        st.s[i] = __float_as_int(p);
+#endif
 #if !SAGE_TC_ROWSUM
         // A chain's first term is assigned, not added to 0 (the same value: p >= 0), saving an FADD per chain.
         float& r = hi ? r1[(i >> 2) % SAGE90_SUM_CHAINS] : r0[(i >> 2) % SAGE90_SUM_CHAINS];
@@ -365,8 +439,18 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
 // The softmax of the tile at key kv0: the tail form only for the last tile, which has keys past nk.
 __device__ __forceinline__ void softmax8_at(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane)
 {
-    if (kv0 + 64 > nk) softmax8<true>(st, ks_smem, kv0, nk, lane);
+    if (kv0 + SAGE90_KEYS > nk) softmax8<true>(st, ks_smem, kv0, nk, lane);
     else softmax8<false>(st, ks_smem, kv0, nk, lane);
+}
+
+// The softmax's P * 448, elementwise as the scores.
+__device__ __forceinline__ const float* probabilities(const Sage90State& st)
+{
+#if SAGE90_KH == 1
+    return st.f;
+#else
+    return reinterpret_cast<const float*>(st.s);
+#endif
 }
 
 // P * 448 to E4M3 in the A fragments: k-step u covers accumulator chunks 4u .. 4u + 3 (keys 32u .. 32u + 31).
@@ -375,13 +459,13 @@ __device__ __forceinline__ void softmax8_at(Sage90State& st, u32 ks_smem, int kv
 __device__ __forceinline__ void pack_p8(Sage90State& st, u32* dst)
 {
 #pragma unroll
-    for (int u = 0; u < 2; ++u)
+    for (int u = 0; u < 2 * SAGE90_KH; ++u)
 #pragma unroll
         for (int h = 0; h < 2; ++h)
         {
             const int c = 4 * u + 2 * h;  // chunks c, c + 1
-            const float* lo = st.f + 4 * c;
-            const float* hi = st.f + 4 * (c + 1);
+            const float* lo = probabilities(st) + 4 * c;
+            const float* hi = probabilities(st) + 4 * (c + 1);
             dst[4 * u + 2 * h] = e4m3x4(lo[0], lo[1], hi[0], hi[1]);
             dst[4 * u + 2 * h + 1] = e4m3x4(lo[2], lo[3], hi[2], hi[3]);
         }
@@ -460,10 +544,23 @@ __device__ __forceinline__ void accumulate_from_s(Sage90State& st)
 #endif
 }
 
-// T_j = P_j.V_j into s's registers (N = 72 with the ones' rows: SAGE_TC_ROWSUM).
+// T_j = P_j.V_j into s's registers (N = 72 with the ones' rows: SAGE_TC_ROWSUM). A 128-key tile is four k-steps into
+// one accumulator, two on each of the stage's V^T tiles (keys 0..63, then 64..127: P's fragments in the same order),
+// so the ones' columns sum the row over all 128 keys.
 __device__ __forceinline__ void issue_pv8_into_s(Sage90State& st, u64 dv)
 {
-#if SAGE_TC_ROWSUM
+#if SAGE90_KH > 1
+    wgmma_fence();
+    fence_regs(st.s, SAGE90_PV_REGS);
+#pragma unroll
+    for (int h = 0; h < SAGE90_KH; ++h)
+    {
+        const u64 d = dv + h * (SAGE90_VT_TILE >> 4);
+        wgmma_e4m3_m64n72k32_bits(st.s, st.p + 8 * h, d, h > 0);
+        wgmma_e4m3_m64n72k32_bits(st.s, st.p + 8 * h + 4, d + (32 >> 4), 1);
+    }
+    wgmma_commit();
+#elif SAGE_TC_ROWSUM
     issue_k64<int, SAGE90_PV_REGS, wgmma_e4m3_m64n72k32_bits>(st.s, st.p, dv);
 #else
     issue_k64<int, SAGE90_PV_REGS, wgmma_e4m3_m64n64k32_bits>(st.s, st.p, dv);
@@ -474,17 +571,17 @@ template <bool LAST>
 __device__ __forceinline__ void sage90_serial_step(const Sage90Block& blk, Sage90State& st, int j)
 {
     const int sj = j % SAGE90_STAGES, t1 = j + 1, s1 = t1 % SAGE90_STAGES;
-    issue_pv8_into_s(st, blk.dv + sj * (SAGE90_VT_TILE >> 4));
+    issue_pv8_into_s(st, blk.dv + sj * (SAGE90_VT_STAGE >> 4));
     const u32 ready = mbar_test(blk.full + 8 * s1, (t1 / SAGE90_STAGES) & 1);
     wgmma_wait<0>();
     accumulate_from_s(st);
     if (blk.lane == 0) mbar_arrive(blk.empty + 8 * sj);  // one arrival per warp
     if (!ready) mbar_wait(blk.full + 8 * s1, (t1 / SAGE90_STAGES) & 1);
-    issue_scores(st, blk, blk.dk + s1 * (SAGE90_TILE >> 4));
+    issue_scores(st, blk, blk.dk + s1 * (SAGE90_K_STAGE >> 4));
     wgmma_wait<0>();
-    fence_regs(st.s, 32);
-    if (LAST) softmax8_at(st, blk.kscale + s1 * SAGE90_KSCALE, t1 * 64, blk.nk, blk.lane);
-    else softmax8<false>(st, blk.kscale + s1 * SAGE90_KSCALE, t1 * 64, blk.nk, blk.lane);
+    fence_regs(st.s, SAGE90_S_REGS);
+    if (LAST) softmax8_at(st, blk.kscale + s1 * SAGE90_KS_STAGE, t1 * SAGE90_KEYS, blk.nk, blk.lane);
+    else softmax8<false>(st, blk.kscale + s1 * SAGE90_KS_STAGE, t1 * SAGE90_KEYS, blk.nk, blk.lane);
     pack_p8(st, st.p);
 }
 #endif
@@ -527,11 +624,11 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     constexpr int NW = SAGE90_NW, S = SAGE90_STAGES;
     extern __shared__ unsigned char smem_raw[];
     const u32 k_smem = (smem_addr(smem_raw) + 1023) & ~1023u;
-    const u32 v_smem = k_smem + S * SAGE90_TILE, ks_smem = v_smem + S * SAGE90_VT_TILE;
-    const u32 full = ks_smem + S * SAGE90_KSCALE, empty = full + 8 * S;
+    const u32 v_smem = k_smem + S * SAGE90_K_STAGE, ks_smem = v_smem + S * SAGE90_VT_STAGE;
+    const u32 full = ks_smem + S * SAGE90_KS_STAGE, empty = full + 8 * S;
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
     const int bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
-    const int q0 = blockIdx.x * SAGE90_ROWS, tiles = sa.nk_pad / 64;
+    const int q0 = blockIdx.x * SAGE90_ROWS, tiles = sa.nk_pad / SAGE90_KEYS;
     if (tid == 0)
     {
         for (int s = 0; s < S; ++s)
@@ -542,15 +639,16 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
         mbar_init_fence();
     }
 #if SAGE_TC_ROWSUM
-    // Rows 64..71 of every V^T stage: E4M3 ones (0x38; any swizzle of them is the same), written once (TMA writes only
-    // the first 4096 bytes of a stage). wgmma reads shared memory through the async proxy: the fence orders these
-    // generic-proxy stores before it, the block barrier before any consumer's first P.V. One store per thread with no
-    // branch (threads past S * 64 repeat one): a loop or a guarded store here made ptxas serialise every wgmma (C7511).
-    static_assert((SAGE90_STAGES * 64 & (SAGE90_STAGES * 64 - 1)) == 0 && SAGE90_STAGES * 64 <= SAGE90_THREADS,
-                  "one store per thread must cover the ones' rows");
+    // Rows 64..71 of every V^T tile: E4M3 ones (0x38; any swizzle of them is the same), written once (TMA writes only
+    // the first 4096 bytes of a tile). wgmma reads shared memory through the async proxy: the fence orders these
+    // generic-proxy stores before it, the block barrier before any consumer's first P.V. One 16-byte store per thread
+    // with no branch (threads past the S * KH * 32 stores repeat one): a loop or a guarded store here made ptxas
+    // serialise every wgmma (C7511).
+    constexpr int ONES = SAGE90_STAGES * SAGE90_KH * 32;
+    static_assert((ONES & (ONES - 1)) == 0 && ONES <= SAGE90_THREADS, "one store per thread must cover the ones' rows");
     {
-        const int i = tid & (S * 64 - 1);
-        asm volatile("st.shared.u64 [%0], %1;" ::"r"(v_smem + (i >> 6) * SAGE90_VT_TILE + SAGE90_TILE + (i & 63) * 8),
+        const int i = tid & (ONES - 1);
+        asm volatile("st.shared.v2.u64 [%0], {%1, %1};" ::"r"(v_smem + (i >> 5) * SAGE90_VT_TILE + SAGE90_TILE + (i & 31) * 16),
                      "l"(0x3838383838383838ull) : "memory");
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     }
@@ -568,10 +666,15 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
             {
                 const int s = t % S;
                 if (t >= S) mbar_wait(empty + 8 * s, ((t / S) + 1) & 1);
-                mbar_expect_tx(full + 8 * s, 2 * SAGE90_TILE + SAGE90_KSCALE);
-                tma_load_3d(k_smem + s * SAGE90_TILE, &ta.k8, full + 8 * s, 0, t * 64, bh);
-                tma_load_3d(v_smem + s * SAGE90_VT_TILE, &ta.vt8, full + 8 * s, t * 64, 0, bh);
-                bulk_load(ks_smem + s * SAGE90_KSCALE, kscale + t * 64, SAGE90_KSCALE, full + 8 * s);
+                mbar_expect_tx(full + 8 * s, SAGE90_KH * (2 * SAGE90_TILE + SAGE90_KSCALE));
+#pragma unroll
+                for (int h = 0; h < SAGE90_KH; ++h)
+                {
+                    const int key = t * SAGE90_KEYS + 64 * h;
+                    tma_load_3d(k_smem + s * SAGE90_K_STAGE + h * SAGE90_TILE, &ta.k8, full + 8 * s, 0, key, bh);
+                    tma_load_3d(v_smem + s * SAGE90_VT_STAGE + h * SAGE90_VT_TILE, &ta.vt8, full + 8 * s, key, 0, bh);
+                }
+                bulk_load(ks_smem + s * SAGE90_KS_STAGE, kscale + t * SAGE90_KEYS, SAGE90_KS_STAGE, full + 8 * s);
             }
         }
         return;
@@ -613,7 +716,7 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     mbar_wait(full, 0);
     issue_scores(st, blk, blk.dk);
     wgmma_wait<0>();
-    fence_regs(st.s, 32);
+    fence_regs(st.s, SAGE90_S_REGS);
     softmax8_at(st, blk.kscale, 0, a.nk, lane);
     pack_p8(st, st.p);
 #if SAGE90_SERIAL
@@ -622,7 +725,7 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
         if (j + 2 < tiles) sage90_serial_step<false>(blk, st, j);
         else sage90_serial_step<true>(blk, st, j);
     }
-    issue_pv8_into_s(st, blk.dv + ((tiles - 1) % S) * (SAGE90_VT_TILE >> 4));
+    issue_pv8_into_s(st, blk.dv + ((tiles - 1) % S) * (SAGE90_VT_STAGE >> 4));
     wgmma_wait<0>();
     accumulate_from_s(st);
     if (lane == 0) mbar_arrive(blk.empty + 8 * ((tiles - 1) % S));
