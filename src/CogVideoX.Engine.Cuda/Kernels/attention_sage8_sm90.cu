@@ -75,7 +75,9 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 #endif
 #define SAGE90_KH (SAGE90_KEYS / 64)  // 64-key halves of a key tile
 #ifndef SAGE90_NW
-#define SAGE90_NW (SAGE90_KH == 1 ? 4 : 3)  // consumer warpgroups per block (64 query rows each); one block per multiprocessor
+// Consumer warpgroups per block (64 query rows each; one block per multiprocessor): 4, or 3 with 128-key tiles
+// (written as arithmetic for KernelConstantsTests' evaluator).
+#define SAGE90_NW (5 - SAGE90_KH)
 #endif
 #ifndef SAGE90_SERIAL
 #define SAGE90_SERIAL 1
@@ -87,11 +89,13 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 // producer gives back all but 24 and the four consumer warpgroups take 112: 128 * 24 + 512 * 112 = 60416 of 65536.
 // The serial consumers need about 108 (O and the shared scores/accumulator: 2 x 32, P and Q fragments: 16,
 // statistics, scales, descriptors); the overlapped ones about 156 (a separate accumulator and a second P set).
+// SAGE90_KEYS=128: 512 threads start with 128, three consumer warpgroups take 160 (the scores alone are 64; ptxas
+// uses 156).
 #ifndef SAGE90_PRODUCER_REGS
 #define SAGE90_PRODUCER_REGS 24
 #endif
 #ifndef SAGE90_CONSUMER_REGS
-#define SAGE90_CONSUMER_REGS (SAGE90_KH == 1 ? 112 : 160)
+#define SAGE90_CONSUMER_REGS (64 + 48 * SAGE90_KH)  // 112, or 160 with 128-key tiles
 #endif
 #define SAGE90_THREADS (128 * (SAGE90_NW + 1))
 // Registers a thread starts with (the launch bound's share, in steps of 8). setmaxnreg.inc takes registers only from
