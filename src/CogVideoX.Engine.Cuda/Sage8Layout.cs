@@ -18,7 +18,7 @@ internal static class Sage8Layout
     /// COGVIDEOX_KERNEL_DEFINES (an A/B knob, with SAGE90_CONSUMER_REGS to match), so the launch matches the kernel.
     /// Read once, as the module is compiled once per process.
     /// </summary>
-    public static int HopperWarpgroups { get; } = KernelCompiler.DefinedInteger("SAGE90_NW") ?? DefaultHopperWarpgroups;
+    public static int HopperWarpgroups { get; } = KernelDefines.Integer("SAGE90_NW") ?? DefaultHopperWarpgroups;
 
     /// <summary>Threads per block: the consumer warpgroups and one producer warpgroup (SAGE90_THREADS).</summary>
     public static int HopperThreads => 128 * (HopperWarpgroups + 1);
@@ -33,7 +33,7 @@ internal static class Sage8Layout
     /// Whether the kernels sum the softmax's rows on the tensor cores (common.cuh's SAGE_TC_ROWSUM, 1 unless
     /// COGVIDEOX_KERNEL_DEFINES sets it): the wgmma kernel's Vᵀ stages then carry 8 rows of ones.
     /// </summary>
-    public static bool TensorCoreRowSums { get; } = (KernelCompiler.DefinedInteger("SAGE_TC_ROWSUM") ?? 1) != 0;
+    public static bool TensorCoreRowSums { get; } = (KernelDefines.Integer("SAGE_TC_ROWSUM") ?? 1) != 0;
 
     /// <summary>Bytes of one Vᵀ stage (SAGE90_VT_TILE): the tile, and 512 bytes of E4M3 ones with <see cref="TensorCoreRowSums"/>.</summary>
     public static int ValueStageBytes => TileBytes + (TensorCoreRowSums ? 512 : 0);
