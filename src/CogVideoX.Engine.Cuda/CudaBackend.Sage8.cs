@@ -63,7 +63,7 @@ public sealed unsafe partial class CudaBackend
         using var kRows = legacy || Rows16ByteAligned(k) ? k.Alias() : k.Clone();
         using var vRows = legacy || Rows16ByteAligned(v) ? v.Alias() : v.Clone();
 
-        int bh = b * h, nqPad = Sage8Layout.PaddedQueryRows(nq, kernel), nkPad = Sage8Layout.PaddedKeys(nk);
+        int bh = b * h, nqPad = Sage8Layout.PaddedQueryRows(nq, kernel), nkPad = Sage8Layout.PaddedKeys(nk, kernel);
         // Scratch in F32 tensors (4 bytes a unit): INT8 Q and K, E4M3 Vᵀ, their scales and K's mean.
         static int Words(long bytes) => (int)((bytes + 3) / 4);
         using var q8 = Tensor.Empty(this, DType.F32, Words((long)bh * nqPad * 64));
