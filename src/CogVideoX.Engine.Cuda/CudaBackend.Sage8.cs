@@ -24,13 +24,13 @@ public sealed unsafe partial class CudaBackend
     /// The tiles a sage8_quant_kv block takes as the module is compiled: <see cref="DefaultSage8KvTiles"/>, or SAGE_KV_TILES
     /// from COGVIDEOX_KERNEL_DEFINES (an A/B knob; the kernel refuses values below 1), so the launch matches the kernel.
     /// </summary>
-    internal static int Sage8KvTiles { get; } = Math.Max(1, KernelCompiler.DefinedInteger("SAGE_KV_TILES") ?? DefaultSage8KvTiles);
+    internal static int Sage8KvTiles { get; } = Math.Max(1, KernelDefines.Integer("SAGE_KV_TILES") ?? DefaultSage8KvTiles);
 
     /// <summary>
     /// SAGE_PRE_LEGACY=1 in COGVIDEOX_KERNEL_DEFINES: every 8-bit attention call runs the legacy five-launch pre-pass
     /// (an A/B knob for timings in one build; the kernels ignore the define).
     /// </summary>
-    internal static bool Sage8LegacyPrepassDefined { get; } = KernelCompiler.DefinedInteger("SAGE_PRE_LEGACY") == 1;
+    internal static bool Sage8LegacyPrepassDefined { get; } = KernelDefines.Integer("SAGE_PRE_LEGACY") == 1;
 
     /// <summary>
     /// 8-bit attention (the CPU reference is <see cref="Engine.Sage8Attention"/>): attention_sage8.cu's quantization
@@ -63,7 +63,7 @@ public sealed unsafe partial class CudaBackend
         using var kRows = legacy || Rows16ByteAligned(k) ? k.Alias() : k.Clone();
         using var vRows = legacy || Rows16ByteAligned(v) ? v.Alias() : v.Clone();
 
-        int bh = b * h, nqPad = Sage8Layout.PaddedQueryRows(nq, kernel), nkPad = Sage8Layout.PaddedKeys(nk);
+        int bh = b * h, nqPad = Sage8Layout.PaddedQueryRows(nq, kernel), nkPad = Sage8Layout.PaddedKeys(nk, kernel);
         // Scratch in F32 tensors (4 bytes a unit): INT8 Q and K, E4M3 Vᵀ, their scales and K's mean.
         static int Words(long bytes) => (int)((bytes + 3) / 4);
         using var q8 = Tensor.Empty(this, DType.F32, Words((long)bh * nqPad * 64));

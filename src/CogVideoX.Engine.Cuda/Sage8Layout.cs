@@ -7,18 +7,40 @@ namespace CogVideoX.Engine.Cuda;
 /// </summary>
 internal static class Sage8Layout
 {
-    /// <summary>Keys per tile: the online-softmax step, K's scale block and the pre-pass's Vᵀ permutation block pair.</summary>
+    /// <summary>
+    /// Keys per tile: K's scale block, the pre-pass's Vᵀ permutation block pair, a TMA box, and the mma.sync kernel's
+    /// online-softmax step (the wgmma kernel's is <see cref="HopperKeyStep"/>).
+    /// </summary>
     public const int KeyTile = 64;
 
-    /// <summary>Consumer warpgroups (64 query rows each) and K/Vᵀ stages of the wgmma kernel (SAGE90_NW, SAGE90_STAGES).</summary>
-    public const int DefaultHopperWarpgroups = 4, HopperStages = 8;
+    /// <summary>K/Vᵀ stages of the wgmma kernel (SAGE90_STAGES), each of <see cref="HopperKeyStep"/> keys.</summary>
+    public const int HopperStages = 8;
+
+    /// <summary>
+    /// The wgmma kernel's online-softmax step (SAGE90_KEYS: 64, or 128 from COGVIDEOX_KERNEL_DEFINES): a stage holds
+    /// that many keys, as whole 64-key tiles; <see cref="Sage8KernelChoice.WgmmaSoftmaxStep"/>, which the CPU emulation
+    /// follows too.
+    /// </summary>
+    public static int HopperKeyStep => Sage8KernelChoice.WgmmaSoftmaxStep;
+
+    /// <summary>
+    /// Consumer warpgroups (64 query rows each) the wgmma kernel has by default for a key step (SAGE90_NW's default):
+    /// 4 with 64-key steps; 3 with 128, whose scores take twice the registers (the three-warpgroup design,
+    /// docs/gpu-runs/next-gpu-session.md).
+    /// </summary>
+    public static int DefaultHopperWarpgroupsFor(int keyStep) => keyStep == 128 ? 3 : 4;
+
+    /// <summary><see cref="DefaultHopperWarpgroupsFor"/> the kernel's <see cref="HopperKeyStep"/>.</summary>
+    public static int DefaultHopperWarpgroups => DefaultHopperWarpgroupsFor(HopperKeyStep);
+
+    private static readonly int? s_definedWarpgroups = KernelDefines.Integer("SAGE90_NW");
 
     /// <summary>
     /// The consumer warpgroups the kernel is compiled with: <see cref="DefaultHopperWarpgroups"/>, or SAGE90_NW from
     /// COGVIDEOX_KERNEL_DEFINES (an A/B knob, with SAGE90_CONSUMER_REGS to match), so the launch matches the kernel.
     /// Read once, as the module is compiled once per process.
     /// </summary>
-    public static int HopperWarpgroups { get; } = KernelCompiler.DefinedInteger("SAGE90_NW") ?? DefaultHopperWarpgroups;
+    public static int HopperWarpgroups => s_definedWarpgroups ?? DefaultHopperWarpgroups;
 
     /// <summary>Threads per block: the consumer warpgroups and one producer warpgroup (SAGE90_THREADS).</summary>
     public static int HopperThreads => 128 * (HopperWarpgroups + 1);
@@ -31,15 +53,25 @@ internal static class Sage8Layout
 
     /// <summary>
     /// Whether the kernels sum the softmax's rows on the tensor cores (common.cuh's SAGE_TC_ROWSUM, 1 unless
-    /// COGVIDEOX_KERNEL_DEFINES sets it): the wgmma kernel's Vᵀ stages then carry 8 rows of ones.
+    /// COGVIDEOX_KERNEL_DEFINES sets it): the wgmma kernel's Vᵀ tiles then carry 8 rows of ones.
     /// </summary>
-    public static bool TensorCoreRowSums { get; } = (KernelCompiler.DefinedInteger("SAGE_TC_ROWSUM") ?? 1) != 0;
+    public static bool TensorCoreRowSums { get; } = (KernelDefines.Integer("SAGE_TC_ROWSUM") ?? 1) != 0;
 
-    /// <summary>Bytes of one Vᵀ stage (SAGE90_VT_TILE): the tile, and 512 bytes of E4M3 ones with <see cref="TensorCoreRowSums"/>.</summary>
+    /// <summary>
+    /// Bytes of one 64-key Vᵀ tile in a stage (SAGE90_VT_TILE): the tile, and 512 bytes of E4M3 ones with
+    /// <see cref="TensorCoreRowSums"/>; a stage of 128 keys holds two, each with its ones.
+    /// </summary>
     public static int ValueStageBytes => TileBytes + (TensorCoreRowSums ? 512 : 0);
 
-    /// <summary>The wgmma kernel's dynamic shared memory (SAGE90_SMEM): K and Vᵀ stages, K scales, barriers, alignment.</summary>
-    public static uint HopperSharedBytes => (uint)(HopperStages * (TileBytes + ValueStageBytes) + HopperStages * KeyScaleBytes + 8 * 2 * HopperStages + 1024);
+    /// <summary>
+    /// The wgmma kernel's dynamic shared memory (SAGE90_SMEM) for a key step: per stage, <paramref name="keyStep"/>/64
+    /// key tiles' K, Vᵀ and K scales; then the stages' two barriers, and 1024 bytes to align the tiles for the swizzle.
+    /// </summary>
+    public static uint HopperSharedBytesFor(int keyStep) =>
+        (uint)(HopperStages * (keyStep / KeyTile) * (TileBytes + ValueStageBytes + KeyScaleBytes) + 8 * 2 * HopperStages + 1024);
+
+    /// <summary><see cref="HopperSharedBytesFor"/> the kernel's <see cref="HopperKeyStep"/>.</summary>
+    public static uint HopperSharedBytes => HopperSharedBytesFor(HopperKeyStep);
 
     /// <summary>
     /// Q's padded row count: a multiple of 64 for the mma.sync kernel (4 warps × 16 rows a block), of
@@ -51,8 +83,19 @@ internal static class Sage8Layout
         return (nq + unit - 1) / unit * unit;
     }
 
-    /// <summary>K's and Vᵀ's padded key count, a multiple of <see cref="KeyTile"/>.</summary>
-    public static int PaddedKeys(int nk) => (nk + KeyTile - 1) / KeyTile * KeyTile;
+    /// <summary>
+    /// K's and Vᵀ's padded key count: a multiple of <see cref="KeyTile"/> for the mma.sync kernel, of
+    /// <see cref="HopperKeyStep"/> for the wgmma kernel, whose stages load whole steps (the pre-pass writes zero codes
+    /// and scale 1 for the padded keys, whatever their number of 64-key tiles).
+    /// </summary>
+    public static int PaddedKeys(int nk, Sage8Kernel kernel) => PaddedKeys(nk, kernel, kernel == Sage8Kernel.Wgmma ? HopperKeyStep : KeyTile);
+
+    /// <summary><see cref="PaddedKeys(int, Sage8Kernel)"/> for a given wgmma key step (the mma.sync kernel ignores it).</summary>
+    public static int PaddedKeys(int nk, Sage8Kernel kernel, int hopperKeyStep)
+    {
+        int unit = kernel == Sage8Kernel.Wgmma ? hopperKeyStep : KeyTile;
+        return (nk + unit - 1) / unit * unit;
+    }
 
     /// <summary>
     /// sage8_scan_q's grid: (the scan's 512-token chunks + Q's 64-row blocks, batch × heads). The kernel numbers its

@@ -148,47 +148,6 @@ internal static class KernelCompiler
         return ($"--gpu-architecture=compute_{older}", true, $"sm_{want}");
     }
 
-    /// <summary>Environment variable with extra macro definitions for every module (see <see cref="ExtraDefines"/>).</summary>
-    public const string DefinesVariable = "COGVIDEOX_KERNEL_DEFINES";
-
-    /// <summary>
-    /// The -D options of <see cref="DefinesVariable"/> ("NAME=VALUE NAME=VALUE", e.g. "ATTN_EXP_EMU=2"): a development
-    /// knob that A/B-tests a kernel's compile-time variant in the shipped binary on the GPU machine, which has no
-    /// compiler for the rest of it. The definitions are part of the cache key. Anything but NAME=VALUE pairs is refused.
-    /// </summary>
-    public static string[] ExtraDefines(string? value)
-    {
-        if (string.IsNullOrWhiteSpace(value)) return [];
-        var defines = new List<string>();
-        foreach (var token in value.Split([' ', ',', ';'], StringSplitOptions.RemoveEmptyEntries))
-        {
-            if (!System.Text.RegularExpressions.Regex.IsMatch(token, "^[A-Z_][A-Z0-9_]*=[A-Za-z0-9_.+-]+$"))
-                throw new CogVideoXException(
-                    $"{DefinesVariable}: '{token}' is not a NAME=VALUE macro definition (upper-case name, plain value); " +
-                    $"write e.g. {DefinesVariable}=\"ATTN_EXP_EMU=2\", or unset it");
-            defines.Add("-D" + token);
-        }
-        return [.. defines];
-    }
-
-    /// <summary>
-    /// The integer value <see cref="DefinesVariable"/> gives the macro <paramref name="name"/>, or null: for the launch
-    /// geometry a define changes (the host must size the grid as the kernel was compiled).
-    /// </summary>
-    public static int? DefinedInteger(string name) => DefinedInteger(name, Environment.GetEnvironmentVariable(DefinesVariable));
-
-    /// <summary><see cref="DefinedInteger(string)"/> for a given value of the variable.</summary>
-    public static int? DefinedInteger(string name, string? value)
-    {
-        foreach (var define in ExtraDefines(value))
-        {
-            var parts = define[2..].Split('=', 2);
-            if (parts[0] == name && int.TryParse(parts[1], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int v))
-                return v;
-        }
-        return null;
-    }
-
     /// <summary>
     /// Compiles a module for compute capability major.minor, or takes it from the cache. With
     /// <paramref name="report"/> the cache is not read and ptxas's per-kernel report (registers, spills, shared memory,
@@ -205,7 +164,7 @@ internal static class KernelCompiler
             // The architecture-specific target: machine code with the instructions only this architecture has.
             (archOption, isPtx, targetName) = ($"--gpu-architecture=sm_{major}{minor}a", false, $"sm_{major}{minor}a");
         }
-        string[] options = [archOption, "--std=c++17", "-DCOGVIDEOX_KERNELS=1", .. ExtraDefines(Environment.GetEnvironmentVariable(DefinesVariable))];
+        string[] options = [archOption, "--std=c++17", "-DCOGVIDEOX_KERNELS=1", .. KernelDefines.Options(Environment.GetEnvironmentVariable(KernelDefines.Variable))];
         var source = Source(module);
         Nvrtc.Check(Nvrtc.nvrtcVersion(out int vMajor, out int vMinor), "nvrtcVersion");
         var key = Hash($"{source}\n{string.Join(" ", options)}\nnvrtc {vMajor}.{vMinor}");

@@ -25,12 +25,13 @@ public enum AttentionMode
 /// <item>Q and K to INT8, symmetric, scale = amax/127 per group of the mma fragments' rows ("per-thread" in the paper):
 /// Q per 16-row tile and row mod 8 (rows r and r+8, the rows one thread's accumulators hold), the softmax scale times
 /// log2(e) folded into Q's scale; K per 64-token tile and (token mod 8) div 2 (the accumulator columns one thread holds).</item>
-/// <item>S = (Σ q8·k8, exact in int32) · sq · sk, in float; online softmax over 64-key tiles in base 2.</item>
+/// <item>S = (Σ q8·k8, exact in int32) · sq · sk, in float; online softmax in base 2 over steps of 64 keys (the
+/// softmaxStep argument: 128 follows the wgmma kernel built with SAGE90_KEYS=128; K's scale block stays 64).</item>
 /// <item>P = exp2(S − running max) ∈ [0, 1] to E4M3 as P·448 (a static scale: the largest value maps to E4M3's
 /// largest); V to E4M3 per channel with scale amax over tokens / 448. The row sums are of the rounded P·448 that
 /// P·V multiplies (the kernels sum them on the tensor cores, as P times a column of ones; common.cuh's
 /// SAGE_TC_ROWSUM), so numerator and denominator weigh the same P.</item>
-/// <item>Each key tile's P·V and row sums in float (the mma's own accumulator), then added to separate float
+/// <item>Each step's P·V and row sums in float (the mma's own accumulator), then added to separate float
 /// accumulators (SageAttention2's two-level accumulation: Hopper's FP8 mma accumulates with fewer than 32 bits, so long
 /// sums do not stay in it); the result times V's channel scale / row sum, in the output's dtype.</item>
 /// </list>
@@ -40,7 +41,7 @@ public static class Sage8Attention
     /// <summary>Rows of one mma tile of Q; its rows r and r + 8 share a scale.</summary>
     public const int QueryRowTile = 16;
 
-    /// <summary>Keys per tile (the kernel's key block): the online softmax's step and K's scale block.</summary>
+    /// <summary>Keys per tile (the kernel's key block): K's scale block and the online softmax's default step.</summary>
     public const int KeyTile = 64;
 
     /// <summary>log2(e), folded into Q's scale so the kernel's exponentials are exp2.</summary>
@@ -130,14 +131,19 @@ public static class Sage8Attention
 
     /// <summary>
     /// The 8-bit attention of contiguous float q [B, H, Nq, D], k and v [B, H, Nk, D] (Nk ≥ 1); returns y [B, H, Nq, D].
-    /// <paramref name="smoothKeys"/> false skips K smoothing (to measure what it buys).
+    /// <paramref name="smoothKeys"/> false skips K smoothing (to measure what it buys). <paramref name="softmaxStep"/>:
+    /// the keys the online softmax takes at once (one maximum, one correction, one two-level accumulation), a positive
+    /// multiple of <see cref="KeyTile"/>; the kernel's, since a different step rounds P against a different maximum.
     /// </summary>
-    public static float[] Compute(float[] q, float[] k, float[] v, int batch, int heads, int nq, int nk, int d, float scale, bool smoothKeys = true)
+    public static float[] Compute(float[] q, float[] k, float[] v, int batch, int heads, int nq, int nk, int d, float scale, bool smoothKeys = true,
+        int softmaxStep = KeyTile)
     {
         ArgumentNullException.ThrowIfNull(q);
         ArgumentNullException.ThrowIfNull(k);
         ArgumentNullException.ThrowIfNull(v);
         if (nk < 1) throw new ArgumentOutOfRangeException(nameof(nk), "8-bit attention needs at least one key");
+        if (softmaxStep < KeyTile || softmaxStep % KeyTile != 0)
+            throw new ArgumentOutOfRangeException(nameof(softmaxStep), softmaxStep, $"the softmax step must be a positive multiple of {KeyTile} keys");
         var y = new float[(long)batch * heads * nq * d];
         Parallel.For(0, batch * heads, bh =>
         {
@@ -155,17 +161,17 @@ public static class Sage8Attention
             var (v8, vScales) = QuantizeValue(vh, nk, d);
             var vDecoded = Array.ConvertAll(v8, E4M3.ToFloat);
             var yh = y.AsSpan(bh * nq * d, nq * d);
-            var s = new float[KeyTile];
-            var p = new float[KeyTile];
+            var s = new float[softmaxStep];
+            var p = new float[softmaxStep];
             var tileSum = new float[d];
             var acc = new float[d];
             for (int i = 0; i < nq; i++)
             {
                 float m = float.NegativeInfinity, l = 0;
                 Array.Clear(acc);
-                for (int tile = 0; tile < nk; tile += KeyTile)
+                for (int tile = 0; tile < nk; tile += softmaxStep)
                 {
-                    int count = Math.Min(KeyTile, nk - tile);
+                    int count = Math.Min(softmaxStep, nk - tile);
                     float tileMax = float.NegativeInfinity;
                     for (int j = 0; j < count; j++)
                     {
@@ -201,13 +207,14 @@ public static class Sage8Attention
 
     /// <summary>
     /// <see cref="Compute"/> on tensors (any backend, dtype and strides; copied through the host): y = 8-bit attention of
-    /// q [B, H, Nq, D], k and v [B, H, Nk, D], written into y (its dtype, any strides).
+    /// q [B, H, Nq, D], k and v [B, H, Nk, D], written into y (its dtype, any strides), the online softmax stepping
+    /// over <paramref name="softmaxStep"/> keys.
     /// </summary>
-    public static void Reference(Tensor q, Tensor k, Tensor v, float scale, Tensor y)
+    public static void Reference(Tensor q, Tensor k, Tensor v, float scale, Tensor y, int softmaxStep = KeyTile)
     {
         ArgumentNullException.ThrowIfNull(y);
         int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3), nk = k.Dim(2);
-        var result = Compute(q.ToFloatArray(), k.ToFloatArray(), v.ToFloatArray(), b, h, nq, nk, d, scale);
+        var result = Compute(q.ToFloatArray(), k.ToFloatArray(), v.ToFloatArray(), b, h, nq, nk, d, scale, softmaxStep: softmaxStep);
         using var t = Tensor.FromArray(result, [b, h, nq, d], y.Backend, y.DType);
         y.Backend.Copy(t, y);
     }

@@ -50,6 +50,34 @@ public static class Sage8KernelChoice
         return new LegacyScope();
     }
 
+    /// <summary>The define that sets the wgmma kernel's softmax step (attention_sage8_sm90.cu).</summary>
+    public const string WgmmaKeysDefine = "SAGE90_KEYS";
+
+    private static readonly Lazy<int> s_wgmmaSoftmaxStep = new(() => WgmmaSoftmaxStepFrom(KernelDefines.Integer(WgmmaKeysDefine)));
+
+    /// <summary>
+    /// The keys the wgmma kernel's online softmax takes at once: 64, or SAGE90_KEYS from COGVIDEOX_KERNEL_DEFINES (an
+    /// A/B knob: 128-key steps halve the per-step work). Read once, as the kernel is compiled once per process; the
+    /// kernel's launch (Sage8Layout) and the CPU emulation of it (<see cref="EmulatedSoftmaxStep"/>) follow it.
+    /// </summary>
+    public static int WgmmaSoftmaxStep => s_wgmmaSoftmaxStep.Value;
+
+    /// <summary>The wgmma kernel's softmax step for a value of SAGE90_KEYS (null: unset); anything but 64 or 128 is refused.</summary>
+    public static int WgmmaSoftmaxStepFrom(int? defined) => defined switch
+    {
+        null => Sage8Attention.KeyTile,
+        64 or 128 => defined.Value,
+        _ => throw new CogVideoXException(
+            $"{KernelDefines.Variable}: {WgmmaKeysDefine}={defined} is not a key step of the wgmma 8-bit attention kernel; " +
+            $"set {WgmmaKeysDefine}=64 (the default) or {WgmmaKeysDefine}=128", 2),
+    };
+
+    /// <summary>
+    /// The softmax step the CPU emulation uses on this thread: the wgmma kernel's where a scope forces that kernel (the
+    /// op catalogue then checks it against the emulation of its own numerics), else 64 (the mma.sync kernel's).
+    /// </summary>
+    public static int EmulatedSoftmaxStep => t_forced == Sage8Kernel.Wgmma ? WgmmaSoftmaxStep : Sage8Attention.KeyTile;
+
     /// <summary>"wgmma" or "mma.sync" (auto is "auto"), as the catalogue and the timings label their cases.</summary>
     public static string Name(Sage8Kernel kernel) => kernel switch
     {

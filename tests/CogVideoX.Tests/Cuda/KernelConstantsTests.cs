@@ -36,8 +36,10 @@ public partial class KernelConstantsTests
     [Fact]
     public void TheEvaluatorExpandsNestedDefinitions()
     {
-        var defines = Defines("#define A 3  // three\n#ifndef B\n#define B (A * (A + 1))\n#endif\n#define C (B - 2 * A) / 3\n");
+        var defines = Defines("#define A 3  // three\n#ifndef B\n#define B (A * (A + 1))\n#endif\n#define C (B - 2 * A) / 3\n" +
+            "#define D (A == 3 ? 10 : 20) + (C != 2 ? 100 : 1000)\n");
         Assert.Equal(2, Evaluate("C", defines));
+        Assert.Equal(1010, Evaluate("D", defines));
     }
 
     /// <summary>Object-like #defines, first definition wins (the #ifndef defaults), comments stripped.</summary>
@@ -64,9 +66,33 @@ public partial class KernelConstantsTests
             text = Identifier().Replace(text, m => defines.TryGetValue(m.Value, out var v) ? $"({v})" : throw new InvalidOperationException($"{name} uses {m.Value}, not defined"));
         }
         int at = 0;
-        long value = Sum(text.Replace(" ", ""), ref at);
+        long value = Conditional(text.Replace(" ", ""), ref at);
         Assert.Equal(text.Replace(" ", "").Length, at);
         return value;
+    }
+
+    /// <summary>c ? a : b and a == b, a != b over sums: how a default that depends on another knob is written.</summary>
+    private static long Conditional(string s, ref int at)
+    {
+        long condition = Equality(s, ref at);
+        if (at >= s.Length || s[at] != '?') return condition;
+        at++;
+        long then = Conditional(s, ref at);
+        Assert.Equal(':', s[at++]);
+        long otherwise = Conditional(s, ref at);
+        return condition != 0 ? then : otherwise;
+    }
+
+    private static long Equality(string s, ref int at)
+    {
+        long v = Sum(s, ref at);
+        while (at + 1 < s.Length && s[at..(at + 2)] is "==" or "!=")
+        {
+            bool equal = s[at] == '=';
+            at += 2;
+            v = (v == Sum(s, ref at)) == equal ? 1 : 0;
+        }
+        return v;
     }
 
     private static long Sum(string s, ref int at)
@@ -90,7 +116,7 @@ public partial class KernelConstantsTests
         if (s[at] == '(')
         {
             at++;
-            long v = Sum(s, ref at);
+            long v = Conditional(s, ref at);
             Assert.Equal(')', s[at++]);
             return v;
         }

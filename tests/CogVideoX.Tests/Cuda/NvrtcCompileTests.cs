@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using CogVideoX.Engine;
 using CogVideoX.Engine.Cuda;
 using CogVideoX.Tests.Lab;
 
@@ -127,7 +128,7 @@ public class NvrtcCompileTests
                 ["LD_LIBRARY_PATH"] = Folder(),
                 ["COGVIDEOX_KERNEL_CACHE"] = cache,
             };
-            if (defines is not null) environment[KernelCompiler.DefinesVariable] = defines;
+            if (defines is not null) environment[KernelDefines.Variable] = defines;
             using var doctor = new CliProcess(Fixtures.RepoRoot, environment, "doctor", "--arch", arch, "--resources");
             int code = doctor.Wait(TimeSpan.FromMinutes(6));
             var output = doctor.StdOut + doctor.StdErr;

@@ -52,17 +52,71 @@ public class Sage8HopperKernelTests
         Assert.Equal(wgmma, Sage8Layout.PaddedQueryRows(nq, Sage8Kernel.Wgmma));
         // Both pre-pass grids divide them: quant_q takes 16 rows a block, the mma.sync kernel 64.
         Assert.Equal(0, wgmma % 64);
-        Assert.Equal(17792, Sage8Layout.PaddedKeys(17776));
-        Assert.Equal(64, Sage8Layout.PaddedKeys(1));
     }
 
     [Theory]
-    [InlineData(1, 1)]
-    [InlineData(6, 517)]
-    [InlineData(60, 17776)]
-    public void TheTensorMapsAddressTheBytesThePrePassWrites(int batchHeads, int nk)
+    [InlineData(1, 64, 128)]
+    [InlineData(64, 64, 128)]
+    [InlineData(65, 128, 128)]
+    [InlineData(129, 192, 256)]
+    [InlineData(517, 576, 640)]
+    [InlineData(17700, 17728, 17792)]
+    [InlineData(17776, 17792, 17792)]
+    public void KeysArePaddedToWholeTilesOrToWholeStepsOfTheWgmmaKernel(int nk, int tiles, int steps128)
     {
-        int nkPad = Sage8Layout.PaddedKeys(nk);
+        // mma.sync: 64-key tiles whatever the wgmma kernel's step; wgmma: whole softmax steps, which its stages load.
+        foreach (var step in new[] { 64, 128 })
+            Assert.Equal(tiles, Sage8Layout.PaddedKeys(nk, Sage8Kernel.MmaSync, step));
+        Assert.Equal(tiles, Sage8Layout.PaddedKeys(nk, Sage8Kernel.Wgmma, 64));
+        Assert.Equal(steps128, Sage8Layout.PaddedKeys(nk, Sage8Kernel.Wgmma, 128));
+        // Without a step: the kernel's, 64 unless COGVIDEOX_KERNEL_DEFINES sets SAGE90_KEYS.
+        Assert.Equal(tiles, Sage8Layout.PaddedKeys(nk, Sage8Kernel.MmaSync));
+        Assert.Equal(Sage8Layout.PaddedKeys(nk, Sage8Kernel.Wgmma, Sage8Layout.HopperKeyStep), Sage8Layout.PaddedKeys(nk, Sage8Kernel.Wgmma));
+    }
+
+    [Theory]
+    [InlineData(null, 64)]
+    [InlineData(64, 64)]
+    [InlineData(128, 128)]
+    public void TheWgmmaKernelsSoftmaxStepIsSage90Keys(int? defined, int step) =>
+        Assert.Equal(step, Sage8KernelChoice.WgmmaSoftmaxStepFrom(defined));
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(32)]
+    [InlineData(192)]
+    [InlineData(256)]
+    public void OtherSoftmaxStepsAreRefusedNamingTheKnob(int defined)
+    {
+        var e = Assert.Throws<CogVideoXException>(() => Sage8KernelChoice.WgmmaSoftmaxStepFrom(defined));
+        Assert.Contains("COGVIDEOX_KERNEL_DEFINES", e.Message);
+        Assert.Contains($"SAGE90_KEYS={defined}", e.Message);
+        Assert.Contains("SAGE90_KEYS=128", e.Message);
+    }
+
+    [Fact]
+    public void The128KeyStepTakesThreeWarpgroupsAndTwiceTheStageMemory()
+    {
+        Assert.Equal(4, Sage8Layout.DefaultHopperWarpgroupsFor(64));
+        Assert.Equal(3, Sage8Layout.DefaultHopperWarpgroupsFor(128));
+        // 8 stages of K (4096), Vᵀ (4096, and 512 of ones with the tensor-core row sums) and K scales (256) per 64 keys,
+        // 16 barriers of 8 bytes, 1024 to align: 72,832 and 144,512 bytes with the ones.
+        uint perTile = (uint)(4096 + Sage8Layout.ValueStageBytes + 256);
+        Assert.Equal(8 * perTile + 128 + 1024, Sage8Layout.HopperSharedBytesFor(64));
+        Assert.Equal(8 * 2 * perTile + 128 + 1024, Sage8Layout.HopperSharedBytesFor(128));
+        Assert.Equal(Sage8Layout.HopperSharedBytesFor(Sage8Layout.HopperKeyStep), Sage8Layout.HopperSharedBytes);
+        Assert.Equal(Sage8Layout.DefaultHopperWarpgroupsFor(Sage8Layout.HopperKeyStep), Sage8Layout.DefaultHopperWarpgroups);
+    }
+
+    [Theory]
+    [InlineData(1, 1, 64)]
+    [InlineData(1, 1, 128)]
+    [InlineData(6, 517, 64)]
+    [InlineData(6, 517, 128)]
+    [InlineData(60, 17776, 128)]
+    public void TheTensorMapsAddressTheBytesThePrePassWrites(int batchHeads, int nk, int keyStep)
+    {
+        int nkPad = Sage8Layout.PaddedKeys(nk, Sage8Kernel.Wgmma, keyStep);
         var maps = new[] { Sage8Layout.KeyMap(batchHeads, nkPad), Sage8Layout.ValueMap(batchHeads, nkPad) };
         foreach (var map in maps)
         {
@@ -82,7 +136,9 @@ public class Sage8HopperKernelTests
         ulong bh = (ulong)batchHeads - 1, key = (ulong)nkPad - 1, d = 63;
         Assert.Equal((bh * (ulong)nkPad + key) * 64 + d, At(maps[0], d, key, bh));
         Assert.Equal((bh * 64 + d) * (ulong)nkPad + key, At(maps[1], key, d, bh));
-        // The kernel asks for tile t at (0, 64 t, bh) and (64 t, 0, bh): the last tile ends at the padded end.
+        // The kernel asks for tile t at (0, 64 t, bh) and (64 t, 0, bh), a step's tiles together: the last tile ends at
+        // the padded end, which ends a whole step.
+        Assert.Equal(0, nkPad % keyStep);
         ulong last = (ulong)(nkPad / 64 - 1) * 64;
         Assert.Equal(maps[0].Dims[1], last + maps[0].Box[1]);
         Assert.Equal(maps[1].Dims[0], last + maps[1].Box[0]);

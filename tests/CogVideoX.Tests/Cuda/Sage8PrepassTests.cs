@@ -44,8 +44,8 @@ public class Sage8PrepassTests
     [InlineData("SAGE_PRE_LEGACY=0 SAGE_KV_TILES=4", false)]
     public void TheLegacyPrepassKnobIsReadFromTheKernelDefines(string? value, bool legacy)
     {
-        Assert.Equal(legacy, KernelCompiler.DefinedInteger("SAGE_PRE_LEGACY", value) == 1);
-        Assert.Equal(value?.Contains("SAGE_KV_TILES=4", StringComparison.Ordinal) == true ? 4 : null, KernelCompiler.DefinedInteger("SAGE_KV_TILES", value));
+        Assert.Equal(legacy, KernelDefines.Integer("SAGE_PRE_LEGACY", value) == 1);
+        Assert.Equal(value?.Contains("SAGE_KV_TILES=4", StringComparison.Ordinal) == true ? 4 : null, KernelDefines.Integer("SAGE_KV_TILES", value));
     }
 
     [Fact]

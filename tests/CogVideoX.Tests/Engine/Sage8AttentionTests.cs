@@ -265,6 +265,69 @@ public class Sage8AttentionTests(ITestOutputHelper output)
         if (keyBias > 0) Assert.True(smoothed < plain, $"smoothing must help a biased K: {smoothed} vs {plain}");
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(33)]
+    [InlineData(64)]
+    public void A128KeyStepIsThe64KeyStepWhenTheKeysFitOneTile(int nk)
+    {
+        // One step either way: the same maximum, the same rounding of P, the same sums in the same order.
+        int nq = 20, d = 64;
+        var (q, k, v) = Inputs(1, 2, nq, nk, d, keyBias: 2f, querySharpness: 2f, seed: 13);
+        var y64 = Sage8Attention.Compute(q, k, v, 1, 2, nq, nk, d, 0.125f);
+        Assert.Equal(y64, Sage8Attention.Compute(q, k, v, 1, 2, nq, nk, d, 0.125f, softmaxStep: 128));
+        Assert.Equal(y64, Sage8Attention.Compute(q, k, v, 1, 2, nq, nk, d, 0.125f, softmaxStep: 192));
+    }
+
+    [Theory]
+    [InlineData(1f, 0f)]
+    [InlineData(3f, 2f)]
+    public void A128KeyStepRoundsDifferentlyButAsClosely(float sharpness, float keyBias)
+    {
+        // P is rounded to E4M3 against the running maximum, which a 128-key step takes over twice the keys: other codes,
+        // an error of the same size. 1000 keys: the last step partial for both.
+        int h = 2, nq = 256, nk = 1000, d = 64;
+        var (q, k, v) = Inputs(1, h, nq, nk, d, keyBias, sharpness, seed: 3);
+        var y = Exact(q, k, v, h, nq, nk, d, 0.125f);
+        var y64 = Sage8Attention.Compute(q, k, v, 1, h, nq, nk, d, 0.125f);
+        var y128 = Sage8Attention.Compute(q, k, v, 1, h, nq, nk, d, 0.125f, softmaxStep: 128);
+        double e64 = RelativeError(y64, y), e128 = RelativeError(y128, y);
+        double between = RelativeError(y128, y64.Select(x => (double)x).ToArray());
+        output.WriteLine($"q scale {sharpness}, key bias {keyBias}: relative error {e64:E3} with 64-key steps, {e128:E3} with 128; {between:E3} between them");
+        Assert.True(between > 0, "a 128-key step must change the rounding of P");
+        Assert.True(e128 < 0.045, $"{e128}");
+        Assert.InRange(e128 / e64, 0.9, 1.1);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-64)]
+    [InlineData(32)]
+    [InlineData(100)]
+    public void ASoftmaxStepThatIsNoWholeNumberOfKeyTilesIsRefused(int step)
+    {
+        var (q, k, v) = Inputs(1, 1, 4, 70, 64, 0f, 1f, seed: 1);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Sage8Attention.Compute(q, k, v, 1, 1, 4, 70, 64, 0.125f, softmaxStep: step));
+        Assert.Equal("softmaxStep", e.ParamName);
+    }
+
+    [Fact]
+    public void TheCpuBackendStepsAsTheForcedKernelDoes()
+    {
+        // The op catalogue runs each case on the CPU inside the scope that forces a GPU kernel: the emulation then takes
+        // that kernel's step (the wgmma kernel's SAGE90_KEYS; 64 here, where COGVIDEOX_KERNEL_DEFINES is unset).
+        Assert.Equal(Sage8Attention.KeyTile, Sage8KernelChoice.EmulatedSoftmaxStep);
+        using (Sage8KernelChoice.Force(Sage8Kernel.MmaSync)) Assert.Equal(Sage8Attention.KeyTile, Sage8KernelChoice.EmulatedSoftmaxStep);
+        using (Sage8KernelChoice.Force(Sage8Kernel.Wgmma)) Assert.Equal(Sage8KernelChoice.WgmmaSoftmaxStep, Sage8KernelChoice.EmulatedSoftmaxStep);
+        var (q, k, v) = Inputs(1, 1, 8, 200, 64, 1f, 1f, seed: 4);
+        using var qt = Tensor.FromArray(q, [1, 1, 8, 64]);
+        using var kt = Tensor.FromArray(k, [1, 1, 200, 64]);
+        using var vt = Tensor.FromArray(v, [1, 1, 200, 64]);
+        using var y = Tensor.Zeros(CpuBackend.Instance, DType.F32, 1, 1, 8, 64);
+        using (Sage8KernelChoice.Force(Sage8Kernel.Wgmma)) Ops.Sage8AttentionInto(qt, kt, vt, 0.125f, y);
+        Assert.Equal(Sage8Attention.Compute(q, k, v, 1, 1, 8, 200, 64, 0.125f, softmaxStep: Sage8KernelChoice.WgmmaSoftmaxStep), y.ToFloatArray());
+    }
+
     [Fact]
     public void TheOpRunsTheReferenceOnTheCpuIntoStridedViewsInTheInputDType()
     {

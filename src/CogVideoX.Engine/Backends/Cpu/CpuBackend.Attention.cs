@@ -4,8 +4,12 @@ namespace CogVideoX.Engine;
 
 public sealed unsafe partial class CpuBackend
 {
-    /// <summary>The 8-bit attention's exact emulation (<see cref="Engine.Sage8Attention"/>): scalar, slow, for fidelity checks.</summary>
-    public void Sage8Attention(Tensor q, Tensor k, Tensor v, float scale, Tensor y) => Engine.Sage8Attention.Reference(q, k, v, scale, y);
+    /// <summary>
+    /// The 8-bit attention's exact emulation (<see cref="Engine.Sage8Attention"/>): scalar, slow, for fidelity checks;
+    /// its softmax steps as the kernel a <see cref="Sage8KernelChoice"/> scope forces does.
+    /// </summary>
+    public void Sage8Attention(Tensor q, Tensor k, Tensor v, float scale, Tensor y) =>
+        Engine.Sage8Attention.Reference(q, k, v, scale, y, Sage8KernelChoice.EmulatedSoftmaxStep);
 
     /// <summary>
     /// Memory-bounded attention (see <see cref="FlashAttention"/>): float32 q/k/v/bias are read through their strides
