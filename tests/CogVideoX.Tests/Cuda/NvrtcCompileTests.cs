@@ -114,6 +114,21 @@ public class NvrtcCompileTests
         }
     }
 
+    /// <summary>
+    /// The 128-key-tile knob (SAGE90_KEYS=128, an A/B variant timed by gpu-bench.sh's sage8ab stage) builds for sm_90a
+    /// with no spill and no serialised wgmma: at N = 128 ptxas serialised them while the probabilities had an array of
+    /// their own, which would make its timing meaningless.
+    /// </summary>
+    [Fact]
+    public void TheEightBitKernels128KeyTileKnobBuildsWithoutSerialisedWgmmas()
+    {
+        var run = DoctorRun.Start("sm_90", "SAGE90_KEYS=128");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("  ptxas warnings: none", run.Lines);
+        foreach (var t in new[] { "f16", "bf16" })
+            Assert.Equal(0, run.Kernel($"sage8_attention_sm90_{t}").StackBytes);
+    }
+
     private static (int Major, int Minor) Capability(string arch) => (arch[3] - '0', arch[4] - '0');
 
     private static DoctorRun Run(string arch) => s_runs.GetOrAdd(arch, a => new Lazy<DoctorRun>(() => DoctorRun.Start(a))).Value;
