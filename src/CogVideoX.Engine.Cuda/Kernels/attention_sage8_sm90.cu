@@ -548,12 +548,12 @@ __device__ __forceinline__ void accumulate_from_s(Sage90State& st)
 #endif
 }
 
-// T_j = P_j.V_j into s's registers (N = 72 with the ones' rows: SAGE_TC_ROWSUM). A 128-key tile is four k-steps into
-// one accumulator, two on each of the stage's V^T tiles (keys 0..63, then 64..127: P's fragments in the same order),
-// so the ones' columns sum the row over all 128 keys.
+// T_j = P_j.V_j into s's registers (N = 72 with the ones' rows: SAGE_TC_ROWSUM): two k-steps on each of the stage's
+// V^T tiles, all into one accumulator (a 128-key tile: keys 0..63, then 64..127, P's fragments in the same order), so
+// the ones' columns sum the row over the whole tile.
 __device__ __forceinline__ void issue_pv8_into_s(Sage90State& st, u64 dv)
 {
-#if SAGE90_KH > 1
+#if SAGE_TC_ROWSUM
     wgmma_fence();
     fence_regs(st.s, SAGE90_PV_REGS);
 #pragma unroll
@@ -564,8 +564,6 @@ __device__ __forceinline__ void issue_pv8_into_s(Sage90State& st, u64 dv)
         wgmma_e4m3_m64n72k32_bits(st.s, st.p + 8 * h + 4, d + (32 >> 4), 1);
     }
     wgmma_commit();
-#elif SAGE_TC_ROWSUM
-    issue_k64<int, SAGE90_PV_REGS, wgmma_e4m3_m64n72k32_bits>(st.s, st.p, dv);
 #else
     issue_k64<int, SAGE90_PV_REGS, wgmma_e4m3_m64n64k32_bits>(st.s, st.p, dv);
 #endif
