@@ -366,8 +366,10 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
     }
     // Row r holds elements 4c, 4c + 1 and row r + 8 elements 4c + 2, 4c + 3: 16 each a half, maxima in 8 VIMNMX3 a
     // row, converted with the half's scale (a monotone map each, so the larger converted maximum is the tile's).
-    // A thread whose keys are all masked holds S32_MIN: its converted "maximum" is below every real score, and the quad
-    // holds the tile's first key, which is always real.
+    // A thread whose keys in a half are all masked holds S32_MIN there, and its scale is 0 (the pre-pass writes 0 for
+    // a group whose scale token is padded, and then every key of the group is), so that half converts to -0. That is
+    // no real score's bound, but it never raises the maximum: K smoothing makes a row's real scores sum to zero, so
+    // their maximum is >= 0 up to rounding. The quad holds the tile's first key, which is always real.
     float x0, x1;
 #pragma unroll
     for (int h = 0; h < SAGE90_KH; ++h)
