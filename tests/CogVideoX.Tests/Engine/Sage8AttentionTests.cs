@@ -315,7 +315,9 @@ public class Sage8AttentionTests(ITestOutputHelper output)
     public void TheCpuBackendStepsAsTheForcedKernelDoes()
     {
         // The op catalogue runs each case on the CPU inside the scope that forces a GPU kernel: the emulation then takes
-        // that kernel's step (the wgmma kernel's SAGE90_KEYS; 64 here, where COGVIDEOX_KERNEL_DEFINES is unset).
+        // that kernel's step (the wgmma kernel's SAGE90_KEYS; its default 128 here, where COGVIDEOX_KERNEL_DEFINES is
+        // unset), and the mma.sync kernel's 64 otherwise.
+        Assert.Equal(Sage8KernelChoice.DefaultWgmmaSoftmaxStep, Sage8KernelChoice.WgmmaSoftmaxStep);
         Assert.Equal(Sage8Attention.KeyTile, Sage8KernelChoice.EmulatedSoftmaxStep);
         using (Sage8KernelChoice.Force(Sage8Kernel.MmaSync)) Assert.Equal(Sage8Attention.KeyTile, Sage8KernelChoice.EmulatedSoftmaxStep);
         using (Sage8KernelChoice.Force(Sage8Kernel.Wgmma)) Assert.Equal(Sage8KernelChoice.WgmmaSoftmaxStep, Sage8KernelChoice.EmulatedSoftmaxStep);
@@ -326,6 +328,32 @@ public class Sage8AttentionTests(ITestOutputHelper output)
         using var y = Tensor.Zeros(CpuBackend.Instance, DType.F32, 1, 1, 8, 64);
         using (Sage8KernelChoice.Force(Sage8Kernel.Wgmma)) Ops.Sage8AttentionInto(qt, kt, vt, 0.125f, y);
         Assert.Equal(Sage8Attention.Compute(q, k, v, 1, 1, 8, 200, 64, 0.125f, softmaxStep: Sage8KernelChoice.WgmmaSoftmaxStep), y.ToFloatArray());
+    }
+
+    [Theory]
+    [InlineData(Sage8Kernel.Wgmma)]
+    [InlineData(Sage8Kernel.MmaSync)]
+    public void TheDecompositionStepsAsTheCpuKernelUnderTheSameForcedKernel(Sage8Kernel kernel)
+    {
+        // The op catalogue's decomposed cases run the host reference (Ops' fallback) on the device backend and compare it
+        // with the CPU backend's kernel under the same forced GPU kernel: both must take that kernel's softmax step. (On
+        // 2026-12-06 the fallback kept 64 while the CPU took the wgmma kernel's 128: nine decomposed cases failed on an
+        // H200 at about 1.1e-2.) 200 keys with a key bias: the two steps give different results here.
+        var (q, k, v) = Inputs(1, 2, 16, 200, 64, 1f, 1f, seed: 6);
+        using var qt = Tensor.FromArray(q, [1, 2, 16, 64]);
+        using var kt = Tensor.FromArray(k, [1, 2, 200, 64]);
+        using var vt = Tensor.FromArray(v, [1, 2, 200, 64]);
+        using var fused = Tensor.Zeros(CpuBackend.Instance, DType.F32, 1, 2, 16, 64);
+        using var decomposed = Tensor.Zeros(CpuBackend.Instance, DType.F32, 1, 2, 16, 64);
+        using (Sage8KernelChoice.Force(kernel))
+        {
+            Ops.Sage8AttentionInto(qt, kt, vt, 0.125f, fused);
+            using (Decompositions.Force()) Ops.Sage8AttentionInto(qt, kt, vt, 0.125f, decomposed);
+        }
+        Assert.Equal(fused.ToFloatArray(), decomposed.ToFloatArray());
+        // The steps do differ on these inputs, so the comparison above can tell them apart.
+        Assert.NotEqual(Sage8Attention.Compute(q, k, v, 1, 2, 16, 200, 64, 0.125f, softmaxStep: 64),
+            Sage8Attention.Compute(q, k, v, 1, 2, 16, 200, 64, 0.125f, softmaxStep: 128));
     }
 
     [Fact]
