@@ -17,7 +17,7 @@ internal static class Sage8Layout
     public const int HopperStages = 8;
 
     /// <summary>
-    /// The wgmma kernel's online-softmax step (SAGE90_KEYS: 64, or 128 from COGVIDEOX_KERNEL_DEFINES): a stage holds
+    /// The wgmma kernel's online-softmax step (SAGE90_KEYS: 128, or 64 from COGVIDEOX_KERNEL_DEFINES): a stage holds
     /// that many keys, as whole 64-key tiles; <see cref="Sage8KernelChoice.WgmmaSoftmaxStep"/>, which the CPU emulation
     /// follows too.
     /// </summary>
@@ -86,7 +86,7 @@ internal static class Sage8Layout
     /// <summary>
     /// K's and Vᵀ's padded key count: a multiple of <see cref="KeyTile"/> for the mma.sync kernel, of
     /// <see cref="HopperKeyStep"/> for the wgmma kernel, whose stages load whole steps (the pre-pass writes zero codes
-    /// and scale 1 for the padded keys, whatever their number of 64-key tiles).
+    /// and scale 0 for the padded keys, whatever their number of 64-key tiles).
     /// </summary>
     public static int PaddedKeys(int nk, Sage8Kernel kernel) => PaddedKeys(nk, kernel, kernel == Sage8Kernel.Wgmma ? HopperKeyStep : KeyTile);
 

@@ -15,7 +15,8 @@
 // a plain bulk copy), all completing on the stage's mbarrier; consumers release a stage with one arrival per warp.
 // With SAGE_TC_ROWSUM (common.cuh; the default) every V^T stage ends in 8 rows of E4M3 ones, written once.
 //
-// Per consumer warpgroup and key tile (64 keys, as the reference's online-softmax step and K's scale block):
+// Per consumer warpgroup and key tile (described at 64 keys, K's scale block; the default SAGE90_KEYS=128 takes two
+// such blocks a tile, below, with N = 128 scores and four P.V k-steps over the stage's two V^T tiles):
 //   S    = wgmma m64n64k32 .s32.s8.s8, twice (head dim 64): Q from registers (A), K from shared memory (B, K-major)
 //   s    = float(S) * (sq * sk): one scale per thread and row (the wgmma accumulator layout equals mma.sync m16n8's per
 //          warp, so the reference's "per-thread" groups are exactly a thread's: rows r and r + 8 of its warp's 16, and
@@ -60,15 +61,18 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 //   SAGE90_SERIAL=1 (default): four consumer warpgroups at 112 registers; none overlaps its own wgmmas, so its scores
 //     and its P.V accumulator share registers (sage90_serial_step), and the other warpgroups hide each one's waits;
 //   SAGE90_SERIAL=0: three consumer warpgroups at 160 registers, each overlapping its softmax with its P.V and its
-//     accumulation with the next scores (sage90_step); set SAGE90_NW=3 SAGE90_CONSUMER_REGS=160 SAGE90_SERIAL=0.
+//     accumulation with the next scores (sage90_step); set SAGE90_NW=3 SAGE90_CONSUMER_REGS=160 SAGE90_SERIAL=0
+//     SAGE_TC_ROWSUM=0 SAGE90_KEYS=64 SAGE90_PINGPONG=0.
 // H100, [2, 30, 17776, 64], in three calls: serial 8.72 / 8.85 / 8.92 ms a call, overlapped 8.92 / 9.08 / 8.97 ms.
-// SAGE90_KEYS=128 (an A/B knob; default 64): the online softmax steps over 128-key tiles, two of K's 64-key scale
-// blocks each, so what is paid once a tile (the maxima's float part and shuffles, the correction exponentials, the
-// accumulation O = O * c + T, the loop, barriers and wgmma issue) is paid once per 128 keys. Scores at N = 128 take 64
-// registers, so three consumer warpgroups at 160 registers replace four at 112. The numerics change with the step: the
-// CPU emulation follows it (Sage8Attention.Compute's softmaxStep; the host reads SAGE90_KEYS too).
+// SAGE90_KEYS=128 (the default since 2026-12-06; 64 is the A/B alternative): the online softmax steps over 128-key
+// tiles, two of K's 64-key scale blocks each, so what is paid once a tile (the maxima's float part and shuffles, the
+// correction exponentials, the accumulation O = O * c + T, the loop, barriers and wgmma issue) is paid once per 128
+// keys. Scores at N = 128 take 64 registers, so three consumer warpgroups at 160 registers replace four at 112. The
+// numerics change with the step: the CPU emulation follows it (Sage8Attention.Compute's softmaxStep; the host reads
+// SAGE90_KEYS too). H200, [2, 30, 17776, 64], two interleaved rounds in one call (ping-pong on in both): 8.19 / 8.18 ms
+// a call at 128 keys against 8.61 / 8.56 at 64 (without the ping-pong: 8.29 / 8.39 against 8.69 / 8.67).
 #ifndef SAGE90_KEYS
-#define SAGE90_KEYS 64
+#define SAGE90_KEYS 128
 #endif
 #if SAGE90_KEYS != 64 && SAGE90_KEYS != 128
 #error "SAGE90_KEYS is 64 or 128 (keys per online-softmax step)"
@@ -124,7 +128,7 @@ static_assert(SAGE90_NW * (SAGE90_CONSUMER_REGS - SAGE90_LAUNCH_REGS) <= SAGE90_
 #error "SAGE_TC_ROWSUM=1 (the tensor-core row sums) is written for the serial schedule: add SAGE_TC_ROWSUM=0 to SAGE90_SERIAL=0"
 #endif
 #if SAGE90_KH > 1 && !(SAGE90_SERIAL && SAGE_TC_ROWSUM)
-#error "SAGE90_KEYS=128 is written for the serial schedule with the tensor-core row sums (SAGE90_SERIAL=1, SAGE_TC_ROWSUM=1)"
+#error "SAGE90_KEYS=128 (the default) is written for the serial schedule with the tensor-core row sums: add SAGE90_KEYS=64 to SAGE90_SERIAL=0 or SAGE_TC_ROWSUM=0"
 #endif
 
 // ---- wgmma ------------------------------------------------------------------------------------------------------
@@ -226,16 +230,17 @@ __device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u
         ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
 }
 
-// SAGE90_PINGPONG=1 (an A/B knob, serial schedule only): the consumer warpgroups issue their score wgmmas in turn,
-// 0, 1, .., NW - 1, 0, .. (FlashAttention-3's warpgroup ping-pong, by named barriers), which staggers them so that
-// one's softmax meets the others' wgmmas rather than their softmax on the special-function unit. The results are the
-// same bit for bit. (A turn around the softmax's float part instead was written too: ptxas then serialised the
-// wgmmas, C7511, so it was dropped unmeasured.) 0 (default): no order.
+// SAGE90_PINGPONG=1 (the default since 2026-12-06; serial schedule only): the consumer warpgroups issue their score
+// wgmmas in turn, 0, 1, .., NW - 1, 0, .. (FlashAttention-3's warpgroup ping-pong, by named barriers), which staggers
+// them so that one's softmax meets the others' wgmmas rather than their softmax on the special-function unit. The
+// results are the same bit for bit. H200, same call as above: 1 to 2 % faster at either key step. (A turn around the
+// softmax's float part instead was written too: ptxas then serialised the wgmmas, C7511, so it was dropped
+// unmeasured.) 0: no order (needed by SAGE90_SERIAL=0).
 #ifndef SAGE90_PINGPONG
-#define SAGE90_PINGPONG 0
+#define SAGE90_PINGPONG 1
 #endif
 #if SAGE90_PINGPONG && (!SAGE90_SERIAL || SAGE90_NW < 2 || SAGE90_NW > 15)
-#error "SAGE90_PINGPONG needs the serial schedule and 2 to 15 consumer warpgroups (named barriers 1 .. NW)"
+#error "SAGE90_PINGPONG (on by default) needs the serial schedule and 2 to 15 consumer warpgroups (named barriers 1 .. NW): add SAGE90_PINGPONG=0"
 #endif
 #if SAGE90_PINGPONG
 // Named barrier 1 + w is warpgroup w's turn: its 128 threads wait there (bar.sync) for the previous warpgroup's 128

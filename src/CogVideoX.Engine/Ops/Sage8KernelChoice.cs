@@ -53,23 +53,30 @@ public static class Sage8KernelChoice
     /// <summary>The define that sets the wgmma kernel's softmax step (attention_sage8_sm90.cu).</summary>
     public const string WgmmaKeysDefine = "SAGE90_KEYS";
 
+    /// <summary>
+    /// The wgmma kernel's softmax step without SAGE90_KEYS: 128 keys, two of K's 64-key scale blocks (H200: 8.18 ms a
+    /// call at [2, 30, 17776, 64] against 8.56 at 64; docs/fast-modes.md). The kernel's #define must say the same.
+    /// </summary>
+    public const int DefaultWgmmaSoftmaxStep = 128;
+
     private static readonly Lazy<int> s_wgmmaSoftmaxStep = new(() => WgmmaSoftmaxStepFrom(KernelDefines.Integer(WgmmaKeysDefine)));
 
     /// <summary>
-    /// The keys the wgmma kernel's online softmax takes at once: 64, or SAGE90_KEYS from COGVIDEOX_KERNEL_DEFINES (an
-    /// A/B knob: 128-key steps halve the per-step work). Read once, as the kernel is compiled once per process; the
-    /// kernel's launch (Sage8Layout) and the CPU emulation of it (<see cref="EmulatedSoftmaxStep"/>) follow it.
+    /// The keys the wgmma kernel's online softmax takes at once: <see cref="DefaultWgmmaSoftmaxStep"/>, or SAGE90_KEYS
+    /// from COGVIDEOX_KERNEL_DEFINES (an A/B knob: 64 is the step before 2026-12-06). Read once, as the kernel is
+    /// compiled once per process; the kernel's launch (Sage8Layout) and the CPU emulation of it
+    /// (<see cref="EmulatedSoftmaxStep"/>) follow it.
     /// </summary>
     public static int WgmmaSoftmaxStep => s_wgmmaSoftmaxStep.Value;
 
     /// <summary>The wgmma kernel's softmax step for a value of SAGE90_KEYS (null: unset); anything but 64 or 128 is refused.</summary>
     public static int WgmmaSoftmaxStepFrom(int? defined) => defined switch
     {
-        null => Sage8Attention.KeyTile,
+        null => DefaultWgmmaSoftmaxStep,
         64 or 128 => defined.Value,
         _ => throw new CogVideoXException(
             $"{KernelDefines.Variable}: {WgmmaKeysDefine}={defined} is not a key step of the wgmma 8-bit attention kernel; " +
-            $"set {WgmmaKeysDefine}=64 (the default) or {WgmmaKeysDefine}=128", 2),
+            $"set {WgmmaKeysDefine}=128 (the default) or {WgmmaKeysDefine}=64", 2),
     };
 
     /// <summary>

@@ -9,10 +9,11 @@ public partial class KernelConstantsTests
     public void TheWgmmaEightBitAttentionLaunchConstantsMatchTheKernelSource()
     {
         var defines = Defines(KernelCompiler.Source("attention_sage8_sm90"));
-        // SAGE90_KEYS, the online softmax's key step, defaults to 64; a source without the knob steps over 64 keys.
-        bool keyStepKnob = defines.ContainsKey("SAGE90_KEYS");
-        defines.TryAdd("SAGE90_KEYS", Sage8Attention.KeyTile.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        Assert.Equal(Sage8Attention.KeyTile, Evaluate("SAGE90_KEYS", defines));
+        // SAGE90_KEYS, the online softmax's key step: the source's default is the host's (COGVIDEOX_KERNEL_DEFINES is
+        // unset here, so the host's layout is the default build's).
+        int step = Sage8KernelChoice.DefaultWgmmaSoftmaxStep;
+        Assert.Equal(step, Sage8Layout.HopperKeyStep);
+        Assert.Equal(step, Evaluate("SAGE90_KEYS", defines));
         Assert.Equal(Sage8Layout.HopperWarpgroups, Evaluate("SAGE90_NW", defines));
         Assert.Equal(Sage8Layout.HopperStages, Evaluate("SAGE90_STAGES", defines));
         Assert.Equal(Sage8Layout.HopperThreads, Evaluate("SAGE90_THREADS", defines));
@@ -20,14 +21,16 @@ public partial class KernelConstantsTests
         Assert.Equal(Sage8Layout.TileBytes, Evaluate("SAGE90_TILE", defines));
         Assert.Equal(Sage8Layout.ValueStageBytes, Evaluate("SAGE90_VT_TILE", defines));
         Assert.Equal(Sage8Layout.KeyScaleBytes, Evaluate("SAGE90_KSCALE", defines));
-        Assert.Equal((long)Sage8Layout.HopperSharedBytesFor(64), Evaluate("SAGE90_SMEM", defines));
-        RegistersAndSharedMemoryFit(defines, 64);
-        if (!keyStepKnob) return;
-        // The 128-key variant (SAGE90_KEYS=128): its stages double, and its default is three consumer warpgroups.
-        var wide = new Dictionary<string, string>(defines) { ["SAGE90_KEYS"] = "128" };
-        Assert.Equal(Sage8Layout.DefaultHopperWarpgroupsFor(128), Evaluate("SAGE90_NW", wide));
-        Assert.Equal((long)Sage8Layout.HopperSharedBytesFor(128), Evaluate("SAGE90_SMEM", wide));
-        RegistersAndSharedMemoryFit(wide, 128);
+        Assert.Equal((long)Sage8Layout.HopperSharedBytes, Evaluate("SAGE90_SMEM", defines));
+        RegistersAndSharedMemoryFit(defines, step);
+        // Both steps: each with its default warpgroups and shared memory (the host's layout for SAGE90_KEYS=64 or 128).
+        foreach (int keys in new[] { 64, 128 })
+        {
+            var variant = new Dictionary<string, string>(defines) { ["SAGE90_KEYS"] = keys.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+            Assert.Equal(Sage8Layout.DefaultHopperWarpgroupsFor(keys), Evaluate("SAGE90_NW", variant));
+            Assert.Equal((long)Sage8Layout.HopperSharedBytesFor(keys), Evaluate("SAGE90_SMEM", variant));
+            RegistersAndSharedMemoryFit(variant, keys);
+        }
     }
 
     private static void RegistersAndSharedMemoryFit(Dictionary<string, string> defines, int keyStep)

@@ -40,14 +40,17 @@ public class Sage8HopperKernelTests
     }
 
     [Theory]
-    [InlineData(1, 64, 256)]
-    [InlineData(64, 64, 256)]
-    [InlineData(65, 128, 256)]
-    [InlineData(256, 256, 256)]
-    [InlineData(257, 320, 512)]
-    [InlineData(17776, 17792, 17920)]
+    [InlineData(1, 64, 192)]
+    [InlineData(64, 64, 192)]
+    [InlineData(65, 128, 192)]
+    [InlineData(192, 192, 192)]
+    [InlineData(256, 256, 384)]
+    [InlineData(257, 320, 384)]
+    [InlineData(17776, 17792, 17856)]
     public void QueryRowsArePaddedToWholeBlocksOfEachKernel(int nq, int mmaSync, int wgmma)
     {
+        // The wgmma kernel's default block: three consumer warpgroups of 64 rows (128-key steps).
+        Assert.Equal(192, Sage8Layout.HopperRows);
         Assert.Equal(mmaSync, Sage8Layout.PaddedQueryRows(nq, Sage8Kernel.MmaSync));
         Assert.Equal(wgmma, Sage8Layout.PaddedQueryRows(nq, Sage8Kernel.Wgmma));
         // Both pre-pass grids divide them: quant_q takes 16 rows a block, the mma.sync kernel 64.
@@ -69,13 +72,13 @@ public class Sage8HopperKernelTests
             Assert.Equal(tiles, Sage8Layout.PaddedKeys(nk, Sage8Kernel.MmaSync, step));
         Assert.Equal(tiles, Sage8Layout.PaddedKeys(nk, Sage8Kernel.Wgmma, 64));
         Assert.Equal(steps128, Sage8Layout.PaddedKeys(nk, Sage8Kernel.Wgmma, 128));
-        // Without a step: the kernel's, 64 unless COGVIDEOX_KERNEL_DEFINES sets SAGE90_KEYS.
+        // Without a step: the kernel's, 128 unless COGVIDEOX_KERNEL_DEFINES sets SAGE90_KEYS.
         Assert.Equal(tiles, Sage8Layout.PaddedKeys(nk, Sage8Kernel.MmaSync));
         Assert.Equal(Sage8Layout.PaddedKeys(nk, Sage8Kernel.Wgmma, Sage8Layout.HopperKeyStep), Sage8Layout.PaddedKeys(nk, Sage8Kernel.Wgmma));
     }
 
     [Theory]
-    [InlineData(null, 64)]
+    [InlineData(null, 128)]
     [InlineData(64, 64)]
     [InlineData(128, 128)]
     public void TheWgmmaKernelsSoftmaxStepIsSage90Keys(int? defined, int step) =>
@@ -92,6 +95,7 @@ public class Sage8HopperKernelTests
         Assert.Contains("COGVIDEOX_KERNEL_DEFINES", e.Message);
         Assert.Contains($"SAGE90_KEYS={defined}", e.Message);
         Assert.Contains("SAGE90_KEYS=128", e.Message);
+        Assert.Contains("SAGE90_KEYS=64", e.Message);
     }
 
     [Fact]
