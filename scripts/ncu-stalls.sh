@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (carry .gpu/bin and this script): Nsight Compute's source-level stall sampling of the 8-bit
-# attention kernel in two builds, the overlapped schedule with three consumer warpgroups ("deep") and the default serial
-# one with four ("serial4"), each the third launch of a 2b step; prints the IPC and eligible-warp figures, the samples
-# per opcode and the 45 most-stalled SASS lines with their main stall reasons, and leaves the per-line CSVs (gzipped)
-# under $OUT. Used for docs/gpu-runs/2026-12-05-s5-run4-h100-ncu.txt.
+# attention kernel in several builds, each the third launch of a 2b step; prints the IPC and eligible-warp figures, the
+# samples per opcode and the 45 most-stalled SASS lines with their main stall reasons, and leaves the per-line CSVs
+# (gzipped) under $OUT. NCU_BUILDS lists name=defines pairs (COGVIDEOX_KERNEL_DEFINES, commas between defines); the
+# default compares today's default build with the 64-key one. The fifth session's run
+# (docs/gpu-runs/2026-12-05-s5-run4-h100-ncu.txt) compared "deep" (SAGE90_NW=3,SAGE90_CONSUMER_REGS=160,
+# SAGE90_SERIAL=0,SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0 today) with the serial schedule.
 B=.gpu/bin/cogvideox; NCU=/usr/local/cuda/bin/ncu
-for v in deep serial4; do
-  if [ $v = deep ]; then export COGVIDEOX_KERNEL_DEFINES="SAGE90_NW=3 SAGE90_CONSUMER_REGS=160 SAGE90_SERIAL=0"; fi
+NCU_BUILDS=${NCU_BUILDS:-"default= k64=SAGE90_KEYS=64"}
+for build in $NCU_BUILDS; do
+  v=${build%%=*}
+  export COGVIDEOX_KERNEL_DEFINES=${build#*=}
+  echo "=== $v: COGVIDEOX_KERNEL_DEFINES=$COGVIDEOX_KERNEL_DEFINES"
   timeout 240 $NCU -k regex:sage8_attention_sm90 --launch-skip 2 --launch-count 1 --section SourceCounters --section WarpStateStats --section SchedulerStats \
     --import-source no -o /root/$v -f $B bench transformer --model-config 2b --repeats 1 --warmup 0 --attention sage8 > /root/$v.log 2>&1; echo "$v ncu rc=$?"
   tail -3 /root/$v.log
@@ -15,9 +20,9 @@ for v in deep serial4; do
   gzip -c /root/$v.csv > $OUT/$v.csv.gz
   unset COGVIDEOX_KERNEL_DEFINES
 done
-python3 - <<'PY'
+NCU_NAMES=$(for build in $NCU_BUILDS; do printf '%s ' "${build%%=*}"; done) python3 - <<'PY'
 import csv, gzip, collections, os
-for v in ["deep","serial4"]:
+for v in os.environ["NCU_NAMES"].split():
     p=f"/root/{v}.csv"
     if not os.path.exists(p): continue
     rows=list(csv.reader(open(p)))
