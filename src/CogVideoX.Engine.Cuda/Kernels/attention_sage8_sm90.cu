@@ -60,10 +60,12 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 // Two schedules of the same per-tile operations (bit-identical results), chosen at compile time:
 //   SAGE90_SERIAL=1 (default): four consumer warpgroups at 112 registers; none overlaps its own wgmmas, so its scores
 //     and its P.V accumulator share registers (sage90_serial_step), and the other warpgroups hide each one's waits;
-//   SAGE90_SERIAL=0: three consumer warpgroups at 160 registers, each overlapping its softmax with its P.V and its
-//     accumulation with the next scores (sage90_step); set SAGE90_NW=3 SAGE90_CONSUMER_REGS=160 SAGE90_SERIAL=0
-//     SAGE_TC_ROWSUM=0 SAGE90_KEYS=64 SAGE90_PINGPONG=0.
-// H100, [2, 30, 17776, 64], in three calls: serial 8.72 / 8.85 / 8.92 ms a call, overlapped 8.92 / 9.08 / 8.97 ms.
+//   SAGE90_SERIAL=0: fewer consumer warpgroups with more registers, each overlapping its softmax with its P.V and its
+//     accumulation with the next scores (sage90_step): at 64-key steps set SAGE90_SERIAL=0 SAGE90_KEYS=64 SAGE90_NW=3
+//     SAGE90_CONSUMER_REGS=160; at 128-key steps (scores 64 registers, P.V 36, the output 34, two P sets 32: about
+//     195) SAGE90_SERIAL=0 SAGE90_NW=2 SAGE90_CONSUMER_REGS=240, FlashAttention-3's form (an A/B knob, 2026-12-06).
+// H100, [2, 30, 17776, 64], 64-key steps with float row sums, in three calls: serial 8.72 / 8.85 / 8.92 ms a call,
+// overlapped 8.92 / 9.08 / 8.97 ms.
 // SAGE90_KEYS=128 (the default since 2026-12-06; 64 is the A/B alternative): the online softmax steps over 128-key
 // tiles, two of K's 64-key scale blocks each, so what is paid once a tile (the maxima's float part and shuffles, the
 // correction exponentials, the accumulation O = O * c + T, the loop, barriers and wgmma issue) is paid once per 128
@@ -124,11 +126,8 @@ static_assert(SAGE90_NW * (SAGE90_CONSUMER_REGS - SAGE90_LAUNCH_REGS) <= SAGE90_
 #define SAGE90_PV_REGS (32 + 4 * SAGE_TC_ROWSUM)
 // The scores' registers a thread (int32, N = SAGE90_KEYS), which the serial schedule's P.V accumulator reuses.
 #define SAGE90_S_REGS (32 * SAGE90_KH)
-#if SAGE_TC_ROWSUM && !SAGE90_SERIAL
-#error "SAGE_TC_ROWSUM=1 (the tensor-core row sums) is written for the serial schedule: add SAGE_TC_ROWSUM=0 to SAGE90_SERIAL=0"
-#endif
-#if SAGE90_KH > 1 && !(SAGE90_SERIAL && SAGE_TC_ROWSUM)
-#error "SAGE90_KEYS=128 (the default) is written for the serial schedule with the tensor-core row sums: add SAGE90_KEYS=64 to SAGE90_SERIAL=0 or SAGE_TC_ROWSUM=0"
+#if SAGE90_KH > 1 && !SAGE_TC_ROWSUM
+#error "SAGE90_KEYS=128 (the default) is written for the tensor-core row sums: add SAGE90_KEYS=64 to SAGE_TC_ROWSUM=0"
 #endif
 
 // ---- wgmma ------------------------------------------------------------------------------------------------------
@@ -235,12 +234,12 @@ __device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u
 // them so that one's softmax meets the others' wgmmas rather than their softmax on the special-function unit. The
 // results are the same bit for bit. H200, same call as above: 1 to 2 % faster at either key step. (A turn around the
 // softmax's float part instead was written too: ptxas then serialised the wgmmas, C7511, so it was dropped
-// unmeasured.) 0: no order (needed by SAGE90_SERIAL=0).
+// unmeasured.) 0: no order (the default of SAGE90_SERIAL=0, which it does not apply to).
 #ifndef SAGE90_PINGPONG
-#define SAGE90_PINGPONG 1
+#define SAGE90_PINGPONG SAGE90_SERIAL
 #endif
 #if SAGE90_PINGPONG && (!SAGE90_SERIAL || SAGE90_NW < 2 || SAGE90_NW > 15)
-#error "SAGE90_PINGPONG (on by default) needs the serial schedule and 2 to 15 consumer warpgroups (named barriers 1 .. NW): add SAGE90_PINGPONG=0"
+#error "SAGE90_PINGPONG (on by default with the serial schedule) needs it and 2 to 15 consumer warpgroups (named barriers 1 .. NW): add SAGE90_PINGPONG=0"
 #endif
 #if SAGE90_PINGPONG
 // Named barrier 1 + w is warpgroup w's turn: its 128 threads wait there (bar.sync) for the previous warpgroup's 128
@@ -257,7 +256,9 @@ struct Sage90State
 {
     float o[32 + 2 * SAGE_TC_ROWSUM];  // the running output (the outer float accumulator); o[32], o[33]: the row
                                        // sums of rows r and r + 8 (SAGE_TC_ROWSUM)
-#if !SAGE90_SERIAL
+#if !SAGE90_SERIAL && SAGE_TC_ROWSUM
+    int t[SAGE90_PV_REGS];  // one tile's P.V as float bits (the wgmma accumulator, the inner level), row sums in t[32..35]
+#elif !SAGE90_SERIAL
     float t[32];  // one tile's P.V (the wgmma accumulator, the inner level; the serial schedule uses s's registers)
 #endif
     // One tile's Q8.K8 (exact int32) in s[0 .. SAGE90_S_REGS - 1]; the serial schedule's P.V accumulator in s[0 .. 35].
@@ -267,7 +268,7 @@ struct Sage90State
 #endif
     u32 p[8 * SAGE90_KH];    // P * 448 in E4M3 as the A fragments of P.V's k-steps (two per 64 keys)
 #if !SAGE90_SERIAL
-    u32 p2[8];    // the same for odd tiles (p: even ones), packed while the previous tile's P.V still reads p
+    u32 p2[8 * SAGE90_KH];  // the same for odd tiles (p: even ones), packed while the previous tile's P.V still reads p
 #endif
     u32 q[8];     // Q8 as the A fragments of Q.K's two k-steps
     float m0, m1;          // running maxima (base 2), rows r and r + 8
@@ -320,9 +321,49 @@ __device__ __forceinline__ void issue_scores(Sage90State& st, const Sage90Block&
 #endif
 }
 
-// T = P.V for one tile: two k-steps of 32 key slots (a fresh inner accumulator per tile), P's fragments from p.
+#if SAGE_TC_ROWSUM
+// T = P.V for one tile into d (float bits, N = 72 with the ones' rows): two k-steps on each of the stage's V^T tiles,
+// all into one accumulator (a 128-key tile: keys 0..63, then 64..127, P's fragments in the same order), so the ones'
+// columns sum the row over the whole tile.
+__device__ __forceinline__ void issue_pv8_into(int* d, const u32* p, u64 dv)
+{
+    wgmma_fence();
+    fence_regs(d, SAGE90_PV_REGS);
+#pragma unroll
+    for (int h = 0; h < SAGE90_KH; ++h)
+    {
+        const u64 dh = dv + h * (SAGE90_VT_TILE >> 4);
+        wgmma_e4m3_m64n72k32_bits(d, p + 8 * h, dh, h > 0);
+        wgmma_e4m3_m64n72k32_bits(d, p + 8 * h + 4, dh + (32 >> 4), 1);
+    }
+    wgmma_commit();
+}
+#endif
+
+// The two-level accumulation from a P.V accumulator held as float bits (d): O = O * c + T, once per tile. With
+// SAGE_TC_ROWSUM the ones' columns 64 + 2t of rows r and r + 8 (d[32], d[34]) are the tile's row sums of P's codes,
+// rescaled with the output (d[33] and d[35], the columns 65 + 2t, hold the same sums).
+__device__ __forceinline__ void accumulate_bits(Sage90State& st, int* d, float c0, float c1)
+{
+    fence_regs(d, SAGE90_PV_REGS);
+#pragma unroll
+    for (int i = 0; i < 32; ++i) st.o[i] = st.o[i] * ((i & 2) ? c1 : c0) + __int_as_float(d[i]);
+#if SAGE_TC_ROWSUM
+    st.o[32] = st.o[32] * c0 + __int_as_float(d[32]);
+    st.o[33] = st.o[33] * c1 + __int_as_float(d[34]);
+#endif
+}
+
+// T = P.V for one tile (a fresh inner accumulator per tile), P's fragments from p.
 #if !SAGE90_SERIAL
-__device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv) { issue_k64<float, 32, wgmma_e4m3_m64n64k32>(st.t, p, dv); }
+__device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv)
+{
+#if SAGE_TC_ROWSUM
+    issue_pv8_into(st.t, p, dv);
+#else
+    issue_k64<float, 32, wgmma_e4m3_m64n64k32>(st.t, p, dv);
+#endif
+}
 #endif
 
 #define S32_MIN (-2147483647 - 1)
@@ -486,6 +527,9 @@ __device__ __forceinline__ void pack_p8(Sage90State& st, u32* dst)
 // The two-level accumulation: O = O * exp2(m_old - m) + T, once per tile (T is complete: its wgmma group retired).
 __device__ __forceinline__ void accumulate_tile(Sage90State& st, float c0, float c1)
 {
+#if SAGE_TC_ROWSUM
+    accumulate_bits(st, st.t, c0, c1);
+#else
     fence_regs(st.t, 32);
 #pragma unroll
     for (int c = 0; c < 8; ++c)
@@ -495,6 +539,7 @@ __device__ __forceinline__ void accumulate_tile(Sage90State& st, float c0, float
         st.o[4 * c + 2] = st.o[4 * c + 2] * c1 + st.t[4 * c + 2];
         st.o[4 * c + 3] = st.o[4 * c + 3] * c1 + st.t[4 * c + 3];
     }
+#endif
 }
 #endif
 
@@ -518,21 +563,21 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
     // Tile j + 2's stage, asked before the softmax and needed after it.
     const u32 ready = ISSUE ? mbar_test(blk.full + 8 * s2, (t2 / SAGE90_STAGES) & 1) : 0;
     wgmma_wait<1>();  // S_{j+1}; P_j.V_j may still run
-    fence_regs(st.s, 32);
-    if (ISSUE) softmax8<false>(st, blk.kscale + s1 * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane);
-    else softmax8_at(st, blk.kscale + s1 * SAGE90_KSCALE, (j + 1) * 64, blk.nk, blk.lane);
+    fence_regs(st.s, SAGE90_S_REGS);
+    if (ISSUE) softmax8<false>(st, blk.kscale + s1 * SAGE90_KS_STAGE, (j + 1) * SAGE90_KEYS, blk.nk, blk.lane);
+    else softmax8_at(st, blk.kscale + s1 * SAGE90_KS_STAGE, (j + 1) * SAGE90_KEYS, blk.nk, blk.lane);
     pack_p8(st, pn);
     if (ISSUE)
     {
         if (!ready) mbar_wait(blk.full + 8 * s2, (t2 / SAGE90_STAGES) & 1);
-        issue_qk8(st, blk.dk + s2 * (SAGE90_TILE >> 4));
+        issue_qk8(st, blk.dk + s2 * (SAGE90_K_STAGE >> 4));
         wgmma_wait<1>();  // P_j.V_j; S_{j+2} may still run
     }
     else
         wgmma_wait<0>();
     accumulate_tile(st, c0, c1);
     if (blk.lane == 0) mbar_arrive(blk.empty + 8 * (j % SAGE90_STAGES));  // one arrival per warp
-    issue_pv8(st, pn, blk.dv + s1 * (SAGE90_VT_TILE >> 4));
+    issue_pv8(st, pn, blk.dv + s1 * (SAGE90_VT_STAGE >> 4));
 }
 #endif
 
@@ -542,35 +587,13 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
 // consumer warpgroup hides each one's waits instead. Step j: P_j.V_j, T_j into O, then tile j + 1's scores
 // and softmax (LAST: tile j + 1 is the last tile, which may have masked keys). The same operations per tile as above.
 // The two-level accumulation from the shared registers: O = O * exp2(m_old - m) + T (T's float bits in s).
-// With SAGE_TC_ROWSUM the ones' columns 64 + 2t of rows r and r + 8 (s[32], s[34]) are the tile's row sums of P's
-// codes, rescaled with the output (s[33] and s[35], the columns 65 + 2t, hold the same sums).
-__device__ __forceinline__ void accumulate_from_s(Sage90State& st)
-{
-    fence_regs(st.s, SAGE90_PV_REGS);
-#pragma unroll
-    for (int i = 0; i < 32; ++i) st.o[i] = st.o[i] * ((i & 2) ? st.c1 : st.c0) + __int_as_float(st.s[i]);
-#if SAGE_TC_ROWSUM
-    st.o[32] = st.o[32] * st.c0 + __int_as_float(st.s[32]);
-    st.o[33] = st.o[33] * st.c1 + __int_as_float(st.s[34]);
-#endif
-}
+__device__ __forceinline__ void accumulate_from_s(Sage90State& st) { accumulate_bits(st, st.s, st.c0, st.c1); }
 
-// T_j = P_j.V_j into s's registers (N = 72 with the ones' rows: SAGE_TC_ROWSUM): two k-steps on each of the stage's
-// V^T tiles, all into one accumulator (a 128-key tile: keys 0..63, then 64..127, P's fragments in the same order), so
-// the ones' columns sum the row over the whole tile.
+// T_j = P_j.V_j into s's registers.
 __device__ __forceinline__ void issue_pv8_into_s(Sage90State& st, u64 dv)
 {
 #if SAGE_TC_ROWSUM
-    wgmma_fence();
-    fence_regs(st.s, SAGE90_PV_REGS);
-#pragma unroll
-    for (int h = 0; h < SAGE90_KH; ++h)
-    {
-        const u64 d = dv + h * (SAGE90_VT_TILE >> 4);
-        wgmma_e4m3_m64n72k32_bits(st.s, st.p + 8 * h, d, h > 0);
-        wgmma_e4m3_m64n72k32_bits(st.s, st.p + 8 * h + 4, d + (32 >> 4), 1);
-    }
-    wgmma_commit();
+    issue_pv8_into(st.s, st.p, dv);
 #else
     issue_k64<int, SAGE90_PV_REGS, wgmma_e4m3_m64n64k32_bits>(st.s, st.p, dv);
 #endif
@@ -650,17 +673,19 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
 #if SAGE_TC_ROWSUM
     // Rows 64..71 of every V^T tile: E4M3 ones (0x38; any swizzle of them is the same), written once (TMA writes only
     // the first 4096 bytes of a tile). wgmma reads shared memory through the async proxy: the fence orders these
-    // generic-proxy stores before it, the block barrier before any consumer's first P.V. One 16-byte store per thread
-    // with no branch (threads past the S * KH * 32 stores repeat one): a loop or a guarded store here made ptxas
-    // serialise every wgmma (C7511).
+    // generic-proxy stores before it, the block barrier before any consumer's first P.V. 16-byte stores with no
+    // branch, one per thread and round (threads past the S * KH * 32 stores repeat one; two rounds with two consumer
+    // warpgroups): a runtime loop or a guarded store here made ptxas serialise every wgmma (C7511).
     constexpr int ONES = SAGE90_STAGES * SAGE90_KH * 32;
-    static_assert((ONES & (ONES - 1)) == 0 && ONES <= SAGE90_THREADS, "one store per thread must cover the ones' rows");
+    static_assert((ONES & (ONES - 1)) == 0, "the ones' stores are indexed modulo their count");
+#pragma unroll
+    for (int round = 0; round < (ONES + SAGE90_THREADS - 1) / SAGE90_THREADS; ++round)
     {
-        const int i = tid & (ONES - 1);
+        const int i = (tid + round * SAGE90_THREADS) & (ONES - 1);
         asm volatile("st.shared.v2.u64 [%0], {%1, %1};" ::"r"(v_smem + (i >> 5) * SAGE90_VT_TILE + SAGE90_TILE + (i & 31) * 16),
                      "l"(0x3838383838383838ull) : "memory");
-        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     }
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 #endif
     __syncthreads();
 
@@ -751,7 +776,7 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     else
     {
         mbar_wait(full + 8 * (1 % S), (1 / S) & 1);
-        issue_qk8(st, blk.dk + (1 % S) * (SAGE90_TILE >> 4));
+        issue_qk8(st, blk.dk + (1 % S) * (SAGE90_K_STAGE >> 4));
         issue_pv8(st, st.p, blk.dv);
         // Steps 0 .. tiles - 3 issue the scores two tiles ahead, in pairs (P alternates between the two sets);
         // step tiles - 2 does not, and its softmax is the last tile's.
