@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (carry .gpu/bin): a quick A/B of 8-bit attention kernel builds named by their
 # COGVIDEOX_KERNEL_DEFINES (AB, space-separated; "default" is the plain build). Each build's
-# selftest --filter sage8_attention first (with a short timeout: a new schedule may hang), then the exact 2b step and
+# selftest --filter sage8_attention first (SELFTEST_LIMIT, 90 s: a new schedule may hang), then the exact 2b step and
 # ROUNDS interleaved rounds of the 2b step with 8-bit attention, printing the per-call kernel time, the step and its
 # error against the exact step. Logs under $OUT.
 B=.gpu/bin/cogvideox
 AB=${AB:-default}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 for v in $AB; do
-  [ "$v" = default ] && continue
-  echo "=== selftest --filter sage8_attention, COGVIDEOX_KERNEL_DEFINES=$v"
-  COGVIDEOX_KERNEL_DEFINES=$v timeout "${SELFTEST_LIMIT:-90}" $B selftest --filter sage8_attention > "$OUT/selftest-$v.txt" 2>&1
+  echo "=== selftest --filter sage8_attention, COGVIDEOX_KERNEL_DEFINES=${v#default}"
+  COGVIDEOX_KERNEL_DEFINES=${v#default} timeout "${SELFTEST_LIMIT:-90}" $B selftest --filter sage8_attention > "$OUT/selftest-$v.txt" 2>&1
   echo "rc=$?"; grep -E "FAIL|cases in|passed" "$OUT/selftest-$v.txt" | head -12
 done
 bench() { timeout 120 $B bench transformer --model-config 2b --repeats 3 --profile "$@" >> "$OUT/bench.txt" 2>&1; echo "rc=$?" >> "$OUT/bench.txt"; }

@@ -194,23 +194,10 @@ fi
 # Seventh session: SAGE90_KEYS=128 (128-key online-softmax tiles, three consumer warpgroups; its own numerics, which the
 # op catalogue's CPU emulation follows) joins the variants. Eighth session (2026-12-06, H200): 128 keys with the
 # ping-pong won both rounds and became the default, so the variants are now the earlier kernels, back to the fifth
-# session's (SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0); SAGE_AB_SELFTEST names builds as "" (the default) or
-# defines.
+# session's (SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0). SAGE_AB overrides the list; scripts/gpu-ab.sh runs it.
 if has sage8ab; then
-  for d in ${SAGE_AB_SELFTEST:-"" SAGE90_PINGPONG=0 SAGE90_KEYS=64}; do
-    { echo "=== selftest --filter sage8_attention, COGVIDEOX_KERNEL_DEFINES=$d"
-      COGVIDEOX_KERNEL_DEFINES=$d timeout 300 $B selftest --filter sage8_attention; echo "selftest rc=$?"; } >> "$OUT/sage8ab.txt" 2>&1
-  done
-  grep -E "^===|FAIL|passed|rc=" "$OUT/sage8ab.txt" | head -30; stamp sage8ab-selftest
-  run_bench ab-exact2b 150 transformer --model-config 2b --repeats 3 --profile
-  for round in 1 2; do
-    for v in ${SAGE_AB:-default SAGE90_PINGPONG=0 SAGE90_KEYS=64 SAGE90_KEYS=64,SAGE90_PINGPONG=0 SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0}; do
-      d=${v#default}
-      echo "=== the next bench with COGVIDEOX_KERNEL_DEFINES=$d (round $round)" >> "$OUT/bench.txt"
-      COGVIDEOX_KERNEL_DEFINES=$d run_bench "ab$round-$v" 150 transformer --model-config 2b --repeats 3 --attention sage8 --profile
-    done
-  done
-  grep -E "^=== the next|attention(_sage8)? F16 \[2, 30, 17776, 64\]|relative error of the step" "$OUT/bench.txt" | cut -c1-200
+  AB=${SAGE_AB:-"default SAGE90_PINGPONG=0 SAGE90_KEYS=64 SAGE90_KEYS=64,SAGE90_PINGPONG=0 SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0"} \
+    SELFTEST_LIMIT=300 OUT=$OUT bash scripts/gpu-ab.sh; stamp sage8ab
 fi
 # The fast modes' per-step error against the exact step at full size (random weights), alone and combined, 2b and 5b.
 if has fastmodes; then

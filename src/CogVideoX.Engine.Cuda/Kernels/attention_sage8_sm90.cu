@@ -58,8 +58,9 @@ struct Sage90Args
 static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 
 // Two schedules of the same per-tile operations (bit-identical results), chosen at compile time:
-//   SAGE90_SERIAL=1 (default): four consumer warpgroups at 112 registers; none overlaps its own wgmmas, so its scores
-//     and its P.V accumulator share registers (sage90_serial_step), and the other warpgroups hide each one's waits;
+//   SAGE90_SERIAL=1 (default): three consumer warpgroups at 160 registers at 128-key steps, four at 112 at 64; none
+//     overlaps its own wgmmas, so its scores and its P.V accumulator share registers (sage90_serial_step), and the
+//     other warpgroups hide each one's waits;
 //   SAGE90_SERIAL=0: fewer consumer warpgroups with more registers, each overlapping its softmax with its P.V and its
 //     accumulation with the next scores (sage90_step): at 64-key steps set SAGE90_SERIAL=0 SAGE90_KEYS=64 SAGE90_NW=3
 //     SAGE90_CONSUMER_REGS=160; at 128-key steps (scores 64 registers, P.V 36, the output 34, two P sets 32: about
