@@ -163,7 +163,7 @@ if has sage8fast; then
   grep -E "FAIL|passed|rc=" "$OUT/sage8fast.txt" | head -20; stamp sage8fast-selftest
   run_bench s8-exact2b 180 transformer --model-config 2b --repeats 5 --profile
   run_bench s8-2b 180 transformer --model-config 2b --repeats 5 --attention sage8 --profile
-  for d in ${SAGE_DEFINES:-SAGE90_EXP_EMU=1}; do
+  for d in ${SAGE_DEFINES:-SAGE90_EXP_LIN=0,SAGE90_EXP_EMU=1}; do
     echo "=== the next bench with COGVIDEOX_KERNEL_DEFINES=$d" >> "$OUT/bench.txt"
     COGVIDEOX_KERNEL_DEFINES=$d run_bench "s8-$d" 180 transformer --model-config 2b --repeats 5 --attention sage8 --profile
   done
@@ -195,8 +195,10 @@ fi
 # op catalogue's CPU emulation follows) joins the variants. Eighth session (2026-12-06, H200): 128 keys with the
 # ping-pong won both rounds and became the default, so the variants are now the earlier kernels, back to the fifth
 # session's (SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0). SAGE_AB overrides the list; scripts/gpu-ab.sh runs it.
+# Ninth session (2026-12-06): linear exponentials (SAGE90_EXP_LIN=1) won both rounds on an H100 and became the default;
+# the earlier kernels take SAGE90_EXP_LIN=0 (the linear one without the ping-pong serialises its wgmmas).
 if has sage8ab; then
-  AB=${SAGE_AB:-"default SAGE90_PINGPONG=0 SAGE90_KEYS=64 SAGE90_KEYS=64,SAGE90_PINGPONG=0 SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0"} \
+  AB=${SAGE_AB:-"default SAGE90_EXP_LIN=0 SAGE90_KEYS=64 SAGE90_EXP_LIN=0,SAGE90_PINGPONG=0 SAGE90_EXP_LIN=0,SAGE90_KEYS=64 SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0,SAGE90_EXP_LIN=0"} \
     SELFTEST_LIMIT=300 OUT=$OUT bash scripts/gpu-ab.sh; stamp sage8ab
 fi
 # The fast modes' per-step error against the exact step at full size (random weights), alone and combined, 2b and 5b.

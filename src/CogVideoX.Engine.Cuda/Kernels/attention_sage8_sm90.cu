@@ -21,7 +21,8 @@
 //   s    = float(S) * (sq * sk): one scale per thread and row (the wgmma accumulator layout equals mma.sync m16n8's per
 //          warp, so the reference's "per-thread" groups are exactly a thread's: rows r and r + 8 of its warp's 16, and
 //          key columns 2t, 2t+1 of every 8, all in K group (token mod 8) div 2 = t)
-//   P    = exp2(s - m) (online softmax in base 2), P * 448 to E4M3, packed straight into the A fragments of P.V
+//   P    = exp2(s - m) (online softmax in base 2), P * 448 to E4M3, packed straight into the A fragments of P.V; the
+//          exponential is Schraudolph's linear one, an integer multiply-add on S (SAGE90_EXP_LIN, below)
 //   T    = wgmma m64n72k32 .f32.e4m3.e4m3, twice (64 keys): P from registers (A), V^T and the ones from shared memory
 //          (B, K-major); columns 64..71 are the tile's row sums of P's codes (SAGE_TC_ROWSUM=0: m64n64k32, and the
 //          row sums of the unrounded P in float, per thread, summed over the quad at the end)
@@ -373,8 +374,44 @@ __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv)
 #ifndef SAGE90_EXP_EMU
 #define SAGE90_EXP_EMU 0  // chunks (of 8, 4 scores each) whose exponentials run on the FMA pipes (common.cuh's ex2_poly)
 #endif
+// SAGE90_EXP_LIN=1 (the default since 2026-12-06; 0 is the A/B alternative): P * 448 without the special-function
+// unit. The float bits of 2^y are about (y + 127) * 2^23 (Schraudolph: the mantissa linear in y's fraction, at most
+// 6.1 % high, before E4M3 keeps 3 of its bits), and that integer is one IMAD on the int32 score: S * M + C with
+// M = round(sc * 2^23). One IMNMX first clamps S so that y >= -127 (M, C and the clamp per row, 64-key half and K
+// group, anchored at the thread's integer maximum there so that M's rounding scales only the distance from it; see
+// lin_row). Two integer instructions a score instead of the bias IADD, the FFMA and MUFU.EX2, which was the busiest
+// unit (66 exponentials a warp and 128 keys at 8 cycles each): H100, [2, 30, 17776, 64], two interleaved rounds in one
+// call: 7.49 / 7.56 ms a call against 8.08 / 8.15 with exp2 (F16 kernel 10.15 ms); the 2b step's error against the
+// exact step 1.730e-3 against 1.722e-3. The numerics are integer arithmetic: the CPU emulation
+// (Sage8Attention.LinearProbabilities) follows them bit for bit. 0 builds the exp2 kernel (SageAttention2's numerics).
+#ifndef SAGE90_EXP_LIN
+#define SAGE90_EXP_LIN 1
+#endif
+#if SAGE90_EXP_LIN && SAGE90_EXP_EMU
+#error "SAGE90_EXP_LIN (the default) has no special-function exponentials to move: add SAGE90_EXP_LIN=0 to SAGE90_EXP_EMU"
+#endif
 #ifndef SAGE90_SUM_CHAINS
 #define SAGE90_SUM_CHAINS 2  // independent row-sum chains a row (1, 2, 4 or 8): 2 measured 2.5 % faster than 1 (H100)
+#endif
+
+#if SAGE90_EXP_LIN
+// The constants of the scores one thread holds of a row in a 64-key half (one K scale group, scale sc), whose integer
+// maximum im converts to the score ym (dy = ym - the running maximum <= 0): P * 448's float bits for a score S >= L
+// are S * M + C, with
+//   M = round(sc * 2^23), A = (log2(448) + 127 + dy) * 2^23 (the maximum's bits, 0 where all of them lie below
+//   2^-127), C = A - im * M, so S's bits are A + (S - im) * M, exact in int32 arithmetic (wrapping products cancel);
+//   L = im - d with d a little below A / M (at most 2^22; |S| <= 2^20), so that no bits are negative (the float of
+//   such bits would be negative or NaN): a clamped score gives a denormal at most, which E4M3 rounds to 0.
+__device__ __forceinline__ void lin_row(float sc, float dy, int im, int& m, int& lo, int& c)
+{
+    m = __float2int_rn(sc * 8388608.0f);
+    const float a = fmaxf(SAGE90_LOG2_448 + 127.0f + dy, 0.0f) * 8388608.0f;
+    float r;  // 1 / M, approximate (and inf for M = 0, where d becomes 2^22): d stays below A / M by the factor
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"((float)m));
+    const float d = fminf(a * (r * (1.0f - 1.0f / 1048576.0f)), 4194304.0f);
+    lo = im - (int)d;
+    c = __float2int_rn(a) - im * m;
+}
 #endif
 
 // The scores of the tile at key kv0 (its S resident in st.s, its K scales at ks_smem): the online softmax step, with
@@ -418,6 +455,10 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
     // no real score's bound, but it never raises the maximum: K smoothing makes a row's real scores sum to zero, so
     // their maximum is >= 0 up to rounding. The quad holds the tile's first key, which is always real.
     float x0, x1;
+#if SAGE90_EXP_LIN
+    int im0[SAGE90_KH], im1[SAGE90_KH];
+    float ym0[SAGE90_KH], ym1[SAGE90_KH];
+#endif
 #pragma unroll
     for (int h = 0; h < SAGE90_KH; ++h)
     {
@@ -429,6 +470,12 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
         i1 = __vimax3_s32(i1, __vimax3_s32(s[19], s[22], s[23]), __vimax3_s32(s[26], s[27], s[30]));
         i1 = max(i1, s[31]);
         const float y0 = s32_to_float(i0) * sc0[h], y1 = s32_to_float(i1) * sc1[h];
+#if SAGE90_EXP_LIN
+        im0[h] = i0;
+        im1[h] = i1;
+        ym0[h] = y0;
+        ym1[h] = y1;
+#endif
         x0 = h == 0 ? y0 : fmaxf(x0, y0);
         x1 = h == 0 ? y1 : fmaxf(x1, y1);
     }
@@ -441,6 +488,16 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
     st.c1 = ex2_approx(st.m1 - n1);
     st.m0 = n0;
     st.m1 = n1;
+#if SAGE90_EXP_LIN
+    // Per row and half: M, the clamp L and C (lin_row).
+    int mm0[SAGE90_KH], mm1[SAGE90_KH], lo0[SAGE90_KH], lo1[SAGE90_KH], cc0[SAGE90_KH], cc1[SAGE90_KH];
+#pragma unroll
+    for (int h = 0; h < SAGE90_KH; ++h)
+    {
+        lin_row(sc0[h], ym0[h] - n0, im0[h], mm0[h], lo0[h], cc0[h]);
+        lin_row(sc1[h], ym1[h] - n1, im1[h], mm1[h], lo1[h], cc1[h]);
+    }
+#else
     float b0[SAGE90_KH], b1[SAGE90_KH];
 #pragma unroll
     for (int h = 0; h < SAGE90_KH; ++h)
@@ -448,6 +505,7 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
         b0[h] = fmaf(-12582912.0f, sc0[h], SAGE90_LOG2_448 - n0);
         b1[h] = fmaf(-12582912.0f, sc1[h], SAGE90_LOG2_448 - n1);
     }
+#endif
 #if !SAGE_TC_ROWSUM
     // Row sums in SAGE90_SUM_CHAINS independent chains a row (chunk c adds to chain c mod chains), combined in order:
     // one chain is 16 dependent adds after the last exponential. (SAGE_TC_ROWSUM: P.V's wgmma sums P's codes.)
@@ -459,8 +517,12 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
     {
         const bool hi = (i & 2) != 0;
         const int h = i >> 5;
+#if SAGE90_EXP_LIN
+        float p = __int_as_float(max(s[i], hi ? lo1[h] : lo0[h]) * (hi ? mm1[h] : mm0[h]) + (hi ? cc1[h] : cc0[h]));
+#else
         const float arg = fmaf(__int_as_float(s[i] + 0x4B400000), hi ? sc1[h] : sc0[h], hi ? b1[h] : b0[h]);
         float p = (i >> 2) < SAGE90_EXP_EMU ? ex2_poly(arg) : ex2_approx(arg);
+#endif
         // Masked keys: their argument is far below zero only when sc is not tiny, so they are zeroed outright.
         if (TAIL && kv0 + (i >> 2) * 8 + (lane & 3) * 2 + (i & 1) >= nk) p = 0.0f;
 #if SAGE90_KH == 1

@@ -423,7 +423,7 @@ public static partial class Ops
         if (output.ElementCount == 0) return;
         if (nk == 0) q.Backend.Fill(output, 0);
         else if (Kernel<ISage8AttentionKernel>(q) is { } kernel) kernel.Sage8Attention(q, k, v, scale, output);
-        else Engine.Sage8Attention.Reference(q, k, v, scale, output, Sage8KernelChoice.EmulatedSoftmaxStep);
+        else Engine.Sage8Attention.Reference(q, k, v, scale, output, Sage8KernelChoice.EmulatedSoftmaxStep, Sage8KernelChoice.EmulatedLinearExp);
     }
 
     /// <summary>

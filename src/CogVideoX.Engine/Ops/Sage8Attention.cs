@@ -136,7 +136,7 @@ public static class Sage8Attention
     /// multiple of <see cref="KeyTile"/>; the kernel's, since a different step rounds P against a different maximum.
     /// </summary>
     public static float[] Compute(float[] q, float[] k, float[] v, int batch, int heads, int nq, int nk, int d, float scale, bool smoothKeys = true,
-        int softmaxStep = KeyTile)
+        int softmaxStep = KeyTile, bool linearExp = false)
     {
         ArgumentNullException.ThrowIfNull(q);
         ArgumentNullException.ThrowIfNull(k);
@@ -162,6 +162,7 @@ public static class Sage8Attention
             var vDecoded = Array.ConvertAll(v8, E4M3.ToFloat);
             var yh = y.AsSpan(bh * nq * d, nq * d);
             var s = new float[softmaxStep];
+            var dots = new int[softmaxStep];
             var p = new float[softmaxStep];
             var tileSum = new float[d];
             var acc = new float[d];
@@ -177,17 +178,17 @@ public static class Sage8Attention
                     {
                         int t = tile + j, dot = 0;
                         for (int c = 0; c < d; c++) dot += q8.Values[i * d + c] * k8.Values[t * d + c];
+                        dots[j] = dot;
                         s[j] = dot * (q8.RowScales[i] * k8.RowScales[t]);
                         tileMax = MathF.Max(tileMax, s[j]);
                     }
                     float mNew = MathF.Max(m, tileMax);
                     float correction = float.Exp2(m - mNew);  // 0 on the first tile (m = −∞)
+                    if (linearExp) LinearProbabilities(dots, count, q8.RowScales[i], k8.RowScales.AsSpan(tile), mNew, p);
+                    else
+                        for (int j = 0; j < count; j++) p[j] = E4M3.Round(float.Exp2(s[j] - mNew) * E4M3.Max);
                     float rowSum = 0;
-                    for (int j = 0; j < count; j++)
-                    {
-                        p[j] = E4M3.Round(float.Exp2(s[j] - mNew) * E4M3.Max);
-                        rowSum += p[j];
-                    }
+                    for (int j = 0; j < count; j++) rowSum += p[j];
                     l = l * correction + rowSum;
                     Array.Clear(tileSum);
                     for (int j = 0; j < count; j++)
@@ -205,16 +206,52 @@ public static class Sage8Attention
         return y;
     }
 
+    /// <summary>log2(448) as the wgmma kernel writes it (SAGE90_LOG2_448): P·448 = exp2(s − m + log2 448).</summary>
+    private const float Log2Max = 8.807354922057604f;
+
+    /// <summary>
+    /// P·448 in E4M3 for one row's tile of integer dot products as the wgmma kernel computes it with SAGE90_EXP_LIN=1,
+    /// bit for bit: Schraudolph's exponential, the float whose bits are (y + 127)·2²³ (the mantissa linear in y's
+    /// fraction, at most 6.1 % above 2^y), as one integer multiply-add on the dot product. Per 64-key scale block and K
+    /// scale group (the keys one thread holds, tokens with the same (t mod 8) div 2): M = round(sc·2²³) and the bits of
+    /// the group's largest dot product im, A = round(max(log2 448 + 127 + float(im)·sc − m, 0)·2²³); a dot product S
+    /// gets A + (S − im)·M, 0 where that is negative (the kernel clamps S there; E4M3 rounds both to 0).
+    /// </summary>
+    public static void LinearProbabilities(ReadOnlySpan<int> dots, int count, float queryScale, ReadOnlySpan<float> keyScales, float max, Span<float> p)
+    {
+        for (int block = 0; block < count; block += KeyTile)
+            for (int group = 0; group < 4; group++)
+            {
+                int im = int.MinValue, end = Math.Min(block + KeyTile, count);
+                for (int j = block + 2 * group; j < end; j += 8)
+                {
+                    im = Math.Max(im, dots[j]);
+                    if (j + 1 < end) im = Math.Max(im, dots[j + 1]);
+                }
+                if (im == int.MinValue) continue;
+                float sc = queryScale * keyScales[block + 2 * group];
+                int m = (int)MathF.Round(sc * 8388608f);
+                float a = MathF.Max(Log2Max + 127f + ((float)im * sc - max), 0f) * 8388608f;
+                long ai = (long)MathF.Round(a);
+                for (int j = block + 2 * group; j < end; j += 8)
+                    for (int e = j; e < Math.Min(j + 2, end); e++)
+                    {
+                        long bits = ai + (long)(dots[e] - im) * m;
+                        p[e] = bits <= 0 ? 0f : E4M3.Round(BitConverter.Int32BitsToSingle((int)bits));
+                    }
+            }
+    }
+
     /// <summary>
     /// <see cref="Compute"/> on tensors (any backend, dtype and strides; copied through the host): y = 8-bit attention of
     /// q [B, H, Nq, D], k and v [B, H, Nk, D], written into y (its dtype, any strides), the online softmax stepping
     /// over <paramref name="softmaxStep"/> keys.
     /// </summary>
-    public static void Reference(Tensor q, Tensor k, Tensor v, float scale, Tensor y, int softmaxStep = KeyTile)
+    public static void Reference(Tensor q, Tensor k, Tensor v, float scale, Tensor y, int softmaxStep = KeyTile, bool linearExp = false)
     {
         ArgumentNullException.ThrowIfNull(y);
         int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3), nk = k.Dim(2);
-        var result = Compute(q.ToFloatArray(), k.ToFloatArray(), v.ToFloatArray(), b, h, nq, nk, d, scale, softmaxStep: softmaxStep);
+        var result = Compute(q.ToFloatArray(), k.ToFloatArray(), v.ToFloatArray(), b, h, nq, nk, d, scale, softmaxStep: softmaxStep, linearExp: linearExp);
         using var t = Tensor.FromArray(result, [b, h, nq, d], y.Backend, y.DType);
         y.Backend.Copy(t, y);
     }

@@ -1,8 +1,10 @@
 namespace CogVideoX.Engine;
 
 /// <summary>
-/// Which GPU kernel computes the 8-bit attention (<see cref="Sage8Attention"/>): the numerics are the same, only the
-/// speed differs, so this is an A/B switch for measurements, not a mode of the run.
+/// Which GPU kernel computes the 8-bit attention (<see cref="Sage8Attention"/>): an A/B switch for measurements, not a
+/// mode of the run. Their numerics differ in two details, each followed by the CPU emulation where a scope forces the
+/// kernel: the wgmma kernel's softmax steps over 128 keys (<see cref="Sage8KernelChoice.WgmmaSoftmaxStep"/>) and takes
+/// linear exponentials (<see cref="Sage8KernelChoice.WgmmaLinearExp"/>); the mma.sync kernel steps over 64 with exp2.
 /// </summary>
 public enum Sage8Kernel
 {
@@ -84,6 +86,37 @@ public static class Sage8KernelChoice
     /// op catalogue then checks it against the emulation of its own numerics), else 64 (the mma.sync kernel's).
     /// </summary>
     public static int EmulatedSoftmaxStep => t_forced == Sage8Kernel.Wgmma ? WgmmaSoftmaxStep : Sage8Attention.KeyTile;
+
+    /// <summary>The define that gives the wgmma kernel its linear exponentials (attention_sage8_sm90.cu, SAGE90_EXP_LIN).</summary>
+    public const string WgmmaLinearExpDefine = "SAGE90_EXP_LIN";
+
+    /// <summary>
+    /// Whether the wgmma kernel builds without SAGE90_EXP_LIN take their exponentials linear: yes since 2026-12-06 (H100,
+    /// [2, 30, 17776, 64]: 7.49 ms a call against 8.08 with exp2; docs/fast-modes.md). The kernel's #define must say the same.
+    /// </summary>
+    public const bool DefaultWgmmaLinearExp = true;
+
+    private static readonly Lazy<bool> s_wgmmaLinearExp = new(() => WgmmaLinearExpFrom(KernelDefines.Integer(WgmmaLinearExpDefine)));
+
+    /// <summary>
+    /// Whether the wgmma kernel computes P·448 with Schraudolph's linear exponential, an integer multiply-add on the
+    /// dot product (<see cref="Sage8Attention.LinearProbabilities"/>), instead of exp2 on the special-function unit:
+    /// <see cref="DefaultWgmmaLinearExp"/>, or SAGE90_EXP_LIN from COGVIDEOX_KERNEL_DEFINES. Read once, as the kernel is.
+    /// </summary>
+    public static bool WgmmaLinearExp => s_wgmmaLinearExp.Value;
+
+    /// <summary>SAGE90_EXP_LIN's value as the kernel reads it (null: unset); anything but 0 or 1 is refused.</summary>
+    public static bool WgmmaLinearExpFrom(int? defined) => defined switch
+    {
+        null => DefaultWgmmaLinearExp,
+        0 or 1 => defined.Value == 1,
+        _ => throw new CogVideoXException(
+            $"{KernelDefines.Variable}: {WgmmaLinearExpDefine}={defined} is not a form of the wgmma 8-bit attention kernel's exponentials; " +
+            $"set {WgmmaLinearExpDefine}=1 (linear) or {WgmmaLinearExpDefine}=0 (exp2)", 2),
+    };
+
+    /// <summary>Whether the CPU emulation takes linear exponentials on this thread: where a scope forces the wgmma kernel, as it does.</summary>
+    public static bool EmulatedLinearExp => t_forced == Sage8Kernel.Wgmma && WgmmaLinearExp;
 
     /// <summary>"wgmma" or "mma.sync" (auto is "auto"), as the catalogue and the timings label their cases.</summary>
     public static string Name(Sage8Kernel kernel) => kernel switch

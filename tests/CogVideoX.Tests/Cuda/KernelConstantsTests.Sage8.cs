@@ -14,6 +14,7 @@ public partial class KernelConstantsTests
         int step = Sage8KernelChoice.DefaultWgmmaSoftmaxStep;
         Assert.Equal(step, Sage8Layout.HopperKeyStep);
         Assert.Equal(step, Evaluate("SAGE90_KEYS", defines));
+        Assert.Equal(Sage8KernelChoice.DefaultWgmmaLinearExp ? 1 : 0, Evaluate("SAGE90_EXP_LIN", defines));
         Assert.Equal(Sage8Layout.HopperWarpgroups, Evaluate("SAGE90_NW", defines));
         Assert.Equal(Sage8Layout.HopperStages, Evaluate("SAGE90_STAGES", defines));
         Assert.Equal(Sage8Layout.HopperThreads, Evaluate("SAGE90_THREADS", defines));

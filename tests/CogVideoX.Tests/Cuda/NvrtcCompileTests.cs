@@ -99,25 +99,24 @@ public class NvrtcCompileTests
 
     /// <summary>
     /// The 8-bit wgmma kernel's A/B alternatives, which gpu-bench.sh's sage8ab stage times against the default (128-key
-    /// steps with the warpgroups' ping-pong), must build as cleanly as it: a serialised wgmma (ptxas's C7511, only an
-    /// "info" line) would make their timing meaningless: 64-key steps (four consumer warpgroups), the 128-key kernel
-    /// without the ping-pong, and the overlapped schedule at 128 keys. (SAGE_TC_ROWSUM=0 with SAGE90_KEYS=64 and SAGE90_PINGPONG=0 builds the SASS the
-    /// fifth session measured.)
+    /// steps, the warpgroups' ping-pong, linear exponentials), must build as cleanly as it: a serialised wgmma (ptxas's
+    /// C7511, only an "info" line) would make their timing meaningless: exp2 on the special-function unit (SageAttention2's
+    /// numerics), 64-key steps (four consumer warpgroups), and the exp2 kernel without the ping-pong (the linear one
+    /// without it serialises). (The overlapped schedule at 128 keys, SAGE90_SERIAL=0,SAGE90_NW=2,SAGE90_CONSUMER_REGS=240,
+    /// measured 9.30 / 9.43 ms a call against the serial 8.55 / 8.58 on an H100, 2026-12-06, and is no longer tried.)
     /// </summary>
     [Theory]
-    [InlineData("SAGE90_KEYS=64", 0)]
-    [InlineData("SAGE90_PINGPONG=0", 0)]
-    [InlineData("SAGE90_SERIAL=0,SAGE90_NW=2,SAGE90_CONSUMER_REGS=240", 64)]
-    public void TheEightBitKernelsAlternativesBuildWithoutSerialisedWgmmas(string defines, int stackBytes)
+    [InlineData("SAGE90_EXP_LIN=0")]
+    [InlineData("SAGE90_KEYS=64")]
+    [InlineData("SAGE90_EXP_LIN=0,SAGE90_PINGPONG=0")]
+    public void TheEightBitKernelsAlternativesBuildWithoutSerialisedWgmmas(string defines)
     {
-        // The overlapped schedule at 128 keys (two consumer warpgroups at 240 registers) keeps nine values a thread in
-        // local memory across its two-tile loop (ptxas 12.4: 40 bytes of stack); the others none.
         var run = DoctorRun.Start("sm_90", defines);
         Assert.Equal(0, run.ExitCode);
         Assert.Contains("  ptxas warnings: none", run.Lines);
         foreach (var t in new[] { "f16", "bf16" })
         {
-            Assert.InRange(run.Kernel($"sage8_attention_sm90_{t}").StackBytes, 0, stackBytes);
+            Assert.Equal(0, run.Kernel($"sage8_attention_sm90_{t}").StackBytes);
             Assert.InRange(run.Kernel($"sage8_attention_sm90_{t}").Registers, 1, 168);
         }
     }

@@ -85,6 +85,25 @@ public class Sage8HopperKernelTests
         Assert.Equal(step, Sage8KernelChoice.WgmmaSoftmaxStepFrom(defined));
 
     [Theory]
+    [InlineData(null, true)]
+    [InlineData(0, false)]
+    [InlineData(1, true)]
+    public void TheWgmmaKernelsExponentialsAreLinearUnlessSage90ExpLinIsZero(int? defined, bool linear) =>
+        Assert.Equal(linear, Sage8KernelChoice.WgmmaLinearExpFrom(defined));
+
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(2)]
+    public void OtherExponentialFormsAreRefusedNamingTheKnob(int defined)
+    {
+        var e = Assert.Throws<CogVideoXException>(() => Sage8KernelChoice.WgmmaLinearExpFrom(defined));
+        Assert.Contains("COGVIDEOX_KERNEL_DEFINES", e.Message);
+        Assert.Contains($"SAGE90_EXP_LIN={defined}", e.Message);
+        Assert.Contains("SAGE90_EXP_LIN=1", e.Message);
+        Assert.Contains("SAGE90_EXP_LIN=0", e.Message);
+    }
+
+    [Theory]
     [InlineData(0)]
     [InlineData(32)]
     [InlineData(192)]

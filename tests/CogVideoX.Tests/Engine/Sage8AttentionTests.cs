@@ -300,6 +300,55 @@ public class Sage8AttentionTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData(1f, 0f)]
+    [InlineData(3f, 2f)]
+    [InlineData(6f, 0f)]
+    public void LinearExponentialsCostLittleFidelity(float sharpness, float keyBias)
+    {
+        // The wgmma kernel's Schraudolph exponentials (up to 6.1 % high before E4M3's rounding, which the row sums of the
+        // same codes partly cancel) against exp2, both at 128-key steps, each against float attention. 2026-12-06:
+        // 4.326e-2 / 3.915e-2 / 3.984e-2 against 3.703e-2 / 3.444e-2 / 3.766e-2.
+        int h = 2, nq = 256, nk = 2048, d = 64;
+        var (q, k, v) = Inputs(1, h, nq, nk, d, keyBias, sharpness, seed: 3);
+        var y = Exact(q, k, v, h, nq, nk, d, 0.125f);
+        var ye = Sage8Attention.Compute(q, k, v, 1, h, nq, nk, d, 0.125f, softmaxStep: 128);
+        var yl = Sage8Attention.Compute(q, k, v, 1, h, nq, nk, d, 0.125f, softmaxStep: 128, linearExp: true);
+        double ee = RelativeError(ye, y), el = RelativeError(yl, y);
+        output.WriteLine($"q scale {sharpness}, key bias {keyBias}: relative error {ee:E3} with exp2, {el:E3} with linear exponentials");
+        Assert.True(el < 0.046, $"{el}");
+        Assert.InRange(el / ee, 1.0, 1.25);
+    }
+
+    [Fact]
+    public void LinearProbabilitiesAreSchraudolphsExponentialInE4M3()
+    {
+        // Against exp2: above by at most 6.1 % (the linear mantissa), then E4M3's rounding (half a step: 6.25 % at most);
+        // each an E4M3 value, 448 at most; the largest of a group whose maximum is the row's is 2^8 * 1.807 = 462.6 before
+        // saturating to 448. Two 64-key blocks of one row, 100 keys (the second partial), each K group its own scale.
+        var rng = new Random(11);
+        int count = 100;
+        var dots = Enumerable.Range(0, count).Select(_ => rng.Next(-60000, 60000)).ToArray();
+        var keyScales = Enumerable.Range(0, count).Select(j => 2e-4f * (1 + ((j % 8) >> 1) + 4 * (j / 64))).ToArray();
+        float queryScale = 0.05f, max = float.NegativeInfinity;
+        var s = new float[count];
+        for (int j = 0; j < count; j++) max = MathF.Max(max, s[j] = dots[j] * (queryScale * keyScales[j]));
+        var p = new float[count];
+        Sage8Attention.LinearProbabilities(dots, count, queryScale, keyScales, max, p);
+        int checkedValues = 0;
+        for (int j = 0; j < count; j++)
+        {
+            Assert.Contains(p[j], E4M3.Table);
+            Assert.InRange(p[j], 0f, E4M3.Max);
+            double exact = Math.Pow(2, s[j] - max) * E4M3.Max;
+            if (exact < 1.0 / 64) continue;
+            Assert.InRange(p[j] / exact, 0.9375, 1.0615 * 1.0625);
+            checkedValues++;
+        }
+        Assert.True(checkedValues > 60, $"{checkedValues}");
+        Assert.Equal(E4M3.Max, p[Array.IndexOf(s, max)]);
+    }
+
+    [Theory]
     [InlineData(0)]
     [InlineData(-64)]
     [InlineData(32)]
@@ -321,13 +370,19 @@ public class Sage8AttentionTests(ITestOutputHelper output)
         Assert.Equal(Sage8Attention.KeyTile, Sage8KernelChoice.EmulatedSoftmaxStep);
         using (Sage8KernelChoice.Force(Sage8Kernel.MmaSync)) Assert.Equal(Sage8Attention.KeyTile, Sage8KernelChoice.EmulatedSoftmaxStep);
         using (Sage8KernelChoice.Force(Sage8Kernel.Wgmma)) Assert.Equal(Sage8KernelChoice.WgmmaSoftmaxStep, Sage8KernelChoice.EmulatedSoftmaxStep);
+        // Likewise its exponentials: linear (SAGE90_EXP_LIN's default) only where the wgmma kernel is forced.
+        Assert.Equal(Sage8KernelChoice.DefaultWgmmaLinearExp, Sage8KernelChoice.WgmmaLinearExp);
+        Assert.False(Sage8KernelChoice.EmulatedLinearExp);
+        using (Sage8KernelChoice.Force(Sage8Kernel.MmaSync)) Assert.False(Sage8KernelChoice.EmulatedLinearExp);
+        using (Sage8KernelChoice.Force(Sage8Kernel.Wgmma)) Assert.Equal(Sage8KernelChoice.WgmmaLinearExp, Sage8KernelChoice.EmulatedLinearExp);
         var (q, k, v) = Inputs(1, 1, 8, 200, 64, 1f, 1f, seed: 4);
         using var qt = Tensor.FromArray(q, [1, 1, 8, 64]);
         using var kt = Tensor.FromArray(k, [1, 1, 200, 64]);
         using var vt = Tensor.FromArray(v, [1, 1, 200, 64]);
         using var y = Tensor.Zeros(CpuBackend.Instance, DType.F32, 1, 1, 8, 64);
         using (Sage8KernelChoice.Force(Sage8Kernel.Wgmma)) Ops.Sage8AttentionInto(qt, kt, vt, 0.125f, y);
-        Assert.Equal(Sage8Attention.Compute(q, k, v, 1, 1, 8, 200, 64, 0.125f, softmaxStep: Sage8KernelChoice.WgmmaSoftmaxStep), y.ToFloatArray());
+        Assert.Equal(Sage8Attention.Compute(q, k, v, 1, 1, 8, 200, 64, 0.125f, softmaxStep: Sage8KernelChoice.WgmmaSoftmaxStep,
+            linearExp: Sage8KernelChoice.WgmmaLinearExp), y.ToFloatArray());
     }
 
     [Theory]
@@ -351,9 +406,10 @@ public class Sage8AttentionTests(ITestOutputHelper output)
             using (Decompositions.Force()) Ops.Sage8AttentionInto(qt, kt, vt, 0.125f, decomposed);
         }
         Assert.Equal(fused.ToFloatArray(), decomposed.ToFloatArray());
-        // The steps do differ on these inputs, so the comparison above can tell them apart.
-        Assert.NotEqual(Sage8Attention.Compute(q, k, v, 1, 2, 16, 200, 64, 0.125f, softmaxStep: 64),
-            Sage8Attention.Compute(q, k, v, 1, 2, 16, 200, 64, 0.125f, softmaxStep: 128));
+        // The steps and the exponentials do differ on these inputs, so the comparison above can tell them apart.
+        var step128 = Sage8Attention.Compute(q, k, v, 1, 2, 16, 200, 64, 0.125f, softmaxStep: 128);
+        Assert.NotEqual(Sage8Attention.Compute(q, k, v, 1, 2, 16, 200, 64, 0.125f, softmaxStep: 64), step128);
+        Assert.NotEqual(Sage8Attention.Compute(q, k, v, 1, 2, 16, 200, 64, 0.125f, softmaxStep: 128, linearExp: true), step128);
     }
 
     [Fact]

@@ -9,7 +9,7 @@ public sealed unsafe partial class CpuBackend
     /// its softmax steps as the kernel a <see cref="Sage8KernelChoice"/> scope forces does.
     /// </summary>
     public void Sage8Attention(Tensor q, Tensor k, Tensor v, float scale, Tensor y) =>
-        Engine.Sage8Attention.Reference(q, k, v, scale, y, Sage8KernelChoice.EmulatedSoftmaxStep);
+        Engine.Sage8Attention.Reference(q, k, v, scale, y, Sage8KernelChoice.EmulatedSoftmaxStep, Sage8KernelChoice.EmulatedLinearExp);
 
     /// <summary>
     /// Memory-bounded attention (see <see cref="FlashAttention"/>): float32 q/k/v/bias are read through their strides
