@@ -387,6 +387,12 @@ __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv)
 #ifndef SAGE90_EXP_LIN
 #define SAGE90_EXP_LIN 1
 #endif
+#ifndef SAGE90_LIN_FAST
+#define SAGE90_LIN_FAST 0  // an A/B knob: skip the clamps where the warp's scores need none (one vote a tile)
+#endif
+#if SAGE90_LIN_FAST && (!SAGE90_EXP_LIN || !SAGE_TC_ROWSUM)
+#error "SAGE90_LIN_FAST is for the linear exponentials with the tensor-core row sums"
+#endif
 #if SAGE90_EXP_LIN && SAGE90_EXP_EMU
 #error "SAGE90_EXP_LIN (the default) has no special-function exponentials to move: add SAGE90_EXP_LIN=0 to SAGE90_EXP_EMU"
 #endif
@@ -512,6 +518,39 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
     float r0[SAGE90_SUM_CHAINS], r1[SAGE90_SUM_CHAINS];
 #endif
     const int* s = st.s;
+#if SAGE90_EXP_LIN && SAGE90_LIN_FAST
+    // The clamps are needed only where a score lies below its L: where none of the warp's does (the usual case: a row
+    // spans far less than 127 octaves), a second copy of the loop skips them. The minima: 8 VIMNMX3 a row and half.
+    bool unclamped = !TAIL;
+#pragma unroll
+    for (int h = 0; h < SAGE90_KH; ++h)
+    {
+        const int* t = st.s + 32 * h;
+        int j0 = __vimin3_s32(__vimin3_s32(t[0], t[1], t[4]), __vimin3_s32(t[5], t[8], t[9]), __vimin3_s32(t[12], t[13], t[16]));
+        j0 = __vimin3_s32(j0, __vimin3_s32(t[17], t[20], t[21]), __vimin3_s32(t[24], t[25], t[28]));
+        j0 = min(j0, t[29]);
+        int j1 = __vimin3_s32(__vimin3_s32(t[2], t[3], t[6]), __vimin3_s32(t[7], t[10], t[11]), __vimin3_s32(t[14], t[15], t[18]));
+        j1 = __vimin3_s32(j1, __vimin3_s32(t[19], t[22], t[23]), __vimin3_s32(t[26], t[27], t[30]));
+        j1 = min(j1, t[31]);
+        unclamped = unclamped && j0 >= lo0[h] && j1 >= lo1[h];
+    }
+    if (__builtin_expect(__all_sync(0xffffffffu, unclamped), 1))
+    {
+#pragma unroll
+        for (int i = 0; i < SAGE90_S_REGS; ++i)
+        {
+            const bool hi = (i & 2) != 0;
+            const int h = i >> 5;
+            const float p = __int_as_float(s[i] * (hi ? mm1[h] : mm0[h]) + (hi ? cc1[h] : cc0[h]));
+#if SAGE90_KH == 1
+            st.f[i] = p;
+#else
+            st.s[i] = __float_as_int(p);
+#endif
+        }
+        return;
+    }
+#endif
 #pragma unroll
     for (int i = 0; i < SAGE90_S_REGS; ++i)
     {
