@@ -60,5 +60,6 @@ static __device__ __forceinline__ int __any_sync(unsigned m, int p) { return __n
 static __device__ __forceinline__ int __all_sync(unsigned m, int p) { return __nvvm_vote_all_sync(m, p); }
 static __device__ __forceinline__ unsigned __ballot_sync(unsigned m, int p) { return __nvvm_vote_ballot_sync(m, p); }
 static __device__ __forceinline__ void __syncwarp(unsigned m = 0xffffffffu) { __nvvm_bar_warp_sync(m); }
-// CUDA 12's DPX device function (one VIMNMX3 on sm_90, emulated before): the largest of three ints.
+// CUDA 12's DPX device functions (one VIMNMX3 on sm_90, emulated before): the largest and the smallest of three ints.
 static __device__ __forceinline__ int __vimax3_s32(int a, int b, int c) { int m = a > b ? a : b; return m > c ? m : c; }
+static __device__ __forceinline__ int __vimin3_s32(int a, int b, int c) { int m = a < b ? a : b; return m < c ? m : c; }

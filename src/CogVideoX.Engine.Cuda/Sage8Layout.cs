@@ -23,15 +23,28 @@ internal static class Sage8Layout
     /// </summary>
     public static int HopperKeyStep => Sage8KernelChoice.WgmmaSoftmaxStep;
 
-    /// <summary>
-    /// Consumer warpgroups (64 query rows each) the wgmma kernel has by default for a key step (SAGE90_NW's default):
-    /// 4 with 64-key steps; 3 with 128, whose scores take twice the registers (the three-warpgroup design,
-    /// docs/gpu-runs/next-gpu-session.md).
-    /// </summary>
-    public static int DefaultHopperWarpgroupsFor(int keyStep) => keyStep == 128 ? 3 : 4;
+    private static readonly int? s_definedSerial = KernelDefines.Integer("SAGE90_SERIAL");
 
-    /// <summary><see cref="DefaultHopperWarpgroupsFor"/> the kernel's <see cref="HopperKeyStep"/>.</summary>
-    public static int DefaultHopperWarpgroups => DefaultHopperWarpgroupsFor(HopperKeyStep);
+    /// <summary>
+    /// Whether the wgmma kernel's schedule for a key step and exponential form is the serial one (SAGE90_SERIAL's
+    /// default): overlapped (FlashAttention-3's form, two consumer warpgroups at 240 registers) at 128-key steps with the
+    /// linear exponentials, the fastest measured (H100: 7.16 ms a call at [2, 30, 17776, 64] against 7.32 serial),
+    /// serial otherwise; SAGE90_SERIAL from COGVIDEOX_KERNEL_DEFINES decides where it is set.
+    /// </summary>
+    public static bool HopperSerialFor(int keyStep, bool linearExp) =>
+        s_definedSerial is { } defined ? defined != 0 : !(keyStep == 128 && linearExp);
+
+    /// <summary>The kernel's schedule: <see cref="HopperSerialFor"/> its key step and exponentials.</summary>
+    public static bool HopperSerial => HopperSerialFor(HopperKeyStep, Sage8KernelChoice.WgmmaLinearExp);
+
+    /// <summary>
+    /// Consumer warpgroups (64 query rows each) the wgmma kernel has by default for a key step and schedule (SAGE90_NW's
+    /// default): serial, 4 with 64-key steps and 3 with 128, whose scores take twice the registers; overlapped, 3 and 2.
+    /// </summary>
+    public static int DefaultHopperWarpgroupsFor(int keyStep, bool serial) => (serial ? 5 : 4) - keyStep / KeyTile;
+
+    /// <summary><see cref="DefaultHopperWarpgroupsFor"/> the kernel's <see cref="HopperKeyStep"/> and schedule.</summary>
+    public static int DefaultHopperWarpgroups => DefaultHopperWarpgroupsFor(HopperKeyStep, HopperSerial);
 
     private static readonly int? s_definedWarpgroups = KernelDefines.Integer("SAGE90_NW");
 

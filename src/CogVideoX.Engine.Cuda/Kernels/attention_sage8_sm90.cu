@@ -59,15 +59,20 @@ struct Sage90Args
 static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 
 // Two schedules of the same per-tile operations (bit-identical results), chosen at compile time:
-//   SAGE90_SERIAL=1 (default): three consumer warpgroups at 160 registers at 128-key steps, four at 112 at 64; none
-//     overlaps its own wgmmas, so its scores and its P.V accumulator share registers (sage90_serial_step), and the
-//     other warpgroups hide each one's waits;
+//   SAGE90_SERIAL=1: three consumer warpgroups at 160 registers at 128-key steps, four at 112 at 64; none overlaps
+//     its own wgmmas, so its scores and its P.V accumulator share registers (sage90_serial_step), and the other
+//     warpgroups hide each one's waits (the default with exp2, SAGE90_EXP_LIN=0, and at 64-key steps);
 //   SAGE90_SERIAL=0: fewer consumer warpgroups with more registers, each overlapping its softmax with its P.V and its
-//     accumulation with the next scores (sage90_step): at 64-key steps set SAGE90_SERIAL=0 SAGE90_KEYS=64 SAGE90_NW=3
-//     SAGE90_CONSUMER_REGS=160; at 128-key steps (scores 64 registers, P.V 36, the output 34, two P sets 32: about
-//     195) SAGE90_SERIAL=0 SAGE90_NW=2 SAGE90_CONSUMER_REGS=240, FlashAttention-3's form (an A/B knob, 2026-12-06).
+//     accumulation with the next scores (sage90_step): three at 160 registers at 64-key steps; at 128 (scores 64
+//     registers, P.V 36, the output 34, two P sets 32: about 195) two at 240, FlashAttention-3's form, the default
+//     with the linear exponentials since 2026-12-06.
 // H100, [2, 30, 17776, 64], 64-key steps with float row sums, in three calls: serial 8.72 / 8.85 / 8.92 ms a call,
-// overlapped 8.92 / 9.08 / 8.97 ms.
+// overlapped 8.92 / 9.08 / 8.97 ms. At 128 keys with exp2: serial 8.55 / 8.58, overlapped 9.30 / 9.43 (H100). At 128
+// keys with the linear exponentials and SAGE90_LIN_FAST, two rounds in one call (H100, F16 kernel 10.20 ms): serial
+// 7.32 / 7.37, overlapped 7.16 / 7.17 (without SAGE90_LIN_FAST: 7.47 / 7.43 and 7.40 / 7.45).
+#ifndef SAGE90_EXP_LIN
+#define SAGE90_EXP_LIN 1  // the exponentials' form: see below, where it is used
+#endif
 // SAGE90_KEYS=128 (the default since 2026-12-06; 64 is the A/B alternative): the online softmax steps over 128-key
 // tiles, two of K's 64-key scale blocks each, so what is paid once a tile (the maxima's float part and shuffles, the
 // correction exponentials, the accumulation O = O * c + T, the loop, barriers and wgmma issue) is paid once per 128
@@ -82,13 +87,15 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 #error "SAGE90_KEYS is 64 or 128 (keys per online-softmax step)"
 #endif
 #define SAGE90_KH (SAGE90_KEYS / 64)  // 64-key halves of a key tile
-#ifndef SAGE90_NW
-// Consumer warpgroups per block (64 query rows each; one block per multiprocessor): 4, or 3 with 128-key tiles
-// (written as arithmetic for KernelConstantsTests' evaluator).
-#define SAGE90_NW (5 - SAGE90_KH)
-#endif
 #ifndef SAGE90_SERIAL
-#define SAGE90_SERIAL 1
+// Overlapped at 128-key steps with the linear exponentials, serial otherwise (written as arithmetic for
+// KernelConstantsTests' evaluator).
+#define SAGE90_SERIAL (SAGE90_KH == 2 ? 1 - SAGE90_EXP_LIN : 1)
+#endif
+#ifndef SAGE90_NW
+// Consumer warpgroups per block (64 query rows each; one block per multiprocessor): serial, 4 at 64-key steps and 3 at
+// 128; overlapped, 3 and 2.
+#define SAGE90_NW (SAGE90_SERIAL == 1 ? 5 - SAGE90_KH : 4 - SAGE90_KH)
 #endif
 #ifndef SAGE90_STAGES
 #define SAGE90_STAGES 8  // K/V^T tiles the producer may run ahead by
@@ -103,7 +110,8 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 #define SAGE90_PRODUCER_REGS 24
 #endif
 #ifndef SAGE90_CONSUMER_REGS
-#define SAGE90_CONSUMER_REGS (64 + 48 * SAGE90_KH)  // 112, or 160 with 128-key tiles
+// Serial: 112, or 160 with 128-key tiles; overlapped: 160, or 240.
+#define SAGE90_CONSUMER_REGS (SAGE90_SERIAL == 1 ? 64 + 48 * SAGE90_KH : 80 + 80 * SAGE90_KH)
 #endif
 #define SAGE90_THREADS (128 * (SAGE90_NW + 1))
 // Registers a thread starts with (the launch bound's share, in steps of 8). setmaxnreg.inc takes registers only from
@@ -384,11 +392,10 @@ __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv)
 // call: 7.49 / 7.56 ms a call against 8.08 / 8.15 with exp2 (F16 kernel 10.15 ms); the 2b step's error against the
 // exact step 1.730e-3 against 1.722e-3. The numerics are integer arithmetic: the CPU emulation
 // (Sage8Attention.LinearProbabilities) follows them bit for bit. 0 builds the exp2 kernel (SageAttention2's numerics).
-#ifndef SAGE90_EXP_LIN
-#define SAGE90_EXP_LIN 1
-#endif
 #ifndef SAGE90_LIN_FAST
-#define SAGE90_LIN_FAST 0  // an A/B knob: skip the clamps where the warp's scores need none (one vote a tile)
+// 1 (the default with the linear exponentials and the tensor-core row sums since 2026-12-06): skip the clamps where the
+// warp's scores need none (one vote a tile; see softmax8).
+#define SAGE90_LIN_FAST (SAGE90_EXP_LIN * SAGE_TC_ROWSUM)
 #endif
 #if SAGE90_LIN_FAST && (!SAGE90_EXP_LIN || !SAGE_TC_ROWSUM)
 #error "SAGE90_LIN_FAST is for the linear exponentials with the tensor-core row sums"

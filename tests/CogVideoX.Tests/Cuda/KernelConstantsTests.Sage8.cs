@@ -15,6 +15,7 @@ public partial class KernelConstantsTests
         Assert.Equal(step, Sage8Layout.HopperKeyStep);
         Assert.Equal(step, Evaluate("SAGE90_KEYS", defines));
         Assert.Equal(Sage8KernelChoice.DefaultWgmmaLinearExp ? 1 : 0, Evaluate("SAGE90_EXP_LIN", defines));
+        Assert.Equal(Sage8Layout.HopperSerial ? 1 : 0, Evaluate("SAGE90_SERIAL", defines));
         Assert.Equal(Sage8Layout.HopperWarpgroups, Evaluate("SAGE90_NW", defines));
         Assert.Equal(Sage8Layout.HopperStages, Evaluate("SAGE90_STAGES", defines));
         Assert.Equal(Sage8Layout.HopperThreads, Evaluate("SAGE90_THREADS", defines));
@@ -24,11 +25,19 @@ public partial class KernelConstantsTests
         Assert.Equal(Sage8Layout.KeyScaleBytes, Evaluate("SAGE90_KSCALE", defines));
         Assert.Equal((long)Sage8Layout.HopperSharedBytes, Evaluate("SAGE90_SMEM", defines));
         RegistersAndSharedMemoryFit(defines, step);
-        // Both steps: each with its default warpgroups and shared memory (the host's layout for SAGE90_KEYS=64 or 128).
+        // Both steps and both exponential forms: each with its default schedule, warpgroups and shared memory (the
+        // host's layout for SAGE90_KEYS=64 or 128 and SAGE90_EXP_LIN=0 or 1).
         foreach (int keys in new[] { 64, 128 })
+        foreach (bool linear in new[] { false, true })
         {
-            var variant = new Dictionary<string, string>(defines) { ["SAGE90_KEYS"] = keys.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-            Assert.Equal(Sage8Layout.DefaultHopperWarpgroupsFor(keys), Evaluate("SAGE90_NW", variant));
+            var variant = new Dictionary<string, string>(defines)
+            {
+                ["SAGE90_KEYS"] = keys.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["SAGE90_EXP_LIN"] = linear ? "1" : "0",
+            };
+            bool serial = Sage8Layout.HopperSerialFor(keys, linear);
+            Assert.Equal(serial ? 1 : 0, Evaluate("SAGE90_SERIAL", variant));
+            Assert.Equal(Sage8Layout.DefaultHopperWarpgroupsFor(keys, serial), Evaluate("SAGE90_NW", variant));
             Assert.Equal((long)Sage8Layout.HopperSharedBytesFor(keys), Evaluate("SAGE90_SMEM", variant));
             RegistersAndSharedMemoryFit(variant, keys);
         }

@@ -22,7 +22,9 @@ public class NvrtcCompileTests
     /// (16 uint4 a lane): no CogVideoX layer norm is that wide (1,920 and 3,072 take v8 and v12), and the spill is
     /// one 4-byte value outside the row loop.
     /// </summary>
-    private static readonly string[] s_spillAllowed = ["ln_rows_f16_v16", "ln_rows_bf16_v16"];
+    // The 8-bit wgmma kernel's default (the overlapped schedule at 128 keys, 240 registers) keeps 13 values in local
+    // memory across its two-tile loop (ptxas 12.4: 56 bytes of stack) and still measured the fastest (2026-12-06).
+    private static readonly string[] s_spillAllowed = ["ln_rows_f16_v16", "ln_rows_bf16_v16", "sage8_attention_sm90_f16", "sage8_attention_sm90_bf16"];
 
     public static TheoryData<string> Architectures() => new() { "sm_80", "sm_89", "sm_90" };
 
@@ -68,14 +70,14 @@ public class NvrtcCompileTests
     public void TheHopperKernelsKeepTheirRegisterPlan()
     {
         var run = Run("sm_90");
-        // The 8-bit wgmma kernel (128-key steps, the default) launches 4 warpgroups of 128 threads and then moves
-        // registers with setmaxnreg (24 for the producer, 160 for each of 3 consumers: 64,512 of the 65,536); that needs
-        // at most 128 at launch.
+        // The 8-bit wgmma kernel (128-key steps, the overlapped schedule: the default) launches 3 warpgroups of 128
+        // threads and then moves registers with setmaxnreg (24 for the producer, 240 for each of 2 consumers: 64,512 of
+        // the 65,536); that needs at most 168 at launch. Its 56 bytes of stack: see s_spillAllowed.
         foreach (var t in new[] { "f16", "bf16" })
         {
             var sage = run.Kernel($"sage8_attention_sm90_{t}");
-            Assert.InRange(sage.Registers, 1, 128);
-            Assert.Equal(0, sage.StackBytes);
+            Assert.InRange(sage.Registers, 1, 168);
+            Assert.InRange(sage.StackBytes, 0, 64);
             // The F16 wgmma kernel: 3 warpgroups at up to 168 registers (65,536 / 384), no local memory.
             var exact = run.Kernel($"flash_attention_sm90_{t}_d64");
             Assert.InRange(exact.Registers, 1, 168);
@@ -99,16 +101,15 @@ public class NvrtcCompileTests
 
     /// <summary>
     /// The 8-bit wgmma kernel's A/B alternatives, which gpu-bench.sh's sage8ab stage times against the default (128-key
-    /// steps, the warpgroups' ping-pong, linear exponentials), must build as cleanly as it: a serialised wgmma (ptxas's
-    /// C7511, only an "info" line) would make their timing meaningless: exp2 on the special-function unit (SageAttention2's
-    /// numerics), 64-key steps (four consumer warpgroups), and the exp2 kernel without the ping-pong (the linear one
-    /// without it serialises). (The overlapped schedule at 128 keys, SAGE90_SERIAL=0,SAGE90_NW=2,SAGE90_CONSUMER_REGS=240,
-    /// measured 9.30 / 9.43 ms a call against the serial 8.55 / 8.58 on an H100, 2026-12-06, and is no longer tried.)
+    /// steps, linear exponentials without their clamps where none is needed, the overlapped schedule), must build as
+    /// cleanly as it: a serialised wgmma (ptxas's C7511, only an "info" line) would make their timing meaningless: exp2
+    /// on the special-function unit (SageAttention2's numerics; the eighth session's serial kernel with its ping-pong),
+    /// the serial schedule with the linear exponentials, and 64-key steps (four consumer warpgroups).
     /// </summary>
     [Theory]
     [InlineData("SAGE90_EXP_LIN=0")]
+    [InlineData("SAGE90_SERIAL=1")]
     [InlineData("SAGE90_KEYS=64")]
-    [InlineData("SAGE90_EXP_LIN=0,SAGE90_PINGPONG=0")]
     public void TheEightBitKernelsAlternativesBuildWithoutSerialisedWgmmas(string defines)
     {
         var run = DoctorRun.Start("sm_90", defines);

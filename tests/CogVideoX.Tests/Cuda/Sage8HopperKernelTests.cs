@@ -40,17 +40,17 @@ public class Sage8HopperKernelTests
     }
 
     [Theory]
-    [InlineData(1, 64, 192)]
-    [InlineData(64, 64, 192)]
-    [InlineData(65, 128, 192)]
-    [InlineData(192, 192, 192)]
-    [InlineData(256, 256, 384)]
+    [InlineData(1, 64, 128)]
+    [InlineData(64, 64, 128)]
+    [InlineData(65, 128, 128)]
+    [InlineData(192, 192, 256)]
+    [InlineData(256, 256, 256)]
     [InlineData(257, 320, 384)]
-    [InlineData(17776, 17792, 17856)]
+    [InlineData(17776, 17792, 17792)]
     public void QueryRowsArePaddedToWholeBlocksOfEachKernel(int nq, int mmaSync, int wgmma)
     {
-        // The wgmma kernel's default block: three consumer warpgroups of 64 rows (128-key steps).
-        Assert.Equal(192, Sage8Layout.HopperRows);
+        // The wgmma kernel's default block: two consumer warpgroups of 64 rows (128-key steps, overlapped schedule).
+        Assert.Equal(128, Sage8Layout.HopperRows);
         Assert.Equal(mmaSync, Sage8Layout.PaddedQueryRows(nq, Sage8Kernel.MmaSync));
         Assert.Equal(wgmma, Sage8Layout.PaddedQueryRows(nq, Sage8Kernel.Wgmma));
         // Both pre-pass grids divide them: quant_q takes 16 rows a block, the mma.sync kernel 64.
@@ -118,17 +118,25 @@ public class Sage8HopperKernelTests
     }
 
     [Fact]
-    public void The128KeyStepTakesThreeWarpgroupsAndTwiceTheStageMemory()
+    public void The128KeyStepTakesFewerWarpgroupsAndTwiceTheStageMemory()
     {
-        Assert.Equal(4, Sage8Layout.DefaultHopperWarpgroupsFor(64));
-        Assert.Equal(3, Sage8Layout.DefaultHopperWarpgroupsFor(128));
+        // Serial: four consumer warpgroups at 64-key steps, three at 128; overlapped: three and two. The overlapped
+        // schedule is the default only at 128 keys with the linear exponentials (SAGE90_SERIAL unset here).
+        Assert.Equal(4, Sage8Layout.DefaultHopperWarpgroupsFor(64, serial: true));
+        Assert.Equal(3, Sage8Layout.DefaultHopperWarpgroupsFor(128, serial: true));
+        Assert.Equal(3, Sage8Layout.DefaultHopperWarpgroupsFor(64, serial: false));
+        Assert.Equal(2, Sage8Layout.DefaultHopperWarpgroupsFor(128, serial: false));
+        Assert.False(Sage8Layout.HopperSerialFor(128, linearExp: true));
+        Assert.True(Sage8Layout.HopperSerialFor(128, linearExp: false));
+        Assert.True(Sage8Layout.HopperSerialFor(64, linearExp: true));
+        Assert.Equal(Sage8Layout.HopperSerialFor(Sage8Layout.HopperKeyStep, Sage8KernelChoice.WgmmaLinearExp), Sage8Layout.HopperSerial);
         // 8 stages of K (4096), Vᵀ (4096, and 512 of ones with the tensor-core row sums) and K scales (256) per 64 keys,
         // 16 barriers of 8 bytes, 1024 to align: 72,832 and 144,512 bytes with the ones.
         uint perTile = (uint)(4096 + Sage8Layout.ValueStageBytes + 256);
         Assert.Equal(8 * perTile + 128 + 1024, Sage8Layout.HopperSharedBytesFor(64));
         Assert.Equal(8 * 2 * perTile + 128 + 1024, Sage8Layout.HopperSharedBytesFor(128));
         Assert.Equal(Sage8Layout.HopperSharedBytesFor(Sage8Layout.HopperKeyStep), Sage8Layout.HopperSharedBytes);
-        Assert.Equal(Sage8Layout.DefaultHopperWarpgroupsFor(Sage8Layout.HopperKeyStep), Sage8Layout.DefaultHopperWarpgroups);
+        Assert.Equal(Sage8Layout.DefaultHopperWarpgroupsFor(Sage8Layout.HopperKeyStep, Sage8Layout.HopperSerial), Sage8Layout.DefaultHopperWarpgroups);
     }
 
     [Theory]
