@@ -28,19 +28,19 @@ public partial class KernelConstantsTests
         // Both steps and both exponential forms: each with its default schedule, warpgroups and shared memory (the
         // host's layout for SAGE90_KEYS=64 or 128 and SAGE90_EXP_LIN=0 or 1).
         foreach (int keys in new[] { 64, 128 })
-        foreach (bool linear in new[] { false, true })
-        {
-            var variant = new Dictionary<string, string>(defines)
+            foreach (bool linear in new[] { false, true })
             {
-                ["SAGE90_KEYS"] = keys.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["SAGE90_EXP_LIN"] = linear ? "1" : "0",
-            };
-            bool serial = Sage8Layout.HopperSerialFor(keys, linear);
-            Assert.Equal(serial ? 1 : 0, Evaluate("SAGE90_SERIAL", variant));
-            Assert.Equal(Sage8Layout.DefaultHopperWarpgroupsFor(keys, serial), Evaluate("SAGE90_NW", variant));
-            Assert.Equal((long)Sage8Layout.HopperSharedBytesFor(keys), Evaluate("SAGE90_SMEM", variant));
-            RegistersAndSharedMemoryFit(variant, keys);
-        }
+                var variant = new Dictionary<string, string>(defines)
+                {
+                    ["SAGE90_KEYS"] = keys.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["SAGE90_EXP_LIN"] = linear ? "1" : "0",
+                };
+                bool serial = Sage8Layout.HopperSerialFor(keys, linear);
+                Assert.Equal(serial ? 1 : 0, Evaluate("SAGE90_SERIAL", variant));
+                Assert.Equal(Sage8Layout.DefaultHopperWarpgroupsFor(keys, serial), Evaluate("SAGE90_NW", variant));
+                Assert.Equal((long)Sage8Layout.HopperSharedBytesFor(keys), Evaluate("SAGE90_SMEM", variant));
+                RegistersAndSharedMemoryFit(variant, keys);
+            }
     }
 
     private static void RegistersAndSharedMemoryFit(Dictionary<string, string> defines, int keyStep)
