@@ -48,7 +48,8 @@ public sealed record GpuOptions
 
     /// <summary>
     /// Which kernel runs <c>--attention sage8</c> on a GPU (auto: the wgmma kernel on sm_90). Set only through
-    /// COGVIDEOX_SAGE8_KERNEL, for A/B timings of the two kernels: the numerics are the same.
+    /// COGVIDEOX_SAGE8_KERNEL, for A/B timings of the two kernels; on the CPU, wgmma makes the emulation follow that
+    /// kernel's numerics (<see cref="Sage8KernelChoice.EmulatedKernelFrom"/>).
     /// </summary>
     public Sage8Kernel Sage8Kernel { get; init; }
 

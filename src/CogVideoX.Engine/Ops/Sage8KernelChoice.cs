@@ -81,11 +81,25 @@ public static class Sage8KernelChoice
             $"set {WgmmaKeysDefine}=128 (the default) or {WgmmaKeysDefine}=64", 2),
     };
 
+    private static readonly Lazy<Sage8Kernel> s_emulatedByDefault = new(() => EmulatedKernelFrom(Environment.GetEnvironmentVariable(GpuOptions.Sage8KernelVariable)));
+
+    /// <summary>
+    /// Whose numerics the CPU emulation follows outside a forcing scope, from COGVIDEOX_SAGE8_KERNEL (null: unset):
+    /// wgmma's (the sm_90 kernel's 128-key steps and linear exponentials) where it names that kernel, so that a CPU run
+    /// measures what an H100 or H200 computes; else the mma.sync kernel's. A value the GPU would refuse is refused.
+    /// </summary>
+    public static Sage8Kernel EmulatedKernelFrom(string? variable) =>
+        string.IsNullOrWhiteSpace(variable) || GpuOptions.ParseSage8Kernel(variable) != Sage8Kernel.Wgmma ? Sage8Kernel.MmaSync : Sage8Kernel.Wgmma;
+
+    /// <summary>The kernel whose numerics the CPU emulation follows on this thread: the forced one, else <see cref="EmulatedKernelFrom"/>.</summary>
+    public static Sage8Kernel EmulatedKernel => t_forced is { } forced && forced != Sage8Kernel.Auto ? forced : s_emulatedByDefault.Value;
+
     /// <summary>
     /// The softmax step the CPU emulation uses on this thread: the wgmma kernel's where a scope forces that kernel (the
-    /// op catalogue then checks it against the emulation of its own numerics), else 64 (the mma.sync kernel's).
+    /// op catalogue then checks it against the emulation of its own numerics) or COGVIDEOX_SAGE8_KERNEL=wgmma asks for
+    /// its numerics, else 64 (the mma.sync kernel's).
     /// </summary>
-    public static int EmulatedSoftmaxStep => t_forced == Sage8Kernel.Wgmma ? WgmmaSoftmaxStep : Sage8Attention.KeyTile;
+    public static int EmulatedSoftmaxStep => EmulatedKernel == Sage8Kernel.Wgmma ? WgmmaSoftmaxStep : Sage8Attention.KeyTile;
 
     /// <summary>The define that gives the wgmma kernel its linear exponentials (attention_sage8_sm90.cu, SAGE90_EXP_LIN).</summary>
     public const string WgmmaLinearExpDefine = "SAGE90_EXP_LIN";
@@ -115,8 +129,8 @@ public static class Sage8KernelChoice
             $"set {WgmmaLinearExpDefine}=1 (linear) or {WgmmaLinearExpDefine}=0 (exp2)", 2),
     };
 
-    /// <summary>Whether the CPU emulation takes linear exponentials on this thread: where a scope forces the wgmma kernel, as it does.</summary>
-    public static bool EmulatedLinearExp => t_forced == Sage8Kernel.Wgmma && WgmmaLinearExp;
+    /// <summary>Whether the CPU emulation takes linear exponentials on this thread: where it follows the wgmma kernel (<see cref="EmulatedKernel"/>), as that does.</summary>
+    public static bool EmulatedLinearExp => EmulatedKernel == Sage8Kernel.Wgmma && WgmmaLinearExp;
 
     /// <summary>"wgmma" or "mma.sync" (auto is "auto"), as the catalogue and the timings label their cases.</summary>
     public static string Name(Sage8Kernel kernel) => kernel switch

@@ -386,6 +386,24 @@ public class Sage8AttentionTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData(null, Sage8Kernel.MmaSync)]
+    [InlineData("", Sage8Kernel.MmaSync)]
+    [InlineData("auto", Sage8Kernel.MmaSync)]
+    [InlineData("mma", Sage8Kernel.MmaSync)]
+    [InlineData("wgmma", Sage8Kernel.Wgmma)]
+    [InlineData(" WGMMA ", Sage8Kernel.Wgmma)]
+    public void OnTheCpuCogvideoxSage8KernelChoosesWhoseNumericsTheEmulationFollows(string? variable, Sage8Kernel kernel) =>
+        Assert.Equal(kernel, Sage8KernelChoice.EmulatedKernelFrom(variable));
+
+    [Fact]
+    public void AnUnknownSage8KernelIsRefusedOnTheCpuToo()
+    {
+        var e = Assert.Throws<CogVideoXException>(() => Sage8KernelChoice.EmulatedKernelFrom("tensorcore"));
+        Assert.Contains("COGVIDEOX_SAGE8_KERNEL", e.Message);
+        Assert.Contains("wgmma", e.Message);
+    }
+
+    [Theory]
     [InlineData(Sage8Kernel.Wgmma)]
     [InlineData(Sage8Kernel.MmaSync)]
     public void TheDecompositionStepsAsTheCpuKernelUnderTheSameForcedKernel(Sage8Kernel kernel)
