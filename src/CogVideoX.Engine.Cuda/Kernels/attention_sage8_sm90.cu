@@ -427,6 +427,17 @@ __device__ __forceinline__ void lin_row(float sc, float dy, int im, int& m, int&
 }
 #endif
 
+// The largest (MAX) or smallest of the 16 integer scores a thread holds of one row in a 64-key half s: elements 4c + R
+// and 4c + R + 1, R = 0 for row r and 2 for row r + 8. Eight three-input VIMNMX3 (DPX) and a two-input one.
+template <bool MAX, int R>
+__device__ __forceinline__ int half_row_extreme(const int* s)
+{
+    auto e3 = [](int a, int b, int c) { return MAX ? __vimax3_s32(a, b, c) : __vimin3_s32(a, b, c); };
+    int x = e3(e3(s[R], s[R + 1], s[R + 4]), e3(s[R + 5], s[R + 8], s[R + 9]), e3(s[R + 12], s[R + 13], s[R + 16]));
+    x = e3(x, e3(s[R + 17], s[R + 20], s[R + 21]), e3(s[R + 24], s[R + 25], s[R + 28]));
+    return MAX ? max(x, s[R + 29]) : min(x, s[R + 29]);
+}
+
 // The scores of the tile at key kv0 (its S resident in st.s, its K scales at ks_smem): the online softmax step, with
 // P * 448 left in st.f and (SAGE_TC_ROWSUM=0) this thread's share of the tile's row sums (of P * 448) added to l. The
 // kernel is bound by instruction issue and the exponential unit, so each score costs as few instructions as the
@@ -475,13 +486,7 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
 #pragma unroll
     for (int h = 0; h < SAGE90_KH; ++h)
     {
-        const int* s = st.s + 32 * h;
-        int i0 = __vimax3_s32(__vimax3_s32(s[0], s[1], s[4]), __vimax3_s32(s[5], s[8], s[9]), __vimax3_s32(s[12], s[13], s[16]));
-        i0 = __vimax3_s32(i0, __vimax3_s32(s[17], s[20], s[21]), __vimax3_s32(s[24], s[25], s[28]));
-        i0 = max(i0, s[29]);
-        int i1 = __vimax3_s32(__vimax3_s32(s[2], s[3], s[6]), __vimax3_s32(s[7], s[10], s[11]), __vimax3_s32(s[14], s[15], s[18]));
-        i1 = __vimax3_s32(i1, __vimax3_s32(s[19], s[22], s[23]), __vimax3_s32(s[26], s[27], s[30]));
-        i1 = max(i1, s[31]);
+        const int i0 = half_row_extreme<true, 0>(st.s + 32 * h), i1 = half_row_extreme<true, 2>(st.s + 32 * h);
         const float y0 = s32_to_float(i0) * sc0[h], y1 = s32_to_float(i1) * sc1[h];
 #if SAGE90_EXP_LIN
         im0[h] = i0;
@@ -532,13 +537,7 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
 #pragma unroll
     for (int h = 0; h < SAGE90_KH; ++h)
     {
-        const int* t = st.s + 32 * h;
-        int j0 = __vimin3_s32(__vimin3_s32(t[0], t[1], t[4]), __vimin3_s32(t[5], t[8], t[9]), __vimin3_s32(t[12], t[13], t[16]));
-        j0 = __vimin3_s32(j0, __vimin3_s32(t[17], t[20], t[21]), __vimin3_s32(t[24], t[25], t[28]));
-        j0 = min(j0, t[29]);
-        int j1 = __vimin3_s32(__vimin3_s32(t[2], t[3], t[6]), __vimin3_s32(t[7], t[10], t[11]), __vimin3_s32(t[14], t[15], t[18]));
-        j1 = __vimin3_s32(j1, __vimin3_s32(t[19], t[22], t[23]), __vimin3_s32(t[26], t[27], t[30]));
-        j1 = min(j1, t[31]);
+        const int j0 = half_row_extreme<false, 0>(st.s + 32 * h), j1 = half_row_extreme<false, 2>(st.s + 32 * h);
         unclamped = unclamped && j0 >= lo0[h] && j1 >= lo1[h];
     }
     if (__builtin_expect(__all_sync(0xffffffffu, unclamped), 1))
