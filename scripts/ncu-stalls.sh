@@ -5,7 +5,7 @@
 # (gzipped) under $OUT. NCU_BUILDS lists name=defines pairs (COGVIDEOX_KERNEL_DEFINES, commas between defines); the
 # default compares today's default build with the 64-key one. The fifth session's run
 # (docs/gpu-runs/2026-12-05-s5-run4-h100-ncu.txt) compared "deep" (SAGE90_NW=3,SAGE90_CONSUMER_REGS=160,
-# SAGE90_SERIAL=0,SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0 today) with the serial schedule.
+# SAGE90_SERIAL=0,SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0,SAGE90_EXP_LIN=0 today) with the serial schedule.
 B=.gpu/bin/cogvideox; NCU=/usr/local/cuda/bin/ncu
 NCU_BUILDS=${NCU_BUILDS:-"default= k64=SAGE90_KEYS=64"}
 for build in $NCU_BUILDS; do

@@ -411,8 +411,8 @@ public static partial class Ops
     /// <summary>
     /// The 8-bit attention (<see cref="Engine.Sage8Attention"/>: INT8 Q·Kᵀ with smoothed K, FP8 P·V) of q [B, H, Nq, D],
     /// k and v [B, H, Nk, D], written into output ([B, H, Nq, D], any strides). The backend's kernel where it has one,
-    /// else the reference through the host (slow: meant for fidelity checks), stepping its softmax as the CPU's kernel
-    /// does (<see cref="Sage8KernelChoice.EmulatedSoftmaxStep"/>), so that a decomposed run agrees with it.
+    /// else the reference through the host (slow: meant for fidelity checks), in the same emulated numerics as the CPU's
+    /// kernel (<see cref="Sage8KernelChoice.EmulatedKernel"/>), so that a decomposed run agrees with it.
     /// </summary>
     public static void Sage8AttentionInto(Tensor q, Tensor k, Tensor v, float scale, Tensor output)
     {
@@ -423,7 +423,7 @@ public static partial class Ops
         if (output.ElementCount == 0) return;
         if (nk == 0) q.Backend.Fill(output, 0);
         else if (Kernel<ISage8AttentionKernel>(q) is { } kernel) kernel.Sage8Attention(q, k, v, scale, output);
-        else Engine.Sage8Attention.Reference(q, k, v, scale, output, Sage8KernelChoice.EmulatedSoftmaxStep, Sage8KernelChoice.EmulatedLinearExp);
+        else Engine.Sage8Attention.Reference(q, k, v, scale, output);
     }
 
     /// <summary>

@@ -244,14 +244,15 @@ public static class Sage8Attention
 
     /// <summary>
     /// <see cref="Compute"/> on tensors (any backend, dtype and strides; copied through the host): y = 8-bit attention of
-    /// q [B, H, Nq, D], k and v [B, H, Nk, D], written into y (its dtype, any strides), the online softmax stepping
-    /// over <paramref name="softmaxStep"/> keys.
+    /// q [B, H, Nq, D], k and v [B, H, Nk, D], written into y (its dtype, any strides), in the numerics the emulation
+    /// follows on this thread (<see cref="Sage8KernelChoice.EmulatedKernel"/>: its softmax step and exponentials).
     /// </summary>
-    public static void Reference(Tensor q, Tensor k, Tensor v, float scale, Tensor y, int softmaxStep = KeyTile, bool linearExp = false)
+    public static void Reference(Tensor q, Tensor k, Tensor v, float scale, Tensor y)
     {
         ArgumentNullException.ThrowIfNull(y);
         int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3), nk = k.Dim(2);
-        var result = Compute(q.ToFloatArray(), k.ToFloatArray(), v.ToFloatArray(), b, h, nq, nk, d, scale, softmaxStep: softmaxStep, linearExp: linearExp);
+        var result = Compute(q.ToFloatArray(), k.ToFloatArray(), v.ToFloatArray(), b, h, nq, nk, d, scale,
+            softmaxStep: Sage8KernelChoice.EmulatedSoftmaxStep, linearExp: Sage8KernelChoice.EmulatedLinearExp);
         using var t = Tensor.FromArray(result, [b, h, nq, d], y.Backend, y.DType);
         y.Backend.Copy(t, y);
     }

@@ -6,10 +6,10 @@ public sealed unsafe partial class CpuBackend
 {
     /// <summary>
     /// The 8-bit attention's exact emulation (<see cref="Engine.Sage8Attention"/>): scalar, slow, for fidelity checks;
-    /// its softmax steps as the kernel a <see cref="Sage8KernelChoice"/> scope forces does.
+    /// in the numerics of the GPU kernel it follows (<see cref="Sage8KernelChoice.EmulatedKernel"/>).
     /// </summary>
     public void Sage8Attention(Tensor q, Tensor k, Tensor v, float scale, Tensor y) =>
-        Engine.Sage8Attention.Reference(q, k, v, scale, y, Sage8KernelChoice.EmulatedSoftmaxStep, Sage8KernelChoice.EmulatedLinearExp);
+        Engine.Sage8Attention.Reference(q, k, v, scale, y);
 
     /// <summary>
     /// Memory-bounded attention (see <see cref="FlashAttention"/>): float32 q/k/v/bias are read through their strides
