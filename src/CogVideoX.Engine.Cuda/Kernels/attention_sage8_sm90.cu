@@ -73,6 +73,14 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 #ifndef SAGE90_EXP_LIN
 #define SAGE90_EXP_LIN 1  // the exponentials' form: see below, where it is used
 #endif
+#ifndef SAGE90_LIN_FAST
+// 1 (the default with the linear exponentials and the tensor-core row sums since 2026-12-06): skip the clamps where the
+// warp's scores need none (one vote a tile; see softmax8).
+#define SAGE90_LIN_FAST (SAGE90_EXP_LIN * SAGE_TC_ROWSUM)
+#endif
+#if SAGE90_LIN_FAST && (!SAGE90_EXP_LIN || !SAGE_TC_ROWSUM)
+#error "SAGE90_LIN_FAST is for the linear exponentials with the tensor-core row sums"
+#endif
 // SAGE90_KEYS=128 (the default since 2026-12-06; 64 is the A/B alternative): the online softmax steps over 128-key
 // tiles, two of K's 64-key scale blocks each, so what is paid once a tile (the maxima's float part and shuffles, the
 // correction exponentials, the accumulation O = O * c + T, the loop, barriers and wgmma issue) is paid once per 128
@@ -112,6 +120,21 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 #ifndef SAGE90_CONSUMER_REGS
 // Serial: 112, or 160 with 128-key tiles; overlapped: 160, or 240.
 #define SAGE90_CONSUMER_REGS (SAGE90_SERIAL == 1 ? 64 + 48 * SAGE90_KH : 80 + 80 * SAGE90_KH)
+#endif
+#ifndef SAGE90_LIN_BOUND
+// 1 (the default with SAGE90_LIN_FAST): before the row minima, a bound known per row decides whether any clamp is
+// needed. |S| <= 127 * sum |Q8| (K8's codes are within +-127), so no score lies below L where
+//   B * max(ks) + m <= log2(448) + 126 and m >= -128,  B = qs * (127 * sum |Q8| + 1), m the running maximum
+// (B and m the larger of the thread's two rows, for one register and test fewer):
+// M (S - im) + A >= 0 for S >= -127 sum |Q8| asks sc (127 sum |Q8| + im + 1) <= log2(448) + 127 + ym - m up to
+// M's rounding (at most 2^-24 of the score span, < 0.13) and the float roundings (|m|, |ym| <= 263 then: < 0.03), and
+// sc * im is ym, so the row's own scores cancel; the margin of 1 covers the rest. A few float instructions a tile
+// instead of the 72 VIMNMX3 of the minima and the clamps' reciprocals: the exact test runs only where the bound fails.
+// Not in the serial schedule at 128 keys: its one more live register there made ptxas serialise the wgmmas (C7511).
+#define SAGE90_LIN_BOUND (SAGE90_LIN_FAST && !(SAGE90_SERIAL && SAGE90_KH == 2))
+#endif
+#if SAGE90_LIN_BOUND && !SAGE90_LIN_FAST
+#error "SAGE90_LIN_BOUND is a first test for SAGE90_LIN_FAST"
 #endif
 #define SAGE90_THREADS (128 * (SAGE90_NW + 1))
 // Registers a thread starts with (the launch bound's share, in steps of 8). setmaxnreg.inc takes registers only from
@@ -287,6 +310,9 @@ struct Sage90State
 #endif
     float c0, c1;          // exp2(m_old - m) of the tile whose P is in p
     float qs0, qs1;        // Q's scales of rows r and r + 8 (softmax scale * log2 e folded in)
+#if SAGE90_LIN_BOUND
+    float bq;  // qs * (127 * sum |Q8| + 1), the larger of rows r and r + 8: the clamps' bound (SAGE90_LIN_BOUND)
+#endif
 };
 
 struct Sage90Block
@@ -392,14 +418,6 @@ __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv)
 // call: 7.49 / 7.56 ms a call against 8.08 / 8.15 with exp2 (F16 kernel 10.15 ms); the 2b step's error against the
 // exact step 1.730e-3 against 1.722e-3. The numerics are integer arithmetic: the CPU emulation
 // (Sage8Attention.LinearProbabilities) follows them bit for bit. 0 builds the exp2 kernel (SageAttention2's numerics).
-#ifndef SAGE90_LIN_FAST
-// 1 (the default with the linear exponentials and the tensor-core row sums since 2026-12-06): skip the clamps where the
-// warp's scores need none (one vote a tile; see softmax8).
-#define SAGE90_LIN_FAST (SAGE90_EXP_LIN * SAGE_TC_ROWSUM)
-#endif
-#if SAGE90_LIN_FAST && (!SAGE90_EXP_LIN || !SAGE_TC_ROWSUM)
-#error "SAGE90_LIN_FAST is for the linear exponentials with the tensor-core row sums"
-#endif
 #if SAGE90_EXP_LIN && SAGE90_EXP_EMU
 #error "SAGE90_EXP_LIN (the default) has no special-function exponentials to move: add SAGE90_EXP_LIN=0 to SAGE90_EXP_EMU"
 #endif
@@ -415,15 +433,19 @@ __device__ __forceinline__ void issue_pv8(Sage90State& st, const u32* p, u64 dv)
 //   2^-127), C = A - im * M, so S's bits are A + (S - im) * M, exact in int32 arithmetic (wrapping products cancel);
 //   L = im - d with d a little below A / M (at most 2^22; |S| <= 2^20), so that no bits are negative (the float of
 //   such bits would be negative or NaN): a clamped score gives a denormal at most, which E4M3 rounds to 0.
-__device__ __forceinline__ void lin_row(float sc, float dy, int im, int& m, int& lo, int& c)
+// lin_row gives M and C, lin_low the clamp L (needed only where a score may lie below it: SAGE90_LIN_FAST).
+__device__ __forceinline__ float lin_top(float dy) { return fmaxf(SAGE90_LOG2_448 + 127.0f + dy, 0.0f) * 8388608.0f; }
+__device__ __forceinline__ void lin_row(float sc, float dy, int im, int& m, int& c)
 {
     m = __float2int_rn(sc * 8388608.0f);
-    const float a = fmaxf(SAGE90_LOG2_448 + 127.0f + dy, 0.0f) * 8388608.0f;
+    c = __float2int_rn(lin_top(dy)) - im * m;
+}
+__device__ __forceinline__ int lin_low(float dy, int im, int m)
+{
     float r;  // 1 / M, approximate (and inf for M = 0, where d becomes 2^22): d stays below A / M by the factor
     asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"((float)m));
-    const float d = fminf(a * (r * (1.0f - 1.0f / 1048576.0f)), 4194304.0f);
-    lo = im - (int)d;
-    c = __float2int_rn(a) - im * m;
+    const float d = fminf(lin_top(dy) * (r * (1.0f - 1.0f / 1048576.0f)), 4194304.0f);
+    return im - (int)d;
 }
 #endif
 
@@ -457,7 +479,7 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
 {
     // Per 64-key half h of the tile (elements 32h .. 32h + 31): its K scale block's scale for this thread's group.
     // The reference rounds sq * sk first, then multiplies the integer dot product by it.
-    float sc0[SAGE90_KH], sc1[SAGE90_KH];
+    float sc0[SAGE90_KH], sc1[SAGE90_KH], ksm;
 #pragma unroll
     for (int h = 0; h < SAGE90_KH; ++h)
     {
@@ -465,6 +487,7 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
         asm volatile("ld.shared.f32 %0, [%1];" : "=f"(ks) : "r"(ks_smem + h * SAGE90_KSCALE + 4 * (2 * (lane & 3))));
         sc0[h] = st.qs0 * ks;
         sc1[h] = st.qs1 * ks;
+        ksm = h == 0 ? ks : fmaxf(ksm, ks);
     }
     if (TAIL)
     {
@@ -507,14 +530,23 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
     st.m0 = n0;
     st.m1 = n1;
 #if SAGE90_EXP_LIN
-    // Per row and half: M, the clamp L and C (lin_row).
+    // Per row and half: M and C (lin_row); the clamp L (lin_low) only where a score may lie below it.
     int mm0[SAGE90_KH], mm1[SAGE90_KH], lo0[SAGE90_KH], lo1[SAGE90_KH], cc0[SAGE90_KH], cc1[SAGE90_KH];
 #pragma unroll
     for (int h = 0; h < SAGE90_KH; ++h)
     {
-        lin_row(sc0[h], ym0[h] - n0, im0[h], mm0[h], lo0[h], cc0[h]);
-        lin_row(sc1[h], ym1[h] - n1, im1[h], mm1[h], lo1[h], cc1[h]);
+        lin_row(sc0[h], ym0[h] - n0, im0[h], mm0[h], cc0[h]);
+        lin_row(sc1[h], ym1[h] - n1, im1[h], mm1[h], cc1[h]);
     }
+    auto clamps = [&]()
+    {
+#pragma unroll
+        for (int h = 0; h < SAGE90_KH; ++h)
+        {
+            lo0[h] = lin_low(ym0[h] - n0, im0[h], mm0[h]);
+            lo1[h] = lin_low(ym1[h] - n1, im1[h], mm1[h]);
+        }
+    };
 #else
     float b0[SAGE90_KH], b1[SAGE90_KH];
 #pragma unroll
@@ -533,14 +565,26 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
 #if SAGE90_EXP_LIN && SAGE90_LIN_FAST
     // The clamps are needed only where a score lies below its L: where none of the warp's does (the usual case: a row
     // spans far less than 127 octaves), a second copy of the loop skips them. The minima: 8 VIMNMX3 a row and half.
-    bool unclamped = !TAIL;
-#pragma unroll
-    for (int h = 0; h < SAGE90_KH; ++h)
+#if SAGE90_LIN_BOUND
+    constexpr float bound = SAGE90_LOG2_448 + 126.0f;
+    bool unclamped = !TAIL && fmaf(st.bq, ksm, fmaxf(n0, n1)) <= bound && fminf(n0, n1) >= -128.0f;
+    unclamped = __all_sync(0xffffffffu, unclamped);
+    if (__builtin_expect(!unclamped, 0))
+#else
+    bool unclamped;
+#endif
     {
-        const int j0 = half_row_extreme<false, 0>(st.s + 32 * h), j1 = half_row_extreme<false, 2>(st.s + 32 * h);
-        unclamped = unclamped && j0 >= lo0[h] && j1 >= lo1[h];
+        clamps();
+        unclamped = !TAIL;
+#pragma unroll
+        for (int h = 0; h < SAGE90_KH; ++h)
+        {
+            const int j0 = half_row_extreme<false, 0>(st.s + 32 * h), j1 = half_row_extreme<false, 2>(st.s + 32 * h);
+            unclamped = unclamped && j0 >= lo0[h] && j1 >= lo1[h];
+        }
+        unclamped = __all_sync(0xffffffffu, unclamped);
     }
-    if (__builtin_expect(__all_sync(0xffffffffu, unclamped), 1))
+    if (__builtin_expect(unclamped, 1))
     {
 #pragma unroll
         for (int i = 0; i < SAGE90_S_REGS; ++i)
@@ -556,6 +600,8 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
         }
         return;
     }
+#elif SAGE90_EXP_LIN
+    clamps();
 #endif
 #pragma unroll
     for (int i = 0; i < SAGE90_S_REGS; ++i)
@@ -847,6 +893,24 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
         for (int r = 0; r < 4; ++r) st.q[4 * u + r] = *(const u32*)(q8 + (r & 1) * 8 * 64 + u * 32 + (r >> 1) * 16);
     st.qs0 = sa.qscale[(i64)bh * sa.nq_pad + row];
     st.qs1 = sa.qscale[(i64)bh * sa.nq_pad + row + 8];
+#if SAGE90_LIN_BOUND
+    {
+        // sum |Q8| of rows r and r + 8 (fragments 4u + r: row r + 8 for odd r), summed over the quad.
+        u32 a0 = 0, a1 = 0;
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+        {
+            const u32 b = __vabsdiffs4(st.q[i], 0u);
+            if (i & 1) a1 = __dp4a(b, 0x01010101u, a1);
+            else a0 = __dp4a(b, 0x01010101u, a0);
+        }
+        a0 += __shfl_xor_sync(0xffffffffu, a0, 1);
+        a0 += __shfl_xor_sync(0xffffffffu, a0, 2);
+        a1 += __shfl_xor_sync(0xffffffffu, a1, 1);
+        a1 += __shfl_xor_sync(0xffffffffu, a1, 2);
+        st.bq = fmaxf(st.qs0 * (float)(127 * a0 + 1), st.qs1 * (float)(127 * a1 + 1));
+    }
+#endif
 #pragma unroll
     for (int i = 0; i < 32 + 2 * SAGE_TC_ROWSUM; ++i) st.o[i] = 0.0f;
     st.m0 = st.m1 = -F_INF;

@@ -252,6 +252,8 @@ public class Sage8HopperKernelTests
                 Assert.Contains(mine, c => c.Sizes.Contains("kv [67]", StringComparison.Ordinal));      // a partial key tile
                 Assert.Contains(mine, c => c.Sizes.Contains("kv [1100]", StringComparison.Ordinal));    // 18 tiles: the 8-stage ring wraps twice
                 Assert.Contains(mine, c => c.Sizes.Contains(",300,64]", StringComparison.Ordinal));      // two blocks of 256 rows, the second partial
+                Assert.Contains(mine, c => c.Sizes.Contains(" scale 3", StringComparison.Ordinal));      // the clamps' bound fails, no clamp
+                Assert.Contains(mine, c => c.Sizes.Contains(" scale 8", StringComparison.Ordinal));      // rows over 127 octaves: the clamps
                 Assert.All(mine, c => Assert.True(c.Sizes.Length <= 52, $"selftest cuts sizes at 52 characters: {c.Sizes}"));
             }
     }
