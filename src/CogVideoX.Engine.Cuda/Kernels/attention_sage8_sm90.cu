@@ -285,6 +285,39 @@ __device__ __forceinline__ void turn_pass(int wg)
 #endif
 
 // ---- the consumer warpgroups ----------------------------------------------------------------------------------------
+// A key tile's K scales for this thread's group, one per 64-key half. SAGE90_EARLY_KS (the overlapped schedule's
+// default): read from shared memory when the tile's scores are issued, well before the softmax that needs them, so
+// that the load's latency hides; read inside the softmax, the scales' multiply waiting on it took 3 % of the stall
+// samples (H100, ncu, 2026-12-06). The serial schedule reads them there: see kscale_of.
+#ifndef SAGE90_EARLY_KS
+#define SAGE90_EARLY_KS (1 - SAGE90_SERIAL)
+#endif
+#if SAGE90_EARLY_KS && SAGE90_SERIAL
+#error "SAGE90_EARLY_KS is for the overlapped schedule"
+#endif
+struct KScales
+{
+    float v[SAGE90_KH];
+};
+__device__ __forceinline__ float kscale(u32 ks_smem, int h, int lane)
+{
+    float ks;
+    asm volatile("ld.shared.f32 %0, [%1];" : "=f"(ks) : "r"(ks_smem + h * SAGE90_KSCALE + 4 * (2 * (lane & 3))));
+    return ks;
+}
+__device__ __forceinline__ KScales load_kscales(u32 ks_smem, int lane)
+{
+    KScales ks;
+#pragma unroll
+    for (int h = 0; h < SAGE90_KH; ++h) ks.v[h] = kscale(ks_smem, h, lane);
+    return ks;
+}
+// The softmax's source of scales: read there from shared memory (the serial schedule: the same code as before the
+// overlapped schedule read them early, which its builds at 96 and 128 registers need to keep ptxas from serialising
+// their wgmmas, C7511), or read before.
+__device__ __forceinline__ float kscale_of(u32 ks_smem, int h, int lane) { return kscale(ks_smem, h, lane); }
+__device__ __forceinline__ float kscale_of(const KScales& ks, int h, int) { return ks.v[h]; }
+
 struct Sage90State
 {
     float o[32 + 2 * SAGE_TC_ROWSUM];  // the running output (the outer float accumulator); o[32], o[33]: the row
@@ -304,6 +337,9 @@ struct Sage90State
     u32 p2[8 * SAGE90_KH];  // the same for odd tiles (p: even ones), packed while the previous tile's P.V still reads p
 #endif
     u32 q[8];     // Q8 as the A fragments of Q.K's two k-steps
+#if SAGE90_EARLY_KS
+    KScales ks;  // the K scales of the tile whose scores are in flight
+#endif
     float m0, m1;          // running maxima (base 2), rows r and r + 8
 #if !SAGE_TC_ROWSUM
     float l0, l1;          // this thread's share of the row sums (of P * 448), rows r and r + 8
@@ -460,7 +496,7 @@ __device__ __forceinline__ int half_row_extreme(const int* s)
     return MAX ? max(x, s[R + 29]) : min(x, s[R + 29]);
 }
 
-// The scores of the tile at key kv0 (its S resident in st.s, its K scales at ks_smem): the online softmax step, with
+// The scores of the tile at key kv0 (its S resident in st.s, its K scales from kss): the online softmax step, with
 // P * 448 left in st.f and (SAGE_TC_ROWSUM=0) this thread's share of the tile's row sums (of P * 448) added to l. The
 // kernel is bound by instruction issue and the exponential unit, so each score costs as few instructions as the
 // reference's roundings allow (373 per thread and tile before, SASS of sm_90a; about 230 now):
@@ -474,8 +510,8 @@ __device__ __forceinline__ int half_row_extreme(const int* s)
 //     them alone).
 // Every column a thread holds (8 (i >> 2) + 2 (lane & 3) + (i & 1) for element i) is in K scale group lane & 3, whose
 // scale token 2 (lane & 3) carries. TAIL: the last tile, whose keys from nk on take no weight.
-template <bool TAIL>
-__device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane)
+template <bool TAIL, typename KS>
+__device__ __forceinline__ void softmax8(Sage90State& st, const KS& kss, int kv0, int nk, int lane)
 {
     // Per 64-key half h of the tile (elements 32h .. 32h + 31): its K scale block's scale for this thread's group.
     // The reference rounds sq * sk first, then multiplies the integer dot product by it.
@@ -483,8 +519,7 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
 #pragma unroll
     for (int h = 0; h < SAGE90_KH; ++h)
     {
-        float ks;
-        asm volatile("ld.shared.f32 %0, [%1];" : "=f"(ks) : "r"(ks_smem + h * SAGE90_KSCALE + 4 * (2 * (lane & 3))));
+        const float ks = kscale_of(kss, h, lane);
         sc0[h] = st.qs0 * ks;
         sc1[h] = st.qs1 * ks;
         ksm = h == 0 ? ks : fmaxf(ksm, ks);
@@ -643,10 +678,11 @@ __device__ __forceinline__ void softmax8(Sage90State& st, u32 ks_smem, int kv0, 
 }
 
 // The softmax of the tile at key kv0: the tail form only for the last tile, which has keys past nk.
-__device__ __forceinline__ void softmax8_at(Sage90State& st, u32 ks_smem, int kv0, int nk, int lane)
+template <typename KS>
+__device__ __forceinline__ void softmax8_at(Sage90State& st, const KS& ks, int kv0, int nk, int lane)
 {
-    if (kv0 + SAGE90_KEYS > nk) softmax8<true>(st, ks_smem, kv0, nk, lane);
-    else softmax8<false>(st, ks_smem, kv0, nk, lane);
+    if (kv0 + SAGE90_KEYS > nk) softmax8<true>(st, ks, kv0, nk, lane);
+    else softmax8<false>(st, ks, kv0, nk, lane);
 }
 
 // The softmax's P * 448, elementwise as the scores.
@@ -716,15 +752,23 @@ __device__ __forceinline__ void sage90_step(const Sage90Block& blk, Sage90State&
     const int s1 = (j + 1) % SAGE90_STAGES, t2 = j + 2, s2 = t2 % SAGE90_STAGES;
     // Tile j + 2's stage, asked before the softmax and needed after it.
     const u32 ready = ISSUE ? mbar_test(blk.full + 8 * s2, (t2 / SAGE90_STAGES) & 1) : 0;
+#if SAGE90_EARLY_KS
+    const KScales ks = st.ks;
+#else
+    const u32 ks = blk.kscale + s1 * SAGE90_KS_STAGE;
+#endif
     wgmma_wait<1>();  // S_{j+1}; P_j.V_j may still run
     fence_regs(st.s, SAGE90_S_REGS);
-    if (ISSUE) softmax8<false>(st, blk.kscale + s1 * SAGE90_KS_STAGE, (j + 1) * SAGE90_KEYS, blk.nk, blk.lane);
-    else softmax8_at(st, blk.kscale + s1 * SAGE90_KS_STAGE, (j + 1) * SAGE90_KEYS, blk.nk, blk.lane);
+    if (ISSUE) softmax8<false>(st, ks, (j + 1) * SAGE90_KEYS, blk.nk, blk.lane);
+    else softmax8_at(st, ks, (j + 1) * SAGE90_KEYS, blk.nk, blk.lane);
     pack_p8(st, pn);
     if (ISSUE)
     {
         if (!ready) mbar_wait(blk.full + 8 * s2, (t2 / SAGE90_STAGES) & 1);
         issue_qk8(st, blk.dk + s2 * (SAGE90_K_STAGE >> 4));
+#if SAGE90_EARLY_KS
+        st.ks = load_kscales(blk.kscale + s2 * SAGE90_KS_STAGE, blk.lane);
+#endif
         wgmma_wait<1>();  // P_j.V_j; S_{j+2} may still run
     }
     else
@@ -766,8 +810,9 @@ __device__ __forceinline__ void sage90_serial_step(const Sage90Block& blk, Sage9
     issue_scores(st, blk, blk.dk + s1 * (SAGE90_K_STAGE >> 4));
     wgmma_wait<0>();
     fence_regs(st.s, SAGE90_S_REGS);
-    if (LAST) softmax8_at(st, blk.kscale + s1 * SAGE90_KS_STAGE, t1 * SAGE90_KEYS, blk.nk, blk.lane);
-    else softmax8<false>(st, blk.kscale + s1 * SAGE90_KS_STAGE, t1 * SAGE90_KEYS, blk.nk, blk.lane);
+    const u32 ks = blk.kscale + s1 * SAGE90_KS_STAGE;
+    if (LAST) softmax8_at(st, ks, t1 * SAGE90_KEYS, blk.nk, blk.lane);
+    else softmax8<false>(st, ks, t1 * SAGE90_KEYS, blk.nk, blk.lane);
     pack_p8(st, st.p);
 }
 #endif
@@ -949,6 +994,9 @@ __device__ void sage8_attention_sm90_impl(const Sage90Args& ta)
     {
         mbar_wait(full + 8 * (1 % S), (1 / S) & 1);
         issue_qk8(st, blk.dk + (1 % S) * (SAGE90_K_STAGE >> 4));
+#if SAGE90_EARLY_KS
+        st.ks = load_kscales(blk.kscale + (1 % S) * SAGE90_KS_STAGE, lane);
+#endif
         issue_pv8(st, st.p, blk.dv);
         // Steps 0 .. tiles - 3 issue the scores two tiles ahead, in pairs (P alternates between the two sets);
         // step tiles - 2 does not, and its softmax is the last tile's.
