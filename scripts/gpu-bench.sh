@@ -197,9 +197,11 @@ fi
 # session's (SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0). SAGE_AB overrides the list; scripts/gpu-ab.sh runs it.
 # Ninth session (2026-12-06, H100): linear exponentials (SAGE90_EXP_LIN=1) without their clamps where none is needed
 # (SAGE90_LIN_FAST=1) in the overlapped schedule (two consumer warpgroups) won every round and became the default;
-# SAGE90_SERIAL=1 is the serial one, SAGE90_EXP_LIN=0 the eighth session's exp2 kernel.
+# SAGE90_SERIAL=1 is the serial one, SAGE90_EXP_LIN=0 the eighth session's exp2 kernel. Tenth session (H100): the
+# per-row clamp bound (SAGE90_LIN_BOUND) and the K scales read early (SAGE90_EARLY_KS) won every round; with both off it
+# is the ninth session's default.
 if has sage8ab; then
-  AB=${SAGE_AB:-"default SAGE90_SERIAL=1 SAGE90_LIN_FAST=0 SAGE90_EXP_LIN=0 SAGE90_KEYS=64 SAGE90_EXP_LIN=0,SAGE90_KEYS=64 SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0,SAGE90_EXP_LIN=0"} \
+  AB=${SAGE_AB:-"default SAGE90_EARLY_KS=0 SAGE90_LIN_BOUND=0,SAGE90_EARLY_KS=0 SAGE90_SERIAL=1 SAGE90_LIN_FAST=0 SAGE90_EXP_LIN=0 SAGE90_KEYS=64 SAGE90_EXP_LIN=0,SAGE90_KEYS=64 SAGE_TC_ROWSUM=0,SAGE90_KEYS=64,SAGE90_PINGPONG=0,SAGE90_EXP_LIN=0"} \
     SELFTEST_LIMIT=300 OUT=$OUT bash scripts/gpu-ab.sh; stamp sage8ab
 fi
 # The fast modes' per-step error against the exact step at full size (random weights), alone and combined, 2b and 5b.

@@ -69,7 +69,9 @@ static_assert(sizeof(Sage90Args) == 576, "Sage90Args must match KernelArgs.cs");
 // H100, [2, 30, 17776, 64], 64-key steps with float row sums, in three calls: serial 8.72 / 8.85 / 8.92 ms a call,
 // overlapped 8.92 / 9.08 / 8.97 ms. At 128 keys with exp2: serial 8.55 / 8.58, overlapped 9.30 / 9.43 (H100). At 128
 // keys with the linear exponentials and SAGE90_LIN_FAST, two rounds in one call (H100, F16 kernel 10.20 ms): serial
-// 7.32 / 7.37, overlapped 7.16 / 7.17 (without SAGE90_LIN_FAST: 7.47 / 7.43 and 7.40 / 7.45).
+// 7.32 / 7.37, overlapped 7.16 / 7.17 (without SAGE90_LIN_FAST: 7.47 / 7.43 and 7.40 / 7.45). Then the overlapped one
+// with SAGE90_LIN_BOUND (F16 kernel 10.42): 6.94 / 6.93 / 7.01 against 7.44 / 7.45 / 7.51 without; and with
+// SAGE90_EARLY_KS (F16 kernel 10.30): 6.70 / 6.79 / 6.78 against 6.86 / 6.94 / 6.96 without (three rounds a call).
 #ifndef SAGE90_EXP_LIN
 #define SAGE90_EXP_LIN 1  // the exponentials' form: see below, where it is used
 #endif

@@ -22,8 +22,9 @@ public class NvrtcCompileTests
     /// (16 uint4 a lane): no CogVideoX layer norm is that wide (1,920 and 3,072 take v8 and v12), and the spill is
     /// one 4-byte value outside the row loop.
     /// </summary>
-    // The 8-bit wgmma kernel's default (the overlapped schedule at 128 keys, 240 registers) keeps 13 values in local
-    // memory across its two-tile loop (ptxas 12.4: 56 bytes of stack) and still measured the fastest (2026-12-06).
+    // The 8-bit wgmma kernel's default (the overlapped schedule at 128 keys, 240 registers) keeps a dozen values in
+    // local memory across its two-tile loop (ptxas 12.4: 48 bytes of stack; 56 with SAGE90_LIN_BOUND=0 or
+    // SAGE90_EARLY_KS=0) and still measured the fastest (2026-12-06).
     private static readonly string[] s_spillAllowed = ["ln_rows_f16_v16", "ln_rows_bf16_v16", "sage8_attention_sm90_f16", "sage8_attention_sm90_bf16"];
 
     public static TheoryData<string> Architectures() => new() { "sm_80", "sm_89", "sm_90" };
@@ -72,7 +73,7 @@ public class NvrtcCompileTests
         var run = Run("sm_90");
         // The 8-bit wgmma kernel (128-key steps, the overlapped schedule: the default) launches 3 warpgroups of 128
         // threads and then moves registers with setmaxnreg (24 for the producer, 240 for each of 2 consumers: 64,512 of
-        // the 65,536); that needs at most 168 at launch. Its 56 bytes of stack: see s_spillAllowed.
+        // the 65,536); that needs at most 168 at launch. Its 48 bytes of stack: see s_spillAllowed.
         foreach (var t in new[] { "f16", "bf16" })
         {
             var sage = run.Kernel($"sage8_attention_sm90_{t}");
@@ -101,7 +102,8 @@ public class NvrtcCompileTests
 
     /// <summary>
     /// The 8-bit wgmma kernel's A/B alternatives, which gpu-bench.sh's sage8ab stage times against the default (128-key
-    /// steps, linear exponentials without their clamps where none is needed, the overlapped schedule), must build as
+    /// steps, linear exponentials without their clamps where a per-row bound or the row minima show none is needed, the
+    /// overlapped schedule reading the K scales early), must build as
     /// cleanly as it: a serialised wgmma (ptxas's C7511, only an "info" line) would make their timing meaningless: exp2
     /// on the special-function unit (SageAttention2's numerics; the eighth session's serial kernel with its ping-pong),
     /// the serial schedule with the linear exponentials, and 64-key steps (four consumer warpgroups).
