@@ -63,3 +63,10 @@ static __device__ __forceinline__ void __syncwarp(unsigned m = 0xffffffffu) { __
 // CUDA 12's DPX device functions (one VIMNMX3 on sm_90, emulated before): the largest and the smallest of three ints.
 static __device__ __forceinline__ int __vimax3_s32(int a, int b, int c) { int m = a > b ? a : b; return m > c ? m : c; }
 static __device__ __forceinline__ int __vimin3_s32(int a, int b, int c) { int m = a < b ? a : b; return m < c ? m : c; }
+// CUDA's sm_61 four-byte dot product with accumulate, unsigned form (the 8-bit kernel's sum |Q8|; clang has
+// __vabsdiffs4 but not this).
+static __device__ __forceinline__ unsigned __dp4a(unsigned a, unsigned b, unsigned c)
+{
+    for (int i = 0; i < 32; i += 8) c += ((a >> i) & 0xffu) * ((b >> i) & 0xffu);
+    return c;
+}
